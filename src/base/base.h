@@ -1,0 +1,42 @@
+/* Internal helpers of the base layer: time, arena, threads. */
+#ifndef PM_BASE_H
+#define PM_BASE_H
+
+#include "pixmend.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic time in seconds / nanoseconds. */
+double pm_now(void);
+uint64_t pm_now_ns(void);
+/* Wall-clock time in seconds since the epoch. */
+double pm_wall_time(void);
+
+/* A bump allocator over one buffer, sized once (at plan time) and reset
+ * between uses; nothing in a hot loop calls malloc. */
+typedef struct pm_arena {
+    uint8_t *base;   /* owned; from pm_malloc_aligned */
+    size_t size;
+    size_t used;
+    size_t high;     /* high-water mark of `used` */
+} pm_arena;
+
+/* Allocates the arena's buffer; caller owns it (pm_arena_free). */
+int pm_arena_init(pm_arena *a, size_t size);
+void pm_arena_free(pm_arena *a);
+/* 64-byte aligned block from the arena, or NULL when it is exhausted.
+ * The block belongs to the arena and is invalid after pm_arena_reset. */
+void *pm_arena_alloc(pm_arena *a, size_t n);
+void pm_arena_reset(pm_arena *a);
+
+/* Number of online logical CPUs (at least 1). */
+int pm_cpu_count(void);
+
+/* Parallel for: runs fn(user, i) for i in [0, n) on up to `threads` threads
+ * (the calling thread included). Returns 0, or the first non-zero value an
+ * invocation returned. threads <= 0 means pm_cpu_count(). */
+typedef int (*pm_par_fn)(void *user, int i);
+int pm_parallel_for(int n, int threads, pm_par_fn fn, void *user);
+
+#endif

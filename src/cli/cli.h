@@ -1,0 +1,55 @@
+/* The sub-command table and the option parser shared by every sub-command. */
+#ifndef PM_CLI_H
+#define PM_CLI_H
+
+#include "pixmend.h"
+
+typedef struct pm_command {
+    const char *name;
+    const char *summary;                /* one line for `pixmend --help` */
+    const char *help;                   /* full text for `pixmend NAME --help` */
+    int (*run)(int argc, char **argv);  /* argv[0] is the sub-command name */
+} pm_command;
+
+/* Options a sub-command accepts. has_arg: 0 = flag, 1 = takes a value. */
+typedef struct pm_optdef {
+    const char *name;  /* long name without dashes, e.g. "model" */
+    char short_name;   /* e.g. 'o', or 0 */
+    int has_arg;
+} pm_optdef;
+
+#define PM_CLI_MAX_POS 8
+
+typedef struct pm_args {
+    const char *values[32];          /* per option, in pm_optdef order: value, "1" for a flag, NULL if absent */
+    const char *pos[PM_CLI_MAX_POS]; /* positional arguments */
+    int npos;
+} pm_args;
+
+/* Parses argv[1..] against `defs` (terminated by a zeroed entry).
+ * Returns 0 on success; 1 if --help was printed (exit 0); 2 after printing a
+ * one-line error for an unknown option, a missing value, or a wrong number of
+ * positional arguments (between min_pos and max_pos). */
+int pm_cli_parse(const pm_command *cmd, const pm_optdef *defs, int min_pos, int max_pos,
+                 int argc, char **argv, pm_args *out);
+
+/* Value of option `name`, or NULL. */
+const char *pm_cli_get(const pm_optdef *defs, const pm_args *a, const char *name);
+
+/* Parses an integer option in [lo, hi]; prints a one-line error and returns 2 if it is not one. */
+int pm_cli_int(const pm_command *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Parses a size like 64M, 2G, 1048576; returns 2 after an error line. */
+int pm_cli_size(const pm_command *cmd, const char *opt, const char *s, uint64_t *out);
+
+/* Prints "pixmend NAME: <msg>" on stderr as one line. */
+void pm_cli_error(const pm_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Runs the sub-command named by argv[1]; handles --help, --version. */
+int pm_cli_dispatch(const pm_command *const *cmds, int n, int argc, char **argv);
+
+extern const pm_command pm_cmd_version;
+extern const pm_command pm_cmd_probe;
+extern const pm_command pm_cmd_inpaint;
+extern const pm_command pm_cmd_serve;
+
+#endif

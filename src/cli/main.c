@@ -1,0 +1,14 @@
+/* pixmend: the command-line entry point and the table of sub-commands. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const pm_command *const commands[] = {
+    &pm_cmd_version,
+};
+
+int main(int argc, char **argv)
+{
+    return pm_cli_dispatch(commands, sizeof commands / sizeof commands[0], argc, argv);
+}
