@@ -1,0 +1,49 @@
+/* The model registry: every engine (PatchMatch, LaMa, DDColor) is described by
+ * one pm_model_desc and driven through the same calls. */
+#ifndef PM_MODELS_MODEL_H
+#define PM_MODELS_MODEL_H
+
+#include "pixmend.h"
+
+enum pm_task { PM_TASK_INPAINT = 0, PM_TASK_COLORIZE = 1 };
+
+enum pm_precision { PM_PREC_FP32 = 0, PM_PREC_BF16 = 1 };
+
+/* Options given when a model is loaded. */
+typedef struct pm_model_opts {
+    int threads;                 /* compute threads; 0 = all cores */
+    enum pm_precision precision; /* fp32 default */
+    uint64_t seed;               /* for stochastic engines (PatchMatch) */
+} pm_model_opts;
+
+/* Per-call context: progress and cancellation. */
+typedef struct pm_run_ctx {
+    pm_progress_fn progress; /* may be NULL; returning non-zero cancels */
+    void *progress_user;
+} pm_run_ctx;
+
+typedef struct pm_model_desc {
+    const char *name;   /* "patchmatch", "lama", "ddcolor" */
+    enum pm_task task;
+    int needs_file;     /* 1 if load() needs a weights file */
+    /* Loads the model. `path` is the weights file (NULL when !needs_file).
+     * On success *state is owned by the caller and released with unload(). */
+    int (*load)(const char *path, const pm_model_opts *opts, void **state);
+    void (*unload)(void *state);
+    /* Inpainting. rgb: 3 channels; mask: 1 channel, same size, non-zero = fill.
+     * Writes a new RGB image of the same size to *out (caller owns). Pixels
+     * outside the mask are copied unchanged. */
+    int (*inpaint)(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
+                   const pm_run_ctx *ctx);
+    /* Colorization. in: 1, 3 or 4 channels; out: same size, 3 channels or 4 if in had alpha. */
+    int (*colorize)(void *state, const pm_image *in, pm_image *out, int input_size,
+                    const pm_run_ctx *ctx);
+    /* Predicted peak memory in bytes for a working image of w x h. */
+    uint64_t (*mem_estimate)(const void *state, int w, int h);
+} pm_model_desc;
+
+/* The registered descriptions, NULL-terminated; and lookup by name (NULL if unknown). */
+extern const pm_model_desc *const pm_models[];
+const pm_model_desc *pm_model_find(const char *name);
+
+#endif
