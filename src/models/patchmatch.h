@@ -62,6 +62,7 @@ typedef struct pm_pm_layer {
     int w, h;
     int patch_size;
     uint8_t *px;        /* w*h*4: R, G, B, 0 (the fourth byte keeps loads aligned) */
+    uint8_t *base;      /* w*h*4: the smooth (membrane) fill of the hole, same layout */
     uint8_t *hole;      /* w*h: 1 = to be filled */
     uint8_t *src_ok;    /* w*h: 1 = a patch centred here lies inside and fully outside the hole */
     int32_t *src_list;  /* the n_src indices (y*w + x) where src_ok is 1, in raster order */
