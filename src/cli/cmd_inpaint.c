@@ -139,11 +139,6 @@ static int run(int argc, char **argv)
         eo.quality = (int)n;
     }
 
-    const char *weights;
-    const pm_model_desc *m = choose_model(pm_cli_get(opts, &a, "model"), &weights);
-    if (!m)
-        return fail(NULL);
-
     pm_image img = {0}, mask = {0}, out = {0};
     void *state = NULL;
     int status = 1;
@@ -169,6 +164,12 @@ static int run(int argc, char **argv)
         }
         pm_image_free(&mask);
         mask = resized;
+    }
+    const char *weights;
+    const pm_model_desc *m = choose_model(pm_cli_get(opts, &a, "model"), &weights);
+    if (!m) {
+        status = fail(NULL);
+        goto free_images;
     }
     if (m->load(weights, &mo, &state) != 0) {
         status = fail(weights ? weights : m->name);
