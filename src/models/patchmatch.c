@@ -1274,12 +1274,12 @@ static uint64_t pm_pm_mem_estimate(const void *state, int w, int h)
 {
     (void)state;
     uint64_t n = (uint64_t)(w > 0 ? w : 0) * (uint64_t)(h > 0 ? h : 0);
-    uint64_t layer = 4 + 1 + 1 + 4 + 4;               /* px, hole, src_ok, src_list, hole_dist */
+    uint64_t layer = 4 + 4 + 1 + 1 + 4 + 4;           /* px, base, hole, src_ok, src_list, hole_dist */
     uint64_t pyramid = layer * n * 4 / 3 + 1;         /* geometric series of levels */
     uint64_t field = (1 + 2 * sizeof(pm_nnf_entry)) * n; /* is_target, e, snap */
     uint64_t fields = field + field / 4;              /* this level's and the coarser one */
     uint64_t vote = 8 * n;                            /* weights and percentile scratch */
-    uint64_t fill = 17 * n;                           /* fill_diffusion scratch (worst: level 0) */
+    uint64_t fill = 17 * n;                           /* smooth-fill scratch (sized for level 0) */
     uint64_t out = 3 * n;
     uint64_t a = fields + vote, b = fill;
     return pyramid + (a > b ? a : b) + out + (1u << 20);
