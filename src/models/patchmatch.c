@@ -43,6 +43,13 @@
 #define PM_BLEND_NEAR 4.0f
 #define PM_BLEND_FAR 16.0f
 
+/* Random search starts at the longer side of the level at the coarsest
+ * PatchMatch level, and at 1/PM_INHERITED_SEARCH_DIV of it at finer levels,
+ * whose field is inherited and already close (one candidate per target is
+ * still drawn from all sources). Measured on the bench: 8 costs 0.01 dB of
+ * mean hole PSNR and saves about a fifth of the time. */
+#define PM_INHERITED_SEARCH_DIV 8
+
 /* A coarser level is only used when it keeps at least this many source
  * patches to copy from. */
 #define PM_MIN_COARSE_SOURCES 16
@@ -456,6 +463,7 @@ struct band_job {
     const pm_pm_layer *C; /* coarse layer (upsampling) */
     const pm_nnf *fc;     /* coarse field (upsampling) */
     int pass;
+    int max_radius; /* random search starts at this radius */
     uint64_t seed;
 };
 
@@ -539,7 +547,7 @@ static int pass_band(void *user, int band)
     int by1 = by0 + PM_BAND_ROWS < f->h ? by0 + PM_BAND_ROWS : f->h;
     int fwd = (j->pass & 1) == 0;
     int step = fwd ? 1 : -1;
-    int maxr = L->w > L->h ? L->w : L->h;
+    int maxr = j->max_radius;
     pm_rng g = {pm_seed2(j->seed, (uint64_t)band)};
 
     for (int k = 0; k < by1 - by0; k++) {
@@ -589,13 +597,19 @@ static int pass_band(void *user, int band)
     return 0;
 }
 
-int pm_nnf_pass(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads)
+static int nnf_pass_radius(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads, int max_radius)
 {
     if (!f->n_targets || L->n_src <= 0)
         return 0;
     memcpy(f->snap, f->e, (size_t)f->w * f->h * sizeof *f->e);
-    struct band_job j = {.f = f, .L = L, .pass = pass, .seed = pm_seed2(seed, (uint64_t)pass)};
+    struct band_job j = {.f = f, .L = L, .pass = pass, .max_radius = max_radius < 1 ? 1 : max_radius,
+                         .seed = pm_seed2(seed, (uint64_t)pass)};
     return pm_parallel_for(n_bands(f->h), threads, pass_band, &j);
+}
+
+int pm_nnf_pass(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads)
+{
+    return nnf_pass_radius(f, L, pass, seed, threads, L->w > L->h ? L->w : L->h);
 }
 
 /* Fine field from the coarse one: the match of the coarse parent, scaled by
@@ -1192,10 +1206,12 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
             pm_nnf_free(&coarse);
         }
         int iters = em_iters_at(p, l, npm);
+        int maxside = L->w > L->h ? L->w : L->h;
         for (int it = 0; it < iters; it++) {
             uint64_t iseed = pm_seed2(lseed, (uint64_t)it + 1);
             for (int k = 0; k < p->pm_iters; k++)
-                pm_nnf_pass(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads);
+                nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads,
+                                l == npm - 1 ? maxside : maxside / PM_INHERITED_SEARCH_DIV);
             vote(L, &fine, &work, threads);
             if (it + 1 < iters)
                 pm_nnf_refresh(&fine, L, threads);
