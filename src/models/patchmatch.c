@@ -961,12 +961,62 @@ static int onion_peel(pm_pm_layer *L, pm_fill_work *F)
     return qn;
 }
 
+/* Hole pixels per unit of parallel work in the smooth fill; below
+ * PM_SOR_PARALLEL_MIN hole pixels the sweeps run on the calling thread. */
+#define PM_SOR_CHUNK 8192
+#define PM_SOR_PARALLEL_MIN 65536
+
+struct sor_job {
+    float *v;
+    const int32_t *list; /* the pixels of one colour */
+    int n;
+    int w, h;
+};
+
+/* One over-relaxation step for a chunk of same-colour pixels: their
+ * 4-neighbours all have the other colour, so chunks are independent and the
+ * result does not depend on the order or the thread count. */
+static int sor_chunk(void *user, int k)
+{
+    const struct sor_job *j = user;
+    float *v = j->v;
+    int w = j->w, h = j->h;
+    int end = (k + 1) * PM_SOR_CHUNK < j->n ? (k + 1) * PM_SOR_CHUNK : j->n;
+    for (int m = k * PM_SOR_CHUNK; m < end; m++) {
+        int i = j->list[m], x = i % w, y = i / w;
+        float s0 = 0, s1 = 0, s2 = 0;
+        int cnt = 0;
+        if (x > 0) {
+            const float *q = v + 3 * (size_t)(i - 1);
+            s0 += q[0], s1 += q[1], s2 += q[2], cnt++;
+        }
+        if (x + 1 < w) {
+            const float *q = v + 3 * (size_t)(i + 1);
+            s0 += q[0], s1 += q[1], s2 += q[2], cnt++;
+        }
+        if (y > 0) {
+            const float *q = v + 3 * (size_t)(i - w);
+            s0 += q[0], s1 += q[1], s2 += q[2], cnt++;
+        }
+        if (y + 1 < h) {
+            const float *q = v + 3 * (size_t)(i + w);
+            s0 += q[0], s1 += q[1], s2 += q[2], cnt++;
+        }
+        float inv = 1.0f / (float)cnt, *pv = v + 3 * (size_t)i;
+        pv[0] += PM_SOR_OMEGA * (s0 * inv - pv[0]);
+        pv[1] += PM_SOR_OMEGA * (s1 * inv - pv[1]);
+        pv[2] += PM_SOR_OMEGA * (s2 * inv - pv[2]);
+    }
+    return 0;
+}
+
 /* Smooth (membrane) fill of the hole of level L. At the smallest level
  * (C NULL) it starts from an onion peel; otherwise from the bilinear
  * upsampling of the coarser level's fill, so that a few over-relaxed
- * Gauss-Seidel (SOR) sweeps per level converge (a multigrid cascade). Known
- * pixels stay fixed. */
-static void fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, int iters)
+ * Gauss-Seidel sweeps per level converge (a multigrid cascade). The sweeps use
+ * red-black order (a pixel's colour is the parity of x + y), which lets them
+ * run on several threads with the same result. Known pixels stay fixed. */
+static void fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, int iters, int threads)
 {
     int w = L->w, h = L->h;
     size_t n = (size_t)w * h;
@@ -987,34 +1037,27 @@ static void fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, i
                 v[3 * i + c] = L->px[4 * i + c];
         }
     }
+    /* Red pixels first, then black (order within a colour is irrelevant). */
+    int nred = 0;
+    for (int k = 0; k < qn; k++) {
+        int i = F->list[k];
+        if (((i % w) + (i / w)) % 2 == 0) {
+            F->list[k] = F->list[nred];
+            F->list[nred++] = i;
+        }
+    }
+    struct sor_job red = {.v = v, .list = F->list, .n = nred, .w = w, .h = h};
+    struct sor_job black = {.v = v, .list = F->list + nred, .n = qn - nred, .w = w, .h = h};
+    int par = qn >= PM_SOR_PARALLEL_MIN ? threads : 1;
     for (int it = 0; it < iters; it++) {
-        for (int k = 0; k < qn; k++) {
-            int i = F->list[k], x = i % w, y = i / w;
-            float s[3] = {0, 0, 0};
-            int cnt = 0;
-            if (x > 0) {
-                for (int c = 0; c < 3; c++)
-                    s[c] += v[3 * (size_t)(i - 1) + c];
-                cnt++;
-            }
-            if (x + 1 < w) {
-                for (int c = 0; c < 3; c++)
-                    s[c] += v[3 * (size_t)(i + 1) + c];
-                cnt++;
-            }
-            if (y > 0) {
-                for (int c = 0; c < 3; c++)
-                    s[c] += v[3 * (size_t)(i - w) + c];
-                cnt++;
-            }
-            if (y + 1 < h) {
-                for (int c = 0; c < 3; c++)
-                    s[c] += v[3 * (size_t)(i + w) + c];
-                cnt++;
-            }
-            for (int c = 0; c < 3; c++) {
-                float *pv = &v[3 * (size_t)i + c];
-                *pv += PM_SOR_OMEGA * (s[c] / (float)cnt - *pv);
+        for (int colour = 0; colour < 2; colour++) {
+            struct sor_job *j = colour ? &black : &red;
+            int chunks = (j->n + PM_SOR_CHUNK - 1) / PM_SOR_CHUNK;
+            if (par > 1) {
+                pm_parallel_for(chunks, par, sor_chunk, j);
+            } else {
+                for (int k = 0; k < chunks; k++)
+                    sor_chunk(j, k);
             }
         }
     }
@@ -1181,7 +1224,8 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
             goto free_levels;
         for (int l = nlev - 1; l >= 0; l--) {
             int coarsest = l == nlev - 1;
-            fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw, coarsest ? PM_SMOOTH_ITERS_COARSEST : PM_SMOOTH_ITERS);
+            fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw, coarsest ? PM_SMOOTH_ITERS_COARSEST : PM_SMOOTH_ITERS,
+                        threads);
             memcpy(lv[l].base, lv[l].px, (size_t)lv[l].w * lv[l].h * 4);
         }
         fill_work_free(&fw);

@@ -341,6 +341,27 @@ static void test_periodic_reconstruction(void **state)
     pm_image_free(&mask);
 }
 
+/* A hole big enough (more than 65536 pixels) that the smooth fill also runs
+ * on several threads; the result must not change. */
+static void test_determinism_large_hole(void **state)
+{
+    (void)state;
+    pm_image img, mask, a, c;
+    make_image(&img, 384, 288, 3);
+    make_image(&mask, 384, 288, 1);
+    fill_natural(&img, 13);
+    mask_box(&mask, 40, 20, 320, 260); /* 280x240 = 67200 pixels */
+    pm_patchmatch_params p1 = params_threads(1), p2 = params_threads(2);
+    assert_int_equal(pm_patchmatch_inpaint(&img, &mask, &p2, &a, NULL), 0);
+    assert_int_equal(pm_patchmatch_inpaint(&img, &mask, &p1, &c, NULL), 0);
+    assert_memory_equal(a.data, c.data, (size_t)384 * 288 * 3);
+    assert_outside_exact(&img, &a, &mask);
+    pm_image_free(&a);
+    pm_image_free(&c);
+    pm_image_free(&img);
+    pm_image_free(&mask);
+}
+
 static void test_determinism(void **state)
 {
     (void)state;
@@ -636,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_nnf_threads_agree),
         cmocka_unit_test(test_periodic_reconstruction),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_determinism_large_hole),
         cmocka_unit_test(test_hole_content_ignored),
         cmocka_unit_test(test_mask_touching_border),
         cmocka_unit_test(test_mask_ninety_percent),
