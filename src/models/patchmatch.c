@@ -9,7 +9,6 @@
 #include "base/base.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -759,6 +758,8 @@ static void level_work_free(pm_level_work *W)
     memset(W, 0, sizeof *W);
 }
 
+/* Allocates the vote scratch for field f of layer L and finds the hole's
+ * bounding box; the caller owns *W and releases it with level_work_free. */
 static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pm_layer *L)
 {
     memset(W, 0, sizeof *W);
@@ -874,6 +875,8 @@ static void fill_work_free(pm_fill_work *F)
     memset(F, 0, sizeof *F);
 }
 
+/* Allocates the smooth-fill scratch for up to n pixels; the caller owns *F
+ * and releases it with fill_work_free. */
 static int fill_work_alloc(pm_fill_work *F, size_t n)
 {
     F->v = pm_malloc(n * 3 * sizeof *F->v);
@@ -1089,12 +1092,11 @@ static void blend_with_base(pm_pm_layer *L)
 
 #define PM_MAX_LEVELS 24
 
-static int em_iters_at(const pm_patchmatch_params *p, int level, int nlevels)
+/* EM iterations at a level: the finest runs half as many (rounded up); it
+ * inherits a field that is already close and is the most expensive. */
+static int em_iters_at(const pm_patchmatch_params *p, int level)
 {
-    (void)nlevels;
-    if (level == 0)
-        return p->em_iters > 2 ? (p->em_iters + 1) / 2 : p->em_iters;
-    return p->em_iters;
+    return level == 0 ? (p->em_iters + 1) / 2 : p->em_iters;
 }
 
 static float max_hole_dist(const pm_pm_layer *L)
@@ -1209,7 +1211,7 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
 
     int total = 0, done = 0;
     for (int l = 0; l < npm; l++)
-        total += em_iters_at(p, l, npm);
+        total += em_iters_at(p, l);
     if (ctx && ctx->progress && ctx->progress(ctx->progress_user, 0, total)) {
         rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled before it started");
         goto free_levels;
@@ -1249,7 +1251,7 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
                 pm_parallel_for(n_bands(fine.h), threads, upsample_band, &j);
             pm_nnf_free(&coarse);
         }
-        int iters = em_iters_at(p, l, npm);
+        int iters = em_iters_at(p, l);
         int maxside = L->w > L->h ? L->w : L->h;
         for (int it = 0; it < iters; it++) {
             uint64_t iseed = pm_seed2(lseed, (uint64_t)it + 1);
