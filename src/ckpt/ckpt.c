@@ -54,9 +54,14 @@ int64_t pm_shape_numel(int ndim, const int64_t *shape)
     return zero ? 0 : n;
 }
 
-int pm_ckpt_wants(const pm_ckpt *ck, const char *name)
+int pm_ckpt_wants(pm_ckpt *ck, const char *name)
 {
-    return !ck->prefix || strncmp(name, ck->prefix, strlen(ck->prefix)) == 0;
+    ck->seen++;
+    if (!ck->prefix || strncmp(name, ck->prefix, strlen(ck->prefix)) == 0)
+        return 1;
+    if (!ck->other[0])
+        snprintf(ck->other, sizeof ck->other, "%s", name);
+    return 0;
 }
 
 /* Takes ownership of `owned` (freed here on failure). */
@@ -381,12 +386,16 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
  * the same tensor under another prefix, and the expected model family. */
 static int missing(const pm_ckpt *ck, const char *name)
 {
-    char held[160];
+    char held[240];
     if (ck->prefix) {
         size_t pn = strlen(ck->prefix);
         while (pn && ck->prefix[pn - 1] == '.')
             pn--;
-        snprintf(held, sizeof held, "it holds %d %.*s tensors", ck->count, (int)(pn > 80 ? 80 : pn), ck->prefix);
+        if (ck->count == 0 && ck->other[0])
+            snprintf(held, sizeof held, "it holds no %.*s tensors; its %d tensors have names like '%.80s'",
+                     (int)(pn > 40 ? 40 : pn), ck->prefix, ck->seen, ck->other);
+        else
+            snprintf(held, sizeof held, "it holds %d %.*s tensors", ck->count, (int)(pn > 80 ? 80 : pn), ck->prefix);
     } else {
         snprintf(held, sizeof held, "it holds %d tensors", ck->count);
     }

@@ -133,14 +133,17 @@ struct pm_ckpt {
     pm_ckpt_tensor *t;    /* pm_malloc; count entries */
     int count, cap;
     int *by_name;         /* indices into t sorted by name */
+    int seen;             /* tensors met before the prefix filter */
+    char other[160];      /* the first name the prefix filter dropped */
 };
 
 /* Adds a tensor (name copied) unless the prefix filter rejects it. `data` is
  * borrowed when `owned` is NULL; when `owned` is set the table takes it. */
 int pm_ckpt_add(pm_ckpt *ck, const char *name, enum pm_dtype dt, int ndim, const int64_t *shape,
                 const void *data, size_t nbytes, void *owned);
-/* Does the prefix filter keep `name`? */
-int pm_ckpt_wants(const pm_ckpt *ck, const char *name);
+/* Does the prefix filter keep `name`? Readers call it once per tensor they
+ * meet; it counts them and remembers a dropped name for messages. */
+int pm_ckpt_wants(pm_ckpt *ck, const char *name);
 
 /* Fills the table from a safetensors file (ck->base, ck->size). */
 int pm_safetensors_load(pm_ckpt *ck);

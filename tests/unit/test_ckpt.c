@@ -331,6 +331,16 @@ static void test_messages(void **state)
     assert_int_equal(pm_ckpt_get_f32(ck, "generator.model.24.bias", 9, want, buf), PM_EINVAL);
     pm_ckpt_close(ck);
 
+    /* another model's file: the message shows what it holds instead */
+    fx_path(p, sizeof p, "ddcolor.pth");
+    assert_int_equal(pm_ckpt_open(p, "generator.", &ck), 0);
+    assert_int_equal(pm_ckpt_count(ck), 0);
+    assert_int_equal(pm_ckpt_set_hint(ck, "big-lama"), 0);
+    assert_int_equal(pm_ckpt_get_f32(ck, "generator.model.1.ffc.convl2l.weight", 4, want, buf), PM_ECHECKPOINT);
+    assert_string_equal(pm_error_detail(),
+                        "checkpoint ddcolor.pth has no tensor 'generator.model.1.ffc.convl2l.weight' (it holds no generator tensors; its 11 tensors have names like 'encoder.arch.stages.0.0.gamma'; is this a big-lama checkpoint?)");
+    pm_ckpt_close(ck);
+
     /* a key under another prefix is pointed out */
     fx_path(p, sizeof p, "pytorch_model.bin");
     assert_int_equal(pm_ckpt_open(p, NULL, &ck), 0);
