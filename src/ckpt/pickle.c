@@ -465,7 +465,7 @@ static pm_pv *persistent_load(pm_pickle *p, const pm_pv *pid)
 
 static int memo_put(pm_pickle *p, uint64_t idx)
 {
-    pm_pv *v;
+    pm_pv *v = NULL;
     int rc = top(p, &v);
     if (rc)
         return rc;
@@ -526,7 +526,7 @@ static int collection_from_mark(pm_pickle *p, enum pm_pv_kind kind)
     if (rc)
         return rc;
     size_t n = p->sp - first;
-    pm_pv *v;
+    pm_pv *v = NULL;
     if (kind == PV_DICT) {
         if (n % 2)
             return damaged(p, "DICT has an odd number of items");
@@ -581,12 +581,12 @@ static int run(pm_pickle *p, pm_pv **root)
 {
     for (;;) {
         int rc = 0;
-        uint64_t n;
+        uint64_t n = 0;
         pm_pv *a = NULL, *b = NULL, *c = NULL;
-        const char *s1, *s2;
-        size_t n1, n2;
+        const char *s1 = NULL, *s2 = NULL;
+        size_t n1 = 0, n2 = 0;
         size_t first = 0;
-        int64_t iv;
+        int64_t iv = 0;
 
         if (p->pos >= p->len)
             return pm_errorf(PM_ETRUNCATED, "%s: its pickle (data.pkl) ends at byte %zu without a STOP; the file is truncated or corrupt",
