@@ -332,6 +332,7 @@ def repack_deflate(src, dst, folder):
     with zipfile.ZipFile(path(src)) as zi, zipfile.ZipFile(path(dst), "w", zipfile.ZIP_DEFLATED) as zo:
         for n in zi.namelist():
             zo.writestr(folder + "/" + n.split("/", 1)[1], zi.read(n))
+        zo.writestr(folder + "/byteorder", "little")  # as torch >= 2.1 writes
 
 
 def repack_stored(src, dst):

@@ -241,11 +241,14 @@ static void test_fixture_values(void **state)
         char p[700];
         fx_path(p, sizeof p, rf->fixture);
         pm_ckpt *ck = NULL;
+        size_t before = pm_mem_in_use();
         int rc = pm_ckpt_open(p, rf->prefix[0] ? rf->prefix : NULL, &ck);
         if (rc)
             fail_msg("%s: %s (%s)", rf->fixture, pm_strerror(rc), pm_error_detail());
         check_against(ck, rf);
         pm_ckpt_close(ck);
+        /* everything the table owned went back */
+        assert_int_equal(pm_mem_in_use(), before);
     }
 }
 
@@ -289,7 +292,9 @@ static void test_bad_files(void **state)
         fx_path(p, sizeof p, b->fixture);
         pm_ckpt *ck = (pm_ckpt *)0x1;
         pm_error_clear();
+        size_t before = pm_mem_in_use();
         int rc = pm_ckpt_open(p, NULL, &ck);
+        assert_int_equal(pm_mem_in_use(), before);
         if (rc != err_code(b->err))
             fail_msg("%s: expected %s, got %d (%s): %s", b->fixture, b->err, rc, pm_strerror(rc), pm_error_detail());
         assert_null(ck);
