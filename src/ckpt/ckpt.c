@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A static name ("float32"); never NULL. */
 const char *pm_dtype_name(enum pm_dtype dt)
 {
     switch (dt) {
@@ -28,6 +29,7 @@ const char *pm_dtype_name(enum pm_dtype dt)
     return "unknown";
 }
 
+/* Bytes per element. */
 size_t pm_dtype_size(enum pm_dtype dt)
 {
     switch (dt) {
@@ -214,6 +216,8 @@ static int load(pm_ckpt *ck)
                      ck->what, n, hex);
 }
 
+/* A zeroed table with its name and prefix (copied); caller owns it
+ * (pm_ckpt_close). NULL when out of memory. */
 static pm_ckpt *new_ckpt(const char *name, const char *prefix)
 {
     pm_ckpt *ck = pm_calloc(1, sizeof *ck);
@@ -232,6 +236,8 @@ static pm_ckpt *new_ckpt(const char *name, const char *prefix)
     return ck;
 }
 
+/* Fills the table; on success the caller owns *out = ck, on failure ck is
+ * closed here. */
 static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 {
     int rc = load(ck);
@@ -245,6 +251,7 @@ static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
     return 0;
 }
 
+/* The table borrows `data` (see ckpt.h); caller owns *out. */
 int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char *prefix, pm_ckpt **out)
 {
     if (!out || (!data && len))
@@ -258,6 +265,8 @@ int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char 
     return open_loaded(ck, out);
 }
 
+/* Maps the file read-only; the mapping belongs to *out (caller owns it,
+ * pm_ckpt_close unmaps). The descriptor is closed before returning. */
 int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out)
 {
     if (!path || !out)
@@ -309,6 +318,8 @@ close_fd:
     return rc;
 }
 
+/* Frees names, materialised and inflated tensors, the mapping; every
+ * pm_tensor_ref of ck is invalid afterwards. NULL is fine. */
 void pm_ckpt_close(pm_ckpt *ck)
 {
     if (!ck)
@@ -327,6 +338,7 @@ void pm_ckpt_close(pm_ckpt *ck)
     pm_free(ck);
 }
 
+/* The family string is copied; NULL or "" clears it. */
 int pm_ckpt_set_hint(pm_ckpt *ck, const char *family)
 {
     if (!ck)
@@ -342,11 +354,14 @@ int pm_ckpt_set_hint(pm_ckpt *ck, const char *family)
     return 0;
 }
 
+/* Tensors in the table (after the prefix filter); 0 for NULL. */
 int pm_ckpt_count(const pm_ckpt *ck)
 {
     return ck ? ck->count : 0;
 }
 
+/* Table order is the order of the file; the ref belongs to ck. NULL when
+ * i is out of range. */
 const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i)
 {
     if (!ck || i < 0 || i >= ck->count)
@@ -354,6 +369,7 @@ const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i)
     return &ck->t[i].ref;
 }
 
+/* Binary search; the ref belongs to ck. */
 const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name)
 {
     if (!ck || !name)
@@ -417,6 +433,7 @@ static int missing(const pm_ckpt *ck, const char *name)
     return pm_errorf(PM_ECHECKPOINT, "%s has no tensor '%s' (%s%s%s)", ck->what, name, held, mean, fam);
 }
 
+/* IEEE binary16 -> binary32, exact (subnormals, infinities, NaN kept). */
 static float half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
@@ -434,6 +451,7 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+/* dst is the caller's and must hold the tensor's element count. */
 int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst)
 {
     if (!ck || !name || !dst || ndim < 0 || ndim > PM_MAX_DIMS || (ndim && !shape))

@@ -577,6 +577,7 @@ static int add_from_mark(pm_pickle *p, int pairs)
     return 0;
 }
 
+/* The interpreter loop: one opcode per iteration until STOP. */
 static int run(pm_pickle *p, pm_pv **root)
 {
     for (;;) {
@@ -880,6 +881,8 @@ static int run(pm_pickle *p, pm_pv **root)
     }
 }
 
+/* Values live in the pm_pickle's pool (caller owns *out, pm_pickle_free);
+ * strings point into buf, which the caller keeps. */
 int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **out, pm_pv **root)
 {
     *out = NULL;

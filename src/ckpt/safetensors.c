@@ -385,6 +385,8 @@ static int tensor_entry(js *j, pm_ckpt *ck, const char *name, const uint8_t *dat
     return pm_ckpt_add(ck, name, (enum pm_dtype)dt, ndim, shape, src, (size_t)nbytes, owned);
 }
 
+/* Tensor data is borrowed from ck->base, or copied into a buffer the table
+ * owns when misaligned. */
 int pm_safetensors_load(pm_ckpt *ck)
 {
     const uint8_t *b = ck->base;

@@ -16,6 +16,7 @@ typedef struct walker {
     size_t budget;    /* dict items left to visit */
 } walker;
 
+/* Grows the walker's name buffer (owned by the walker) to `need` bytes. */
 static int grow_name(walker *w, size_t need)
 {
     if (need <= w->name_cap)
@@ -187,6 +188,7 @@ static int walk_dict(walker *w, const pm_pv *d, int depth)
     return 0;
 }
 
+/* The value at string key `key` of dict d (owned by the pickle), or NULL. */
 static const pm_pv *dict_get(const pm_pv *d, const char *key)
 {
     size_t n = strlen(key);
@@ -217,6 +219,9 @@ static int not_a_dict(pm_ckpt *ck, const pm_pv *root, int torchscript)
                      ck->what, kinds[root->kind]);
 }
 
+/* The zip directory and inflated entries end up in ck->zip (freed by
+ * pm_ckpt_close); the pickle's values are freed before returning, the
+ * table's names being copies. */
 int pm_torchzip_load(pm_ckpt *ck)
 {
     int rc = pm_zip_open(&ck->zip, ck->base, ck->size, ck->what);

@@ -148,12 +148,13 @@ int pm_zip_open(pm_zip *z, const uint8_t *base, size_t size, const char *what)
         return pm_errorf(PM_ENOMEM, "%s: out of memory for a zip directory of %llu entries", what, (unsigned long long)count);
     }
 
+    int rc = 0;
     const uint8_t *p = base + cd_off, *end = base + cd_off + cd_size;
     for (size_t i = 0; i < count; i++) {
         if (end - p < 46 || rd32(p) != SIG_CENTRAL) {
-            pm_free(tmp);
-            return pm_errorf(PM_ECORRUPT, "%s: zip central directory entry %zu of %llu is damaged; the file is corrupt",
-                             what, i, (unsigned long long)count);
+            rc = pm_errorf(PM_ECORRUPT, "%s: zip central directory entry %zu of %llu is damaged; the file is corrupt",
+                           what, i, (unsigned long long)count);
+            goto free_tmp;
         }
         pm_zip_entry *e = &z->entries[i];
         e->flags = rd16(p + 8);
@@ -164,27 +165,30 @@ int pm_zip_open(pm_zip *z, const uint8_t *base, size_t size, const char *what)
         size_t nlen = rd16(p + 28), xlen = rd16(p + 30), clen = rd16(p + 32);
         e->local_off = rd32(p + 42);
         if ((size_t)(end - p) - 46 < nlen + xlen + clen) {
-            pm_free(tmp);
-            return pm_errorf(PM_ECORRUPT, "%s: zip central directory entry %zu of %llu runs past the directory; the file is corrupt",
-                             what, i, (unsigned long long)count);
+            rc = pm_errorf(PM_ECORRUPT, "%s: zip central directory entry %zu of %llu runs past the directory; the file is corrupt",
+                           what, i, (unsigned long long)count);
+            goto free_tmp;
         }
         e->name = p + 46;
         e->name_len = nlen;
         int need_u = e->usize == 0xffffffffu, need_c = e->csize == 0xffffffffu, need_o = e->local_off == 0xffffffffu;
         if (read_zip64_extra(e, p + 46 + nlen, xlen, need_u, need_c, need_o) != 0) {
-            pm_free(tmp);
-            return pm_errorf(PM_ECORRUPT, "%s: zip entry %.*s lacks its ZIP64 sizes; the file is corrupt",
-                             what, (int)(nlen > 200 ? 200 : nlen), (const char *)e->name);
+            rc = pm_errorf(PM_ECORRUPT, "%s: zip entry %.*s lacks its ZIP64 sizes; the file is corrupt",
+                           what, (int)(nlen > 200 ? 200 : nlen), (const char *)e->name);
+            goto free_tmp;
         }
         p += 46 + nlen + xlen + clen;
         z->by_name[i] = i;
     }
     z->count = (size_t)count;
     sort_by_name(z, z->by_name, tmp, z->count);
+free_tmp:
     pm_free(tmp);
-    return 0;
+    return rc;
 }
 
+/* Frees what pm_zip_open and pm_zip_read allocated; the mapped bytes stay
+ * the caller's. */
 void pm_zip_close(pm_zip *z)
 {
     if (!z)
@@ -196,6 +200,7 @@ void pm_zip_close(pm_zip *z)
     memset(z, 0, sizeof *z);
 }
 
+/* Binary search over the sorted names; the entry belongs to z. */
 pm_zip_entry *pm_zip_find(pm_zip *z, const char *name, size_t len)
 {
     size_t lo = 0, hi = z->count;
@@ -213,6 +218,7 @@ pm_zip_entry *pm_zip_find(pm_zip *z, const char *name, size_t len)
     return NULL;
 }
 
+/* Linear scan (once per open); the entry belongs to z. */
 pm_zip_entry *pm_zip_find_base(pm_zip *z, const char *basename)
 {
     size_t bl = strlen(basename);
@@ -282,6 +288,8 @@ static int inflate_entry(const uint8_t *src, uint64_t csize, uint64_t usize, uin
     return 0;
 }
 
+/* *data points into the mapped file (stored) or into e->owned (deflated,
+ * freed by pm_zip_close); the caller owns neither. */
 int pm_zip_read(pm_zip *z, pm_zip_entry *e, const char *what, const uint8_t **data, size_t *len)
 {
     int nl = (int)(e->name_len > 200 ? 200 : e->name_len);
