@@ -254,6 +254,12 @@ static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 /* The table borrows `data` (see ckpt.h); caller owns *out. */
 int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char *prefix, pm_ckpt **out)
 {
+    return pm_ckpt_open_mem_flags(data, len, name, prefix, 0, out);
+}
+
+int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
+                           pm_ckpt **out)
+{
     if (!out || (!data && len))
         return pm_errorf(PM_EINVAL, "pm_ckpt_open_mem: no data or no result pointer");
     *out = NULL;
@@ -262,6 +268,7 @@ int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char 
         return pm_errorf(PM_ENOMEM, "out of memory opening a checkpoint");
     ck->base = data;
     ck->size = len;
+    ck->flags = flags;
     return open_loaded(ck, out);
 }
 

@@ -29,6 +29,7 @@ typedef struct pm_zip {
     pm_zip_entry *entries; /* pm_malloc; count entries */
     size_t count;
     size_t *by_name;       /* entry indices sorted by name (pm_malloc) */
+    int skip_crc;          /* PM_CKPT_NO_CRC: fuzzing only */
 } pm_zip;
 
 /* Reads the central directory of the zip archive in base[0, size). `what`
@@ -133,6 +134,7 @@ struct pm_ckpt {
     pm_ckpt_tensor *t;    /* pm_malloc; count entries */
     int count, cap;
     int *by_name;         /* indices into t sorted by name */
+    unsigned flags;       /* PM_CKPT_* */
     int seen;             /* tensors met before the prefix filter */
     char other[160];      /* the first name the prefix filter dropped */
 };
@@ -144,6 +146,13 @@ int pm_ckpt_add(pm_ckpt *ck, const char *name, enum pm_dtype dt, int ndim, const
 /* Does the prefix filter keep `name`? Readers call it once per tensor they
  * meet; it counts them and remembers a dropped name for messages. */
 int pm_ckpt_wants(pm_ckpt *ck, const char *name);
+
+/* pm_ckpt_open_mem with flags. PM_CKPT_NO_CRC accepts zip entries whose
+ * CRC-32 differs: for the fuzz target only, so that its mutations reach the
+ * pickle machine and the table builder instead of stopping at the CRC. */
+#define PM_CKPT_NO_CRC 1u
+int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
+                           pm_ckpt **out);
 
 /* Fills the table from a safetensors file (ck->base, ck->size). */
 int pm_safetensors_load(pm_ckpt *ck);

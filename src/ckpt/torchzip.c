@@ -227,6 +227,7 @@ int pm_torchzip_load(pm_ckpt *ck)
     int rc = pm_zip_open(&ck->zip, ck->base, ck->size, ck->what);
     if (rc)
         return rc;
+    ck->zip.skip_crc = (ck->flags & PM_CKPT_NO_CRC) != 0;
     pm_zip_entry *pkl = pm_zip_find_base(&ck->zip, "data.pkl");
     if (!pkl)
         return pm_errorf(PM_EFORMAT, "%s is a zip archive without a data.pkl entry, so not a PyTorch checkpoint (torch.save writes <name>/data.pkl and <name>/data/<n>)",

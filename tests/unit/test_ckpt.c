@@ -305,6 +305,24 @@ static void test_bad_files(void **state)
     }
 }
 
+/* The fuzzing flag lets a CRC mismatch through, and nothing else. */
+static void test_no_crc_flag(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = slurp("flipped.pth", &len);
+    assert_non_null(b);
+    pm_ckpt *ck;
+    assert_int_equal(pm_ckpt_open_mem(b, len, "flipped.pth", NULL, &ck), PM_ECORRUPT);
+    assert_int_equal(pm_ckpt_open_mem_flags(b, len, "flipped.pth", NULL, PM_CKPT_NO_CRC, &ck), 0);
+    assert_int_equal(pm_ckpt_count(ck), 11);
+    pm_ckpt_close(ck);
+    free(b);
+    b = slurp("oob.pth", &len);
+    assert_int_equal(pm_ckpt_open_mem_flags(b, len, "oob.pth", NULL, PM_CKPT_NO_CRC, &ck), PM_ECORRUPT);
+    free(b);
+}
+
 static void test_messages(void **state)
 {
     (void)state;
@@ -633,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_fixture_values),
         cmocka_unit_test(test_open_mem),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_no_crc_flag),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_pickle_values),
