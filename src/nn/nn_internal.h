@@ -1,0 +1,110 @@
+/* Internals shared by the files of the nn layer. */
+#ifndef PM_NN_INTERNAL_H
+#define PM_NN_INTERNAL_H
+
+#include "nn/nn.h"
+
+#include <fftw3.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define PM_OMP_FOR(nt) _Pragma("omp parallel for schedule(static) num_threads(nt)")
+#define PM_OMP_FOR_DYN(nt) _Pragma("omp parallel for schedule(dynamic, 1) num_threads(nt)")
+#else
+#define PM_OMP_FOR(nt)
+#define PM_OMP_FOR_DYN(nt)
+#endif
+
+struct pm_nn_ctx {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+};
+
+enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK };
+
+typedef struct nn_op {
+    enum nn_op_kind kind;
+    char name[48];
+    pm_nn_t src, dst, add, b;
+    const pm_nn_weights *w;
+    unsigned flags;
+    pm_nn_dt out_dt;
+    float scale; /* bias scale (conv), output scale (irfft) */
+    int pad;     /* pad; width of the real signal (irfft) */
+    int value;   /* mark */
+} nn_op;
+
+typedef struct nn_tensor {
+    int c, h, w;
+    pm_nn_dt dt;
+    int fixed;              /* md decided */
+    dnnl_memory_desc_t md;
+    size_t bytes;
+    int first, last;        /* lifetime in steps */
+    size_t off;             /* arena offset */
+    dnnl_memory_t mem;      /* created at finish; handle set per run */
+    int is_input, is_output;
+} nn_tensor;
+
+enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK };
+
+#define NN_MAX_ARGS 8
+
+typedef struct nn_step {
+    enum nn_step_kind kind;
+    char name[48];
+    char impl[48];
+    dnnl_primitive_t prim;
+    int nargs;
+    int arg_kind[NN_MAX_ARGS];      /* DNNL_ARG_* */
+    int arg_tensor[NN_MAX_ARGS];    /* tensor id, or -1 when arg_mem is fixed */
+    dnnl_memory_t arg_mem[NN_MAX_ARGS];
+    dnnl_exec_arg_t exec[NN_MAX_ARGS];
+    /* custom ops */
+    int t_src, t_dst, t_add, t_tmp;
+    int pad;
+    float scale;
+    fftwf_plan fplan;
+    int groups, gsize;   /* FFT channel groups of gsize channels */
+    int value;           /* mark */
+    /* profile */
+    double flops;
+    double seconds;
+    long calls;
+} nn_step;
+
+struct pm_nn_plan {
+    pm_nn_ctx *ctx;
+    int threads;
+    int err;            /* first building error */
+    int finished;
+    nn_op *ops;
+    int nops, cap_ops;
+    nn_tensor *t;
+    int nt, cap_t;
+    nn_step *steps;
+    int nsteps, cap_steps;
+    pm_nn_t output;
+    size_t arena_bytes;
+    int profile;
+    /* plan-owned memory objects of weights and biases, and scaled biases */
+    dnnl_memory_t *wmem;
+    int nwmem, cap_wmem;
+    float **owned;
+    int nowned, cap_owned;
+};
+
+/* nn.c */
+int pm_nn__new_tensor(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt);
+nn_step *pm_nn__new_step(pm_nn_plan *p, enum nn_step_kind kind, const char *name);
+int pm_nn__md_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, int c, int h, int w, pm_nn_dt dt);
+void pm_nn__fix(pm_nn_plan *p, int t, const dnnl_memory_desc_t *md);
+dnnl_data_type_t pm_nn__dnnl_dt(pm_nn_dt dt);
+
+/* nn_ops.c: custom steps */
+int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op);
+int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena);
+void pm_nn__free_custom(nn_step *s);
+
+#endif
