@@ -6,6 +6,8 @@
 
 static const pm_command *const commands[] = {
     &pm_cmd_version,
+    &pm_cmd_probe,
+    &pm_cmd_inpaint,
 };
 
 int main(int argc, char **argv)
