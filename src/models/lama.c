@@ -1,0 +1,779 @@
+/* LaMa big-lama: checkpoint loading with BatchNorm folding, per-size plans
+ * and the reference prediction steps. See lama.h and /work/shared/models.md. */
+#include "models/lama.h"
+
+#include "base/base.h"
+#include "ckpt/ckpt.h"
+#include "nn/nn.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
+#define BN_EPS 1e-5f
+
+/* One FFC of a residual block, BatchNorms folded. */
+typedef struct lama_ffc {
+    pm_nn_weights l2l, g2l; /* local output: l2l carries bn_l's shift */
+    pm_nn_weights l2g, st2; /* global output: l2g carries bn_g's shift */
+    pm_nn_weights st1;      /* spectral 1x1 in (+BN, ReLU) */
+    pm_nn_weights fu;       /* Fourier unit 1x1 (+BN, ReLU) */
+} lama_ffc;
+
+typedef struct lama_plan {
+    int h, w;          /* working size (multiple of 8) */
+    pm_nn_plan *plan;
+    uint64_t used;     /* LRU stamp */
+} lama_plan;
+
+typedef struct lama_state {
+    pm_nn_ctx *ctx;
+    int threads;
+    pm_nn_dt dt;
+    int winograd;
+    int ngf, blocks;
+    pm_nn_weights conv1, down1, down2, down3l, down3g;
+    lama_ffc *ffc; /* 2 per block */
+    pm_nn_weights up[3];
+    pm_nn_weights out;
+    size_t weight_bytes;
+    pthread_mutex_t lock; /* one run at a time: plans and the stream are shared */
+    lama_plan plans[LAMA_PLANS];
+    uint64_t clock;
+} lama_state;
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct loader {
+    const pm_ckpt *ck;
+    pm_nn_ctx *ctx;
+    pm_nn_dt dt;
+    int ref;      /* reference input side for choosing weight formats */
+    size_t bytes; /* weights loaded so far */
+} loader;
+
+/* Reads tensor generator.<name> (printf-style) of the given shape into a new
+ * buffer the caller owns (pm_free). */
+static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    char name[160];
+    int n = snprintf(name, sizeof name, "generator.");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name + n, sizeof name - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= (size_t)shape[i];
+    *out = pm_malloc(count * sizeof(float));
+    if (!*out)
+        return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    int rc = pm_ckpt_get_f32(L->ck, name, ndim, shape, *out);
+    if (rc) {
+        pm_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+typedef struct bn {
+    float *g, *b, *m, *v;
+} bn;
+
+static void bn_free(bn *x)
+{
+    pm_free(x->g);
+    pm_free(x->b);
+    pm_free(x->m);
+    pm_free(x->v);
+    memset(x, 0, sizeof *x);
+}
+
+/* BatchNorm `prefix`.{weight,bias,running_mean,running_var} of c channels. */
+static int read_bn(loader *L, bn *x, int c, const char *prefix)
+{
+    memset(x, 0, sizeof *x);
+    int64_t s[1] = {c};
+    int rc;
+    if ((rc = read_tensor(L, &x->g, 1, s, "%s.weight", prefix)) ||
+        (rc = read_tensor(L, &x->b, 1, s, "%s.bias", prefix)) ||
+        (rc = read_tensor(L, &x->m, 1, s, "%s.running_mean", prefix)) ||
+        (rc = read_tensor(L, &x->v, 1, s, "%s.running_var", prefix))) {
+        bn_free(x);
+        return rc;
+    }
+    for (int i = 0; i < c; i++)
+        if (!(x->v[i] >= 0.0f) || !isfinite(x->v[i]))
+            return bn_free(x), pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be "
+                                                         "finite and non-negative: the checkpoint is damaged",
+                                         prefix, i, (double)x->v[i]);
+    return 0;
+}
+
+typedef struct conv_spec {
+    int ic, oc, k, stride, transposed;
+    int ref;       /* reference input side */
+    int winograd;
+} conv_spec;
+
+/* Builds weights from a conv tensor `wname`, an optional conv bias `bname`,
+ * and an optional BatchNorm (`bnp`, NULL = none; shift folded when
+ * `bn_shift`). */
+static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
+                     const char *bnp, int bn_shift, int want_bias)
+{
+    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
+    int64_t bshape[1] = {c->oc};
+    float *wt = NULL, *bias = NULL;
+    bn b = {0};
+    int rc = read_tensor(L, &wt, 4, shape, "%s", wname);
+    if (rc)
+        goto release;
+    if (bname) {
+        if ((rc = read_tensor(L, &bias, 1, bshape, "%s", bname)))
+            goto release;
+    } else if (want_bias) {
+        bias = pm_calloc((size_t)c->oc, sizeof *bias);
+        if (!bias) {
+            rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+            goto release;
+        }
+    }
+    if (bnp) {
+        if ((rc = read_bn(L, &b, c->oc, bnp)))
+            goto release;
+        pm_nn_fold_bn(wt, bias, c->oc, c->ic, c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
+    }
+    pm_nn_conv_desc d = {.ic = c->ic,
+                         .oc = c->oc,
+                         .k = c->k,
+                         .stride = c->stride,
+                         .transposed = c->transposed,
+                         .pad_l = c->transposed ? 1 : 0,
+                         .pad_r = 0,
+                         .dt = L->dt,
+                         .ref_h = c->ref,
+                         .ref_w = c->ref,
+                         .winograd = c->winograd};
+    rc = pm_nn_weights_init(L->ctx, w, &d, wt, bias);
+    if (!rc)
+        L->bytes += w->bytes;
+release:
+    bn_free(&b);
+    pm_free(wt);
+    pm_free(bias);
+    return rc;
+}
+
+static void free_ffc(lama_ffc *f)
+{
+    pm_nn_weights_free(&f->l2l);
+    pm_nn_weights_free(&f->g2l);
+    pm_nn_weights_free(&f->l2g);
+    pm_nn_weights_free(&f->st2);
+    pm_nn_weights_free(&f->st1);
+    pm_nn_weights_free(&f->fu);
+}
+
+static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
+{
+    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf, ref = L->ref / 8;
+    char p[64], wn[128], bnn[128], bng[128];
+    snprintf(p, sizeof p, "model.%d.conv%d", block, which);
+    snprintf(bnn, sizeof bnn, "%s.bn_l", p);
+    snprintf(bng, sizeof bng, "%s.bn_g", p);
+    int rc;
+    conv_spec c = {.ic = cl, .oc = cl, .k = 3, .stride = 1, .ref = ref + 2, .winograd = wino};
+    snprintf(wn, sizeof wn, "%s.ffc.convl2l.weight", p);
+    if ((rc = make_conv(L, &f->l2l, &c, wn, NULL, bnn, 1, 1)))
+        return rc;
+    c.ic = cg;
+    snprintf(wn, sizeof wn, "%s.ffc.convg2l.weight", p);
+    if ((rc = make_conv(L, &f->g2l, &c, wn, NULL, bnn, 0, 0)))
+        return rc;
+    c.ic = cl;
+    c.oc = cg;
+    snprintf(wn, sizeof wn, "%s.ffc.convl2g.weight", p);
+    if ((rc = make_conv(L, &f->l2g, &c, wn, NULL, bng, 1, 1)))
+        return rc;
+    conv_spec s1 = {.ic = cg, .oc = hid, .k = 1, .stride = 1, .ref = ref};
+    char bns[128];
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv1.0.weight", p);
+    snprintf(bns, sizeof bns, "%s.ffc.convg2g.conv1.1", p);
+    if ((rc = make_conv(L, &f->st1, &s1, wn, NULL, bns, 1, 1)))
+        return rc;
+    conv_spec fu = {.ic = 2 * hid, .oc = 2 * hid, .k = 1, .stride = 1, .ref = ref};
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.fu.conv_layer.weight", p);
+    snprintf(bns, sizeof bns, "%s.ffc.convg2g.fu.bn", p);
+    if ((rc = make_conv(L, &f->fu, &fu, wn, NULL, bns, 1, 1)))
+        return rc;
+    conv_spec s2 = {.ic = hid, .oc = cg, .k = 1, .stride = 1, .ref = ref};
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv2.weight", p);
+    return make_conv(L, &f->st2, &s2, wn, NULL, bng, 0, 0);
+}
+
+static void free_state(lama_state *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < LAMA_PLANS; i++)
+        pm_nn_plan_free(s->plans[i].plan);
+    pm_nn_weights_free(&s->conv1);
+    pm_nn_weights_free(&s->down1);
+    pm_nn_weights_free(&s->down2);
+    pm_nn_weights_free(&s->down3l);
+    pm_nn_weights_free(&s->down3g);
+    if (s->ffc)
+        for (int i = 0; i < 2 * s->blocks; i++)
+            free_ffc(&s->ffc[i]);
+    pm_free(s->ffc);
+    for (int i = 0; i < 3; i++)
+        pm_nn_weights_free(&s->up[i]);
+    pm_nn_weights_free(&s->out);
+    pm_nn_ctx_destroy(s->ctx);
+    pthread_mutex_destroy(&s->lock);
+    pm_free(s);
+}
+
+/* Width and depth from the shapes: ngf from model.1's weight, blocks = the
+ * run of model.<5+i>.conv1 entries. */
+static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
+{
+    const char *n1 = "generator.model.1.ffc.convl2l.weight";
+    const pm_tensor_ref *r = pm_ckpt_find(ck, n1);
+    if (!r)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "this checkpoint has no tensor %s; it is not a LaMa (big-lama, ffc_resnet) generator", n1);
+    if (r->ndim != 4 || r->shape[1] != 4 || r->shape[2] != 7 || r->shape[3] != 7 || r->shape[0] < 1 ||
+        r->shape[0] > 1024)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "%s has shape [%lld, %lld, %lld, %lld] (%d dims); expected [ngf, 4, 7, 7]", n1,
+                         (long long)r->shape[0], (long long)(r->ndim > 1 ? r->shape[1] : 0),
+                         (long long)(r->ndim > 2 ? r->shape[2] : 0), (long long)(r->ndim > 3 ? r->shape[3] : 0),
+                         r->ndim);
+    *ngf = (int)r->shape[0];
+    int b = 0;
+    char name[128];
+    for (;;) {
+        snprintf(name, sizeof name, "generator.model.%d.conv1.ffc.convl2l.weight", 5 + b);
+        if (!pm_ckpt_find(ck, name))
+            break;
+        b++;
+    }
+    if (b == 0)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "this checkpoint has no residual blocks (no generator.model.5.conv1.ffc.convl2l.weight); "
+                         "it is not a LaMa ffc_resnet generator");
+    *blocks = b;
+    return 0;
+}
+
+int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
+{
+    *state = NULL;
+    pm_lama_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!path)
+        return pm_errorf(PM_EINVAL, "LaMa needs a checkpoint file (big-lama/models/best.ckpt); none was given");
+    if (o.precision == PM_PREC_BF16 && !pm_nn_cpu_has_bf16())
+        return pm_errorf(PM_EUNSUPPORTED,
+                         "bf16 precision needs a CPU with AVX512-BF16 and this one has none; use fp32");
+    lama_state *s = pm_calloc(1, sizeof *s);
+    if (!s)
+        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    pthread_mutex_init(&s->lock, NULL);
+    s->threads = o.threads > 0 ? o.threads : pm_cpu_count();
+    s->dt = o.precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
+    s->winograd = s->dt == PM_NN_F32 && o.winograd != 0;
+    pm_ckpt *ck = NULL;
+    int rc = pm_nn_ctx_create(&s->ctx);
+    if (rc)
+        goto free_state;
+    rc = pm_ckpt_open(path, "generator.", &ck);
+    if (rc)
+        goto free_state;
+    if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
+        goto close_ckpt;
+    int ngf = s->ngf, B = s->blocks;
+    loader L = {.ck = ck, .ctx = s->ctx, .dt = s->dt, .ref = 512};
+    pm_nn_set_threads(s->threads);
+    conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
+    if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d1 = {.ic = ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref + 2};
+    if ((rc = make_conv(&L, &s->down1, &d1, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d2 = {.ic = 2 * ngf, .oc = 4 * ngf, .k = 3, .stride = 2, .ref = L.ref / 2 + 2};
+    if ((rc = make_conv(&L, &s->down2, &d2, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d3 = {.ic = 4 * ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref / 4 + 2};
+    if ((rc = make_conv(&L, &s->down3l, &d3, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1, 1)))
+        goto close_ckpt;
+    d3.oc = 6 * ngf;
+    if ((rc = make_conv(&L, &s->down3g, &d3, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1, 1)))
+        goto close_ckpt;
+    s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
+    if (!s->ffc) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+        goto close_ckpt;
+    }
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 2; k++)
+            if ((rc = load_ffc(&L, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd)))
+                goto close_ckpt;
+    int ch = 8 * ngf;
+    for (int i = 0; i < 3; i++) {
+        int li = 6 + B + 3 * i;
+        char wn[64], bnm[64], bnp[64];
+        snprintf(wn, sizeof wn, "model.%d.weight", li);
+        snprintf(bnm, sizeof bnm, "model.%d.bias", li);
+        snprintf(bnp, sizeof bnp, "model.%d", li + 1);
+        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = L.ref / (8 >> i)};
+        if ((rc = make_conv(&L, &s->up[i], &u, wn, bnm, bnp, 1, 1)))
+            goto close_ckpt;
+        ch /= 2;
+    }
+    {
+        char wn[64], bnm[64];
+        snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
+        snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
+        conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .ref = L.ref + 6};
+        if ((rc = make_conv(&L, &s->out, &oc, wn, bnm, NULL, 0, 1)))
+            goto close_ckpt;
+    }
+    s->weight_bytes = L.bytes;
+    pm_ckpt_close(ck);
+    *state = s;
+    return 0;
+close_ckpt:
+    pm_ckpt_close(ck);
+free_state:
+    free_state(s);
+    return rc;
+}
+
+void pm_lama_unload(void *state)
+{
+    free_state(state);
+}
+
+void pm_lama_config(const void *state, int *ngf, int *blocks)
+{
+    const lama_state *s = state;
+    *ngf = s->ngf;
+    *blocks = s->blocks;
+}
+
+/* ------------------------------------------------------------------ plans */
+
+/* One FFC on (l, g): returns the local and global outputs. When addl/addg
+ * are given, l += addl and g += addg first (the previous block's residual). */
+static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char *tag, pm_nn_t l, pm_nn_t g,
+                    pm_nn_t addl, pm_nn_t addg, pm_nn_t *ol, pm_nn_t *og)
+{
+    char n[48];
+    unsigned wino = s->winograd ? PM_NN_WINOGRAD : 0;
+    int c, h, w;
+    pm_nn_shape(p, g, &c, &h, &w);
+#define NM(k) (snprintf(n, sizeof n, "%s@%s", tag, k), n)
+    pm_nn_t pl = pm_nn_pad_reflect(p, NM("pad_l"), l, 1, addl);
+    pm_nn_t pg = pm_nn_pad_reflect(p, NM("pad_g"), g, 1, addg);
+    *ol = pm_nn_conv(p, NM("conv_l2l"), pl, &f->l2l, wino, -1, s->dt, 1.0f);
+    pm_nn_conv(p, NM("conv_g2l"), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
+    *og = pm_nn_conv(p, NM("conv_l2g"), pl, &f->l2g, wino, -1, s->dt, 1.0f);
+    /* spectral transform: x = relu(bn(conv1(g))); st2(x + FU(x)) */
+    pm_nn_t x = pm_nn_conv(p, NM("spec_in_1x1"), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t fr = pm_nn_rfft2(p, NM("fft_r2c"), x);
+    /* ortho scaling folded in: relu(W F/sqrt(N) + b) = relu(W F + sqrt(N) b) / sqrt(N) */
+    float n_px = (float)h * (float)w;
+    pm_nn_t fz = pm_nn_conv(p, NM("fu_1x1"), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
+    pm_nn_t xy = pm_nn_irfft2_add(p, NM("fft_c2r_add"), fz, w, 1.0f / n_px, x, s->dt);
+    pm_nn_conv(p, NM("spec_out_1x1"), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
+#undef NM
+}
+
+static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
+{
+    pm_nn_plan *p;
+    int rc = pm_nn_plan_begin(s->ctx, s->threads, &p);
+    if (rc)
+        return rc;
+    pm_nn_t in = pm_nn_input(p, 4, h + 6, w + 6, s->dt);
+    pm_nn_t x = pm_nn_conv(p, "head@conv7x7", in, &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
+    x = pm_nn_pad_reflect(p, "head@pad1", x, 1, -1);
+    x = pm_nn_conv(p, "head@down1", x, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
+    x = pm_nn_pad_reflect(p, "head@pad2", x, 1, -1);
+    x = pm_nn_conv(p, "head@down2", x, &s->down2, PM_NN_RELU, -1, s->dt, 1.0f);
+    x = pm_nn_pad_reflect(p, "head@pad3", x, 1, -1);
+    pm_nn_t l = pm_nn_conv(p, "head@down3_l", x, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
+    pm_nn_t g = pm_nn_conv(p, "head@down3_g", x, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+    pm_nn_mark(p, 1);
+    pm_nn_t rl = -1, rg = -1; /* pending residual of the previous block */
+    for (int b = 0; b < s->blocks; b++) {
+        char tag[16];
+        pm_nn_t yl, yg, zl, zg;
+        snprintf(tag, sizeof tag, "b%02d.1", b);
+        ffc_ops(s, p, &s->ffc[2 * b], tag, l, g, rl, rg, &yl, &yg);
+        snprintf(tag, sizeof tag, "b%02d.2", b);
+        ffc_ops(s, p, &s->ffc[2 * b + 1], tag, yl, yg, -1, -1, &zl, &zg);
+        rl = zl;
+        rg = zg;
+        pm_nn_mark(p, 2 + b);
+    }
+    pm_nn_add(p, "tail@residual_l", l, rl);
+    pm_nn_add(p, "tail@residual_g", g, rg);
+    x = pm_nn_concat(p, "tail@concat", l, g);
+    for (int i = 0; i < 3; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "tail@up%d", i + 1);
+        x = pm_nn_conv(p, n, x, &s->up[i], PM_NN_RELU, -1, s->dt, 1.0f);
+    }
+    x = pm_nn_pad_reflect(p, "tail@pad7", x, 3, -1);
+    x = pm_nn_conv(p, "tail@conv7x7", x, &s->out, PM_NN_SIGMOID, -1, PM_NN_F32, 1.0f);
+    pm_nn_output(p, x);
+    pm_nn_mark(p, s->blocks + 2);
+    rc = pm_nn_plan_finish(p);
+    if (rc) {
+        pm_nn_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* The cached plan for a working size, built on a miss (evicting the least
+ * recently used). Called with s->lock held; the plan stays owned by s. */
+static int get_plan(lama_state *s, int h, int w, pm_nn_plan **out)
+{
+    s->clock++;
+    int victim = 0;
+    for (int i = 0; i < LAMA_PLANS; i++) {
+        lama_plan *c = &s->plans[i];
+        if (c->plan && c->h == h && c->w == w) {
+            c->used = s->clock;
+            *out = c->plan;
+            return 0;
+        }
+        if (!c->plan || (s->plans[victim].plan && c->used < s->plans[victim].used))
+            victim = i;
+    }
+    pm_nn_plan *p;
+    int rc = build_plan(s, h, w, &p);
+    if (rc)
+        return rc;
+    lama_plan *c = &s->plans[victim];
+    pm_nn_plan_free(c->plan);
+    c->plan = p;
+    c->h = h;
+    c->w = w;
+    c->used = s->clock;
+    *out = p;
+    return 0;
+}
+
+static int check_size(int w, int h)
+{
+    if (w < 9 || h < 9)
+        return pm_errorf(PM_EINVAL, "image is %dx%d pixels; LaMa needs at least 9 pixels on each side "
+                                    "(use the patchmatch model for tiny images)", w, h);
+    if ((uint64_t)w * h > (uint64_t)1 << 28)
+        return pm_errorf(PM_ETOOBIG, "image is %dx%d pixels; LaMa here takes at most 268 MP", w, h);
+    return 0;
+}
+
+/* --------------------------------------------------------------- running */
+
+static inline void put(const pm_nn_view *v, int c, int y, int x, float val)
+{
+    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
+    if (v->dt == PM_NN_BF16)
+        ((uint16_t *)v->data)[o] = pm_nn_f32_to_bf16(val);
+    else
+        ((float *)v->data)[o] = val;
+}
+
+static inline float getv(const pm_nn_view *v, int c, int y, int x)
+{
+    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
+    if (v->dt == PM_NN_BF16)
+        return pm_nn_bf16_to_f32(((const uint16_t *)v->data)[o]);
+    return ((const float *)v->data)[o];
+}
+
+static inline int reflect(int i, int n)
+{
+    return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+}
+
+/* The reference preparation: symmetric (edge) padding to the working size,
+ * mask > 0, input = [rgb/255 * (1 - mask), mask], then the network's own
+ * reflect padding of 3. */
+typedef struct inpaint_io {
+    const pm_image *rgb, *mask;
+    pm_image *out;
+} inpaint_io;
+
+static int fill_image(void *user, const pm_nn_view *v)
+{
+    const inpaint_io *io = user;
+    int w = io->rgb->width, h = io->rgb->height;
+    int hp = v->h - 6, wp = v->w - 6;
+    for (int y = 0; y < v->h; y++) {
+        int sy = reflect(y - 3, hp);
+        if (sy > h - 1)
+            sy = h - 1;
+        const uint8_t *rrow = io->rgb->data + (size_t)sy * w * 3;
+        const uint8_t *mrow = io->mask->data + (size_t)sy * w;
+        for (int x = 0; x < v->w; x++) {
+            int sx = reflect(x - 3, wp);
+            if (sx > w - 1)
+                sx = w - 1;
+            float m = mrow[sx] > 0 ? 1.0f : 0.0f;
+            for (int c = 0; c < 3; c++)
+                put(v, c, y, x, (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
+            put(v, 3, y, x, m);
+        }
+    }
+    return 0;
+}
+
+/* mask * prediction + (1 - mask) * image, cropped; clip(x * 255) truncated.
+ * Pixels outside the mask are copied from the input unchanged. */
+static int read_image(void *user, const pm_nn_view *v)
+{
+    inpaint_io *io = user;
+    int w = io->rgb->width, h = io->rgb->height;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *rrow = io->rgb->data + (size_t)y * w * 3;
+        const uint8_t *mrow = io->mask->data + (size_t)y * w;
+        uint8_t *orow = io->out->data + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            if (!mrow[x]) {
+                memcpy(orow + 3 * x, rrow + 3 * x, 3);
+                continue;
+            }
+            for (int c = 0; c < 3; c++) {
+                float t = getv(v, c, y, x) * 255.0f;
+                t = t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t;
+                orow[3 * x + c] = (uint8_t)t;
+            }
+        }
+    }
+    return 0;
+}
+
+static int run_plan(lama_state *s, int hp, int wp, pm_nn_run_io *io, const pm_run_ctx *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    pm_nn_plan *p;
+    int rc = get_plan(s, hp, wp, &p);
+    if (rc)
+        goto unlock;
+    io->progress = ctx ? ctx->progress : NULL;
+    io->progress_user = ctx ? ctx->progress_user : NULL;
+    io->progress_max = s->blocks + 2;
+    if (io->progress && io->progress(io->progress_user, 0, io->progress_max)) {
+        rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled before it started");
+        goto unlock;
+    }
+    rc = pm_nn_plan_run(p, io);
+    if (rc == PM_ECANCELLED)
+        rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled");
+unlock:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int lama_inpaint(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
+                        const pm_run_ctx *ctx)
+{
+    lama_state *s = state;
+    memset(out, 0, sizeof *out);
+    if (!rgb || !rgb->data || rgb->channels != 3)
+        return pm_errorf(PM_EINVAL, "LaMa takes an RGB image (3 channels)%s; convert it first",
+                         rgb && rgb->data ? ", not another channel count" : "");
+    if (!mask || !mask->data || mask->channels != 1)
+        return pm_errorf(PM_EINVAL, "LaMa takes a 1-channel mask; convert it first");
+    if (mask->width != rgb->width || mask->height != rgb->height)
+        return pm_errorf(PM_EMISMATCH, "mask is %dx%d but the image is %dx%d; they must be the same size",
+                         mask->width, mask->height, rgb->width, rgb->height);
+    int rc = check_size(rgb->width, rgb->height);
+    if (rc)
+        return rc;
+    rc = pm_image_alloc(out, rgb->width, rgb->height, 3);
+    if (rc)
+        return rc;
+    int hp = (rgb->height + 7) / 8 * 8, wp = (rgb->width + 7) / 8 * 8;
+    inpaint_io data = {.rgb = rgb, .mask = mask, .out = out};
+    pm_nn_run_io io = {.fill = fill_image, .read = read_image, .user = &data};
+    rc = run_plan(s, hp, wp, &io, ctx);
+    if (rc)
+        pm_image_free(out);
+    return rc;
+}
+
+/* planar float in/out for pm_lama_forward */
+typedef struct raw_io {
+    const float *in;
+    float *out;
+    int h, w;
+} raw_io;
+
+static int fill_raw(void *user, const pm_nn_view *v)
+{
+    const raw_io *r = user;
+    for (int c = 0; c < 4; c++)
+        for (int y = 0; y < v->h; y++) {
+            const float *row = r->in + ((size_t)c * r->h + reflect(y - 3, r->h)) * r->w;
+            for (int x = 0; x < v->w; x++)
+                put(v, c, y, x, row[reflect(x - 3, r->w)]);
+        }
+    return 0;
+}
+
+static int read_raw(void *user, const pm_nn_view *v)
+{
+    raw_io *r = user;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < r->h; y++)
+            for (int x = 0; x < r->w; x++)
+                r->out[((size_t)c * r->h + y) * r->w + x] = getv(v, c, y, x);
+    return 0;
+}
+
+int pm_lama_forward(void *state, const float *in, int w, int h, float *out, const pm_run_ctx *ctx)
+{
+    lama_state *s = state;
+    if (w % 8 || h % 8 || w < 16 || h < 16)
+        return pm_errorf(PM_EINVAL, "the LaMa network takes sizes that are multiples of 8 and at least 16; got %dx%d",
+                         w, h);
+    raw_io r = {.in = in, .out = out, .h = h, .w = w};
+    pm_nn_run_io io = {.fill = fill_raw, .read = read_raw, .user = &r};
+    return run_plan(s, h, w, &io, ctx);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
+{
+    const lama_state *s = state;
+    uint64_t hp = ((uint64_t)h + 7) / 8 * 8, wp = ((uint64_t)w + 7) / 8 * 8;
+    uint64_t px = hp * wp;
+    /* Calibrated on ngf 64 (see bench/lama): arena bytes per working pixel,
+     * scaled with the width, plus a constant for plans and scratch. */
+    double per_px = (s->dt == PM_NN_BF16 ? 300.0 : 560.0) * (double)s->ngf / 64.0;
+    return (uint64_t)(48.0 * 1024 * 1024 + per_px * (double)px);
+}
+
+static uint64_t lama_mem_estimate(const void *state, int w, int h)
+{
+    return pm_lama_mem_estimate(state, w, h);
+}
+
+/* ----------------------------------------------------------------- bench */
+
+static int fill_noise(void *user, const pm_nn_view *v)
+{
+    uint32_t r = 2463534242u;
+    (void)user;
+    for (int c = 0; c < v->c; c++)
+        for (int y = 0; y < v->h; y++)
+            for (int x = 0; x < v->w; x++) {
+                r ^= r << 13;
+                r ^= r >> 17;
+                r ^= r << 5;
+                put(v, c, y, x, c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f);
+            }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_bench_result *res)
+{
+    lama_state *s = state;
+    memset(res, 0, sizeof *res);
+    if (runs < 1)
+        runs = 1;
+    int rc = check_size(w, h);
+    if (rc)
+        return rc;
+    int hp = (h + 7) / 8 * 8, wp = (w + 7) / 8 * 8;
+    double *t = pm_malloc((size_t)runs * sizeof *t);
+    if (!t)
+        return pm_errorf(PM_ENOMEM, "out of memory");
+    pthread_mutex_lock(&s->lock);
+    pm_nn_plan *p;
+    double t0 = pm_now();
+    rc = get_plan(s, hp, wp, &p);
+    res->plan_s = pm_now() - t0;
+    if (rc)
+        goto unlock;
+    pm_nn_run_io io = {.fill = fill_noise};
+    if ((rc = pm_nn_plan_run(p, &io)))
+        goto unlock;
+    pm_nn_plan_profile(p, profile != NULL);
+    for (int i = 0; i < runs; i++) {
+        t0 = pm_now();
+        if ((rc = pm_nn_plan_run(p, &io)))
+            goto unlock;
+        t[i] = pm_now() - t0;
+    }
+    if (profile)
+        pm_nn_plan_profile_print(p, profile);
+    pm_nn_plan_profile(p, 0);
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    res->median_s = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    res->min_s = t[0];
+    res->max_s = t[runs - 1];
+    res->arena_bytes = pm_nn_plan_arena_bytes(p);
+    res->weight_bytes = s->weight_bytes;
+    {
+        /* convolution work: head, blocks, tail */
+        double n = (double)hp * wp, g = s->ngf;
+        double head = 2 * n * (4 * g * 49) + 2 * (n / 4) * (g * 2 * g * 9) + 2 * (n / 16) * (2 * g * 4 * g * 9) +
+                      2 * (n / 64) * (4 * g * 8 * g * 9);
+        double wf = (double)(wp / 8 / 2 + 1) / (double)(wp / 8);
+        double ffc = 2 * (n / 64) * (2 * g * 8 * g * 9 + 2 * g * 6 * g * 9 + 6 * g * 3 * g * 2 + 6 * g * 6 * g * wf);
+        double tail = 2 * (n / 64) * (8 * g * 4 * g * 9) + 2 * (n / 16) * (4 * g * 2 * g * 9) +
+                      2 * (n / 4) * (2 * g * g * 9) + 2 * n * (g * 3 * 49);
+        res->gflop = (head + 2 * s->blocks * ffc + tail) / 1e9;
+    }
+unlock:
+    pthread_mutex_unlock(&s->lock);
+    pm_free(t);
+    return rc;
+}
+
+/* -------------------------------------------------------------- registry */
+
+static int lama_load(const char *path, const pm_model_opts *opts, void **state)
+{
+    pm_lama_opts o = {.winograd = -1};
+    if (opts) {
+        o.threads = opts->threads;
+        o.precision = opts->precision;
+    }
+    return pm_lama_load(path, &o, state);
+}
+
+const pm_model_desc pm_model_lama = {
+    .name = "lama",
+    .task = PM_TASK_INPAINT,
+    .needs_file = 1,
+    .load = lama_load,
+    .unload = pm_lama_unload,
+    .inpaint = lama_inpaint,
+    .colorize = NULL,
+    .mem_estimate = lama_mem_estimate,
+};
