@@ -37,7 +37,7 @@ typedef struct lama_state {
     int ngf, blocks;
     pm_nn_weights conv1, down1, down2, down3l, down3g;
     lama_ffc *ffc; /* 2 per block */
-    pm_nn_weights up[3];
+    pm_nn_weights up[3][4]; /* transposed convolutions, as four sub-pixel convolutions each */
     pm_nn_weights out;
     size_t weight_bytes;
     pthread_mutex_t lock; /* one run at a time: plans and the stream are shared */
@@ -121,50 +121,118 @@ typedef struct conv_spec {
     int winograd;
 } conv_spec;
 
-/* Builds weights from a conv tensor `wname`, an optional conv bias `bname`,
- * and an optional BatchNorm (`bnp`, NULL = none; shift folded when
- * `bn_shift`). */
-static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
-                     const char *bnp, int bn_shift, int want_bias)
+/* Reads conv tensor `wname` ([oc][ic][k][k], or [ic][oc][k][k] when
+ * transposed), an optional conv bias `bname`, and folds an optional
+ * BatchNorm `bnp` (shift folded when `bn_shift`). *wt and *bias are new
+ * buffers the caller owns (pm_free); *bias is NULL when there is neither a
+ * conv bias, nor a folded shift, nor `want_bias`. */
+static int read_folded(loader *L, const conv_spec *c, const char *wname, const char *bname, const char *bnp,
+                       int bn_shift, int want_bias, float **wt, float **bias)
 {
     int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
     int64_t bshape[1] = {c->oc};
-    float *wt = NULL, *bias = NULL;
     bn b = {0};
-    int rc = read_tensor(L, &wt, 4, shape, "%s", wname);
+    *wt = *bias = NULL;
+    int rc = read_tensor(L, wt, 4, shape, "%s", wname);
     if (rc)
-        goto release;
+        goto fail;
     if (bname) {
-        if ((rc = read_tensor(L, &bias, 1, bshape, "%s", bname)))
-            goto release;
-    } else if (want_bias) {
-        bias = pm_calloc((size_t)c->oc, sizeof *bias);
-        if (!bias) {
+        if ((rc = read_tensor(L, bias, 1, bshape, "%s", bname)))
+            goto fail;
+    } else if (want_bias || (bnp && bn_shift)) {
+        *bias = pm_calloc((size_t)c->oc, sizeof **bias);
+        if (!*bias) {
             rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-            goto release;
+            goto fail;
         }
     }
     if (bnp) {
         if ((rc = read_bn(L, &b, c->oc, bnp)))
-            goto release;
-        pm_nn_fold_bn(wt, bias, c->oc, c->ic, c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
+            goto fail;
+        pm_nn_fold_bn(*wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
+        bn_free(&b);
     }
+    return 0;
+fail:
+    pm_free(*wt);
+    pm_free(*bias);
+    *wt = *bias = NULL;
+    return rc;
+}
+
+static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, const float *wt, const float *bias)
+{
+    int rc = pm_nn_weights_init(L->ctx, w, d, wt, bias);
+    if (!rc)
+        L->bytes += w->bytes;
+    return rc;
+}
+
+/* A convolution with its BatchNorm folded (see read_folded). */
+static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
+                     const char *bnp, int bn_shift, int want_bias)
+{
+    float *wt, *bias;
+    int rc = read_folded(L, c, wname, bname, bnp, bn_shift, want_bias, &wt, &bias);
+    if (rc)
+        return rc;
     pm_nn_conv_desc d = {.ic = c->ic,
                          .oc = c->oc,
-                         .k = c->k,
+                         .kh = c->k,
+                         .kw = c->k,
                          .stride = c->stride,
-                         .transposed = c->transposed,
-                         .pad_l = c->transposed ? 1 : 0,
-                         .pad_r = 0,
                          .dt = L->dt,
                          .ref_h = c->ref,
                          .ref_w = c->ref,
                          .winograd = c->winograd};
-    rc = pm_nn_weights_init(L->ctx, w, &d, wt, bias);
-    if (!rc)
-        L->bytes += w->bytes;
+    rc = make_weights(L, w, &d, wt, bias);
+    pm_free(wt);
+    pm_free(bias);
+    return rc;
+}
+
+/* A ConvTranspose2d(ic, oc, 3, stride 2, padding 1, output_padding 1) + BN
+ * as four stride-1 convolutions on the input, one per output parity
+ * (py, px), whose results are interleaved (depth-to-space):
+ *   out(o, 2y+py, 2x+px) = sum_i sum_{dy,dx} in(i, y+dy, x+dx) W(i, o, ky, kx)
+ * with dy in {0} -> ky 1 for py 0, dy in {0, 1} -> ky 2, 0 for py 1 (same in
+ * x); inputs past the bottom/right edge are zero. Same work as the
+ * transposed convolution, on oneDNN's fast forward convolutions. */
+static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, const char *wname, const char *bname,
+                       const char *bnp)
+{
+    float *wt, *bias;
+    int rc = read_folded(L, c, wname, bname, bnp, 1, 1, &wt, &bias);
+    if (rc)
+        return rc;
+    float *k = pm_malloc((size_t)c->oc * c->ic * 4 * sizeof *k);
+    if (!k) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+        goto release;
+    }
+    static const int tap[2][2] = {{1, -1}, {2, 0}}; /* [parity][d] -> kernel index */
+    for (int q = 0; q < 4 && !rc; q++) {
+        int py = q >> 1, px = q & 1, kh = py + 1, kw = px + 1;
+        for (int o = 0; o < c->oc; o++)
+            for (int i = 0; i < c->ic; i++)
+                for (int dy = 0; dy < kh; dy++)
+                    for (int dx = 0; dx < kw; dx++)
+                        k[(((size_t)o * c->ic + i) * kh + dy) * kw + dx] =
+                            wt[(((size_t)i * c->oc + o) * 3 + tap[py][dy]) * 3 + tap[px][dx]];
+        pm_nn_conv_desc d = {.ic = c->ic,
+                             .oc = c->oc,
+                             .kh = kh,
+                             .kw = kw,
+                             .stride = 1,
+                             .pad_b = py,
+                             .pad_r = px,
+                             .dt = L->dt,
+                             .ref_h = c->ref,
+                             .ref_w = c->ref};
+        rc = make_weights(L, &sub[q], &d, k, bias);
+    }
 release:
-    bn_free(&b);
+    pm_free(k);
     pm_free(wt);
     pm_free(bias);
     return rc;
@@ -233,7 +301,8 @@ static void free_state(lama_state *s)
             free_ffc(&s->ffc[i]);
     pm_free(s->ffc);
     for (int i = 0; i < 3; i++)
-        pm_nn_weights_free(&s->up[i]);
+        for (int q = 0; q < 4; q++)
+            pm_nn_weights_free(&s->up[i][q]);
     pm_nn_weights_free(&s->out);
     pm_nn_ctx_destroy(s->ctx);
     pthread_mutex_destroy(&s->lock);
@@ -290,7 +359,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     pthread_mutex_init(&s->lock, NULL);
     s->threads = o.threads > 0 ? o.threads : pm_cpu_count();
     s->dt = o.precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
-    s->winograd = s->dt == PM_NN_F32 && o.winograd != 0;
+    s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     pm_ckpt *ck = NULL;
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
@@ -335,7 +404,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
         snprintf(bnm, sizeof bnm, "model.%d.bias", li);
         snprintf(bnp, sizeof bnp, "model.%d", li + 1);
         conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = L.ref / (8 >> i)};
-        if ((rc = make_conv(&L, &s->up[i], &u, wn, bnm, bnp, 1, 1)))
+        if ((rc = make_deconv(&L, s->up[i], &u, wn, bnm, bnp)))
             goto close_ckpt;
         ch /= 2;
     }
@@ -404,6 +473,7 @@ static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
     int rc = pm_nn_plan_begin(s->ctx, s->threads, &p);
     if (rc)
         return rc;
+    pm_nn_plan_set_layout(p, s->winograd ? PM_NN_LAYOUT_BLOCKED16 : PM_NN_LAYOUT_NHWC);
     pm_nn_t in = pm_nn_input(p, 4, h + 6, w + 6, s->dt);
     pm_nn_t x = pm_nn_conv(p, "head@conv7x7", in, &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
     x = pm_nn_pad_reflect(p, "head@pad1", x, 1, -1);
@@ -431,8 +501,13 @@ static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
     x = pm_nn_concat(p, "tail@concat", l, g);
     for (int i = 0; i < 3; i++) {
         char n[32];
-        snprintf(n, sizeof n, "tail@up%d", i + 1);
-        x = pm_nn_conv(p, n, x, &s->up[i], PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_t q[4];
+        for (int k = 0; k < 4; k++) {
+            snprintf(n, sizeof n, "tail@up%d_%d%d", i + 1, k >> 1, k & 1);
+            q[k] = pm_nn_conv(p, n, x, &s->up[i][k], PM_NN_RELU, -1, s->dt, 1.0f);
+        }
+        snprintf(n, sizeof n, "tail@up%d_shuffle", i + 1);
+        x = pm_nn_interleave2(p, n, q);
     }
     x = pm_nn_pad_reflect(p, "tail@pad7", x, 3, -1);
     x = pm_nn_conv(p, "tail@conv7x7", x, &s->out, PM_NN_SIGMOID, -1, PM_NN_F32, 1.0f);

@@ -24,8 +24,10 @@ extern const pm_model_desc pm_model_lama;
 typedef struct pm_lama_opts {
     int threads;                 /* compute threads; <= 0 = all cores */
     enum pm_precision precision; /* PM_PREC_FP32 (default) or PM_PREC_BF16 */
-    int winograd;                /* fp32 only: Winograd 3x3 in the residual blocks:
-                                    1 on, 0 off, -1 default (on) */
+    int winograd;                /* fp32 only: 1 = Winograd 3x3 convolutions in the
+                                    residual blocks (their weights are transformed
+                                    on every run: slower here, see bench/lama);
+                                    0 or -1 (default) = direct */
 } pm_lama_opts;
 
 /* Loads big-lama from `path` (PyTorch Lightning .ckpt or any checkpoint the

@@ -120,11 +120,11 @@ void pm_nn_set_threads(int threads)
 
 /* ------------------------------------------------------------ weights */
 
-void pm_nn_fold_bn(float *wt, float *bias, int oc, int ic, int k, int transposed,
+void pm_nn_fold_bn(float *wt, float *bias, int oc, int ic, int kk_, int transposed,
                    const float *gamma, const float *beta, const float *mean, const float *var,
                    float eps, int add_shift)
 {
-    size_t kk = (size_t)k * k;
+    size_t kk = (size_t)kk_;
     for (int o = 0; o < oc; o++) {
         float s = gamma[o] / sqrtf(var[o] + eps);
         if (!transposed) {
@@ -150,7 +150,7 @@ static dnnl_status_t conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_des
                                const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst)
 {
     dnnl_dims_t strides = {d->stride, d->stride};
-    dnnl_dims_t pl = {d->pad_l, d->pad_l}, pr = {d->pad_r, d->pad_r};
+    dnnl_dims_t pl = {d->pad_t, d->pad_l}, pr = {d->pad_b, d->pad_r};
     if (d->transposed)
         return dnnl_deconvolution_forward_desc_init(cd, dnnl_forward_inference,
                                                     alg == dnnl_convolution_winograd ? dnnl_deconvolution_winograd
@@ -162,11 +162,11 @@ static dnnl_status_t conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_des
 static void out_size(const pm_nn_conv_desc *d, int h, int w, int *oh, int *ow)
 {
     if (d->transposed) {
-        *oh = (h - 1) * d->stride + d->k - d->pad_l - d->pad_r;
-        *ow = (w - 1) * d->stride + d->k - d->pad_l - d->pad_r;
+        *oh = (h - 1) * d->stride + d->kh - d->pad_t - d->pad_b;
+        *ow = (w - 1) * d->stride + d->kw - d->pad_l - d->pad_r;
     } else {
-        *oh = (h + d->pad_l + d->pad_r - d->k) / d->stride + 1;
-        *ow = (w + d->pad_l + d->pad_r - d->k) / d->stride + 1;
+        *oh = (h + d->pad_t + d->pad_b - d->kh) / d->stride + 1;
+        *ow = (w + d->pad_l + d->pad_r - d->kw) / d->stride + 1;
     }
 }
 
@@ -211,11 +211,11 @@ int pm_nn_weights_init(pm_nn_ctx *ctx, pm_nn_weights *w, const pm_nn_conv_desc *
     int oh, ow;
     out_size(d, d->ref_h, d->ref_w, &oh, &ow);
     dnnl_dims_t ddims = {1, d->oc, oh, ow};
-    dnnl_dims_t wdims = {d->oc, d->ic, d->k, d->k};
+    dnnl_dims_t wdims = {d->oc, d->ic, d->kh, d->kw};
     dnnl_dims_t bdims = {d->oc};
     dnnl_data_type_t dt = pm_nn__dnnl_dt(d->dt);
     if (oh < 1 || ow < 1)
-        return pm_errorf(PM_EINVAL, "reference size %dx%d too small for a %dx%d kernel", d->ref_w, d->ref_h, d->k, d->k);
+        return pm_errorf(PM_EINVAL, "reference size %dx%d too small for a %dx%d kernel", d->ref_w, d->ref_h, d->kw, d->kh);
     dnnl_memory_desc_init_by_tag(&src_any, 4, sdims, dt, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dst_any, 4, ddims, dt, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&wei_any, 4, wdims, dt, dnnl_format_tag_any);
@@ -231,7 +231,7 @@ int pm_nn_weights_init(pm_nn_ctx *ctx, pm_nn_weights *w, const pm_nn_conv_desc *
                 dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, NULL, ctx->eng, NULL) != dnnl_success)
             return pm_errorf(PM_EINTERNAL, "oneDNN has no %s %dx%d %d->%d for these weights",
-                             d->transposed ? "deconvolution" : "convolution", d->k, d->k, d->ic, d->oc);
+                             d->transposed ? "deconvolution" : "convolution", d->kw, d->kh, d->ic, d->oc);
         w->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         dnnl_primitive_desc_destroy(pd);
     }
@@ -356,6 +356,8 @@ nn_step *pm_nn__new_step(pm_nn_plan *p, enum nn_step_kind kind, const char *name
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->t_src = s->t_dst = s->t_add = s->t_tmp = -1;
+    for (int q = 0; q < 4; q++)
+        s->t_quad[q] = -1;
     snprintf(s->name, sizeof s->name, "%s", name);
     return s;
 }
@@ -557,6 +559,47 @@ pm_nn_t pm_nn_irfft2_add(pm_nn_plan *p, const char *name, pm_nn_t freq, int w, f
     return d;
 }
 
+void pm_nn_plan_set_layout(pm_nn_plan *p, enum pm_nn_layout layout)
+{
+    p->layout = layout;
+}
+
+int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, int w, pm_nn_dt dt)
+{
+    dnnl_format_tag_t tag = p->layout == PM_NN_LAYOUT_BLOCKED16 ? dnnl_nChw16c
+                            : p->layout == PM_NN_LAYOUT_NHWC    ? dnnl_nhwc
+                                                                : dnnl_nchw;
+    dnnl_dims_t dims = {1, c, h, w};
+    if (dnnl_memory_desc_init_by_tag(md, 4, dims, pm_nn__dnnl_dt(dt), tag) != dnnl_success)
+        return pm_errorf(PM_EINTERNAL, "cannot describe a %dx%dx%d tensor", c, h, w);
+    return 0;
+}
+
+pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4])
+{
+    nn_op *o = new_op(p, OP_INTERLEAVE, name);
+    if (!o)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        if (!valid(p, t[i], name))
+            return -1;
+        if (p->t[t[i]].c != p->t[t[0]].c || p->t[t[i]].h != p->t[t[0]].h || p->t[t[i]].w != p->t[t[0]].w ||
+            p->t[t[i]].dt != p->t[t[0]].dt) {
+            set_err(p, pm_errorf(PM_EINTERNAL, "%s: the four inputs differ in shape", name));
+            return -1;
+        }
+    }
+    nn_tensor a = p->t[t[0]];
+    int d = pm_nn__new_tensor(p, a.c, 2 * a.h, 2 * a.w, a.dt);
+    if (d < 0)
+        return -1;
+    o = &p->ops[p->nops - 1];
+    for (int i = 0; i < 4; i++)
+        o->quad[i] = t[i];
+    o->dst = d;
+    return d;
+}
+
 void pm_nn_mark(pm_nn_plan *p, int value)
 {
     nn_op *o = new_op(p, OP_MARK, "mark");
@@ -643,7 +686,7 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     dnnl_memory_desc_t src_any, wei_any, bias_md, dst_md;
     dnnl_dims_t sdims = {1, d->ic, p->t[src].h, p->t[src].w};
     dnnl_dims_t ddims = {1, d->oc, p->t[dst].h, p->t[dst].w};
-    dnnl_dims_t wdims = {d->oc, d->ic, d->k, d->k};
+    dnnl_dims_t wdims = {d->oc, d->ic, d->kh, d->kw};
     dnnl_dims_t bdims = {d->oc};
     dnnl_memory_desc_init_by_tag(&src_any, 4, sdims, dt, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&wei_any, 4, wdims, dt, dnnl_format_tag_any);
@@ -652,6 +695,19 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
         dst_md = p->t[dst].md;
     else
         dnnl_memory_desc_init_by_tag(&dst_md, 4, ddims, pm_nn__dnnl_dt(op->out_dt), dnnl_format_tag_any);
+    /* the plan's layout, where a non-reference implementation takes it */
+    dnnl_memory_desc_t src_pref, dst_pref;
+    int prefer = p->layout != PM_NN_LAYOUT_ANY;
+    if (prefer) {
+        if (p->t[src].fixed)
+            src_pref = p->t[src].md;
+        else
+            pm_nn__layout_md(p, &src_pref, d->ic, p->t[src].h, p->t[src].w, p->t[src].dt);
+        if (p->t[dst].fixed)
+            dst_pref = p->t[dst].md;
+        else
+            pm_nn__layout_md(p, &dst_pref, d->oc, p->t[dst].h, p->t[dst].w, op->out_dt);
+    }
 
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -671,11 +727,20 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
 
     const dnnl_memory_desc_t *bmd = w->bias ? &bias_md : NULL;
     dnnl_convolution_desc_t cd;
-    int wino = (op->flags & PM_NN_WINOGRAD) && d->dt == PM_NN_F32 && d->k == 3 && d->stride == 1 && !d->transposed;
+    int wino = (op->flags & PM_NN_WINOGRAD) && d->dt == PM_NN_F32 && d->kh == 3 && d->kw == 3 && d->stride == 1 && !d->transposed;
     if (wino) {
         if (conv_desc(&cd, d, dnnl_convolution_winograd, &src_any, &wei_any, bmd, &dst_md) != dnnl_success ||
             dnnl_primitive_desc_create(&pd, &cd, attr, p->ctx->eng, NULL) != dnnl_success)
             pd = NULL;
+    }
+    if (!pd && prefer) {
+        if (conv_desc(&cd, d, dnnl_convolution_direct, &src_pref, &wei_any, bmd, &dst_pref) != dnnl_success ||
+            dnnl_primitive_desc_create(&pd, &cd, attr, p->ctx->eng, NULL) != dnnl_success)
+            pd = NULL;
+        else if (is_ref(pd)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+        }
     }
     if (!pd) {
         dnnl_status_t st = conv_desc(&cd, d, dnnl_convolution_direct, &src_any, &wei_any, bmd, &dst_md);
@@ -807,7 +872,7 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     s->nargs = n;
     int ih = p->t[op->src].h, iw = p->t[op->src].w;
     double pix = d->transposed ? (double)ih * iw : (double)p->t[dst].h * p->t[dst].w;
-    s->flops = 2.0 * d->ic * d->oc * d->k * d->k * pix;
+    s->flops = 2.0 * d->ic * d->oc * d->kh * d->kw * pix;
 release:
     if (pd2)
         dnnl_primitive_desc_destroy(pd2);
@@ -843,13 +908,16 @@ static int as_layout_of(pm_nn_plan *p, int t, int like, const char *name)
     return add_reorder(p, nm, t, &md);
 }
 
-/* Fixes an undecided tensor to nchw (f32 or its type). */
+/* Fixes an undecided tensor to the plan's layout (nchw when it has none). */
 static void fix_default(pm_nn_plan *p, int t)
 {
     if (p->t[t].fixed)
         return;
     dnnl_memory_desc_t md;
-    pm_nn__md_like(&md, NULL, p->t[t].c, p->t[t].h, p->t[t].w, p->t[t].dt);
+    if (p->layout != PM_NN_LAYOUT_ANY)
+        pm_nn__layout_md(p, &md, p->t[t].c, p->t[t].h, p->t[t].w, p->t[t].dt);
+    else
+        pm_nn__md_like(&md, NULL, p->t[t].c, p->t[t].h, p->t[t].w, p->t[t].dt);
     pm_nn__fix(p, t, &md);
 }
 
@@ -1089,6 +1157,9 @@ int pm_nn_plan_finish(pm_nn_plan *p)
         case OP_IRFFT:
             pm_nn__lower_ifft(p, op);
             break;
+        case OP_INTERLEAVE:
+            pm_nn__lower_interleave(p, op);
+            break;
         case OP_MARK: {
             nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");
             if (!s)
@@ -1109,6 +1180,9 @@ int pm_nn_plan_finish(pm_nn_plan *p)
         use(p, s->t_dst, i);
         use(p, s->t_add, i);
         use(p, s->t_tmp, i);
+        if (s->kind == ST_INTERLEAVE)
+            for (int q = 0; q < 4; q++)
+                use(p, s->t_quad[q], i);
     }
     for (int i = 0; i < p->nt; i++) {
         nn_tensor *t = &p->t[i];

@@ -80,11 +80,11 @@ void pm_nn_set_threads(int threads);
 /* Describes a convolution (or a transposed convolution) for its weights. */
 typedef struct pm_nn_conv_desc {
     int ic, oc;        /* input and output channels */
-    int k;             /* square kernel size */
+    int kh, kw;        /* kernel size */
     int stride;
-    int transposed;    /* 1: deconvolution, weights given as [ic][oc][k][k] */
-    int pad_l, pad_r;  /* zero padding (left/top, right/bottom); deconvolution:
-                          output = (in - 1) * stride + k - pad_l - pad_r */
+    int transposed;    /* 1: deconvolution, weights given as [ic][oc][kh][kw] */
+    int pad_t, pad_l, pad_b, pad_r; /* zero padding of the sides; deconvolution:
+                          output = (in - 1) * stride + k - pad_t - pad_b (rows) */
     pm_nn_dt dt;       /* weights and activations type */
     int ref_h, ref_w;  /* a typical input size, to choose the stored format */
     int winograd;      /* 1: weights for a Winograd convolution; stored plain
@@ -111,11 +111,10 @@ void pm_nn_weights_free(pm_nn_weights *w);
 /* Folds an inference BatchNorm (y = (x - mean) / sqrt(var + eps) * gamma + beta)
  * that follows a convolution into its weights and bias: weights are scaled
  * per output channel; bias (oc floats; may start as zeros) becomes
- * bias * s + t. `wt` holds `oc` groups of `per_oc` floats when
- * !transposed (oihw), or ic groups of oc * k * k floats when transposed (iohw):
- * pass transposed, ic and k accordingly. `add_shift` 0 folds only the scale
+ * bias * s + t. `wt` is oihw ([oc][ic][kk]) or, when transposed, iohw
+ * ([ic][oc][kk]), kk = kernel elements. `add_shift` 0 folds only the scale
  * (for a second convolution summed before the same BatchNorm). */
-void pm_nn_fold_bn(float *wt, float *bias, int oc, int ic, int k, int transposed,
+void pm_nn_fold_bn(float *wt, float *bias, int oc, int ic, int kk, int transposed,
                    const float *gamma, const float *beta, const float *mean, const float *var,
                    float eps, int add_shift);
 
@@ -137,6 +136,13 @@ enum pm_nn_flags {
 int pm_nn_plan_begin(pm_nn_ctx *ctx, int threads, pm_nn_plan **out);
 void pm_nn_plan_free(pm_nn_plan *p);
 
+/* Activation layout the plan prefers between layers. PM_NN_LAYOUT_ANY lets
+ * each primitive choose (a reorder is added where neighbours disagree);
+ * NHWC / BLOCKED16 are taken wherever a non-reference implementation
+ * accepts them, so that the layers of a network agree without reorders. */
+enum pm_nn_layout { PM_NN_LAYOUT_ANY = 0, PM_NN_LAYOUT_NHWC, PM_NN_LAYOUT_BLOCKED16 };
+void pm_nn_plan_set_layout(pm_nn_plan *p, enum pm_nn_layout layout);
+
 /* The plan's input, C x H x W of type dt; its layout is the one its first
  * consumer prefers. Filled by the run's fill callback. */
 pm_nn_t pm_nn_input(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt);
@@ -157,6 +163,11 @@ pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad,
 
 /* dst += src (same shape), in place. */
 void pm_nn_add(pm_nn_plan *p, const char *name, pm_nn_t dst, pm_nn_t src);
+
+/* Depth-to-space of four C x H x W tensors t[py * 2 + px] into one
+ * C x 2H x 2W tensor: out(c, 2y + py, 2x + px) = t[py * 2 + px](c, y, x).
+ * (The sub-pixel form of a stride-2 transposed convolution.) */
+pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4]);
 
 /* Channel concatenation [a; b]. */
 pm_nn_t pm_nn_concat(pm_nn_plan *p, const char *name, pm_nn_t a, pm_nn_t b);

@@ -20,12 +20,13 @@ struct pm_nn_ctx {
     dnnl_stream_t stream;
 };
 
-enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK };
+enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE };
 
 typedef struct nn_op {
     enum nn_op_kind kind;
     char name[48];
     pm_nn_t src, dst, add, b;
+    pm_nn_t quad[4];  /* interleave inputs */
     const pm_nn_weights *w;
     unsigned flags;
     pm_nn_dt out_dt;
@@ -46,7 +47,7 @@ typedef struct nn_tensor {
     int is_input, is_output;
 } nn_tensor;
 
-enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK };
+enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE };
 
 #define NN_MAX_ARGS 8
 
@@ -62,6 +63,7 @@ typedef struct nn_step {
     dnnl_exec_arg_t exec[NN_MAX_ARGS];
     /* custom ops */
     int t_src, t_dst, t_add, t_tmp;
+    int t_quad[4];
     int pad;
     float scale;
     fftwf_plan fplan;
@@ -87,6 +89,7 @@ struct pm_nn_plan {
     pm_nn_t output;
     size_t arena_bytes;
     int profile;
+    enum pm_nn_layout layout;
     /* plan-owned memory objects of weights and biases, and scaled biases */
     dnnl_memory_t *wmem;
     int nwmem, cap_wmem;
@@ -103,6 +106,8 @@ dnnl_data_type_t pm_nn__dnnl_dt(pm_nn_dt dt);
 
 /* nn_ops.c: custom steps */
 int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op);
+int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, int w, pm_nn_dt dt);
 int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op);
 int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena);
 void pm_nn__free_custom(nn_step *s);

@@ -155,6 +155,64 @@ static int run_add(pm_nn_plan *p, nn_step *s, uint8_t *arena)
     return 0;
 }
 
+/* ----------------------------------------------------------- interleave */
+
+int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op)
+{
+    int q[4];
+    for (int i = 0; i < 4; i++) {
+        q[i] = op->quad[i];
+        if (!p->t[q[i]].fixed)
+            return p->err = pm_errorf(PM_EINTERNAL, "%s: input %d is never produced", op->name, i);
+    }
+    pm_nn_view v;
+    if (pm_nn_view_from_md(&v, &p->t[q[0]].md))
+        return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: layout not supported", op->name);
+    for (int i = 1; i < 4; i++)
+        if (!dnnl_memory_desc_equal(&p->t[q[i]].md, &p->t[q[0]].md))
+            return p->err = pm_errorf(PM_EINTERNAL, "%s: the four inputs differ in layout", op->name);
+    dnnl_memory_desc_t md;
+    if (pm_nn__md_like(&md, &p->t[q[0]].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, p->t[op->dst].dt))
+        return p->err = PM_EINTERNAL;
+    pm_nn__fix(p, op->dst, &md);
+    nn_step *s = pm_nn__new_step(p, ST_INTERLEAVE, op->name);
+    if (!s)
+        return p->err = pm_errorf(PM_ENOMEM, "out of memory");
+    snprintf(s->impl, sizeof s->impl, "depth-to-space 2x2");
+    for (int i = 0; i < 4; i++)
+        s->t_quad[i] = q[i];
+    s->t_dst = op->dst;
+    return 0;
+}
+
+static int run_interleave(pm_nn_plan *p, nn_step *s, uint8_t *arena)
+{
+    pm_nn_view vi[4], vd;
+    geo gi, gd;
+    int rc;
+    for (int i = 0; i < 4; i++)
+        if ((rc = view_of(p, s->t_quad[i], arena, &vi[i])))
+            return rc;
+    if ((rc = view_of(p, s->t_dst, arena, &vd)) || (rc = geometry(&vi[0], &gi)) || (rc = geometry(&vd, &gd)))
+        return rc;
+    size_t px = (size_t)gi.pix * esize(vd.dt);
+    int H = vd.h, W = vi[0].w, items = gd.planes * H, nt = p->threads;
+    PM_OMP_FOR(nt)
+    for (int it = 0; it < items; it++) {
+        int pl = it / H, Y = it % H, py = Y & 1, y = Y >> 1;
+        uint8_t *rd = (uint8_t *)vd.data + ((ptrdiff_t)pl * gd.plane_stride + (ptrdiff_t)Y * gd.row_stride) * (ptrdiff_t)esize(vd.dt);
+        const uint8_t *r0 = (const uint8_t *)vi[2 * py].data +
+                            ((ptrdiff_t)pl * gi.plane_stride + (ptrdiff_t)y * gi.row_stride) * (ptrdiff_t)esize(vd.dt);
+        const uint8_t *r1 = (const uint8_t *)vi[2 * py + 1].data +
+                            ((ptrdiff_t)pl * gi.plane_stride + (ptrdiff_t)y * gi.row_stride) * (ptrdiff_t)esize(vd.dt);
+        for (int x = 0; x < W; x++) {
+            memcpy(rd + (size_t)(2 * x) * px, r0 + (size_t)x * px, px);
+            memcpy(rd + (size_t)(2 * x + 1) * px, r1 + (size_t)x * px, px);
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ FFT */
 
 /* Channels per FFT group: the largest of 8, 4, 2, 1 that divides C and stays
@@ -379,6 +437,8 @@ int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena)
         return run_rfft(p, s, arena);
     case ST_IRFFT:
         return run_irfft(p, s, arena);
+    case ST_INTERLEAVE:
+        return run_interleave(p, s, arena);
     default:
         return 0;
     }

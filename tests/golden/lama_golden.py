@@ -3,7 +3,7 @@
     /usr/bin/python3 lama_golden.py --bin build/tests/golden/golden_lama --work DIR CASE
 
 Cases:
-  net-small   ngf 16, 2 blocks: network output, fp32 (Winograd and direct), max |diff| <= 1e-4
+  net-small   ngf 16, 2 blocks: network output, fp32 (direct and Winograd), max |diff| <= 1e-4
   net-full    ngf 64, 18 blocks (big-lama shape), small images: same bound
   pipeline    8-bit inpainting on odd sizes (203x317 with ngf 16; 37x29 with the
               full shape), masks touching the border: every pixel within 1 LSB,
@@ -199,9 +199,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(THREADS)
     if args.case == "net-small":
-        ok = case_net(args, 16, 2, [(64, 48), (40, 56), (16, 24)], [(), ("--no-winograd",)])
+        ok = case_net(args, 16, 2, [(64, 48), (40, 56), (16, 24)], [(), ("--winograd",)])
     elif args.case == "net-full":
-        ok = case_net(args, 64, 18, [(48, 40), (16, 16)], [(), ("--no-winograd",)])
+        ok = case_net(args, 64, 18, [(48, 40), (16, 16)], [(), ("--winograd",)])
     elif args.case == "pipeline":
         ok = case_pipeline(args)
     elif args.case == "bf16":

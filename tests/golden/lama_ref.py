@@ -95,11 +95,12 @@ class FFC_BN_ACT(nn.Module):
             self.bn_g = nn.BatchNorm2d(self.ffc.out_g)
 
     def forward(self, x):
+        # in-place ReLU as in the published FFC_BN_ACT (act_l/act_g inplace=True)
         ol, og = self.ffc(x)
         if self.ffc.out_l:
-            ol = F.relu(self.bn_l(ol))
+            ol = F.relu_(self.bn_l(ol))
         if self.ffc.out_g:
-            og = F.relu(self.bn_g(og))
+            og = F.relu_(self.bn_g(og))
         return ol, og
 
 

@@ -150,8 +150,8 @@ static void conv_case(int ic, int oc, int h, int w, int stride, unsigned extra)
             ref[(size_t)o * oh * ow + i] = y > 0 ? y : 0;
         }
     }
-    pm_nn_fold_bn(wt, bias, oc, ic, k, 0, g, b, m, v, 1e-5f, 1);
-    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .k = k, .stride = stride, .dt = PM_NN_F32, .ref_h = h + 2, .ref_w = w + 2,
+    pm_nn_fold_bn(wt, bias, oc, ic, k * k, 0, g, b, m, v, 1e-5f, 1);
+    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = k, .kw = k, .stride = stride, .dt = PM_NN_F32, .ref_h = h + 2, .ref_w = w + 2,
                          .winograd = (extra & PM_NN_WINOGRAD) != 0};
     pm_nn_weights W;
     assert_int_equal(pm_nn_weights_init(ctx, &W, &d, wt, bias), 0);
@@ -219,7 +219,7 @@ static void test_sum_and_add(void **state)
     int c = 16, h = 8, w = 12;
     float *x = rand_buf((size_t)c * h * w);
     float *wa = rand_buf((size_t)c * c), *wb = rand_buf((size_t)c * c), *ba = rand_buf(c);
-    pm_nn_conv_desc d = {.ic = c, .oc = c, .k = 1, .stride = 1, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
+    pm_nn_conv_desc d = {.ic = c, .oc = c, .kh = 1, .kw = 1, .stride = 1, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
     pm_nn_weights A, B;
     assert_int_equal(pm_nn_weights_init(ctx, &A, &d, wa, ba), 0);
     assert_int_equal(pm_nn_weights_init(ctx, &B, &d, wb, NULL), 0);
@@ -285,7 +285,7 @@ static void test_deconv(void **state)
                             ref[((size_t)o * oh + Y) * ow + X] +=
                                 (double)x[((size_t)i * h + y) * w + xx] * wt[(((size_t)i * oc + o) * k + ky) * k + kx];
                         }
-    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .k = k, .stride = 2, .transposed = 1, .pad_l = 1, .pad_r = 0,
+    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = k, .kw = k, .stride = 2, .transposed = 1, .pad_t = 1, .pad_l = 1,
                          .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
     pm_nn_weights W;
     assert_int_equal(pm_nn_weights_init(ctx, &W, &d, wt, bias), 0);
@@ -322,7 +322,7 @@ static void fft_case(int c, int h, int w, int blocked)
     for (int i = 0; i < c; i++)
         eye[i * c + i] = 1;
     /* a 1x1 identity conv first lets oneDNN pick a (blocked) layout for the FFT input */
-    pm_nn_conv_desc d = {.ic = c, .oc = c, .k = 1, .stride = 1, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
+    pm_nn_conv_desc d = {.ic = c, .oc = c, .kh = 1, .kw = 1, .stride = 1, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
     assert_int_equal(pm_nn_weights_init(ctx, &I, &d, eye, NULL), 0);
     for (int round = 0; round < 2; round++) {
         pm_nn_plan *p;
@@ -459,7 +459,7 @@ static void test_bf16_conv(void **state)
     float *x = rand_buf((size_t)ic * h * w), *wt = rand_buf((size_t)oc * ic * 9);
     int oh, ow;
     float *ref = naive_conv(x, ic, h, w, wt, NULL, oc, 3, 1, 1, &oh, &ow);
-    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .k = 3, .stride = 1, .dt = PM_NN_BF16, .ref_h = h + 2, .ref_w = w + 2};
+    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = 3, .kw = 3, .stride = 1, .dt = PM_NN_BF16, .ref_h = h + 2, .ref_w = w + 2};
     pm_nn_weights W;
     assert_int_equal(pm_nn_weights_init(ctx, &W, &d, wt, NULL), 0);
     pm_nn_plan *p;
