@@ -2,7 +2,7 @@
  * at one size and prints one line of key=value figures (peak RSS of this
  * process included), for bench_lama.py to put next to PyTorch's.
  *
- *   bench_lama CKPT --size N [--runs R] [--threads T] [--bf16] [--winograd] [--profile]
+ *   bench_lama CKPT --size N [--runs R] [--threads T] [--bf16] [--winograd] [--band-kb K] [--profile]
  */
 #include "base/base.h"
 #include "models/lama.h"
@@ -32,7 +32,7 @@ static void rss(const char *when)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_lama CKPT --size N [--runs R] [--threads T] [--bf16] [--winograd] [--profile]\n");
+        fprintf(stderr, "usage: bench_lama CKPT --size N [--runs R] [--threads T] [--bf16] [--winograd] [--band-kb K] [--profile]\n");
         return 1;
     }
     pm_lama_opts o = {.threads = 0, .precision = PM_PREC_FP32, .winograd = -1};
@@ -48,6 +48,8 @@ int main(int argc, char **argv)
             o.precision = PM_PREC_BF16;
         else if (strcmp(argv[i], "--winograd") == 0)
             o.winograd = 1;
+        else if (strcmp(argv[i], "--band-kb") == 0 && i + 1 < argc)
+            o.band_bytes = (size_t)atoi(argv[++i]) << 10;
         else if (strcmp(argv[i], "--profile") == 0)
             profile = 1;
     }

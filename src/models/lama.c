@@ -34,6 +34,7 @@ typedef struct lama_state {
     int threads;
     pm_nn_dt dt;
     int winograd;
+    size_t band_bytes;
     int ngf, blocks;
     pm_nn_weights conv1, down1, down2, down3l, down3g;
     lama_ffc *ffc; /* 2 per block */
@@ -360,6 +361,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->threads = o.threads > 0 ? o.threads : pm_cpu_count();
     s->dt = o.precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
+    s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
@@ -467,6 +469,112 @@ static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char 
 #undef NM
 }
 
+/* Rows per band so that one band of a `row_bytes`-per-row tensor is about
+ * `target` bytes (at least `min`, even). */
+static int band_rows(size_t row_bytes, size_t target, int min)
+{
+    size_t r = row_bytes ? target / row_bytes : (size_t)min;
+    if (r < (size_t)min)
+        r = (size_t)min;
+    if (r > 1 << 20)
+        r = 1 << 20;
+    return (int)r & ~1;
+}
+
+#define IN_BORDER 6 /* reflect border of the plan input (see head_ops) */
+
+/* conv 7x7 -> down1 -> down2 -> down3 on the input (4 channels, working
+ * size h x w, reflect-bordered by IN_BORDER). The first two layers run in row
+ * bands so that the full-resolution 64-channel map never exists whole: each
+ * band of conv 7x7 is computed with a border of 3 (its input has a border of
+ * 6), its border is made a reflection, and down1 (stride 2) on it writes
+ * rows of down1's output *with* a border of 1 -- after a border reflection,
+ * that is exactly the reflect-padded input down2 needs. */
+static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_nn_t *l, pm_nn_t *g)
+{
+    int ngf = s->ngf;
+    size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
+    int h2 = h / 2 + 2, w2 = w / 2 + 2;
+    pm_nn_t p2 = pm_nn_new(p, 2 * ngf, h2, w2, s->dt);
+    /* rows [a, b) of p2 need rows [2a, 2b + 1) of conv 7x7's bordered output,
+     * which need input rows [2a, 2b + 7) */
+    /* at least 4 rows: the first band's border of 3 is reflected inside it */
+    int R = band_rows((size_t)2 * (w + 6) * ngf * es, s->band_bytes, 8) / 2;
+    char n[48];
+    for (int a = 0, k = 0; a < h2; a += R, k++) {
+        int b = a + R < h2 ? a + R : h2;
+        snprintf(n, sizeof n, "head@conv7x7~%d", k);
+        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 2 * a, 2 * b + 7), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
+        snprintf(n, sizeof n, "head@border1~%d", k);
+        pm_nn_reflect_border(p, n, c1, a == 0 ? 3 : 0, 0, 3, 3);
+        snprintf(n, sizeof n, "head@down1~%d", k);
+        pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p2, a, b), s->dt, 1.0f);
+    }
+    pm_nn_reflect_border(p, "head@border2", p2, 1, 1, 1, 1);
+    pm_nn_t x = pm_nn_conv(p, "head@down2", p2, &s->down2, PM_NN_RELU, -1, s->dt, 1.0f);
+    x = pm_nn_pad_reflect(p, "head@pad3", x, 1, -1);
+    *l = pm_nn_conv(p, "head@down3_l", x, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
+    *g = pm_nn_conv(p, "head@down3_g", x, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+}
+
+/* The four sub-pixel convolutions of up-sampling `i` for rows [r0, r1) of
+ * its input `x` (of `xh` rows), interleaved into `dst` (new when < 0). The
+ * two-tap kernels read one row past the band; at the last row that row is
+ * the zero padding of the transposed convolution. */
+static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int xh, int r0, int r1, pm_nn_t dst,
+                      const char *band)
+{
+    char n[48];
+    pm_nn_t q[4];
+    for (int k = 0; k < 4; k++) {
+        int py = k >> 1;
+        int end = r1 + py <= xh ? r1 + py : xh;
+        int pad_b = r1 + py > xh ? 1 : 0;
+        pm_nn_t src = (r0 == 0 && end == xh) ? x : pm_nn_rows(p, x, r0, end);
+        snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
+        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, s->dt, 0, pad_b);
+    }
+    snprintf(n, sizeof n, "tail@up%d_shuffle%s", i + 1, band);
+    return pm_nn_interleave2(p, n, q, dst);
+}
+
+/* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid. up2
+ * and the rest run in row bands: up2's output is written band by band, and
+ * each band of the final output is made from just the rows of up3 it needs. */
+static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int h, int w)
+{
+    int ngf = s->ngf;
+    size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
+    char band[16];
+    pm_nn_t x = pm_nn_concat(p, "tail@concat", l, g);
+    pm_nn_t i1 = up_ops(s, p, 0, x, h / 8, 0, h / 8, -1, "");
+    /* up2: rows [a, b) of its input make rows [2a, 2b) of i2 */
+    int h4 = h / 4, h2 = h / 2;
+    pm_nn_t i2 = pm_nn_new(p, 2 * ngf, h2, w / 2, s->dt);
+    int R = band_rows((size_t)2 * w * ngf * es, s->band_bytes, 2) / 2;
+    for (int a = 0, k = 0; a < h4; a += R, k++) {
+        int b = a + R < h4 ? a + R : h4;
+        snprintf(band, sizeof band, "~%d", k);
+        up_ops(s, p, 1, i1, h4, a, b, pm_nn_rows(p, i2, 2 * a, 2 * b), band);
+    }
+    /* output rows [a, b) need rows [a-3, b+3) of up3 (reflected at the
+     * edges), made from rows [u0/2, u1/2) of i2 */
+    pm_nn_t out = pm_nn_new(p, 3, h, w, PM_NN_F32);
+    R = band_rows((size_t)w * ngf * es, s->band_bytes, 8);
+    for (int a = 0, k = 0; a < h; a += R, k++) {
+        int b = a + R < h ? a + R : h;
+        int u0 = a >= 4 ? a - 4 : 0, u1 = b + 4 <= h ? b + 4 : h;
+        snprintf(band, sizeof band, "~%d", k);
+        pm_nn_t u = up_ops(s, p, 2, i2, h2, u0 / 2, u1 / 2, -1, band);
+        char n[48];
+        snprintf(n, sizeof n, "tail@pad7%s", band);
+        pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
+        snprintf(n, sizeof n, "tail@conv7x7%s", band);
+        pm_nn_conv(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b), PM_NN_F32, 1.0f);
+    }
+    return out;
+}
+
 static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
 {
     pm_nn_plan *p;
@@ -474,15 +582,9 @@ static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
     if (rc)
         return rc;
     pm_nn_plan_set_layout(p, s->winograd ? PM_NN_LAYOUT_BLOCKED16 : PM_NN_LAYOUT_NHWC);
-    pm_nn_t in = pm_nn_input(p, 4, h + 6, w + 6, s->dt);
-    pm_nn_t x = pm_nn_conv(p, "head@conv7x7", in, &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
-    x = pm_nn_pad_reflect(p, "head@pad1", x, 1, -1);
-    x = pm_nn_conv(p, "head@down1", x, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
-    x = pm_nn_pad_reflect(p, "head@pad2", x, 1, -1);
-    x = pm_nn_conv(p, "head@down2", x, &s->down2, PM_NN_RELU, -1, s->dt, 1.0f);
-    x = pm_nn_pad_reflect(p, "head@pad3", x, 1, -1);
-    pm_nn_t l = pm_nn_conv(p, "head@down3_l", x, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
-    pm_nn_t g = pm_nn_conv(p, "head@down3_g", x, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+    pm_nn_t in = pm_nn_input(p, 4, h + 2 * IN_BORDER, w + 2 * IN_BORDER, s->dt);
+    pm_nn_t l, g;
+    head_ops(s, p, in, h, w, &l, &g);
     pm_nn_mark(p, 1);
     pm_nn_t rl = -1, rg = -1; /* pending residual of the previous block */
     for (int b = 0; b < s->blocks; b++) {
@@ -498,20 +600,7 @@ static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
     }
     pm_nn_add(p, "tail@residual_l", l, rl);
     pm_nn_add(p, "tail@residual_g", g, rg);
-    x = pm_nn_concat(p, "tail@concat", l, g);
-    for (int i = 0; i < 3; i++) {
-        char n[32];
-        pm_nn_t q[4];
-        for (int k = 0; k < 4; k++) {
-            snprintf(n, sizeof n, "tail@up%d_%d%d", i + 1, k >> 1, k & 1);
-            q[k] = pm_nn_conv(p, n, x, &s->up[i][k], PM_NN_RELU, -1, s->dt, 1.0f);
-        }
-        snprintf(n, sizeof n, "tail@up%d_shuffle", i + 1);
-        x = pm_nn_interleave2(p, n, q);
-    }
-    x = pm_nn_pad_reflect(p, "tail@pad7", x, 3, -1);
-    x = pm_nn_conv(p, "tail@conv7x7", x, &s->out, PM_NN_SIGMOID, -1, PM_NN_F32, 1.0f);
-    pm_nn_output(p, x);
+    pm_nn_output(p, tail_ops(s, p, l, g, h, w));
     pm_nn_mark(p, s->blocks + 2);
     rc = pm_nn_plan_finish(p);
     if (rc) {
@@ -587,8 +676,8 @@ static inline int reflect(int i, int n)
 }
 
 /* The reference preparation: symmetric (edge) padding to the working size,
- * mask > 0, input = [rgb/255 * (1 - mask), mask], then the network's own
- * reflect padding of 3. */
+ * mask > 0, input = [rgb/255 * (1 - mask), mask], then a reflect border of
+ * IN_BORDER (the network's own padding of 3, and 3 more for head_ops). */
 typedef struct inpaint_io {
     const pm_image *rgb, *mask;
     pm_image *out;
@@ -598,15 +687,15 @@ static int fill_image(void *user, const pm_nn_view *v)
 {
     const inpaint_io *io = user;
     int w = io->rgb->width, h = io->rgb->height;
-    int hp = v->h - 6, wp = v->w - 6;
+    int hp = v->h - 2 * IN_BORDER, wp = v->w - 2 * IN_BORDER;
     for (int y = 0; y < v->h; y++) {
-        int sy = reflect(y - 3, hp);
+        int sy = reflect(y - IN_BORDER, hp);
         if (sy > h - 1)
             sy = h - 1;
         const uint8_t *rrow = io->rgb->data + (size_t)sy * w * 3;
         const uint8_t *mrow = io->mask->data + (size_t)sy * w;
         for (int x = 0; x < v->w; x++) {
-            int sx = reflect(x - 3, wp);
+            int sx = reflect(x - IN_BORDER, wp);
             if (sx > w - 1)
                 sx = w - 1;
             float m = mrow[sx] > 0 ? 1.0f : 0.0f;
@@ -705,9 +794,9 @@ static int fill_raw(void *user, const pm_nn_view *v)
     const raw_io *r = user;
     for (int c = 0; c < 4; c++)
         for (int y = 0; y < v->h; y++) {
-            const float *row = r->in + ((size_t)c * r->h + reflect(y - 3, r->h)) * r->w;
+            const float *row = r->in + ((size_t)c * r->h + reflect(y - IN_BORDER, r->h)) * r->w;
             for (int x = 0; x < v->w; x++)
-                put(v, c, y, x, row[reflect(x - 3, r->w)]);
+                put(v, c, y, x, row[reflect(x - IN_BORDER, r->w)]);
         }
     return 0;
 }
@@ -804,8 +893,10 @@ int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_be
             goto unlock;
         t[i] = pm_now() - t0;
     }
-    if (profile)
+    if (profile) {
         pm_nn_plan_profile_print(p, profile);
+        pm_nn_plan_describe(p, profile);
+    }
     pm_nn_plan_profile(p, 0);
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     res->median_s = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);

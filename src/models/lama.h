@@ -28,6 +28,9 @@ typedef struct pm_lama_opts {
                                     residual blocks (their weights are transformed
                                     on every run: slower here, see bench/lama);
                                     0 or -1 (default) = direct */
+    size_t band_bytes;           /* size of one row band of the full-resolution
+                                    layers (memory vs. per-band overhead);
+                                    0 = default (4 MB) */
 } pm_lama_opts;
 
 /* Loads big-lama from `path` (PyTorch Lightning .ckpt or any checkpoint the

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -339,6 +340,7 @@ int pm_nn__new_tensor(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt)
     t->dt = dt;
     t->first = -1;
     t->last = -1;
+    t->parent = -1;
     return p->nt++;
 }
 
@@ -399,6 +401,17 @@ pm_nn_t pm_nn_input(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt)
     return t;
 }
 
+pm_nn_t pm_nn_new(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt)
+{
+    if (p->err)
+        return -1;
+    if (c < 1 || h < 1 || w < 1) {
+        set_err(p, pm_errorf(PM_EINTERNAL, "tensor of %dx%dx%d", c, h, w));
+        return -1;
+    }
+    return pm_nn__new_tensor(p, c, h, w, dt);
+}
+
 void pm_nn_output(pm_nn_plan *p, pm_nn_t t)
 {
     if (p->err || !valid(p, t, "output"))
@@ -418,8 +431,8 @@ void pm_nn_shape(const pm_nn_plan *p, pm_nn_t t, int *c, int *h, int *w)
     *w = p->t[t].w;
 }
 
-pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
-                   pm_nn_t dst, pm_nn_dt out_dt, float bias_scale)
+static pm_nn_t conv_op(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
+                       pm_nn_t dst, pm_nn_dt out_dt, float bias_scale, int pad_over, int pad_t, int pad_b)
 {
     nn_op *o = new_op(p, OP_CONV, name);
     if (!o || !valid(p, src, name))
@@ -429,18 +442,24 @@ pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_wei
         set_err(p, pm_errorf(PM_EINTERNAL, "%s: input has %d channels, weights expect %d", name, s->c, w->d.ic));
         return -1;
     }
+    pm_nn_conv_desc d = w->d;
+    if (pad_over) {
+        d.pad_t = pad_t;
+        d.pad_b = pad_b;
+    }
     int oh, ow;
-    out_size(&w->d, s->h, s->w, &oh, &ow);
+    out_size(&d, s->h, s->w, &oh, &ow);
     if (oh < 1 || ow < 1) {
         set_err(p, pm_errorf(PM_EINVAL, "%s: input %dx%d too small", name, s->w, s->h));
         return -1;
     }
-    if (flags & PM_NN_SUM) {
+    if (flags & (PM_NN_SUM | PM_NN_INTO)) {
         if (!valid(p, dst, name))
             return -1;
-        const nn_tensor *d = &p->t[dst];
-        if (d->c != w->d.oc || d->h != oh || d->w != ow) {
-            set_err(p, pm_errorf(PM_EINTERNAL, "%s: sum target has the wrong shape", name));
+        const nn_tensor *t = &p->t[dst];
+        if (t->c != w->d.oc || t->h != oh || t->w != ow) {
+            set_err(p, pm_errorf(PM_EINTERNAL, "%s: target is %dx%dx%d, the convolution gives %dx%dx%d", name, t->c,
+                                 t->h, t->w, w->d.oc, oh, ow));
             return -1;
         }
     } else {
@@ -453,9 +472,104 @@ pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_wei
     o->w = w;
     o->flags = flags;
     o->dst = dst;
-    o->out_dt = (flags & PM_NN_SUM) ? p->t[dst].dt : out_dt;
+    o->out_dt = (flags & (PM_NN_SUM | PM_NN_INTO)) ? p->t[dst].dt : out_dt;
     o->scale = bias_scale;
+    o->pad_over = pad_over;
+    o->pad_t = pad_t;
+    o->pad_b = pad_b;
     return dst;
+}
+
+pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
+                   pm_nn_t dst, pm_nn_dt out_dt, float bias_scale)
+{
+    return conv_op(p, name, src, w, flags, dst, out_dt, bias_scale, 0, 0, 0);
+}
+
+pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
+                       pm_nn_t dst, pm_nn_dt out_dt, int pad_t, int pad_b)
+{
+    return conv_op(p, name, src, w, flags, dst, out_dt, 1.0f, 1, pad_t, pad_b);
+}
+
+int pm_nn__root(const pm_nn_plan *p, int t)
+{
+    while (t >= 0 && p->t[t].parent >= 0)
+        t = p->t[t].parent;
+    return t;
+}
+
+pm_nn_t pm_nn_rows(pm_nn_plan *p, pm_nn_t t, int r0, int r1)
+{
+    if (p->err || !valid(p, t, "a row view"))
+        return -1;
+    nn_tensor s = p->t[t];
+    if (r0 < 0 || r1 > s.h || r0 >= r1) {
+        set_err(p, pm_errorf(PM_EINTERNAL, "row view [%d, %d) of a tensor of %d rows", r0, r1, s.h));
+        return -1;
+    }
+    int v = pm_nn__new_tensor(p, s.c, r1 - r0, s.w, s.dt);
+    if (v < 0)
+        return -1;
+    p->t[v].parent = t;
+    p->t[v].row0 = r0;
+    p->t[pm_nn__root(p, t)].force_nhwc = 1;
+    return v;
+}
+
+void pm_nn_reflect_border(pm_nn_plan *p, const char *name, pm_nn_t t, int top, int bottom, int left, int right)
+{
+    nn_op *o = new_op(p, OP_BORDER, name);
+    if (!o || !valid(p, t, name))
+        return;
+    const nn_tensor *x = &p->t[t];
+    if (top < 0 || bottom < 0 || left < 0 || right < 0 || 2 * top >= x->h || 2 * bottom >= x->h ||
+        2 * left >= x->w || 2 * right >= x->w) {
+        set_err(p, pm_errorf(PM_EINTERNAL, "%s: borders too wide for a %dx%d tensor", name, x->w, x->h));
+        return;
+    }
+    o->dst = t;
+    o->border[0] = top;
+    o->border[1] = bottom;
+    o->border[2] = left;
+    o->border[3] = right;
+}
+
+static int reflect_index(int i, int n)
+{
+    return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+}
+
+pm_nn_t pm_nn_pad_window(pm_nn_plan *p, const char *name, pm_nn_t src, int src_row0, int full_h, int r0, int r1,
+                         int pad_cols)
+{
+    nn_op *o = new_op(p, OP_PAD, name);
+    if (!o || !valid(p, src, name))
+        return -1;
+    nn_tensor s = p->t[src];
+    if (pad_cols < 0 || pad_cols >= s.w || r1 <= r0 || -r0 >= full_h || r1 - 1 >= 2 * full_h - 1) {
+        set_err(p, pm_errorf(PM_EINVAL, "%s: padding window does not fit a %dx%d image", name, s.w, full_h));
+        return -1;
+    }
+    for (int r = r0; r < r1; r++) {
+        int q = reflect_index(r, full_h) - src_row0;
+        if (q < 0 || q >= s.h) {
+            set_err(p, pm_errorf(PM_EINTERNAL, "%s: row %d reflects to %d, outside the band [%d, %d)", name, r, q + src_row0,
+                                 src_row0, src_row0 + s.h));
+            return -1;
+        }
+    }
+    int d = pm_nn__new_tensor(p, s.c, r1 - r0, s.w + 2 * pad_cols, s.dt);
+    if (d < 0)
+        return -1;
+    o = &p->ops[p->nops - 1];
+    o->src = src;
+    o->dst = d;
+    o->pad = pad_cols;
+    o->row0 = src_row0;
+    o->full_h = full_h;
+    o->win0 = r0;
+    return d;
 }
 
 pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad, pm_nn_t add)
@@ -480,6 +594,9 @@ pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad,
     o->add = add;
     o->pad = pad;
     o->dst = d;
+    o->row0 = 0;
+    o->full_h = s.h;
+    o->win0 = -pad;
     return d;
 }
 
@@ -575,7 +692,7 @@ int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, 
     return 0;
 }
 
-pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4])
+pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], pm_nn_t dst)
 {
     nn_op *o = new_op(p, OP_INTERLEAVE, name);
     if (!o)
@@ -590,9 +707,19 @@ pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4])
         }
     }
     nn_tensor a = p->t[t[0]];
-    int d = pm_nn__new_tensor(p, a.c, 2 * a.h, 2 * a.w, a.dt);
-    if (d < 0)
-        return -1;
+    int d = dst;
+    if (d >= 0) {
+        if (!valid(p, d, name))
+            return -1;
+        if (p->t[d].c != a.c || p->t[d].h != 2 * a.h || p->t[d].w != 2 * a.w || p->t[d].dt != a.dt) {
+            set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
+            return -1;
+        }
+    } else {
+        d = pm_nn__new_tensor(p, a.c, 2 * a.h, 2 * a.w, a.dt);
+        if (d < 0)
+            return -1;
+    }
     o = &p->ops[p->nops - 1];
     for (int i = 0; i < 4; i++)
         o->quad[i] = t[i];
@@ -608,6 +735,47 @@ void pm_nn_mark(pm_nn_plan *p, int value)
 }
 
 /* ---------------------------------------------------------- lowering */
+
+/* Decides the layout of views (from their parent, which must be nhwc) and
+ * of tensors that have views (nhwc). Other tensors are left to producers. */
+static int resolve(pm_nn_plan *p, int t)
+{
+    if (t < 0 || p->t[t].fixed)
+        return 0;
+    nn_tensor x = p->t[t];
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {1, x.c, x.h, x.w};
+    if (x.parent < 0) {
+        if (x.force_nhwc) {
+            dnnl_memory_desc_init_by_tag(&md, 4, dims, pm_nn__dnnl_dt(x.dt), dnnl_nhwc);
+            pm_nn__fix(p, t, &md);
+        }
+        return 0;
+    }
+    int rc = resolve(p, x.parent);
+    if (rc)
+        return rc;
+    const nn_tensor *par = &p->t[x.parent];
+    pm_nn_view v;
+    if (!par->fixed || pm_nn_view_from_md(&v, &par->md) || !(v.blk == 1 && (v.sc == 1 || v.c == 1)))
+        return p->err = pm_errorf(PM_EUNSUPPORTED, "a row view needs an nhwc tensor");
+    dnnl_memory_desc_init_by_tag(&md, 4, dims, pm_nn__dnnl_dt(x.dt), dnnl_nhwc);
+    size_t es = x.dt == PM_NN_BF16 ? 2 : 4;
+    size_t off = par->view_off + (size_t)x.row0 * x.w * x.c * es;
+    pm_nn__fix(p, t, &md);
+    p->t[t].view_off = off;
+    return 0;
+}
+
+static int resolve_op(pm_nn_plan *p, const nn_op *op)
+{
+    int rc = 0;
+    int ids[8] = {op->src, op->dst, op->add, op->b, op->quad[0], op->quad[1], op->quad[2], op->quad[3]};
+    for (int i = 0; i < 8 && !rc; i++)
+        if (ids[i] >= 0 && (op->kind == OP_INTERLEAVE || i < 4))
+            rc = resolve(p, ids[i]);
+    return rc;
+}
 
 /* A reorder of tensor `src` into a new tensor of description `md`. */
 static int add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md)
@@ -679,7 +847,12 @@ static int is_ref(dnnl_primitive_desc_t pd)
 static int lower_conv(pm_nn_plan *p, const nn_op *op)
 {
     const pm_nn_weights *w = op->w;
-    const pm_nn_conv_desc *d = &w->d;
+    pm_nn_conv_desc dd = w->d;
+    if (op->pad_over) {
+        dd.pad_t = op->pad_t;
+        dd.pad_b = op->pad_b;
+    }
+    const pm_nn_conv_desc *d = &dd;
     int src = op->src, dst = op->dst;
     int rc = 0;
     dnnl_data_type_t dt = pm_nn__dnnl_dt(d->dt);
@@ -946,18 +1119,35 @@ static int lower_pad(pm_nn_plan *p, const nn_op *op)
         if (add < 0)
             return p->err ? p->err : PM_EINTERNAL;
     }
+    int src = op->src;
     dnnl_memory_desc_t md;
-    if (pm_nn__md_like(&md, &p->t[op->src].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, p->t[op->src].dt))
-        return p->err = PM_EINTERNAL;
-    pm_nn__fix(p, op->dst, &md);
+    if (p->t[op->dst].fixed) {
+        /* the output's layout is imposed (it has row views): bring src to it */
+        if (pm_nn__md_like(&md, &p->t[op->dst].md, p->t[src].c, p->t[src].h, p->t[src].w, p->t[src].dt))
+            return p->err = PM_EINTERNAL;
+        if (!dnnl_memory_desc_equal(&md, &p->t[src].md)) {
+            if (add >= 0)
+                return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: layouts of an in-place sum disagree", op->name);
+            src = add_reorder(p, op->name, src, &md);
+            if (src < 0)
+                return p->err;
+        }
+    } else {
+        if (pm_nn__md_like(&md, &p->t[src].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, p->t[src].dt))
+            return p->err = PM_EINTERNAL;
+        pm_nn__fix(p, op->dst, &md);
+    }
     nn_step *s = pm_nn__new_step(p, ST_PAD, op->name);
     if (!s)
         return p->err = pm_errorf(PM_ENOMEM, "out of memory");
     snprintf(s->impl, sizeof s->impl, "reflect pad%s", add >= 0 ? " + add" : "");
-    s->t_src = op->src;
+    s->t_src = src;
     s->t_dst = op->dst;
     s->t_add = add;
     s->pad = op->pad;
+    s->row0 = op->row0;
+    s->full_h = op->full_h;
+    s->win0 = op->win0;
     return 0;
 }
 
@@ -1037,13 +1227,13 @@ release:
 
 static void use(pm_nn_plan *p, int t, int step)
 {
-    if (t < 0)
-        return;
-    nn_tensor *x = &p->t[t];
-    if (x->first < 0 || step < x->first)
-        x->first = step;
-    if (step > x->last)
-        x->last = step;
+    for (; t >= 0; t = p->t[t].parent) {
+        nn_tensor *x = &p->t[t];
+        if (x->first < 0 || step < x->first)
+            x->first = step;
+        if (step > x->last)
+            x->last = step;
+    }
 }
 
 typedef struct { size_t off, end; } span;
@@ -1089,7 +1279,7 @@ static int layout_arena(pm_nn_plan *p)
         goto release;
     }
     for (int i = 0; i < p->nt; i++)
-        if (p->t[i].first >= 0 && p->t[i].bytes > 0)
+        if (p->t[i].first >= 0 && p->t[i].bytes > 0 && p->t[i].parent < 0)
             idx[n++] = i;
     sort_by_size(idx, n, p->t);
     int np = 0;
@@ -1120,6 +1310,9 @@ static int layout_arena(pm_nn_plan *p)
         placed[np++] = idx[k];
     }
     p->arena_bytes = total;
+    for (int i = 0; i < p->nt; i++)
+        if (p->t[i].parent >= 0)
+            p->t[i].off = p->t[pm_nn__root(p, i)].off + p->t[i].view_off;
 release:
     pm_free(idx);
     pm_free(placed);
@@ -1137,6 +1330,8 @@ int pm_nn_plan_finish(pm_nn_plan *p)
         return p->err = pm_errorf(PM_EINTERNAL, "plan has no output");
     for (int i = 0; i < p->nops && !p->err; i++) {
         const nn_op *op = &p->ops[i];
+        if (resolve_op(p, op))
+            break;
         switch (op->kind) {
         case OP_CONV:
             lower_conv(p, op);
@@ -1159,6 +1354,9 @@ int pm_nn_plan_finish(pm_nn_plan *p)
             break;
         case OP_INTERLEAVE:
             pm_nn__lower_interleave(p, op);
+            break;
+        case OP_BORDER:
+            pm_nn__lower_border(p, op);
             break;
         case OP_MARK: {
             nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");
@@ -1239,10 +1437,20 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         return pm_errorf(PM_EINTERNAL, "plan run before it was finished");
     int rc = 0;
     pm_nn_set_threads(p->threads);
-    uint8_t *arena = pm_malloc_aligned(p->arena_bytes ? p->arena_bytes : 64);
-    if (!arena)
+    /* The arena is fresh for every run (memory returns to its baseline after
+     * a job). Large arenas are aligned to 2 MB and offered transparent huge
+     * pages: first-touch page faults otherwise cost a noticeable part of a run. */
+    const size_t huge = (size_t)2 << 20;
+    int use_huge = p->arena_bytes >= 4 * huge;
+    uint8_t *block = pm_malloc_aligned((p->arena_bytes ? p->arena_bytes : 64) + (use_huge ? huge : 0));
+    if (!block)
         return pm_errorf(PM_ENOMEM, "cannot allocate the %.1f MB work area of this image; try a smaller image",
                          (double)p->arena_bytes / 1e6);
+    uint8_t *arena = block;
+    if (use_huge) {
+        arena = (uint8_t *)(((uintptr_t)block + huge - 1) & ~(uintptr_t)(huge - 1));
+        madvise(arena, p->arena_bytes & ~(huge - 1), MADV_HUGEPAGE);
+    }
     for (int i = 0; i < p->nt; i++)
         if (p->t[i].mem)
             dnnl_memory_set_data_handle(p->t[i].mem, arena + p->t[i].off);
@@ -1295,7 +1503,7 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         rc = io->read(io->user, &v);
     }
 free_arena:
-    pm_free_aligned(arena);
+    pm_free_aligned(block);
     return rc;
 }
 
@@ -1310,16 +1518,18 @@ void pm_nn_plan_profile(pm_nn_plan *p, int enable)
     }
 }
 
-/* The group of a step name: up to the first '#' or '.' followed by a digit-free tail. */
+/* The group of a step name "instance@kind": "block@kind" for residual
+ * blocks (instance "bNN..."), the name itself otherwise; without "#..." */
 static void group_of(const char *name, char *out, size_t n)
 {
     snprintf(out, n, "%s", name);
-    char *h = strchr(out, '#');
-    if (h)
-        *h = 0;
+    out[strcspn(out, "#~")] = 0;
     char *at = strchr(out, '@');
-    if (at)
-        memmove(out, at + 1, strlen(at + 1) + 1);
+    if (at && out[0] == 'b' && out[1] >= '0' && out[1] <= '9') {
+        char kind[40];
+        snprintf(kind, sizeof kind, "%.39s", at + 1);
+        snprintf(out, n, "block@%.39s", kind);
+    }
 }
 
 void pm_nn_plan_profile_print(const pm_nn_plan *p, void *file)
@@ -1382,4 +1592,22 @@ void pm_nn_plan_describe(const pm_nn_plan *p, void *file)
         fprintf(f, "%4d %-30s %s\n", i, s->name, s->impl);
     }
     fprintf(f, "arena %.1f MB, %d tensors, %d steps\n", (double)p->arena_bytes / 1e6, p->nt, p->nsteps);
+    /* the step with the most live bytes, and what is live there */
+    int best = 0;
+    double most = 0;
+    for (int i = 0; i < p->nsteps; i++) {
+        double live = 0;
+        for (int t = 0; t < p->nt; t++)
+            if (p->t[t].first >= 0 && p->t[t].first <= i && i <= p->t[t].last)
+                live += (double)p->t[t].bytes;
+        if (live > most) {
+            most = live;
+            best = i;
+        }
+    }
+    fprintf(f, "most live: %.1f MB at step %d (%s):", most / 1e6, best, p->nsteps ? p->steps[best].name : "");
+    for (int t = 0; t < p->nt; t++)
+        if (p->t[t].first >= 0 && p->t[t].first <= best && best <= p->t[t].last && p->t[t].bytes > (1u << 20))
+            fprintf(f, " [%dx%dx%d %.1f MB]", p->t[t].c, p->t[t].h, p->t[t].w, (double)p->t[t].bytes / 1e6);
+    fprintf(f, "\n");
 }

@@ -127,7 +127,8 @@ enum pm_nn_flags {
     PM_NN_SUM = 1u << 0,     /* accumulate into the given dst before the activation */
     PM_NN_RELU = 1u << 1,
     PM_NN_SIGMOID = 1u << 2,
-    PM_NN_WINOGRAD = 1u << 3 /* allow Winograd (f32, 3x3, stride 1) */
+    PM_NN_WINOGRAD = 1u << 3, /* allow Winograd (f32, 3x3, stride 1) */
+    PM_NN_INTO = 1u << 4      /* write into the given dst (e.g. a row view) */
 };
 
 /* Starts a plan; threads is the compute thread count of its runs (<= 0: all
@@ -146,6 +147,10 @@ void pm_nn_plan_set_layout(pm_nn_plan *p, enum pm_nn_layout layout);
 /* The plan's input, C x H x W of type dt; its layout is the one its first
  * consumer prefers. Filled by the run's fill callback. */
 pm_nn_t pm_nn_input(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt);
+/* A tensor with no producer, to be written through row views (PM_NN_INTO,
+ * pm_nn_interleave2 with a dst). */
+pm_nn_t pm_nn_new(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt);
+
 /* Marks a tensor as the plan's output, read by the run's read callback. */
 void pm_nn_output(pm_nn_plan *p, pm_nn_t t);
 
@@ -157,6 +162,31 @@ void pm_nn_output(pm_nn_plan *p, pm_nn_t t);
 pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w,
                    unsigned flags, pm_nn_t dst, pm_nn_dt out_dt, float bias_scale);
 
+/* As pm_nn_conv, with the top and bottom zero padding of the weights'
+ * description replaced (for row bands: only the band at the image's edge is
+ * padded). */
+pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
+                       pm_nn_t dst, pm_nn_dt out_dt, int pad_t, int pad_b);
+
+/* A view of rows [r0, r1) of tensor t (all channels and columns). Tensors
+ * with views are laid out nhwc, where a row range is contiguous; reading
+ * and writing the view reads and writes t. Views of views are allowed. */
+pm_nn_t pm_nn_rows(pm_nn_plan *p, pm_nn_t t, int r0, int r1);
+
+/* Fills the borders of t in place by reflection: the first `top` rows
+ * mirror the rows after row `top` (row top-1-j := row top+1+j), the last
+ * `bottom` rows likewise, and columns `left` / `right` the same way (columns
+ * first, then whole rows). */
+void pm_nn_reflect_border(pm_nn_plan *p, const char *name, pm_nn_t t, int top, int bottom, int left, int right);
+
+/* A window of a reflect-padded image, from a band of it: src holds rows
+ * [src_row0, src_row0 + src.h) of an image `full_h` rows high; the result has
+ * rows r0 .. r1-1 of the image reflect-padded vertically (r0 may be negative,
+ * r1 may pass full_h) and the columns reflect-padded by `pad_cols`. Every
+ * reflected row must lie inside the band. */
+pm_nn_t pm_nn_pad_window(pm_nn_plan *p, const char *name, pm_nn_t src, int src_row0, int full_h, int r0, int r1,
+                         int pad_cols);
+
 /* Reflect padding by `pad` on all four sides. When add >= 0, src += add is
  * done first, in place, and the padded copy is of the sum. Returns the new tensor. */
 pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad, pm_nn_t add);
@@ -166,8 +196,9 @@ void pm_nn_add(pm_nn_plan *p, const char *name, pm_nn_t dst, pm_nn_t src);
 
 /* Depth-to-space of four C x H x W tensors t[py * 2 + px] into one
  * C x 2H x 2W tensor: out(c, 2y + py, 2x + px) = t[py * 2 + px](c, y, x).
- * (The sub-pixel form of a stride-2 transposed convolution.) */
-pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4]);
+ * (The sub-pixel form of a stride-2 transposed convolution.) dst < 0: a new
+ * tensor; else written into dst (e.g. a row view). */
+pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], pm_nn_t dst);
 
 /* Channel concatenation [a; b]. */
 pm_nn_t pm_nn_concat(pm_nn_plan *p, const char *name, pm_nn_t a, pm_nn_t b);

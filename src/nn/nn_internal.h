@@ -20,7 +20,7 @@ struct pm_nn_ctx {
     dnnl_stream_t stream;
 };
 
-enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE };
+enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER };
 
 typedef struct nn_op {
     enum nn_op_kind kind;
@@ -33,6 +33,8 @@ typedef struct nn_op {
     float scale; /* bias scale (conv), output scale (irfft) */
     int pad;     /* pad; width of the real signal (irfft) */
     int value;   /* mark */
+    int pad_over, pad_t, pad_b;       /* conv: top/bottom padding override */
+    int row0, full_h, win0, border[4]; /* pad window; reflect border t, b, l, r */
 } nn_op;
 
 typedef struct nn_tensor {
@@ -45,9 +47,13 @@ typedef struct nn_tensor {
     size_t off;             /* arena offset */
     dnnl_memory_t mem;      /* created at finish; handle set per run */
     int is_input, is_output;
+    int parent;             /* view of rows of this tensor, or -1 */
+    int row0;               /* first row in the parent */
+    size_t view_off;        /* byte offset in the root (resolved) */
+    int force_nhwc;         /* has views: must be nhwc */
 } nn_tensor;
 
-enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE };
+enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE, ST_BORDER };
 
 #define NN_MAX_ARGS 8
 
@@ -65,6 +71,8 @@ typedef struct nn_step {
     int t_src, t_dst, t_add, t_tmp;
     int t_quad[4];
     int pad;
+    int row0, full_h, win0; /* pad window: source band start, image height, first row */
+    int border[4];
     float scale;
     fftwf_plan fplan;
     int groups, gsize;   /* FFT channel groups of gsize channels */
@@ -107,6 +115,8 @@ dnnl_data_type_t pm_nn__dnnl_dt(pm_nn_dt dt);
 /* nn_ops.c: custom steps */
 int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op);
 int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_border(pm_nn_plan *p, const nn_op *op);
+int pm_nn__root(const pm_nn_plan *p, int t);
 int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, int w, pm_nn_dt dt);
 int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op);
 int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena);

@@ -119,11 +119,11 @@ static int run_pad(pm_nn_plan *p, nn_step *s, uint8_t *arena)
             add_row(rs, ra, (size_t)W * P, vs.dt);
         }
     }
-    int Hd = vd.h, items = gd.planes * Hd;
+    int Hd = vd.h, items = gd.planes * Hd, win0 = s->win0, full_h = s->full_h, row0 = s->row0;
     PM_OMP_FOR(nt)
     for (int it = 0; it < items; it++) {
         int pl = it / Hd, y = it % Hd;
-        int sy = reflect(y - pad, H);
+        int sy = reflect(win0 + y, full_h) - row0;
         const uint8_t *rs =
             (const uint8_t *)vs.data + ((ptrdiff_t)pl * gs.plane_stride + (ptrdiff_t)sy * gs.row_stride) * es;
         uint8_t *rd = (uint8_t *)vd.data + ((ptrdiff_t)pl * gd.plane_stride + (ptrdiff_t)y * gd.row_stride) * es;
@@ -155,6 +155,60 @@ static int run_add(pm_nn_plan *p, nn_step *s, uint8_t *arena)
     return 0;
 }
 
+/* -------------------------------------------------------- reflect border */
+
+int pm_nn__lower_border(pm_nn_plan *p, const nn_op *op)
+{
+    if (!p->t[op->dst].fixed)
+        return p->err = pm_errorf(PM_EINTERNAL, "%s: tensor is never produced", op->name);
+    pm_nn_view v;
+    geo g;
+    if (pm_nn_view_from_md(&v, &p->t[op->dst].md) || geometry(&v, &g))
+        return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: layout not supported", op->name);
+    nn_step *s = pm_nn__new_step(p, ST_BORDER, op->name);
+    if (!s)
+        return p->err = pm_errorf(PM_ENOMEM, "out of memory");
+    snprintf(s->impl, sizeof s->impl, "reflect border");
+    s->t_dst = op->dst;
+    memcpy(s->border, op->border, sizeof s->border);
+    return 0;
+}
+
+static int run_border(pm_nn_plan *p, nn_step *s, uint8_t *arena)
+{
+    pm_nn_view v;
+    geo g;
+    int rc;
+    if ((rc = view_of(p, s->t_dst, arena, &v)) || (rc = geometry(&v, &g)))
+        return rc;
+    size_t es = esize(v.dt), px = (size_t)g.pix * es;
+    int H = v.h, W = v.w, top = s->border[0], bottom = s->border[1], left = s->border[2], right = s->border[3];
+    int nt = p->threads, items = g.planes * H;
+    if (left || right) {
+        PM_OMP_FOR(nt)
+        for (int it = 0; it < items; it++) {
+            int pl = it / H, y = it % H;
+            uint8_t *r = (uint8_t *)v.data + ((ptrdiff_t)pl * g.plane_stride + (ptrdiff_t)y * g.row_stride) * (ptrdiff_t)es;
+            for (int j = 0; j < left; j++)
+                memcpy(r + (size_t)(left - 1 - j) * px, r + (size_t)(left + 1 + j) * px, px);
+            for (int j = 0; j < right; j++)
+                memcpy(r + (size_t)(W - right + j) * px, r + (size_t)(W - right - 2 - j) * px, px);
+        }
+    }
+    if (top || bottom) {
+        PM_OMP_FOR(nt)
+        for (int pl = 0; pl < g.planes; pl++) {
+            uint8_t *base = (uint8_t *)v.data + (ptrdiff_t)pl * g.plane_stride * (ptrdiff_t)es;
+            size_t rs = (size_t)g.row_stride * es;
+            for (int j = 0; j < top; j++)
+                memcpy(base + (size_t)(top - 1 - j) * rs, base + (size_t)(top + 1 + j) * rs, (size_t)W * px);
+            for (int j = 0; j < bottom; j++)
+                memcpy(base + (size_t)(H - bottom + j) * rs, base + (size_t)(H - bottom - 2 - j) * rs, (size_t)W * px);
+        }
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------- interleave */
 
 int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op)
@@ -174,7 +228,10 @@ int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op)
     dnnl_memory_desc_t md;
     if (pm_nn__md_like(&md, &p->t[q[0]].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, p->t[op->dst].dt))
         return p->err = PM_EINTERNAL;
-    pm_nn__fix(p, op->dst, &md);
+    if (!p->t[op->dst].fixed)
+        pm_nn__fix(p, op->dst, &md);
+    else if (!dnnl_memory_desc_equal(&md, &p->t[op->dst].md))
+        return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: output layout differs from the inputs'", op->name);
     nn_step *s = pm_nn__new_step(p, ST_INTERLEAVE, op->name);
     if (!s)
         return p->err = pm_errorf(PM_ENOMEM, "out of memory");
@@ -439,6 +496,8 @@ int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena)
         return run_irfft(p, s, arena);
     case ST_INTERLEAVE:
         return run_interleave(p, s, arena);
+    case ST_BORDER:
+        return run_border(p, s, arena);
     default:
         return 0;
     }

@@ -2,7 +2,7 @@
  * network on a raw float input or the whole 8-bit inpainting, writing raw
  * outputs for lama_golden.py to compare with PyTorch.
  *
- *   golden_lama net CKPT IN.f32 OUT.f32 W H [--bf16] [--threads N] [--winograd]
+ *   golden_lama net CKPT IN.f32 OUT.f32 W H [--bf16] [--threads N] [--winograd] [--band-kb K]
  *       IN: 4 x H x W float32 planar; OUT: 3 x H x W float32 planar
  *   golden_lama inpaint CKPT RGB.u8 MASK.u8 OUT.u8 W H [--bf16] [--threads N]
  *       RGB/OUT: H x W x 3 bytes; MASK: H x W bytes
@@ -66,6 +66,8 @@ int main(int argc, char **argv)
             o.precision = PM_PREC_BF16;
         else if (strcmp(argv[i], "--winograd") == 0)
             o.winograd = 1;
+        else if (strcmp(argv[i], "--band-kb") == 0 && i + 1 < argc)
+            o.band_bytes = (size_t)atoi(argv[++i]) << 10;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             o.threads = atoi(argv[++i]);
     }

@@ -487,12 +487,78 @@ static void test_bf16_conv(void **state)
     free(wt);
 }
 
+/* a 3x3 reflect-padded convolution computed in row bands (row views, padding
+ * windows, convolutions into views) equals the whole one */
+static void test_bands(void **state)
+{
+    (void)state;
+    int c = 16, h = 20, w = 12, k = 3;
+    float *x = rand_buf((size_t)c * h * w), *wt = rand_buf((size_t)c * c * k * k), *b = rand_buf(c);
+    pm_nn_conv_desc d = {.ic = c, .oc = c, .kh = k, .kw = k, .stride = 1, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
+    pm_nn_weights W;
+    assert_int_equal(pm_nn_weights_init(ctx, &W, &d, wt, b), 0);
+    pm_nn_plan *p;
+    assert_int_equal(pm_nn_plan_begin(ctx, 2, &p), 0);
+    pm_nn_plan_set_layout(p, PM_NN_LAYOUT_NHWC);
+    pm_nn_t in = pm_nn_input(p, c, h, w, PM_NN_F32);
+    pm_nn_t full = pm_nn_conv(p, "full", pm_nn_pad_reflect(p, "pad", in, 1, -1), &W, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t banded = pm_nn_conv(p, "shape", pm_nn_pad_reflect(p, "pad2", in, 1, -1), &W, 0, -1, PM_NN_F32, 1.0f);
+    static const int cuts[] = {0, 7, 8, 14, 20};
+    for (int i = 0; i + 1 < 5; i++) {
+        int r0 = cuts[i], r1 = cuts[i + 1];
+        int s0 = r0 > 0 ? r0 - 1 : 0, s1 = r1 < h ? r1 + 1 : h;
+        pm_nn_t src = pm_nn_rows(p, in, s0, s1);
+        pm_nn_t win = pm_nn_pad_window(p, "window", src, s0, h, r0 - 1, r1 + 1, 1);
+        pm_nn_conv(p, "band", win, &W, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, banded, r0, r1), PM_NN_F32, 1.0f);
+    }
+    /* zero padding then reflect_border gives the reflect padding */
+    float *eye = calloc((size_t)c * c, sizeof *eye);
+    for (int i = 0; i < c; i++)
+        eye[i * c + i] = 1;
+    pm_nn_conv_desc di = {.ic = c, .oc = c, .kh = 1, .kw = 1, .stride = 1, .pad_t = 2, .pad_l = 2, .pad_b = 2,
+                          .pad_r = 2, .dt = PM_NN_F32, .ref_h = h, .ref_w = w};
+    pm_nn_weights I;
+    assert_int_equal(pm_nn_weights_init(ctx, &I, &di, eye, NULL), 0);
+    pm_nn_t zp = pm_nn_conv(p, "zeropad", in, &I, 0, -1, PM_NN_F32, 1.0f);
+    pm_nn_reflect_border(p, "border", zp, 2, 2, 2, 2);
+    pm_nn_t rp = pm_nn_pad_reflect(p, "pad3", in, 2, -1);
+    pm_nn_t cat = pm_nn_concat(p, "cat", full, banded);
+    pm_nn_t cat2 = pm_nn_concat(p, "cat2", zp, rp);
+    pm_nn_output(p, pm_nn_concat(p, "cat3", pm_nn_pad_reflect(p, "pad4", cat, 2, -1), cat2));
+    int rc = pm_nn_plan_finish(p);
+    if (rc)
+        print_message("%s\n", pm_error_detail());
+    assert_int_equal(rc, 0);
+    io_buf io = {.in = x};
+    pm_nn_run_io rio = {.fill = fill_cb, .read = read_cb, .user = &io};
+    assert_int_equal(pm_nn_plan_run(p, &rio), 0);
+    size_t plane = (size_t)(h + 4) * (w + 4);
+    double e1 = 0, e2 = 0, m = 0;
+    for (int ch = 0; ch < c; ch++)
+        for (size_t i = 0; i < plane; i++) {
+            e1 = fmax(e1, fabs(io.out[ch * plane + i] - io.out[(c + ch) * plane + i]));
+            e2 = fmax(e2, fabs(io.out[(2 * c + ch) * plane + i] - io.out[(3 * c + ch) * plane + i]));
+            m = fmax(m, fabs(io.out[ch * plane + i]));
+        }
+    assert_true(m > 0.1);
+    assert_true(e1 < 1e-5);
+    assert_true(e2 == 0);
+    free(io.out);
+    pm_nn_plan_free(p);
+    pm_nn_weights_free(&W);
+    pm_nn_weights_free(&I);
+    free(eye);
+    free(x);
+    free(wt);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_direct),   cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_sum_and_add),
         cmocka_unit_test(test_deconv),        cmocka_unit_test(test_fft),           cmocka_unit_test(test_progress_cancel),
-        cmocka_unit_test(test_pad_add),       cmocka_unit_test(test_bf16_conv),
+        cmocka_unit_test(test_pad_add),       cmocka_unit_test(test_bf16_conv),     cmocka_unit_test(test_bands),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
