@@ -13,6 +13,30 @@
 #include <sys/resource.h>
 
 /* VmRSS and VmHWM of this process in MB, from /proc/self/status. */
+static double hwm_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double hwm = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            hwm = atof(line + 6) / 1024.0;
+    if (f)
+        fclose(f);
+    return hwm;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0), so that the peak of the
+ * runs can be told from the peak of loading. */
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
 static void rss(const char *when)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -62,6 +86,8 @@ int main(int argc, char **argv)
     }
     double load_s = pm_wall_time() - t0;
     rss("after load");
+    double load_peak = hwm_mb();
+    reset_peak();
     pm_lama_bench_result r;
     rc = pm_lama_bench(st, size, size, runs, profile ? stderr : NULL, &r);
     if (rc) {
@@ -73,9 +99,9 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("median_s=%.4f min_s=%.4f max_s=%.4f plan_s=%.3f load_s=%.3f gflop=%.1f arena_mb=%.1f weights_mb=%.1f "
-           "maxrss_mb=%.1f\n",
+           "maxrss_mb=%.1f load_peak_mb=%.1f run_peak_mb=%.1f\n",
            r.median_s, r.min_s, r.max_s, r.plan_s, load_s, r.gflop, r.arena_bytes / 1e6, r.weight_bytes / 1e6,
-           ru.ru_maxrss / 1024.0);
+           ru.ru_maxrss / 1024.0, load_peak, hwm_mb());
     pm_lama_unload(st);
     return 0;
 }
