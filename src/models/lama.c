@@ -6,11 +6,16 @@
 #include "ckpt/ckpt.h"
 #include "nn/nn.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
 #define BN_EPS 1e-5f
@@ -50,11 +55,34 @@ typedef struct lama_state {
 
 typedef struct loader {
     const pm_ckpt *ck;
+    const uint8_t *map;  /* our mapping of the file (the ckpt borrows it) */
+    size_t map_len;
     pm_nn_ctx *ctx;
     pm_nn_dt dt;
     int ref;      /* reference input side for choosing weight formats */
     size_t bytes; /* weights loaded so far */
 } loader;
+
+/* Gives back the file pages a tensor was read from: each tensor is read
+ * once, and without this the whole file would stay resident next to the
+ * weights made from it until loading ends (twice the memory). The mapping is
+ * ours, private and read-only, so a page touched again (a neighbour tensor
+ * sharing it) is simply read from the file again. */
+static void release_pages(loader *L, const pm_tensor_ref *r)
+{
+    if (!r || !L->map || r->nbytes == 0)
+        return;
+    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
+    uintptr_t mlo = (uintptr_t)L->map, mhi = mlo + L->map_len;
+    if (lo < mlo || hi > mhi)
+        return; /* a copy the reader made, not our mapping */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo &= ~(page - 1);
+    hi = (hi + page - 1) & ~(page - 1);
+    if (hi > ((mhi + page - 1) & ~(page - 1)))
+        hi = (mhi + page - 1) & ~(page - 1);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
 
 /* Reads tensor generator.<name> (printf-style) of the given shape into a new
  * buffer the caller owns (pm_free). */
@@ -78,8 +106,10 @@ static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, c
     if (rc) {
         pm_free(*out);
         *out = NULL;
+        return rc;
     }
-    return rc;
+    release_pages(L, pm_ckpt_find(L->ck, name));
+    return 0;
 }
 
 typedef struct bn {
@@ -343,6 +373,39 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
     return 0;
 }
 
+/* Maps the checkpoint file read-only; the caller owns the mapping (munmap). */
+static int map_file(const char *path, void **map, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return pm_errorf(PM_ENOENT, "checkpoint file %s does not exist; check the path (--model)", path);
+        return pm_errorf(PM_EIO, "cannot open checkpoint %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = pm_errorf(PM_EIO, "cannot stat checkpoint %s: %s", path, strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = pm_errorf(PM_EINVAL, "%s is a directory; give the checkpoint file inside it (e.g. big-lama/models/best.ckpt)",
+                       path);
+    } else if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+        rc = pm_errorf(PM_EINVAL, "%s is not a checkpoint file (empty or not a regular file)", path);
+    } else {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            rc = pm_errorf(PM_EIO, "cannot map checkpoint %s (%lld bytes): %s", path, (long long)st.st_size,
+                           strerror(errno));
+        else {
+            *map = m;
+            *len = (size_t)st.st_size;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
 {
     *state = NULL;
@@ -363,16 +426,21 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
+    void *map = NULL;
+    size_t map_len = 0;
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
-    rc = pm_ckpt_open(path, "generator.", &ck);
-    if (rc)
+    if ((rc = map_file(path, &map, &map_len)))
         goto free_state;
+    rc = pm_ckpt_open_mem(map, map_len, path, "generator.", &ck);
+    if (rc)
+        goto unmap;
+    pm_ckpt_set_hint(ck, "big-lama");
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
         goto close_ckpt;
     int ngf = s->ngf, B = s->blocks;
-    loader L = {.ck = ck, .ctx = s->ctx, .dt = s->dt, .ref = 512};
+    loader L = {.ck = ck, .map = map, .map_len = map_len, .ctx = s->ctx, .dt = s->dt, .ref = 512};
     pm_nn_set_threads(s->threads);
     conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
     if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
@@ -420,10 +488,13 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     }
     s->weight_bytes = L.bytes;
     pm_ckpt_close(ck);
+    munmap(map, map_len);
     *state = s;
     return 0;
 close_ckpt:
     pm_ckpt_close(ck);
+unmap:
+    munmap(map, map_len);
 free_state:
     free_state(s);
     return rc;
@@ -481,56 +552,65 @@ static int band_rows(size_t row_bytes, size_t target, int min)
     return (int)r & ~1;
 }
 
-#define IN_BORDER 6 /* reflect border of the plan input (see head_ops) */
+#define IN_BORDER 10 /* reflect border of the plan input (see head_ops) */
 
 /* conv 7x7 -> down1 -> down2 -> down3 on the input (4 channels, working
- * size h x w, reflect-bordered by IN_BORDER). The first two layers run in row
- * bands so that the full-resolution 64-channel map never exists whole: each
- * band of conv 7x7 is computed with a border of 3 (its input has a border of
- * 6), its border is made a reflection, and down1 (stride 2) on it writes
- * rows of down1's output *with* a border of 1 -- after a border reflection,
- * that is exactly the reflect-padded input down2 needs. */
+ * size h x w, reflect-bordered by IN_BORDER). The first three layers run in
+ * row bands so that neither the full-resolution map nor the half-resolution
+ * one ever exists whole. Each layer of a band is computed with a border --
+ * conv 7x7 with 7 pixels, down1 with 3, down2 with 1 -- made a reflection of
+ * the inside before the next (stride-2) layer reads it, so that down2 writes
+ * rows of its output already reflect-padded by 1, as down3 needs. (Only the
+ * rows and columns just before the inside must be exact reflections: with
+ * even sizes and stride 2 the far borders are never read.) */
 static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_nn_t *l, pm_nn_t *g)
 {
     int ngf = s->ngf;
     size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
-    int h2 = h / 2 + 2, w2 = w / 2 + 2;
-    pm_nn_t p2 = pm_nn_new(p, 2 * ngf, h2, w2, s->dt);
-    /* rows [a, b) of p2 need rows [2a, 2b + 1) of conv 7x7's bordered output,
-     * which need input rows [2a, 2b + 7) */
-    /* at least 4 rows: the first band's border of 3 is reflected inside it */
-    int R = band_rows((size_t)2 * (w + 6) * ngf * es, s->band_bytes, 8) / 2;
+    int h3 = h / 4 + 2, w3 = w / 4 + 2;
+    pm_nn_t p3 = pm_nn_new(p, 4 * ngf, h3, w3, s->dt);
+    /* rows [a, b) of p3 need rows [2a, 2b + 1) of down1's bordered output,
+     * rows [4a, 4b + 3) of conv 7x7's and input rows [4a, 4b + 9); at least 4
+     * rows, so that the first band holds its reflected borders */
+    int R = band_rows((size_t)4 * (w + 14) * ngf * es, s->band_bytes, 8) / 2;
     char n[48];
-    for (int a = 0, k = 0; a < h2; a += R, k++) {
-        int b = a + R < h2 ? a + R : h2;
+    for (int a = 0, k = 0; a < h3; a += R, k++) {
+        int b = a + R < h3 ? a + R : h3;
         snprintf(n, sizeof n, "head@conv7x7~%d", k);
-        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 2 * a, 2 * b + 7), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
         snprintf(n, sizeof n, "head@border1~%d", k);
-        pm_nn_reflect_border(p, n, c1, a == 0 ? 3 : 0, 0, 3, 3);
+        pm_nn_reflect_border(p, n, c1, a == 0 ? 7 : 0, 0, 7, 7);
         snprintf(n, sizeof n, "head@down1~%d", k);
-        pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p2, a, b), s->dt, 1.0f);
+        pm_nn_t d1 = pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
+        snprintf(n, sizeof n, "head@border2~%d", k);
+        pm_nn_reflect_border(p, n, d1, a == 0 ? 3 : 0, 0, 3, 3);
+        snprintf(n, sizeof n, "head@down2~%d", k);
+        pm_nn_conv(p, n, d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
     }
-    pm_nn_reflect_border(p, "head@border2", p2, 1, 1, 1, 1);
-    pm_nn_t x = pm_nn_conv(p, "head@down2", p2, &s->down2, PM_NN_RELU, -1, s->dt, 1.0f);
-    x = pm_nn_pad_reflect(p, "head@pad3", x, 1, -1);
-    *l = pm_nn_conv(p, "head@down3_l", x, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
-    *g = pm_nn_conv(p, "head@down3_g", x, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+    pm_nn_reflect_border(p, "head@border3", p3, 1, 1, 1, 1);
+    *l = pm_nn_conv(p, "head@down3_l", p3, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
+    *g = pm_nn_conv(p, "head@down3_g", p3, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
 }
 
 /* The four sub-pixel convolutions of up-sampling `i` for rows [r0, r1) of
- * its input `x` (of `xh` rows), interleaved into `dst` (new when < 0). The
- * two-tap kernels read one row past the band; at the last row that row is
- * the zero padding of the transposed convolution. */
-static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int xh, int r0, int r1, pm_nn_t dst,
-                      const char *band)
+ * its input, interleaved into `dst` (new when < 0): rows 2*r0 .. 2*r1 - 1
+ * of the up-sampled map. `x` holds input rows [x_row0, x_row0 + rows of x)
+ * of a map `full_h` rows high. The two-tap kernels read one row past the
+ * band; past the last row that is the transposed convolution's zero
+ * padding. */
+static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0, int full_h, int r0, int r1,
+                      pm_nn_t dst, const char *band)
 {
     char n[48];
     pm_nn_t q[4];
+    int c, xh, w;
+    pm_nn_shape(p, x, &c, &xh, &w);
     for (int k = 0; k < 4; k++) {
         int py = k >> 1;
-        int end = r1 + py <= xh ? r1 + py : xh;
-        int pad_b = r1 + py > xh ? 1 : 0;
-        pm_nn_t src = (r0 == 0 && end == xh) ? x : pm_nn_rows(p, x, r0, end);
+        int end = r1 + py <= full_h ? r1 + py : full_h;
+        int pad_b = r1 + py > full_h ? 1 : 0;
+        int v0 = r0 - x_row0, v1 = end - x_row0;
+        pm_nn_t src = (v0 == 0 && v1 == xh) ? x : pm_nn_rows(p, x, v0, v1);
         snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
         q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, s->dt, 0, pad_b);
     }
@@ -538,35 +618,38 @@ static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int xh, in
     return pm_nn_interleave2(p, n, q, dst);
 }
 
-/* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid. up2
- * and the rest run in row bands: up2's output is written band by band, and
- * each band of the final output is made from just the rows of up3 it needs. */
+/* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid.
+ * After up1, everything runs in bands of output rows: a band of the output
+ * needs rows [a-3, b+3) of up3 (reflected at the edges), made from a few
+ * rows of up2, made from a few rows of up1's output -- so neither up2's nor
+ * up3's output ever exists whole (up2's rows at band edges are computed
+ * twice). */
 static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int h, int w)
 {
     int ngf = s->ngf;
     size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
-    char band[16];
-    pm_nn_t x = pm_nn_concat(p, "tail@concat", l, g);
-    pm_nn_t i1 = up_ops(s, p, 0, x, h / 8, 0, h / 8, -1, "");
-    /* up2: rows [a, b) of its input make rows [2a, 2b) of i2 */
+    char band[16], n[48];
     int h4 = h / 4, h2 = h / 2;
-    pm_nn_t i2 = pm_nn_new(p, 2 * ngf, h2, w / 2, s->dt);
-    int R = band_rows((size_t)2 * w * ngf * es, s->band_bytes, 2) / 2;
-    for (int a = 0, k = 0; a < h4; a += R, k++) {
-        int b = a + R < h4 ? a + R : h4;
+    pm_nn_t x = pm_nn_concat(p, "tail@concat", l, g);
+    /* up1 in bands too, so that its four sub-pixel outputs are never whole */
+    pm_nn_t i1 = pm_nn_new(p, 4 * ngf, h4, w / 4, s->dt);
+    int R = band_rows((size_t)2 * (w / 4) * 4 * ngf * es, s->band_bytes, 2) / 2;
+    for (int a = 0, k = 0; a < h / 8; a += R, k++) {
+        int b = a + R < h / 8 ? a + R : h / 8;
         snprintf(band, sizeof band, "~%d", k);
-        up_ops(s, p, 1, i1, h4, a, b, pm_nn_rows(p, i2, 2 * a, 2 * b), band);
+        up_ops(s, p, 0, x, 0, h / 8, a, b, pm_nn_rows(p, i1, 2 * a, 2 * b), band);
     }
-    /* output rows [a, b) need rows [a-3, b+3) of up3 (reflected at the
-     * edges), made from rows [u0/2, u1/2) of i2 */
     pm_nn_t out = pm_nn_new(p, 3, h, w, PM_NN_F32);
-    R = band_rows((size_t)w * ngf * es, s->band_bytes, 8);
+    R = band_rows((size_t)w * ngf * es, s->band_bytes, 16);
     for (int a = 0, k = 0; a < h; a += R, k++) {
         int b = a + R < h ? a + R : h;
-        int u0 = a >= 4 ? a - 4 : 0, u1 = b + 4 <= h ? b + 4 : h;
         snprintf(band, sizeof band, "~%d", k);
-        pm_nn_t u = up_ops(s, p, 2, i2, h2, u0 / 2, u1 / 2, -1, band);
-        char n[48];
+        /* up3 rows [u0, u1); its two-tap kernels read up2 rows [u0/2, c1) */
+        int u0 = a >= 4 ? a - 4 : 0, u1 = b + 4 <= h ? b + 4 : h;
+        int c1 = u1 / 2 + 1 <= h2 ? u1 / 2 + 1 : h2;
+        int j0 = u0 / 4, j1 = (c1 + 1) / 2; /* up1-output rows making up2 rows [2 j0, 2 j1) */
+        pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, band);
+        pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, band);
         snprintf(n, sizeof n, "tail@pad7%s", band);
         pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
         snprintf(n, sizeof n, "tail@conv7x7%s", band);

@@ -1605,6 +1605,15 @@ void pm_nn_plan_describe(const pm_nn_plan *p, void *file)
             best = i;
         }
     }
+    if (getenv("PM_NN_LIVE")) {
+        for (int i = 0; i < p->nsteps; i++) {
+            double live = 0;
+            for (int t = 0; t < p->nt; t++)
+                if (p->t[t].parent < 0 && p->t[t].first >= 0 && p->t[t].first <= i && i <= p->t[t].last)
+                    live += (double)p->t[t].bytes;
+            fprintf(f, "live %d %s %.1f\n", i, p->steps[i].name, live / 1e6);
+        }
+    }
     fprintf(f, "most live: %.1f MB at step %d (%s):", most / 1e6, best, p->nsteps ? p->steps[best].name : "");
     for (int t = 0; t < p->nt; t++)
         if (p->t[t].first >= 0 && p->t[t].first <= best && best <= p->t[t].last && p->t[t].bytes > (1u << 20))
