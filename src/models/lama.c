@@ -978,7 +978,7 @@ int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_be
     }
     if (profile) {
         pm_nn_plan_profile_print(p, profile);
-        pm_nn_plan_describe(p, profile);
+        pm_nn_plan_describe(p, profile, 0);
     }
     pm_nn_plan_profile(p, 0);
     qsort(t, (size_t)runs, sizeof *t, cmp_double);

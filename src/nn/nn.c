@@ -1582,10 +1582,10 @@ void pm_nn_plan_profile_print(const pm_nn_plan *p, void *file)
     pm_free(rows);
 }
 
-void pm_nn_plan_describe(const pm_nn_plan *p, void *file)
+void pm_nn_plan_describe(const pm_nn_plan *p, void *file, int detail)
 {
     FILE *f = file;
-    for (int i = 0; i < p->nsteps; i++) {
+    for (int i = 0; i < p->nsteps && detail >= 1; i++) {
         const nn_step *s = &p->steps[i];
         if (s->kind == ST_MARK)
             continue;
@@ -1605,7 +1605,7 @@ void pm_nn_plan_describe(const pm_nn_plan *p, void *file)
             best = i;
         }
     }
-    if (getenv("PM_NN_LIVE")) {
+    if (detail >= 2) {
         for (int i = 0; i < p->nsteps; i++) {
             double live = 0;
             for (int t = 0; t < p->nt; t++)

@@ -246,7 +246,9 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io);
 void pm_nn_plan_profile(pm_nn_plan *p, int enable);
 /* Writes a per-step table (name, primitive implementation, calls, ms, GFLOP/s). */
 void pm_nn_plan_profile_print(const pm_nn_plan *p, void *file /* FILE* */);
-/* Returns a short description of the primitive implementations chosen. */
-void pm_nn_plan_describe(const pm_nn_plan *p, void *file /* FILE* */);
+/* Describes the plan: arena size and the step with the most live bytes;
+ * detail >= 1 also lists every step and its implementation, detail >= 2 the
+ * live bytes at every step. */
+void pm_nn_plan_describe(const pm_nn_plan *p, void *file /* FILE* */, int detail);
 
 #endif

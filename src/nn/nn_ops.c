@@ -304,6 +304,65 @@ static int complex_ok(const pm_nn_view *v)
     return (v->blk > 1 && v->blk % 2 == 0) || (v->blk == 1 && v->sc == 1);
 }
 
+/* Floats of one thread's scratch, rounded up to whole cache lines. */
+static size_t chunk_floats(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* A temporary tensor of `floats` per thread. */
+static int scratch_tensor(pm_nn_plan *p, size_t floats)
+{
+    int t = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
+    if (t < 0)
+        return -1;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {(dnnl_dim_t)((size_t)p->threads * floats)};
+    dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_f32, dnnl_x);
+    pm_nn__fix(p, t, &md);
+    return t;
+}
+
+/* FFTW plans are made with FFTW_MEASURE on scratch arrays (once per shape;
+ * FFTW keeps what it learnt for the process), under the planner lock. */
+static fftwf_plan plan_r2c(int H, int W, int G, const pm_nn_view *vo, size_t out_bytes, unsigned extra)
+{
+    fftwf_iodim dims[2] = {{H, W * G, (int)(vo->sh / 2)}, {W, G, (int)(vo->sw / 2)}};
+    fftwf_iodim many = {G, 1, 1};
+    float *in = fftwf_malloc((size_t)H * W * G * sizeof(float));
+    fftwf_complex *out = fftwf_malloc(out_bytes);
+    fftwf_plan pl = NULL;
+    if (in && out) {
+        pthread_mutex_lock(&fftw_lock);
+        pl = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, in, out, FFTW_MEASURE | extra);
+        pthread_mutex_unlock(&fftw_lock);
+    }
+    fftwf_free(in);
+    fftwf_free(out);
+    return pl;
+}
+
+static fftwf_plan plan_c2r(int H, int W, int G)
+{
+    int wf = W / 2 + 1;
+    fftwf_iodim dims[2] = {{H, wf * G, W * G}, {W, G, G}};
+    fftwf_iodim many = {G, 1, 1};
+    fftwf_complex *in = fftwf_malloc((size_t)H * wf * G * sizeof(fftwf_complex));
+    float *out = fftwf_malloc((size_t)H * W * G * sizeof(float));
+    fftwf_plan pl = NULL;
+    if (in && out) {
+        pthread_mutex_lock(&fftw_lock);
+        pl = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, in, out, FFTW_MEASURE | FFTW_DESTROY_INPUT);
+        pthread_mutex_unlock(&fftw_lock);
+    }
+    fftwf_free(in);
+    fftwf_free(out);
+    return pl;
+}
+
+/* r2c: each group of G channels is gathered into a per-thread [H][W][G]
+ * buffer (the layouts keep a channel's pixels far apart), transformed, and
+ * written straight into the spectrum tensor. */
 int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op)
 {
     int src = op->src;
@@ -319,40 +378,32 @@ int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op)
     int C = vi.c, H = vi.h, W = vi.w;
     int blocks[2] = {vi.blk, vo.blk > 1 ? vo.blk / 2 : 1};
     int G = group_size(C, blocks, 2);
+    int tmp = scratch_tensor(p, chunk_floats((size_t)H * W * G));
+    if (tmp < 0)
+        return p->err;
     nn_step *s = pm_nn__new_step(p, ST_RFFT, op->name);
     if (!s)
         return p->err = pm_errorf(PM_ENOMEM, "out of memory");
     snprintf(s->impl, sizeof s->impl, "fftw r2c %dx%d x%d", H, W, G);
     s->t_src = src;
     s->t_dst = op->dst;
+    s->t_tmp = tmp;
     s->gsize = G;
     s->groups = C / G;
-    unsigned flags = FFTW_ESTIMATE;
-    for (int g = 0; g < s->groups; g++) {
-        ptrdiff_t oi = pm_nn_view_off(&vi, g * G, 0, 0), oo = pm_nn_view_off(&vo, 2 * g * G, 0, 0);
-        if (oi % 4 != 0 || oo % 4 != 0)
-            flags |= FFTW_UNALIGNED;
-    }
-    fftwf_iodim dims[2] = {{H, (int)vi.sh, (int)(vo.sh / 2)}, {W, (int)vi.sw, (int)(vo.sw / 2)}};
-    fftwf_iodim many = {G, vi.blk > 1 ? 1 : (int)vi.sc, 1};
-    float *in = fftwf_malloc(p->t[src].bytes);
-    fftwf_complex *out = fftwf_malloc(p->t[op->dst].bytes);
-    if (!in || !out) {
-        fftwf_free(in);
-        fftwf_free(out);
-        return p->err = pm_errorf(PM_ENOMEM, "out of memory planning an FFT");
-    }
-    pthread_mutex_lock(&fftw_lock);
-    s->fplan = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, in, out, flags);
-    pthread_mutex_unlock(&fftw_lock);
-    fftwf_free(in);
-    fftwf_free(out);
+    unsigned extra = 0;
+    for (int g = 0; g < s->groups; g++)
+        if (pm_nn_view_off(&vo, 2 * g * G, 0, 0) % 4 != 0)
+            extra = FFTW_UNALIGNED;
+    s->fplan = plan_r2c(H, W, G, &vo, p->t[op->dst].bytes, extra);
     s->flops = 2.5 * C * H * W * __builtin_log2((double)H * W);
     if (!s->fplan)
         return p->err = pm_errorf(PM_EINTERNAL, "FFTW could not plan a %dx%d real FFT for %s", W, H, op->name);
     return 0;
 }
 
+/* c2r: each group's spectrum is gathered into a per-thread [H][W/2+1][G]
+ * buffer, transformed into a [H][W][G] buffer, scaled, added to `add` and
+ * written out (converting to bf16 when asked). */
 int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op)
 {
     int freq = op->src, add = op->add;
@@ -372,18 +423,12 @@ int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op)
     pm_nn__fix(p, op->dst, &dmd);
     pm_nn_view_from_md(&vd, &dmd);
 
-    int C = va.c, H = va.h, W = va.w;
+    int C = va.c, H = va.h, W = va.w, wf = W / 2 + 1;
     int blocks[3] = {vf.blk > 1 ? vf.blk / 2 : 1, va.blk, vd.blk};
     int G = group_size(C, blocks, 3);
-    /* per-thread real output of one group, [H][W][G] */
-    int tmp = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
+    int tmp = scratch_tensor(p, chunk_floats((size_t)H * wf * G * 2) + chunk_floats((size_t)H * W * G));
     if (tmp < 0)
         return p->err;
-    dnnl_memory_desc_t tmd;
-    dnnl_dims_t td = {(dnnl_dim_t)p->threads * H * W * G + 16};
-    dnnl_memory_desc_init_by_tag(&tmd, 1, td, dnnl_f32, dnnl_x);
-    pm_nn__fix(p, tmp, &tmd);
-
     nn_step *s = pm_nn__new_step(p, ST_IRFFT, op->name);
     if (!s)
         return p->err = pm_errorf(PM_ENOMEM, "out of memory");
@@ -395,26 +440,7 @@ int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op)
     s->gsize = G;
     s->groups = C / G;
     s->scale = op->scale;
-    unsigned flags = FFTW_ESTIMATE | FFTW_DESTROY_INPUT;
-    for (int g = 0; g < s->groups; g++)
-        if (pm_nn_view_off(&vf, 2 * g * G, 0, 0) % 4 != 0)
-            flags |= FFTW_UNALIGNED;
-    if (((size_t)H * W * G) % 16 != 0)
-        flags |= FFTW_UNALIGNED;
-    fftwf_iodim dims[2] = {{H, (int)(vf.sh / 2), W * G}, {W, (int)(vf.sw / 2), G}};
-    fftwf_iodim many = {G, 1, 1};
-    fftwf_complex *in = fftwf_malloc(p->t[freq].bytes);
-    float *out = fftwf_malloc((size_t)H * W * G * sizeof(float));
-    if (!in || !out) {
-        fftwf_free(in);
-        fftwf_free(out);
-        return p->err = pm_errorf(PM_ENOMEM, "out of memory planning an FFT");
-    }
-    pthread_mutex_lock(&fftw_lock);
-    s->fplan = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, in, out, flags);
-    pthread_mutex_unlock(&fftw_lock);
-    fftwf_free(in);
-    fftwf_free(out);
+    s->fplan = plan_c2r(H, W, G);
     s->flops = 2.5 * C * H * W * __builtin_log2((double)H * W);
     if (!s->fplan)
         return p->err = pm_errorf(PM_EINTERNAL, "FFTW could not plan a %dx%d inverse FFT for %s", W, H, op->name);
@@ -434,13 +460,26 @@ static int run_rfft(pm_nn_plan *p, nn_step *s, uint8_t *arena)
         return rc;
     if (padded(p, s->t_dst))
         zero_tensor(p, s->t_dst, arena);
-    int G = s->gsize, ng = s->groups, nt = p->threads;
+    int G = s->gsize, ng = s->groups, nt = p->threads, H = vi.h, W = vi.w;
+    size_t chunk = chunk_floats((size_t)H * W * G);
+    float *tmp_all = (float *)(arena + p->t[s->t_tmp].off);
+    ptrdiff_t gi = vi.blk > 1 ? 1 : vi.sc;
     fftwf_plan plan = s->fplan;
     PM_OMP_FOR(nt)
     for (int g = 0; g < ng; g++) {
-        float *in = (float *)vi.data + pm_nn_view_off(&vi, g * G, 0, 0);
+        float *tmp = tmp_all + (size_t)thread_index() * chunk;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const float *a = (const float *)vi.data + pm_nn_view_off(&vi, g * G, y, x);
+                float *t = tmp + ((size_t)y * W + x) * G;
+                if (gi == 1)
+                    memcpy(t, a, (size_t)G * sizeof(float));
+                else
+                    for (int j = 0; j < G; j++)
+                        t[j] = a[j * gi];
+            }
         fftwf_complex *out = (fftwf_complex *)((float *)vo.data + pm_nn_view_off(&vo, 2 * g * G, 0, 0));
-        fftwf_execute_dft_r2c(plan, in, out);
+        fftwf_execute_dft_r2c(plan, tmp, out);
     }
     return 0;
 }
@@ -454,16 +493,21 @@ static int run_irfft(pm_nn_plan *p, nn_step *s, uint8_t *arena)
         return rc;
     if (padded(p, s->t_dst))
         zero_tensor(p, s->t_dst, arena);
-    int G = s->gsize, ng = s->groups, nt = p->threads, H = va.h, W = va.w;
+    int G = s->gsize, ng = s->groups, nt = p->threads, H = va.h, W = va.w, wf = W / 2 + 1;
+    size_t cchunk = chunk_floats((size_t)H * wf * G * 2), chunk = cchunk + chunk_floats((size_t)H * W * G);
     float scale = s->scale;
     float *tmp_all = (float *)(arena + p->t[s->t_tmp].off);
     fftwf_plan plan = s->fplan;
     ptrdiff_t ga = va.blk > 1 ? 1 : va.sc, gd = vd.blk > 1 ? 1 : vd.sc;
     PM_OMP_FOR(nt)
     for (int g = 0; g < ng; g++) {
-        float *tmp = tmp_all + (size_t)thread_index() * H * W * G;
-        fftwf_complex *in = (fftwf_complex *)((float *)vf.data + pm_nn_view_off(&vf, 2 * g * G, 0, 0));
-        fftwf_execute_dft_c2r(plan, in, tmp);
+        float *ctmp = tmp_all + (size_t)thread_index() * chunk;
+        float *tmp = ctmp + cchunk;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < wf; x++)
+                memcpy(ctmp + ((size_t)y * wf + x) * 2 * G,
+                       (const float *)vf.data + pm_nn_view_off(&vf, 2 * g * G, y, x), (size_t)2 * G * sizeof(float));
+        fftwf_execute_dft_c2r(plan, (fftwf_complex *)ctmp, tmp);
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
                 const float *t = tmp + ((size_t)y * W + x) * G;

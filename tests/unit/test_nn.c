@@ -169,7 +169,7 @@ static void conv_case(int ic, int oc, int h, int w, int stride, unsigned extra)
         char *desc = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&desc, &len);
-        pm_nn_plan_describe(p, f);
+        pm_nn_plan_describe(p, f, 1);
         fclose(f);
         assert_non_null(strstr(desc, "wino"));
         free(desc);
