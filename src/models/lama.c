@@ -44,7 +44,7 @@ typedef struct lama_state {
     pm_nn_weights conv1, down1, down2, down3l, down3g;
     lama_ffc *ffc; /* 2 per block */
     pm_nn_weights up[3][4]; /* transposed convolutions, as four sub-pixel convolutions each */
-    pm_nn_weights out;
+    pm_nn_small_weights out; /* the RGB output layer */
     size_t weight_bytes;
     pthread_mutex_t lock; /* one run at a time: plans and the stream are shared */
     lama_plan plans[LAMA_PLANS];
@@ -334,7 +334,7 @@ static void free_state(lama_state *s)
     for (int i = 0; i < 3; i++)
         for (int q = 0; q < 4; q++)
             pm_nn_weights_free(&s->up[i][q]);
-    pm_nn_weights_free(&s->out);
+    pm_nn_small_weights_free(&s->out);
     pm_nn_ctx_destroy(s->ctx);
     pthread_mutex_destroy(&s->lock);
     pm_free(s);
@@ -483,8 +483,15 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
         snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
         snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
         conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .ref = L.ref + 6};
-        if ((rc = make_conv(&L, &s->out, &oc, wn, bnm, NULL, 0, 1)))
+        float *wt, *bias;
+        if ((rc = read_folded(&L, &oc, wn, bnm, NULL, 0, 1, &wt, &bias)))
             goto close_ckpt;
+        rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
+        pm_free(wt);
+        pm_free(bias);
+        if (rc)
+            goto close_ckpt;
+        L.bytes += (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
     }
     s->weight_bytes = L.bytes;
     pm_ckpt_close(ck);
@@ -599,7 +606,7 @@ static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_
  * band; past the last row that is the transposed convolution's zero
  * padding. */
 static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0, int full_h, int r0, int r1,
-                      pm_nn_t dst, const char *band)
+                      pm_nn_t dst, pm_nn_dt out_dt, const char *band)
 {
     char n[48];
     pm_nn_t q[4];
@@ -612,7 +619,7 @@ static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0
         int v0 = r0 - x_row0, v1 = end - x_row0;
         pm_nn_t src = (v0 == 0 && v1 == xh) ? x : pm_nn_rows(p, x, v0, v1);
         snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
-        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, s->dt, 0, pad_b);
+        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, out_dt, 0, pad_b);
     }
     snprintf(n, sizeof n, "tail@up%d_shuffle%s", i + 1, band);
     return pm_nn_interleave2(p, n, q, dst);
@@ -637,10 +644,10 @@ static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int 
     for (int a = 0, k = 0; a < h / 8; a += R, k++) {
         int b = a + R < h / 8 ? a + R : h / 8;
         snprintf(band, sizeof band, "~%d", k);
-        up_ops(s, p, 0, x, 0, h / 8, a, b, pm_nn_rows(p, i1, 2 * a, 2 * b), band);
+        up_ops(s, p, 0, x, 0, h / 8, a, b, pm_nn_rows(p, i1, 2 * a, 2 * b), s->dt, band);
     }
     pm_nn_t out = pm_nn_new(p, 3, h, w, PM_NN_F32);
-    R = band_rows((size_t)w * ngf * es, s->band_bytes, 16);
+    R = band_rows((size_t)w * ngf * sizeof(float), s->band_bytes, 16); /* up3's bands are f32 */
     for (int a = 0, k = 0; a < h; a += R, k++) {
         int b = a + R < h ? a + R : h;
         snprintf(band, sizeof band, "~%d", k);
@@ -648,12 +655,13 @@ static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int 
         int u0 = a >= 4 ? a - 4 : 0, u1 = b + 4 <= h ? b + 4 : h;
         int c1 = u1 / 2 + 1 <= h2 ? u1 / 2 + 1 : h2;
         int j0 = u0 / 4, j1 = (c1 + 1) / 2; /* up1-output rows making up2 rows [2 j0, 2 j1) */
-        pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, band);
-        pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, band);
+        pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, s->dt, band);
+        /* up3 gives f32 (in bf16 mode too) to the output layer's kernel */
+        pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, PM_NN_F32, band);
         snprintf(n, sizeof n, "tail@pad7%s", band);
         pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
         snprintf(n, sizeof n, "tail@conv7x7%s", band);
-        pm_nn_conv(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b), PM_NN_F32, 1.0f);
+        pm_nn_conv_small(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b));
     }
     return out;
 }

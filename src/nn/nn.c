@@ -492,6 +492,38 @@ pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn
     return conv_op(p, name, src, w, flags, dst, out_dt, 1.0f, 1, pad_t, pad_b);
 }
 
+pm_nn_t pm_nn_conv_small(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_small_weights *w,
+                         unsigned flags, pm_nn_t dst)
+{
+    nn_op *o = new_op(p, OP_SMALLCONV, name);
+    if (!o || !valid(p, src, name))
+        return -1;
+    const nn_tensor *s = &p->t[src];
+    int oh = s->h - w->k + 1, ow = s->w - w->k + 1;
+    if (s->c != w->ic || oh < 1 || ow < 1) {
+        set_err(p, pm_errorf(PM_EINTERNAL, "%s: input %dx%dx%d does not fit the weights", name, s->c, s->h, s->w));
+        return -1;
+    }
+    if (flags & PM_NN_INTO) {
+        if (!valid(p, dst, name))
+            return -1;
+        if (p->t[dst].c != w->oc || p->t[dst].h != oh || p->t[dst].w != ow || p->t[dst].dt != PM_NN_F32) {
+            set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
+            return -1;
+        }
+    } else {
+        dst = pm_nn__new_tensor(p, w->oc, oh, ow, PM_NN_F32);
+        if (dst < 0)
+            return -1;
+        o = &p->ops[p->nops - 1];
+    }
+    o->src = src;
+    o->dst = dst;
+    o->sw = w;
+    o->flags = flags;
+    return dst;
+}
+
 int pm_nn__root(const pm_nn_plan *p, int t)
 {
     while (t >= 0 && p->t[t].parent >= 0)
@@ -1357,6 +1389,9 @@ int pm_nn_plan_finish(pm_nn_plan *p)
             break;
         case OP_BORDER:
             pm_nn__lower_border(p, op);
+            break;
+        case OP_SMALLCONV:
+            pm_nn__lower_smallconv(p, op);
             break;
         case OP_MARK: {
             nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");

@@ -118,6 +118,20 @@ void pm_nn_fold_bn(float *wt, float *bias, int oc, int ic, int kk, int transpose
                    const float *gamma, const float *beta, const float *mean, const float *var,
                    float eps, int add_shift);
 
+/* Weights of a convolution with few output channels (1..4), such as a
+ * network's RGB output layer, where oneDNN's kernels use a small part of
+ * the vector width: pm_nn_conv_small runs them with its own kernel. */
+typedef struct pm_nn_small_weights {
+    int ic, oc, k;
+    float *w;      /* owned: [k*k][ic/8 rounded up][oc][8] */
+    float bias[4];
+} pm_nn_small_weights;
+
+/* From plain oihw float weights and an optional bias; copies both. The
+ * caller owns *w (pm_nn_small_weights_free). */
+int pm_nn_small_weights_init(pm_nn_small_weights *w, int ic, int oc, int k, const float *plain, const float *bias);
+void pm_nn_small_weights_free(pm_nn_small_weights *w);
+
 /* -------------------------------------------------------------- plans */
 
 typedef struct pm_nn_plan pm_nn_plan;
@@ -167,6 +181,12 @@ pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_wei
  * padded). */
 pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
                        pm_nn_t dst, pm_nn_dt out_dt, int pad_t, int pad_b);
+
+/* A k x k convolution (stride 1, no padding) with small weights: src
+ * C x H x W (f32 or bf16; taken in nhwc) -> f32 oc x (H-k+1) x (W-k+1), plus
+ * bias, then PM_NN_SIGMOID if asked. PM_NN_INTO writes into dst. */
+pm_nn_t pm_nn_conv_small(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_small_weights *w,
+                         unsigned flags, pm_nn_t dst);
 
 /* A view of rows [r0, r1) of tensor t (all channels and columns). Tensors
  * with views are laid out nhwc, where a row range is contiguous; reading

@@ -20,7 +20,7 @@ struct pm_nn_ctx {
     dnnl_stream_t stream;
 };
 
-enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER };
+enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER, OP_SMALLCONV };
 
 typedef struct nn_op {
     enum nn_op_kind kind;
@@ -28,6 +28,7 @@ typedef struct nn_op {
     pm_nn_t src, dst, add, b;
     pm_nn_t quad[4];  /* interleave inputs */
     const pm_nn_weights *w;
+    const pm_nn_small_weights *sw;
     unsigned flags;
     pm_nn_dt out_dt;
     float scale; /* bias scale (conv), output scale (irfft) */
@@ -53,7 +54,7 @@ typedef struct nn_tensor {
     int force_nhwc;         /* has views: must be nhwc */
 } nn_tensor;
 
-enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE, ST_BORDER };
+enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE, ST_BORDER, ST_SMALLCONV };
 
 #define NN_MAX_ARGS 8
 
@@ -73,6 +74,8 @@ typedef struct nn_step {
     int pad;
     int row0, full_h, win0; /* pad window: source band start, image height, first row */
     int border[4];
+    const pm_nn_small_weights *sw;
+    unsigned flags;
     float scale;
     fftwf_plan fplan;
     int groups, gsize;   /* FFT channel groups of gsize channels */
@@ -116,6 +119,8 @@ dnnl_data_type_t pm_nn__dnnl_dt(pm_nn_dt dt);
 int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op);
 int pm_nn__lower_interleave(pm_nn_plan *p, const nn_op *op);
 int pm_nn__lower_border(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_smallconv(pm_nn_plan *p, const nn_op *op);
+int pm_nn__run_smallconv(pm_nn_plan *p, nn_step *s, uint8_t *arena);
 int pm_nn__root(const pm_nn_plan *p, int t);
 int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, int w, pm_nn_dt dt);
 int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op);

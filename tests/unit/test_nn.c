@@ -553,12 +553,66 @@ static void test_bands(void **state)
     free(b);
 }
 
+/* the few-output-channel kernel against a direct computation: the vector
+ * path (3 outputs, channels a multiple of 8; f32 and bf16) and the generic one */
+static void small_case(int ic, int oc, int k, int h, int w, pm_nn_dt dt)
+{
+    float *x = rand_buf((size_t)ic * h * w), *wt = rand_buf((size_t)oc * ic * k * k), *b = rand_buf(oc);
+    if (dt == PM_NN_BF16)
+        for (size_t i = 0; i < (size_t)ic * h * w; i++)
+            x[i] = pm_nn_bf16_to_f32(pm_nn_f32_to_bf16(x[i]));
+    pm_nn_small_weights W;
+    assert_int_equal(pm_nn_small_weights_init(&W, ic, oc, k, wt, b), 0);
+    pm_nn_plan *p;
+    assert_int_equal(pm_nn_plan_begin(ctx, 2, &p), 0);
+    pm_nn_plan_set_layout(p, PM_NN_LAYOUT_NHWC);
+    pm_nn_t in = pm_nn_input(p, ic, h, w, dt);
+    pm_nn_output(p, pm_nn_conv_small(p, "small", in, &W, PM_NN_SIGMOID, -1));
+    assert_int_equal(pm_nn_plan_finish(p), 0);
+    io_buf io = {.in = x};
+    pm_nn_run_io rio = {.fill = fill_cb, .read = read_cb, .user = &io};
+    assert_int_equal(pm_nn_plan_run(p, &rio), 0);
+    int oh = h - k + 1, ow = w - k + 1;
+    assert_int_equal(io.oc, oc);
+    assert_int_equal(io.oh, oh);
+    assert_int_equal(io.ow, ow);
+    double e = 0;
+    for (int o = 0; o < oc; o++)
+        for (int y = 0; y < oh; y++)
+            for (int xx = 0; xx < ow; xx++) {
+                double acc = b[o];
+                for (int c = 0; c < ic; c++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++)
+                            acc += (double)x[((size_t)c * h + y + ky) * w + xx + kx] *
+                                   wt[(((size_t)o * ic + c) * k + ky) * k + kx];
+                e = fmax(e, fabs(io.out[((size_t)o * oh + y) * ow + xx] - 1.0 / (1.0 + exp(-acc))));
+            }
+    assert_true(e < 1e-5);
+    free(io.out);
+    pm_nn_plan_free(p);
+    pm_nn_small_weights_free(&W);
+    free(x);
+    free(wt);
+    free(b);
+}
+
+static void test_small_conv(void **state)
+{
+    (void)state;
+    small_case(16, 3, 7, 12, 75, PM_NN_F32);
+    small_case(64, 3, 3, 9, 10, PM_NN_F32);
+    small_case(16, 3, 7, 10, 70, PM_NN_BF16);
+    small_case(5, 2, 3, 8, 9, PM_NN_F32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_direct),   cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_sum_and_add),
         cmocka_unit_test(test_deconv),        cmocka_unit_test(test_fft),           cmocka_unit_test(test_progress_cancel),
         cmocka_unit_test(test_pad_add),       cmocka_unit_test(test_bf16_conv),     cmocka_unit_test(test_bands),
+        cmocka_unit_test(test_small_conv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
