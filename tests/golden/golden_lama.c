@@ -7,6 +7,7 @@
  *   golden_lama inpaint CKPT RGB.u8 MASK.u8 OUT.u8 W H [--bf16] [--threads N]
  *       RGB/OUT: H x W x 3 bytes; MASK: H x W bytes
  *   golden_lama load CKPT        (load only: prints the configuration or the error)
+ *   golden_lama progress CKPT W H (progress reports, then a cancelled run; prints what it saw)
  *
  * Exit status 0 on success; on failure the error detail is printed to stderr.
  */
@@ -45,6 +46,22 @@ static int write_all(const char *path, const void *data, size_t n)
         return 1;
     }
     return fclose(f) != 0;
+}
+
+typedef struct seen {
+    int n, last, max, bad, cancel_at;
+} seen;
+
+/* Records progress reports; asks to stop at cancel_at (if > 0). */
+static int on_progress(void *user, int value, int max)
+{
+    seen *s = user;
+    if (value != s->last + 1 && !(s->n == 0 && value == 0))
+        s->bad++;
+    s->last = value;
+    s->max = max;
+    s->n++;
+    return s->cancel_at > 0 && value >= s->cancel_at;
 }
 
 static int fail(const char *what, int rc)
@@ -122,6 +139,29 @@ int main(int argc, char **argv)
         }
         free(rgb.data);
         free(mask.data);
+    } else if (strcmp(mode, "progress") == 0 && argc >= 5) {
+        int w = atoi(argv[3]), h = atoi(argv[4]);
+        pm_image rgb = {0}, mask = {0}, out = {0};
+        if (pm_image_alloc(&rgb, w, h, 3) || pm_image_alloc(&mask, w, h, 1))
+            return fail("alloc", PM_ENOMEM);
+        for (int i = 0; i < w * h; i++) {
+            rgb.data[3 * i] = (uint8_t)(i * 7);
+            mask.data[i] = (uint8_t)((i % w) > w / 2 ? 255 : 0);
+        }
+        seen a = {.last = -1};
+        pm_run_ctx ctx = {.progress = on_progress, .progress_user = &a};
+        rc = pm_model_lama.inpaint(st, &rgb, &mask, &out, &ctx);
+        printf("full run: rc %d, %d reports, last %d of %d, %d out of order\n", rc, a.n, a.last, a.max, a.bad);
+        pm_image_free(&out);
+        seen b = {.last = -1, .cancel_at = 2};
+        ctx.progress_user = &b;
+        size_t before = pm_mem_in_use();
+        rc = pm_model_lama.inpaint(st, &rgb, &mask, &out, &ctx);
+        printf("cancelled run: rc %d (%s), %d reports, output %s, memory %s\n", rc, pm_strerror(rc), b.n,
+               out.data ? "kept" : "none", pm_mem_in_use() == before ? "back to baseline" : "GREW");
+        status = 0;
+        pm_image_free(&rgb);
+        pm_image_free(&mask);
     } else {
         fprintf(stderr, "bad arguments\n");
     }

@@ -11,6 +11,8 @@ Cases:
   bf16        bf16 network output against fp32: PSNR >= 40 dB
   errors      damaged checkpoints: missing tensor, wrong shape, wrong type ->
               load fails with a message naming the tensor
+  progress    progress is reported once per residual block (plus start, head and
+              end); a cancel request stops the run with PM_ECANCELLED
 """
 import argparse
 import os
@@ -191,11 +193,23 @@ def case_errors(args):
     return ok
 
 
+def case_progress(args):
+    ckpt, _ = make_ckpt(args.work, 16, 3, seed=2)
+    rc, out, err = run([args.bin, "progress", ckpt, "40", "32", "--threads", str(THREADS)])
+    print(out.strip())
+    ok = check(rc == 0, "progress run: " + err.strip())
+    # 3 blocks: 0 (start), 1 (head), 2..4 (blocks), 5 (end) = 6 reports of max 5
+    ok &= check("full run: rc 0, 6 reports, last 5 of 5, 0 out of order" in out, "one report per block, in order")
+    ok &= check("cancelled run: rc -13 (" in out and "3 reports, output none, memory back to baseline" in out,
+                "a cancel after the first block stops the run: no output, memory returned")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("case", choices=["net-small", "net-full", "pipeline", "bf16", "errors"])
+    ap.add_argument("case", choices=["net-small", "net-full", "pipeline", "bf16", "errors", "progress"])
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(THREADS)
@@ -208,6 +222,8 @@ def main():
         ok = case_pipeline(args)
     elif args.case == "bf16":
         ok = case_bf16(args)
+    elif args.case == "progress":
+        ok = case_progress(args)
     else:
         ok = case_errors(args)
     sys.exit(0 if ok else 1)
