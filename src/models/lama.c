@@ -919,11 +919,16 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
 {
     const lama_state *s = state;
     uint64_t hp = ((uint64_t)h + 7) / 8 * 8, wp = ((uint64_t)w + 7) / 8 * 8;
-    uint64_t px = hp * wp;
-    /* Calibrated on ngf 64 (see bench/lama): arena bytes per working pixel,
-     * scaled with the width, plus a constant for plans and scratch. */
-    double per_px = (s->dt == PM_NN_BF16 ? 300.0 : 560.0) * (double)s->ngf / 64.0;
-    return (uint64_t)(48.0 * 1024 * 1024 + per_px * (double)px);
+    double px = (double)(hp * wp);
+    /* Calibrated with bench_lama on ngf 64 (2 threads, 4 MB bands): the peak
+     * RSS of a run above the loaded state, 256..1536 px squares, was
+     * fp32 21, 40, 84, 141, 308 MB and bf16 18, 30, 56, 92, 198 MB; the law
+     * below stays 3-20 % above each. The arena is ~128 (fp32) / ~75 (bf16)
+     * bytes per working pixel, in proportion to the width (ngf); the constant
+     * covers primitives, band buffers and the output image. */
+    double per_px = (s->dt == PM_NN_BF16 ? 80.0 : 128.0) * (double)s->ngf / 64.0;
+    double fixed = (s->dt == PM_NN_BF16 ? 16.0 : 14.0) * 1024 * 1024;
+    return (uint64_t)(fixed + per_px * px);
 }
 
 static uint64_t lama_mem_estimate(const void *state, int w, int h)
