@@ -122,8 +122,16 @@ int main(int argc, char **argv)
             rc = pm_model_lama.inpaint(st, &rgb, &mask, &out, NULL);
             pm_image_free(&out);
             size_t before = pm_mem_in_use();
+            pm_mem_reset_peak();
             if (!rc)
                 rc = pm_model_lama.inpaint(st, &rgb, &mask, &out, NULL);
+            size_t used = pm_mem_peak() - before;
+            uint64_t est = pm_model_lama.mem_estimate(st, w, h);
+            if (!rc && used > est) {
+                fprintf(stderr, "an inpaint of %dx%d used %zu bytes; the estimate was %llu\n", w, h, used,
+                        (unsigned long long)est);
+                rc = PM_EINTERNAL;
+            }
             if (rc) {
                 status = fail("inpaint", rc);
             } else {
