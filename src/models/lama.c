@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -57,6 +58,8 @@ typedef struct loader {
     const pm_ckpt *ck;
     const uint8_t *map;  /* our mapping of the file (the ckpt borrows it) */
     size_t map_len;
+    float *scratch;      /* owned: the weight tensor being converted (reused) */
+    size_t scratch_cap;  /* floats */
     pm_nn_ctx *ctx;
     pm_nn_dt dt;
     int ref;      /* reference input side for choosing weight formats */
@@ -85,7 +88,9 @@ static void release_pages(loader *L, const pm_tensor_ref *r)
 }
 
 /* Reads tensor generator.<name> (printf-style) of the given shape into a new
- * buffer the caller owns (pm_free). */
+ * buffer the caller owns (pm_free) -- or, when *out is L->scratch on entry,
+ * into the loader's scratch buffer (grown as needed; owned by the loader,
+ * valid until the next such read). */
 static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -99,12 +104,25 @@ static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, c
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         count *= (size_t)shape[i];
-    *out = pm_malloc(count * sizeof(float));
-    if (!*out)
-        return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    int use_scratch = *out == L->scratch && L->scratch; /* caller asks for the scratch buffer */
+    if (use_scratch && count > L->scratch_cap) {
+        pm_free(L->scratch);
+        L->scratch = pm_malloc(count * sizeof(float));
+        L->scratch_cap = L->scratch ? count : 0;
+        if (!L->scratch)
+            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    }
+    if (!use_scratch) {
+        *out = pm_malloc(count * sizeof(float));
+        if (!*out)
+            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    } else {
+        *out = L->scratch;
+    }
     int rc = pm_ckpt_get_f32(L->ck, name, ndim, shape, *out);
     if (rc) {
-        pm_free(*out);
+        if (!use_scratch)
+            pm_free(*out);
         *out = NULL;
         return rc;
     }
@@ -154,16 +172,21 @@ typedef struct conv_spec {
 
 /* Reads conv tensor `wname` ([oc][ic][k][k], or [ic][oc][k][k] when
  * transposed), an optional conv bias `bname`, and folds an optional
- * BatchNorm `bnp` (shift folded when `bn_shift`). *wt and *bias are new
- * buffers the caller owns (pm_free); *bias is NULL when there is neither a
- * conv bias, nor a folded shift, nor `want_bias`. */
+ * BatchNorm `bnp` (shift folded when `bn_shift`). *wt is the loader's
+ * scratch buffer (valid until the next read_folded); *bias is a new buffer
+ * the caller owns (pm_free), NULL when there is neither a conv bias, nor a
+ * folded shift, nor `want_bias`. */
 static int read_folded(loader *L, const conv_spec *c, const char *wname, const char *bname, const char *bnp,
                        int bn_shift, int want_bias, float **wt, float **bias)
 {
     int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
     int64_t bshape[1] = {c->oc};
     bn b = {0};
-    *wt = *bias = NULL;
+    *bias = NULL;
+    if (!L->scratch && !(L->scratch = pm_malloc(sizeof(float)))) /* a first, tiny scratch */
+        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    L->scratch_cap = L->scratch_cap ? L->scratch_cap : 1;
+    *wt = L->scratch;
     int rc = read_tensor(L, wt, 4, shape, "%s", wname);
     if (rc)
         goto fail;
@@ -185,7 +208,6 @@ static int read_folded(loader *L, const conv_spec *c, const char *wname, const c
     }
     return 0;
 fail:
-    pm_free(*wt);
     pm_free(*bias);
     *wt = *bias = NULL;
     return rc;
@@ -217,7 +239,6 @@ static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char
                          .ref_w = c->ref,
                          .winograd = c->winograd};
     rc = make_weights(L, w, &d, wt, bias);
-    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -264,7 +285,6 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, cons
     }
 release:
     pm_free(k);
-    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -428,6 +448,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     pm_ckpt *ck = NULL;
     void *map = NULL;
     size_t map_len = 0;
+    loader L = {.dt = s->dt, .ref = 512};
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
@@ -440,7 +461,10 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
         goto close_ckpt;
     int ngf = s->ngf, B = s->blocks;
-    loader L = {.ck = ck, .map = map, .map_len = map_len, .ctx = s->ctx, .dt = s->dt, .ref = 512};
+    L.ck = ck;
+    L.map = map;
+    L.map_len = map_len;
+    L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
     conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
     if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
@@ -487,18 +511,21 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
         if ((rc = read_folded(&L, &oc, wn, bnm, NULL, 0, 1, &wt, &bias)))
             goto close_ckpt;
         rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
-        pm_free(wt);
         pm_free(bias);
         if (rc)
             goto close_ckpt;
         L.bytes += (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
     }
     s->weight_bytes = L.bytes;
+    pm_free(L.scratch);
     pm_ckpt_close(ck);
     munmap(map, map_len);
+    /* loading freed many temporary buffers; hand the heap's free pages back */
+    malloc_trim(0);
     *state = s;
     return 0;
 close_ckpt:
+    pm_free(L.scratch);
     pm_ckpt_close(ck);
 unmap:
     munmap(map, map_len);

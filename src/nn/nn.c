@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1472,20 +1471,12 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         return pm_errorf(PM_EINTERNAL, "plan run before it was finished");
     int rc = 0;
     pm_nn_set_threads(p->threads);
-    /* The arena is fresh for every run (memory returns to its baseline after
-     * a job). Large arenas are aligned to 2 MB and offered transparent huge
-     * pages: first-touch page faults otherwise cost a noticeable part of a run. */
-    const size_t huge = (size_t)2 << 20;
-    int use_huge = p->arena_bytes >= 4 * huge;
-    uint8_t *block = pm_malloc_aligned((p->arena_bytes ? p->arena_bytes : 64) + (use_huge ? huge : 0));
-    if (!block)
+    /* The arena is fresh for every run: memory returns to its baseline
+     * after a job. (Transparent huge pages for it made no difference here.) */
+    uint8_t *arena = pm_malloc_aligned(p->arena_bytes ? p->arena_bytes : 64);
+    if (!arena)
         return pm_errorf(PM_ENOMEM, "cannot allocate the %.1f MB work area of this image; try a smaller image",
                          (double)p->arena_bytes / 1e6);
-    uint8_t *arena = block;
-    if (use_huge) {
-        arena = (uint8_t *)(((uintptr_t)block + huge - 1) & ~(uintptr_t)(huge - 1));
-        madvise(arena, p->arena_bytes & ~(huge - 1), MADV_HUGEPAGE);
-    }
     for (int i = 0; i < p->nt; i++)
         if (p->t[i].mem)
             dnnl_memory_set_data_handle(p->t[i].mem, arena + p->t[i].off);
@@ -1538,7 +1529,7 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         rc = io->read(io->user, &v);
     }
 free_arena:
-    pm_free_aligned(block);
+    pm_free_aligned(arena);
     return rc;
 }
 
