@@ -11,8 +11,9 @@
 #define PM_OMP_FOR(nt) _Pragma("omp parallel for schedule(static) num_threads(nt)")
 #define PM_OMP_FOR_DYN(nt) _Pragma("omp parallel for schedule(dynamic, 1) num_threads(nt)")
 #else
-#define PM_OMP_FOR(nt)
-#define PM_OMP_FOR_DYN(nt)
+/* without OpenMP the loops run on the calling thread */
+#define PM_OMP_FOR(nt) (void)(nt);
+#define PM_OMP_FOR_DYN(nt) (void)(nt);
 #endif
 
 struct pm_nn_ctx {

@@ -215,7 +215,8 @@ def main():
     torch.set_num_threads(THREADS)
     if args.case == "net-small":
         # --band-kb 4: many row bands in the full-resolution layers
-        ok = case_net(args, 16, 2, [(64, 48), (40, 56), (16, 24)], [(), ("--winograd",), ("--band-kb", "4")])
+        ok = case_net(args, 16, 2, [(64, 48), (40, 56), (16, 24)],
+                      [(), ("--winograd",), ("--band-kb", "4"), ("--threads", "1")])
     elif args.case == "net-full":
         ok = case_net(args, 64, 18, [(48, 40)], [(), ("--band-kb", "16")])
     elif args.case == "pipeline":
