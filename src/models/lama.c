@@ -1,0 +1,1068 @@
+/* LaMa big-lama: checkpoint loading with BatchNorm folding, per-size plans
+ * and the reference prediction steps. See lama.h and /work/shared/models.md. */
+#include "models/lama.h"
+
+#include "base/base.h"
+#include "ckpt/ckpt.h"
+#include "nn/nn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
+#define BN_EPS 1e-5f
+
+/* One FFC of a residual block, BatchNorms folded. */
+typedef struct lama_ffc {
+    pm_nn_weights l2l, g2l; /* local output: l2l carries bn_l's shift */
+    pm_nn_weights l2g, st2; /* global output: l2g carries bn_g's shift */
+    pm_nn_weights st1;      /* spectral 1x1 in (+BN, ReLU) */
+    pm_nn_weights fu;       /* Fourier unit 1x1 (+BN, ReLU) */
+} lama_ffc;
+
+typedef struct lama_plan {
+    int h, w;          /* working size (multiple of 8) */
+    pm_nn_plan *plan;
+    uint64_t used;     /* LRU stamp */
+} lama_plan;
+
+typedef struct lama_state {
+    pm_nn_ctx *ctx;
+    int threads;
+    pm_nn_dt dt;
+    int winograd;
+    size_t band_bytes;
+    int ngf, blocks;
+    pm_nn_weights conv1, down1, down2, down3l, down3g;
+    lama_ffc *ffc; /* 2 per block */
+    pm_nn_weights up[3][4]; /* transposed convolutions, as four sub-pixel convolutions each */
+    pm_nn_small_weights out; /* the RGB output layer */
+    size_t weight_bytes;
+    pthread_mutex_t lock; /* one run at a time: plans and the stream are shared */
+    lama_plan plans[LAMA_PLANS];
+    uint64_t clock;
+} lama_state;
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct loader {
+    const pm_ckpt *ck;
+    const uint8_t *map;  /* our mapping of the file (the ckpt borrows it) */
+    size_t map_len;
+    float *scratch;      /* owned: the weight tensor being converted (reused) */
+    size_t scratch_cap;  /* floats */
+    pm_nn_ctx *ctx;
+    pm_nn_dt dt;
+    int ref;      /* reference input side for choosing weight formats */
+    size_t bytes; /* weights loaded so far */
+} loader;
+
+/* Gives back the file pages a tensor was read from: each tensor is read
+ * once, and without this the whole file would stay resident next to the
+ * weights made from it until loading ends (twice the memory). The mapping is
+ * ours, private and read-only, so a page touched again (a neighbour tensor
+ * sharing it) is simply read from the file again. */
+static void release_pages(loader *L, const pm_tensor_ref *r)
+{
+    if (!r || !L->map || r->nbytes == 0)
+        return;
+    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
+    uintptr_t mlo = (uintptr_t)L->map, mhi = mlo + L->map_len;
+    if (lo < mlo || hi > mhi)
+        return; /* a copy the reader made, not our mapping */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo &= ~(page - 1);
+    hi = (hi + page - 1) & ~(page - 1);
+    if (hi > ((mhi + page - 1) & ~(page - 1)))
+        hi = (mhi + page - 1) & ~(page - 1);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Reads tensor generator.<name> (printf-style) of the given shape into a new
+ * buffer the caller owns (pm_free) -- or, when *out is L->scratch on entry,
+ * into the loader's scratch buffer (grown as needed; owned by the loader,
+ * valid until the next such read). */
+static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    char name[160];
+    int n = snprintf(name, sizeof name, "generator.");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name + n, sizeof name - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= (size_t)shape[i];
+    int use_scratch = *out == L->scratch && L->scratch; /* caller asks for the scratch buffer */
+    if (use_scratch && count > L->scratch_cap) {
+        pm_free(L->scratch);
+        L->scratch = pm_malloc(count * sizeof(float));
+        L->scratch_cap = L->scratch ? count : 0;
+        if (!L->scratch)
+            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    }
+    if (!use_scratch) {
+        *out = pm_malloc(count * sizeof(float));
+        if (!*out)
+            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
+    } else {
+        *out = L->scratch;
+    }
+    int rc = pm_ckpt_get_f32(L->ck, name, ndim, shape, *out);
+    if (rc) {
+        if (!use_scratch)
+            pm_free(*out);
+        *out = NULL;
+        return rc;
+    }
+    release_pages(L, pm_ckpt_find(L->ck, name));
+    return 0;
+}
+
+typedef struct bn {
+    float *g, *b, *m, *v;
+} bn;
+
+static void bn_free(bn *x)
+{
+    pm_free(x->g);
+    pm_free(x->b);
+    pm_free(x->m);
+    pm_free(x->v);
+    memset(x, 0, sizeof *x);
+}
+
+/* BatchNorm `prefix`.{weight,bias,running_mean,running_var} of c channels. */
+static int read_bn(loader *L, bn *x, int c, const char *prefix)
+{
+    memset(x, 0, sizeof *x);
+    int64_t s[1] = {c};
+    int rc;
+    if ((rc = read_tensor(L, &x->g, 1, s, "%s.weight", prefix)) ||
+        (rc = read_tensor(L, &x->b, 1, s, "%s.bias", prefix)) ||
+        (rc = read_tensor(L, &x->m, 1, s, "%s.running_mean", prefix)) ||
+        (rc = read_tensor(L, &x->v, 1, s, "%s.running_var", prefix))) {
+        bn_free(x);
+        return rc;
+    }
+    for (int i = 0; i < c; i++)
+        if (!(x->v[i] >= 0.0f) || !isfinite(x->v[i]))
+            return bn_free(x), pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be "
+                                                         "finite and non-negative: the checkpoint is damaged",
+                                         prefix, i, (double)x->v[i]);
+    return 0;
+}
+
+typedef struct conv_spec {
+    int ic, oc, k, stride, transposed;
+    int ref;       /* reference input side */
+    int winograd;
+} conv_spec;
+
+/* Reads conv tensor `wname` ([oc][ic][k][k], or [ic][oc][k][k] when
+ * transposed), an optional conv bias `bname`, and folds an optional
+ * BatchNorm `bnp` (shift folded when `bn_shift`). *wt is the loader's
+ * scratch buffer (valid until the next read_folded); *bias is a new buffer
+ * the caller owns (pm_free), NULL when there is neither a conv bias, nor a
+ * folded shift, nor `want_bias`. */
+static int read_folded(loader *L, const conv_spec *c, const char *wname, const char *bname, const char *bnp,
+                       int bn_shift, int want_bias, float **wt, float **bias)
+{
+    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
+    int64_t bshape[1] = {c->oc};
+    bn b = {0};
+    *bias = NULL;
+    if (!L->scratch && !(L->scratch = pm_malloc(sizeof(float)))) /* a first, tiny scratch */
+        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    L->scratch_cap = L->scratch_cap ? L->scratch_cap : 1;
+    *wt = L->scratch;
+    int rc = read_tensor(L, wt, 4, shape, "%s", wname);
+    if (rc)
+        goto fail;
+    if (bname) {
+        if ((rc = read_tensor(L, bias, 1, bshape, "%s", bname)))
+            goto fail;
+    } else if (want_bias || (bnp && bn_shift)) {
+        *bias = pm_calloc((size_t)c->oc, sizeof **bias);
+        if (!*bias) {
+            rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+            goto fail;
+        }
+    }
+    if (bnp) {
+        if ((rc = read_bn(L, &b, c->oc, bnp)))
+            goto fail;
+        pm_nn_fold_bn(*wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
+        bn_free(&b);
+    }
+    return 0;
+fail:
+    pm_free(*bias);
+    *wt = *bias = NULL;
+    return rc;
+}
+
+static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, const float *wt, const float *bias)
+{
+    int rc = pm_nn_weights_init(L->ctx, w, d, wt, bias);
+    if (!rc)
+        L->bytes += w->bytes;
+    return rc;
+}
+
+/* A convolution with its BatchNorm folded (see read_folded). */
+static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
+                     const char *bnp, int bn_shift, int want_bias)
+{
+    float *wt, *bias;
+    int rc = read_folded(L, c, wname, bname, bnp, bn_shift, want_bias, &wt, &bias);
+    if (rc)
+        return rc;
+    pm_nn_conv_desc d = {.ic = c->ic,
+                         .oc = c->oc,
+                         .kh = c->k,
+                         .kw = c->k,
+                         .stride = c->stride,
+                         .dt = L->dt,
+                         .ref_h = c->ref,
+                         .ref_w = c->ref,
+                         .winograd = c->winograd};
+    rc = make_weights(L, w, &d, wt, bias);
+    pm_free(bias);
+    return rc;
+}
+
+/* A ConvTranspose2d(ic, oc, 3, stride 2, padding 1, output_padding 1) + BN
+ * as four stride-1 convolutions on the input, one per output parity
+ * (py, px), whose results are interleaved (depth-to-space):
+ *   out(o, 2y+py, 2x+px) = sum_i sum_{dy,dx} in(i, y+dy, x+dx) W(i, o, ky, kx)
+ * with dy in {0} -> ky 1 for py 0, dy in {0, 1} -> ky 2, 0 for py 1 (same in
+ * x); inputs past the bottom/right edge are zero. Same work as the
+ * transposed convolution, on oneDNN's fast forward convolutions. */
+static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, const char *wname, const char *bname,
+                       const char *bnp)
+{
+    float *wt, *bias;
+    int rc = read_folded(L, c, wname, bname, bnp, 1, 1, &wt, &bias);
+    if (rc)
+        return rc;
+    float *k = pm_malloc((size_t)c->oc * c->ic * 4 * sizeof *k);
+    if (!k) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+        goto release;
+    }
+    static const int tap[2][2] = {{1, -1}, {2, 0}}; /* [parity][d] -> kernel index */
+    for (int q = 0; q < 4 && !rc; q++) {
+        int py = q >> 1, px = q & 1, kh = py + 1, kw = px + 1;
+        for (int o = 0; o < c->oc; o++)
+            for (int i = 0; i < c->ic; i++)
+                for (int dy = 0; dy < kh; dy++)
+                    for (int dx = 0; dx < kw; dx++)
+                        k[(((size_t)o * c->ic + i) * kh + dy) * kw + dx] =
+                            wt[(((size_t)i * c->oc + o) * 3 + tap[py][dy]) * 3 + tap[px][dx]];
+        pm_nn_conv_desc d = {.ic = c->ic,
+                             .oc = c->oc,
+                             .kh = kh,
+                             .kw = kw,
+                             .stride = 1,
+                             .pad_b = py,
+                             .pad_r = px,
+                             .dt = L->dt,
+                             .ref_h = c->ref,
+                             .ref_w = c->ref};
+        rc = make_weights(L, &sub[q], &d, k, bias);
+    }
+release:
+    pm_free(k);
+    pm_free(bias);
+    return rc;
+}
+
+static void free_ffc(lama_ffc *f)
+{
+    pm_nn_weights_free(&f->l2l);
+    pm_nn_weights_free(&f->g2l);
+    pm_nn_weights_free(&f->l2g);
+    pm_nn_weights_free(&f->st2);
+    pm_nn_weights_free(&f->st1);
+    pm_nn_weights_free(&f->fu);
+}
+
+static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
+{
+    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf, ref = L->ref / 8;
+    char p[64], wn[128], bnn[128], bng[128];
+    snprintf(p, sizeof p, "model.%d.conv%d", block, which);
+    snprintf(bnn, sizeof bnn, "%s.bn_l", p);
+    snprintf(bng, sizeof bng, "%s.bn_g", p);
+    int rc;
+    conv_spec c = {.ic = cl, .oc = cl, .k = 3, .stride = 1, .ref = ref + 2, .winograd = wino};
+    snprintf(wn, sizeof wn, "%s.ffc.convl2l.weight", p);
+    if ((rc = make_conv(L, &f->l2l, &c, wn, NULL, bnn, 1, 1)))
+        return rc;
+    c.ic = cg;
+    snprintf(wn, sizeof wn, "%s.ffc.convg2l.weight", p);
+    if ((rc = make_conv(L, &f->g2l, &c, wn, NULL, bnn, 0, 0)))
+        return rc;
+    c.ic = cl;
+    c.oc = cg;
+    snprintf(wn, sizeof wn, "%s.ffc.convl2g.weight", p);
+    if ((rc = make_conv(L, &f->l2g, &c, wn, NULL, bng, 1, 1)))
+        return rc;
+    conv_spec s1 = {.ic = cg, .oc = hid, .k = 1, .stride = 1, .ref = ref};
+    char bns[128];
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv1.0.weight", p);
+    snprintf(bns, sizeof bns, "%s.ffc.convg2g.conv1.1", p);
+    if ((rc = make_conv(L, &f->st1, &s1, wn, NULL, bns, 1, 1)))
+        return rc;
+    conv_spec fu = {.ic = 2 * hid, .oc = 2 * hid, .k = 1, .stride = 1, .ref = ref};
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.fu.conv_layer.weight", p);
+    snprintf(bns, sizeof bns, "%s.ffc.convg2g.fu.bn", p);
+    if ((rc = make_conv(L, &f->fu, &fu, wn, NULL, bns, 1, 1)))
+        return rc;
+    conv_spec s2 = {.ic = hid, .oc = cg, .k = 1, .stride = 1, .ref = ref};
+    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv2.weight", p);
+    return make_conv(L, &f->st2, &s2, wn, NULL, bng, 0, 0);
+}
+
+static void free_state(lama_state *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < LAMA_PLANS; i++)
+        pm_nn_plan_free(s->plans[i].plan);
+    pm_nn_weights_free(&s->conv1);
+    pm_nn_weights_free(&s->down1);
+    pm_nn_weights_free(&s->down2);
+    pm_nn_weights_free(&s->down3l);
+    pm_nn_weights_free(&s->down3g);
+    if (s->ffc)
+        for (int i = 0; i < 2 * s->blocks; i++)
+            free_ffc(&s->ffc[i]);
+    pm_free(s->ffc);
+    for (int i = 0; i < 3; i++)
+        for (int q = 0; q < 4; q++)
+            pm_nn_weights_free(&s->up[i][q]);
+    pm_nn_small_weights_free(&s->out);
+    pm_nn_ctx_destroy(s->ctx);
+    pthread_mutex_destroy(&s->lock);
+    pm_free(s);
+}
+
+/* Width and depth from the shapes: ngf from model.1's weight, blocks = the
+ * run of model.<5+i>.conv1 entries. */
+static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
+{
+    const char *n1 = "generator.model.1.ffc.convl2l.weight";
+    const pm_tensor_ref *r = pm_ckpt_find(ck, n1);
+    if (!r)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "this checkpoint has no tensor %s; it is not a LaMa (big-lama, ffc_resnet) generator", n1);
+    if (r->ndim != 4 || r->shape[1] != 4 || r->shape[2] != 7 || r->shape[3] != 7 || r->shape[0] < 1 ||
+        r->shape[0] > 1024)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "%s has shape [%lld, %lld, %lld, %lld] (%d dims); expected [ngf, 4, 7, 7]", n1,
+                         (long long)r->shape[0], (long long)(r->ndim > 1 ? r->shape[1] : 0),
+                         (long long)(r->ndim > 2 ? r->shape[2] : 0), (long long)(r->ndim > 3 ? r->shape[3] : 0),
+                         r->ndim);
+    *ngf = (int)r->shape[0];
+    int b = 0;
+    char name[128];
+    for (;;) {
+        snprintf(name, sizeof name, "generator.model.%d.conv1.ffc.convl2l.weight", 5 + b);
+        if (!pm_ckpt_find(ck, name))
+            break;
+        b++;
+    }
+    if (b == 0)
+        return pm_errorf(PM_ECHECKPOINT,
+                         "this checkpoint has no residual blocks (no generator.model.5.conv1.ffc.convl2l.weight); "
+                         "it is not a LaMa ffc_resnet generator");
+    *blocks = b;
+    return 0;
+}
+
+/* Maps the checkpoint file read-only; the caller owns the mapping (munmap). */
+static int map_file(const char *path, void **map, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return pm_errorf(PM_ENOENT, "checkpoint file %s does not exist; check the path (--model)", path);
+        return pm_errorf(PM_EIO, "cannot open checkpoint %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = pm_errorf(PM_EIO, "cannot stat checkpoint %s: %s", path, strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = pm_errorf(PM_EINVAL, "%s is a directory; give the checkpoint file inside it (e.g. big-lama/models/best.ckpt)",
+                       path);
+    } else if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+        rc = pm_errorf(PM_EINVAL, "%s is not a checkpoint file (empty or not a regular file)", path);
+    } else {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            rc = pm_errorf(PM_EIO, "cannot map checkpoint %s (%lld bytes): %s", path, (long long)st.st_size,
+                           strerror(errno));
+        else {
+            *map = m;
+            *len = (size_t)st.st_size;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
+{
+    *state = NULL;
+    pm_lama_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!path)
+        return pm_errorf(PM_EINVAL, "LaMa needs a checkpoint file (big-lama/models/best.ckpt); none was given");
+    if (o.precision == PM_PREC_BF16 && !pm_nn_cpu_has_bf16())
+        return pm_errorf(PM_EUNSUPPORTED,
+                         "bf16 precision needs a CPU with AVX512-BF16 and this one has none; use fp32");
+    lama_state *s = pm_calloc(1, sizeof *s);
+    if (!s)
+        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    pthread_mutex_init(&s->lock, NULL);
+    s->threads = o.threads > 0 ? o.threads : pm_cpu_count();
+    s->dt = o.precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
+    s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
+    s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
+    pm_ckpt *ck = NULL;
+    void *map = NULL;
+    size_t map_len = 0;
+    loader L = {.dt = s->dt, .ref = 512};
+    int rc = pm_nn_ctx_create(&s->ctx);
+    if (rc)
+        goto free_state;
+    if ((rc = map_file(path, &map, &map_len)))
+        goto free_state;
+    rc = pm_ckpt_open_mem(map, map_len, path, "generator.", &ck);
+    if (rc)
+        goto unmap;
+    pm_ckpt_set_hint(ck, "big-lama");
+    if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
+        goto close_ckpt;
+    int ngf = s->ngf, B = s->blocks;
+    L.ck = ck;
+    L.map = map;
+    L.map_len = map_len;
+    L.ctx = s->ctx;
+    pm_nn_set_threads(s->threads);
+    conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
+    if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d1 = {.ic = ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref + 2};
+    if ((rc = make_conv(&L, &s->down1, &d1, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d2 = {.ic = 2 * ngf, .oc = 4 * ngf, .k = 3, .stride = 2, .ref = L.ref / 2 + 2};
+    if ((rc = make_conv(&L, &s->down2, &d2, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1, 1)))
+        goto close_ckpt;
+    conv_spec d3 = {.ic = 4 * ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref / 4 + 2};
+    if ((rc = make_conv(&L, &s->down3l, &d3, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1, 1)))
+        goto close_ckpt;
+    d3.oc = 6 * ngf;
+    if ((rc = make_conv(&L, &s->down3g, &d3, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1, 1)))
+        goto close_ckpt;
+    s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
+    if (!s->ffc) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+        goto close_ckpt;
+    }
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 2; k++)
+            if ((rc = load_ffc(&L, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd)))
+                goto close_ckpt;
+    int ch = 8 * ngf;
+    for (int i = 0; i < 3; i++) {
+        int li = 6 + B + 3 * i;
+        char wn[64], bnm[64], bnp[64];
+        snprintf(wn, sizeof wn, "model.%d.weight", li);
+        snprintf(bnm, sizeof bnm, "model.%d.bias", li);
+        snprintf(bnp, sizeof bnp, "model.%d", li + 1);
+        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = L.ref / (8 >> i)};
+        if ((rc = make_deconv(&L, s->up[i], &u, wn, bnm, bnp)))
+            goto close_ckpt;
+        ch /= 2;
+    }
+    {
+        char wn[64], bnm[64];
+        snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
+        snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
+        conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .ref = L.ref + 6};
+        float *wt, *bias;
+        if ((rc = read_folded(&L, &oc, wn, bnm, NULL, 0, 1, &wt, &bias)))
+            goto close_ckpt;
+        rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
+        pm_free(bias);
+        if (rc)
+            goto close_ckpt;
+        L.bytes += (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
+    }
+    s->weight_bytes = L.bytes;
+    pm_free(L.scratch);
+    pm_ckpt_close(ck);
+    munmap(map, map_len);
+    /* loading freed many temporary buffers; hand the heap's free pages back */
+    malloc_trim(0);
+    *state = s;
+    return 0;
+close_ckpt:
+    pm_free(L.scratch);
+    pm_ckpt_close(ck);
+unmap:
+    munmap(map, map_len);
+free_state:
+    free_state(s);
+    return rc;
+}
+
+void pm_lama_unload(void *state)
+{
+    free_state(state);
+}
+
+void pm_lama_config(const void *state, int *ngf, int *blocks)
+{
+    const lama_state *s = state;
+    *ngf = s->ngf;
+    *blocks = s->blocks;
+}
+
+/* ------------------------------------------------------------------ plans */
+
+/* One FFC on (l, g): returns the local and global outputs. When addl/addg
+ * are given, l += addl and g += addg first (the previous block's residual). */
+static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char *tag, pm_nn_t l, pm_nn_t g,
+                    pm_nn_t addl, pm_nn_t addg, pm_nn_t *ol, pm_nn_t *og)
+{
+    char n[48];
+    unsigned wino = s->winograd ? PM_NN_WINOGRAD : 0;
+    int c, h, w;
+    pm_nn_shape(p, g, &c, &h, &w);
+#define NM(k) (snprintf(n, sizeof n, "%s@%s", tag, k), n)
+    pm_nn_t pl = pm_nn_pad_reflect(p, NM("pad_l"), l, 1, addl);
+    pm_nn_t pg = pm_nn_pad_reflect(p, NM("pad_g"), g, 1, addg);
+    *ol = pm_nn_conv(p, NM("conv_l2l"), pl, &f->l2l, wino, -1, s->dt, 1.0f);
+    pm_nn_conv(p, NM("conv_g2l"), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
+    *og = pm_nn_conv(p, NM("conv_l2g"), pl, &f->l2g, wino, -1, s->dt, 1.0f);
+    /* spectral transform: x = relu(bn(conv1(g))); st2(x + FU(x)) */
+    pm_nn_t x = pm_nn_conv(p, NM("spec_in_1x1"), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t fr = pm_nn_rfft2(p, NM("fft_r2c"), x);
+    /* ortho scaling folded in: relu(W F/sqrt(N) + b) = relu(W F + sqrt(N) b) / sqrt(N) */
+    float n_px = (float)h * (float)w;
+    pm_nn_t fz = pm_nn_conv(p, NM("fu_1x1"), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
+    pm_nn_t xy = pm_nn_irfft2_add(p, NM("fft_c2r_add"), fz, w, 1.0f / n_px, x, s->dt);
+    pm_nn_conv(p, NM("spec_out_1x1"), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
+#undef NM
+}
+
+/* Rows per band so that one band of a `row_bytes`-per-row tensor is about
+ * `target` bytes (at least `min`, even). */
+static int band_rows(size_t row_bytes, size_t target, int min)
+{
+    size_t r = row_bytes ? target / row_bytes : (size_t)min;
+    if (r < (size_t)min)
+        r = (size_t)min;
+    if (r > 1 << 20)
+        r = 1 << 20;
+    return (int)r & ~1;
+}
+
+#define IN_BORDER 10 /* reflect border of the plan input (see head_ops) */
+
+/* conv 7x7 -> down1 -> down2 -> down3 on the input (4 channels, working
+ * size h x w, reflect-bordered by IN_BORDER). The first three layers run in
+ * row bands so that neither the full-resolution map nor the half-resolution
+ * one ever exists whole. Each layer of a band is computed with a border --
+ * conv 7x7 with 7 pixels, down1 with 3, down2 with 1 -- made a reflection of
+ * the inside before the next (stride-2) layer reads it, so that down2 writes
+ * rows of its output already reflect-padded by 1, as down3 needs. (Only the
+ * rows and columns just before the inside must be exact reflections: with
+ * even sizes and stride 2 the far borders are never read.) */
+static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_nn_t *l, pm_nn_t *g)
+{
+    int ngf = s->ngf;
+    size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
+    int h3 = h / 4 + 2, w3 = w / 4 + 2;
+    pm_nn_t p3 = pm_nn_new(p, 4 * ngf, h3, w3, s->dt);
+    /* rows [a, b) of p3 need rows [2a, 2b + 1) of down1's bordered output,
+     * rows [4a, 4b + 3) of conv 7x7's and input rows [4a, 4b + 9); at least 4
+     * rows, so that the first band holds its reflected borders */
+    int R = band_rows((size_t)4 * (w + 14) * ngf * es, s->band_bytes, 8) / 2;
+    char n[48];
+    for (int a = 0, k = 0; a < h3; a += R, k++) {
+        int b = a + R < h3 ? a + R : h3;
+        snprintf(n, sizeof n, "head@conv7x7~%d", k);
+        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
+        snprintf(n, sizeof n, "head@border1~%d", k);
+        pm_nn_reflect_border(p, n, c1, a == 0 ? 7 : 0, 0, 7, 7);
+        snprintf(n, sizeof n, "head@down1~%d", k);
+        pm_nn_t d1 = pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
+        snprintf(n, sizeof n, "head@border2~%d", k);
+        pm_nn_reflect_border(p, n, d1, a == 0 ? 3 : 0, 0, 3, 3);
+        snprintf(n, sizeof n, "head@down2~%d", k);
+        pm_nn_conv(p, n, d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
+    }
+    pm_nn_reflect_border(p, "head@border3", p3, 1, 1, 1, 1);
+    *l = pm_nn_conv(p, "head@down3_l", p3, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
+    *g = pm_nn_conv(p, "head@down3_g", p3, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+}
+
+/* The four sub-pixel convolutions of up-sampling `i` for rows [r0, r1) of
+ * its input, interleaved into `dst` (new when < 0): rows 2*r0 .. 2*r1 - 1
+ * of the up-sampled map. `x` holds input rows [x_row0, x_row0 + rows of x)
+ * of a map `full_h` rows high. The two-tap kernels read one row past the
+ * band; past the last row that is the transposed convolution's zero
+ * padding. */
+static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0, int full_h, int r0, int r1,
+                      pm_nn_t dst, pm_nn_dt out_dt, const char *band)
+{
+    char n[48];
+    pm_nn_t q[4];
+    int c, xh, w;
+    pm_nn_shape(p, x, &c, &xh, &w);
+    for (int k = 0; k < 4; k++) {
+        int py = k >> 1;
+        int end = r1 + py <= full_h ? r1 + py : full_h;
+        int pad_b = r1 + py > full_h ? 1 : 0;
+        int v0 = r0 - x_row0, v1 = end - x_row0;
+        pm_nn_t src = (v0 == 0 && v1 == xh) ? x : pm_nn_rows(p, x, v0, v1);
+        snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
+        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, out_dt, 0, pad_b);
+    }
+    snprintf(n, sizeof n, "tail@up%d_shuffle%s", i + 1, band);
+    return pm_nn_interleave2(p, n, q, dst);
+}
+
+/* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid.
+ * After up1, everything runs in bands of output rows: a band of the output
+ * needs rows [a-3, b+3) of up3 (reflected at the edges), made from a few
+ * rows of up2, made from a few rows of up1's output -- so neither up2's nor
+ * up3's output ever exists whole (up2's rows at band edges are computed
+ * twice). */
+static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int h, int w)
+{
+    int ngf = s->ngf;
+    size_t es = s->dt == PM_NN_BF16 ? 2 : 4;
+    char band[16], n[48];
+    int h4 = h / 4, h2 = h / 2;
+    pm_nn_t x = pm_nn_concat(p, "tail@concat", l, g);
+    /* up1 in bands too, so that its four sub-pixel outputs are never whole */
+    pm_nn_t i1 = pm_nn_new(p, 4 * ngf, h4, w / 4, s->dt);
+    int R = band_rows((size_t)2 * (w / 4) * 4 * ngf * es, s->band_bytes, 2) / 2;
+    for (int a = 0, k = 0; a < h / 8; a += R, k++) {
+        int b = a + R < h / 8 ? a + R : h / 8;
+        snprintf(band, sizeof band, "~%d", k);
+        up_ops(s, p, 0, x, 0, h / 8, a, b, pm_nn_rows(p, i1, 2 * a, 2 * b), s->dt, band);
+    }
+    pm_nn_t out = pm_nn_new(p, 3, h, w, PM_NN_F32);
+    R = band_rows((size_t)w * ngf * sizeof(float), s->band_bytes, 16); /* up3's bands are f32 */
+    for (int a = 0, k = 0; a < h; a += R, k++) {
+        int b = a + R < h ? a + R : h;
+        snprintf(band, sizeof band, "~%d", k);
+        /* up3 rows [u0, u1); its two-tap kernels read up2 rows [u0/2, c1) */
+        int u0 = a >= 4 ? a - 4 : 0, u1 = b + 4 <= h ? b + 4 : h;
+        int c1 = u1 / 2 + 1 <= h2 ? u1 / 2 + 1 : h2;
+        int j0 = u0 / 4, j1 = (c1 + 1) / 2; /* up1-output rows making up2 rows [2 j0, 2 j1) */
+        pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, s->dt, band);
+        /* up3 gives f32 (in bf16 mode too) to the output layer's kernel */
+        pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, PM_NN_F32, band);
+        snprintf(n, sizeof n, "tail@pad7%s", band);
+        pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
+        snprintf(n, sizeof n, "tail@conv7x7%s", band);
+        pm_nn_conv_small(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b));
+    }
+    return out;
+}
+
+static int build_plan(lama_state *s, int h, int w, pm_nn_plan **out)
+{
+    pm_nn_plan *p;
+    int rc = pm_nn_plan_begin(s->ctx, s->threads, &p);
+    if (rc)
+        return rc;
+    pm_nn_plan_set_layout(p, s->winograd ? PM_NN_LAYOUT_BLOCKED16 : PM_NN_LAYOUT_NHWC);
+    pm_nn_t in = pm_nn_input(p, 4, h + 2 * IN_BORDER, w + 2 * IN_BORDER, s->dt);
+    pm_nn_t l, g;
+    head_ops(s, p, in, h, w, &l, &g);
+    pm_nn_mark(p, 1);
+    pm_nn_t rl = -1, rg = -1; /* pending residual of the previous block */
+    for (int b = 0; b < s->blocks; b++) {
+        char tag[16];
+        pm_nn_t yl, yg, zl, zg;
+        snprintf(tag, sizeof tag, "b%02d.1", b);
+        ffc_ops(s, p, &s->ffc[2 * b], tag, l, g, rl, rg, &yl, &yg);
+        snprintf(tag, sizeof tag, "b%02d.2", b);
+        ffc_ops(s, p, &s->ffc[2 * b + 1], tag, yl, yg, -1, -1, &zl, &zg);
+        rl = zl;
+        rg = zg;
+        pm_nn_mark(p, 2 + b);
+    }
+    pm_nn_add(p, "tail@residual_l", l, rl);
+    pm_nn_add(p, "tail@residual_g", g, rg);
+    pm_nn_output(p, tail_ops(s, p, l, g, h, w));
+    pm_nn_mark(p, s->blocks + 2);
+    rc = pm_nn_plan_finish(p);
+    if (rc) {
+        pm_nn_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* The cached plan for a working size, built on a miss (evicting the least
+ * recently used). Called with s->lock held; the plan stays owned by s. */
+static int get_plan(lama_state *s, int h, int w, pm_nn_plan **out)
+{
+    s->clock++;
+    int victim = 0;
+    for (int i = 0; i < LAMA_PLANS; i++) {
+        lama_plan *c = &s->plans[i];
+        if (c->plan && c->h == h && c->w == w) {
+            c->used = s->clock;
+            *out = c->plan;
+            return 0;
+        }
+        if (!c->plan || (s->plans[victim].plan && c->used < s->plans[victim].used))
+            victim = i;
+    }
+    pm_nn_plan *p;
+    int rc = build_plan(s, h, w, &p);
+    if (rc)
+        return rc;
+    lama_plan *c = &s->plans[victim];
+    pm_nn_plan_free(c->plan);
+    c->plan = p;
+    c->h = h;
+    c->w = w;
+    c->used = s->clock;
+    *out = p;
+    return 0;
+}
+
+static int check_size(int w, int h)
+{
+    if (w < 9 || h < 9)
+        return pm_errorf(PM_EINVAL, "image is %dx%d pixels; LaMa needs at least 9 pixels on each side "
+                                    "(use the patchmatch model for tiny images)", w, h);
+    if ((uint64_t)w * h > (uint64_t)1 << 28)
+        return pm_errorf(PM_ETOOBIG, "image is %dx%d pixels; LaMa here takes at most 268 MP", w, h);
+    return 0;
+}
+
+/* --------------------------------------------------------------- running */
+
+static inline void put(const pm_nn_view *v, int c, int y, int x, float val)
+{
+    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
+    if (v->dt == PM_NN_BF16)
+        ((uint16_t *)v->data)[o] = pm_nn_f32_to_bf16(val);
+    else
+        ((float *)v->data)[o] = val;
+}
+
+static inline float getv(const pm_nn_view *v, int c, int y, int x)
+{
+    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
+    if (v->dt == PM_NN_BF16)
+        return pm_nn_bf16_to_f32(((const uint16_t *)v->data)[o]);
+    return ((const float *)v->data)[o];
+}
+
+static inline int reflect(int i, int n)
+{
+    return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+}
+
+/* The reference preparation: symmetric (edge) padding to the working size,
+ * mask > 0, input = [rgb/255 * (1 - mask), mask], then a reflect border of
+ * IN_BORDER (the network's own padding of 3, and 3 more for head_ops). */
+typedef struct inpaint_io {
+    const pm_image *rgb, *mask;
+    pm_image *out;
+} inpaint_io;
+
+static int fill_image(void *user, const pm_nn_view *v)
+{
+    const inpaint_io *io = user;
+    int w = io->rgb->width, h = io->rgb->height;
+    int hp = v->h - 2 * IN_BORDER, wp = v->w - 2 * IN_BORDER;
+    for (int y = 0; y < v->h; y++) {
+        int sy = reflect(y - IN_BORDER, hp);
+        if (sy > h - 1)
+            sy = h - 1;
+        const uint8_t *rrow = io->rgb->data + (size_t)sy * w * 3;
+        const uint8_t *mrow = io->mask->data + (size_t)sy * w;
+        for (int x = 0; x < v->w; x++) {
+            int sx = reflect(x - IN_BORDER, wp);
+            if (sx > w - 1)
+                sx = w - 1;
+            float m = mrow[sx] > 0 ? 1.0f : 0.0f;
+            for (int c = 0; c < 3; c++)
+                put(v, c, y, x, (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
+            put(v, 3, y, x, m);
+        }
+    }
+    return 0;
+}
+
+/* mask * prediction + (1 - mask) * image, cropped; clip(x * 255) truncated.
+ * Pixels outside the mask are copied from the input unchanged. */
+static int read_image(void *user, const pm_nn_view *v)
+{
+    inpaint_io *io = user;
+    int w = io->rgb->width, h = io->rgb->height;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *rrow = io->rgb->data + (size_t)y * w * 3;
+        const uint8_t *mrow = io->mask->data + (size_t)y * w;
+        uint8_t *orow = io->out->data + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            if (!mrow[x]) {
+                memcpy(orow + 3 * x, rrow + 3 * x, 3);
+                continue;
+            }
+            for (int c = 0; c < 3; c++) {
+                float t = getv(v, c, y, x) * 255.0f;
+                t = t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t;
+                orow[3 * x + c] = (uint8_t)t;
+            }
+        }
+    }
+    return 0;
+}
+
+static int run_plan(lama_state *s, int hp, int wp, pm_nn_run_io *io, const pm_run_ctx *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    pm_nn_plan *p;
+    int rc = get_plan(s, hp, wp, &p);
+    if (rc)
+        goto unlock;
+    io->progress = ctx ? ctx->progress : NULL;
+    io->progress_user = ctx ? ctx->progress_user : NULL;
+    io->progress_max = s->blocks + 2;
+    if (io->progress && io->progress(io->progress_user, 0, io->progress_max)) {
+        rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled before it started");
+        goto unlock;
+    }
+    rc = pm_nn_plan_run(p, io);
+    if (rc == PM_ECANCELLED)
+        rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled");
+unlock:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int lama_inpaint(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
+                        const pm_run_ctx *ctx)
+{
+    lama_state *s = state;
+    memset(out, 0, sizeof *out);
+    if (!rgb || !rgb->data || rgb->channels != 3)
+        return pm_errorf(PM_EINVAL, "LaMa takes an RGB image (3 channels)%s; convert it first",
+                         rgb && rgb->data ? ", not another channel count" : "");
+    if (!mask || !mask->data || mask->channels != 1)
+        return pm_errorf(PM_EINVAL, "LaMa takes a 1-channel mask; convert it first");
+    if (mask->width != rgb->width || mask->height != rgb->height)
+        return pm_errorf(PM_EMISMATCH, "mask is %dx%d but the image is %dx%d; they must be the same size",
+                         mask->width, mask->height, rgb->width, rgb->height);
+    int rc = check_size(rgb->width, rgb->height);
+    if (rc)
+        return rc;
+    rc = pm_image_alloc(out, rgb->width, rgb->height, 3);
+    if (rc)
+        return rc;
+    int hp = (rgb->height + 7) / 8 * 8, wp = (rgb->width + 7) / 8 * 8;
+    inpaint_io data = {.rgb = rgb, .mask = mask, .out = out};
+    pm_nn_run_io io = {.fill = fill_image, .read = read_image, .user = &data};
+    rc = run_plan(s, hp, wp, &io, ctx);
+    if (rc)
+        pm_image_free(out);
+    return rc;
+}
+
+/* planar float in/out for pm_lama_forward */
+typedef struct raw_io {
+    const float *in;
+    float *out;
+    int h, w;
+} raw_io;
+
+static int fill_raw(void *user, const pm_nn_view *v)
+{
+    const raw_io *r = user;
+    for (int c = 0; c < 4; c++)
+        for (int y = 0; y < v->h; y++) {
+            const float *row = r->in + ((size_t)c * r->h + reflect(y - IN_BORDER, r->h)) * r->w;
+            for (int x = 0; x < v->w; x++)
+                put(v, c, y, x, row[reflect(x - IN_BORDER, r->w)]);
+        }
+    return 0;
+}
+
+static int read_raw(void *user, const pm_nn_view *v)
+{
+    raw_io *r = user;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < r->h; y++)
+            for (int x = 0; x < r->w; x++)
+                r->out[((size_t)c * r->h + y) * r->w + x] = getv(v, c, y, x);
+    return 0;
+}
+
+int pm_lama_forward(void *state, const float *in, int w, int h, float *out, const pm_run_ctx *ctx)
+{
+    lama_state *s = state;
+    if (w % 8 || h % 8 || w < 16 || h < 16)
+        return pm_errorf(PM_EINVAL, "the LaMa network takes sizes that are multiples of 8 and at least 16; got %dx%d",
+                         w, h);
+    raw_io r = {.in = in, .out = out, .h = h, .w = w};
+    pm_nn_run_io io = {.fill = fill_raw, .read = read_raw, .user = &r};
+    return run_plan(s, h, w, &io, ctx);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
+{
+    const lama_state *s = state;
+    uint64_t hp = ((uint64_t)h + 7) / 8 * 8, wp = ((uint64_t)w + 7) / 8 * 8;
+    double px = (double)(hp * wp);
+    /* Calibrated with bench_lama on ngf 64 (2 threads, 4 MB bands): the peak
+     * RSS of a run above the loaded state, 256..1536 px squares, was
+     * fp32 21, 40, 84, 141, 308 MB and bf16 18, 30, 56, 92, 198 MB; the law
+     * below stays 3-20 % above each. The arena is ~128 (fp32) / ~75 (bf16)
+     * bytes per working pixel, in proportion to the width (ngf); the constant
+     * covers primitives, band buffers and the output image. */
+    double per_px = (s->dt == PM_NN_BF16 ? 80.0 : 128.0) * (double)s->ngf / 64.0;
+    double fixed = (s->dt == PM_NN_BF16 ? 16.0 : 14.0) * 1024 * 1024;
+    return (uint64_t)(fixed + per_px * px);
+}
+
+static uint64_t lama_mem_estimate(const void *state, int w, int h)
+{
+    return pm_lama_mem_estimate(state, w, h);
+}
+
+/* ----------------------------------------------------------------- bench */
+
+static int fill_noise(void *user, const pm_nn_view *v)
+{
+    uint32_t r = 2463534242u;
+    (void)user;
+    for (int c = 0; c < v->c; c++)
+        for (int y = 0; y < v->h; y++)
+            for (int x = 0; x < v->w; x++) {
+                r ^= r << 13;
+                r ^= r >> 17;
+                r ^= r << 5;
+                put(v, c, y, x, c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f);
+            }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_bench_result *res)
+{
+    lama_state *s = state;
+    memset(res, 0, sizeof *res);
+    if (runs < 1)
+        runs = 1;
+    int rc = check_size(w, h);
+    if (rc)
+        return rc;
+    int hp = (h + 7) / 8 * 8, wp = (w + 7) / 8 * 8;
+    double *t = pm_malloc((size_t)runs * sizeof *t);
+    if (!t)
+        return pm_errorf(PM_ENOMEM, "out of memory");
+    pthread_mutex_lock(&s->lock);
+    pm_nn_plan *p;
+    double t0 = pm_now();
+    rc = get_plan(s, hp, wp, &p);
+    res->plan_s = pm_now() - t0;
+    if (rc)
+        goto unlock;
+    pm_nn_run_io io = {.fill = fill_noise};
+    if ((rc = pm_nn_plan_run(p, &io)))
+        goto unlock;
+    pm_nn_plan_profile(p, profile != NULL);
+    for (int i = 0; i < runs; i++) {
+        t0 = pm_now();
+        if ((rc = pm_nn_plan_run(p, &io)))
+            goto unlock;
+        t[i] = pm_now() - t0;
+    }
+    if (profile) {
+        pm_nn_plan_profile_print(p, profile);
+        pm_nn_plan_describe(p, profile, 0);
+    }
+    pm_nn_plan_profile(p, 0);
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    res->median_s = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    res->min_s = t[0];
+    res->max_s = t[runs - 1];
+    res->arena_bytes = pm_nn_plan_arena_bytes(p);
+    res->weight_bytes = s->weight_bytes;
+    {
+        /* convolution work: head, blocks, tail */
+        double n = (double)hp * wp, g = s->ngf;
+        double head = 2 * n * (4 * g * 49) + 2 * (n / 4) * (g * 2 * g * 9) + 2 * (n / 16) * (2 * g * 4 * g * 9) +
+                      2 * (n / 64) * (4 * g * 8 * g * 9);
+        double wf = (double)(wp / 8 / 2 + 1) / (double)(wp / 8);
+        double ffc = 2 * (n / 64) * (2 * g * 8 * g * 9 + 2 * g * 6 * g * 9 + 6 * g * 3 * g * 2 + 6 * g * 6 * g * wf);
+        double tail = 2 * (n / 64) * (8 * g * 4 * g * 9) + 2 * (n / 16) * (4 * g * 2 * g * 9) +
+                      2 * (n / 4) * (2 * g * g * 9) + 2 * n * (g * 3 * 49);
+        res->gflop = (head + 2 * s->blocks * ffc + tail) / 1e9;
+    }
+unlock:
+    pthread_mutex_unlock(&s->lock);
+    pm_free(t);
+    return rc;
+}
+
+/* -------------------------------------------------------------- registry */
+
+static int lama_load(const char *path, const pm_model_opts *opts, void **state)
+{
+    pm_lama_opts o = {.winograd = -1};
+    if (opts) {
+        o.threads = opts->threads;
+        o.precision = opts->precision;
+    }
+    return pm_lama_load(path, &o, state);
+}
+
+const pm_model_desc pm_model_lama = {
+    .name = "lama",
+    .task = PM_TASK_INPAINT,
+    .needs_file = 1,
+    .load = lama_load,
+    .unload = pm_lama_unload,
+    .inpaint = lama_inpaint,
+    .colorize = NULL,
+    .mem_estimate = lama_mem_estimate,
+};
