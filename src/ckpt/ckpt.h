@@ -38,6 +38,15 @@ const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name);
  * the tensor and say what was expected and what was found. */
 int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst);
 
+/* Like pm_ckpt_open on bytes already in memory; `name` (e.g. the file's
+ * name) is used in messages. The bytes are borrowed: they must stay valid
+ * and unchanged until pm_ckpt_close. Caller owns *out. */
+int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char *prefix, pm_ckpt **out);
+
+/* Names the model family the caller expects (e.g. "big-lama"); missing-tensor
+ * messages then ask "is this a big-lama checkpoint?". The string is copied. */
+int pm_ckpt_set_hint(pm_ckpt *ck, const char *family);
+
 const char *pm_dtype_name(enum pm_dtype dt);
 size_t pm_dtype_size(enum pm_dtype dt);
 
