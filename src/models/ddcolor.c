@@ -46,9 +46,11 @@ typedef struct block_w {
 
 typedef struct unet_w {
     int cin, cs, n;
-    float *shuf_w, *shuf_b;   /* [4n, cin], spectral norm and BatchNorm folded */
+    const float *shuf_w;      /* [4n, cin] weight_orig, in place */
+    float *shuf_a, *shuf_b;   /* its BatchNorm as x*a + b, a divided by the spectral norm */
     float *skip_a, *skip_b;   /* BatchNorm of the skip input as x*a + b */
-    float *conv_w;            /* [n, n+cs, 3, 3], spectral norm folded */
+    const float *conv_w;      /* [n, n+cs, 3, 3] weight_orig, in place */
+    float conv_inv_sigma;     /* 1 / its spectral norm */
     float *bn_a, *bn_b;       /* BatchNorm after the conv's ReLU */
 } unet_w;
 
@@ -78,11 +80,17 @@ typedef struct op_arg {
 typedef struct dd_step {
     dd_prim prim; /* used when prim.prim != NULL */
     op_arg op;
+    int nthr;     /* OpenMP threads it runs on (1 for tiny ops: waking threads costs more) */
     int tick;     /* a progress step ends here */
 } dd_step;
 
+/* Below these sizes an op runs on one thread. */
+#define SMALL_MACS (8 << 20)
+#define SMALL_ELEMS (256 << 10)
+
 typedef struct dd_plan {
     int size;
+    int threads; /* the model's thread count */
     dd_step *steps;
     int nsteps, cap;
     void **bufs; /* pm_malloc_aligned buffers owned by the plan */
@@ -107,8 +115,8 @@ struct pm_ddcolor {
     ln_w stem_ln, ds_ln[4], feat_ln[4];
     block_w *blocks[4];
     unet_w dec[3];
-    float *ls_w;
-    const float *ls_b;
+    const float *ls_w, *ls_b; /* last_shuf weight_orig [16E, E] in place, bias */
+    float ls_inv_sigma;
     lin_w proj[3];
     const float *level_embed, *query_feat, *query_embed;
     layer_w *layers;
@@ -200,7 +208,7 @@ static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape,
 static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape, const char *fmt, ...)
 {
     char name[256];
-    const pm_tensor_ref *r;
+    const pm_tensor_ref *r = NULL;
     va_list ap;
     va_start(ap, fmt);
     int rc = vfind(m, &r, name, sizeof name, ndim, shape, fmt, ap);
@@ -222,39 +230,18 @@ static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape,
     return 0;
 }
 
-/* A new float copy of the tensor, owned by the model (for folding). */
-static int get_copy(pm_ddcolor *m, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int get_copy(pm_ddcolor *m, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
-{
-    char name[256];
-    const pm_tensor_ref *r;
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vfind(m, &r, name, sizeof name, ndim, shape, fmt, ap);
-    va_end(ap);
-    if (rc)
-        return rc;
-    float *p = alloc_owned(m, r->nbytes / pm_dtype_size(r->dtype));
-    if (!p)
-        return PM_ENOMEM;
-    if ((rc = pm_ckpt_get_f32(m->ck, name, ndim, shape, p)))
-        return rc;
-    *out = p;
-    return 0;
-}
-
-/* A spectral-normalised conv weight base.weight_orig of `shape`, folded:
- * weight_orig / (u . (W v)) with W = weight_orig as [out, -1] and the stored
- * vectors base.weight_u [out], base.weight_v [rest]. Owned by the model. */
-static int get_sn(pm_ddcolor *m, float **out, int ndim, const int64_t *shape, const char *base)
+/* A spectral-normalised conv weight base.weight_orig of `shape` (in place)
+ * and its norm u . (W v), with W = weight_orig as [out, -1] and the stored
+ * vectors base.weight_u [out], base.weight_v [rest]: the effective weight is
+ * weight_orig / sigma. */
+static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim, const int64_t *shape,
+                  const char *base)
 {
     int64_t rows = shape[0], cols = 1;
     for (int d = 1; d < ndim; d++)
         cols *= shape[d];
-    float *w;
-    const float *u, *v;
-    int rc = get_copy(m, &w, ndim, shape, "%s.weight_orig", base);
+    const float *w, *u, *v;
+    int rc = get(m, &w, ndim, shape, "%s.weight_orig", base);
     if (!rc)
         rc = get(m, &u, 1, SH(rows), "%s.weight_u", base);
     if (!rc)
@@ -272,9 +259,8 @@ static int get_sn(pm_ddcolor *m, float **out, int ndim, const int64_t *shape, co
     if (!isfinite(s) || s == 0.0f)
         return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: spectral norm of %s%s is %g (u . W v); the file is damaged",
                          m->path, m->prefix, base, (double)s);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = w[i] / s;
-    *out = w;
+    *w_out = w;
+    *sigma_out = s;
     return 0;
 }
 
@@ -400,7 +386,7 @@ static int detect_config(pm_ddcolor *m)
         }
     }
     pm_ddcolor_config *c = &m->cfg;
-    const pm_tensor_ref *r;
+    const pm_tensor_ref *r = NULL;
     int rc;
     for (int i = 0; i < 4; i++) {
         char n[64];
@@ -501,32 +487,32 @@ static int load_weights(pm_ddcolor *m)
         u->cin = k == 0 ? c->dims[3] : c->nf;
         u->cs = c->dims[2 - k];
         u->n = k < 2 ? c->nf : c->embed;
-        float *sw, *sa, *sb;
+        float sigma;
         snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.0", k);
-        if ((rc = get_sn(m, &sw, 4, SH(4 * u->n, u->cin, 1, 1), b)))
+        if ((rc = get_sn(m, &u->shuf_w, &sigma, 4, SH(4 * u->n, u->cin, 1, 1), b)))
             return rc;
         snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.1", k);
-        if ((rc = get_bn(m, &sa, &sb, 4 * u->n, b)))
+        if ((rc = get_bn(m, &u->shuf_a, &u->shuf_b, 4 * u->n, b)))
             return rc;
         for (int o = 0; o < 4 * u->n; o++)
-            for (int i = 0; i < u->cin; i++)
-                sw[(size_t)o * u->cin + i] *= sa[o];
-        u->shuf_w = sw;
-        u->shuf_b = sb;
+            u->shuf_a[o] /= sigma;
         snprintf(b, sizeof b, "decoder.layers.%d.bn", k);
         if ((rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, b)))
             return rc;
         snprintf(b, sizeof b, "decoder.layers.%d.conv.0", k);
-        if ((rc = get_sn(m, &u->conv_w, 4, SH(u->n, u->n + u->cs, 3, 3), b)))
+        if ((rc = get_sn(m, &u->conv_w, &sigma, 4, SH(u->n, u->n + u->cs, 3, 3), b)))
             return rc;
+        u->conv_inv_sigma = 1.0f / sigma;
         snprintf(b, sizeof b, "decoder.layers.%d.conv.2", k);
         if ((rc = get_bn(m, &u->bn_a, &u->bn_b, u->n, b)))
             return rc;
     }
     int e = c->embed;
-    if ((rc = get_sn(m, &m->ls_w, 4, SH(16 * e, e, 1, 1), "decoder.last_shuf.conv.0")) ||
+    float sigma;
+    if ((rc = get_sn(m, &m->ls_w, &sigma, 4, SH(16 * e, e, 1, 1), "decoder.last_shuf.conv.0")) ||
         (rc = get(m, &m->ls_b, 1, SH(16 * e), "decoder.last_shuf.conv.0.bias")))
         return rc;
+    m->ls_inv_sigma = 1.0f / sigma;
 
     /* colour decoder */
     int hid = c->hidden, q = c->queries;
@@ -575,10 +561,15 @@ static int load_weights(pm_ddcolor *m)
         (rc = get_lin(m, &m->ce[2], e, hid, "decoder.color_decoder.color_embed.layers.2")))
         return rc;
 
-    /* refine */
-    if ((rc = get_sn(m, &m->ref_w, 4, SH(2, q + 3, 1, 1), "refine_net.0.0")) ||
+    /* refine: a small folded copy (weight_orig / sigma, as PyTorch computes it) */
+    const float *rw;
+    if ((rc = get_sn(m, &rw, &sigma, 4, SH(2, q + 3, 1, 1), "refine_net.0.0")) ||
         (rc = get(m, &m->ref_b, 1, SH(2), "refine_net.0.0.bias")))
         return rc;
+    if (!(m->ref_w = alloc_owned(m, (size_t)2 * (q + 3))))
+        return PM_ENOMEM;
+    for (int i = 0; i < 2 * (q + 3); i++)
+        m->ref_w[i] = rw[i] / sigma;
     return 0;
 }
 
@@ -704,7 +695,16 @@ static dd_step *new_step(dd_plan *p)
     }
     dd_step *s = &p->steps[p->nsteps++];
     memset(s, 0, sizeof *s);
+    s->nthr = p->threads;
     return s;
+}
+
+/* Makes the step being built run on one thread when its work is below
+ * `small`; the primitive is then created for that many threads. */
+static void step_threads(dd_plan *p, dd_step *s, int64_t work, int64_t small)
+{
+    s->nthr = work < small ? 1 : p->threads;
+    dd_set_threads(s->nthr);
 }
 
 static int op(dd_plan *p, op_arg a)
@@ -724,15 +724,21 @@ static void tick(dd_plan *p)
     }
 }
 
-/* One matmul step; vec is the per-column vector of DD_PO_MULVEC or DD_PO_ADDVEC. */
-static int mm(pm_ddcolor *m, dd_plan *p, dd_view src, dd_view wei, const float *bias, dd_view dst, unsigned flags,
-              const float *vec, float scale)
+/* Post-op lists. */
+static const dd_post PO_NONE = {0, {{0, 0, NULL}}};
+static const dd_post PO_RELU = {1, {{DD_PO_RELU, 0, NULL}}};
+static const dd_post PO_GELU = {1, {{DD_PO_GELU, 0, NULL}}};
+static const dd_post PO_SUM = {1, {{DD_PO_SUM, 0, NULL}}};
+
+/* One matmul step. */
+static int mm(pm_ddcolor *m, dd_plan *p, dd_view src, dd_view wei, const float *bias, dd_view dst,
+              const dd_post *po)
 {
     dd_step *s = new_step(p);
     if (!s)
         return PM_ENOMEM;
-    dd_post po = {flags, scale, vec, vec};
-    int rc = dd_matmul(&m->eng, &s->prim, src, wei, bias, dst, &po);
+    step_threads(p, s, src.rows * src.cols * wei.cols * (src.batch > 1 ? src.batch : 1), SMALL_MACS);
+    int rc = dd_matmul(&m->eng, &s->prim, src, wei, bias, dst, po);
     if (rc)
         p->nsteps--;
     return rc;
@@ -740,10 +746,10 @@ static int mm(pm_ddcolor *m, dd_plan *p, dd_view src, dd_view wei, const float *
 
 /* y = post(x W^T + b) for a Linear over `rows` rows. */
 static int linear(pm_ddcolor *m, dd_plan *p, const lin_w *l, const float *x, int64_t rows, float *y,
-                  unsigned flags, const float *vec, float scale)
+                  const dd_post *po)
 {
     return mm(m, p, dd_rows((float *)x, rows, l->in), dd_linear_weight(l->w, l->out, l->in, l->in), l->b,
-              dd_rows(y, rows, l->out), flags, vec, scale);
+              dd_rows(y, rows, l->out), po);
 }
 
 static int conv(pm_ddcolor *m, dd_plan *p, const dd_conv_shape *sh, const float *src, const float *w,
@@ -753,6 +759,7 @@ static int conv(pm_ddcolor *m, dd_plan *p, const dd_conv_shape *sh, const float 
     if (!s)
         return PM_ENOMEM;
     float *owned = NULL;
+    dd_set_threads(s->nthr);
     int rc = dd_conv(&m->eng, &s->prim, sh, src, w, bias, dst, po, &owned);
     if (rc) {
         p->nsteps--;
@@ -769,6 +776,7 @@ static int layernorm(pm_ddcolor *m, dd_plan *p, int64_t rows, int64_t c, const f
     dd_step *s = new_step(p);
     if (!s)
         return PM_ENOMEM;
+    step_threads(p, s, rows * c, SMALL_ELEMS);
     int rc = dd_layernorm(&m->eng, &s->prim, rows, c, src, dst, w->w, w->b, eps);
     if (rc)
         p->nsteps--;
@@ -780,11 +788,15 @@ static int softmax(pm_ddcolor *m, dd_plan *p, int64_t rows, int64_t cols, float 
     dd_step *s = new_step(p);
     if (!s)
         return PM_ENOMEM;
+    step_threads(p, s, rows * cols, SMALL_ELEMS);
     int rc = dd_softmax(&m->eng, &s->prim, rows, cols, cols, data);
     if (rc)
         p->nsteps--;
     return rc;
 }
+
+/* Attention scores of all heads are computed at once up to this many floats. */
+#define SMALL_SCORES (4 << 20)
 
 /* Buffers of the colour decoder, [rows x hidden] unless noted. */
 typedef struct cd_bufs {
@@ -798,21 +810,26 @@ static int attention(pm_ddcolor *m, dd_plan *p, const attn_w *a, const float *qs
     const pm_ddcolor_config *c = &m->cfg;
     int64_t Q = c->queries, hid = c->hidden, hd = hid / c->heads;
     int rc;
-    if ((rc = linear(m, p, &a->q, qsrc, Q, B->qm, DD_PO_SCALE, NULL, 1.0f / sqrtf((float)hd))) ||
-        (rc = linear(m, p, &a->k, ksrc, nk, B->km, 0, NULL, 0)) ||
-        (rc = linear(m, p, &a->v, vsrc, nk, B->vm, 0, NULL, 0)))
+    dd_post qscale = {1, {{DD_PO_SCALE, 1.0f / sqrtf((float)hd), NULL}}};
+    if ((rc = linear(m, p, &a->q, qsrc, Q, B->qm, &qscale)) ||
+        (rc = linear(m, p, &a->k, ksrc, nk, B->km, &PO_NONE)) ||
+        (rc = linear(m, p, &a->v, vsrc, nk, B->vm, &PO_NONE)))
         return rc;
-    for (int64_t h = 0; h < c->heads; h++) {
-        dd_view qh = {B->qm + h * hd, Q, hd, hid, 1};
-        dd_view kt = {B->km + h * hd, hd, nk, 1, hid};
-        dd_view vh = {B->vm + h * hd, nk, hd, hid, 1};
-        dd_view ah = {B->att + h * hd, Q, hd, hid, 1};
-        if ((rc = mm(m, p, qh, kt, NULL, dd_rows(B->sc, Q, nk), 0, NULL, 0)) ||
-            (rc = softmax(m, p, Q, nk, B->sc)) ||
-            (rc = mm(m, p, dd_rows(B->sc, Q, nk), vh, NULL, ah, 0, NULL, 0)))
+    /* All heads in one batched product when their scores fit SMALL_SCORES,
+     * else head by head (the scores of one head at a time). */
+    int64_t nb = c->heads * Q * nk <= SMALL_SCORES ? c->heads : 1;
+    for (int64_t h = 0; h < c->heads; h += nb) {
+        dd_view qh = {B->qm + h * hd, Q, hd, hid, 1, nb, hd};
+        dd_view kt = {B->km + h * hd, hd, nk, 1, hid, nb, hd};
+        dd_view vh = {B->vm + h * hd, nk, hd, hid, 1, nb, hd};
+        dd_view ah = {B->att + h * hd, Q, hd, hid, 1, nb, hd};
+        dd_view sc = {B->sc, Q, nk, nk, 1, nb, Q * nk};
+        if ((rc = mm(m, p, qh, kt, NULL, sc, &PO_NONE)) ||
+            (rc = softmax(m, p, nb * Q, nk, B->sc)) ||
+            (rc = mm(m, p, sc, vh, NULL, ah, &PO_NONE)))
             return rc;
     }
-    if ((rc = linear(m, p, &a->o, B->att, Q, B->out, DD_PO_SUM, NULL, 0)))
+    if ((rc = linear(m, p, &a->o, B->att, Q, B->out, &PO_SUM)))
         return rc;
     return layernorm(m, p, Q, hid, B->out, B->out, &a->norm, 1e-5f);
 }
@@ -824,6 +841,7 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
     if (!p)
         return pm_errorf(PM_ENOMEM, "out of memory planning DDColor");
     p->size = S;
+    p->threads = m->threads;
     int rc = PM_ENOMEM;
     int hs[4];
     for (int i = 0; i < 4; i++)
@@ -853,7 +871,7 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
             enc_t = n;
         if (i > 0 && px[i - 1] * c->dims[i - 1] > enc_t)
             enc_t = px[i - 1] * c->dims[i - 1];
-        int64_t ch = ((int64_t)1 << 21) / (4 * c->dims[i]);
+        int64_t ch = ((int64_t)1 << 22) / (4 * c->dims[i]);
         if (ch < 64)
             ch = 64;
         chunk[i] = ch < px[i] ? ch : px[i];
@@ -871,11 +889,16 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
             dec_cat = px[2 - k] * (u->n + u->cs);
     }
     /* ---- colour decoder */
-    int64_t Q = c->queries, hid = c->hidden, maxk = Q;
-    for (int l = 0; l < c->scales; l++)
-        if (px[2 - l] > maxk)
-            maxk = px[2 - l];
-    int64_t cd_scr = 2 * maxk * hid + Q * maxk;
+    int64_t Q = c->queries, hid = c->hidden, maxk = Q, scn = 0;
+    for (int l = 0; l <= c->scales; l++) { /* the levels, and the queries themselves */
+        int64_t nk = l < c->scales ? px[2 - l] : Q;
+        if (nk > maxk)
+            maxk = nk;
+        int64_t v = c->heads * Q * nk <= SMALL_SCORES ? c->heads * Q * nk : Q * nk;
+        if (v > scn)
+            scn = v;
+    }
+    int64_t cd_scr = 2 * maxk * hid + scn;
     /* ---- last stage: conv tiles of about 2048 pixels */
     int w2 = hs[0], e = c->embed;
     int trows = 2048 / w2 < 1 ? 1 : 2048 / w2;
@@ -938,8 +961,9 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
                 goto fail;
             for (int64_t r0 = 0; r0 < px[i]; r0 += chunk[i]) {
                 int64_t rows = px[i] - r0 < chunk[i] ? px[i] - r0 : chunk[i];
-                if ((rc = linear(m, p, &k->pw1, T + r0 * d, rows, HB, DD_PO_GELU, NULL, 0)) ||
-                    (rc = linear(m, p, &k->pw2, HB, rows, X[i] + r0 * d, DD_PO_MULVEC | DD_PO_SUM, k->gamma, 0)))
+                dd_post po2 = {2, {{DD_PO_MULVEC, 0, k->gamma}, {DD_PO_SUM, 0, NULL}}};
+                if ((rc = linear(m, p, &k->pw1, T + r0 * d, rows, HB, &PO_GELU)) ||
+                    (rc = linear(m, p, &k->pw2, HB, rows, X[i] + r0 * d, &po2)))
                     goto fail;
             }
             tick(p);
@@ -954,10 +978,12 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
         const unet_w *u = &m->dec[k];
         int h = hs[3 - k];
         float *DT = scratch, *CAT = scratch + dec_t;
-        lin_w sl = {u->shuf_w, u->shuf_b, 4 * u->n, u->cin};
+        lin_w sl = {u->shuf_w, NULL, 4 * u->n, u->cin};
         dd_conv_shape c3 = {u->n + u->cs, 2 * h, 2 * h, u->n, 3, 3, 1, 1, 1, 1, 1, 1};
-        dd_post po = {DD_PO_RELU | DD_PO_MULVEC | DD_PO_ADDVEC, 0, u->bn_a, u->bn_b};
-        if ((rc = linear(m, p, &sl, din, (int64_t)h * h, DT, DD_PO_RELU, NULL, 0)) ||
+        dd_post pos = {3, {{DD_PO_MULVEC, 0, u->shuf_a}, {DD_PO_ADDVEC, 0, u->shuf_b}, {DD_PO_RELU, 0, NULL}}};
+        dd_post po = {4, {{DD_PO_SCALE, u->conv_inv_sigma, NULL}, {DD_PO_RELU, 0, NULL},
+                          {DD_PO_MULVEC, 0, u->bn_a}, {DD_PO_ADDVEC, 0, u->bn_b}}};
+        if ((rc = linear(m, p, &sl, din, (int64_t)h * h, DT, &pos)) ||
             (rc = op(p, (op_arg){.kind = OP_SHUFBLUR, .a = DT, .out = CAT, .i0 = h, .i1 = 2, .i2 = u->n,
                                  .i3 = u->n + u->cs})) ||
             (rc = op(p, (op_arg){.kind = OP_AFFRELU, .a = feat[2 - k], .b = u->skip_a, .c = u->skip_b,
@@ -971,7 +997,8 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
     /* ---- colour decoder */
     for (int l = 0; l < c->scales; l++) {
         int64_t n = px[2 - l];
-        if ((rc = linear(m, p, &m->proj[l], dout[l], n, src[l], DD_PO_ADDVEC, m->level_embed + l * hid, 0)))
+        dd_post le = {1, {{DD_PO_ADDVEC, 0, m->level_embed + l * hid}}};
+        if ((rc = linear(m, p, &m->proj[l], dout[l], n, src[l], &le)))
             goto fail;
         if ((rc = op(p, (op_arg){.kind = OP_POS, .a = src[l], .out = srcpos[l], .i0 = hs[2 - l], .i1 = (int)hid})))
             goto fail;
@@ -988,25 +1015,26 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
             (rc = attention(m, p, &L->cross, B.qin, srcpos[l], src[l], px[2 - l], &B)) ||
             (rc = op(p, (op_arg){.kind = OP_ADD, .a = B.out, .b = m->query_embed, .out = B.qin, .n = Q * hid})) ||
             (rc = attention(m, p, &L->self, B.qin, B.qin, B.out, Q, &B)) ||
-            (rc = linear(m, p, &L->ffn1, B.out, Q, B.fh, DD_PO_RELU, NULL, 0)) ||
-            (rc = linear(m, p, &L->ffn2, B.fh, Q, B.out, DD_PO_SUM, NULL, 0)) ||
+            (rc = linear(m, p, &L->ffn1, B.out, Q, B.fh, &PO_RELU)) ||
+            (rc = linear(m, p, &L->ffn2, B.fh, Q, B.out, &PO_SUM)) ||
             (rc = layernorm(m, p, Q, hid, B.out, B.out, &L->ffn_norm, 1e-5f)))
             goto fail;
         tick(p);
     }
     if ((rc = layernorm(m, p, Q, hid, B.out, dn, &m->dec_norm, 1e-5f)) ||
-        (rc = linear(m, p, &m->ce[0], dn, Q, e1, DD_PO_RELU, NULL, 0)) ||
-        (rc = linear(m, p, &m->ce[1], e1, Q, e2, DD_PO_RELU, NULL, 0)) ||
-        (rc = linear(m, p, &m->ce[2], e2, Q, ce, 0, NULL, 0)) ||
+        (rc = linear(m, p, &m->ce[0], dn, Q, e1, &PO_RELU)) ||
+        (rc = linear(m, p, &m->ce[1], e1, Q, e2, &PO_RELU)) ||
+        (rc = linear(m, p, &m->ce[2], e2, Q, ce, &PO_NONE)) ||
         (rc = op(p, (op_arg){.kind = OP_FOLDREF, .a = m->ref_w, .b = ce, .out = mm2, .i0 = (int)Q, .i1 = e})))
         goto fail;
 
     /* ---- last shuffle conv, refine, blur: tile by rows of the stride-4 map */
-    lin_w ls = {m->ls_w, m->ls_b, 16 * e, e};
+    lin_w ls = {m->ls_w, NULL, 16 * e, e};
+    dd_post lpo = {3, {{DD_PO_SCALE, m->ls_inv_sigma, NULL}, {DD_PO_ADDVEC, 0, m->ls_b}, {DD_PO_RELU, 0, NULL}}};
     for (int r0 = 0; r0 < w2; r0 += trows) {
         int rows = w2 - r0 < trows ? w2 - r0 : trows;
         int64_t np = (int64_t)rows * w2;
-        if ((rc = linear(m, p, &ls, dout[2] + (int64_t)r0 * w2 * e, np, scratch, DD_PO_RELU, NULL, 0)) ||
+        if ((rc = linear(m, p, &ls, dout[2] + (int64_t)r0 * w2 * e, np, scratch, &lpo)) ||
             (rc = op(p, (op_arg){.kind = OP_REDUCE, .a = scratch, .b = mm2, .out = g + (int64_t)r0 * w2 * 32,
                                  .n = np, .i0 = e})))
             goto fail;
@@ -1094,9 +1122,12 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
     dd_plan *p = m->plan;
     p->io_rgb = rgb;
     p->io_ab = ab;
-    int done = 0;
+    int done = 0, cur = m->threads;
+    dd_set_threads(cur);
     for (int i = 0; i < p->nsteps; i++) {
         const dd_step *s = &p->steps[i];
+        if (s->nthr != cur)
+            dd_set_threads(cur = s->nthr);
         if (s->prim.prim) {
             if ((rc = dd_prim_run(&m->eng, &s->prim)))
                 goto unlock;
@@ -1112,6 +1143,7 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
         }
     }
 unlock:
+    dd_set_threads(m->threads);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -1131,7 +1163,7 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         enc += px[i] * c->dims[i];
         if (px[i] * c->dims[i] > t)
             t = px[i] * c->dims[i];
-        hb = (int64_t)1 << 21;
+        hb = (int64_t)1 << 22;
     }
     int64_t dec = 0;
     for (int k = 0; k < 3; k++) {

@@ -60,13 +60,13 @@ void dd_prim_free(dd_prim *p)
 
 dd_view dd_rows(float *p, int64_t rows, int64_t cols)
 {
-    dd_view v = {p, rows, cols, cols, 1};
+    dd_view v = {p, rows, cols, cols, 1, 1, 0};
     return v;
 }
 
 dd_view dd_linear_weight(const float *w, int64_t n, int64_t k, int64_t ldw)
 {
-    dd_view v = {(float *)w, k, n, 1, ldw};
+    dd_view v = {(float *)w, k, n, 1, ldw, 1, 0};
     return v;
 }
 
@@ -112,49 +112,61 @@ static int make_attr(const dd_post *po, const dnnl_memory_desc_t *vec_md, dnnl_p
     dnnl_status_t st = dnnl_primitive_attr_create(attr);
     if (st != dnnl_success)
         return dnnl_fail(st, "create primitive attributes");
-    if (!po || !po->flags)
+    if (!po || po->n == 0)
         return 0;
     dnnl_post_ops_t ops;
     st = dnnl_post_ops_create(&ops);
     if (st != dnnl_success)
         return dnnl_fail(st, "create post-ops");
-    if (po->flags & DD_PO_SCALE)
-        st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_linear, po->scale, 0.0f);
-    if (st == dnnl_success && (po->flags & DD_PO_RELU))
-        st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-    if (st == dnnl_success && (po->flags & DD_PO_GELU))
-        st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
-    if (st == dnnl_success && (po->flags & DD_PO_MULVEC))
-        st = dnnl_post_ops_append_binary(ops, dnnl_binary_mul, vec_md);
-    if (st == dnnl_success && (po->flags & DD_PO_ADDVEC))
-        st = dnnl_post_ops_append_binary(ops, dnnl_binary_add, vec_md);
-    if (st == dnnl_success && (po->flags & DD_PO_SUM))
-        st = dnnl_post_ops_append_sum(ops, 1.0f);
+    for (int i = 0; i < po->n && st == dnnl_success; i++) {
+        const dd_postop *o = &po->op[i];
+        switch (o->kind) {
+        case DD_PO_SCALE:
+            st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_linear, o->scale, 0.0f);
+            break;
+        case DD_PO_RELU:
+            st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+            break;
+        case DD_PO_GELU:
+            st = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
+            break;
+        case DD_PO_MULVEC:
+            st = dnnl_post_ops_append_binary(ops, dnnl_binary_mul, vec_md);
+            break;
+        case DD_PO_ADDVEC:
+            st = dnnl_post_ops_append_binary(ops, dnnl_binary_add, vec_md);
+            break;
+        case DD_PO_SUM:
+            st = dnnl_post_ops_append_sum(ops, 1.0f);
+            break;
+        }
+    }
     if (st == dnnl_success)
         st = dnnl_primitive_attr_set_post_ops(*attr, ops);
     dnnl_post_ops_destroy(ops);
     return st == dnnl_success ? 0 : dnnl_fail(st, "set up fused post-operations");
 }
 
-/* Binds the per-channel vectors of po, in post-op order. */
+/* Binds the per-channel vectors of po at their post-op positions. */
 static int add_post_args(const dd_engine *e, dd_prim *p, const dd_post *po, const dnnl_memory_desc_t *vec_md)
 {
-    if (!po)
-        return 0;
-    int idx = 0, rc = 0;
-    if (po->flags & DD_PO_SCALE)
-        idx++;
-    if (po->flags & DD_PO_RELU)
-        idx++;
-    if (po->flags & DD_PO_GELU)
-        idx++;
-    if (po->flags & DD_PO_MULVEC) {
-        rc = add_arg(e, p, DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, vec_md, po->mul);
-        idx++;
+    for (int i = 0; po && i < po->n; i++) {
+        const dd_postop *o = &po->op[i];
+        if (o->kind == DD_PO_MULVEC || o->kind == DD_PO_ADDVEC) {
+            int rc = add_arg(e, p, DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, vec_md, o->vec);
+            if (rc)
+                return rc;
+        }
     }
-    if (!rc && (po->flags & DD_PO_ADDVEC))
-        rc = add_arg(e, p, DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, vec_md, po->add);
-    return rc;
+    return 0;
+}
+
+static int has_vec(const dd_post *po)
+{
+    for (int i = 0; po && i < po->n; i++)
+        if (po->op[i].kind == DD_PO_MULVEC || po->op[i].kind == DD_PO_ADDVEC)
+            return 1;
+    return 0;
 }
 
 /* Creates p->prim from an op descriptor; the descriptor's pd is destroyed here. */
@@ -186,13 +198,24 @@ int dd_matmul(const dd_engine *e, dd_prim *out, dd_view src, dd_view wei, const 
                          (long long)src.cols, (long long)wei.rows, (long long)wei.cols, (long long)dst.rows,
                          (long long)dst.cols);
     dnnl_memory_desc_t smd, wmd, bmd, dmd, vmd;
-    int64_t d[2], s[2];
-    d[0] = src.rows, d[1] = src.cols, s[0] = src.rs, s[1] = src.cs;
-    md_strided(&smd, 2, d, s);
-    d[0] = wei.rows, d[1] = wei.cols, s[0] = wei.rs, s[1] = wei.cs;
-    md_strided(&wmd, 2, d, s);
-    d[0] = dst.rows, d[1] = dst.cols, s[0] = dst.rs, s[1] = dst.cs;
-    md_strided(&dmd, 2, d, s);
+    int64_t d[3], s[3];
+    if (src.batch > 1 || wei.batch > 1 || dst.batch > 1) {
+        if (src.batch != wei.batch || src.batch != dst.batch || bias || has_vec(po))
+            return pm_errorf(PM_EINTERNAL, "batched matmul with mismatched batches or vector post-ops");
+        d[0] = src.batch, d[1] = src.rows, d[2] = src.cols, s[0] = src.bs, s[1] = src.rs, s[2] = src.cs;
+        md_strided(&smd, 3, d, s);
+        d[0] = wei.batch, d[1] = wei.rows, d[2] = wei.cols, s[0] = wei.bs, s[1] = wei.rs, s[2] = wei.cs;
+        md_strided(&wmd, 3, d, s);
+        d[0] = dst.batch, d[1] = dst.rows, d[2] = dst.cols, s[0] = dst.bs, s[1] = dst.rs, s[2] = dst.cs;
+        md_strided(&dmd, 3, d, s);
+    } else {
+        d[0] = src.rows, d[1] = src.cols, s[0] = src.rs, s[1] = src.cs;
+        md_strided(&smd, 2, d, s);
+        d[0] = wei.rows, d[1] = wei.cols, s[0] = wei.rs, s[1] = wei.cs;
+        md_strided(&wmd, 2, d, s);
+        d[0] = dst.rows, d[1] = dst.cols, s[0] = dst.rs, s[1] = dst.cs;
+        md_strided(&dmd, 2, d, s);
+    }
     d[0] = 1, d[1] = dst.cols;
     md_tag(&bmd, 2, d, dnnl_ab);
     vmd = bmd;

@@ -39,11 +39,13 @@ int dd_prim_run(const dd_engine *e, const dd_prim *p);
 /* Destroys the primitive and its memory objects; safe on a zeroed dd_prim. */
 void dd_prim_free(dd_prim *p);
 
-/* A strided 2-D float view: element (r, c) is p[r * rs + c * cs]. */
+/* A strided 2-D float view: element (r, c) is p[r * rs + c * cs]; with
+ * batch > 1, a stack of such matrices, bs floats apart. */
 typedef struct dd_view {
     float *p;
     int64_t rows, cols;
     int64_t rs, cs;
+    int64_t batch, bs;
 } dd_view;
 
 /* A dense row-major rows x cols view. */
@@ -52,25 +54,31 @@ dd_view dd_rows(float *p, int64_t rows, int64_t cols);
  * (ldw floats between rows; ldw >= K): W^T without copying. */
 dd_view dd_linear_weight(const float *w, int64_t n, int64_t k, int64_t ldw);
 
-/* Post-operations applied, in this order, to an op's result. */
-enum {
-    DD_PO_SCALE = 1u << 0,  /* multiply by `scale` */
-    DD_PO_RELU = 1u << 1,
-    DD_PO_GELU = 1u << 2,   /* exact (erf) GELU */
-    DD_PO_MULVEC = 1u << 3, /* multiply by mul[channel] */
-    DD_PO_ADDVEC = 1u << 4, /* add add[channel] */
-    DD_PO_SUM = 1u << 5,    /* add the destination's previous content */
+/* Post-operations applied, in the order given, to an op's result (after
+ * the bias, when there is one). */
+enum dd_po_kind {
+    DD_PO_SCALE = 1, /* multiply by `scale` */
+    DD_PO_RELU,
+    DD_PO_GELU,      /* exact (erf) GELU */
+    DD_PO_MULVEC,    /* multiply by vec[channel] */
+    DD_PO_ADDVEC,    /* add vec[channel] */
+    DD_PO_SUM,       /* add the destination's previous content */
 };
-typedef struct dd_post {
-    unsigned flags;
+typedef struct dd_postop {
+    enum dd_po_kind kind;
     float scale;
-    const float *mul; /* per output channel (column), owned by the caller */
-    const float *add;
+    const float *vec; /* per output channel (column); owned by the caller */
+} dd_postop;
+#define DD_MAX_POST 6
+typedef struct dd_post {
+    int n;
+    dd_postop op[DD_MAX_POST];
 } dd_post;
 
 /* dst = post(src x wei + bias), src M x K, wei K x N, dst M x N; bias (N
- * floats) and po may be NULL. All buffers belong to the caller and must
- * outlive the primitive. */
+ * floats) and po may be NULL. With batch > 1 (the same for src, wei and dst)
+ * a batched product, without bias or vector post-ops. All buffers belong to
+ * the caller and must outlive the primitive. */
 int dd_matmul(const dd_engine *e, dd_prim *out, dd_view src, dd_view wei, const float *bias, dd_view dst,
               const dd_post *po);
 
@@ -97,7 +105,8 @@ int dd_softmax(const dd_engine *e, dd_prim *out, int64_t rows, int64_t cols, int
 /* ------------------------------------------------------------- threads */
 
 /* Sets the OpenMP thread count oneDNN (and dd_parallel) use from the calling
- * thread on; n <= 0 means all cores. */
+ * thread on; n <= 0 means all cores. A primitive plans its work for the count
+ * in effect when it is created. */
 void dd_set_threads(int n);
 
 /* Runs fn(user, begin, end) over [0, n) split into contiguous ranges, one per
