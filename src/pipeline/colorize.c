@@ -251,7 +251,9 @@ int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *o
 {
     memset(out, 0, sizeof *out);
     pm_colorize_opts o = opts ? *opts : pm_colorize_default_opts();
-    if (!m || !in || !in->data || in->width < 1 || in->height < 1 ||
+    if (!m)
+        return pm_errorf(PM_EINVAL, "colorize needs a loaded DDColor model");
+    if (!in || !in->data || in->width < 1 || in->height < 1 ||
         (in->channels != 1 && in->channels != 3 && in->channels != 4))
         return pm_errorf(PM_EINVAL, "colorize needs a grey, RGB or RGBA image (got %d channels, %dx%d)",
                          in ? in->channels : 0, in ? in->width : 0, in ? in->height : 0);
