@@ -5,7 +5,10 @@
  *       (3 x SIZE x SIZE planar float RGB), the first run being a warm-up
  *       (it builds the plan), writes the last ab to OUT.f32.
  *   pm_bench_ddcolor pipe CKPT W H SIZE THREADS
- *       colorizes one synthetic W x H RGB image through pm_colorize_run.
+ *       colorizes one synthetic W x H RGB image through pm_colorize_run,
+ *       after a warm-up at input size 64 (weights resident) and dropping
+ *       that plan (pm_ddcolor_trim); reports the
+ *       run's RSS high-water mark and the RSS before it.
  *
  * Prints "key value" lines: load_s, warmup_s, run_s (one per run),
  * workspace_bytes, weight_bytes, heap_peak_bytes, rss_hwm_bytes,
@@ -105,7 +108,7 @@ static int cmd_pipe(int argc, char **argv)
     pm_ddcolor *m = load(argv[2], threads, &secs);
     if (!m)
         return 1;
-    pm_image img;
+    pm_image img, out;
     int rc = pm_image_alloc(&img, w, h, 3);
     if (rc)
         return fail(rc);
@@ -115,12 +118,27 @@ static int cmd_pipe(int argc, char **argv)
             int v = (int)(127.5 + 100.0 * sin(x * 0.01) * cos(y * 0.013));
             p[0] = p[1] = p[2] = (uint8_t)v;
         }
+    /* Warm up at input size 64 so that the weights (released after loading,
+     * faulted back in by the first run) are resident, then reset the RSS
+     * high-water mark: what is measured is the run's working memory. */
+    pm_image small;
+    pm_colorize_opts wo = pm_colorize_default_opts();
+    wo.input_size = 64;
+    if ((rc = pm_image_alloc(&small, 64, 64, 3)) || (rc = pm_colorize_run(m, &small, &wo, &out, NULL)))
+        return fail(rc);
+    pm_image_free(&out);
+    pm_image_free(&small);
+    pm_ddcolor_trim(m); /* the measured run builds its plan, as a first job at a size does */
+    FILE *cr = fopen("/proc/self/clear_refs", "w");
+    if (!cr || fputs("5", cr) < 0 || fclose(cr) != 0) {
+        fprintf(stderr, "error: cannot reset the RSS high-water mark (/proc/self/clear_refs)\n");
+        return 1;
+    }
     long long before = status_kb("VmRSS") * 1024;
     size_t heap_before = pm_mem_in_use();
     pm_mem_reset_peak();
     pm_colorize_opts o = pm_colorize_default_opts();
     o.input_size = size;
-    pm_image out;
     double t = pm_now();
     rc = pm_colorize_run(m, &img, &o, &out, NULL);
     if (rc)

@@ -5,7 +5,7 @@
                [--threads 2] [--runs 3] [--torch-runs N] [--mem-law] [--quick]
 
 For each variant a random checkpoint with the official shapes and key layout
-is written once (DDColor-L 912 MB, DDColor-T 220 MB; tests/golden_ddcolor/
+is written once (DDColor-L 912 MiB, DDColor-T 220 MiB; tests/golden_ddcolor/
 ddcolor_ref.py, seed fixed) and reused. Then, in separate processes, one after
 the other on the same input:
   - pixmend: load, one warm-up run (builds the plan), --runs timed runs;
@@ -19,7 +19,8 @@ the largest |ab| difference between the two, and the load average (uptime)
 next to each figure: the machine is shared.
 
 --mem-law: peak working memory of pm_colorize_run (RSS high-water mark minus
-RSS before the run) for several image sizes at input size 512, a least-squares
+RSS before the run, the weights already resident) for several image sizes at
+input size 512, a least-squares
 fit a + b * pixels, and pixmend's own estimate for the same sizes.
 --quick: a reduced configuration at 64 x 64, one run each (a smoke test for
 CTest; its timings mean nothing).
@@ -135,7 +136,7 @@ def bench_variant(a, variant, size):
     kv_pm = parse_kv(out)
     rss_pm = kv_pm["rss_hwm_bytes"][0]
     load_pm += " -> " + load_avg()
-    print("  pixmend %s: warm-up %.2f s, runs %s s, peak RSS %.0f MB, workspace %.0f MB (%s)" % (
+    print("  pixmend %s: warm-up %.2f s, runs %s s, peak RSS %.0f MiB, workspace %.0f MiB (%s)" % (
         variant, kv_pm["warmup_s"][0], " ".join("%.2f" % v for v in kv_pm["run_s"]), rss_pm / 2**20,
         kv_pm["workspace_bytes"][0] / 2**20, load_pm), flush=True)
 
@@ -148,7 +149,7 @@ def bench_variant(a, variant, size):
     kv_pt = parse_kv(out)
     rss_pt = kv_pt["rss_hwm_bytes"][0]
     load_pt += " -> " + load_avg()
-    print("  PyTorch %s: warm-up %.2f s, runs %s s, peak RSS %.0f MB (%s)" % (
+    print("  PyTorch %s: warm-up %.2f s, runs %s s, peak RSS %.0f MiB (%s)" % (
         variant, kv_pt["warmup_s"][0], " ".join("%.2f" % v for v in kv_pt["run_s"]), rss_pt / 2**20, load_pt),
         flush=True)
 
@@ -175,11 +176,11 @@ def mem_law(a):
         px.append(w * h)
         used.append(u)
         est.append(kv["mem_estimate_bytes"][0])
-        print("  %5dx%-5d %6.1f MP: run peak %7.1f MB over the loaded model, heap %7.1f MB, estimate %7.1f MB, "
+        print("  %5dx%-5d %6.1f MP: run peak %7.1f MiB over the warm model, heap %7.1f MiB, estimate %7.1f MiB, "
               "%.2f s (%s)" % (w, h, w * h / 1e6, u / 2**20, kv["heap_run_peak_bytes"][0] / 2**20, est[-1] / 2**20,
                               kv["pipe_s"][0], load_avg()), flush=True)
     b, a0 = np.polyfit(np.array(px, float), np.array(used, float), 1)
-    print("  fit: %.1f MB + %.2f bytes/pixel; estimate >= measured everywhere: %s" % (
+    print("  fit: %.1f MiB + %.2f bytes/pixel; estimate >= measured everywhere: %s" % (
         a0 / 2**20, b, all(e >= u for e, u in zip(est, used))))
 
 
@@ -214,13 +215,14 @@ def main():
     print("DDColor at %dx%d, %d threads each, pixmend %d runs, PyTorch %d runs (after one warm-up each)" % (
         a.size, a.size, a.threads, a.runs, a.torch_runs), flush=True)
     results = []
-    for v in a.variants.split(","):
+    for v in filter(None, a.variants.split(",")):
         results.append(bench_variant(a, v, a.size))
     print()
-    print("%-8s %12s %12s %9s %12s %12s %9s %10s" % ("variant", "pixmend s", "PyTorch s", "speed-up", "pixmend RSS",
-                                                   "PyTorch RSS", "RSS ratio", "max |dab|"))
+    if results:
+        print("%-8s %12s %12s %9s %12s %12s %9s %10s" % ("variant", "pixmend s", "PyTorch s", "speed-up", "pixmend RSS",
+                                                       "PyTorch RSS", "RSS ratio", "max |dab|"))
     for r in results:
-        print("%-8s %12.2f %12.2f %8.1fx %9.0f MB %9.0f MB %9.2f %10.2e" % (
+        print("%-8s %12.2f %12.2f %8.1fx %8.0f MiB %8.0f MiB %9.2f %10.2e" % (
             r["variant"], r["pm"], r["pt"], r["pt"] / r["pm"], r["rss_pm"] / 2**20, r["rss_pt"] / 2**20,
             r["rss_pm"] / r["rss_pt"], r["diff"]))
         print("         loads: pixmend %s; PyTorch %s" % (r["load_pm"], r["load_pt"]))

@@ -84,6 +84,9 @@ typedef struct dd_step {
     int tick;     /* a progress step ends here */
 } dd_step;
 
+/* Rounds a float count up to 64 bytes. */
+#define A16(x) (((x) + 15) & ~(int64_t)15)
+
 /* Below these sizes an op runs on one thread. */
 #define SMALL_MACS (8 << 20)
 #define SMALL_ELEMS (256 << 10)
@@ -615,6 +618,13 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     pm_ckpt_set_hint(m->ck, "DDColor");
     if ((rc = detect_config(m)) || (rc = load_weights(m)) || (rc = dd_engine_init(&m->eng)))
         goto free_model;
+    /* Opening and folding read the whole file; let go of those pages: what a
+     * run needs is faulted back in by its first use (from the page cache),
+     * convolution weights only while a plan is built, unused tensors never. */
+    for (int i = 0; i < pm_ckpt_count(m->ck); i++) {
+        const pm_tensor_ref *r = pm_ckpt_at(m->ck, i);
+        dd_release_pages(r->data, r->nbytes);
+    }
     *out = m;
     return 0;
 free_model:
@@ -767,6 +777,10 @@ static int conv(pm_ddcolor *m, dd_plan *p, const dd_conv_shape *sh, const float 
     }
     const dnnl_memory_desc_t *wmd;
     dnnl_memory_get_memory_desc(s->prim.args[1].memory, &wmd);
+    /* Convolution weights are read from the checkpoint only here: the plan
+     * keeps its reordered copy, so the mapped originals need not stay resident. */
+    int g = sh->groups > 1 ? sh->groups : 1;
+    dd_release_pages(w, (size_t)sh->oc * (sh->ic / g) * sh->kh * sh->kw * sizeof(float));
     return track(p, owned, dnnl_memory_desc_get_size(wmd));
 }
 
@@ -797,6 +811,8 @@ static int softmax(pm_ddcolor *m, dd_plan *p, int64_t rows, int64_t cols, float 
 
 /* Attention scores of all heads are computed at once up to this many floats. */
 #define SMALL_SCORES (4 << 20)
+/* Above this many keys, keys and values are projected one head at a time. */
+#define PER_HEAD_KEYS 4096
 
 /* Buffers of the colour decoder, [rows x hidden] unless noted. */
 typedef struct cd_bufs {
@@ -811,23 +827,42 @@ static int attention(pm_ddcolor *m, dd_plan *p, const attn_w *a, const float *qs
     int64_t Q = c->queries, hid = c->hidden, hd = hid / c->heads;
     int rc;
     dd_post qscale = {1, {{DD_PO_SCALE, 1.0f / sqrtf((float)hd), NULL}}};
-    if ((rc = linear(m, p, &a->q, qsrc, Q, B->qm, &qscale)) ||
-        (rc = linear(m, p, &a->k, ksrc, nk, B->km, &PO_NONE)) ||
-        (rc = linear(m, p, &a->v, vsrc, nk, B->vm, &PO_NONE)))
+    if ((rc = linear(m, p, &a->q, qsrc, Q, B->qm, &qscale)))
         return rc;
-    /* All heads in one batched product when their scores fit SMALL_SCORES,
-     * else head by head (the scores of one head at a time). */
-    int64_t nb = c->heads * Q * nk <= SMALL_SCORES ? c->heads : 1;
-    for (int64_t h = 0; h < c->heads; h += nb) {
-        dd_view qh = {B->qm + h * hd, Q, hd, hid, 1, nb, hd};
-        dd_view kt = {B->km + h * hd, hd, nk, 1, hid, nb, hd};
-        dd_view vh = {B->vm + h * hd, nk, hd, hid, 1, nb, hd};
-        dd_view ah = {B->att + h * hd, Q, hd, hid, 1, nb, hd};
-        dd_view sc = {B->sc, Q, nk, nk, 1, nb, Q * nk};
-        if ((rc = mm(m, p, qh, kt, NULL, sc, &PO_NONE)) ||
-            (rc = softmax(m, p, nb * Q, nk, B->sc)) ||
-            (rc = mm(m, p, sc, vh, NULL, ah, &PO_NONE)))
+    if (nk > PER_HEAD_KEYS) {
+        /* Many keys: project keys and values head by head (hd columns each),
+         * so that only one head's K and V are held at a time. */
+        for (int64_t h = 0; h < c->heads; h++) {
+            lin_w kh = {a->k.w + h * hd * hid, a->k.b + h * hd, (int)hd, (int)hid};
+            lin_w vh = {a->v.w + h * hd * hid, a->v.b + h * hd, (int)hd, (int)hid};
+            dd_view qh = {B->qm + h * hd, Q, hd, hid, 1, 1, 0};
+            dd_view kt = {B->km, hd, nk, 1, hd, 1, 0};
+            dd_view ah = {B->att + h * hd, Q, hd, hid, 1, 1, 0};
+            if ((rc = linear(m, p, &kh, ksrc, nk, B->km, &PO_NONE)) ||
+                (rc = linear(m, p, &vh, vsrc, nk, B->vm, &PO_NONE)) ||
+                (rc = mm(m, p, qh, kt, NULL, dd_rows(B->sc, Q, nk), &PO_NONE)) ||
+                (rc = softmax(m, p, Q, nk, B->sc)) ||
+                (rc = mm(m, p, dd_rows(B->sc, Q, nk), dd_rows(B->vm, nk, hd), NULL, ah, &PO_NONE)))
+                return rc;
+        }
+    } else {
+        if ((rc = linear(m, p, &a->k, ksrc, nk, B->km, &PO_NONE)) ||
+            (rc = linear(m, p, &a->v, vsrc, nk, B->vm, &PO_NONE)))
             return rc;
+        /* All heads in one batched product when their scores fit SMALL_SCORES,
+         * else head by head (the scores of one head at a time). */
+        int64_t nb = c->heads * Q * nk <= SMALL_SCORES ? c->heads : 1;
+        for (int64_t h = 0; h < c->heads; h += nb) {
+            dd_view qh = {B->qm + h * hd, Q, hd, hid, 1, nb, hd};
+            dd_view kt = {B->km + h * hd, hd, nk, 1, hid, nb, hd};
+            dd_view vh = {B->vm + h * hd, nk, hd, hid, 1, nb, hd};
+            dd_view ah = {B->att + h * hd, Q, hd, hid, 1, nb, hd};
+            dd_view sc = {B->sc, Q, nk, nk, 1, nb, Q * nk};
+            if ((rc = mm(m, p, qh, kt, NULL, sc, &PO_NONE)) ||
+                (rc = softmax(m, p, nb * Q, nk, B->sc)) ||
+                (rc = mm(m, p, sc, vh, NULL, ah, &PO_NONE)))
+                return rc;
+        }
     }
     if ((rc = linear(m, p, &a->o, B->att, Q, B->out, &PO_SUM)))
         return rc;
@@ -850,12 +885,9 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
     for (int i = 0; i < 4; i++)
         px[i] = (int64_t)hs[i] * hs[i];
 
-    /* ---- persistent buffers */
+    /* ---- buffers that live through the whole run */
     float *xin = buf(p, (size_t)S * S * 3);
     float *feat[4], *dout[3];
-    for (int i = 0; i < 4; i++)
-        if (xin && !(feat[i] = buf(p, (size_t)px[i] * c->dims[i])))
-            xin = NULL;
     for (int k = 0; k < 3; k++)
         if (xin && !(dout[k] = buf(p, (size_t)px[2 - k] * m->dec[k].n)))
             xin = NULL;
@@ -863,17 +895,16 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
         goto fail;
 
     /* ---- encoder */
-    int64_t enc_x = 0, enc_t = 0, enc_h = 0, chunk[4];
+    int64_t enc_t = 0, enc_h = 0, chunk[4];
     for (int i = 0; i < 4; i++) {
         int64_t n = px[i] * c->dims[i];
-        enc_x += n;
         if (n > enc_t)
             enc_t = n;
         if (i > 0 && px[i - 1] * c->dims[i - 1] > enc_t)
             enc_t = px[i - 1] * c->dims[i - 1];
-        int64_t ch = ((int64_t)1 << 22) / (4 * c->dims[i]);
-        if (ch < 64)
-            ch = 64;
+        int64_t ch = ((int64_t)1 << 21) / (4 * c->dims[i]);
+        if (ch < 1024)
+            ch = 1024;
         chunk[i] = ch < px[i] ? ch : px[i];
         if (chunk[i] * 4 * c->dims[i] > enc_h)
             enc_h = chunk[i] * 4 * c->dims[i];
@@ -889,16 +920,17 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
             dec_cat = px[2 - k] * (u->n + u->cs);
     }
     /* ---- colour decoder */
-    int64_t Q = c->queries, hid = c->hidden, maxk = Q, scn = 0;
+    int64_t Q = c->queries, hid = c->hidden, kvn = 0, scn = 0;
     for (int l = 0; l <= c->scales; l++) { /* the levels, and the queries themselves */
         int64_t nk = l < c->scales ? px[2 - l] : Q;
-        if (nk > maxk)
-            maxk = nk;
+        int64_t kv = nk > PER_HEAD_KEYS ? nk * (hid / c->heads) : nk * hid;
+        if (kv > kvn)
+            kvn = kv;
         int64_t v = c->heads * Q * nk <= SMALL_SCORES ? c->heads * Q * nk : Q * nk;
         if (v > scn)
             scn = v;
     }
-    int64_t cd_scr = 2 * maxk * hid + scn;
+    int64_t cd_scr = 2 * A16(kvn) + scn;
     /* ---- last stage: conv tiles of about 2048 pixels */
     int w2 = hs[0], e = c->embed;
     int trows = 2048 / w2 < 1 ? 1 : 2048 / w2;
@@ -906,18 +938,31 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
         trows = w2;
     int64_t last_scr = (int64_t)trows * w2 * 16 * e;
 
-    int64_t scr = enc_x + enc_t + enc_h;
-    if (dec_t + dec_cat > scr)
-        scr = dec_t + dec_cat;
-    if (cd_scr > scr)
-        scr = cd_scr;
+    /* One region is reused phase by phase (offsets in floats, 64-byte aligned):
+     *   encoder:        feat | X (all stages) | T | HB
+     *   pixel decoder:  feat | DT | CAT
+     *   colour decoder: src, srcpos (per level) | K | V | scores
+     *   last stage:     R (one tile of the last conv's output) */
+    int64_t F = 0, foff[4], SP = 0, soff[3];
+    for (int i = 0; i < 4; i++)
+        foff[i] = F, F += A16(px[i] * c->dims[i]);
+    for (int l = 0; l < c->scales; l++)
+        soff[l] = SP, SP += 2 * A16(px[2 - l] * hid);
+    int64_t scr = 2 * F + A16(enc_t) + A16(enc_h);
+    if (F + A16(dec_t) + A16(dec_cat) > scr)
+        scr = F + A16(dec_t) + A16(dec_cat);
+    if (SP + A16(cd_scr) > scr)
+        scr = SP + A16(cd_scr);
     if (last_scr > scr)
         scr = last_scr;
     float *scratch = buf(p, (size_t)scr);
     float *src[3] = {0}, *srcpos[3] = {0};
-    for (int l = 0; l < c->scales && scratch; l++)
-        if (!(src[l] = buf(p, (size_t)px[2 - l] * hid)) || !(srcpos[l] = buf(p, (size_t)px[2 - l] * hid)))
-            scratch = NULL;
+    for (int i = 0; i < 4 && scratch; i++)
+        feat[i] = scratch + foff[i];
+    for (int l = 0; l < c->scales && scratch; l++) {
+        src[l] = scratch + soff[l];
+        srcpos[l] = src[l] + A16(px[2 - l] * hid);
+    }
     cd_bufs B;
     B.out = scratch ? buf(p, (size_t)Q * hid) : NULL;
     B.qin = B.out ? buf(p, (size_t)Q * hid) : NULL;
@@ -934,10 +979,9 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
         goto fail;
 
     /* ---- encoder steps */
-    float *X[4], *T = scratch + enc_x, *HB = T + enc_t;
-    X[0] = scratch;
-    for (int i = 1; i < 4; i++)
-        X[i] = X[i - 1] + px[i - 1] * c->dims[i - 1];
+    float *X[4], *T = scratch + 2 * F, *HB = T + A16(enc_t);
+    for (int i = 0; i < 4; i++)
+        X[i] = scratch + F + foff[i];
     if ((rc = op(p, (op_arg){.kind = OP_NORMALIZE, .out = xin, .i0 = S})))
         goto fail;
     dd_conv_shape stem = {3, S, S, c->dims[0], 4, 4, 4, 0, 0, 0, 0, 1};
@@ -977,7 +1021,7 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
     for (int k = 0; k < 3; k++) {
         const unet_w *u = &m->dec[k];
         int h = hs[3 - k];
-        float *DT = scratch, *CAT = scratch + dec_t;
+        float *DT = scratch + F, *CAT = DT + A16(dec_t);
         lin_w sl = {u->shuf_w, NULL, 4 * u->n, u->cin};
         dd_conv_shape c3 = {u->n + u->cs, 2 * h, 2 * h, u->n, 3, 3, 1, 1, 1, 1, 1, 1};
         dd_post pos = {3, {{DD_PO_MULVEC, 0, u->shuf_a}, {DD_PO_ADDVEC, 0, u->shuf_b}, {DD_PO_RELU, 0, NULL}}};
@@ -1003,9 +1047,9 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
         if ((rc = op(p, (op_arg){.kind = OP_POS, .a = src[l], .out = srcpos[l], .i0 = hs[2 - l], .i1 = (int)hid})))
             goto fail;
     }
-    B.km = scratch;
-    B.vm = scratch + maxk * hid;
-    B.sc = scratch + 2 * maxk * hid;
+    B.km = scratch + SP;
+    B.vm = B.km + A16(kvn);
+    B.sc = B.vm + A16(kvn);
     if ((rc = op(p, (op_arg){.kind = OP_COPY, .a = m->query_feat, .out = B.out, .n = Q * hid})))
         goto fail;
     for (int i = 0; i < c->layers; i++) {
@@ -1148,42 +1192,61 @@ unlock:
     return rc;
 }
 
+void pm_ddcolor_trim(pm_ddcolor *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->plan)
+        plan_free(m->plan);
+    m->plan = NULL;
+    pthread_mutex_unlock(&m->lock);
+}
+
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
 {
     if (m->plan && m->plan->size == size)
         return m->plan->bytes;
-    /* Estimate: the same buffers plan_build allocates, plus reordered conv weights. */
+    /* Estimate: the buffers plan_build allocates (without alignment padding),
+     * plus the reordered convolution weights. */
     const pm_ddcolor_config *c = &m->cfg;
-    int64_t px[4], S = size;
+    int64_t px[4], S = size, Q = c->queries, hid = c->hidden;
     for (int i = 0; i < 4; i++)
         px[i] = (S >> (2 + i)) * (S >> (2 + i));
-    int64_t f = S * S * 3, enc = 0, t = 0, hb = 0;
+    int64_t F = 0, t = 0, hb = 0;
     for (int i = 0; i < 4; i++) {
-        f += px[i] * c->dims[i];
-        enc += px[i] * c->dims[i];
+        F += px[i] * c->dims[i];
         if (px[i] * c->dims[i] > t)
             t = px[i] * c->dims[i];
-        hb = (int64_t)1 << 22;
+        int64_t ch = ((int64_t)1 << 21) / (4 * c->dims[i]);
+        ch = ch < 1024 ? 1024 : ch;
+        ch = ch < px[i] ? ch : px[i];
+        if (ch * 4 * c->dims[i] > hb)
+            hb = ch * 4 * c->dims[i];
     }
-    int64_t dec = 0;
+    int64_t f = S * S * 3, dec = 0;
     for (int k = 0; k < 3; k++) {
         f += px[2 - k] * m->dec[k].n;
         int64_t v = px[3 - k] * 4 * m->dec[k].n + px[2 - k] * (m->dec[k].n + m->dec[k].cs);
         if (v > dec)
             dec = v;
     }
-    int64_t scr = enc + t + hb;
-    if (dec > scr)
-        scr = dec;
-    for (int l = 0; l < c->scales; l++)
-        f += 2 * px[2 - l] * c->hidden;
-    int64_t cd = 2 * px[2 - (c->scales - 1)] * c->hidden + (int64_t)c->queries * px[2 - (c->scales - 1)];
-    if (cd > scr)
-        scr = cd;
-    if (2048 * 16 * (int64_t)c->embed > scr)
-        scr = 2048 * 16 * (int64_t)c->embed;
-    f += scr + px[0] * 32 + (int64_t)c->queries * (6 * c->hidden + c->ffn + c->embed);
-    int64_t convw = 0;
+    int64_t SP = 0, kvn = Q * hid, scn = 0;
+    for (int l = 0; l < c->scales; l++) {
+        SP += 2 * px[2 - l] * hid;
+        int64_t kv = px[2 - l] > PER_HEAD_KEYS ? px[2 - l] * (hid / c->heads) : px[2 - l] * hid;
+        kvn = kv > kvn ? kv : kvn;
+        int64_t v = c->heads * Q * px[2 - l] <= SMALL_SCORES ? c->heads * Q * px[2 - l] : Q * px[2 - l];
+        scn = v > scn ? v : scn;
+    }
+    int64_t scr = 2 * F + t + hb;
+    if (F + dec > scr)
+        scr = F + dec;
+    if (SP + 2 * kvn + scn > scr)
+        scr = SP + 2 * kvn + scn;
+    int64_t last = (int64_t)(2048 / (S / 4) < 1 ? 1 : 2048 / (S / 4)) * (S / 4) * 16 * c->embed;
+    if (last > scr)
+        scr = last;
+    f += scr + px[0] * 32 + Q * (7 * hid + c->ffn + c->embed) + 2 * c->embed;
+    int64_t convw = (int64_t)c->dims[0] * 48;
     for (int i = 0; i < 4; i++) {
         convw += (int64_t)c->depths[i] * c->dims[i] * 49;
         if (i > 0)

@@ -46,12 +46,18 @@ int pm_ddcolor_progress_steps(const pm_ddcolor *m);
  * asks to stop. Buffers belong to the caller. */
 int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, const pm_run_ctx *ctx);
 
+/* Frees the cached plan (its buffers and reordered weights); the next
+ * prediction builds one again. For an idle server, and for measuring. */
+void pm_ddcolor_trim(pm_ddcolor *m);
+
 /* Bytes of working memory (activations and reordered weights) the plan for
  * `size` holds: exact for a size that has been planned, else estimated from
  * the configuration. */
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size);
 
-/* Bytes of weights the model holds in memory (mapped or owned). */
+/* Bytes of weights the model holds (mapped or owned). The mapped file pages
+ * are released after loading and become resident with the first prediction:
+ * count this as the model's memory from load time on. */
 uint64_t pm_ddcolor_weight_bytes(const pm_ddcolor *m);
 
 #endif

@@ -4,6 +4,8 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <dnnl_debug.h>
@@ -353,6 +355,22 @@ int dd_conv(const dd_engine *e, dd_prim *out, const dd_conv_shape *s, const floa
         *wei_owned = NULL;
     }
     return rc;
+}
+
+void dd_release_pages(const void *p, size_t n)
+{
+#ifdef MADV_PAGEOUT
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || !p)
+        return;
+    uintptr_t b = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    if (e > b)
+        (void)madvise((void *)b, e - b, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 int dd_layernorm(const dd_engine *e, dd_prim *out, int64_t rows, int64_t c, const float *src, float *dst,

@@ -10,6 +10,7 @@
 #ifndef PM_NN_DD_DNNL_H
 #define PM_NN_DD_DNNL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <dnnl.h>
@@ -93,6 +94,13 @@ int dd_conv_out_h(const dd_conv_shape *s);
 int dd_conv_out_w(const dd_conv_shape *s);
 int dd_conv(const dd_engine *e, dd_prim *out, const dd_conv_shape *s, const float *src, const float *wei,
             const float *bias, float *dst, const dd_post *po, float **wei_owned);
+
+/* Asks the kernel to drop the resident pages lying wholly inside [p, p+n)
+ * from this process: for weights in a read-only file mapping that are only
+ * read while a plan is built (they are reordered into the plan's own
+ * buffers). The content stays valid; a later read faults it back in. Memory
+ * that cannot be reclaimed this way (anonymous, without swap) is unaffected. */
+void dd_release_pages(const void *p, size_t n);
 
 /* LayerNorm over the last dimension of a rows x c dense matrix (src may equal
  * dst), with per-channel scale and shift. */

@@ -51,8 +51,9 @@ int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *o
 uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_size);
 
 /* OpenCV's INTER_LINEAR resize of float images (cv::resize, no anti-alias):
- * ch interleaved channels; buffers belong to the caller. */
-void pm_resize_linear_f32(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh);
+ * ch interleaved channels; buffers belong to the caller. Returns 0, or
+ * PM_ENOMEM when its small work area cannot be allocated. */
+int pm_resize_linear_f32(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh);
 
 /* The model registry entry: name "ddcolor", task colorize, needs a file.
  * Its colorize() is pm_colorize_run with nearest upsampling. */

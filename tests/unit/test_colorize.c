@@ -93,7 +93,7 @@ static void test_resize_matches_opencv(void **st)
         assert_true(src && want && got);
         assert_int_equal(fread(src, 4, ns, f), ns);
         assert_int_equal(fread(want, 4, nd, f), nd);
-        pm_resize_linear_f32(src, h[0], h[1], h[2], got, h[3], h[4]);
+        assert_int_equal(pm_resize_linear_f32(src, h[0], h[1], h[2], got, h[3], h[4]), 0);
         double worst = 0;
         for (size_t i = 0; i < nd; i++)
             worst = fmax(worst, fabs((double)got[i] - want[i]));
