@@ -55,6 +55,11 @@ void pm_ddcolor_trim(pm_ddcolor *m);
  * the configuration. */
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size);
 
+/* The model registry entry (name "ddcolor", task colorize, needs a file),
+ * defined with the image pipeline in src/pipeline/colorize.c: its colorize()
+ * is pm_colorize_run with nearest upsampling. */
+extern const pm_model_desc pm_model_ddcolor;
+
 /* Bytes of weights the model holds (mapped or owned). The mapped file pages
  * are released after loading and become resident with the first prediction:
  * count this as the model's memory from load time on. */
