@@ -1087,6 +1087,20 @@ static int plan_build(pm_ddcolor *m, int S, dd_plan **out)
                              .i1 = (int)Q})))
         goto fail;
     tick(p);
+
+    /* One scratchpad for all primitives: they run one at a time. */
+    size_t sp = 0;
+    for (int i = 0; i < p->nsteps; i++)
+        if (p->steps[i].prim.scratch_bytes > sp)
+            sp = p->steps[i].prim.scratch_bytes;
+    if (sp) {
+        float *spbuf = buf(p, (sp + sizeof(float) - 1) / sizeof(float));
+        if (!spbuf)
+            goto fail;
+        for (int i = 0; i < p->nsteps; i++)
+            if (p->steps[i].prim.prim && (rc = dd_prim_set_scratchpad(&m->eng, &p->steps[i].prim, spbuf)))
+                goto fail;
+    }
     *out = p;
     return 0;
 fail:

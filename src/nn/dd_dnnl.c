@@ -60,6 +60,15 @@ void dd_prim_free(dd_prim *p)
     memset(p, 0, sizeof *p);
 }
 
+static int add_arg(const dd_engine *e, dd_prim *p, int arg, const dnnl_memory_desc_t *md, const void *ptr);
+
+int dd_prim_set_scratchpad(const dd_engine *e, dd_prim *p, void *buf)
+{
+    if (p->scratch_bytes == 0)
+        return 0;
+    return add_arg(e, p, DNNL_ARG_SCRATCHPAD, &p->scratch_md, buf);
+}
+
 dd_view dd_rows(float *p, int64_t rows, int64_t cols)
 {
     dd_view v = {p, rows, cols, cols, 1, 1, 0};
@@ -112,6 +121,8 @@ static int make_attr(const dd_post *po, const dnnl_memory_desc_t *vec_md, dnnl_p
 {
     *attr = NULL;
     dnnl_status_t st = dnnl_primitive_attr_create(attr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
     if (st != dnnl_success)
         return dnnl_fail(st, "create primitive attributes");
     if (!po || po->n == 0)
@@ -183,6 +194,11 @@ static int create_prim(const dd_engine *e, const void *op_desc, dnnl_primitive_a
     if (st != dnnl_success) {
         dnnl_primitive_desc_destroy(pd);
         return dnnl_fail(st, what);
+    }
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smd) {
+        p->scratch_md = *smd;
+        p->scratch_bytes = dnnl_memory_desc_get_size(smd);
     }
     if (pd_out)
         *pd_out = pd;
@@ -387,7 +403,12 @@ int dd_layernorm(const dd_engine *e, dd_prim *out, int64_t rows, int64_t c, cons
     if (st != dnnl_success)
         return dnnl_fail(st, "describe a layer normalisation");
     dnnl_primitive_desc_t pd = NULL;
-    int rc = create_prim(e, &ld, NULL, out, &pd, "create a layer normalisation primitive");
+    dnnl_primitive_attr_t attr;
+    int rc = make_attr(NULL, NULL, &attr);
+    if (!rc)
+        rc = create_prim(e, &ld, attr, out, &pd, "create a layer normalisation primitive");
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
     if (rc)
         return rc;
     rc = add_arg(e, out, DNNL_ARG_SRC, &dmd, src);
@@ -413,7 +434,12 @@ int dd_softmax(const dd_engine *e, dd_prim *out, int64_t rows, int64_t cols, int
     dnnl_status_t st = dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1);
     if (st != dnnl_success)
         return dnnl_fail(st, "describe a softmax");
-    int rc = create_prim(e, &sd, NULL, out, NULL, "create a softmax primitive");
+    dnnl_primitive_attr_t attr;
+    int rc = make_attr(NULL, NULL, &attr);
+    if (!rc)
+        rc = create_prim(e, &sd, attr, out, NULL, "create a softmax primitive");
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
     if (!rc)
         rc = add_arg(e, out, DNNL_ARG_SRC, &md, data);
     if (!rc)

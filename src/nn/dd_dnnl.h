@@ -26,15 +26,25 @@ typedef struct dd_engine {
 int dd_engine_init(dd_engine *e);
 void dd_engine_free(dd_engine *e);
 
-#define DD_MAX_ARGS 10
+#define DD_MAX_ARGS 12
 
 /* A primitive and its execution arguments. The memory objects in args are
- * owned by the dd_prim (they only point at buffers owned elsewhere). */
+ * owned by the dd_prim (they only point at buffers owned elsewhere).
+ * Primitives use a caller-provided scratchpad (oneDNN's user mode), so that
+ * the primitives of a plan, which run one after the other, share one buffer
+ * instead of each keeping its own: scratch_bytes says how much this one
+ * needs; bind it with dd_prim_set_scratchpad before running. */
 typedef struct dd_prim {
     dnnl_primitive_t prim;
     int nargs;
     dnnl_exec_arg_t args[DD_MAX_ARGS];
+    size_t scratch_bytes;
+    dnnl_memory_desc_t scratch_md;
 } dd_prim;
+
+/* Binds a scratchpad of at least p->scratch_bytes (owned by the caller, to
+ * outlive the primitive); nothing to do when the primitive needs none. */
+int dd_prim_set_scratchpad(const dd_engine *e, dd_prim *p, void *buf);
 
 int dd_prim_run(const dd_engine *e, const dd_prim *p);
 /* Destroys the primitive and its memory objects; safe on a zeroed dd_prim. */
