@@ -318,10 +318,10 @@ uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_s
     uint64_t pipe = S * S * 9 * sizeof(float) + (uint64_t)(w + h) * 64;
     /* Calibrated with bench/ddcolor (run_bench.py --mem-law, DDColor-L at 512,
      * images of 0.26 to 12 MP): a run's RSS peak over the warm model was
-     * 252 MiB + 3.05 bytes/pixel, of which the plan and this pipeline's
-     * buffers (pm_malloc) were 182 MiB; the rest, up to 70 MiB, is oneDNN's
-     * kernels and scratchpad and thread stacks: 96 MiB are allowed for it. */
-    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (96u << 20);
+     * 194 MiB + 3.08 bytes/pixel, of which the plan and this pipeline's
+     * buffers (pm_malloc) were 184 MiB + 3 bytes/pixel; the rest, at most
+     * 11 MiB, is oneDNN's kernels and thread stacks: 32 MiB are allowed. */
+    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20);
     uint64_t b = 4; /* the output image (3 or 4 bytes a pixel) */
     return a + b * (uint64_t)w * (uint64_t)h;
 }
