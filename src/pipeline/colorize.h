@@ -1,0 +1,62 @@
+/* Colorization with DDColor, as its reference pipeline does it
+ * (ddcolor/pipeline.py with OpenCV 4.x), to within 1 LSB:
+ *   1. 8-bit RGB (grey expanded, alpha set aside) / 255 as float;
+ *   2. L of the original image (OpenCV's table-driven float RGB->Lab);
+ *   3. bilinear resize to S x S (half-pixel centres, no anti-aliasing), its L,
+ *      back to RGB from (L, 0, 0): the network's input;
+ *   4. the predicted ab upsampled to the original size (nearest, PyTorch's
+ *      float32 index rule; bilinear as an option);
+ *   5. (original L, ab) -> RGB, x 255, rounded half to even; alpha restored. */
+#ifndef PM_PIPELINE_COLORIZE_H
+#define PM_PIPELINE_COLORIZE_H
+
+#include "pixmend.h"
+#include "models/ddcolor.h"
+#include "models/model.h"
+
+#define PM_COLORIZE_SIZE_DEFAULT 512
+#define PM_COLORIZE_SIZE_PORTRAIT 512   /* deployments use 460-680 for portraits */
+#define PM_COLORIZE_SIZE_BUILDING 1024  /* and 960-1280 for buildings */
+#define PM_COLORIZE_SIZE_MAX 2048
+
+typedef enum pm_upsample {
+    PM_UPSAMPLE_NEAREST = 0, /* as the reference does */
+    PM_UPSAMPLE_BILINEAR,    /* smoother colour edges */
+} pm_upsample;
+
+typedef struct pm_colorize_opts {
+    int input_size;      /* S: the network's square input; multiple of 32; default 512 */
+    pm_upsample upsample;
+} pm_colorize_opts;
+
+pm_colorize_opts pm_colorize_default_opts(void);
+
+/* "512" (any multiple of 32 from 32 to PM_COLORIZE_SIZE_MAX), "portrait" or
+ * "building" -> size; -1 (with a detail message) otherwise. */
+int pm_colorize_size_parse(const char *s);
+/* "nearest" / "bilinear" -> pm_upsample; -1 if unknown. */
+int pm_upsample_parse(const char *s);
+const char *pm_upsample_name(pm_upsample u);
+
+/* Colorizes `in` (1, 3 or 4 channels). *out is a new image of the same size
+ * with 3 channels, or 4 when `in` has alpha (copied unchanged); caller owns it
+ * (pm_image_free). Errors: PM_EINVAL (bad image or options), PM_ENOMEM,
+ * PM_ECANCELLED, the network's errors. */
+int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *opts, pm_image *out,
+                    const pm_run_ctx *ctx);
+
+/* Predicted peak working memory (bytes) of pm_colorize_run for a w x h image
+ * at input size S, excluding the weights and the input image:
+ * a(S) + b * w * h, with a and b calibrated by bench/ddcolor (mem_law). */
+uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_size);
+
+/* OpenCV's INTER_LINEAR resize of float images (cv::resize, no anti-alias):
+ * ch interleaved channels; buffers belong to the caller. Returns 0, or
+ * PM_ENOMEM when its small work area cannot be allocated. */
+int pm_resize_linear_f32(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh);
+
+/* The model registry entry: name "ddcolor", task colorize, needs a file.
+ * Its colorize() is pm_colorize_run with nearest upsampling. */
+extern const pm_model_desc pm_model_ddcolor;
+
+#endif
