@@ -6,6 +6,7 @@
 
 static const pm_command *const commands[] = {
     &pm_cmd_version,
+    &pm_cmd_probe,
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,16 @@
+/* The table of models pixmend knows. */
+#include "models/model.h"
+
+#include <string.h>
+
+const pm_model_desc *const pm_models[] = {
+    NULL,
+};
+
+const pm_model_desc *pm_model_find(const char *name)
+{
+    for (int i = 0; pm_models[i]; i++)
+        if (strcmp(pm_models[i]->name, name) == 0)
+            return pm_models[i];
+    return NULL;
+}

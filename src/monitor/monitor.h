@@ -1,0 +1,31 @@
+/* Readings of the machine and of this process: /proc, cgroup v2, NVML. */
+#ifndef PM_MONITOR_H
+#define PM_MONITOR_H
+
+#include "pixmend.h"
+
+/* NVML, loaded with dlopen so that pixmend runs where no NVIDIA driver exists.
+ * The library path is $PIXMEND_NVML_LIBRARY when set, else libnvidia-ml.so.1. */
+typedef struct pm_nvml pm_nvml;
+
+/* Opens NVML. On failure returns PM_EUNSUPPORTED and writes the reason
+ * ("no NVIDIA driver (libnvidia-ml.so.1 not found)") into why; that is not an
+ * error for callers, just "no GPU". Caller owns *out (pm_nvml_close). */
+int pm_nvml_open(pm_nvml **out, char *why, size_t why_len);
+int pm_nvml_device_count(const pm_nvml *n);
+/* Reads name, memory and utilisation of device i. */
+int pm_nvml_read(pm_nvml *n, int i, pm_gpu_info *out);
+void pm_nvml_close(pm_nvml *n);
+
+/* Host memory from /proc/meminfo, in bytes. */
+int pm_read_meminfo(uint64_t *total, uint64_t *available);
+/* cgroup memory of this process (v2, or the v1 memory controller): the tightest memory.max on the path from
+ * its cgroup to the root (0 and *has_limit = 0 when unlimited), and
+ * memory.current of its own cgroup (0 when unreadable). */
+int pm_read_cgroup_memory(int *has_limit, uint64_t *max, uint64_t *current);
+/* Resident set size of this process, in bytes (from /proc/self/statm). */
+uint64_t pm_read_rss(void);
+/* Peak resident set size (VmHWM), in bytes. */
+uint64_t pm_read_peak_rss(void);
+
+#endif
