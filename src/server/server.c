@@ -1174,7 +1174,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     char threads[16], timeout[16];
     snprintf(threads, sizeof threads, "%d", cfg->http_threads > 0 ? cfg->http_threads : 64);
     snprintf(timeout, sizeof timeout, "%d", cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 30000);
-    const char *opts[32];
+    const char *opts[48]; /* name, value pairs and the final NULL: 33 used */
     int n = 0;
     opts[n++] = "listening_ports";
     opts[n++] = srv->listen;
@@ -1286,6 +1286,8 @@ void pm_server_stop(pm_server *srv)
     if (srv->ticker_started)
         pthread_join(srv->ticker, NULL);
     pm_sched_set_event_fn(srv->sched, NULL, NULL);
+    /* Let WebSocket clients receive the last events (the drain's) first. */
+    pm_ws_flush(srv->hub, 2.0);
     mg_stop(srv->ctx);
     mg_exit_library();
     pm_ws_hub_destroy(srv->hub);

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct ws_msg {
     atomic_int refs;
@@ -291,6 +292,28 @@ static void on_close(const struct mg_connection *conn, void *cbdata)
 void pm_ws_hub_attach(pm_ws_hub *h, struct mg_context *ctx, const char *uri)
 {
     mg_set_websocket_handler(ctx, uri, on_connect, on_ready, on_data, on_close, h);
+}
+
+int pm_ws_flush(pm_ws_hub *h, double seconds)
+{
+    int waits = (int)(seconds * 100);
+    for (int i = 0;; i++) {
+        int pending = 0;
+        pthread_mutex_lock(&h->lock);
+        for (ws_client *c = h->clients; c; c = c->next) {
+            pthread_mutex_lock(&c->lock);
+            if (!c->overflowed && !c->closing)
+                pending += c->count;
+            pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (!pending)
+            return 0;
+        if (i >= waits)
+            return 1;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void pm_ws_get_stats(pm_ws_hub *h, pm_ws_stats *st)

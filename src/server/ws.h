@@ -30,6 +30,10 @@ void pm_ws_hub_attach(pm_ws_hub *hub, struct mg_context *ctx, const char *uri);
  * clients that follow `job`. Never blocks on the network. */
 void pm_ws_broadcast(pm_ws_hub *hub, const char *job, const char *json, size_t len);
 
+/* Waits up to `seconds` until every client's outbox is written (before a
+ * shutdown closes the connections). Returns 0, or 1 if some were left. */
+int pm_ws_flush(pm_ws_hub *hub, double seconds);
+
 typedef struct pm_ws_stats {
     int clients;
     uint64_t connected_total;  /* connections accepted since start */

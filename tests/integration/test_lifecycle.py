@@ -168,8 +168,9 @@ class Lifecycle(unittest.TestCase):
                             jid + ".png")
         self.assertTrue(os.path.exists(path))
         wait_until(lambda: srv.get("/api/v1/jobs/" + jid).status == 404, timeout=10, what="expiry")
-        self.assertFalse(os.path.exists(path))
-        self.assertNotIn(jid, journal_states(self.data))
+        # the file and the journal row go right after the job leaves the table
+        wait_until(lambda: not os.path.exists(path) and jid not in journal_states(self.data), timeout=5,
+                   what="result file and journal row to be deleted")
         srv.stop()
 
     def test_results_cap_evicts_oldest(self):
