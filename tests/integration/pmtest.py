@@ -179,11 +179,11 @@ class Server:
         ctype, body = multipart(fields, files)
         return self.request("POST", path, body=body, headers={"Content-Type": ctype}, **kw)
 
-    def submit(self, image, mask=None, **fields):
-        return self.post_form("/api/v1/jobs", fields, job_files(image, mask))
+    def submit(self, image, mask=None, timeout=30.0, **fields):
+        return self.post_form("/api/v1/jobs", fields, job_files(image, mask), timeout=timeout)
 
-    def job(self, job_id):
-        return self.get("/api/v1/jobs/" + job_id).json()
+    def job(self, job_id, timeout=30.0):
+        return self.get("/api/v1/jobs/" + job_id, timeout=timeout).json()
 
     def wait_job(self, job_id, states=("done", "failed", "cancelled"), timeout=30.0):
         return wait_until(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
