@@ -5,6 +5,7 @@ from the startup line), talks HTTP with http.client and raw sockets, and
 WebSocket with a small client written here. Every wait has a deadline so that
 a test ends by itself.
 """
+import atexit
 import base64
 import http.client
 import io
@@ -122,6 +123,18 @@ class Response:
 
 # ------------------------------------------------------------------ server
 
+_live_servers = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """No server outlives the test process, whatever failed."""
+    for s in _live_servers:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
 class Server:
     """One `pixmend serve` process with its own data directory."""
 
@@ -136,6 +149,7 @@ class Server:
                                "--log-file", self.log_path, "--log-level", "debug"] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=dict(os.environ, **(env or {})))
+        _live_servers.append(self)
         self.port = None
         self.models = None
         line = self._read_startup(start_timeout)

@@ -24,6 +24,15 @@ def main():
     srv = Server(["--threads", "1", "--request-timeout", "2", "--max-upload", "1M", "--job-delay-ms", "200",
                   "--drain-seconds", "20"], data_dir=os.path.join(tmp.name, "data"), wrapper=wrapper,
                  start_timeout=120)
+    try:
+        ok = session(srv, vlog)
+    finally:
+        srv.cleanup()
+        tmp.cleanup()
+    sys.exit(0 if ok else 1)
+
+
+def session(srv, vlog):
     t0 = time.time()
     img, mask = png_bytes(test_image()), png_bytes(test_mask())
     watcher = WSClient(srv.port, timeout=60)
@@ -83,9 +92,7 @@ def main():
         ok = ok and indirect.group(1) == "0"
     if not ok:
         print(report[-20000:])
-    srv.cleanup()
-    tmp.cleanup()
-    sys.exit(0 if ok else 1)
+    return ok
 
 
 if __name__ == "__main__":
