@@ -1,14 +1,20 @@
 /* The built-in exemplar-based inpainter: multi-scale PatchMatch (Barnes et al.
  * 2009) with EM-style voting (Wexler et al. 2007). Needs no model file.
  *
- * Outline: the image and the hole are reduced to a pyramid; the hole at the
- * coarsest level is filled by diffusion from its border; at every level a
- * nearest-neighbour field (NNF) maps each target patch (a patch that overlaps
- * the hole) to a source patch lying fully outside the hole, improved by
- * propagation and random search, and the hole is re-estimated by letting
- * every target patch vote for the pixels it covers (weighted by patch
- * similarity and by distance to the hole's border). The NNF is carried from
- * level to level.
+ * Outline: the image and the hole are reduced to a pyramid. Every level gets
+ * a smooth (membrane) fill of its hole, computed coarse to fine (onion peel at
+ * the smallest level, then upsampling and over-relaxed Gauss-Seidel sweeps).
+ * PatchMatch runs on the finest levels only, from the coarsest one whose hole
+ * is still thicker than a patch radius (and whose shorter side stays >=
+ * min_size, with source patches left) down to full size. At each of these
+ * levels a nearest-neighbour field (NNF) maps each target patch (a patch that
+ * overlaps the hole) to a source patch lying fully outside the hole; it is
+ * improved by propagation and random search, and the hole is re-estimated by
+ * letting every target patch vote for the pixels it covers (weighted by patch
+ * similarity and by distance to the hole's border). The coarsest PatchMatch
+ * level starts from its smooth fill and a random field; a finer level inherits
+ * the coarser field, and its hole starts from the smooth fill near the border
+ * and from the upsampled coarser result deep inside.
  *
  * Determinism: for a given seed the result does not depend on the number of
  * threads. Rows are cut into bands of fixed height that depend on the image
@@ -26,7 +32,8 @@
 
 typedef struct pm_patchmatch_params {
     int patch_size; /* side of a square patch, odd, 3..15; default 7 */
-    int em_iters;   /* EM iterations (search + vote) per level; default 4 */
+    int em_iters;   /* EM iterations (search + vote) per level, the finest level
+                       running half as many (rounded up); default 4 */
     int pm_iters;   /* PatchMatch passes per EM iteration; default 2 */
     int min_size;   /* the coarsest level keeps its shorter side >= this; default 32 */
     uint64_t seed;  /* random seed; same seed, same result */
@@ -62,6 +69,7 @@ typedef struct pm_pm_layer {
     int w, h;
     int patch_size;
     uint8_t *px;        /* w*h*4: R, G, B, 0 (the fourth byte keeps loads aligned) */
+    uint8_t *base;      /* w*h*4: the smooth (membrane) fill of the hole, same layout */
     uint8_t *hole;      /* w*h: 1 = to be filled */
     uint8_t *src_ok;    /* w*h: 1 = a patch centred here lies inside and fully outside the hole */
     int32_t *src_list;  /* the n_src indices (y*w + x) where src_ok is 1, in raster order */
