@@ -952,8 +952,36 @@ static void req_init(req *r, pm_server *srv, struct mg_connection *conn)
     r->t0 = pm_now();
 }
 
+/* After an early answer (413, 503, 415 before the body was read), reads and
+ * discards what the client is still sending, for up to 2 s and
+ * --max-upload + 16 MiB bytes, so that closing the connection does not reset
+ * it before the client has read the answer (a client still sending more than
+ * that sees the answer only if it reads while it sends). */
+static void drain_body(req *r)
+{
+    pm_server *srv = r->srv;
+    int slot = pm_watch_begin(srv->watch, r->conn);
+    if (slot < 0)
+        return; /* unwatched, a trickling client could hold the thread */
+    size_t bufsize = 64 * 1024;
+    char *buf = pm_malloc(bufsize);
+    double end = pm_now() + 2.0;
+    pm_watch_deadline(srv->watch, slot, end);
+    uint64_t total = 0;
+    while (buf && total <= srv->cfg.max_upload + (16u << 20) && pm_now() < end) {
+        int n = mg_read(r->conn, buf, bufsize);
+        if (n <= 0)
+            break;
+        total += (uint64_t)n;
+    }
+    pm_watch_end(srv->watch, slot);
+    pm_free(buf);
+}
+
 static int req_done(req *r, enum pm_log_level level)
 {
+    if (r->body_unread)
+        drain_body(r);
     char status[8], ms[32];
     snprintf(status, sizeof status, "%d", r->status);
     snprintf(ms, sizeof ms, "%.1f", (pm_now() - r->t0) * 1000.0);

@@ -118,6 +118,13 @@ class Hostile(unittest.TestCase):
         self.assertIn("1048576", json_body(out)["error"]["message"])
         self.assertLess(secs, 5)
 
+    def test_oversized_body_answer_is_not_reset(self):
+        # a client that sends a whole body over the limit before reading still
+        # gets the 413 (the server drains instead of resetting the connection)
+        for _ in range(5):
+            r = self.srv.submit(os.urandom(3 << 20), self.mask)
+            self.assertEqual(r.status, 413, r)
+
     def test_chunked_body_beyond_limit(self):
         ctype, _ = multipart()
         chunk = b"4000\r\n" + b"z" * 0x4000 + b"\r\n"
