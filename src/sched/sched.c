@@ -72,6 +72,7 @@ struct pm_sched {
 
     uint64_t submitted, done, failed, cancelled, timed_out, recovered;
     double avg_run;              /* exponential moving average, seconds */
+    pm_hist queue_wait, run_seconds;
     uint64_t results_bytes, results_count;
 };
 
@@ -408,6 +409,10 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     pthread_cond_init(&s->janitor_cv, &ca);
     pthread_condattr_destroy(&ca);
     pm_jq_init(&s->queue, s->cfg.queue_max);
+    static const double wait_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
+    static const double run_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+    pm_hist_init(&s->queue_wait, wait_bounds, (int)(sizeof wait_bounds / sizeof wait_bounds[0]));
+    pm_hist_init(&s->run_seconds, run_bounds, (int)(sizeof run_bounds / sizeof run_bounds[0]));
 
     s->data_dir = pm_strdup(cfg->data_dir ? cfg->data_dir : "pixmend-data");
     s->workers = pm_calloc((size_t)s->cfg.workers, sizeof *s->workers);
@@ -719,6 +724,7 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
     } else {
         j->info = fin;
         j->info.queue_position = -1;
+        pm_hist_observe(&s->run_seconds, secs);
         switch (fin.state) {
         case PM_JOB_DONE:
             s->done++;
@@ -780,6 +786,7 @@ static void *worker_main(void *arg)
         pm_job *j = job_of(pm_jq_pop(&s->queue));
         j->info.state = PM_JOB_RUNNING;
         j->info.started = pm_wall_time();
+        pm_hist_observe(&s->queue_wait, j->info.started > j->info.created ? j->info.started - j->info.created : 0);
         j->info.attempts++;
         j->info.queue_position = -1;
         j->deadline = s->cfg.job_timeout > 0 ? pm_now() + s->cfg.job_timeout : 0;
@@ -1199,6 +1206,8 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->results_count = s->results_count;
     st->results_bytes = s->results_bytes;
     st->jobs_known = s->jobs_known;
+    st->queue_wait = s->queue_wait;
+    st->run_seconds = s->run_seconds;
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -19,6 +19,7 @@
 
 #include "pixmend.h"
 #include "models/model.h"
+#include "monitor/sampler.h"
 
 #include <stdint.h>
 
@@ -173,6 +174,8 @@ typedef struct pm_sched_stats {
     double avg_run_seconds;      /* moving average of finished runs; 0 = none yet */
     uint64_t results_count, results_bytes;
     int jobs_known;              /* jobs in memory (queued, running, finished) */
+    pm_hist queue_wait;          /* seconds from submission to start, per start */
+    pm_hist run_seconds;         /* seconds from start to end, per finished run */
 } pm_sched_stats;
 
 void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st);

@@ -42,6 +42,18 @@ static void header(pm_sb *sb, const char *name, const char *type, const char *he
     pm_sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void histogram(pm_sb *sb, const char *name, const char *help, const pm_hist *h)
+{
+    header(sb, name, "histogram", help);
+    uint64_t cum = 0;
+    for (int i = 0; i < h->nbuckets; i++) {
+        cum += h->counts[i];
+        pm_sb_printf(sb, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], (unsigned long long)cum);
+    }
+    pm_sb_printf(sb, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    pm_sb_printf(sb, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+}
+
 void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
 {
     const pm_sched_stats *s = v->sched;
@@ -75,6 +87,11 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
     pm_sb_printf(sb, "pixmend_workers %d\n", s->workers);
     header(sb, "pixmend_job_run_seconds_avg", "gauge", "Moving average of a finished job's run time.");
     pm_sb_printf(sb, "pixmend_job_run_seconds_avg %.6f\n", s->avg_run_seconds);
+
+    histogram(sb, "pixmend_queue_wait_seconds", "Seconds jobs waited in the queue before a worker started them.",
+              &s->queue_wait);
+    histogram(sb, "pixmend_job_run_seconds", "Seconds from a job's start to its end (done, failed or cancelled).",
+              &s->run_seconds);
 
     header(sb, "pixmend_results_bytes", "gauge", "Bytes of stored result files.");
     pm_sb_printf(sb, "pixmend_results_bytes %llu\n", (unsigned long long)s->results_bytes);

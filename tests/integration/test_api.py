@@ -174,6 +174,14 @@ class Routes(unittest.TestCase):
         self.assertEqual(after[rej_key], before[rej_key] + 1)
         self.assertIn(("pixmend_queue_depth", frozenset()), after)
         self.assertTrue(all(name.startswith("pixmend_") for name, _ in after))
+        # histograms: one more start and one more finished run, cumulative buckets
+        for h in ("pixmend_queue_wait_seconds", "pixmend_job_run_seconds"):
+            key = (h + "_count", frozenset())
+            self.assertEqual(after[key], before[key] + 1)
+            buckets = sorted(((float(dict(lbl)["le"]), v) for (n, lbl), v in after.items() if n == h + "_bucket"))
+            self.assertGreater(len(buckets), 5)
+            self.assertEqual([v for _, v in buckets], sorted(v for _, v in buckets))
+            self.assertEqual(buckets[-1], (float("inf"), after[key]))
 
 
 class Scheduling(unittest.TestCase):
