@@ -340,14 +340,12 @@ static int recover_row(void *user, const pm_job_info *in, int64_t seq)
         char path[4096];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", s->data_dir, in->result_path);
-        if (stat(path, &st) != 0) {
-            /* Its result is gone (deleted by hand): forget the job. */
-            pm_journal_forget(s->journal, in->id);
-            pm_free(j);
-            return 0;
+        if (stat(path, &st) != 0)
+            j->result_missing = 1; /* deleted by hand: forgotten after the load */
+        else {
+            s->results_bytes += in->result_bytes;
+            s->results_count++;
         }
-        s->results_bytes += in->result_bytes;
-        s->results_count++;
     }
     table_add_locked(s, j);
     return 0;
@@ -418,30 +416,30 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     s->workers = pm_calloc((size_t)s->cfg.workers, sizeof *s->workers);
     if (!s->data_dir || !s->workers) {
         rc = pm_errorf(PM_ENOMEM, "out of memory creating the scheduler");
-        goto fail;
+        goto destroy_partial;
     }
     char path[4096];
     const char *subs[] = {"", "/inputs", "/outputs"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s%s", s->data_dir, subs[i]);
         if ((rc = pm_mkdirs(path)))
-            goto fail;
+            goto destroy_partial;
     }
     snprintf(path, sizeof path, "%s/pixmend.lock", s->data_dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
         rc = pm_errorf(PM_EIO, "cannot open %s: %s; check that --data-dir is writable", path, strerror(errno));
-        goto fail;
+        goto destroy_partial;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = pm_errorf(PM_EBUSY,
                        "data directory %s is in use by another pixmend server; give each server its own --data-dir",
                        s->data_dir);
-        goto fail;
+        goto destroy_partial;
     }
     snprintf(path, sizeof path, "%s/journal.sqlite", s->data_dir);
     if ((rc = pm_journal_open(path, &s->journal)))
-        goto fail;
+        goto destroy_partial;
 
     /* Recover: the queue may hold more than queue_max after a restart with a smaller bound. */
     struct recover_ctx rctx = {s, 0};
@@ -457,13 +455,22 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     pthread_mutex_unlock(&s->lock);
     s->queue.max = s->cfg.queue_max;
     if (rc)
-        goto fail;
-    for (pm_job *j = s->oldest; j; j = j->next) {
+        goto destroy_partial;
+    for (pm_job *j = s->oldest, *next; j; j = next) {
+        next = j->next;
+        if (j->result_missing) {
+            pm_warn("result_missing", "the result of job %s is gone from %s; forgetting the job", j->info.id,
+                    s->data_dir);
+            table_remove_locked(s, j); /* no other thread runs yet */
+            pm_journal_forget(s->journal, j->info.id);
+            job_free(j);
+            continue;
+        }
         if (!j->was_running)
             continue;
         j->was_running = 0;
         if ((rc = pm_journal_transition(s->journal, &j->info, PM_JOB_RUNNING)))
-            goto fail;
+            goto destroy_partial;
     }
     if (s->recovered)
         pm_info("journal_recovered", "%llu job(s) from the journal queued again",
@@ -471,7 +478,7 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     *out = s;
     return 0;
 
-fail:
+destroy_partial:
     pm_sched_destroy(s);
     return rc;
 }

@@ -23,6 +23,7 @@ typedef struct pm_job {
     double last_progress_event;       /* monotonic time of the last progress event */
     int progress_reported;            /* progress events sent */
     int was_running;                  /* recovery: it was running when the last run stopped */
+    int result_missing;               /* recovery: done, but its result file is gone */
     /* synchronous jobs only: */
     uint8_t *image, *mask;            /* owned copies of the inputs (pm_free) */
     size_t image_len, mask_len;

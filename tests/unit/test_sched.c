@@ -330,6 +330,37 @@ static void test_expiry(void **state)
     pm_free(msk);
 }
 
+static void test_recovery_forgets_missing_results(void **state)
+{
+    (void)state;
+    size_t il, ml;
+    uint8_t *img = png(48, 32, 0, &il), *msk = png(48, 32, 1, &ml);
+    pm_sched *s = make(0, 8, 3600);
+    assert_int_equal(pm_sched_start(s), 0);
+    pm_job_spec sp = spec_with(5);
+    pm_job_info a, b;
+    assert_int_equal(pm_sched_submit(s, &sp, 0, img, il, NULL, msk, ml, NULL, &a), 0);
+    assert_int_equal(pm_sched_submit(s, &sp, 0, img, il, NULL, msk, ml, NULL, &b), 0);
+    pm_job_info fa = wait_end(s, a.id), fb = wait_end(s, b.id);
+    char pa[512], pb[512];
+    assert_int_equal(pm_sched_result_path(s, &fa, pa, sizeof pa), 0);
+    assert_int_equal(pm_sched_result_path(s, &fb, pb, sizeof pb), 0);
+    pm_sched_destroy(s);
+    assert_int_equal(unlink(pa), 0); /* someone deletes a result by hand */
+    s = make(0, 8, 3600);
+    pm_job_info x;
+    assert_int_equal(pm_sched_get(s, a.id, &x), PM_ENOENT);
+    assert_int_equal(pm_sched_get(s, b.id, &x), 0);
+    assert_int_equal(x.state, PM_JOB_DONE);
+    pm_sched_stats st;
+    pm_sched_get_stats(s, &st);
+    assert_int_equal(st.results_count, 1);
+    assert_int_equal(st.results_bytes, fb.result_bytes);
+    pm_sched_destroy(s);
+    pm_free(img);
+    pm_free(msk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_cancel_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_and_cancel_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_forgets_missing_results, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
