@@ -8,6 +8,7 @@ static const pm_command *const commands[] = {
     &pm_cmd_version,
     &pm_cmd_probe,
     &pm_cmd_inpaint,
+    &pm_cmd_serve,
 };
 
 int main(int argc, char **argv)
