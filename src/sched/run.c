@@ -1,0 +1,158 @@
+/* Running one job: decode the inputs, run the model through the pipeline,
+ * encode the result. Nothing here touches the scheduler's state. */
+#include "sched/sched_internal.h"
+#include "pipeline/pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Input size of the colorization network (DDColor's published setting). */
+#define PM_COLORIZE_INPUT 512
+
+const char *pm_format_ext(enum pm_format f)
+{
+    switch (f) {
+    case PM_FMT_JPEG: return "jpg";
+    case PM_FMT_WEBP: return "webp";
+    default: return "png";
+    }
+}
+
+const char *pm_format_mime(enum pm_format f)
+{
+    switch (f) {
+    case PM_FMT_JPEG: return "image/jpeg";
+    case PM_FMT_WEBP: return "image/webp";
+    default: return "image/png";
+    }
+}
+
+/* `what` names the input in messages ("image", "mask"). */
+int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                  const char *what, pm_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len == 0)
+        return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
+    int rc = pm_image_decode(data, len, lim, name, out);
+    if (rc == 0)
+        return 0;
+    /* Prefix the image layer's sentence with which input it was about. */
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", pm_error_detail());
+    if (detail[0])
+        return pm_errorf(rc, "%s: %s", what, detail);
+    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+}
+
+int pm_job_resize_nearest(pm_image *dst, const pm_image *src, int w, int h)
+{
+    int rc = pm_image_alloc(dst, w, h, src->channels);
+    if (rc)
+        return rc;
+    int c = src->channels;
+    for (int y = 0; y < h; y++) {
+        int sy = (int)(((int64_t)y * 2 + 1) * src->height / (2 * (int64_t)h));
+        const uint8_t *srow = src->data + (size_t)sy * src->width * c;
+        uint8_t *drow = dst->data + (size_t)y * w * c;
+        for (int x = 0; x < w; x++) {
+            int sx = (int)(((int64_t)x * 2 + 1) * src->width / (2 * (int64_t)w));
+            memcpy(drow + (size_t)x * c, srow + (size_t)sx * c, (size_t)c);
+        }
+    }
+    return 0;
+}
+
+int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
+                        size_t image_len, const char *image_name, const uint8_t *mask,
+                        size_t mask_len, const char *mask_name, int *w, int *h)
+{
+    int rc;
+    pm_image img = {0}, msk = {0};
+    if (spec->task == PM_TASK_INPAINT && !mask)
+        return pm_errorf(PM_EINVAL, "inpainting needs a mask: add a 'mask' file part (white = fill)");
+    if (spec->task == PM_TASK_COLORIZE && mask)
+        return pm_errorf(PM_EINVAL, "colorization takes no mask; leave out the 'mask' part");
+    if ((rc = pm_job_decode(image, image_len, lim, image_name, "image", &img)))
+        return rc;
+    *w = img.width;
+    *h = img.height;
+    if (mask) {
+        if ((rc = pm_job_decode(mask, mask_len, lim, mask_name, "mask", &msk)))
+            goto free_image;
+        if ((msk.width != img.width || msk.height != img.height) && !spec->mask_resize) {
+            rc = pm_errorf(PM_EMISMATCH,
+                           "the mask is %dx%d but the image is %dx%d; send a mask of the same size "
+                           "or set mask_resize=1 to scale it (nearest neighbour)",
+                           msk.width, msk.height, img.width, img.height);
+        }
+        pm_image_free(&msk);
+    }
+free_image:
+    pm_image_free(&img);
+    return rc;
+}
+
+static pm_encode_opts encode_opts(const pm_job_spec *spec)
+{
+    enum pm_format f = spec->format == PM_FMT_UNKNOWN ? PM_FMT_PNG : spec->format;
+    pm_encode_opts o = pm_default_encode_opts(f);
+    if (spec->quality > 0) {
+        o.quality = spec->quality;
+        if (f == PM_FMT_WEBP)
+            o.lossless = 0;
+    }
+    return o;
+}
+
+/* Owns nothing; *out is the caller's. */
+int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
+{
+    int rc;
+    pm_image img = {0}, msk = {0}, scaled = {0}, res = {0};
+    *out = NULL;
+    *out_len = 0;
+    if (!x->model)
+        return pm_errorf(PM_ENOENT, "model '%s' is not loaded in this server", x->spec->model);
+    if ((rc = pm_job_decode(x->image, x->image_len, x->limits, NULL, "image", &img)))
+        return rc;
+    if (x->spec->task == PM_TASK_INPAINT) {
+        if (!x->mask) {
+            rc = pm_errorf(PM_EINVAL, "inpainting needs a mask");
+            goto free_images;
+        }
+        if ((rc = pm_job_decode(x->mask, x->mask_len, x->limits, NULL, "mask", &msk)))
+            goto free_images;
+        const pm_image *use = &msk;
+        if (msk.width != img.width || msk.height != img.height) {
+            if (!x->spec->mask_resize) {
+                rc = pm_errorf(PM_EMISMATCH, "the mask is %dx%d but the image is %dx%d", msk.width,
+                               msk.height, img.width, img.height);
+                goto free_images;
+            }
+            if ((rc = pm_job_resize_nearest(&scaled, &msk, img.width, img.height)))
+                goto free_images;
+            use = &scaled;
+        }
+        pm_inpaint_opts io = pm_inpaint_default_opts();
+        io.strategy = (pm_hd_strategy)x->spec->hd_strategy;
+        rc = pm_inpaint_run(x->model, x->model_state, &img, use, &io, &res, x->ctx);
+    } else {
+        if (!x->model->colorize) {
+            rc = pm_errorf(PM_EINVAL, "model '%s' does not colorize", x->model->name);
+            goto free_images;
+        }
+        rc = x->model->colorize(x->model_state, &img, &res, PM_COLORIZE_INPUT, x->ctx);
+    }
+    if (rc)
+        goto free_images;
+    pm_encode_opts eo = encode_opts(x->spec);
+    rc = pm_image_encode(&res, &eo, out, out_len);
+
+free_images:
+    pm_image_free(&res);
+    pm_image_free(&scaled);
+    pm_image_free(&msk);
+    pm_image_free(&img);
+    return rc;
+}

@@ -1,0 +1,1292 @@
+/* The scheduler: job table, priority queue, workers, janitor, journal calls.
+ *
+ * Locking: one mutex (s->lock) guards the table, the queue, every job's
+ * fields (except the atomics) and the counters. Nothing slow runs under it:
+ * journal commits, file writes, decoding and the models all run outside it.
+ * Events are emitted with the lock held so that their order is the order of
+ * the state changes. */
+#include "sched/journal.h"
+#include "sched/sched_internal.h"
+#include "base/base.h"
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PM_HASH_BUCKETS 4096
+#define PM_MAX_MODELS 8
+#define PM_PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
+
+typedef struct pm_loaded_model {
+    const pm_model_desc *desc;
+    char *path;      /* owned; NULL for models without a file */
+    void **states;   /* owned; one per worker */
+} pm_loaded_model;
+
+typedef struct pm_worker {
+    pm_sched *s;
+    int index;
+    pthread_t thread;
+    pm_job *job;     /* the job it runs; under s->lock */
+} pm_worker;
+
+struct pm_sched {
+    pm_sched_config cfg;
+    char *data_dir;              /* owned */
+    int lock_fd;                 /* flock on DATA/pixmend.lock */
+    pm_journal *journal;         /* owned */
+
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv;      /* workers wait for jobs */
+    pthread_cond_t done_cv;      /* sync waiters and the drain wait for ends */
+    pthread_cond_t janitor_cv;
+    pm_jobqueue queue;
+    int reserved;                /* submissions between the bound check and queueing */
+    pm_job *buckets[PM_HASH_BUCKETS];
+    pm_job *oldest, *newest;     /* all jobs, oldest first */
+    int jobs_known;
+    int running;
+    int stop;
+    int draining;
+    atomic_int abort_running;    /* interrupt running jobs without journaling */
+    uint64_t ev_seq;
+    pm_job_event_fn ev_fn;
+    void *ev_user;
+
+    pm_loaded_model models[PM_MAX_MODELS];
+    int nmodels;
+    pm_worker *workers;          /* owned; cfg.workers entries */
+    int workers_started;
+    pthread_t janitor;
+    int janitor_started;
+
+    uint64_t submitted, done, failed, cancelled, timed_out, recovered;
+    double avg_run;              /* exponential moving average, seconds */
+    uint64_t results_bytes, results_count;
+};
+
+/* ------------------------------------------------------------ small parts */
+
+const char *pm_job_state_name(pm_job_state s)
+{
+    static const char *names[] = {"queued", "running", "done", "failed", "cancelled", "rejected"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
+}
+
+const char *pm_task_name(enum pm_task t)
+{
+    return t == PM_TASK_COLORIZE ? "colorize" : "inpaint";
+}
+
+int pm_task_parse(const char *s)
+{
+    if (strcmp(s, "inpaint") == 0)
+        return PM_TASK_INPAINT;
+    if (strcmp(s, "colorize") == 0)
+        return PM_TASK_COLORIZE;
+    return -1;
+}
+
+const char *pm_job_event_name(pm_job_event_type t)
+{
+    static const char *names[] = {"queued", "started", "progress", "done", "failed", "cancelled"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+void pm_job_spec_default(pm_job_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->task = PM_TASK_INPAINT;
+    spec->priority = PM_PRIORITY_DEFAULT;
+    spec->format = PM_FMT_PNG;
+    spec->hd_strategy = PM_HD_AUTO;
+}
+
+void pm_sched_default_config(pm_sched_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->data_dir = "pixmend-data";
+    cfg->workers = 1;
+    cfg->threads = 0;
+    cfg->queue_max = 64;
+    cfg->job_timeout = 600;
+    cfg->result_ttl = 86400;
+    cfg->results_max_bytes = 10ull << 30;
+    cfg->limits = pm_default_limits();
+}
+
+static pm_job *job_of(pm_jq_node *n)
+{
+    return n ? (pm_job *)((char *)n - offsetof(pm_job, qnode)) : NULL;
+}
+
+static unsigned hash_id(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % PM_HASH_BUCKETS;
+}
+
+static pm_job *find_locked(pm_sched *s, const char *id)
+{
+    if (strlen(id) != PM_JOB_ID_LEN)
+        return NULL;
+    for (pm_job *j = s->buckets[hash_id(id)]; j; j = j->hnext)
+        if (strcmp(j->info.id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static void table_add_locked(pm_sched *s, pm_job *j)
+{
+    unsigned b = hash_id(j->info.id);
+    j->hnext = s->buckets[b];
+    s->buckets[b] = j;
+    j->prev = s->newest;
+    j->next = NULL;
+    if (s->newest)
+        s->newest->next = j;
+    else
+        s->oldest = j;
+    s->newest = j;
+    s->jobs_known++;
+}
+
+static void table_remove_locked(pm_sched *s, pm_job *j)
+{
+    pm_job **pp = &s->buckets[hash_id(j->info.id)];
+    while (*pp && *pp != j)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = j->hnext;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->oldest = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        s->newest = j->prev;
+    j->prev = j->next = j->hnext = NULL;
+    s->jobs_known--;
+}
+
+static void job_free(pm_job *j)
+{
+    if (!j)
+        return;
+    pm_free(j->image);
+    pm_free(j->mask);
+    pm_free(j->result);
+    pm_free(j);
+}
+
+/* A new job with a fresh random id; caller owns it. */
+static pm_job *job_new(void)
+{
+    pm_job *j = pm_calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    uint8_t r[PM_JOB_ID_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+        if (n < 0 && errno != EINTR) {
+            pm_free(j);
+            return NULL;
+        }
+        if (n > 0)
+            got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(j->info.id + 2 * i, 3, "%02x", r[i]);
+    j->info.queue_position = -1;
+    atomic_init(&j->cancel, 0);
+    atomic_init(&j->timed_out, 0);
+    atomic_init(&j->progress_value, 0);
+    atomic_init(&j->progress_max, 0);
+    return j;
+}
+
+/* A snapshot with the live fields filled in. */
+static void snapshot_locked(pm_sched *s, const pm_job *j, pm_job_info *out)
+{
+    *out = j->info;
+    out->queue_position = j->info.state == PM_JOB_QUEUED ? pm_jq_position(&s->queue, &j->qnode) : -1;
+    out->progress_value = atomic_load(&((pm_job *)j)->progress_value);
+    out->progress_max = atomic_load(&((pm_job *)j)->progress_max);
+}
+
+static void emit_locked(pm_sched *s, pm_job_event_type type, const pm_job *j)
+{
+    s->ev_seq++;
+    if (!s->ev_fn)
+        return;
+    pm_job_info info;
+    snapshot_locked(s, j, &info);
+    s->ev_fn(s->ev_user, type, s->ev_seq, &info);
+}
+
+static pm_loaded_model *model_find(pm_sched *s, const char *name)
+{
+    for (int i = 0; i < s->nmodels; i++)
+        if (strcmp(s->models[i].desc->name, name) == 0)
+            return &s->models[i];
+    return NULL;
+}
+
+const char *pm_sched_default_model(pm_sched *s, enum pm_task task)
+{
+    /* A model with a weights file (a trained network) beats a built-in one. */
+    const char *best = NULL;
+    for (int i = 0; i < s->nmodels; i++) {
+        const pm_model_desc *d = s->models[i].desc;
+        if (d->task != task)
+            continue;
+        if (!best || d->needs_file)
+            best = d->name;
+        if (d->needs_file)
+            break;
+    }
+    return best;
+}
+
+int pm_sched_models(pm_sched *s, const pm_model_desc **descs, int max)
+{
+    for (int i = 0; i < s->nmodels && i < max; i++)
+        descs[i] = s->models[i].desc;
+    return s->nmodels;
+}
+
+static void loaded_names(pm_sched *s, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < s->nmodels && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s->models[i].desc->name);
+    if (s->nmodels == 0)
+        snprintf(buf, len, "none");
+}
+
+/* Resolves spec->model (default or named) against the loaded models. */
+static int resolve_model(pm_sched *s, pm_job_spec *spec)
+{
+    char names[256];
+    if (spec->model[0] == '\0') {
+        const char *def = pm_sched_default_model(s, spec->task);
+        if (!def) {
+            loaded_names(s, names, sizeof names);
+            return pm_errorf(PM_ENOENT,
+                             "no %s model is loaded (loaded: %s); start the server with --model %s=FILE",
+                             spec->task == PM_TASK_COLORIZE ? "colorization" : "inpainting", names,
+                             spec->task == PM_TASK_COLORIZE ? "ddcolor" : "lama");
+        }
+        snprintf(spec->model, sizeof spec->model, "%s", def);
+        return 0;
+    }
+    pm_loaded_model *m = model_find(s, spec->model);
+    if (!m) {
+        loaded_names(s, names, sizeof names);
+        return pm_errorf(PM_ENOENT, "model '%s' is not loaded in this server (loaded: %s)", spec->model, names);
+    }
+    if (m->desc->task != spec->task)
+        return pm_errorf(PM_EINVAL, "model '%s' does %s, not %s; pick task=%s or another model", spec->model,
+                         pm_task_name(m->desc->task), pm_task_name(spec->task), pm_task_name(m->desc->task));
+    return 0;
+}
+
+/* ------------------------------------------------------------- create */
+
+struct recover_ctx {
+    pm_sched *s;
+    int rc;
+};
+
+static int recover_row(void *user, const pm_job_info *in, int64_t seq)
+{
+    struct recover_ctx *rc = user;
+    pm_sched *s = rc->s;
+    pm_job *j = pm_calloc(1, sizeof *j);
+    if (!j)
+        return rc->rc = pm_errorf(PM_ENOMEM, "out of memory recovering the journal");
+    j->info = *in;
+    j->seq = seq;
+    j->info.queue_position = -1;
+    if (in->state == PM_JOB_QUEUED || in->state == PM_JOB_RUNNING) {
+        if (in->state == PM_JOB_RUNNING) {
+            /* It was interrupted: it waits again (journaled after the load). */
+            j->info.state = PM_JOB_QUEUED;
+            j->info.started = 0;
+            j->was_running = 1;
+        }
+        j->qnode.priority = j->info.spec.priority < 0 ? 0
+                            : j->info.spec.priority > PM_PRIORITY_MAX ? PM_PRIORITY_MAX
+                                                                      : j->info.spec.priority;
+        pm_jq_push(&s->queue, &j->qnode);
+        s->recovered++;
+    } else if (in->state == PM_JOB_DONE) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", s->data_dir, in->result_path);
+        if (stat(path, &st) != 0) {
+            /* Its result is gone (deleted by hand): forget the job. */
+            pm_journal_forget(s->journal, in->id);
+            pm_free(j);
+            return 0;
+        }
+        s->results_bytes += in->result_bytes;
+        s->results_count++;
+    }
+    table_add_locked(s, j);
+    return 0;
+}
+
+/* Keeps input files of queued jobs only. */
+static int keep_input(void *user, const char *dir_rel, const char *name)
+{
+    (void)dir_rel;
+    pm_sched *s = user;
+    char id[PM_JOB_ID_LEN + 1];
+    const char *dot = strchr(name, '.');
+    if (!dot || dot - name != PM_JOB_ID_LEN)
+        return 0;
+    memcpy(id, name, PM_JOB_ID_LEN);
+    id[PM_JOB_ID_LEN] = '\0';
+    pm_job *j = find_locked(s, id);
+    return j && j->info.state == PM_JOB_QUEUED && (strcmp(dot, ".image") == 0 || strcmp(dot, ".mask") == 0);
+}
+
+/* Keeps result files of done jobs only (drops partial and orphaned files). */
+static int keep_result(void *user, const char *dir_rel, const char *name)
+{
+    pm_sched *s = user;
+    char id[PM_JOB_ID_LEN + 1];
+    const char *dot = strchr(name, '.');
+    if (!dot || dot - name != PM_JOB_ID_LEN)
+        return 0;
+    memcpy(id, name, PM_JOB_ID_LEN);
+    id[PM_JOB_ID_LEN] = '\0';
+    pm_job *j = find_locked(s, id);
+    if (!j || j->info.state != PM_JOB_DONE)
+        return 0;
+    char rel[4096];
+    snprintf(rel, sizeof rel, "%s/%s", dir_rel, name);
+    return strcmp(rel, j->info.result_path) == 0;
+}
+
+int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
+{
+    int rc;
+    *out = NULL;
+    pm_sched *s = pm_calloc(1, sizeof *s);
+    if (!s)
+        return pm_errorf(PM_ENOMEM, "out of memory creating the scheduler");
+    s->cfg = *cfg;
+    if (s->cfg.workers < 1)
+        s->cfg.workers = 1;
+    if (s->cfg.queue_max < 1)
+        s->cfg.queue_max = 1;
+    s->lock_fd = -1;
+    atomic_init(&s->abort_running, 0);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->janitor_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pm_jq_init(&s->queue, s->cfg.queue_max);
+
+    s->data_dir = pm_strdup(cfg->data_dir ? cfg->data_dir : "pixmend-data");
+    s->workers = pm_calloc((size_t)s->cfg.workers, sizeof *s->workers);
+    if (!s->data_dir || !s->workers) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory creating the scheduler");
+        goto fail;
+    }
+    char path[4096];
+    const char *subs[] = {"", "/inputs", "/outputs"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s%s", s->data_dir, subs[i]);
+        if ((rc = pm_mkdirs(path)))
+            goto fail;
+    }
+    snprintf(path, sizeof path, "%s/pixmend.lock", s->data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        rc = pm_errorf(PM_EIO, "cannot open %s: %s; check that --data-dir is writable", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = pm_errorf(PM_EBUSY,
+                       "data directory %s is in use by another pixmend server; give each server its own --data-dir",
+                       s->data_dir);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/journal.sqlite", s->data_dir);
+    if ((rc = pm_journal_open(path, &s->journal)))
+        goto fail;
+
+    /* Recover: the queue may hold more than queue_max after a restart with a smaller bound. */
+    struct recover_ctx rctx = {s, 0};
+    s->queue.max = INT_MAX;
+    pthread_mutex_lock(&s->lock);
+    rc = pm_journal_load(s->journal, recover_row, &rctx);
+    if (!rc)
+        rc = rctx.rc;
+    if (!rc) {
+        pm_store_sweep(s->data_dir, "inputs", keep_input, s);
+        pm_store_sweep(s->data_dir, "outputs", keep_result, s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    s->queue.max = s->cfg.queue_max;
+    if (rc)
+        goto fail;
+    for (pm_job *j = s->oldest; j; j = j->next) {
+        if (!j->was_running)
+            continue;
+        j->was_running = 0;
+        if ((rc = pm_journal_transition(s->journal, &j->info, PM_JOB_RUNNING)))
+            goto fail;
+    }
+    if (s->recovered)
+        pm_info("journal_recovered", "%llu job(s) from the journal queued again",
+                (unsigned long long)s->recovered);
+    *out = s;
+    return 0;
+
+fail:
+    pm_sched_destroy(s);
+    return rc;
+}
+
+int pm_sched_load_model(pm_sched *s, const char *name, const char *path)
+{
+    const pm_model_desc *d = pm_model_find(name);
+    if (!d) {
+        char known[256] = "";
+        size_t used = 0;
+        for (int i = 0; pm_models[i] && used < sizeof known; i++)
+            used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "",
+                                     pm_models[i]->name);
+        return pm_errorf(PM_ENOENT, "unknown model '%s' (known: %s)", name, known);
+    }
+    if (model_find(s, name))
+        return pm_errorf(PM_EINVAL, "model '%s' is given twice", name);
+    if (s->nmodels >= PM_MAX_MODELS)
+        return pm_errorf(PM_EINVAL, "at most %d models", PM_MAX_MODELS);
+    if (d->needs_file && !path)
+        return pm_errorf(PM_EINVAL, "model '%s' needs a weights file: --model %s=FILE", name, name);
+    pm_loaded_model *m = &s->models[s->nmodels];
+    memset(m, 0, sizeof *m);
+    m->desc = d;
+    m->states = pm_calloc((size_t)s->cfg.workers, sizeof *m->states);
+    if (path)
+        m->path = pm_strdup(path);
+    if (!m->states || (path && !m->path)) {
+        pm_free(m->states);
+        pm_free(m->path);
+        return pm_errorf(PM_ENOMEM, "out of memory loading model '%s'", name);
+    }
+    pm_model_opts mo = {.threads = s->cfg.threads, .precision = PM_PREC_FP32, .seed = 0};
+    double t0 = pm_now();
+    for (int w = 0; w < s->cfg.workers; w++) {
+        int rc = d->load(d->needs_file ? path : NULL, &mo, &m->states[w]);
+        if (rc) {
+            for (int k = 0; k < w; k++)
+                d->unload(m->states[k]);
+            pm_free(m->states);
+            pm_free(m->path);
+            memset(m, 0, sizeof *m);
+            return rc;
+        }
+    }
+    s->nmodels++;
+    pm_info("model_loaded", "model %s loaded%s%s for %d worker(s) in %.2f s", name, path ? " from " : "",
+            path ? path : "", s->cfg.workers, pm_now() - t0);
+    return 0;
+}
+
+void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user)
+{
+    pthread_mutex_lock(&s->lock);
+    s->ev_fn = fn;
+    s->ev_user = user;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------- workers */
+
+typedef struct run_ctx {
+    pm_sched *s;
+    pm_job *job;
+} run_ctx;
+
+static int on_progress(void *user, int value, int max)
+{
+    run_ctx *rc = user;
+    pm_sched *s = rc->s;
+    pm_job *j = rc->job;
+    atomic_store(&j->progress_value, value);
+    atomic_store(&j->progress_max, max);
+    if (atomic_load(&j->cancel) || atomic_load(&s->abort_running))
+        return 1;
+    double now = pm_now();
+    if (j->deadline > 0 && now > j->deadline) {
+        atomic_store(&j->timed_out, 1);
+        return 1;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (now - j->last_progress_event >= PM_PROGRESS_INTERVAL || value >= max) {
+        j->last_progress_event = now;
+        j->progress_reported++;
+        emit_locked(s, PM_EV_PROGRESS, j);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* The testing delay: waits cfg.job_delay_ms in 20 ms steps, reported as progress. */
+static int test_delay(run_ctx *rc)
+{
+    int ms = rc->s->cfg.job_delay_ms;
+    int steps = (ms + 19) / 20;
+    for (int i = 0; i < steps; i++) {
+        if (on_progress(rc, i, steps))
+            return pm_errorf(PM_ECANCELLED, "stopped during the test delay");
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Runs job j on worker w; returns the outcome code with the detail set. On
+ * success *out holds the encoded result (caller owns). */
+static int run_job(pm_worker *w, pm_job *j, uint8_t **out, size_t *out_len)
+{
+    pm_sched *s = w->s;
+    int rc;
+    uint8_t *image = j->image, *mask = j->mask;
+    size_t image_len = j->image_len, mask_len = j->mask_len;
+    uint8_t *image_file = NULL, *mask_file = NULL;
+    run_ctx rctx = {s, j};
+    pm_run_ctx ctx = {.progress = on_progress, .progress_user = &rctx};
+
+    if (s->cfg.job_delay_ms > 0 && (rc = test_delay(&rctx)))
+        return rc;
+    if (!j->info.sync) {
+        char path[4096];
+        pm_input_path(s->data_dir, j->info.id, 0, path, sizeof path);
+        if ((rc = pm_read_file(path, 0, &image_file, &image_len)))
+            return pm_errorf(rc, "the job's saved image %s cannot be read: %s", path, pm_error_detail());
+        image = image_file;
+        if (j->info.has_mask) {
+            pm_input_path(s->data_dir, j->info.id, 1, path, sizeof path);
+            if ((rc = pm_read_file(path, 0, &mask_file, &mask_len))) {
+                rc = pm_errorf(rc, "the job's saved mask %s cannot be read: %s", path, pm_error_detail());
+                goto free_inputs;
+            }
+            mask = mask_file;
+        }
+    }
+    pm_loaded_model *m = model_find(s, j->info.spec.model);
+    pm_job_exec x = {
+        .spec = &j->info.spec,
+        .image = image,
+        .image_len = image_len,
+        .mask = j->info.has_mask ? mask : NULL,
+        .mask_len = mask_len,
+        .limits = &s->cfg.limits,
+        .model = m ? m->desc : NULL,
+        .model_state = m ? m->states[w->index] : NULL,
+        .ctx = &ctx,
+    };
+    if (atomic_load(&j->cancel) || atomic_load(&s->abort_running))
+        rc = pm_errorf(PM_ECANCELLED, "cancelled before it started");
+    else
+        rc = pm_job_execute(&x, out, out_len);
+
+free_inputs:
+    pm_free(mask_file);
+    pm_free(image_file);
+    return rc;
+}
+
+static void remove_inputs(pm_sched *s, const char *id)
+{
+    char path[4096];
+    pm_input_path(s->data_dir, id, 0, path, sizeof path);
+    unlink(path);
+    pm_input_path(s->data_dir, id, 1, path, sizeof path);
+    unlink(path);
+}
+
+/* Stores an asynchronous job's result; fills result_path/bytes in *info. */
+static int store_result(pm_sched *s, pm_job_info *info, const uint8_t *data, size_t len)
+{
+    char rel[256], abs[4096], dir[4096];
+    pm_result_relpath(info->id, info->spec.format, info->finished, rel, sizeof rel);
+    snprintf(abs, sizeof abs, "%s/%s", s->data_dir, rel);
+    snprintf(dir, sizeof dir, "%s", abs);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int rc = pm_mkdirs(dir);
+    if (rc)
+        return rc;
+    if ((rc = pm_write_file_atomic(abs, data, len)))
+        return pm_errorf(rc, "cannot write the result %s: %s", abs, pm_error_detail());
+    snprintf(info->result_path, sizeof info->result_path, "%s", rel);
+    info->result_bytes = len;
+    return 0;
+}
+
+static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t result_len, double t0)
+{
+    pm_sched *s = w->s;
+    pm_job_info fin;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", pm_error_detail());
+
+    pthread_mutex_lock(&s->lock);
+    fin = j->info;
+    pthread_mutex_unlock(&s->lock);
+    fin.finished = pm_wall_time();
+
+    int interrupted = 0;
+    if (rc == 0) {
+        fin.state = PM_JOB_DONE;
+    } else if (rc == PM_ECANCELLED && atomic_load(&j->cancel)) {
+        fin.state = PM_JOB_CANCELLED;
+        fin.error_code = PM_ECANCELLED;
+        snprintf(fin.error, sizeof fin.error, "cancelled by a client while running");
+    } else if (rc == PM_ECANCELLED && atomic_load(&j->timed_out)) {
+        fin.state = PM_JOB_FAILED;
+        fin.error_code = PM_ETIMEOUT;
+        snprintf(fin.error, sizeof fin.error,
+                 "the job ran longer than the server's limit of %g s (--job-timeout); try a smaller image",
+                 s->cfg.job_timeout);
+    } else if (rc == PM_ECANCELLED && atomic_load(&s->abort_running)) {
+        interrupted = 1;
+        fin.state = PM_JOB_CANCELLED;
+        fin.error_code = PM_ECANCELLED;
+        snprintf(fin.error, sizeof fin.error, "the server shut down before the job finished");
+    } else {
+        fin.state = PM_JOB_FAILED;
+        fin.error_code = rc;
+        snprintf(fin.error, sizeof fin.error, "%s", detail[0] ? detail : pm_strerror(rc));
+    }
+
+    if (!fin.sync && !interrupted) {
+        if (fin.state == PM_JOB_DONE) {
+            int r = store_result(s, &fin, result, result_len);
+            if (r) {
+                fin.state = PM_JOB_FAILED;
+                fin.error_code = r;
+                snprintf(fin.error, sizeof fin.error, "%s", pm_error_detail());
+            }
+        }
+        int r = pm_journal_transition(s->journal, &fin, PM_JOB_RUNNING);
+        if (r)
+            pm_error("journal_failed", "job %s: %s", fin.id, pm_error_detail());
+    }
+    double secs = pm_now() - t0;
+
+    pthread_mutex_lock(&s->lock);
+    w->job = NULL;
+    s->running--;
+    if (interrupted && !fin.sync) {
+        /* Left as running in the journal: the next start runs it again. */
+        j->info.state = PM_JOB_QUEUED;
+        pm_free(result);
+    } else {
+        j->info = fin;
+        j->info.queue_position = -1;
+        switch (fin.state) {
+        case PM_JOB_DONE:
+            s->done++;
+            s->avg_run = s->avg_run > 0 ? 0.8 * s->avg_run + 0.2 * secs : secs;
+            if (fin.sync) {
+                j->result = result;
+                j->result_len = result_len;
+                j->info.result_bytes = result_len;
+            } else {
+                pm_free(result);
+                s->results_bytes += fin.result_bytes;
+                s->results_count++;
+            }
+            emit_locked(s, PM_EV_DONE, j);
+            break;
+        case PM_JOB_CANCELLED:
+            s->cancelled++;
+            pm_free(result);
+            emit_locked(s, PM_EV_CANCELLED, j);
+            break;
+        default:
+            s->failed++;
+            if (fin.error_code == PM_ETIMEOUT)
+                s->timed_out++;
+            pm_free(result);
+            emit_locked(s, PM_EV_FAILED, j);
+            break;
+        }
+    }
+    pthread_cond_broadcast(&s->done_cv);
+    pthread_cond_signal(&s->janitor_cv);
+    pthread_mutex_unlock(&s->lock);
+
+    if (!fin.sync && !interrupted)
+        remove_inputs(s, fin.id);
+    if (interrupted && !fin.sync)
+        pm_info("job_interrupted", "job %s interrupted by shutdown; it runs again at the next start", fin.id);
+    else if (interrupted)
+        pm_info("job_interrupted", "synchronous job %s interrupted by shutdown", fin.id);
+    else if (fin.state == PM_JOB_DONE)
+        pm_logkv(PM_LOG_INFO, "job_done", "job finished", "job", fin.id, "model", fin.spec.model, NULL);
+    else
+        pm_logkv(PM_LOG_INFO, fin.state == PM_JOB_CANCELLED ? "job_cancelled" : "job_failed", fin.error, "job",
+                 fin.id, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    pm_worker *w = arg;
+    pm_sched *s = w->s;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->stop && (s->draining || s->queue.count == 0))
+            pthread_cond_wait(&s->work_cv, &s->lock);
+        if (s->stop) {
+            pthread_mutex_unlock(&s->lock);
+            break;
+        }
+        pm_job *j = job_of(pm_jq_pop(&s->queue));
+        j->info.state = PM_JOB_RUNNING;
+        j->info.started = pm_wall_time();
+        j->info.attempts++;
+        j->info.queue_position = -1;
+        j->deadline = s->cfg.job_timeout > 0 ? pm_now() + s->cfg.job_timeout : 0;
+        j->last_progress_event = 0;
+        w->job = j;
+        s->running++;
+        pm_job_info snap = j->info;
+        pthread_mutex_unlock(&s->lock);
+
+        double t0 = pm_now();
+        if (!snap.sync) {
+            int r = pm_journal_transition(s->journal, &snap, PM_JOB_QUEUED);
+            if (r)
+                pm_error("journal_failed", "job %s: %s", snap.id, pm_error_detail());
+        }
+        pthread_mutex_lock(&s->lock);
+        emit_locked(s, PM_EV_STARTED, j);
+        pthread_mutex_unlock(&s->lock);
+        pm_logkv(PM_LOG_DEBUG, "job_started", "job started", "job", snap.id, NULL);
+
+        uint8_t *result = NULL;
+        size_t result_len = 0;
+        pm_error_clear();
+        int rc = run_job(w, j, &result, &result_len);
+        finish_job(w, j, rc, result, result_len, t0);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- janitor */
+
+/* Unlinks expired jobs (and, while over the cap, the oldest results) from the
+ * table into *victims; caller frees them. */
+static void collect_victims_locked(pm_sched *s, pm_job **victims)
+{
+    double now = pm_wall_time();
+    for (pm_job *j = s->oldest, *next; j; j = next) {
+        next = j->next;
+        int finished = j->info.state == PM_JOB_DONE || j->info.state == PM_JOB_FAILED ||
+                       j->info.state == PM_JOB_CANCELLED;
+        if (!finished || j->info.sync || now - j->info.finished < s->cfg.result_ttl)
+            continue;
+        table_remove_locked(s, j);
+        if (j->info.state == PM_JOB_DONE) {
+            s->results_bytes -= j->info.result_bytes;
+            s->results_count--;
+        }
+        j->hnext = *victims;
+        *victims = j;
+    }
+    while (s->cfg.results_max_bytes > 0 && s->results_bytes > s->cfg.results_max_bytes) {
+        pm_job *old = NULL;
+        for (pm_job *j = s->oldest; j; j = j->next)
+            if (j->info.state == PM_JOB_DONE && !j->info.sync && (!old || j->info.finished < old->info.finished))
+                old = j;
+        if (!old)
+            break;
+        table_remove_locked(s, old);
+        s->results_bytes -= old->info.result_bytes;
+        s->results_count--;
+        old->hnext = *victims;
+        *victims = old;
+    }
+}
+
+static void dispose_victims(pm_sched *s, pm_job *victims)
+{
+    while (victims) {
+        pm_job *j = victims;
+        victims = j->hnext;
+        if (j->info.result_path[0]) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", s->data_dir, j->info.result_path);
+            unlink(path);
+        }
+        pm_journal_forget(s->journal, j->info.id);
+        pm_debug("job_expired", "job %s forgotten (result expired or evicted)", j->info.id);
+        job_free(j);
+    }
+}
+
+static void *janitor_main(void *arg)
+{
+    pm_sched *s = arg;
+    double period = s->cfg.result_ttl / 4;
+    if (period > 30)
+        period = 30;
+    if (period < 0.2)
+        period = 0.2;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        pm_job *victims = NULL;
+        collect_victims_locked(s, &victims);
+        if (victims) {
+            pthread_mutex_unlock(&s->lock);
+            dispose_victims(s, victims);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double until = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + period;
+        ts.tv_sec = (time_t)until;
+        ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&s->janitor_cv, &s->lock, &ts);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int pm_sched_start(pm_sched *s)
+{
+    for (int i = 0; i < s->cfg.workers; i++) {
+        s->workers[i].s = s;
+        s->workers[i].index = i;
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)
+            return pm_errorf(PM_ENOMEM, "cannot start worker thread %d", i);
+        s->workers_started++;
+    }
+    if (pthread_create(&s->janitor, NULL, janitor_main, s) != 0)
+        return pm_errorf(PM_ENOMEM, "cannot start the janitor thread");
+    s->janitor_started = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- submit */
+
+int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
+                      const char *image_name, const uint8_t *mask, size_t mask_len,
+                      const char *mask_name, int *w, int *h)
+{
+    if (spec->priority < 0 || spec->priority > PM_PRIORITY_MAX)
+        return pm_errorf(PM_EINVAL, "priority must be 0 to %d, not %d", PM_PRIORITY_MAX, spec->priority);
+    if (spec->quality < 0 || spec->quality > 100)
+        return pm_errorf(PM_EINVAL, "quality must be 1 to 100, not %d", spec->quality);
+    int rc = resolve_model(s, spec);
+    if (rc)
+        return rc;
+    return pm_job_check_inputs(spec, &s->cfg.limits, image, image_len, image_name, mask, mask_len, mask_name, w,
+                               h);
+}
+
+static int busy_error(pm_sched *s)
+{
+    if (s->draining)
+        return pm_errorf(PM_EBUSY, "the server is shutting down and accepts no new jobs; retry on another instance or later");
+    return pm_errorf(PM_EBUSY, "the queue is full (%d jobs, --queue-max); retry later", s->cfg.queue_max);
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *d = pm_malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
+}
+
+int pm_sched_submit(pm_sched *s, const pm_job_spec *spec_in, int sync, const uint8_t *image,
+                    size_t image_len, const char *image_name, const uint8_t *mask,
+                    size_t mask_len, const char *mask_name, pm_job_info *info)
+{
+    int rc;
+    pm_job_spec spec = *spec_in;
+    if (spec.format == PM_FMT_UNKNOWN)
+        spec.format = PM_FMT_PNG;
+    int w = 0, h = 0;
+
+    /* Refuse early when full, before spending time decoding. */
+    pthread_mutex_lock(&s->lock);
+    int full = s->draining || s->queue.count + s->reserved >= s->cfg.queue_max;
+    rc = full ? busy_error(s) : 0;
+    pthread_mutex_unlock(&s->lock);
+    if (rc)
+        return rc;
+    if ((rc = pm_sched_validate(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h)))
+        return rc;
+
+    pm_job *j = job_new();
+    if (!j)
+        return pm_errorf(PM_ENOMEM, "out of memory accepting a job");
+    j->info.spec = spec;
+    j->info.sync = sync;
+    j->info.has_mask = mask != NULL;
+    j->info.width = w;
+    j->info.height = h;
+    j->info.created = pm_wall_time();
+    j->info.state = PM_JOB_QUEUED;
+    j->qnode.priority = spec.priority;
+
+    pthread_mutex_lock(&s->lock);
+    full = s->draining || s->queue.count + s->reserved >= s->cfg.queue_max;
+    if (full) {
+        rc = busy_error(s);
+        pthread_mutex_unlock(&s->lock);
+        goto free_job;
+    }
+    s->reserved++;
+    pthread_mutex_unlock(&s->lock);
+
+    if (sync) {
+        j->image = dup_bytes(image, image_len);
+        j->image_len = image_len;
+        if (mask) {
+            j->mask = dup_bytes(mask, mask_len);
+            j->mask_len = mask_len;
+        }
+        if (!j->image || (mask && !j->mask)) {
+            rc = pm_errorf(PM_ENOMEM, "out of memory accepting a job");
+            goto unreserve;
+        }
+    } else {
+        char path[4096];
+        pm_input_path(s->data_dir, j->info.id, 0, path, sizeof path);
+        if ((rc = pm_write_file_atomic(path, image, image_len))) {
+            rc = pm_errorf(rc, "cannot save the uploaded image: %s", pm_error_detail());
+            goto unreserve;
+        }
+        if (mask) {
+            pm_input_path(s->data_dir, j->info.id, 1, path, sizeof path);
+            if ((rc = pm_write_file_atomic(path, mask, mask_len))) {
+                rc = pm_errorf(rc, "cannot save the uploaded mask: %s", pm_error_detail());
+                goto remove_files;
+            }
+        }
+        if ((rc = pm_journal_insert(s->journal, &j->info, &j->seq)))
+            goto remove_files;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    s->reserved--;
+    pm_jq_push(&s->queue, &j->qnode); /* cannot fail: the slot was reserved */
+    table_add_locked(s, j);
+    s->submitted++;
+    emit_locked(s, PM_EV_QUEUED, j);
+    snapshot_locked(s, j, info);
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->lock);
+    pm_logkv(PM_LOG_DEBUG, "job_queued", "job queued", "job", info->id, "task", pm_task_name(spec.task), "model",
+             spec.model, NULL);
+    return 0;
+
+remove_files:
+    remove_inputs(s, j->info.id);
+unreserve:
+    pthread_mutex_lock(&s->lock);
+    s->reserved--;
+    pthread_mutex_unlock(&s->lock);
+free_job:
+    job_free(j);
+    return rc;
+}
+
+int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_lock(&s->lock);
+    pm_job *j = find_locked(s, id);
+    if (!j || !j->info.sync) {
+        pthread_mutex_unlock(&s->lock);
+        return pm_errorf(PM_ENOENT, "no synchronous job %s", id);
+    }
+    while (j->info.state == PM_JOB_QUEUED || j->info.state == PM_JOB_RUNNING)
+        pthread_cond_wait(&s->done_cv, &s->lock);
+    if (info)
+        snapshot_locked(s, j, info);
+    table_remove_locked(s, j);
+    pthread_mutex_unlock(&s->lock);
+
+    int rc = 0;
+    if (j->info.state == PM_JOB_DONE) {
+        *out = j->result;
+        *out_len = j->result_len;
+        j->result = NULL;
+    } else {
+        rc = pm_errorf(j->info.error_code ? j->info.error_code : PM_EINTERNAL, "%s", j->info.error);
+    }
+    job_free(j);
+    return rc;
+}
+
+int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info)
+{
+    pthread_mutex_lock(&s->lock);
+    pm_job *j = find_locked(s, id);
+    if (j)
+        snapshot_locked(s, j, info);
+    pthread_mutex_unlock(&s->lock);
+    if (!j)
+        return pm_errorf(PM_ENOENT, "no job %s: the id is unknown or the job expired (results are kept %g s)", id,
+                         s->cfg.result_ttl);
+    return 0;
+}
+
+int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
+{
+    pthread_mutex_lock(&s->lock);
+    pm_job *j = find_locked(s, id);
+    if (!j) {
+        pthread_mutex_unlock(&s->lock);
+        return pm_errorf(PM_ENOENT, "no job %s: the id is unknown or the job expired", id);
+    }
+    if (j->info.state == PM_JOB_RUNNING) {
+        atomic_store(&j->cancel, 1);
+        snapshot_locked(s, j, info);
+        pthread_mutex_unlock(&s->lock);
+        pm_logkv(PM_LOG_INFO, "job_cancel_requested", "cancel requested for a running job", "job", id, NULL);
+        return 0;
+    }
+    if (j->info.state != PM_JOB_QUEUED) {
+        snapshot_locked(s, j, info);
+        pthread_mutex_unlock(&s->lock);
+        return pm_errorf(PM_EINVAL, "job %s already ended (%s); nothing to cancel", id,
+                         pm_job_state_name(info->state));
+    }
+    /* Queued: take it out now; journal outside the lock, then announce. */
+    pm_jq_remove(&s->queue, &j->qnode);
+    atomic_store(&j->cancel, 1);
+    pm_job_info fin = j->info;
+    pthread_mutex_unlock(&s->lock);
+
+    fin.state = PM_JOB_CANCELLED;
+    fin.finished = pm_wall_time();
+    fin.error_code = PM_ECANCELLED;
+    snprintf(fin.error, sizeof fin.error, "cancelled by a client while queued");
+    if (!fin.sync) {
+        int r = pm_journal_transition(s->journal, &fin, PM_JOB_QUEUED);
+        if (r)
+            pm_error("journal_failed", "job %s: %s", fin.id, pm_error_detail());
+    }
+    pthread_mutex_lock(&s->lock);
+    j->info = fin;
+    j->info.queue_position = -1;
+    s->cancelled++;
+    emit_locked(s, PM_EV_CANCELLED, j);
+    snapshot_locked(s, j, info);
+    pthread_cond_broadcast(&s->done_cv);
+    pthread_mutex_unlock(&s->lock);
+    if (!fin.sync)
+        remove_inputs(s, fin.id);
+    pm_logkv(PM_LOG_INFO, "job_cancelled", "job cancelled while queued", "job", id, NULL);
+    return 0;
+}
+
+int pm_sched_result_path(pm_sched *s, const pm_job_info *info, char *buf, size_t len)
+{
+    if (info->state != PM_JOB_DONE || !info->result_path[0])
+        return pm_errorf(PM_ENOENT, "job %s has no result", info->id);
+    snprintf(buf, len, "%s/%s", s->data_dir, info->result_path);
+    return 0;
+}
+
+/* ------------------------------------------------------------- stats */
+
+void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&s->lock);
+    st->submitted = s->submitted;
+    st->done = s->done;
+    st->failed = s->failed;
+    st->cancelled = s->cancelled;
+    st->timed_out = s->timed_out;
+    st->recovered = s->recovered;
+    st->queue_depth = s->queue.count;
+    st->queue_max = s->cfg.queue_max;
+    st->running = s->running;
+    st->workers = s->cfg.workers;
+    st->threads = s->cfg.threads > 0 ? s->cfg.threads : pm_cpu_count();
+    st->draining = s->draining;
+    st->avg_run_seconds = s->avg_run;
+    st->results_count = s->results_count;
+    st->results_bytes = s->results_bytes;
+    st->jobs_known = s->jobs_known;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int pm_sched_retry_after(pm_sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    double per = s->avg_run > 0 ? s->avg_run : 5.0;
+    double secs = per * (double)(s->queue.count + 1) / (double)s->cfg.workers;
+    pthread_mutex_unlock(&s->lock);
+    if (secs < 1)
+        secs = 1;
+    if (secs > 3600)
+        secs = 3600;
+    return (int)ceil(secs);
+}
+
+int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    *total = s->running + s->queue.count;
+    for (int i = 0; i < s->cfg.workers && n < max; i++)
+        if (s->workers[i].job)
+            snapshot_locked(s, s->workers[i].job, &out[n++]);
+    int pos = 0;
+    for (pm_jq_node *q = pm_jq_next(&s->queue, NULL); q && n < max; q = pm_jq_next(&s->queue, q)) {
+        out[n] = job_of(q)->info;
+        out[n].queue_position = pos++;
+        out[n].progress_value = out[n].progress_max = 0;
+        n++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------- drain, destroy */
+
+int pm_sched_draining(pm_sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int d = s->draining;
+    pthread_mutex_unlock(&s->lock);
+    return d;
+}
+
+/* Cancels queued synchronous jobs (they cannot wait for the next start). */
+static void cancel_queued_sync_locked(pm_sched *s)
+{
+    for (pm_jq_node *q = pm_jq_next(&s->queue, NULL), *next; q; q = next) {
+        next = pm_jq_next(&s->queue, q);
+        pm_job *j = job_of(q);
+        if (!j->info.sync)
+            continue;
+        pm_jq_remove(&s->queue, q);
+        j->info.state = PM_JOB_CANCELLED;
+        j->info.finished = pm_wall_time();
+        j->info.error_code = PM_ECANCELLED;
+        snprintf(j->info.error, sizeof j->info.error,
+                 "the server is shutting down; the request was not run, send it again");
+        s->cancelled++;
+        emit_locked(s, PM_EV_CANCELLED, j);
+    }
+    pthread_cond_broadcast(&s->done_cv);
+}
+
+static void wait_running_locked(pm_sched *s, double seconds)
+{
+    double until = pm_now() + seconds;
+    while (s->running > 0) {
+        double left = until - pm_now();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + (left < 0.2 ? left : 0.2);
+        ts.tv_sec = (time_t)t;
+        ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&s->done_cv, &s->lock, &ts);
+    }
+}
+
+int pm_sched_drain(pm_sched *s, double grace)
+{
+    pthread_mutex_lock(&s->lock);
+    s->draining = 1;
+    cancel_queued_sync_locked(s);
+    int running = s->running;
+    pthread_mutex_unlock(&s->lock);
+    pm_info("drain_started", "draining: %d job(s) running, waiting up to %g s for them", running, grace);
+
+    pthread_mutex_lock(&s->lock);
+    wait_running_locked(s, grace);
+    int interrupted = s->running;
+    if (interrupted > 0) {
+        atomic_store(&s->abort_running, 1);
+        wait_running_locked(s, 1e9); /* they stop at their next progress report */
+    }
+    int queued = s->queue.count;
+    pthread_mutex_unlock(&s->lock);
+    pm_info("drain_finished", "drained: %d job(s) interrupted, %d queued job(s) left for the next start",
+            interrupted, queued);
+    return interrupted;
+}
+
+void pm_sched_destroy(pm_sched *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop = 1;
+    s->draining = 1;
+    atomic_store(&s->abort_running, 1);
+    cancel_queued_sync_locked(s);
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_cond_broadcast(&s->janitor_cv);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->workers_started; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    if (s->janitor_started)
+        pthread_join(s->janitor, NULL);
+    for (int m = 0; m < s->nmodels; m++) {
+        for (int w = 0; w < s->cfg.workers; w++)
+            if (s->models[m].states[w])
+                s->models[m].desc->unload(s->models[m].states[w]);
+        pm_free(s->models[m].states);
+        pm_free(s->models[m].path);
+    }
+    for (pm_job *j = s->oldest, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    pm_journal_close(s->journal);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_cond_destroy(&s->janitor_cv);
+    pthread_mutex_destroy(&s->lock);
+    pm_free(s->workers);
+    pm_free(s->data_dir);
+    pm_free(s);
+}

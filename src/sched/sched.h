@@ -1,0 +1,201 @@
+/* Jobs: the state machine, the bounded priority queue, the worker pool, the
+ * SQLite journal and the result store.
+ *
+ * A job is queued -> running -> done | failed | cancelled; a submission that is
+ * refused never becomes a job (the server counts it as rejected). Every
+ * accepted asynchronous job is in the journal (with its input files under the
+ * data directory) before pm_sched_submit returns, so that a restart runs the
+ * queued and running jobs again; results are files under
+ * DATA/outputs/YYYY/MM/DD/<id>.<ext> that expire after a time-to-live or when
+ * the total exceeds a cap (oldest first).
+ *
+ * Synchronous jobs (the /api/v1/inpaint and /colorize routes) share the queue
+ * and the workers but are not journaled: their input and result stay in
+ * memory and belong to the request that waits for them.
+ *
+ * Thread safety: every pm_sched_* function may be called from any thread. */
+#ifndef PM_SCHED_H
+#define PM_SCHED_H
+
+#include "pixmend.h"
+#include "models/model.h"
+
+#include <stdint.h>
+
+typedef enum pm_job_state {
+    PM_JOB_QUEUED = 0,
+    PM_JOB_RUNNING,
+    PM_JOB_DONE,
+    PM_JOB_FAILED,
+    PM_JOB_CANCELLED,
+    PM_JOB_REJECTED,
+} pm_job_state;
+
+#define PM_JOB_ID_LEN 32     /* hex characters */
+#define PM_PRIORITY_MAX 9    /* priorities 0..9; 9 runs first */
+#define PM_PRIORITY_DEFAULT 5
+
+/* "queued", "running", ... */
+const char *pm_job_state_name(pm_job_state s);
+/* "inpaint", "colorize" */
+const char *pm_task_name(enum pm_task t);
+/* -1 if unknown */
+int pm_task_parse(const char *s);
+
+/* What the client asked for. */
+typedef struct pm_job_spec {
+    enum pm_task task;
+    char model[32];        /* "" = the default model for the task */
+    int priority;          /* 0..9 */
+    enum pm_format format; /* output format; PM_FMT_UNKNOWN = PNG */
+    int quality;           /* 1..100; 0 = the encoder's default */
+    int hd_strategy;       /* pm_hd_strategy (inpainting) */
+    int mask_resize;       /* 1: resize a mask of another size (nearest neighbour) */
+} pm_job_spec;
+
+/* Fills in the defaults (inpaint, priority 5, PNG, auto strategy). */
+void pm_job_spec_default(pm_job_spec *spec);
+
+/* A copy of a job's state, safe to read without any lock. */
+typedef struct pm_job_info {
+    char id[PM_JOB_ID_LEN + 1];
+    pm_job_state state;
+    pm_job_spec spec;
+    int sync;                /* 1: a synchronous request's job (not journaled) */
+    int has_mask;            /* 1: a mask was given */
+    int queue_position;      /* 0 = next to run; -1 when not queued */
+    int progress_value, progress_max;
+    int attempts;            /* how many times a worker started it */
+    int width, height;       /* of the input image */
+    double created, started, finished; /* wall-clock seconds; 0 = not yet */
+    int error_code;          /* PM_E* of a failed job, 0 otherwise */
+    char error[512];         /* the failure's sentence */
+    char result_path[256];   /* relative to the data directory; "" when none */
+    uint64_t result_bytes;
+} pm_job_info;
+
+/* Events, in the order the state changes happened (one global sequence). */
+typedef enum pm_job_event_type {
+    PM_EV_QUEUED = 0,
+    PM_EV_STARTED,
+    PM_EV_PROGRESS,
+    PM_EV_DONE,
+    PM_EV_FAILED,
+    PM_EV_CANCELLED,
+} pm_job_event_type;
+
+const char *pm_job_event_name(pm_job_event_type t);
+
+/* Called with the scheduler's lock held: it must not block or call back into
+ * the scheduler. `job` is valid only during the call. */
+typedef void (*pm_job_event_fn)(void *user, pm_job_event_type type, uint64_t seq,
+                                const pm_job_info *job);
+
+typedef struct pm_sched_config {
+    const char *data_dir;       /* created if missing; journal, inputs, outputs */
+    int workers;                /* compute workers; default 1 */
+    int threads;                /* engine threads per worker; 0 = all cores */
+    int queue_max;              /* queued jobs at most; default 64 */
+    double job_timeout;         /* seconds a job may run; 0 = no limit */
+    double result_ttl;          /* seconds a finished job and its result are kept */
+    uint64_t results_max_bytes; /* cap on the result files' total size; 0 = none */
+    pm_limits limits;           /* decode limits for inputs */
+    int job_delay_ms;           /* testing: each job first waits this long in
+                                   cancellable 20 ms steps reported as progress */
+} pm_sched_config;
+
+void pm_sched_default_config(pm_sched_config *cfg);
+
+typedef struct pm_sched pm_sched;
+
+/* Opens (or creates) the data directory and the journal, and recovers it:
+ * queued and running jobs are queued again (running ones count as
+ * interrupted), finished jobs are remembered until they expire. Workers do not
+ * start until pm_sched_start. Caller owns *out (pm_sched_destroy). */
+int pm_sched_create(const pm_sched_config *cfg, pm_sched **out);
+
+/* Loads model `name` (through the registry) once for each worker. `path` is
+ * its weights file, NULL for models that need none. Before pm_sched_start only. */
+int pm_sched_load_model(pm_sched *s, const char *name, const char *path);
+
+/* Starts the workers and the janitor. */
+int pm_sched_start(pm_sched *s);
+
+/* Sets the function that receives job events; NULL to stop. */
+void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user);
+
+/* Checks and decodes the inputs (limits, formats, mask size) without keeping
+ * anything. Errors: PM_EINVAL (a missing mask, a mask for colorization),
+ * PM_EEMPTY, PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION (undecodable),
+ * PM_ETOOBIG, PM_EMISMATCH (mask size differs and mask_resize is 0),
+ * PM_ENOENT (model not loaded). Fills *w, *h with the image size. */
+int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
+                      const char *image_name, const uint8_t *mask, size_t mask_len,
+                      const char *mask_name, int *w, int *h);
+
+/* Accepts a job: validates it (as above), checks the queue bound (PM_EBUSY;
+ * also while draining), saves the inputs, journals the job and queues it.
+ * The bytes are copied; the caller keeps its buffers. `sync` 1 makes a
+ * synchronous job (no journal, no files; collect it with pm_sched_wait).
+ * On success *info is the new job's snapshot. */
+int pm_sched_submit(pm_sched *s, const pm_job_spec *spec, int sync, const uint8_t *image,
+                    size_t image_len, const char *image_name, const uint8_t *mask,
+                    size_t mask_len, const char *mask_name, pm_job_info *info);
+
+/* Waits until synchronous job `id` ends, then forgets it. On done, *out and *out_len
+ * receive the encoded result (caller owns; pm_free) and 0 is returned;
+ * otherwise the job's error code (PM_ECANCELLED when cancelled) with the
+ * detail set. *info (may be NULL) receives the final snapshot. */
+int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out, size_t *out_len);
+
+/* Snapshot of job `id`: 0 or PM_ENOENT. */
+int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info);
+
+/* Cancels a queued or running job (a running one stops at its next progress
+ * report). Returns 0 with *info the snapshot after the request; PM_ENOENT; or
+ * PM_EINVAL when the job already ended (its state is in *info). */
+int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info);
+
+/* Absolute path of a finished job's result file in buf, or PM_ENOENT. */
+int pm_sched_result_path(pm_sched *s, const pm_job_info *info, char *buf, size_t len);
+
+typedef struct pm_sched_stats {
+    uint64_t submitted;          /* accepted since start */
+    uint64_t done, failed, cancelled, timed_out;
+    uint64_t recovered;          /* re-queued from the journal at start */
+    int queue_depth, queue_max;
+    int running;
+    int workers, threads;
+    int draining;
+    double avg_run_seconds;      /* moving average of finished runs; 0 = none yet */
+    uint64_t results_count, results_bytes;
+    int jobs_known;              /* jobs in memory (queued, running, finished) */
+} pm_sched_stats;
+
+void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st);
+
+/* Seconds a client should wait before trying again when the queue is full:
+ * from the measured run time, the queue length and the number of workers. */
+int pm_sched_retry_after(pm_sched *s);
+
+/* Up to `max` queued jobs in the order they will run, and the running ones.
+ * Returns how many were written; *total receives how many there are. */
+int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total);
+
+/* The loaded models: name and task of model i (i < count); returns count. */
+int pm_sched_models(pm_sched *s, const pm_model_desc **descs, int max);
+/* The model a job of `task` gets when it names none; NULL if none is loaded. */
+const char *pm_sched_default_model(pm_sched *s, enum pm_task task);
+
+/* Draining: no new job starts (queued ones stay in the journal for the next
+ * run) and submissions fail with PM_EBUSY. Waits up to `grace` seconds for
+ * running jobs; ones still running then are interrupted without a journal
+ * entry, so the next run runs them again. Returns the number interrupted. */
+int pm_sched_drain(pm_sched *s, double grace);
+int pm_sched_draining(pm_sched *s);
+
+/* Stops the workers (interrupting running jobs as a drain does), closes the
+ * journal, unloads the models and frees everything. NULL is allowed. */
+void pm_sched_destroy(pm_sched *s);
+
+#endif

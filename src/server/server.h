@@ -1,0 +1,45 @@
+/* The HTTP service: routes of API v1 (docs/api.md), WebSocket events at /ws,
+ * health and readiness, Prometheus metrics, and the UI's static files. */
+#ifndef PM_SERVER_H
+#define PM_SERVER_H
+
+#include "sched/sched.h"
+
+#include <stdint.h>
+
+typedef enum pm_server_state {
+    PM_SERVER_LOADING = 0,  /* models are loading: /readyz 503, submissions 503 */
+    PM_SERVER_READY = 1,
+    PM_SERVER_DRAINING = 2, /* shutting down: /readyz 503, submissions 503 */
+} pm_server_state;
+
+typedef struct pm_server_config {
+    const char *listen;       /* "HOST:PORT" or "PORT"; port 0 picks a free one */
+    const char *web_dir;      /* static files served at /; NULL = none */
+    uint64_t max_upload;      /* request body bytes at most (413 beyond) */
+    int request_timeout_ms;   /* a request must arrive within this (plus time
+                                 for its body at a minimal rate) */
+    int http_threads;         /* civetweb threads: concurrent requests and WebSockets */
+    int ws_max_clients;
+    int ws_outbox;            /* messages waiting per WebSocket client */
+} pm_server_config;
+
+void pm_server_default_config(pm_server_config *cfg);
+
+typedef struct pm_server pm_server;
+
+/* Starts listening (state LOADING). The scheduler stays the caller's and must
+ * outlive the server. Caller owns *out (pm_server_stop). */
+int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **out);
+
+/* The port actually listened on, and the host part of --listen. */
+int pm_server_port(const pm_server *srv);
+const char *pm_server_host(const pm_server *srv);
+
+/* Changes the state and tells WebSocket clients (a status event). */
+void pm_server_set_state(pm_server *srv, pm_server_state st);
+
+/* Stops listening, closes every connection, frees the server. */
+void pm_server_stop(pm_server *srv);
+
+#endif
