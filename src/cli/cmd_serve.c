@@ -123,14 +123,12 @@ static const char *find_web_dir(const char *given, char *buf, size_t len)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(buf, len, "%s/../share/pixmend/web", exe);
-            if (is_dir(buf))
+            if (snprintf(buf, len, "%s/../share/pixmend/web", exe) < (int)len && is_dir(buf))
                 return buf;
         }
     }
 #ifdef PM_SOURCE_DIR
-    snprintf(buf, len, "%s/web", PM_SOURCE_DIR);
-    if (is_dir(buf))
+    if (snprintf(buf, len, "%s/web", PM_SOURCE_DIR) < (int)len && is_dir(buf))
         return buf;
 #endif
     return NULL;

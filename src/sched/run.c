@@ -2,6 +2,7 @@
  * encode the result. Nothing here touches the scheduler's state. */
 #include "sched/sched_internal.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/resample.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,24 +44,6 @@ int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const c
     if (detail[0])
         return pm_errorf(rc, "%s: %s", what, detail);
     return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
-}
-
-int pm_job_resize_nearest(pm_image *dst, const pm_image *src, int w, int h)
-{
-    int rc = pm_image_alloc(dst, w, h, src->channels);
-    if (rc)
-        return rc;
-    int c = src->channels;
-    for (int y = 0; y < h; y++) {
-        int sy = (int)(((int64_t)y * 2 + 1) * src->height / (2 * (int64_t)h));
-        const uint8_t *srow = src->data + (size_t)sy * src->width * c;
-        uint8_t *drow = dst->data + (size_t)y * w * c;
-        for (int x = 0; x < w; x++) {
-            int sx = (int)(((int64_t)x * 2 + 1) * src->width / (2 * (int64_t)w));
-            memcpy(drow + (size_t)x * c, srow + (size_t)sx * c, (size_t)c);
-        }
-    }
-    return 0;
 }
 
 int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
@@ -130,7 +113,7 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
                                msk.height, img.width, img.height);
                 goto free_images;
             }
-            if ((rc = pm_job_resize_nearest(&scaled, &msk, img.width, img.height)))
+            if ((rc = pm_resize_nearest(&scaled, &msk, img.width, img.height)))
                 goto free_images;
             use = &scaled;
         }

@@ -41,10 +41,6 @@ int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uin
                         size_t image_len, const char *image_name, const uint8_t *mask,
                         size_t mask_len, const char *mask_name, int *w, int *h);
 
-/* Nearest-neighbour resize of any channel count, pixel centres aligned.
- * Caller owns *dst. */
-int pm_job_resize_nearest(pm_image *dst, const pm_image *src, int w, int h);
-
 typedef struct pm_job_exec {
     const pm_job_spec *spec;
     const uint8_t *image;

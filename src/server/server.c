@@ -1,5 +1,9 @@
 /* The HTTP service on civetweb (see server.h and docs/api.md).
  *
+ * Debian's civetweb runs handlers on threads with 100 KiB stacks: handlers
+ * keep big buffers on the heap, and decoding (in pm_sched_submit) runs on a
+ * thread of its own.
+ *
  * Every civetweb thread runs one request at a time; a handler reads the body
  * into memory (bounded by --max-upload and a minimum transfer rate), parses
  * the multipart form, and hands the job to the scheduler. Errors are JSON
@@ -9,8 +13,10 @@
 #include "server/metrics.h"
 #include "server/multipart.h"
 #include "server/sb.h"
+#include "server/watchdog.h"
 #include "server/ws.h"
 #include "base/base.h"
+#include "monitor/monitor.h"
 #include "pipeline/pipeline.h"
 
 #include <civetweb.h>
@@ -31,11 +37,13 @@
 #define MAX_PARTS 16
 #define BODY_MIN_RATE (32.0 * 1024) /* bytes/s a body must average after the request timeout */
 #define STATUS_PERIOD 5.0           /* seconds between WebSocket status events */
+#define TICK 0.25                   /* seconds between watchdog checks */
 
 struct pm_server {
     struct mg_context *ctx;
     pm_sched *sched;               /* not owned */
     pm_ws_hub *hub;                /* owned */
+    pm_body_watch *watch;          /* owned */
     pm_metrics metrics;
     pm_server_config cfg;          /* strings below are owned copies */
     char *listen, *web_dir;
@@ -326,13 +334,17 @@ static void broadcast_status(pm_server *srv)
 /* ------------------------------------------------------------ request bodies */
 
 /* Reads the whole body into *out (caller owns; pm_free). On failure sends the
- * error response and returns -1. */
+ * error response and returns -1. Each mg_read must return within the request
+ * timeout plus the time its bytes take at BODY_MIN_RATE, or the watchdog cuts
+ * the connection's read side and the client gets 408. */
 static int read_body(req *r, uint8_t **out, size_t *out_len)
 {
     pm_server *srv = r->srv;
     uint64_t max = srv->cfg.max_upload;
     long long cl = r->ri->content_length;
     char msg[256];
+    int status = 0;
+    const char *code = NULL;
     *out = NULL;
     *out_len = 0;
     if (cl >= 0 && (uint64_t)cl > max) {
@@ -354,6 +366,7 @@ static int read_body(req *r, uint8_t **out, size_t *out_len)
     }
     size_t got = 0;
     double timeout = srv->cfg.request_timeout_ms / 1000.0;
+    int slot = pm_watch_begin(srv->watch, r->conn);
     for (;;) {
         if (cl >= 0 && got == (size_t)cl)
             break;
@@ -363,22 +376,21 @@ static int read_body(req *r, uint8_t **out, size_t *out_len)
             if (ncap > max + 1)
                 ncap = (size_t)max + 1;
             if (ncap <= cap) {
-                r->body_unread = 1;
-                pm_free(buf);
+                status = 413;
+                code = "too_large";
                 snprintf(msg, sizeof msg,
                          "the request body exceeds %" PRIu64 " bytes (%.1f MiB), the most this server accepts "
                          "(--max-upload)",
                          max, (double)max / 1048576.0);
                 pm_metrics_count_rejected(&srv->metrics, PM_REJECT_TOO_LARGE);
-                send_error(r, 413, "too_large", msg);
-                return -1;
+                break;
             }
             uint8_t *nb = pm_realloc(buf, ncap);
             if (!nb) {
-                r->body_unread = 1;
-                pm_free(buf);
-                send_error(r, 503, "out_of_memory", "out of memory reading the request body; retry later");
-                return -1;
+                status = 503;
+                code = "out_of_memory";
+                snprintf(msg, sizeof msg, "out of memory reading the request body; retry later");
+                break;
             }
             buf = nb;
             cap = ncap;
@@ -386,34 +398,40 @@ static int read_body(req *r, uint8_t **out, size_t *out_len)
         size_t want = cap - got;
         if (want > 64 * 1024)
             want = 64 * 1024;
+        double t = pm_now();
+        pm_watch_deadline(srv->watch, slot, t + timeout + (double)want / BODY_MIN_RATE);
         int n = mg_read(r->conn, buf + got, want);
         if (n > 0) {
             got += (size_t)n;
             atomic_fetch_add(&srv->metrics.upload_bytes, (unsigned long long)n);
+            continue;
         }
-        double elapsed = pm_now() - r->t0;
-        if (n < 0 || (n > 0 && elapsed > timeout && (double)got < (elapsed - timeout) * BODY_MIN_RATE)) {
-            r->body_unread = 1;
-            pm_free(buf);
+        if (n < 0 || pm_now() - t >= timeout || (cl >= 0 && got < (size_t)cl)) {
+            int slow = n < 0 || pm_now() - t >= timeout;
+            status = slow ? 408 : 400;
+            code = slow ? "request_timeout" : "bad_request";
             snprintf(msg, sizeof msg,
-                     "the request body arrived too slowly (%zu bytes in %.1f s); the server needs it within "
-                     "%.0f s plus %.0f KiB/s",
-                     got, elapsed, timeout, BODY_MIN_RATE / 1024);
-            send_error(r, 408, "request_timeout", msg);
-            return -1;
+                     slow ? "the request body arrived too slowly (%zu bytes in %.1f s); the server needs each "
+                            "64 KiB within %.0f s at %.0f KiB/s at least"
+                          : "the request body ended after %zu bytes (a truncated upload?)",
+                     got, pm_now() - r->t0, timeout, BODY_MIN_RATE / 1024);
         }
-        if (n == 0) {
-            if (cl >= 0 && got < (size_t)cl) {
-                pm_free(buf);
-                r->body_unread = 1;
-                snprintf(msg, sizeof msg, "the request body ended after %zu of %lld bytes (a truncated upload?)",
-                         got, cl);
-                send_error(r, elapsed >= timeout ? 408 : 400, elapsed >= timeout ? "request_timeout" : "bad_request",
-                           msg);
-                return -1;
-            }
-            break;
-        }
+        break; /* n == 0: the end of the body */
+    }
+    int cut = pm_watch_end(srv->watch, slot);
+    if (cut && (status == 0 || status == 400) && !(cl >= 0 && got == (size_t)cl)) {
+        status = 408;
+        code = "request_timeout";
+        snprintf(msg, sizeof msg,
+                 "the request body arrived too slowly (%zu bytes in %.1f s); the server needs each 64 KiB within "
+                 "%.0f s at %.0f KiB/s at least",
+                 got, pm_now() - r->t0, timeout, BODY_MIN_RATE / 1024);
+    }
+    if (status) {
+        r->body_unread = 1;
+        pm_free(buf);
+        send_error(r, status, code, msg);
+        return -1;
     }
     *out = buf;
     *out_len = got;
@@ -812,25 +830,17 @@ static void route_result(req *r, const char *id)
     mg_response_header_send(r->conn);
     r->status = 200;
     pm_metrics_count_response(&srv->metrics, 200);
-    if (strcmp(r->method, "HEAD") != 0) {
-        char buf[64 * 1024];
+    /* civetweb threads have 100 KiB stacks: the copy buffer lives on the heap. */
+    size_t bufsize = 64 * 1024;
+    char *buf = strcmp(r->method, "HEAD") != 0 ? pm_malloc(bufsize) : NULL;
+    if (buf) {
         ssize_t n;
-        while ((n = read(fd, buf, sizeof buf)) > 0)
+        while ((n = read(fd, buf, bufsize)) > 0)
             if (mg_write(r->conn, buf, (size_t)n) <= 0)
                 break;
+        pm_free(buf);
     }
     close(fd);
-}
-
-static uint64_t read_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    unsigned long long size = 0, resident = 0;
-    int ok = fscanf(f, "%llu %llu", &size, &resident) == 2;
-    fclose(f);
-    return ok ? resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 static void route_queue(req *r)
@@ -893,7 +903,7 @@ static void route_stats(req *r)
                  state_name(atomic_load(&srv->state)), pm_now() - srv->t_start, st.submitted, st.done, st.failed,
                  st.cancelled, pm_metrics_rejected_total(&srv->metrics), st.timed_out, st.recovered, st.queue_depth,
                  st.queue_max, st.running, st.workers, st.threads, st.avg_run_seconds, st.results_count,
-                 st.results_bytes, read_rss(), pm_mem_in_use(), pm_mem_peak(), ws.clients, ws.messages_total,
+                 st.results_bytes, pm_read_rss(), pm_mem_in_use(), pm_mem_peak(), ws.clients, ws.messages_total,
                  ws.overflowed_total);
     send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
@@ -961,7 +971,8 @@ static int api_handler(struct mg_connection *conn, void *cbdata)
 {
     req r;
     req_init(&r, cbdata, conn);
-    const char *p = r.path + strlen(API_PREFIX);
+    size_t plen = strlen(API_PREFIX);
+    const char *p = strncmp(r.path, API_PREFIX, plen) == 0 ? r.path + plen : r.path;
     int get = is(&r, "GET") || is(&r, "HEAD");
     if (strcmp(p, "/jobs") == 0) {
         if (is(&r, "POST"))
@@ -1026,7 +1037,7 @@ static int healthz_handler(struct mg_connection *conn, void *cbdata)
     pm_sb_printf(&sb,
                  "{\"status\":\"ok\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_s\":%.3f,"
                  "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu}}",
-                 state_name(atomic_load(&srv->state)), PM_VERSION_STRING, pm_now() - srv->t_start, read_rss(),
+                 state_name(atomic_load(&srv->state)), PM_VERSION_STRING, pm_now() - srv->t_start, pm_read_rss(),
                  pm_mem_in_use(), pm_mem_peak());
     send_json(&r, 200, &sb, NULL);
     pm_sb_free(&sb);
@@ -1070,7 +1081,7 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
         .ws = &ws,
         .state = atomic_load(&srv->state),
         .uptime_seconds = pm_now() - srv->t_start,
-        .rss_bytes = read_rss(),
+        .rss_bytes = pm_read_rss(),
         .heap_bytes = pm_mem_in_use(),
     };
     pm_sb sb;
@@ -1091,19 +1102,32 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* Checks slow bodies every TICK and sends a status event every STATUS_PERIOD. */
 static void *ticker_main(void *arg)
 {
     pm_server *srv = arg;
+    double next_status = pm_now() + STATUS_PERIOD;
     pthread_mutex_lock(&srv->tick_lock);
     while (!srv->tick_stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)STATUS_PERIOD;
+        ts.tv_nsec += (long)(TICK * 1e9);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&srv->tick_cv, &srv->tick_lock, &ts);
         if (srv->tick_stop)
             break;
         pthread_mutex_unlock(&srv->tick_lock);
-        broadcast_status(srv);
+        double now = pm_now();
+        int cut = pm_watch_check(srv->watch, now);
+        if (cut)
+            pm_info("slow_body", "%d request(s) cut off for sending their body too slowly", cut);
+        if (now >= next_status) {
+            next_status = now + STATUS_PERIOD;
+            broadcast_status(srv);
+        }
         pthread_mutex_lock(&srv->tick_lock);
     }
     pthread_mutex_unlock(&srv->tick_lock);
@@ -1142,6 +1166,8 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
         snprintf(srv->host, sizeof srv->host, "%.*s", (int)(colon - srv->listen), srv->listen);
     else
         snprintf(srv->host, sizeof srv->host, "0.0.0.0");
+    if ((rc = pm_watch_create(cfg->http_threads > 0 ? cfg->http_threads : 64, &srv->watch)))
+        goto free_server;
     if ((rc = pm_ws_hub_create(cfg->ws_max_clients, cfg->ws_outbox, status_event, srv, &srv->hub)))
         goto free_server;
 
@@ -1168,6 +1194,17 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     opts[n++] = "no";
     opts[n++] = "additional_header";
     opts[n++] = "X-Content-Type-Options: nosniff";
+    /* Static files only: no CGI, no SSI, no cross-origin access. */
+    opts[n++] = "cgi_pattern";
+    opts[n++] = "";
+    opts[n++] = "ssi_pattern";
+    opts[n++] = "";
+    opts[n++] = "access_control_allow_origin";
+    opts[n++] = "";
+    opts[n++] = "access_control_allow_methods";
+    opts[n++] = "";
+    opts[n++] = "access_control_allow_headers";
+    opts[n++] = "";
     if (srv->web_dir) {
         opts[n++] = "document_root";
         opts[n++] = srv->web_dir;
@@ -1210,6 +1247,7 @@ free_hub:
     pm_ws_hub_destroy(srv->hub);
     mg_exit_library();
 free_server:
+    pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);
     pthread_cond_destroy(&srv->tick_cv);
     pm_free(srv->listen);
@@ -1251,6 +1289,7 @@ void pm_server_stop(pm_server *srv)
     mg_stop(srv->ctx);
     mg_exit_library();
     pm_ws_hub_destroy(srv->hub);
+    pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);
     pthread_cond_destroy(&srv->tick_cv);
     pm_free(srv->listen);
