@@ -9,7 +9,7 @@ const SHELL = [
   'index.html',
   'app.css',
   'icon.svg',
-  'manifest.webmanifest',
+  'manifest.json',
   'js/main.js',
   'js/api.js',
   'js/events.js',

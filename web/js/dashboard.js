@@ -2,7 +2,7 @@
 // keeps a few minutes of samples, and draws them. Every field is optional:
 // what the server does not report is left out (docs/ui.md lists the fields).
 
-import { getStats, getQueue, errorText } from './api.js';
+import { getStats, getQueue, getJob, errorText } from './api.js';
 import { events } from './events.js';
 import { admission, pausedFrom } from './jobs.js';
 import { TimeChart, HeatStrip, PALETTE } from './chart.js';
@@ -274,7 +274,9 @@ export class Dashboard {
     if (id === undefined) return;
     const now = Date.now();
     const row = this.jobs.get(String(id)) || { id: String(id), submitted: now };
-    if (m.job && typeof m.job === 'object') Object.assign(row, this.rowFrom(m.job));
+    const { id: _ignored, ...fields } = this.rowFrom(m.job && typeof m.job === 'object' ? m.job : m);
+    delete fields.state;
+    Object.assign(row, fields);
     row.state = kinds[m.type];
     if (m.type === 'started') row.started = row.started || now;
     if (['done', 'failed', 'cancelled'].includes(m.type)) row.finished = row.finished || now;
@@ -283,6 +285,11 @@ export class Dashboard {
     if (m.type === 'started' && row.note && row.note.startsWith('position')) row.note = '';
     this.jobs.set(row.id, row);
     this.trimJobs();
+    // A finished job's size and timings come from GET /api/v1/jobs/{id}, once.
+    if (['done', 'failed', 'cancelled'].includes(m.type) && !row.detailed) {
+      row.detailed = true;
+      getJob(row.id).then((j) => { this.upsertJob(j); if (this.visible) this.renderJobs(); }, () => {});
+    }
     if (this.visible) this.renderJobs();
   }
 
@@ -300,7 +307,8 @@ export class Dashboard {
     if (st) r.started = st;
     if (fi) r.finished = fi;
     const wait = num(j, 'wait_ms', 'queue_ms');
-    const run = num(j, 'run_ms', 'duration_ms', 'elapsed_ms');
+    const secs = num(j, 'seconds', 'run_seconds');
+    const run = num(j, 'run_ms', 'duration_ms', 'elapsed_ms') ?? (secs !== undefined ? secs * 1000 : undefined);
     if (wait !== undefined) r.wait = wait;
     if (run !== undefined) r.run = run;
     const err = j.error && typeof j.error === 'object' ? j.error.message : j.error || j.message;
