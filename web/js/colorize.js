@@ -11,7 +11,7 @@ import { $, prefs, fillModelSelect, setJobUI, wireDrop } from './ui.js';
 
 export const NO_MODEL_TEXT =
   'Colorizing needs a DDColor model, and this server has none configured. ' +
-  'An administrator can add one when starting the server (see docs/operations.md: the colorize model option of pixmend serve).';
+  'An administrator can add one by starting the server with --model ddcolor=FILE (the DDColor weights).';
 
 export class Colorizer {
   constructor() {
