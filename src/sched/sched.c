@@ -480,8 +480,14 @@ int pm_sched_load_model(pm_sched *s, const char *name, const char *path)
         for (int i = 0; pm_models[i] && used < sizeof known; i++)
             used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "",
                                      pm_models[i]->name);
-        return pm_errorf(PM_ENOENT, "unknown model '%s' (known: %s)", name, known);
+        return pm_errorf(PM_ENOENT, "unknown model '%s' (known: %s)", name, known[0] ? known : "none");
     }
+    return pm_sched_add_model(s, d, path);
+}
+
+int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
+{
+    const char *name = d->name;
     if (model_find(s, name))
         return pm_errorf(PM_EINVAL, "model '%s' is given twice", name);
     if (s->nmodels >= PM_MAX_MODELS)

@@ -118,6 +118,9 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out);
  * its weights file, NULL for models that need none. Before pm_sched_start only. */
 int pm_sched_load_model(pm_sched *s, const char *name, const char *path);
 
+/* The same for a description given directly (tests, engines outside the registry). */
+int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path);
+
 /* Starts the workers and the janitor. */
 int pm_sched_start(pm_sched *s);
 

@@ -1,0 +1,194 @@
+"""Drain on SIGTERM, crash and restart (kill -9), the journal, job timeouts,
+result time-to-live and the cap on stored results."""
+import os
+import re
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import pmtest  # noqa: E402
+from pmtest import Server, WSClient, decode, job_files, png_bytes, test_image, test_mask, wait_until  # noqa: E402
+
+
+def journal_done_counts(data_dir):
+    """{job id: number of transitions to 'done'} read straight from the SQLite journal."""
+    db = sqlite3.connect(os.path.join(data_dir, "journal.sqlite"))
+    try:
+        rows = db.execute("SELECT job_id, count(*) FROM transitions WHERE to_state='done' GROUP BY job_id").fetchall()
+        return dict(rows)
+    finally:
+        db.close()
+
+
+def journal_states(data_dir):
+    db = sqlite3.connect(os.path.join(data_dir, "journal.sqlite"))
+    try:
+        return dict(db.execute("SELECT id, state FROM jobs").fetchall())
+    finally:
+        db.close()
+
+
+class Lifecycle(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="pmtest-life-")
+        self.data = os.path.join(self.tmp.name, "data")
+        self.img = png_bytes(test_image())
+        self.mask = png_bytes(test_mask())
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.close()
+        self.tmp.cleanup()
+
+    def start(self, *args):
+        s = Server(list(args) + ["--threads", "1"], data_dir=self.data)
+        self.servers.append(s)
+        return s
+
+    def submit_many(self, srv, n):
+        ids = []
+        for _ in range(n):
+            r = srv.submit(self.img, self.mask)
+            self.assertEqual(r.status, 202, r)
+            ids.append(r.json()["id"])
+        return ids
+
+    def test_drain_finishes_running_keeps_queued(self):
+        srv = self.start("--job-delay-ms", "1500", "--drain-seconds", "20")
+        ids = self.submit_many(srv, 3)
+        wait_until(lambda: srv.job(ids[0])["state"] == "running", what="first job to run")
+        ws = WSClient(srv.port)
+        ws.recv_json()
+        srv.signal(signal.SIGTERM)
+        # not ready, refuses new work with 503, still answers reads
+        wait_until(lambda: srv.get("/readyz").status == 503, what="readyz 503")
+        self.assertEqual(srv.get("/readyz").json()["state"], "draining")
+        r = srv.submit(self.img, self.mask)
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.json()["error"]["code"], "draining")
+        self.assertIsNotNone(r.header("Retry-After"))
+        self.assertEqual(srv.get("/healthz").status, 200)
+        msgs = ws.collect(lambda m: any(x["type"] == "status" and x["state"] == "draining" for x in m))
+        self.assertTrue(msgs)
+        self.assertEqual(srv.wait_exit(30), 0)
+        states = journal_states(self.data)
+        self.assertEqual(states[ids[0]], "done")
+        self.assertEqual(states[ids[1]], "queued")
+        self.assertEqual(states[ids[2]], "queued")
+        self.assertIn("drain_finished", srv.log())
+        # the next start runs the queued jobs
+        srv2 = self.start("--job-delay-ms", "50")
+        for i in ids:
+            self.assertEqual(srv2.wait_job(i)["state"], "done")
+        self.assertEqual(srv2.stop(), 0)
+
+    def test_drain_grace_expired_interrupts_and_reruns(self):
+        srv = self.start("--job-delay-ms", "8000", "--drain-seconds", "0.5")
+        (jid,) = self.submit_many(srv, 1)
+        wait_until(lambda: srv.job(jid)["state"] == "running", what="job to run")
+        t0 = time.time()
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(srv.wait_exit(30), 0)
+        self.assertLess(time.time() - t0, 6)
+        self.assertEqual(journal_states(self.data)[jid], "running")
+        srv2 = self.start("--job-delay-ms", "50")
+        j = srv2.wait_job(jid)
+        self.assertEqual(j["state"], "done")
+        self.assertEqual(j["attempts"], 2)
+        self.assertEqual(journal_done_counts(self.data)[jid], 1)
+        srv2.stop()
+
+    def test_kill9_restart_every_job_once(self):
+        srv = self.start("--job-delay-ms", "300")
+        ids = self.submit_many(srv, 8)
+        wait_until(lambda: sum(srv.job(i)["state"] == "done" for i in ids) >= 2, timeout=30, what="two done")
+        states = {i: srv.job(i)["state"] for i in ids}
+        self.assertIn("running", states.values())
+        self.assertIn("queued", states.values())
+        srv.kill9()
+        log1 = srv.log()
+        srv2 = self.start("--job-delay-ms", "50")
+        self.assertIn("queued again", srv2.log())
+        for i in ids:
+            j = srv2.wait_job(i, timeout=30)
+            self.assertEqual(j["state"], "done", j)
+            res = srv2.get(j["result_url"])
+            self.assertEqual(res.status, 200)
+            self.assertEqual(decode(res.body).size, (64, 48))
+        self.assertEqual(srv2.stop(), 0)
+        # no job delivered twice: one journaled transition to done, one job_done log line
+        counts = journal_done_counts(self.data)
+        self.assertEqual({i: counts.get(i) for i in ids}, {i: 1 for i in ids})
+        log_done = re.findall(r"job_done: job finished job=([0-9a-f]{32})", log1 + srv2.log())
+        self.assertEqual(sorted(log_done), sorted(ids))
+        # inputs of finished jobs are gone; one result file per job
+        self.assertEqual(os.listdir(os.path.join(self.data, "inputs")), [])
+        files = [f for _, _, fs in os.walk(os.path.join(self.data, "outputs")) for f in fs]
+        self.assertEqual(sorted(f.split(".")[0] for f in files), sorted(ids))
+
+    def test_restart_keeps_finished_results(self):
+        srv = self.start()
+        (jid,) = self.submit_many(srv, 1)
+        first = srv.get(srv.wait_job(jid)["result_url"]).body
+        srv.stop()
+        srv2 = self.start()
+        j = srv2.job(jid)
+        self.assertEqual(j["state"], "done")
+        self.assertEqual(srv2.get(j["result_url"]).body, first)
+        srv2.stop()
+
+    def test_second_server_on_same_data_dir_refused(self):
+        srv = self.start()
+        with self.assertRaises(AssertionError) as cm:
+            self.start()
+        self.assertIn("in use", str(cm.exception))
+        srv.stop()
+
+    def test_job_timeout(self):
+        srv = self.start("--job-delay-ms", "5000", "--job-timeout", "0.5")
+        (jid,) = self.submit_many(srv, 1)
+        j = srv.wait_job(jid, timeout=20)
+        self.assertEqual(j["state"], "failed")
+        self.assertEqual(j["error"]["code"], "timeout")
+        self.assertIn("--job-timeout", j["error"]["message"])
+        r = srv.post_form("/api/v1/inpaint", {}, job_files(self.img, self.mask))
+        self.assertEqual(r.status, 504)
+        srv.stop()
+
+    def test_result_ttl(self):
+        srv = self.start("--result-ttl", "1")
+        (jid,) = self.submit_many(srv, 1)
+        j = srv.wait_job(jid)
+        path = os.path.join(self.data, "outputs", time.strftime("%Y/%m/%d", time.gmtime(j["finished_at"])),
+                            jid + ".png")
+        self.assertTrue(os.path.exists(path))
+        wait_until(lambda: srv.get("/api/v1/jobs/" + jid).status == 404, timeout=10, what="expiry")
+        self.assertFalse(os.path.exists(path))
+        self.assertNotIn(jid, journal_states(self.data))
+        srv.stop()
+
+    def test_results_cap_evicts_oldest(self):
+        srv = self.start("--results-max-bytes", "1500")
+        ids = []
+        for _ in range(4):
+            (jid,) = self.submit_many(srv, 1)
+            ids.append(jid)
+            srv.wait_job(jid)
+        size = srv.job(ids[-1])["result_bytes"]
+        keep = 1500 // size
+        self.assertGreaterEqual(keep, 1)
+        wait_until(lambda: sum(srv.get("/api/v1/jobs/" + i).status == 200 for i in ids) == keep, timeout=10,
+                   what="eviction")
+        alive = [srv.get("/api/v1/jobs/" + i).status == 200 for i in ids]
+        self.assertEqual(alive, [False] * (4 - keep) + [True] * keep)
+        self.assertLessEqual(srv.get("/api/v1/stats").json()["results"]["bytes"], 1500)
+        srv.stop()
+
+
+if __name__ == "__main__":
+    pmtest.run_tests(__name__)

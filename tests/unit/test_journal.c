@@ -1,0 +1,153 @@
+/* The SQLite job journal: inserts, guarded transitions, recovery order,
+ * persistence across reopen, forgetting. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pixmend.h"
+#include "sched/journal.h"
+
+static char dir[256];
+static char path[300];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pm-journal-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/journal.sqlite", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static pm_job_info job(const char *id, int prio)
+{
+    pm_job_info j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.id, sizeof j.id, "%s", id);
+    j.state = PM_JOB_QUEUED;
+    j.spec.task = PM_TASK_INPAINT;
+    snprintf(j.spec.model, sizeof j.spec.model, "patchmatch");
+    j.spec.priority = prio;
+    j.spec.format = PM_FMT_WEBP;
+    j.spec.quality = 77;
+    j.has_mask = 1;
+    j.width = 64;
+    j.height = 48;
+    j.created = 1700000000.5;
+    return j;
+}
+
+typedef struct seen {
+    pm_job_info rows[8];
+    int64_t seqs[8];
+    int n;
+} seen;
+
+static int collect(void *user, const pm_job_info *info, int64_t seq)
+{
+    seen *s = user;
+    if (s->n < 8) {
+        s->rows[s->n] = *info;
+        s->seqs[s->n] = seq;
+        s->n++;
+    }
+    return 0;
+}
+
+static void test_insert_transition_reload(void **state)
+{
+    (void)state;
+    pm_journal *j;
+    assert_int_equal(pm_journal_open(path, &j), 0);
+    pm_job_info a = job("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 3);
+    pm_job_info b = job("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 9);
+    int64_t sa, sb;
+    assert_int_equal(pm_journal_insert(j, &a, &sa), 0);
+    assert_int_equal(pm_journal_insert(j, &b, &sb), 0);
+    assert_true(sb > sa);
+    /* the id is unique */
+    assert_int_equal(pm_journal_insert(j, &a, NULL), PM_EIO);
+
+    a.state = PM_JOB_RUNNING;
+    a.started = 1700000001.0;
+    a.attempts = 1;
+    assert_int_equal(pm_journal_transition(j, &a, PM_JOB_QUEUED), 0);
+    a.state = PM_JOB_DONE;
+    a.finished = 1700000002.0;
+    snprintf(a.result_path, sizeof a.result_path, "outputs/2023/11/14/%s.webp", a.id);
+    a.result_bytes = 1234;
+    assert_int_equal(pm_journal_transition(j, &a, PM_JOB_RUNNING), 0);
+    /* done twice is refused: the job is no longer running */
+    assert_int_equal(pm_journal_transition(j, &a, PM_JOB_RUNNING), PM_EINTERNAL);
+    assert_non_null(strstr(pm_error_detail(), "is not running"));
+    assert_int_equal(pm_journal_count_transitions(j, a.id, PM_JOB_DONE), 1);
+    assert_int_equal(pm_journal_count_transitions(j, a.id, PM_JOB_RUNNING), 1);
+    pm_journal_close(j);
+
+    /* reopen: everything is there, in submission order */
+    assert_int_equal(pm_journal_open(path, &j), 0);
+    seen s = {0};
+    assert_int_equal(pm_journal_load(j, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.rows[0].id, a.id);
+    assert_int_equal(s.rows[0].state, PM_JOB_DONE);
+    assert_int_equal(s.rows[0].attempts, 1);
+    assert_int_equal(s.rows[0].result_bytes, 1234);
+    assert_string_equal(s.rows[0].result_path, a.result_path);
+    assert_int_equal(s.rows[0].spec.format, PM_FMT_WEBP);
+    assert_int_equal(s.rows[0].spec.quality, 77);
+    assert_int_equal(s.rows[0].spec.priority, 3);
+    assert_true(s.rows[0].created == a.created);
+    assert_string_equal(s.rows[1].id, b.id);
+    assert_int_equal(s.rows[1].state, PM_JOB_QUEUED);
+    assert_int_equal(s.rows[1].spec.priority, 9);
+    assert_int_equal(s.rows[1].has_mask, 1);
+    assert_int_equal(s.seqs[0], sa);
+    assert_int_equal(s.seqs[1], sb);
+
+    assert_int_equal(pm_journal_forget(j, a.id), 0);
+    assert_int_equal(pm_journal_count_transitions(j, a.id, PM_JOB_DONE), 0);
+    s.n = 0;
+    assert_int_equal(pm_journal_load(j, collect, &s), 0);
+    assert_int_equal(s.n, 1);
+    pm_journal_close(j);
+}
+
+static void test_not_a_journal(void **state)
+{
+    (void)state;
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s/garbage.sqlite", dir);
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    fputs("this is not a database, just text that is long enough to look like a header.......", f);
+    fclose(f);
+    pm_journal *j = NULL;
+    assert_int_equal(pm_journal_open(bad, &j), PM_EIO);
+    assert_null(j);
+    assert_true(strlen(pm_error_detail()) > 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_insert_transition_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_journal, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
