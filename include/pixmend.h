@@ -138,7 +138,9 @@ int pm_image_convert(pm_image *dst, const pm_image *src, int channels);
 
 enum pm_format { PM_FMT_UNKNOWN = 0, PM_FMT_PNG, PM_FMT_JPEG, PM_FMT_WEBP };
 
-/* Limits checked from the file's header before any pixel buffer exists. */
+/* Limits checked from the file's header before any pixel buffer exists.
+ * A zero field means the default, never "unlimited"; hard caps of 1,000,000 px
+ * a side and 2^30 pixels apply always. */
 typedef struct pm_limits {
     uint64_t max_pixels;     /* default 16 000 000 (16 MP) */
     uint32_t max_side;       /* default 8192 */

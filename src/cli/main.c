@@ -7,6 +7,7 @@
 static const pm_command *const commands[] = {
     &pm_cmd_version,
     &pm_cmd_probe,
+    &pm_cmd_inpaint,
 };
 
 int main(int argc, char **argv)

@@ -294,7 +294,7 @@ int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_ima
     if (rc)
         return rc;
     switch (fmt) {
-    case PM_FMT_PNG: rc = pm_img_png_probe(data, len, info); break;
+    case PM_FMT_PNG: rc = pm_img_png_probe(data, len, lim, info); break;
     case PM_FMT_JPEG: rc = pm_img_jpeg_probe(data, len, info); break;
     default: rc = pm_img_webp_probe(data, len, info); break;
     }

