@@ -167,6 +167,16 @@ export class TimeChart extends CanvasChart {
       }
     }
     ctx.restore();
+    // nothing to show yet: say so
+    const anyPoint = d.series.some((s) => s.points.some(([t, v]) => t >= t0 && Number.isFinite(v)));
+    if (!anyPoint && d.empty) {
+      ctx.fillStyle = colors.fg;
+      ctx.font = '12px system-ui, sans-serif';
+      ctx.textBaseline = 'middle';
+      const tw = ctx.measureText(d.empty).width;
+      ctx.fillText(d.empty, area.x + Math.max(4, (area.w - tw) / 2), area.y + area.h / 2);
+      ctx.font = '10px system-ui, sans-serif';
+    }
     // markers (pause / resume)
     ctx.font = '10px system-ui, sans-serif';
     for (const m of d.markers || []) {

@@ -13,6 +13,7 @@ const KEEP_MS = 600 * 1000; // kept
 const PAUSED_BAND = 'rgba(227, 179, 65, .22)';
 const PAUSE_COLOR = '#c47f00';
 const RESUME_COLOR = '#1a7f37';
+const NOT_REPORTED = 'Not reported by this server';
 
 // ------------------------------------------------------------- field access
 function at(obj, path) {
@@ -66,6 +67,7 @@ export function normalize(s, t = Date.now()) {
   const n = { t };
   n.uptime = num(s, 'uptime_s', 'uptime');
   n.version = at(s, 'version');
+  n.state = typeof s.state === 'string' ? s.state : undefined;
   const per = arr(s, 'cpu.per_core', 'cpu.per_core_percent', 'cpu.cores_percent', 'cpu_per_core');
   n.cpuCores = per ? per.map((v) => (typeof v === 'number' ? v : num(v, 'percent', 'util', 'busy'))) : undefined;
   n.cpuTotal = num(s, 'cpu.total', 'cpu.total_percent', 'cpu.percent', 'cpu_percent');
@@ -346,7 +348,6 @@ export class Dashboard {
 
     // CPU
     const cores = last.cpuCores ? last.cpuCores.length : 0;
-    this.c.cpu.card.hidden = !cores && last.cpuTotal === undefined;
     $('val-cpu').textContent = last.cpuTotal !== undefined ? `${fmtPct(last.cpuTotal)} avg${cores ? ` · ${cores} cores` : ''}` : '';
     if (cores > 8) {
       this.cpuHeat.draw({ ...base, rows: cores, samples: this.samples.filter((s) => s.cpuCores).map((s) => ({ t: s.t, values: s.cpuCores })) });
@@ -357,7 +358,7 @@ export class Dashboard {
         series.push({ label: `core ${i}`, color: PALETTE[i % PALETTE.length], points: this.samples.filter((s) => s.cpuCores).map((s) => [s.t, s.cpuCores[i]]) });
       }
       if (!cores) series.push({ label: 'total', color: PALETTE[0], points: this.series((s) => s.cpuTotal) });
-      this.cpuLines.draw({ ...base, series, min: 0, max: 100, format: (v) => `${v}%` });
+      this.cpuLines.draw({ ...base, series, min: 0, max: 100, format: (v) => `${v}%`, empty: NOT_REPORTED });
       legend(this.c.cpu.legend, series.map((s) => [s.label, s.color]));
     }
     this.c.cpu.canvas.setAttribute('aria-label', `CPU use per core: ${(last.cpuCores || []).map((v, i) => `core ${i} ${fmtPct(v)}`).join(', ') || fmtPct(last.cpuTotal)}`);
@@ -367,9 +368,8 @@ export class Dashboard {
     if (this.samples.some((s) => s.reserved !== undefined)) memSeries.push({ label: 'reserved by running jobs', color: PALETTE[4], points: this.series((s) => s.reserved) });
     if (this.samples.some((s) => s.heap !== undefined)) memSeries.push({ label: 'pixmend heap', color: PALETTE[2], points: this.series((s) => s.heap), dash: [3, 3] });
     const memRefs = last.budget !== undefined ? [{ value: last.budget, label: `budget ${fmtBytes(last.budget)}`, color: '#d62728' }] : [];
-    this.c.mem.card.hidden = last.rss === undefined && last.budget === undefined;
     $('val-mem').textContent = last.rss !== undefined ? `${fmtBytes(last.rss)}${last.budget ? ` of ${fmtBytes(last.budget)}` : ''}` : '';
-    this.memChart.draw({ ...base, series: memSeries, refs: memRefs, bands, format: fmtBytes });
+    this.memChart.draw({ ...base, series: memSeries, refs: memRefs, bands, format: fmtBytes, empty: NOT_REPORTED });
     legend(this.c.mem.legend, [...memSeries.map((s) => [s.label, s.color]), ...(memRefs.length ? [['budget', '#d62728']] : [])]);
     this.c.mem.canvas.setAttribute('aria-label', `Resident memory ${fmtBytes(last.rss)}, budget ${fmtBytes(last.budget)}`);
 
@@ -379,7 +379,8 @@ export class Dashboard {
     const admRefs = [];
     if (last.high !== undefined) admRefs.push({ value: last.high * 100, label: `pause at ${Math.round(last.high * 100)} %`, color: PAUSE_COLOR });
     if (last.low !== undefined) admRefs.push({ value: last.low * 100, label: `resume below ${Math.round(last.low * 100)} %`, color: RESUME_COLOR });
-    this.admChart.draw({ ...base, series: admSeries, refs: admRefs, bands, markers, min: 0, max: 100, format: (v) => `${v}%` });
+    this.admChart.draw({ ...base, series: admSeries, refs: admRefs, bands, markers, min: 0, max: 100, format: (v) => `${v}%`,
+      empty: last.paused === undefined ? NOT_REPORTED : 'No memory gauge reported' });
     legend(this.c.adm.legend, [...admSeries.map((s) => [s.label, s.color]), ['paused', PAUSED_BAND], ['pause mark', PAUSE_COLOR], ['resume mark', RESUME_COLOR]]);
     $('val-adm').textContent = last.paused === undefined ? '' : `${last.paused ? 'paused' : 'admitting'}${last.gauge !== undefined ? ` · ${Math.round(last.gauge * 100)} %` : ''}`;
 
@@ -389,7 +390,7 @@ export class Dashboard {
     if (!qSeries.length) qSeries.push({ label: 'queued', color: PALETTE[0], points: this.series((s) => s.depth) });
     if (this.samples.some((s) => s.running !== undefined)) qSeries.push({ label: 'running', color: PALETTE[3], dash: [4, 3], points: this.series((s) => s.running) });
     const qmax = Math.max(4, ...qSeries.flatMap((s) => s.points.map((p) => p[1]).filter(Number.isFinite)));
-    this.queueChart.draw({ ...base, series: qSeries, min: 0, max: Math.ceil((qmax * 1.1) / 4) * 4, bands, format: (v) => String(Math.round(v)) });
+    this.queueChart.draw({ ...base, series: qSeries, min: 0, max: Math.ceil((qmax * 1.1) / 4) * 4, bands, format: (v) => String(Math.round(v)), empty: NOT_REPORTED });
     legend(this.c.queue.legend, qSeries.map((s) => [s.label, s.color]));
     const laneText = last.lanes ? Object.entries(last.lanes).map(([k, v]) => `${k} ${v}`).join(' · ') : '';
     $('val-queue').textContent = last.depth !== undefined ? `${last.depth} queued${laneText ? ` (${laneText})` : ''}${last.running !== undefined ? ` · ${last.running} running` : ''}` : '';
@@ -398,7 +399,7 @@ export class Dashboard {
     const pcts = ['p50', 'p90', 'p95', 'p99'].filter((p) => this.samples.some((s) => s.latency[p] !== undefined));
     const lSeries = pcts.map((p, i) => ({ label: p, color: [PALETTE[2], PALETTE[3], PALETTE[6], PALETTE[1]][i], points: this.series((s) => s.latency[p]) }));
     if (this.samples.some((s) => s.avgRun !== undefined)) lSeries.push({ label: 'mean run time', color: PALETTE[0], dash: [4, 3], points: this.series((s) => s.avgRun) });
-    this.latChart.draw({ ...base, series: lSeries, format: fmtMs });
+    this.latChart.draw({ ...base, series: lSeries, format: fmtMs, empty: 'No finished jobs yet' });
     legend(this.c.lat.legend, lSeries.map((s) => [s.label, s.color]));
     $('val-lat').textContent = pcts.length ? pcts.map((p) => `${p} ${fmtMs(last.latency[p])}`).join(' · ')
       : last.avgRun !== undefined ? `mean run ${fmtMs(last.avgRun)}` : 'no finished jobs yet';
@@ -430,6 +431,7 @@ export class Dashboard {
       adm.textContent = last.paused ? 'Intake paused: waiting for memory' : 'Admitting jobs';
     }
     const parts = [];
+    if (last.state && last.state !== 'ready') parts.push(`server ${last.state}`);
     if (last.version) parts.push(`pixmend ${last.version}`);
     if (last.uptime !== undefined) parts.push(`up ${fmtUptime(last.uptime)}`);
     if (last.workers !== undefined) parts.push(`${last.workers} ${last.workers === 1 ? 'worker' : 'workers'}`);

@@ -14,6 +14,7 @@ import { errorText } from './api.js';
 import { $, prefs, fillModelSelect, setJobUI, wireDrop } from './ui.js';
 
 const HD_STRATEGIES = ['auto', 'original', 'resize', 'crop'];
+const MAX_RUNS = 8; // runs that stay undoable
 
 export class Editor {
   constructor() {
@@ -196,6 +197,12 @@ export class Editor {
   push(action) {
     this.undoStack.push(action);
     this.redoStack = [];
+    // Each run keeps two full-size images; keep the last MAX_RUNS runs undoable.
+    let runs = this.undoStack.filter((a) => a.type === 'result').length;
+    while (runs > MAX_RUNS) {
+      this.undoStack.splice(0, this.undoStack.findIndex((a) => a.type === 'result') + 1);
+      runs--;
+    }
     this.update();
   }
 
