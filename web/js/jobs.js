@@ -180,7 +180,7 @@ export function describe(info, paused) {
     case 'running':
       if (info.max > 0) return `Working… ${Math.round((100 * info.value) / info.max)} %`;
       return 'Working…';
-    case 'done': return 'Done.';
+    case 'done': return 'Fetching the result…';
     default: return info.state || '';
   }
 }
