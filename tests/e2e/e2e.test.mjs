@@ -392,6 +392,29 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.equal(await page.textContent('#ed-zoom'), '100%'); // a 320x240 photo fits at 100 %
   });
 
+  it('cancels a job with Esc', async () => {
+    await page.focus('#ed-canvas');
+    await stroke(page, [[100, 100], [140, 110]]);
+    const resP = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/v1/jobs'));
+    await page.keyboard.press('Enter');
+    const job = await (await resP).json();
+    await page.waitForFunction(() => /^(Queued|Working)/.test(document.getElementById('ed-status').textContent));
+    const delP = page.waitForResponse((r) => r.request().method() === 'DELETE');
+    await page.keyboard.press('Escape');
+    assert.equal((await delP).status(), 202);
+    await page.waitForSelector('#ed-run:not([hidden])');
+    assert.equal(await page.isHidden('#ed-job'), true);
+    assert.equal(await page.isHidden('#ed-error'), true);
+    let state = '';
+    for (let i = 0; i < 50 && state !== 'cancelled'; i++) {
+      state = (await (await fetch(`${server.base}/api/v1/jobs/${job.id}`)).json()).state;
+      if (state !== 'cancelled') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(state, 'cancelled');
+    // The strokes are still there to run again.
+    assert.equal(await page.evaluate(() => window.pixmend.editor.mask.strokes.length), 1);
+  });
+
   it('shows the server\'s error message in words', async () => {
     const big = path.join(tmp, 'big.png');
     fs.writeFileSync(big, makePhoto(400, 300)); // 120 000 px > --max-pixels 100 000

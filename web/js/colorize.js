@@ -161,7 +161,7 @@ export class Colorizer {
     } catch (err) {
       this.job = null;
       this.el.job.hidden = true;
-      this.showError(err && err.code === 'cancelled' ? '' : errorText(err));
+      this.showError(err && err.code === 'aborted' ? '' : errorText(err));
     }
     this.update();
   }

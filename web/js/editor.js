@@ -344,7 +344,7 @@ export class Editor {
     } catch (err) {
       this.job = null;
       this.el.job.hidden = true;
-      if (!(err && err.code === 'cancelled')) this.showError(errorText(err));
+      if (!(err && err.code === 'aborted')) this.showError(errorText(err));
       else this.showError('');
     }
     this.update();

@@ -66,7 +66,8 @@ function messageOf(o) {
 // Submits a job and follows it. fields/files as for submitJob(); onUpdate(info)
 // is called with {id, state, position, value, max}; `signal` (AbortSignal)
 // cancels it on the server. Resolves to {id, blob} when done; rejects with an
-// ApiError carrying the server's message when the job fails or is cancelled.
+// ApiError carrying the server's message when the job fails or is cancelled
+// (code 'aborted' when `signal` cancelled it).
 export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
   return new Promise((resolve, reject) => {
     const info = { id: null, state: 'submitting', position: null, value: 0, max: 0 };
@@ -116,7 +117,7 @@ export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
       else if (state === 'failed' || state === 'rejected') {
         fail(new ApiError(422, (j.error && j.error.code) || 'failed', messageOf(j) || 'The job failed on the server.'));
       } else if (state === 'cancelled') {
-        fail(new ApiError(0, 'cancelled', 'The job was cancelled.'));
+        fail(new ApiError(409, 'cancelled', messageOf(j) || 'The job was cancelled on the server.'));
       }
     };
 
@@ -137,7 +138,7 @@ export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
     function onAbort() {
       if (finished) return;
       if (info.id) cancelJob(info.id).catch(() => {});
-      fail(new ApiError(0, 'cancelled', 'The job was cancelled.'));
+      fail(new ApiError(0, 'aborted', 'The job was cancelled.'));
     }
     if (signal) {
       if (signal.aborted) { onAbort(); return; }
