@@ -80,15 +80,17 @@ events.start();
 
 // ---------------------------------------------------------------- models
 let modelsLoaded = false;
+const MODELS_ERROR = 'Cannot list the models';
 async function loadModels() {
   try {
     const models = await listModels();
     modelsLoaded = true;
+    if (editor.el.error.textContent.startsWith(MODELS_ERROR)) editor.showError('');
     editor.setModels(models);
     colorizer.setModels(models);
   } catch (err) {
     if (!modelsLoaded) {
-      editor.showError(`Cannot list the models: ${errorText(err)}`);
+      editor.showError(`${MODELS_ERROR}: ${errorText(err)}`);
       setTimeout(loadModels, 3000);
     }
   }
