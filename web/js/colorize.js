@@ -1,0 +1,217 @@
+// The "Colorize" tab: open a black-and-white photo, pick the network's input
+// size, run a colorize job, compare, download. Disabled (with the reason) when
+// the server offers no colorize model.
+
+import { View } from './view.js';
+import { Compare } from './compare.js';
+import { loadPhoto, bytesFor, saveBlob, sniffType } from './photo.js';
+import { runJob, describe, admission } from './jobs.js';
+import { errorText } from './api.js';
+import { $, prefs, fillModelSelect, setJobUI, wireDrop } from './ui.js';
+
+export const NO_MODEL_TEXT =
+  'Colorizing needs a DDColor model, and this server has none configured. ' +
+  'An administrator can add one by starting the server with --model ddcolor=FILE (the DDColor weights).';
+
+export class Colorizer {
+  constructor() {
+    this.el = {
+      tab: $('tab-colorize'), unavailable: $('co-unavailable'), tools: $('co-tools'),
+      open: $('co-open'), open2: $('co-open2'), file: $('co-file'), model: $('co-model'),
+      custom: $('co-custom'), run: $('co-run'), cancel: $('co-cancel'),
+      job: $('co-job'), progress: $('co-progress'), status: $('co-status'), error: $('co-error'),
+      download: $('co-download'), stage: $('co-stage'), canvas: $('co-canvas'), drop: $('co-drop'),
+    };
+    this.radios = [...document.querySelectorAll('input[name="co-size"]')];
+    this.available = false;
+    this.photo = null;
+    this.result = null;  // {bitmap, blob, width, height}
+    this.job = null;
+    this.view = new View(this.el.canvas, {
+      drawScene: (ctx) => this.drawScene(ctx),
+      drawOverlay: (ctx) => this.compare?.drawOverlay(ctx),
+    });
+    this.compare = new Compare({
+      bar: $('co-compare'), toggle: $('co-compare-toggle'), range: $('co-compare-pos'), hold: $('co-hold'),
+    }, this.view);
+    let mode = null;
+    this.view.handler = {
+      down: (ip, ev, p) => { if (this.compare.hit(p)) { mode = 'divider'; return true; } return false; },
+      move: (ip) => { if (mode === 'divider') this.compare.dragTo(ip.x); },
+      up: () => { mode = null; },
+      cancel: () => { mode = null; },
+      hover: (ip, p) => { this.el.canvas.style.cursor = this.compare.hit(p) ? 'ew-resize' : 'default'; },
+    };
+    this.wire();
+    const preset = prefs.get('coSize', '512');
+    const custom = prefs.get('coCustom', 768);
+    this.el.custom.value = String(custom);
+    for (const r of this.radios) r.checked = r.value === preset;
+    if (!this.radios.some((r) => r.checked)) this.radios[0].checked = true;
+    this.syncPreset();
+    this.setModels([]);
+  }
+
+  wire() {
+    const e = this.el;
+    const pick = () => e.file.click();
+    e.open.addEventListener('click', pick);
+    e.open2.addEventListener('click', pick);
+    e.file.addEventListener('change', () => {
+      const f = e.file.files[0];
+      e.file.value = '';
+      if (f) this.open(f, f.name);
+    });
+    wireDrop(e.stage, (f) => this.open(f, f.name));
+    for (const r of this.radios) r.addEventListener('change', () => this.syncPreset());
+    e.custom.addEventListener('change', () => prefs.set('coCustom', Number(e.custom.value) || 768));
+    e.model.addEventListener('change', () => prefs.set('coModel', e.model.value));
+    e.run.addEventListener('click', () => this.run());
+    e.cancel.addEventListener('click', () => this.job?.controller.abort());
+    e.download.addEventListener('click', () => this.download());
+    admission.addEventListener('change', () => this.showJob());
+  }
+
+  syncPreset() {
+    const v = this.radios.find((r) => r.checked)?.value || '512';
+    this.el.custom.disabled = v !== 'custom' || !this.available;
+    prefs.set('coSize', v);
+  }
+
+  inputSize() {
+    const v = this.radios.find((r) => r.checked)?.value || '512';
+    if (v !== 'custom') return Number(v);
+    const n = Math.round(Number(this.el.custom.value));
+    if (!Number.isFinite(n) || n < 64 || n > 2048) {
+      throw new Error('The custom input size must be a whole number of pixels from 64 to 2048.');
+    }
+    return n;
+  }
+
+  // models: every model the server offers; only task "colorize" ones count.
+  setModels(models) {
+    const list = models.filter((m) => m.task === 'colorize');
+    this.available = list.length > 0;
+    fillModelSelect(this.el.model, list, prefs.get('coModel', ''), 'ddcolor', 'No colorize model configured');
+    this.el.tab.setAttribute('aria-disabled', String(!this.available));
+    this.el.tab.title = this.available ? '' : 'No colorize model is configured on this server';
+    this.el.unavailable.hidden = this.available;
+    this.el.unavailable.textContent = this.available ? '' : NO_MODEL_TEXT;
+    for (const el of this.el.tools.querySelectorAll('button, input, select')) {
+      if (el.id !== 'co-cancel') el.disabled = !this.available;
+    }
+    this.el.open2.disabled = !this.available;
+    $('co-drop-on').hidden = !this.available;
+    $('co-drop-off').hidden = this.available;
+    this.syncPreset();
+    this.update();
+  }
+
+  async open(blob, name) {
+    if (!this.available) { this.showError(NO_MODEL_TEXT); return; }
+    if (this.job) { this.showError('Wait for the running job to finish (or cancel it) first.'); return; }
+    this.showError('');
+    try {
+      this.photo = await loadPhoto(blob, name);
+    } catch (err) {
+      this.showError(errorText(err));
+      return;
+    }
+    this.result = null;
+    this.compare.setBefore(null);
+    this.el.drop.hidden = true;
+    this.el.job.hidden = true;
+    this.el.canvas.setAttribute('aria-label', `Photo ${this.photo.name}, ${this.photo.width} by ${this.photo.height} pixels`);
+    this.view.setImageSize(this.photo.width, this.photo.height);
+    this.update();
+  }
+
+  drawScene(ctx) {
+    if (!this.photo) return;
+    const shown = this.result || this.photo;
+    this.compare.drawScene(ctx, shown.bitmap, shown.width, shown.height);
+  }
+
+  async run() {
+    if (this.job || !this.photo || !this.available) return;
+    let size;
+    try { size = this.inputSize(); } catch (err) { this.showError(err.message); return; }
+    this.showError('');
+    const controller = new AbortController();
+    this.job = { controller, info: { state: 'submitting' } };
+    this.update();
+    this.showJob();
+    try {
+      const { blob } = await runJob({
+        task: 'colorize', model: this.el.model.value, input_size: size, format: 'png',
+      }, { image: [this.photo.blob, this.photo.name] }, {
+        signal: controller.signal,
+        onUpdate: (info) => { if (this.job) { this.job.info = info; this.showJob(); } },
+      });
+      const type = await sniffType(blob);
+      const typed = type && blob.type !== type ? new Blob([blob], { type }) : blob;
+      const bitmap = await createImageBitmap(typed);
+      this.result = { bitmap, blob: typed, width: bitmap.width, height: bitmap.height };
+      this.job = null;
+      this.compare.setBefore(this.photo.bitmap);
+      this.el.status.textContent = 'Done.';
+      this.el.progress.max = 1;
+      this.el.progress.value = 1;
+      this.el.status.classList.remove('waiting');
+    } catch (err) {
+      this.job = null;
+      this.el.job.hidden = true;
+      this.showError(err && err.code === 'aborted' ? '' : errorText(err));
+    }
+    this.update();
+  }
+
+  showJob() {
+    if (this.job) setJobUI(this.el, this.job.info, admission.paused, describe(this.job.info, admission.paused));
+  }
+
+  async download() {
+    if (!this.result) return;
+    try {
+      const { blob, name, note } = await bytesFor(this.result, this.photo.name, this.photo.type);
+      saveBlob(blob, name);
+      if (note) this.showError(note);
+    } catch (err) {
+      this.showError(errorText(err));
+    }
+  }
+
+  showError(msg) {
+    this.el.error.textContent = msg;
+    this.el.error.hidden = !msg;
+  }
+
+  update() {
+    const e = this.el;
+    const busy = !!this.job;
+    e.run.disabled = !this.available || busy || !this.photo;
+    e.run.hidden = busy;
+    e.cancel.hidden = !busy;
+    e.download.disabled = busy || !this.result;
+    e.open.disabled = busy || !this.available;
+    this.view.request();
+  }
+
+  shortcut(ev) {
+    const k = ev.key;
+    const ctrl = ev.ctrlKey || ev.metaKey;
+    if (ctrl && (k === 'o' || k === 'O')) { if (this.available) this.el.file.click(); return true; }
+    if (ctrl && (k === 's' || k === 'S')) { this.download(); return true; }
+    if (ctrl || ev.altKey) return false;
+    switch (k) {
+      case 'Enter': this.run(); return true;
+      case 'Escape': if (this.job) { this.job.controller.abort(); return true; } return false;
+      case 'c': case 'C': this.compare.toggle(); return true;
+      case '+': case '=': this.view.zoomBy(1.25); return true;
+      case '-': case '_': this.view.zoomBy(0.8); return true;
+      case '0': this.view.fit(); return true;
+      case '1': this.view.zoomTo(1); return true;
+      default: return false;
+    }
+  }
+}
