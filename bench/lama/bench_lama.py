@@ -70,6 +70,11 @@ def run_measured(cmd):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--torch-side":
+        # Used by `pixmend bench lama --torch`: CKPT SIZE THREADS RUNS WARM; prints one key=value line.
+        sys.argv = ["-c", GOLDEN] + sys.argv[2:]
+        exec(compile(TORCH_SIDE, "torch_side", "exec"), {"__name__": "torch_side"})
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="build/bench/lama/bench_lama")
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])

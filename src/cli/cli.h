@@ -51,5 +51,7 @@ extern const pm_command pm_cmd_version;
 extern const pm_command pm_cmd_probe;
 extern const pm_command pm_cmd_inpaint;
 extern const pm_command pm_cmd_serve;
+extern const pm_command pm_cmd_colorize;
+extern const pm_command pm_cmd_bench;
 
 #endif

@@ -8,9 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Declared here until cli.h lists it with the other sub-commands. */
-extern const pm_command pm_cmd_colorize;
-
 static const pm_optdef opts[] = {
     {"output", 'o', 1},      {"model", 'm', 1},     {"input-size", 0, 1},     {"upsample", 0, 1},
     {"threads", 't', 1},     {"quality", 'q', 1},   {"max-pixels", 0, 1},     {"max-side", 0, 1},

@@ -8,7 +8,9 @@ static const pm_command *const commands[] = {
     &pm_cmd_version,
     &pm_cmd_probe,
     &pm_cmd_inpaint,
+    &pm_cmd_colorize,
     &pm_cmd_serve,
+    &pm_cmd_bench,
 };
 
 int main(int argc, char **argv)

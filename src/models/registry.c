@@ -1,11 +1,15 @@
 /* The table of models pixmend knows. */
 #include "models/model.h"
 #include "models/patchmatch.h"
+#include "models/lama.h"
+#include "models/ddcolor.h"
 
 #include <string.h>
 
 const pm_model_desc *const pm_models[] = {
     &pm_model_patchmatch,
+    &pm_model_lama,
+    &pm_model_ddcolor,
     NULL,
 };
 

@@ -125,7 +125,8 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
             rc = pm_errorf(PM_EINVAL, "model '%s' does not colorize", x->model->name);
             goto free_images;
         }
-        rc = x->model->colorize(x->model_state, &img, &res, PM_COLORIZE_INPUT, x->ctx);
+        rc = x->model->colorize(x->model_state, &img, &res,
+                                 x->spec->input_size > 0 ? x->spec->input_size : PM_COLORIZE_INPUT, x->ctx);
     }
     if (rc)
         goto free_images;

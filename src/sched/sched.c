@@ -111,6 +111,7 @@ void pm_job_spec_default(pm_job_spec *spec)
     spec->priority = PM_PRIORITY_DEFAULT;
     spec->format = PM_FMT_PNG;
     spec->hd_strategy = PM_HD_AUTO;
+    spec->input_size = 512;
 }
 
 void pm_sched_default_config(pm_sched_config *cfg)

@@ -52,6 +52,7 @@ typedef struct pm_job_spec {
     int quality;           /* 1..100; 0 = the encoder's default */
     int hd_strategy;       /* pm_hd_strategy (inpainting) */
     int mask_resize;       /* 1: resize a mask of another size (nearest neighbour) */
+    int input_size;        /* colorization: the network's square input (64..2048, multiple of 32) */
 } pm_job_spec;
 
 /* Fills in the defaults (inpaint, priority 5, PNG, auto strategy). */

@@ -473,7 +473,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality"
+#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -495,7 +495,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
     for (int i = 0; i < f->n; i++) {
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
-                                            "format", "hd_strategy", "mask_resize", "quality"};
+                                            "format", "hd_strategy", "mask_resize", "quality", "input_size"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -584,6 +584,14 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
         case 8:
             if (parse_int(v, 1, 100, &f->spec.quality)) {
                 snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
+                goto bad;
+            }
+            break;
+        case 9:
+            if (parse_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
+                snprintf(msg, sizeof msg,
+                         "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
+                         "not '%s'", v);
                 goto bad;
             }
             break;

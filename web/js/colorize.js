@@ -85,7 +85,7 @@ export class Colorizer {
     if (!Number.isFinite(n) || n < 64 || n > 2048) {
       throw new Error('The custom input size must be a whole number of pixels from 64 to 2048.');
     }
-    return n;
+    return Math.round(n / 32) * 32; // the network takes multiples of 32
   }
 
   // models: every model the server offers; only task "colorize" ones count.

@@ -1,0 +1,204 @@
+/* pixmend bench lama: time LaMa forward passes on this machine and, with
+ * --torch, the same passes in PyTorch on the same weights and thread count,
+ * printed side by side as ratios. */
+#include "cli/cli.h"
+#include "base/base.h"
+#include "models/lama.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const pm_optdef opts[] = {
+    {"size", 's', 1},  {"model", 'm', 1}, {"threads", 't', 1}, {"precision", 'p', 1},
+    {"runs", 'r', 1},  {"profile", 0, 0}, {"torch", 0, 0},      {"python", 0, 1},
+    {0},
+};
+
+/* Peak RSS (VmHWM) of this process in MB, 0 if unreadable. */
+static double hwm_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            v = atof(line + 6) / 1024.0;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Resets VmHWM to the current RSS so the forward passes are measured alone. */
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+typedef struct torch_fig {
+    double median_s, min_s, max_s, load_peak_mb, run_peak_mb;
+} torch_fig;
+
+/* Runs the PyTorch side (bench/lama/bench_lama.py --torch-side) and parses
+ * its key=value line into *t. Returns 0, or 2 after a one-line error. */
+static int run_torch(const pm_command *cmd, const char *python, const char *ckpt, int size, int threads,
+                     int runs, torch_fig *t)
+{
+    char script[4096];
+    snprintf(script, sizeof script, "%s/bench/lama/bench_lama.py", PM_SOURCE_DIR);
+    if (access(script, R_OK) != 0) {
+        pm_cli_error(cmd, "--torch needs the pixmend source tree (%s is missing); run it from a checkout", script);
+        return 2;
+    }
+    char args[5][32];
+    snprintf(args[0], sizeof args[0], "%d", size);
+    snprintf(args[1], sizeof args[1], "%d", threads);
+    snprintf(args[2], sizeof args[2], "%d", size >= 1024 ? (runs < 2 ? runs : 2) : runs);
+    snprintf(args[3], sizeof args[3], "%d", size >= 1024 ? 0 : 1);
+    int fd[2];
+    if (pipe(fd) != 0) {
+        pm_cli_error(cmd, "cannot start PyTorch: %s", strerror(errno));
+        return 2;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        pm_cli_error(cmd, "cannot start PyTorch: %s", strerror(errno));
+        return 2;
+    }
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execl(python, python, script, "--torch-side", ckpt, args[0], args[1], args[2], args[3], (char *)NULL);
+        fprintf(stderr, "pixmend bench: cannot run %s: %s\n", python, strerror(errno));
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *f = fdopen(fd[0], "r");
+    char line[512], last[512] = "";
+    while (f && fgets(line, sizeof line, f))
+        snprintf(last, sizeof last, "%s", line);
+    if (f)
+        fclose(f);
+    else
+        close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    double load_s = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
+        sscanf(last, "median_s=%lf min_s=%lf max_s=%lf load_s=%lf load_peak_mb=%lf run_peak_mb=%lf",
+               &t->median_s, &t->min_s, &t->max_s, &load_s, &t->load_peak_mb, &t->run_peak_mb) != 6) {
+        pm_cli_error(cmd, "the PyTorch side failed (%s with python3-torch); see its messages above", python);
+        return 2;
+    }
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    const pm_command *cmd = &pm_cmd_bench;
+    pm_args a;
+    int rc = pm_cli_parse(cmd, opts, 1, 1, argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (strcmp(a.pos[0], "lama") != 0) {
+        pm_cli_error(cmd, "unknown benchmark '%s'; the one available is 'lama'", a.pos[0]);
+        return 2;
+    }
+    const char *model = pm_cli_get(opts, &a, "model");
+    if (!model) {
+        pm_cli_error(cmd, "--model FILE is required: a big-lama checkpoint (big-lama/models/best.ckpt)");
+        return 2;
+    }
+    long size = 512, threads = 0, runs = 3;
+    const char *v;
+    if ((v = pm_cli_get(opts, &a, "size")) && pm_cli_int(cmd, "size", v, 16, 8192, &size))
+        return 2;
+    if (size % 8) {
+        pm_cli_error(cmd, "--size %ld is not a multiple of 8 (LaMa works on multiples of 8)", size);
+        return 2;
+    }
+    if ((v = pm_cli_get(opts, &a, "threads")) && pm_cli_int(cmd, "threads", v, 1, 1024, &threads))
+        return 2;
+    if ((v = pm_cli_get(opts, &a, "runs")) && pm_cli_int(cmd, "runs", v, 1, 1000, &runs))
+        return 2;
+    pm_lama_opts o = {.threads = (int)threads, .precision = PM_PREC_FP32, .winograd = -1};
+    if ((v = pm_cli_get(opts, &a, "precision"))) {
+        if (strcmp(v, "bf16") == 0)
+            o.precision = PM_PREC_BF16;
+        else if (strcmp(v, "fp32") != 0) {
+            pm_cli_error(cmd, "--precision must be fp32 or bf16, not '%s'", v);
+            return 2;
+        }
+    }
+    const char *python = pm_cli_get(opts, &a, "python");
+    if (!python)
+        python = "/usr/bin/python3";
+    int nthreads = threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+    void *st = NULL;
+    double t0 = pm_wall_time();
+    if (pm_lama_load(model, &o, &st) != 0) {
+        pm_cli_error(cmd, "%s", pm_error_detail());
+        return 1;
+    }
+    double load_s = pm_wall_time() - t0, load_peak = hwm_mb();
+    int ngf = 0, blocks = 0;
+    pm_lama_config(st, &ngf, &blocks);
+    printf("LaMa %ldx%ld, %s, %d threads, checkpoint ngf %d / %d blocks, %ld timed runs\n", size, size,
+           o.precision == PM_PREC_BF16 ? "bf16" : "fp32", nthreads, ngf, blocks, runs);
+    fflush(stdout);
+    reset_peak();
+    pm_lama_bench_result r;
+    rc = pm_lama_bench(st, (int)size, (int)size, (int)runs, pm_cli_get(opts, &a, "profile") ? stderr : NULL, &r);
+    double run_peak = hwm_mb();
+    pm_lama_unload(st);
+    if (rc) {
+        pm_cli_error(cmd, "%s", pm_error_detail());
+        return 1;
+    }
+    double peak = load_peak > run_peak ? load_peak : run_peak;
+    printf("pixmend  median %8.3f s (min %.3f, max %.3f)  peak RSS %7.1f MB (loading %.1f, forward %.1f)"
+           "  load %.2f s, plan %.2f s, %.1f GFLOP, %.0f GFLOP/s\n",
+           r.median_s, r.min_s, r.max_s, peak, load_peak, run_peak, load_s, r.plan_s, r.gflop,
+           r.gflop / r.median_s);
+    fflush(stdout);
+    if (!pm_cli_get(opts, &a, "torch"))
+        return 0;
+    torch_fig t;
+    if (run_torch(cmd, python, model, (int)size, nthreads, (int)runs, &t))
+        return 2;
+    double tpeak = t.load_peak_mb > t.run_peak_mb ? t.load_peak_mb : t.run_peak_mb;
+    printf("pytorch  median %8.3f s (min %.3f, max %.3f)  peak RSS %7.1f MB (loading %.1f, forward %.1f)\n",
+           t.median_s, t.min_s, t.max_s, tpeak, t.load_peak_mb, t.run_peak_mb);
+    printf("ratio    pixmend is %.2fx faster (median); peak RSS %.2fx PyTorch's (%.2fx for the forward passes alone)\n",
+           t.median_s / r.median_s, peak / tpeak, run_peak / t.run_peak_mb);
+    return 0;
+}
+
+const pm_command pm_cmd_bench = {
+    "bench", "measure an engine on this machine (LaMa), optionally against PyTorch",
+    "usage: pixmend bench lama --model FILE [--size N] [options]\n\n"
+    "Loads a big-lama checkpoint, times forward passes of a random N x N input (after\n"
+    "one warm-up) and reports the median time and the peak RSS of loading and of the\n"
+    "passes. With --torch the same checkpoint runs in PyTorch (python3-torch) with the\n"
+    "same thread count, and the ratios are printed.\n\n"
+    "  -m, --model FILE      big-lama checkpoint (best.ckpt or safetensors)\n"
+    "  -s, --size N          square input side, a multiple of 8 (default 512)\n"
+    "  -t, --threads N       compute threads (default: all cores)\n"
+    "  -p, --precision P     fp32 (default) or bf16 (CPUs with AVX512-BF16)\n"
+    "  -r, --runs R          timed passes (default 3)\n"
+    "  --profile             a per-layer table (time, share, GFLOP/s) on stderr\n"
+    "  --torch               also run PyTorch and print the ratios (needs the source tree)\n"
+    "  --python PATH         the interpreter with torch (default /usr/bin/python3)\n",
+    run,
+};
