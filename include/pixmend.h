@@ -114,6 +114,19 @@ size_t pm_mem_in_use(void);   /* bytes currently allocated through pm_* */
 size_t pm_mem_peak(void);     /* high-water mark since start or last reset */
 void pm_mem_reset_peak(void); /* sets the peak to the current use */
 
+/* Per-thread accounting: between begin and end, the pm_* allocations made by
+ * the calling thread are also counted in *s (and their frees on the same
+ * thread while the scope is open). s->peak is then the most this thread held
+ * at once, above what it held before begin. The scope belongs to the caller
+ * and must stay valid until pm_mem_scope_end on the same thread. Allocations
+ * made by other threads (e.g. an engine's helper threads) are not counted. */
+typedef struct pm_mem_scope {
+    unsigned long long id;
+    size_t in_use, peak;
+} pm_mem_scope;
+void pm_mem_scope_begin(pm_mem_scope *s);
+void pm_mem_scope_end(pm_mem_scope *s);
+
 /* ------------------------------------------------------------------ images */
 
 /* An 8-bit image, rows packed (stride == width * channels).

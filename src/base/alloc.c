@@ -5,6 +5,7 @@
 #include "pixmend.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,47 @@
 
 static atomic_size_t in_use;
 static atomic_size_t peak;
+static atomic_ullong next_scope_id = 1;
+static _Thread_local pm_mem_scope *cur_scope; /* the calling thread's scope, not owned */
+
+/* Header layout: [0..8) the block's size, [8..16) the id of the scope that
+ * allocated it (0 = none). */
+static void scope_add(unsigned char *b, size_t n)
+{
+    uint64_t id = 0;
+    pm_mem_scope *s = cur_scope;
+    if (s) {
+        id = s->id;
+        s->in_use += n;
+        if (s->in_use > s->peak)
+            s->peak = s->in_use;
+    }
+    memcpy(b + 8, &id, sizeof id);
+}
+
+static void scope_sub(const unsigned char *b, size_t n)
+{
+    pm_mem_scope *s = cur_scope;
+    if (!s)
+        return;
+    uint64_t id;
+    memcpy(&id, b + 8, sizeof id);
+    if (id == s->id && s->in_use >= n)
+        s->in_use -= n;
+}
+
+void pm_mem_scope_begin(pm_mem_scope *s)
+{
+    s->id = atomic_fetch_add(&next_scope_id, 1);
+    s->in_use = s->peak = 0;
+    cur_scope = s;
+}
+
+void pm_mem_scope_end(pm_mem_scope *s)
+{
+    if (cur_scope == s)
+        cur_scope = NULL;
+}
 
 static void count_add(size_t n)
 {
@@ -35,6 +77,7 @@ void *pm_malloc(size_t n)
     if (posix_memalign((void **)&b, HDR, n + HDR) != 0)
         return NULL;
     memcpy(b, &n, sizeof n);
+    scope_add(b, n);
     count_add(n);
     return b + HDR;
 }
@@ -56,6 +99,7 @@ void pm_free(void *p)
     unsigned char *b = (unsigned char *)p - HDR;
     size_t n;
     memcpy(&n, b, sizeof n);
+    scope_sub(b, n);
     count_sub(n);
     free(b);
 }

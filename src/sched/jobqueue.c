@@ -1,6 +1,7 @@
 /* The bounded priority queue of jobs (see jobqueue.h). */
 #include "sched/jobqueue.h"
 
+#include <math.h>
 #include <string.h>
 
 void pm_jq_init(pm_jobqueue *q, int max)
@@ -88,4 +89,22 @@ pm_jq_node *pm_jq_next(const pm_jobqueue *q, const pm_jq_node *n)
         if (q->head[p])
             return q->head[p];
     return NULL;
+}
+
+pm_jq_node *pm_jq_pick_aged(const pm_jobqueue *q, double now, double aging)
+{
+    pm_jq_node *best = NULL;
+    double best_eff = 0;
+    for (int p = PM_JQ_LEVELS - 1; p >= 0; p--) {
+        pm_jq_node *h = q->head[p];
+        if (!h)
+            continue;
+        double waited = now - h->enqueued;
+        double eff = p + (aging > 0 && waited > 0 ? floor(waited / aging) : 0);
+        if (!best || eff > best_eff || (eff == best_eff && h->enqueued < best->enqueued)) {
+            best = h;
+            best_eff = eff;
+        }
+    }
+    return best;
 }

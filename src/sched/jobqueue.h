@@ -11,6 +11,7 @@
 typedef struct pm_jq_node {
     struct pm_jq_node *prev, *next;
     int priority;  /* 0..9, set before push */
+    double enqueued; /* when it was queued (any clock, set before push); for ageing */
     int queued;    /* 1 while linked */
 } pm_jq_node;
 
@@ -32,6 +33,11 @@ pm_jq_node *pm_jq_peek(const pm_jobqueue *q);
 int pm_jq_remove(pm_jobqueue *q, pm_jq_node *n);
 /* How many nodes run before n (0 = next), or -1 if n is not queued. */
 int pm_jq_position(const pm_jobqueue *q, const pm_jq_node *n);
+/* The node to run next with ageing: each priority's head (the oldest of
+ * that priority) counts as priority + floor(waited / aging) where waited =
+ * now - enqueued; the highest such value wins, the older node on a tie.
+ * aging <= 0: no ageing (the same node as pm_jq_peek). NULL when empty. */
+pm_jq_node *pm_jq_pick_aged(const pm_jobqueue *q, double now, double aging);
 /* The node after n in run order (NULL at the end); n NULL = the first. */
 pm_jq_node *pm_jq_next(const pm_jobqueue *q, const pm_jq_node *n);
 

@@ -4,6 +4,9 @@
 #include "pipeline/pipeline.h"
 #include "pipeline/resample.h"
 
+#include "base/base.h"
+#include "monitor/monitor.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -138,5 +141,50 @@ free_images:
     pm_image_free(&scaled);
     pm_image_free(&msk);
     pm_image_free(&img);
+    return rc;
+}
+
+/* Resets VmHWM to the current RSS; 1 when the kernel allowed it. */
+static int reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f)
+        return 0;
+    int ok = fputs("5", f) >= 0;
+    ok = fclose(f) == 0 && ok;
+    return ok;
+}
+
+/* Owns nothing: the encoded result is made and freed here. */
+int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec, const pm_limits *lim,
+                   const uint8_t *image, size_t image_len, const uint8_t *mask, size_t mask_len,
+                   uint64_t *heap_peak, uint64_t *rss_peak, double *seconds)
+{
+    pm_run_ctx ctx = {0};
+    pm_job_exec x = {
+        .spec = spec,
+        .image = image,
+        .image_len = image_len,
+        .mask = mask,
+        .mask_len = mask_len,
+        .limits = lim,
+        .model = d,
+        .model_state = state,
+        .ctx = &ctx,
+    };
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int hwm_ok = reset_peak_rss();
+    uint64_t rss0 = pm_read_rss();
+    pm_mem_scope scope;
+    double t0 = pm_now();
+    pm_mem_scope_begin(&scope);
+    int rc = pm_job_execute(&x, &out, &out_len);
+    pm_mem_scope_end(&scope);
+    *seconds = pm_now() - t0;
+    uint64_t hwm = pm_read_peak_rss();
+    *heap_peak = scope.peak;
+    *rss_peak = hwm_ok && hwm > rss0 ? hwm - rss0 : 0;
+    pm_free(out);
     return rc;
 }

@@ -5,6 +5,8 @@
  * journal commits, file writes, decoding and the models all run outside it.
  * Events are emitted with the lock held so that their order is the order of
  * the state changes. */
+#include "sched/admit.h"
+#include "sched/gate.h"
 #include "sched/journal.h"
 #include "sched/sched_internal.h"
 #include "base/base.h"
@@ -31,6 +33,7 @@ typedef struct pm_loaded_model {
     const pm_model_desc *desc;
     char *path;      /* owned; NULL for models without a file */
     void **states;   /* owned; one per worker */
+    uint64_t done, failed, cancelled;
 } pm_loaded_model;
 
 typedef struct pm_worker {
@@ -50,8 +53,19 @@ struct pm_sched {
     pthread_cond_t work_cv;      /* workers wait for jobs */
     pthread_cond_t done_cv;      /* sync waiters and the drain wait for ends */
     pthread_cond_t janitor_cv;
-    pm_jobqueue queue;
+    pm_jobqueue lanes[PM_LANES]; /* fast (small images) and normal */
     int reserved;                /* submissions between the bound check and queueing */
+    /* admission */
+    pm_gate gate;
+    uint64_t mem_reserved;       /* predictions of the running jobs */
+    int last_lane;               /* lane of the last job started; -1 = none */
+    pm_memlaw laws[PM_MAX_MODELS]; /* parallel to models */
+    int ntrans, trans_head;      /* ring of the last pause/resume transitions */
+    struct { double t, gauge; int paused; } trans[16];
+    double last_finish;          /* monotonic time of the last finished job; 0 = none */
+    int busy_after_finish;       /* the queue was not empty at that finish */
+    double finish_interval;      /* moving average of busy intervals between finishes */
+    pm_hist disk_write;
     pm_job *buckets[PM_HASH_BUCKETS];
     pm_job *oldest, *newest;     /* all jobs, oldest first */
     int jobs_known;
@@ -125,6 +139,17 @@ void pm_sched_default_config(pm_sched_config *cfg)
     cfg->result_ttl = 86400;
     cfg->results_max_bytes = 10ull << 30;
     cfg->limits = pm_default_limits();
+    cfg->mem_budget = 0;
+    cfg->pause_at = 0.85;
+    cfg->resume_below = 0.75;
+    cfg->aging_seconds = 30;
+    cfg->fast_lane_pixels = 1000000;
+    cfg->max_wait = 0;
+}
+
+static int queue_count(const pm_sched *s)
+{
+    return s->lanes[0].count + s->lanes[1].count;
 }
 
 static pm_job *job_of(pm_jq_node *n)
@@ -225,7 +250,7 @@ static pm_job *job_new(void)
 static void snapshot_locked(pm_sched *s, const pm_job *j, pm_job_info *out)
 {
     *out = j->info;
-    out->queue_position = j->info.state == PM_JOB_QUEUED ? pm_jq_position(&s->queue, &j->qnode) : -1;
+    out->queue_position = j->info.state == PM_JOB_QUEUED ? pm_jq_position(&s->lanes[j->info.lane], &j->qnode) : -1;
     out->progress_value = atomic_load(&((pm_job *)j)->progress_value);
     out->progress_max = atomic_load(&((pm_job *)j)->progress_max);
 }
@@ -335,7 +360,9 @@ static int recover_row(void *user, const pm_job_info *in, int64_t seq)
         j->qnode.priority = j->info.spec.priority < 0 ? 0
                             : j->info.spec.priority > PM_PRIORITY_MAX ? PM_PRIORITY_MAX
                                                                       : j->info.spec.priority;
-        pm_jq_push(&s->queue, &j->qnode);
+        j->info.lane = pm_admit_lane((uint64_t)j->info.width * (uint64_t)j->info.height, s->cfg.fast_lane_pixels);
+        j->qnode.enqueued = pm_now();
+        pm_jq_push(&s->lanes[j->info.lane], &j->qnode);
         s->recovered++;
     } else if (in->state == PM_JOB_DONE) {
         char path[4096];
@@ -407,12 +434,20 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->janitor_cv, &ca);
     pthread_condattr_destroy(&ca);
-    pm_jq_init(&s->queue, s->cfg.queue_max);
+    pm_jq_init(&s->lanes[0], INT_MAX); /* the bound is on both lanes together: checked at submission */
+    pm_jq_init(&s->lanes[1], INT_MAX);
+    s->last_lane = -1;
+    static const double disk_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+    pm_hist_init(&s->disk_write, disk_bounds, (int)(sizeof disk_bounds / sizeof disk_bounds[0]));
     static const double wait_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
     static const double run_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
     pm_hist_init(&s->queue_wait, wait_bounds, (int)(sizeof wait_bounds / sizeof wait_bounds[0]));
     pm_hist_init(&s->run_seconds, run_bounds, (int)(sizeof run_bounds / sizeof run_bounds[0]));
 
+    if ((rc = pm_gate_init(&s->gate, s->cfg.pause_at, s->cfg.resume_below))) {
+        rc = pm_errorf(rc, "%s (--pause-at, --resume-below)", pm_error_detail());
+        goto destroy_partial;
+    }
     s->data_dir = pm_strdup(cfg->data_dir ? cfg->data_dir : "pixmend-data");
     s->workers = pm_calloc((size_t)s->cfg.workers, sizeof *s->workers);
     if (!s->data_dir || !s->workers) {
@@ -444,7 +479,6 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
 
     /* Recover: the queue may hold more than queue_max after a restart with a smaller bound. */
     struct recover_ctx rctx = {s, 0};
-    s->queue.max = INT_MAX;
     pthread_mutex_lock(&s->lock);
     rc = pm_journal_load(s->journal, recover_row, &rctx);
     if (!rc)
@@ -454,7 +488,6 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
         pm_store_sweep(s->data_dir, "outputs", keep_result, s);
     }
     pthread_mutex_unlock(&s->lock);
-    s->queue.max = s->cfg.queue_max;
     if (rc)
         goto destroy_partial;
     for (pm_job *j = s->oldest, *next; j; j = next) {
@@ -498,6 +531,54 @@ int pm_sched_load_model(pm_sched *s, const char *name, const char *path)
     return pm_sched_add_model(s, d, path);
 }
 
+static char *fmt_u(double v, char *buf)
+{
+    snprintf(buf, 32, "%.0f", v);
+    return buf;
+}
+
+static char *fmt_d(double v, char *buf)
+{
+    snprintf(buf, 32, "%.3f", v);
+    return buf;
+}
+
+static void memlaw_path(const pm_sched *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/" PM_MEMLAW_FILE, s->data_dir);
+}
+
+/* Replaces *law (seeded) by the one in DATA/memlaw.json for its model, kept
+ * within the margin of the seed. A missing file is no error; a bad one is
+ * logged and ignored (the seed stays). */
+static void load_law(pm_sched *s, pm_memlaw *law)
+{
+    char path[4096];
+    memlaw_path(s, path, sizeof path);
+    pm_memlaw file[PM_MAX_MODELS * 2];
+    int n = 0;
+    int rc = pm_memlaw_load(path, file, PM_MAX_MODELS * 2, &n);
+    if (rc == PM_ENOENT)
+        return;
+    if (rc) {
+        pm_warn("memlaw_unreadable", "%s; using the engines' own estimates", pm_error_detail());
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (strcmp(file[i].model, law->model) != 0)
+            continue;
+        double seed_a = law->seed_a, seed_b = law->seed_b;
+        *law = file[i];
+        law->seed_a = seed_a;
+        law->seed_b = seed_b;
+        if (pm_memlaw_clamp(law))
+            pm_warn("memlaw_clamped",
+                    "the memory law of %s in %s was more than %.0f %% below the engine's estimate; raised to it",
+                    law->model, path, PM_MEMLAW_MARGIN * 100);
+        return;
+    }
+}
+
 int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
 {
     const char *name = d->name;
@@ -531,7 +612,12 @@ int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
             return rc;
         }
     }
+    pm_memlaw *law = &s->laws[s->nmodels];
+    pm_memlaw_seed(law, d, m->states[0]);
+    load_law(s, law);
     s->nmodels++;
+    pm_logkv(PM_LOG_INFO, "memlaw", "memory law in use", "model", name, "a_bytes", fmt_u(law->a, (char[32]){0}),
+             "b_bytes_per_pixel", fmt_d(law->b, (char[32]){0}), "source", law->source, NULL);
     pm_info("model_loaded", "model %s loaded%s%s for %d worker(s) in %.2f s", name, path ? " from " : "",
             path ? path : "", s->cfg.workers, pm_now() - t0);
     return 0;
@@ -651,8 +737,9 @@ static void remove_inputs(pm_sched *s, const char *id)
     unlink(path);
 }
 
-/* Stores an asynchronous job's result; fills result_path/bytes in *info. */
-static int store_result(pm_sched *s, pm_job_info *info, const uint8_t *data, size_t len)
+/* Stores an asynchronous job's result; fills result_path/bytes in *info and
+ * the seconds the write, fsync and rename took in *write_s. */
+static int store_result(pm_sched *s, pm_job_info *info, const uint8_t *data, size_t len, double *write_s)
 {
     char rel[256], abs[4096], dir[4096];
     pm_result_relpath(info->id, info->spec.format, info->finished, rel, sizeof rel);
@@ -664,11 +751,65 @@ static int store_result(pm_sched *s, pm_job_info *info, const uint8_t *data, siz
     int rc = pm_mkdirs(dir);
     if (rc)
         return rc;
-    if ((rc = pm_write_file_atomic(abs, data, len)))
+    double t0 = pm_now();
+    rc = pm_write_file_atomic(abs, data, len);
+    *write_s = pm_now() - t0;
+    if (rc)
         return pm_errorf(rc, "cannot write the result %s: %s", abs, pm_error_detail());
     snprintf(info->result_path, sizeof info->result_path, "%s", rel);
     info->result_bytes = len;
     return 0;
+}
+
+/* Locked: the memory law of j's model learns its measured peak; returns 1
+ * when the law was raised (the caller saves the laws). */
+static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
+{
+    for (int i = 0; i < s->nmodels; i++) {
+        if (strcmp(s->models[i].desc->name, fin->spec.model) != 0)
+            continue;
+        pm_memlaw *law = &s->laws[i];
+        uint64_t px = (uint64_t)fin->width * (uint64_t)fin->height;
+        uint64_t before = pm_memlaw_predict(law, px);
+        if (!pm_memlaw_observe(law, px, fin->peak_bytes))
+            return 0;
+        pm_logkv(PM_LOG_WARN, "memlaw_raised", "a job used more memory than its model's law predicted; law raised",
+                 "model", law->model, "job", fin->id, "predicted", fmt_u((double)before, (char[32]){0}),
+                 "measured", fmt_u((double)fin->peak_bytes, (char[32]){0}), "a_bytes", fmt_u(law->a, (char[32]){0}),
+                 "b_bytes_per_pixel", fmt_d(law->b, (char[32]){0}), NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static void save_laws(pm_sched *s)
+{
+    pm_memlaw copy[PM_MAX_MODELS];
+    pthread_mutex_lock(&s->lock);
+    int n = s->nmodels;
+    memcpy(copy, s->laws, sizeof copy[0] * (size_t)n);
+    pthread_mutex_unlock(&s->lock);
+    char path[4096];
+    memlaw_path(s, path, sizeof path);
+    if (pm_memlaw_save(path, copy, n))
+        pm_warn("memlaw_save_failed", "%s", pm_error_detail());
+}
+
+static pm_loaded_model *model_of_job(pm_sched *s, const pm_job_info *j)
+{
+    return model_find(s, j->spec.model);
+}
+
+/* Locked: a job ended; updates the drain-rate estimate. */
+static void note_finish_locked(pm_sched *s)
+{
+    double now = pm_now();
+    if (s->last_finish > 0 && s->busy_after_finish) {
+        double dt = now - s->last_finish;
+        s->finish_interval = s->finish_interval > 0 ? 0.8 * s->finish_interval + 0.2 * dt : dt;
+    }
+    s->last_finish = now;
+    s->busy_after_finish = queue_count(s) > 0;
 }
 
 static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t result_len, double t0)
@@ -707,9 +848,10 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
         snprintf(fin.error, sizeof fin.error, "%s", detail[0] ? detail : pm_strerror(rc));
     }
 
+    double write_s = -1;
     if (!fin.sync && !interrupted) {
         if (fin.state == PM_JOB_DONE) {
-            int r = store_result(s, &fin, result, result_len);
+            int r = store_result(s, &fin, result, result_len, &write_s);
             if (r) {
                 fin.state = PM_JOB_FAILED;
                 fin.error_code = r;
@@ -722,9 +864,14 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
     }
     double secs = pm_now() - t0;
 
+    int law_raised = 0;
     pthread_mutex_lock(&s->lock);
     w->job = NULL;
     s->running--;
+    s->mem_reserved -= s->mem_reserved >= j->info.predicted_bytes ? j->info.predicted_bytes : s->mem_reserved;
+    if (write_s >= 0)
+        pm_hist_observe(&s->disk_write, write_s);
+    pm_loaded_model *lm = model_of_job(s, &fin);
     if (interrupted && !fin.sync) {
         /* Left as running in the journal: the next start runs it again. */
         j->info.state = PM_JOB_QUEUED;
@@ -736,6 +883,9 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
         switch (fin.state) {
         case PM_JOB_DONE:
             s->done++;
+            if (lm)
+                lm->done++;
+            law_raised = learn_peak_locked(s, &fin);
             s->avg_run = s->avg_run > 0 ? 0.8 * s->avg_run + 0.2 * secs : secs;
             if (fin.sync) {
                 j->result = result;
@@ -750,11 +900,15 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
             break;
         case PM_JOB_CANCELLED:
             s->cancelled++;
+            if (lm)
+                lm->cancelled++;
             pm_free(result);
             emit_locked(s, PM_EV_CANCELLED, j);
             break;
         default:
             s->failed++;
+            if (lm)
+                lm->failed++;
             if (fin.error_code == PM_ETIMEOUT)
                 s->timed_out++;
             pm_free(result);
@@ -762,10 +916,14 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
             break;
         }
     }
+    note_finish_locked(s);
     pthread_cond_broadcast(&s->done_cv);
+    pthread_cond_broadcast(&s->work_cv); /* memory was released: a waiting job may fit now */
     pthread_cond_signal(&s->janitor_cv);
     pthread_mutex_unlock(&s->lock);
 
+    if (law_raised)
+        save_laws(s);
     if (!fin.sync && !interrupted)
         remove_inputs(s, fin.id);
     if (interrupted && !fin.sync)
@@ -779,19 +937,74 @@ static void finish_job(pm_worker *w, pm_job *j, int rc, uint8_t *result, size_t 
                  fin.id, NULL);
 }
 
+static double process_cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const pm_memlaw *law_of_locked(const pm_sched *s, const char *model)
+{
+    for (int i = 0; i < s->nmodels; i++)
+        if (strcmp(s->models[i].desc->name, model) == 0)
+            return &s->laws[i];
+    return NULL;
+}
+
+static uint64_t predict_locked(const pm_sched *s, const pm_job_info *info)
+{
+    const pm_memlaw *law = law_of_locked(s, info->spec.model);
+    return law ? pm_memlaw_predict(law, (uint64_t)info->width * (uint64_t)info->height) : 0;
+}
+
+/* Locked: takes the job that may start now off its lane, or NULL (see admit.h). */
+static pm_job *pick_locked(pm_sched *s)
+{
+    if (queue_count(s) == 0)
+        return NULL;
+    double now = pm_now();
+    pm_jq_node *cand[PM_LANES];
+    pm_admit_view v = {
+        .free_slots = s->cfg.workers - s->running,
+        .paused = s->gate.paused,
+        .budget = s->cfg.mem_budget,
+        .reserved = s->mem_reserved,
+        .last_lane = s->last_lane,
+    };
+    for (int lane = 0; lane < PM_LANES; lane++) {
+        cand[lane] = pm_jq_pick_aged(&s->lanes[lane], now, s->cfg.aging_seconds);
+        v.present[lane] = cand[lane] != NULL;
+        if (cand[lane]) {
+            pm_job *c = job_of(cand[lane]);
+            if (!c->info.predicted_bytes)
+                c->info.predicted_bytes = predict_locked(s, &c->info); /* recovered from the journal */
+            v.predicted[lane] = c->info.predicted_bytes;
+        }
+    }
+    int lane = pm_admit_choose(&v);
+    if (lane < 0)
+        return NULL;
+    pm_jq_remove(&s->lanes[lane], cand[lane]);
+    s->last_lane = lane;
+    return job_of(cand[lane]);
+}
+
 static void *worker_main(void *arg)
 {
     pm_worker *w = arg;
     pm_sched *s = w->s;
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        while (!s->stop && (s->draining || s->queue.count == 0))
+        pm_job *j = NULL;
+        while (!s->stop && (s->draining || !(j = pick_locked(s))))
             pthread_cond_wait(&s->work_cv, &s->lock);
         if (s->stop) {
             pthread_mutex_unlock(&s->lock);
             break;
         }
-        pm_job *j = job_of(pm_jq_pop(&s->queue));
+        s->mem_reserved += j->info.predicted_bytes;
         j->info.state = PM_JOB_RUNNING;
         j->info.started = pm_wall_time();
         pm_hist_observe(&s->queue_wait, j->info.started > j->info.created ? j->info.started - j->info.created : 0);
@@ -818,7 +1031,15 @@ static void *worker_main(void *arg)
         uint8_t *result = NULL;
         size_t result_len = 0;
         pm_error_clear();
+        pm_mem_scope scope;
+        double cpu0 = process_cpu_seconds();
+        pm_mem_scope_begin(&scope);
         int rc = run_job(w, j, &result, &result_len);
+        pm_mem_scope_end(&scope);
+        pthread_mutex_lock(&s->lock);
+        j->info.peak_bytes = scope.peak;
+        j->info.cpu_seconds = process_cpu_seconds() - cpu0;
+        pthread_mutex_unlock(&s->lock);
         finish_job(w, j, rc, result, result_len, t0);
     }
     return NULL;
@@ -937,11 +1158,78 @@ int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size
                                h);
 }
 
+/* Locked: jobs per second the queue drains at (measured between finishes
+ * while jobs waited; before that, from the run time); 0 when unknown. */
+static double drain_rate_locked(const pm_sched *s)
+{
+    if (s->finish_interval > 0)
+        return 1.0 / s->finish_interval;
+    if (s->avg_run > 0)
+        return (double)s->cfg.workers / s->avg_run;
+    return 0;
+}
+
+/* Locked: seconds a job queued now would wait, from the drain rate; 0 when unknown. */
+static double expected_wait_locked(const pm_sched *s)
+{
+    double rate = drain_rate_locked(s);
+    return rate > 0 ? (double)(queue_count(s) + s->reserved + 1) / rate : 0;
+}
+
+/* Locked: 1 when a submission must be refused now (draining, queue full by length or by expected wait). */
+static int full_locked(const pm_sched *s)
+{
+    if (s->draining || queue_count(s) + s->reserved >= s->cfg.queue_max)
+        return 1;
+    return s->cfg.max_wait > 0 && queue_count(s) + s->reserved > 0 && expected_wait_locked(s) > s->cfg.max_wait;
+}
+
 static int busy_error(pm_sched *s)
 {
     if (s->draining)
         return pm_errorf(PM_EBUSY, "the server is shutting down and accepts no new jobs; retry on another instance or later");
-    return pm_errorf(PM_EBUSY, "the queue is full (%d jobs, --queue-max); retry later", s->cfg.queue_max);
+    if (queue_count(s) + s->reserved >= s->cfg.queue_max)
+        return pm_errorf(PM_EBUSY, "the queue is full (%d jobs, --queue-max); retry later", s->cfg.queue_max);
+    return pm_errorf(PM_EBUSY,
+                     "the queue is full: a new job would wait about %.0f s (%d queued, draining %.2f jobs/s), "
+                     "more than --max-wait %g s; retry later",
+                     expected_wait_locked(s), queue_count(s), drain_rate_locked(s), s->cfg.max_wait);
+}
+
+static double gib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+/* PM_ETOOBIG when the job's prediction exceeds the whole budget, naming the largest size that fits. */
+static int check_fits_budget(pm_sched *s, const pm_job_spec *spec, int w, int h, uint64_t *predicted)
+{
+    pthread_mutex_lock(&s->lock);
+    const pm_memlaw *lp = law_of_locked(s, spec->model);
+    pm_memlaw law;
+    if (lp)
+        law = *lp;
+    pthread_mutex_unlock(&s->lock);
+    *predicted = 0;
+    if (!lp)
+        return 0;
+    *predicted = pm_memlaw_predict(&law, (uint64_t)w * (uint64_t)h);
+    uint64_t budget = s->cfg.mem_budget;
+    if (!budget || *predicted <= budget)
+        return 0;
+    int fw, fh;
+    pm_memlaw_fit_size(&law, budget, w, h, &fw, &fh);
+    if (fw == 0 || fh == 0)
+        return pm_errorf(PM_ETOOBIG,
+                         "this %dx%d %s job needs about %.2f GiB; the budget is %.2f GiB (--mem-budget) and "
+                         "even the smallest image needs %.2f GiB with model %s; raise --mem-budget",
+                         w, h, pm_task_name(spec->task), gib(*predicted), gib(budget), gib((uint64_t)law.a),
+                         spec->model);
+    return pm_errorf(PM_ETOOBIG,
+                     "this %dx%d %s job needs about %.2f GiB; the budget is %.2f GiB (--mem-budget); the largest "
+                     "image that fits is about %dx%d (%.1f MP); send a smaller image or raise --mem-budget",
+                     w, h, pm_task_name(spec->task), gib(*predicted), gib(budget), fw, fh,
+                     (double)fw * (double)fh / 1e6);
 }
 
 static uint8_t *dup_bytes(const uint8_t *p, size_t n)
@@ -964,12 +1252,15 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
 
     /* Refuse early when full, before spending time decoding. */
     pthread_mutex_lock(&s->lock);
-    int full = s->draining || s->queue.count + s->reserved >= s->cfg.queue_max;
+    int full = full_locked(s);
     rc = full ? busy_error(s) : 0;
     pthread_mutex_unlock(&s->lock);
     if (rc)
         return rc;
     if ((rc = pm_sched_validate(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h)))
+        return rc;
+    uint64_t predicted;
+    if ((rc = check_fits_budget(s, &spec, w, h, &predicted)))
         return rc;
 
     pm_job *j = job_new();
@@ -982,10 +1273,12 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     j->info.height = h;
     j->info.created = pm_wall_time();
     j->info.state = PM_JOB_QUEUED;
+    j->info.predicted_bytes = predicted;
+    j->info.lane = pm_admit_lane((uint64_t)w * (uint64_t)h, s->cfg.fast_lane_pixels);
     j->qnode.priority = spec.priority;
 
     pthread_mutex_lock(&s->lock);
-    full = s->draining || s->queue.count + s->reserved >= s->cfg.queue_max;
+    full = full_locked(s);
     if (full) {
         rc = busy_error(s);
         pthread_mutex_unlock(&s->lock);
@@ -1025,12 +1318,13 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
 
     pthread_mutex_lock(&s->lock);
     s->reserved--;
-    pm_jq_push(&s->queue, &j->qnode); /* cannot fail: the slot was reserved */
+    j->qnode.enqueued = pm_now();
+    pm_jq_push(&s->lanes[j->info.lane], &j->qnode); /* cannot fail: the lanes are unbounded, the slot reserved */
     table_add_locked(s, j);
     s->submitted++;
     emit_locked(s, PM_EV_QUEUED, j);
     snapshot_locked(s, j, info);
-    pthread_cond_signal(&s->work_cv);
+    pthread_cond_broadcast(&s->work_cv); /* the worker that can take it may not be the first to wake */
     pthread_mutex_unlock(&s->lock);
     pm_logkv(PM_LOG_DEBUG, "job_queued", "job queued", "job", info->id, "task", pm_task_name(spec.task), "model",
              spec.model, NULL);
@@ -1156,7 +1450,7 @@ int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
                          pm_job_state_name(info->state));
     }
     /* Queued: take it out now; journal outside the lock, then announce. */
-    pm_jq_remove(&s->queue, &j->qnode);
+    pm_jq_remove(&s->lanes[j->info.lane], &j->qnode);
     atomic_store(&j->cancel, 1);
     pm_job_info fin = j->info;
     pthread_mutex_unlock(&s->lock);
@@ -1174,6 +1468,9 @@ int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
     j->info = fin;
     j->info.queue_position = -1;
     s->cancelled++;
+    pm_loaded_model *lm = model_of_job(s, &fin);
+    if (lm)
+        lm->cancelled++;
     emit_locked(s, PM_EV_CANCELLED, j);
     snapshot_locked(s, j, info);
     pthread_cond_broadcast(&s->done_cv);
@@ -1204,7 +1501,39 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->cancelled = s->cancelled;
     st->timed_out = s->timed_out;
     st->recovered = s->recovered;
-    st->queue_depth = s->queue.count;
+    st->queue_depth = queue_count(s);
+    st->lane_depth[0] = s->lanes[0].count;
+    st->lane_depth[1] = s->lanes[1].count;
+    st->drain_rate = drain_rate_locked(s);
+    st->disk_write = s->disk_write;
+    st->mem_budget = s->cfg.mem_budget;
+    st->mem_reserved = s->mem_reserved;
+    st->aging_seconds = s->cfg.aging_seconds;
+    st->max_wait = s->cfg.max_wait;
+    st->fast_lane_pixels = s->cfg.fast_lane_pixels;
+    st->paused = s->gate.paused;
+    st->pauses = s->gate.pauses;
+    st->resumes = s->gate.resumes;
+    st->gauge = s->gate.usage;
+    st->gauge_source = s->gate.source;
+    st->high_mark = s->gate.high;
+    st->low_mark = s->gate.low;
+    st->ntransitions = s->ntrans;
+    for (int i = 0; i < s->ntrans; i++) {
+        int k = (s->trans_head - s->ntrans + i + 16) % 16;
+        st->transitions[i].t = s->trans[k].t;
+        st->transitions[i].gauge = s->trans[k].gauge;
+        st->transitions[i].paused = s->trans[k].paused;
+    }
+    st->nmodels = s->nmodels;
+    for (int i = 0; i < s->nmodels; i++) {
+        snprintf(st->models[i].name, sizeof st->models[i].name, "%s", s->models[i].desc->name);
+        st->models[i].task = s->models[i].desc->task;
+        st->models[i].done = s->models[i].done;
+        st->models[i].failed = s->models[i].failed;
+        st->models[i].cancelled = s->models[i].cancelled;
+        st->models[i].law = s->laws[i];
+    }
     st->queue_max = s->cfg.queue_max;
     st->running = s->running;
     st->workers = s->cfg.workers;
@@ -1222,8 +1551,15 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
 int pm_sched_retry_after(pm_sched *s)
 {
     pthread_mutex_lock(&s->lock);
-    double per = s->avg_run > 0 ? s->avg_run : 5.0;
-    double secs = per * (double)(s->queue.count + 1) / (double)s->cfg.workers;
+    double rate = drain_rate_locked(s);
+    if (rate <= 0)
+        rate = (double)s->cfg.workers / 5.0; /* nothing measured yet: 5 s a job */
+    /* How many jobs must leave before a new one is within both bounds. */
+    double room = (double)s->cfg.queue_max;
+    if (s->cfg.max_wait > 0 && rate * s->cfg.max_wait < room)
+        room = rate * s->cfg.max_wait;
+    double over = (double)(queue_count(s) + s->reserved + 1) - room;
+    double secs = (over > 1 ? over : 1) / rate;
     pthread_mutex_unlock(&s->lock);
     if (secs < 1)
         secs = 1;
@@ -1236,17 +1572,78 @@ int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 {
     int n = 0;
     pthread_mutex_lock(&s->lock);
-    *total = s->running + s->queue.count;
+    *total = s->running + queue_count(s);
     for (int i = 0; i < s->cfg.workers && n < max; i++)
         if (s->workers[i].job)
             snapshot_locked(s, s->workers[i].job, &out[n++]);
-    int pos = 0;
-    for (pm_jq_node *q = pm_jq_next(&s->queue, NULL); q && n < max; q = pm_jq_next(&s->queue, q)) {
-        out[n] = job_of(q)->info;
-        out[n].queue_position = pos++;
-        out[n].progress_value = out[n].progress_max = 0;
-        n++;
+    for (int lane = 0; lane < PM_LANES; lane++) {
+        int pos = 0;
+        for (pm_jq_node *q = pm_jq_next(&s->lanes[lane], NULL); q && n < max; q = pm_jq_next(&s->lanes[lane], q)) {
+            out[n] = job_of(q)->info;
+            out[n].queue_position = pos++;
+            out[n].progress_value = out[n].progress_max = 0;
+            n++;
+        }
     }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------- admission gate */
+
+int pm_sched_admission_update(pm_sched *s, double usage, const char *source)
+{
+    pthread_mutex_lock(&s->lock);
+    int t = pm_gate_update(&s->gate, usage, source);
+    pm_gate g = s->gate;
+    int queued = queue_count(s), running = s->running;
+    if (t) {
+        int k = s->trans_head;
+        s->trans[k].t = pm_wall_time();
+        s->trans[k].gauge = usage;
+        s->trans[k].paused = t > 0;
+        s->trans_head = (k + 1) % 16;
+        if (s->ntrans < 16)
+            s->ntrans++;
+    }
+    if (t < 0)
+        pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->lock);
+    if (!t)
+        return 0;
+    char gauge[16], high[16], low[16], q[16], r[16], n[24];
+    snprintf(gauge, sizeof gauge, "%.3f", usage);
+    snprintf(high, sizeof high, "%.2f", g.high);
+    snprintf(low, sizeof low, "%.2f", g.low);
+    snprintf(q, sizeof q, "%d", queued);
+    snprintf(r, sizeof r, "%d", running);
+    snprintf(n, sizeof n, "%llu", (unsigned long long)(t > 0 ? g.pauses : g.resumes));
+    if (t > 0)
+        pm_logkv(PM_LOG_WARN, "admission_paused",
+                 "intake paused: memory in use reached the pause mark; queued jobs wait until it falls below the "
+                 "resume mark", "gauge", gauge, "high", high, "low", low, "source", g.source, "queued", q,
+                 "running", r, "pauses", n, NULL);
+    else
+        pm_logkv(PM_LOG_INFO, "admission_resumed", "intake resumed: memory in use fell below the resume mark",
+                 "gauge", gauge, "high", high, "low", low, "source", g.source, "queued", q, "running", r,
+                 "resumes", n, NULL);
+    return t;
+}
+
+int pm_sched_paused(pm_sched *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int p = s->gate.paused;
+    pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+int pm_sched_recent(pm_sched *s, pm_job_info *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (pm_job *j = s->newest; j && n < max; j = j->prev)
+        snapshot_locked(s, j, &out[n++]);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -1264,12 +1661,13 @@ int pm_sched_draining(pm_sched *s)
 /* Cancels queued synchronous jobs (they cannot wait for the next start). */
 static void cancel_queued_sync_locked(pm_sched *s)
 {
-    for (pm_jq_node *q = pm_jq_next(&s->queue, NULL), *next; q; q = next) {
-        next = pm_jq_next(&s->queue, q);
+    for (int lane = 0; lane < PM_LANES; lane++)
+    for (pm_jq_node *q = pm_jq_next(&s->lanes[lane], NULL), *next; q; q = next) {
+        next = pm_jq_next(&s->lanes[lane], q);
         pm_job *j = job_of(q);
         if (!j->info.sync)
             continue;
-        pm_jq_remove(&s->queue, q);
+        pm_jq_remove(&s->lanes[lane], q);
         j->info.state = PM_JOB_CANCELLED;
         j->info.finished = pm_wall_time();
         j->info.error_code = PM_ECANCELLED;
@@ -1313,7 +1711,7 @@ int pm_sched_drain(pm_sched *s, double grace)
         atomic_store(&s->abort_running, 1);
         wait_running_locked(s, 1e9); /* they stop at their next progress report */
     }
-    int queued = s->queue.count;
+    int queued = queue_count(s);
     pthread_mutex_unlock(&s->lock);
     pm_info("drain_finished", "drained: %d job(s) interrupted, %d queued job(s) left for the next start",
             interrupted, queued);

@@ -20,6 +20,7 @@
 #include "pixmend.h"
 #include "models/model.h"
 #include "monitor/sampler.h"
+#include "sched/memlaw.h"
 
 #include <stdint.h>
 
@@ -74,6 +75,11 @@ typedef struct pm_job_info {
     char error[512];         /* the failure's sentence */
     char result_path[256];   /* relative to the data directory; "" when none */
     uint64_t result_bytes;
+    /* resources (not journaled: a recovered job measures again) */
+    int lane;                /* 0 fast (small image), 1 normal */
+    uint64_t predicted_bytes;/* the model's memory law for this image */
+    uint64_t peak_bytes;     /* measured: most bytes the job's worker held above its start */
+    double cpu_seconds;      /* process CPU time over the run (other jobs running beside it included) */
 } pm_job_info;
 
 /* Events, in the order the state changes happened (one global sequence). */
@@ -104,6 +110,12 @@ typedef struct pm_sched_config {
     pm_limits limits;           /* decode limits for inputs */
     int job_delay_ms;           /* testing: each job first waits this long in
                                    cancellable 20 ms steps reported as progress */
+    /* admission (design.md, Admission) */
+    uint64_t mem_budget;        /* bytes the running jobs' predictions may add up to; 0 = no budget */
+    double pause_at, resume_below; /* the gate's marks, fractions (0.85, 0.75) */
+    double aging_seconds;       /* a waiting job gains one priority step per this many seconds; 0 = none */
+    uint64_t fast_lane_pixels;  /* images of at most this many pixels use the fast lane */
+    double max_wait;            /* refuse (429) when the expected wait exceeds this many seconds; 0 = no bound */
 } pm_sched_config;
 
 void pm_sched_default_config(pm_sched_config *cfg);
@@ -177,13 +189,55 @@ typedef struct pm_sched_stats {
     int jobs_known;              /* jobs in memory (queued, running, finished) */
     pm_hist queue_wait;          /* seconds from submission to start, per start */
     pm_hist run_seconds;         /* seconds from start to end, per finished run */
+    pm_hist disk_write;          /* seconds to write, fsync and rename one result file */
+    int lane_depth[2];           /* queued jobs per lane: fast, normal */
+    double drain_rate;           /* jobs finished per second while the queue was busy; 0 = not measured yet */
+    /* admission */
+    uint64_t mem_budget, mem_reserved;
+    double aging_seconds, max_wait;
+    uint64_t fast_lane_pixels;
+    int paused;
+    uint64_t pauses, resumes;
+    double gauge, high_mark, low_mark;
+    const char *gauge_source;    /* static string */
+    int ntransitions;            /* the last ones, oldest first */
+    struct { double t, gauge; int paused; } transitions[16];
+    /* per loaded model: outcomes and the memory law */
+    int nmodels;
+    struct {
+        char name[32];
+        enum pm_task task;
+        uint64_t done, failed, cancelled;
+        pm_memlaw law;
+    } models[8];
 } pm_sched_stats;
 
 void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st);
 
-/* Seconds a client should wait before trying again when the queue is full:
- * from the measured run time, the queue length and the number of workers. */
+/* Seconds a client should wait before trying again when the queue is full
+ * (by length or by expected wait): from the measured drain rate (else the
+ * run time and the number of workers) and how far the queue is over. */
 int pm_sched_retry_after(pm_sched *s);
+
+/* Feeds the gate one reading of the gauge (see gate.h: the highest of host,
+ * cgroup and GPU memory in use). Returns +1 when it paused intake, -1 when it
+ * resumed, 0 otherwise; each transition is logged (admission_paused or
+ * admission_resumed, with gauge, marks and source) and counted. While paused
+ * no job starts; submissions still queue. */
+int pm_sched_admission_update(pm_sched *s, double usage, const char *source);
+int pm_sched_paused(pm_sched *s);
+
+/* The last `max` jobs known, newest first; returns how many. */
+int pm_sched_recent(pm_sched *s, pm_job_info *out, int max);
+
+/* Runs one job's inputs through a model as a worker does (decode, engine,
+ * encode) and measures it: *heap_peak = the most bytes the calling thread
+ * held through pm_* above its start, *rss_peak = VmHWM growth over the run
+ * (after resetting it through /proc/self/clear_refs; 0 where that is not
+ * possible), *seconds = wall time. For `pixmend calibrate`. */
+int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec, const pm_limits *lim,
+                   const uint8_t *image, size_t image_len, const uint8_t *mask, size_t mask_len,
+                   uint64_t *heap_peak, uint64_t *rss_peak, double *seconds);
 
 /* Up to `max` queued jobs in the order they will run, and the running ones.
  * Returns how many were written; *total receives how many there are. */
