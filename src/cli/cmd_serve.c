@@ -1,5 +1,6 @@
 /* pixmend serve: the HTTP service (see docs/api.md). */
 #include "cli/cli.h"
+#include "monitor/monitor.h"
 #include "sched/sched.h"
 #include "server/server.h"
 
@@ -35,6 +36,13 @@ static const pm_optdef opts[] = {
     {"request-timeout", 0, 1},
     {"http-threads", 0, 1},
     {"job-delay-ms", 0, 1},
+    {"sample-interval", 0, 1},
+    {"mem-budget", 0, 1},
+    {"pause-at", 0, 1},
+    {"resume-below", 0, 1},
+    {"aging-seconds", 0, 1},
+    {"fast-lane-pixels", 0, 1},
+    {"max-wait", 0, 1},
     {0},
 };
 
@@ -84,6 +92,40 @@ static int parse_seconds(const char *opt, const char *s, double lo, double *out)
     return 0;
 }
 
+/* A fraction in (0, 1]: 0.85 or 85%. */
+static int parse_fraction(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end != s && *end == '%' && end[1] == '\0') {
+        v /= 100;
+        end++;
+    }
+    if (errno || end == s || *end || !(v > 0 && v <= 1)) {
+        pm_cli_error(&pm_cmd_serve, "--%s must be a fraction above 0 and at most 1 (e.g. 0.85 or 85%%), not '%s'",
+                     opt, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+#define BUDGET_SHARE 0.7 /* default --mem-budget: this share of the smaller of host memory and the cgroup limit */
+
+/* The default memory budget in bytes (0 when host memory is unreadable). */
+static uint64_t default_budget(void)
+{
+    uint64_t total = 0, avail = 0, cg_max = 0, cg_cur = 0;
+    int limited = 0;
+    pm_read_meminfo(&total, &avail);
+    pm_read_cgroup_memory(&limited, &cg_max, &cg_cur);
+    uint64_t base = total;
+    if (limited && cg_max > 0 && (base == 0 || cg_max < base))
+        base = cg_max;
+    return (uint64_t)((double)base * BUDGET_SHARE);
+}
+
 /* A pixel count: 16000000, 16M or 16MP. */
 static int parse_pixels(const char *s, uint64_t *out)
 {
@@ -98,7 +140,8 @@ static int parse_pixels(const char *s, uint64_t *out)
     if (*end == 'P' || *end == 'p')
         end++;
     if (errno || end == s || *end || !(v > 0) || v * mul > 1e12) {
-        pm_cli_error(&pm_cmd_serve, "--max-pixels must be a pixel count such as 16000000 or 16M, not '%s'", s);
+        pm_cli_error(&pm_cmd_serve, "--max-pixels and --fast-lane-pixels take a pixel count such as 16000000 or 16M, "
+                                    "not '%s'", s);
         return 2;
     }
     *out = (uint64_t)(v * mul);
@@ -209,6 +252,32 @@ static int run(int argc, char **argv)
             return 2;
         sc.job_delay_ms = (int)v;
     }
+    sc.max_wait = 900;
+    sc.mem_budget = default_budget();
+    if ((s = OPT("sample-interval")) && parse_seconds("sample-interval", s, 0.01, &hc.sample_interval))
+        return 2;
+    if ((s = OPT("mem-budget"))) {
+        if (pm_cli_size(&pm_cmd_serve, "mem-budget", s, &sc.mem_budget))
+            return 2;
+        if (sc.mem_budget < (1u << 20)) {
+            pm_cli_error(&pm_cmd_serve, "--mem-budget must be at least 1M (bytes the running jobs may use together)");
+            return 2;
+        }
+    }
+    if ((s = OPT("pause-at")) && parse_fraction("pause-at", s, &sc.pause_at))
+        return 2;
+    if ((s = OPT("resume-below")) && parse_fraction("resume-below", s, &sc.resume_below))
+        return 2;
+    if (!(sc.resume_below < sc.pause_at)) {
+        pm_cli_error(&pm_cmd_serve, "--resume-below (%g) must be below --pause-at (%g)", sc.resume_below, sc.pause_at);
+        return 2;
+    }
+    if ((s = OPT("aging-seconds")) && parse_seconds("aging-seconds", s, 0, &sc.aging_seconds))
+        return 2;
+    if ((s = OPT("fast-lane-pixels")) && parse_pixels(s, &sc.fast_lane_pixels))
+        return 2;
+    if ((s = OPT("max-wait")) && parse_seconds("max-wait", s, 0, &sc.max_wait))
+        return 2;
     int level = PM_LOG_INFO;
     if ((s = OPT("log-level")) && (level = pm_log_level_parse(s)) < 0) {
         pm_cli_error(&pm_cmd_serve, "--log-level must be debug, info, warn, error or off, not '%s'", s);
@@ -294,6 +363,12 @@ static int run(int argc, char **argv)
     fflush(stdout);
     pm_logkv(PM_LOG_INFO, "serving", "pixmend serving", "listen", hc.listen, "models", names, "data_dir",
              sc.data_dir, NULL);
+    char budget[32], marks[48], lane[32];
+    snprintf(budget, sizeof budget, "%llu", (unsigned long long)sc.mem_budget);
+    snprintf(marks, sizeof marks, "%.2f/%.2f", sc.pause_at, sc.resume_below);
+    snprintf(lane, sizeof lane, "%llu", (unsigned long long)sc.fast_lane_pixels);
+    pm_logkv(PM_LOG_INFO, "admission", "admission: memory budget, pause/resume marks, fast lane", "budget_bytes",
+             budget, "marks", marks, "fast_lane_pixels", lane, NULL);
 
     int sig;
     for (;;) {
@@ -350,6 +425,19 @@ const pm_command pm_cmd_serve = {
     "      --log-format F          text or json (default text)\n"
     "      --log-file FILE         log to FILE (reopened on SIGHUP) instead of stderr\n"
     "      --job-delay-ms N        testing: each job first waits N ms (cancellable, as progress)\n"
+    "\n"
+    "Resource guard (docs/operations.md):\n"
+    "      --mem-budget BYTES      predicted peak memory the running jobs may use together\n"
+    "                              (default 70 % of the smaller of host memory and the cgroup limit);\n"
+    "                              a job that alone exceeds it is refused with 413\n"
+    "      --pause-at F            pause intake when memory in use (host, cgroup or GPU) reaches F\n"
+    "                              (default 0.85); submissions still queue, no job starts\n"
+    "      --resume-below F        resume when it falls below F (default 0.75)\n"
+    "      --sample-interval S     seconds between resource samples (default 1)\n"
+    "      --aging-seconds S       a waiting job gains one priority step every S seconds (default 30; 0 = off)\n"
+    "      --fast-lane-pixels N    images of at most N pixels use the fast lane (default 1M)\n"
+    "      --max-wait S            refuse (429) when the expected wait exceeds S seconds (default 900; 0 = off)\n"
+    "Memory laws per model are in DATA/memlaw.json; `pixmend calibrate` measures them.\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting jobs (503), let running jobs finish within\n"
     "--drain-seconds, keep queued jobs in the journal for the next start, exit 0.\n",

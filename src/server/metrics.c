@@ -54,15 +54,36 @@ static void histogram(pm_sb *sb, const char *name, const char *help, const pm_hi
     pm_sb_printf(sb, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
+/* A label value with \, " and newlines escaped. */
+static void label_value(pm_sb *sb, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            pm_sb_printf(sb, "\\%c", *v);
+        else if (*v == '\n')
+            pm_sb_puts(sb, "\\n");
+        else
+            pm_sb_printf(sb, "%c", *v);
+    }
+}
+
 void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
 {
     const pm_sched_stats *s = v->sched;
+    static const char *const lanes[2] = {"fast", "normal"};
 
-    header(sb, "pixmend_jobs_total", "counter", "Jobs by outcome: done, failed, cancelled, or rejected (never queued).");
-    pm_sb_printf(sb, "pixmend_jobs_total{outcome=\"done\"} %llu\n", (unsigned long long)s->done);
-    pm_sb_printf(sb, "pixmend_jobs_total{outcome=\"failed\"} %llu\n", (unsigned long long)s->failed);
-    pm_sb_printf(sb, "pixmend_jobs_total{outcome=\"cancelled\"} %llu\n", (unsigned long long)s->cancelled);
-    pm_sb_printf(sb, "pixmend_jobs_total{outcome=\"rejected\"} %llu\n",
+    header(sb, "pixmend_jobs_total", "counter",
+           "Jobs by task, model and outcome: done, failed, cancelled, or rejected (never queued; task and model \"any\").");
+    for (int i = 0; i < s->nmodels; i++) {
+        const char *task = pm_task_name(s->models[i].task), *model = s->models[i].name;
+        pm_sb_printf(sb, "pixmend_jobs_total{task=\"%s\",model=\"%s\",outcome=\"done\"} %llu\n", task, model,
+                     (unsigned long long)s->models[i].done);
+        pm_sb_printf(sb, "pixmend_jobs_total{task=\"%s\",model=\"%s\",outcome=\"failed\"} %llu\n", task, model,
+                     (unsigned long long)s->models[i].failed);
+        pm_sb_printf(sb, "pixmend_jobs_total{task=\"%s\",model=\"%s\",outcome=\"cancelled\"} %llu\n", task, model,
+                     (unsigned long long)s->models[i].cancelled);
+    }
+    pm_sb_printf(sb, "pixmend_jobs_total{task=\"any\",model=\"any\",outcome=\"rejected\"} %llu\n",
                  (unsigned long long)pm_metrics_rejected_total(m));
 
     header(sb, "pixmend_jobs_rejected_total", "counter", "Submissions refused, by reason.");
@@ -77,10 +98,13 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
     header(sb, "pixmend_jobs_recovered_total", "counter", "Jobs queued again from the journal at start.");
     pm_sb_printf(sb, "pixmend_jobs_recovered_total %llu\n", (unsigned long long)s->recovered);
 
-    header(sb, "pixmend_queue_depth", "gauge", "Jobs waiting in the queue.");
-    pm_sb_printf(sb, "pixmend_queue_depth %d\n", s->queue_depth);
+    header(sb, "pixmend_queue_depth", "gauge", "Jobs waiting in the queue, by lane (fast: small images).");
+    for (int l = 0; l < 2; l++)
+        pm_sb_printf(sb, "pixmend_queue_depth{lane=\"%s\"} %d\n", lanes[l], s->lane_depth[l]);
     header(sb, "pixmend_queue_capacity", "gauge", "The queue's bound (--queue-max).");
     pm_sb_printf(sb, "pixmend_queue_capacity %d\n", s->queue_max);
+    header(sb, "pixmend_queue_drain_rate", "gauge", "Jobs per second the queue drains at while busy (0 = not measured yet).");
+    pm_sb_printf(sb, "pixmend_queue_drain_rate %.6f\n", s->drain_rate);
     header(sb, "pixmend_jobs_running", "gauge", "Jobs running now.");
     pm_sb_printf(sb, "pixmend_jobs_running %d\n", s->running);
     header(sb, "pixmend_workers", "gauge", "Compute workers.");
@@ -90,8 +114,35 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
 
     histogram(sb, "pixmend_queue_wait_seconds", "Seconds jobs waited in the queue before a worker started them.",
               &s->queue_wait);
-    histogram(sb, "pixmend_job_run_seconds", "Seconds from a job's start to its end (done, failed or cancelled).",
+    histogram(sb, "pixmend_job_duration_seconds", "Seconds from a job's start to its end (done, failed or cancelled).",
               &s->run_seconds);
+    histogram(sb, "pixmend_job_run_seconds", "The same as pixmend_job_duration_seconds (older name).", &s->run_seconds);
+    histogram(sb, "pixmend_disk_write_seconds", "Seconds to write, fsync and rename one result file.", &s->disk_write);
+
+    header(sb, "pixmend_admission_paused", "gauge", "1 while intake is paused by the memory gauge.");
+    pm_sb_printf(sb, "pixmend_admission_paused %d\n", s->paused);
+    header(sb, "pixmend_admission_pauses_total", "counter", "Times intake paused (the gauge reached the pause mark).");
+    pm_sb_printf(sb, "pixmend_admission_pauses_total %llu\n", (unsigned long long)s->pauses);
+    header(sb, "pixmend_admission_resumes_total", "counter", "Times intake resumed (the gauge fell below the resume mark).");
+    pm_sb_printf(sb, "pixmend_admission_resumes_total %llu\n", (unsigned long long)s->resumes);
+    header(sb, "pixmend_admission_gauge_ratio", "gauge",
+           "The gauge: the highest of host, cgroup and GPU memory in use, as a fraction.");
+    pm_sb_printf(sb, "pixmend_admission_gauge_ratio %.6f\n", s->gauge);
+    header(sb, "pixmend_admission_high_mark_ratio", "gauge", "The pause mark (--pause-at).");
+    pm_sb_printf(sb, "pixmend_admission_high_mark_ratio %.4f\n", s->high_mark);
+    header(sb, "pixmend_admission_low_mark_ratio", "gauge", "The resume mark (--resume-below).");
+    pm_sb_printf(sb, "pixmend_admission_low_mark_ratio %.4f\n", s->low_mark);
+    header(sb, "pixmend_memory_budget_bytes", "gauge", "The memory budget of running jobs (--mem-budget; 0 = none).");
+    pm_sb_printf(sb, "pixmend_memory_budget_bytes %llu\n", (unsigned long long)s->mem_budget);
+    header(sb, "pixmend_memory_reserved_bytes", "gauge", "Predicted peak memory of the running jobs together.");
+    pm_sb_printf(sb, "pixmend_memory_reserved_bytes %llu\n", (unsigned long long)s->mem_reserved);
+    header(sb, "pixmend_memlaw_a_bytes", "gauge", "Memory law per model: the constant a of peak = a + b x pixels.");
+    for (int i = 0; i < s->nmodels; i++)
+        pm_sb_printf(sb, "pixmend_memlaw_a_bytes{model=\"%s\"} %.0f\n", s->models[i].name, s->models[i].law.a);
+    header(sb, "pixmend_memlaw_b_bytes_per_pixel", "gauge", "Memory law per model: the slope b of peak = a + b x pixels.");
+    for (int i = 0; i < s->nmodels; i++)
+        pm_sb_printf(sb, "pixmend_memlaw_b_bytes_per_pixel{model=\"%s\"} %.6f\n", s->models[i].name,
+                     s->models[i].law.b);
 
     header(sb, "pixmend_results_bytes", "gauge", "Bytes of stored result files.");
     pm_sb_printf(sb, "pixmend_results_bytes %llu\n", (unsigned long long)s->results_bytes);
@@ -122,4 +173,43 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
     pm_sb_printf(sb, "pixmend_process_resident_memory_bytes %llu\n", (unsigned long long)v->rss_bytes);
     header(sb, "pixmend_heap_bytes", "gauge", "Bytes allocated through pixmend's counting allocator.");
     pm_sb_printf(sb, "pixmend_heap_bytes %llu\n", (unsigned long long)v->heap_bytes);
+
+    const pm_sample *x = v->sample;
+    if (!x)
+        return;
+    header(sb, "pixmend_cpu_usage_ratio", "gauge", "Busy share of each logical CPU over the last sample period.");
+    for (int i = 0; i < x->ncpu; i++)
+        pm_sb_printf(sb, "pixmend_cpu_usage_ratio{cpu=\"%d\"} %.4f\n", i, x->cpu_percent[i] / 100.0);
+    header(sb, "pixmend_process_cpu_ratio", "gauge", "CPU used by this process over the last period, in cores.");
+    pm_sb_printf(sb, "pixmend_process_cpu_ratio %.4f\n", x->process_cpu_percent / 100.0);
+    header(sb, "pixmend_host_memory_total_bytes", "gauge", "Host memory (MemTotal).");
+    pm_sb_printf(sb, "pixmend_host_memory_total_bytes %llu\n", (unsigned long long)x->host_total);
+    header(sb, "pixmend_host_memory_available_bytes", "gauge", "Host memory available (MemAvailable).");
+    pm_sb_printf(sb, "pixmend_host_memory_available_bytes %llu\n", (unsigned long long)x->host_available);
+    if (x->has_cgroup_limit) {
+        header(sb, "pixmend_cgroup_memory_max_bytes", "gauge", "The cgroup's memory limit.");
+        pm_sb_printf(sb, "pixmend_cgroup_memory_max_bytes %llu\n", (unsigned long long)x->cgroup_max);
+        header(sb, "pixmend_cgroup_memory_current_bytes", "gauge", "The cgroup's memory in use.");
+        pm_sb_printf(sb, "pixmend_cgroup_memory_current_bytes %llu\n", (unsigned long long)x->cgroup_current);
+    }
+    if (x->ngpu > 0) {
+        header(sb, "pixmend_gpu_memory_used_bytes", "gauge", "GPU memory in use, per device (NVML).");
+        for (int i = 0; i < x->ngpu; i++) {
+            pm_sb_printf(sb, "pixmend_gpu_memory_used_bytes{gpu=\"%d\",name=\"", i);
+            label_value(sb, x->gpu[i].name);
+            pm_sb_printf(sb, "\"} %llu\n", (unsigned long long)x->gpu[i].mem_used);
+        }
+        header(sb, "pixmend_gpu_memory_total_bytes", "gauge", "GPU memory, per device (NVML).");
+        for (int i = 0; i < x->ngpu; i++) {
+            pm_sb_printf(sb, "pixmend_gpu_memory_total_bytes{gpu=\"%d\",name=\"", i);
+            label_value(sb, x->gpu[i].name);
+            pm_sb_printf(sb, "\"} %llu\n", (unsigned long long)x->gpu[i].mem_total);
+        }
+        header(sb, "pixmend_gpu_utilization_ratio", "gauge", "GPU busy share over NVML's last period, per device.");
+        for (int i = 0; i < x->ngpu; i++) {
+            pm_sb_printf(sb, "pixmend_gpu_utilization_ratio{gpu=\"%d\",name=\"", i);
+            label_value(sb, x->gpu[i].name);
+            pm_sb_printf(sb, "\"} %.4f\n", x->gpu[i].util_percent / 100.0);
+        }
+    }
 }

@@ -43,6 +43,7 @@ typedef struct pm_metrics_view {
     double uptime_seconds;
     uint64_t rss_bytes;
     uint64_t heap_bytes;       /* pm_mem_in_use */
+    const pm_sample *sample;   /* the sampler's latest; NULL when none */
 } pm_metrics_view;
 
 /* Appends the whole exposition to sb. */

@@ -17,7 +17,9 @@
 #include "server/ws.h"
 #include "base/base.h"
 #include "monitor/monitor.h"
+#include "monitor/sampler.h"
 #include "pipeline/pipeline.h"
+#include "sched/gate.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -56,7 +58,11 @@ struct pm_server {
     pthread_mutex_t tick_lock;
     pthread_cond_t tick_cv;
     int tick_stop;
+    pm_sampler *sampler;           /* owned; NULL when sample_interval is 0 */
 };
+
+#define SAMPLE_RING 300            /* samples kept for charts (5 min at 1 s) */
+#define STATS_SAMPLES 120          /* samples /api/v1/stats returns */
 
 /* One request being handled. */
 typedef struct req {
@@ -79,6 +85,7 @@ void pm_server_default_config(pm_server_config *cfg)
     cfg->http_threads = 64;
     cfg->ws_max_clients = 256;
     cfg->ws_outbox = 1024;
+    cfg->sample_interval = 1.0;
 }
 
 /* ------------------------------------------------------------ responses */
@@ -260,6 +267,13 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
         pm_sb_json_str(sb, j->error);
         pm_sb_puts(sb, "}");
     }
+    pm_sb_printf(sb, ",\"lane\":\"%s\",\"resources\":{\"predicted_bytes\":%" PRIu64,
+                 j->lane == 0 ? "fast" : "normal", j->predicted_bytes);
+    if (j->finished > 0 && j->started > 0)
+        pm_sb_printf(sb, ",\"wall_s\":%.3f,\"cpu_s\":%.3f,\"peak_bytes\":%" PRIu64 "}",
+                     j->finished > j->started ? j->finished - j->started : 0.0, j->cpu_seconds, j->peak_bytes);
+    else
+        pm_sb_puts(sb, ",\"wall_s\":null,\"cpu_s\":null,\"peak_bytes\":null}");
     pm_sb_puts(sb, "}");
 }
 
@@ -313,14 +327,39 @@ static char *status_event(void *user)
     pm_sb_init(&sb);
     pm_sb_printf(&sb,
                  "{\"type\":\"status\",\"state\":\"%s\",\"queue_depth\":%d,\"queue_max\":%d,\"running\":%d,"
-                 "\"workers\":%d,\"ws_clients\":%d,\"time\":%.3f}",
+                 "\"workers\":%d,\"ws_clients\":%d,\"time\":%.3f,\"paused\":%s,"
+                 "\"admission\":{\"paused\":%s,\"gauge\":%.4f,\"high_mark\":%.4f,\"low_mark\":%.4f}}",
                  state_name(atomic_load(&srv->state)), st.queue_depth, st.queue_max, st.running, st.workers,
-                 ws.clients, pm_wall_time());
+                 ws.clients, pm_wall_time(), st.paused ? "true" : "false", st.paused ? "true" : "false", st.gauge,
+                 st.high_mark, st.low_mark);
     if (sb.failed) {
         pm_sb_free(&sb);
         return NULL;
     }
     return sb.buf;
+}
+
+/* On the sampler thread after each sample: feeds the admission gate and
+ * tells WebSocket clients about a pause or a resume. */
+static void on_sample(void *user, const pm_sample *x)
+{
+    pm_server *srv = user;
+    const char *source = "host";
+    double usage = pm_gate_usage(x, &source);
+    int t = pm_sched_admission_update(srv->sched, usage, source);
+    if (!t)
+        return;
+    pm_sched_stats st;
+    pm_sched_get_stats(srv->sched, &st);
+    double now = pm_wall_time();
+    char msg[320];
+    int n = snprintf(msg, sizeof msg,
+                     "{\"type\":\"%s\",\"t\":%.3f,\"time\":%.3f,\"gauge\":%.4f,\"high_mark\":%.4f,"
+                     "\"low_mark\":%.4f,\"source\":\"%s\",\"pauses\":%" PRIu64 ",\"queue_depth\":%d}",
+                     t > 0 ? "paused" : "resumed", now, now, usage, st.high_mark, st.low_mark, source, st.pauses,
+                     st.queue_depth);
+    if (n > 0 && (size_t)n < sizeof msg)
+        pm_ws_broadcast(srv->hub, NULL, msg, (size_t)n);
 }
 
 static void broadcast_status(pm_server *srv)
@@ -892,29 +931,128 @@ static void route_queue(req *r)
     pm_free(list);
 }
 
+#define RECENT_JOBS 20
+
+/* GET /api/v1/stats: the fields docs/ui.md lists (the dashboard's), plus a
+ * ring of samples for charts. Big buffers are on the heap (small stacks). */
 static void route_stats(req *r)
 {
     pm_server *srv = r->srv;
-    pm_sched_stats st;
+    pm_sched_stats *st = pm_malloc(sizeof *st);
+    pm_sample *hist = pm_malloc(STATS_SAMPLES * sizeof *hist);
+    pm_job_info *recent = pm_malloc(RECENT_JOBS * sizeof *recent);
+    if (!st || !hist || !recent) {
+        send_error(r, 503, "out_of_memory", "out of memory; retry later");
+        goto free_buffers;
+    }
     pm_ws_stats ws;
-    pm_sched_get_stats(srv->sched, &st);
+    pm_sched_get_stats(srv->sched, st);
     pm_ws_get_stats(srv->hub, &ws);
+    int nh = srv->sampler ? pm_sampler_history(srv->sampler, hist, STATS_SAMPLES) : 0;
+    int nr = pm_sched_recent(srv->sched, recent, RECENT_JOBS);
+    const pm_sample *x = nh > 0 ? &hist[nh - 1] : NULL;
     pm_sb sb;
     pm_sb_init(&sb);
     pm_sb_printf(&sb,
-                 "{\"state\":\"%s\",\"uptime_s\":%.3f,\"jobs\":{\"submitted\":%" PRIu64 ",\"done\":%" PRIu64
-                 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"timed_out\":%" PRIu64
-                 ",\"recovered\":%" PRIu64 "},\"queue\":{\"depth\":%d,\"max\":%d},\"running\":%d,\"workers\":%d,"
-                 "\"threads\":%d,\"avg_run_seconds\":%.6f,\"results\":{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64
-                 "},\"memory\":{\"rss_bytes\":%" PRIu64 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu},"
-                 "\"websocket\":{\"clients\":%d,\"messages\":%" PRIu64 ",\"overflows\":%" PRIu64 "}}",
-                 state_name(atomic_load(&srv->state)), pm_now() - srv->t_start, st.submitted, st.done, st.failed,
-                 st.cancelled, pm_metrics_rejected_total(&srv->metrics), st.timed_out, st.recovered, st.queue_depth,
-                 st.queue_max, st.running, st.workers, st.threads, st.avg_run_seconds, st.results_count,
-                 st.results_bytes, pm_read_rss(), pm_mem_in_use(), pm_mem_peak(), ws.clients, ws.messages_total,
-                 ws.overflowed_total);
+                 "{\"version\":\"%s\",\"state\":\"%s\",\"uptime_s\":%.3f,\"jobs\":{\"submitted\":%" PRIu64
+                 ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"rejected\":%" PRIu64
+                 ",\"timed_out\":%" PRIu64 ",\"recovered\":%" PRIu64 "},",
+                 PM_VERSION_STRING, state_name(atomic_load(&srv->state)), pm_now() - srv->t_start, st->submitted,
+                 st->done, st->failed, st->cancelled, pm_metrics_rejected_total(&srv->metrics), st->timed_out,
+                 st->recovered);
+    pm_sb_printf(&sb,
+                 "\"queue\":{\"depth\":%d,\"max\":%d,\"lanes\":{\"fast\":%d,\"normal\":%d},\"fast_lane_pixels\":%" PRIu64
+                 ",\"drain_rate\":%.4f,\"max_wait_s\":%g,\"aging_s\":%g},\"running\":%d,\"workers\":%d,\"threads\":%d,"
+                 "\"avg_run_seconds\":%.6f,\"results\":{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "},",
+                 st->queue_depth, st->queue_max, st->lane_depth[0], st->lane_depth[1], st->fast_lane_pixels,
+                 st->drain_rate, st->max_wait, st->aging_seconds, st->running, st->workers, st->threads,
+                 st->avg_run_seconds, st->results_count, st->results_bytes);
+    pm_sb_puts(&sb, "\"cpu\":{\"per_core\":[");
+    for (int i = 0; x && i < x->ncpu; i++)
+        pm_sb_printf(&sb, "%s%.1f", i ? "," : "", x->cpu_percent[i]);
+    pm_sb_printf(&sb, "],\"total\":%.1f,\"process\":%.1f},", x ? x->cpu_total_percent : 0.0,
+                 x ? x->process_cpu_percent : 0.0);
+    pm_sb_printf(&sb,
+                 "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"budget_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64
+                 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu,\"host_total_bytes\":%" PRIu64
+                 ",\"host_available_bytes\":%" PRIu64 ",\"cgroup_max_bytes\":%" PRIu64 ",\"cgroup_current_bytes\":%" PRIu64
+                 "},",
+                 pm_read_rss(), st->mem_budget, st->mem_reserved, pm_mem_in_use(), pm_mem_peak(),
+                 x ? x->host_total : 0, x ? x->host_available : 0, x && x->has_cgroup_limit ? x->cgroup_max : 0,
+                 x && x->has_cgroup_limit ? x->cgroup_current : 0);
+    pm_sb_puts(&sb, "\"gpus\":[");
+    for (int i = 0; x && i < x->ngpu; i++) {
+        pm_sb_printf(&sb, "%s{\"index\":%d,\"name\":", i ? "," : "", i);
+        pm_sb_json_str(&sb, x->gpu[i].name);
+        pm_sb_printf(&sb, ",\"mem_used_bytes\":%" PRIu64 ",\"mem_total_bytes\":%" PRIu64 ",\"util_percent\":%u}",
+                     x->gpu[i].mem_used, x->gpu[i].mem_total, x->gpu[i].util_percent);
+    }
+    pm_sb_printf(&sb,
+                 "],\"admission\":{\"paused\":%s,\"gauge\":%.4f,\"source\":\"%s\",\"high_mark\":%.4f,\"low_mark\":%.4f,"
+                 "\"pauses\":%" PRIu64 ",\"resumes\":%" PRIu64 ",\"budget_bytes\":%" PRIu64 ",\"transitions\":[",
+                 st->paused ? "true" : "false", st->gauge, st->gauge_source ? st->gauge_source : "host", st->high_mark,
+                 st->low_mark, st->pauses, st->resumes, st->mem_budget);
+    for (int i = 0; i < st->ntransitions; i++)
+        pm_sb_printf(&sb, "%s{\"t\":%.3f,\"paused\":%s,\"gauge\":%.4f}", i ? "," : "", st->transitions[i].t,
+                     st->transitions[i].paused ? "true" : "false", st->transitions[i].gauge);
+    pm_sb_printf(&sb, "]},\"latency_ms\":{\"p50\":%.1f,\"p90\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "},",
+                 pm_hist_quantile(&st->run_seconds, 0.5) * 1000, pm_hist_quantile(&st->run_seconds, 0.9) * 1000,
+                 pm_hist_quantile(&st->run_seconds, 0.95) * 1000, pm_hist_quantile(&st->run_seconds, 0.99) * 1000,
+                 st->run_seconds.count);
+    pm_sb_printf(&sb, "\"queue_wait_ms\":{\"p50\":%.1f,\"p95\":%.1f},\"disk_write_ms\":{\"p50\":%.2f,\"p95\":%.2f,"
+                      "\"count\":%" PRIu64 "},",
+                 pm_hist_quantile(&st->queue_wait, 0.5) * 1000, pm_hist_quantile(&st->queue_wait, 0.95) * 1000,
+                 pm_hist_quantile(&st->disk_write, 0.5) * 1000, pm_hist_quantile(&st->disk_write, 0.95) * 1000,
+                 st->disk_write.count);
+    pm_sb_puts(&sb, "\"models\":[");
+    for (int i = 0; i < st->nmodels; i++) {
+        const pm_memlaw *l = &st->models[i].law;
+        pm_sb_printf(&sb, "%s{\"name\":", i ? "," : "");
+        pm_sb_json_str(&sb, st->models[i].name);
+        pm_sb_printf(&sb,
+                     ",\"task\":\"%s\",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64
+                     ",\"memory_law\":{\"a_bytes\":%.0f,\"b_bytes_per_pixel\":%.4f,\"source\":\"%s\"}}",
+                     pm_task_name(st->models[i].task), st->models[i].done, st->models[i].failed,
+                     st->models[i].cancelled, l->a, l->b, l->source);
+    }
+    pm_sb_puts(&sb, "],\"recent_jobs\":[");
+    for (int i = 0; i < nr; i++) {
+        const pm_job_info *j = &recent[i];
+        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", i ? "," : "", j->id,
+                     pm_task_name(j->spec.task));
+        pm_sb_json_str(&sb, j->spec.model);
+        pm_sb_printf(&sb, ",\"state\":\"%s\",\"width\":%d,\"height\":%d,\"lane\":\"%s\"", pm_job_state_name(j->state),
+                     j->width, j->height, j->lane == 0 ? "fast" : "normal");
+        json_time(&sb, "created_at", j->created);
+        json_time(&sb, "started_at", j->started);
+        json_time(&sb, "finished_at", j->finished);
+        pm_sb_printf(&sb, ",\"predicted_bytes\":%" PRIu64 ",\"peak_bytes\":%" PRIu64 ",\"error\":", j->predicted_bytes,
+                     j->peak_bytes);
+        if (j->error[0] && (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED))
+            pm_sb_json_str(&sb, j->error);
+        else
+            pm_sb_puts(&sb, "null");
+        pm_sb_puts(&sb, "}");
+    }
+    pm_sb_puts(&sb, "],\"samples\":[");
+    for (int i = 0; i < nh; i++) {
+        const pm_sample *h = &hist[i];
+        const char *src;
+        double g = pm_gate_usage(h, &src);
+        pm_sb_printf(&sb, "%s{\"t\":%.3f,\"cpu\":%.1f,\"process_cpu\":%.1f,\"rss_bytes\":%" PRIu64 ",\"gauge\":%.4f",
+                     i ? "," : "", h->time, h->cpu_total_percent, h->process_cpu_percent, h->rss, g);
+        if (h->ngpu > 0)
+            pm_sb_printf(&sb, ",\"gpu_mem_used_bytes\":%" PRIu64, h->gpu[0].mem_used);
+        pm_sb_puts(&sb, "}");
+    }
+    pm_sb_printf(&sb, "],\"websocket\":{\"clients\":%d,\"messages\":%" PRIu64 ",\"overflows\":%" PRIu64 "}}", ws.clients,
+                 ws.messages_total, ws.overflowed_total);
     send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
+free_buffers:
+    pm_free(recent);
+    pm_free(hist);
+    pm_free(st);
 }
 
 static void route_models(req *r)
@@ -1070,11 +1208,24 @@ static int healthz_handler(struct mg_connection *conn, void *cbdata)
     pm_server *srv = cbdata;
     pm_sb sb;
     pm_sb_init(&sb);
+    pm_sched_stats ss;
+    pm_sched_get_stats(srv->sched, &ss);
+    uint64_t host_total = 0, host_avail = 0, cg_max = 0, cg_cur = 0;
+    int cg_limited = 0;
+    pm_read_meminfo(&host_total, &host_avail);
+    pm_read_cgroup_memory(&cg_limited, &cg_max, &cg_cur);
     pm_sb_printf(&sb,
                  "{\"status\":\"ok\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_s\":%.3f,"
-                 "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu}}",
+                 "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu,"
+                 "\"budget_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"host_total_bytes\":%" PRIu64
+                 ",\"host_available_bytes\":%" PRIu64 ",\"cgroup\":",
                  state_name(atomic_load(&srv->state)), PM_VERSION_STRING, pm_now() - srv->t_start, pm_read_rss(),
-                 pm_mem_in_use(), pm_mem_peak());
+                 pm_mem_in_use(), pm_mem_peak(), ss.mem_budget, ss.mem_reserved, host_total, host_avail);
+    if (cg_limited)
+        pm_sb_printf(&sb, "{\"max_bytes\":%" PRIu64 ",\"current_bytes\":%" PRIu64 "}", cg_max, cg_cur);
+    else
+        pm_sb_puts(&sb, "null");
+    pm_sb_printf(&sb, "},\"admission\":{\"paused\":%s,\"gauge\":%.4f}}", ss.paused ? "true" : "false", ss.gauge);
     send_json(&r, 200, &sb, NULL);
     pm_sb_free(&sb);
     return req_done(&r, PM_LOG_DEBUG);
@@ -1088,7 +1239,19 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
     int st = atomic_load(&srv->state);
     pm_sb sb;
     pm_sb_init(&sb);
-    if (st == PM_SERVER_READY) {
+    pm_sched_stats ss;
+    pm_sched_get_stats(srv->sched, &ss);
+    if (st == PM_SERVER_READY && ss.paused) {
+        pm_sb_printf(&sb,
+                     "{\"ready\":false,\"state\":\"paused\",\"admission\":{\"paused\":true,\"gauge\":%.4f,"
+                     "\"high_mark\":%.4f,\"low_mark\":%.4f,\"source\":\"%s\"},\"error\":{\"code\":\"paused\","
+                     "\"message\":\"intake is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); "
+                     "it resumes below %.0f %%\"}}",
+                     ss.gauge, ss.high_mark, ss.low_mark, ss.gauge_source, ss.gauge * 100, ss.gauge_source,
+                     ss.high_mark * 100, ss.low_mark * 100);
+        const char *extra[] = {"Retry-After", "10", NULL};
+        send_json(&r, 503, &sb, extra);
+    } else if (st == PM_SERVER_READY) {
         pm_sb_puts(&sb, "{\"ready\":true,\"state\":\"ready\"}");
         send_json(&r, 200, &sb, NULL);
     } else {
@@ -1112,6 +1275,8 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     pm_ws_stats ws;
     pm_sched_get_stats(srv->sched, &st);
     pm_ws_get_stats(srv->hub, &ws);
+    pm_sample *x = pm_malloc(sizeof *x); /* large: not on a civetweb stack */
+    int have = x && srv->sampler && pm_sampler_latest(srv->sampler, x) == 0;
     pm_metrics_view v = {
         .sched = &st,
         .ws = &ws,
@@ -1119,6 +1284,7 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
         .uptime_seconds = pm_now() - srv->t_start,
         .rss_bytes = pm_read_rss(),
         .heap_bytes = pm_mem_in_use(),
+        .sample = have ? x : NULL,
     };
     pm_sb sb;
     pm_sb_init(&sb);
@@ -1128,6 +1294,7 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     else
         send_response(&r, 200, "text/plain; version=0.0.4; charset=utf-8", sb.buf, sb.len, NULL);
     pm_sb_free(&sb);
+    pm_free(x);
     return req_done(&r, PM_LOG_DEBUG);
 }
 
@@ -1276,6 +1443,13 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
 
     if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
         srv->ticker_started = 1;
+    if (cfg->sample_interval > 0 &&
+        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv))) {
+        *out = srv;
+        pm_server_stop(srv);
+        *out = NULL;
+        return rc;
+    }
     *out = srv;
     return 0;
 
@@ -1315,6 +1489,8 @@ void pm_server_stop(pm_server *srv)
 {
     if (!srv)
         return;
+    pm_sampler_stop(srv->sampler);
+    srv->sampler = NULL;
     pthread_mutex_lock(&srv->tick_lock);
     srv->tick_stop = 1;
     pthread_cond_signal(&srv->tick_cv);

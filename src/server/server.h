@@ -22,13 +22,16 @@ typedef struct pm_server_config {
     int http_threads;         /* civetweb threads: concurrent requests and WebSockets */
     int ws_max_clients;
     int ws_outbox;            /* messages waiting per WebSocket client */
+    double sample_interval;   /* seconds between resource samples (the admission gauge); 0 = no sampler */
 } pm_server_config;
 
 void pm_server_default_config(pm_server_config *cfg);
 
 typedef struct pm_server pm_server;
 
-/* Starts listening (state LOADING). The scheduler stays the caller's and must
+/* Starts listening (state LOADING) and the resource sampler: each sample
+ * feeds the scheduler's admission gate (pm_sched_admission_update); a pause
+ * or resume is sent to WebSocket clients as a `paused` / `resumed` event. The scheduler stays the caller's and must
  * outlive the server. Caller owns *out (pm_server_stop). */
 int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **out);
 

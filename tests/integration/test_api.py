@@ -161,8 +161,9 @@ class Routes(unittest.TestCase):
 
     def test_metrics_count_jobs(self):
         before = parse_metrics(self.srv.get("/metrics").body.decode())
-        done_key = ("pixmend_jobs_total", frozenset({"outcome": "done"}.items()))
-        rej_key = ("pixmend_jobs_total", frozenset({"outcome": "rejected"}.items()))
+        done_key = ("pixmend_jobs_total",
+                    frozenset({"task": "inpaint", "model": "patchmatch", "outcome": "done"}.items()))
+        rej_key = ("pixmend_jobs_total", frozenset({"task": "any", "model": "any", "outcome": "rejected"}.items()))
         j = self.srv.submit(self.img_png, self.mask_png).json()
         self.srv.wait_job(j["id"])
         self.assertEqual(self.srv.submit(b"", self.mask_png).status, 400)
@@ -172,10 +173,12 @@ class Routes(unittest.TestCase):
         after = parse_metrics(r.body.decode())
         self.assertEqual(after[done_key], before[done_key] + 1)
         self.assertEqual(after[rej_key], before[rej_key] + 1)
-        self.assertIn(("pixmend_queue_depth", frozenset()), after)
+        self.assertIn(("pixmend_queue_depth", frozenset({"lane": "fast"}.items())), after)
+        self.assertIn(("pixmend_queue_depth", frozenset({"lane": "normal"}.items())), after)
         self.assertTrue(all(name.startswith("pixmend_") for name, _ in after))
         # histograms: one more start and one more finished run, cumulative buckets
-        for h in ("pixmend_queue_wait_seconds", "pixmend_job_run_seconds"):
+        for h in ("pixmend_queue_wait_seconds", "pixmend_job_run_seconds", "pixmend_job_duration_seconds",
+                  "pixmend_disk_write_seconds"):
             key = (h + "_count", frozenset())
             self.assertEqual(after[key], before[key] + 1)
             buckets = sorted(((float(dict(lbl)["le"]), v) for (n, lbl), v in after.items() if n == h + "_bucket"))
