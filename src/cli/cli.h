@@ -53,5 +53,6 @@ extern const pm_command pm_cmd_inpaint;
 extern const pm_command pm_cmd_serve;
 extern const pm_command pm_cmd_colorize;
 extern const pm_command pm_cmd_bench;
+extern const pm_command pm_cmd_calibrate;
 
 #endif

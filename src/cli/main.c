@@ -11,6 +11,7 @@ static const pm_command *const commands[] = {
     &pm_cmd_colorize,
     &pm_cmd_serve,
     &pm_cmd_bench,
+    &pm_cmd_calibrate,
 };
 
 int main(int argc, char **argv)

@@ -35,13 +35,17 @@ uint64_t pm_memlaw_predict(const pm_memlaw *l, uint64_t pixels)
 int pm_memlaw_clamp(pm_memlaw *l)
 {
     int raised = 0;
-    double min_a = (1 - PM_MEMLAW_MARGIN) * l->seed_a, min_b = (1 - PM_MEMLAW_MARGIN) * l->seed_b;
-    if (l->a < min_a) {
-        l->a = min_a;
+    double m = 1 - PM_MEMLAW_MARGIN, ref = PM_MEMLAW_REF_PIXELS;
+    if (l->b < m * l->seed_b) {
+        l->b = m * l->seed_b;
         raised = 1;
     }
-    if (l->b < min_b) {
-        l->b = min_b;
+    /* With b above its floor, predictions at or above ref pixels are too. */
+    double min_a = m * (l->seed_a + l->seed_b * ref) - l->b * ref;
+    if (min_a < 0)
+        min_a = 0;
+    if (l->a < min_a) {
+        l->a = min_a;
         raised = 1;
     }
     return raised;

@@ -4,7 +4,9 @@
  * each engine calibrates), replaced by `pixmend calibrate` (a least-squares
  * fit of measured peaks), and raised by serve whenever a job's measured peak
  * exceeds its prediction. A law is never allowed below its seed by more than
- * PM_MEMLAW_MARGIN (a = seed_a and b = seed_b times 1 - margin at least).
+ * PM_MEMLAW_MARGIN: b >= (1 - margin) x seed_b, and the prediction for
+ * PM_MEMLAW_REF_PIXELS (hence for any larger image) >= (1 - margin) x the
+ * seed's; a >= 0.
  * Laws are kept in DATA/memlaw.json, one model per line.
  *
  * Plain values: no locking, no allocation; callers serialise access. */
@@ -17,6 +19,7 @@
 
 #define PM_MEMLAW_MAX_PAIRS 16
 #define PM_MEMLAW_MARGIN 0.25
+#define PM_MEMLAW_REF_PIXELS 65536.0 /* 256 x 256: the margin holds from this size up */
 #define PM_MEMLAW_FILE "memlaw.json"
 
 typedef struct pm_memlaw {
@@ -46,7 +49,7 @@ int pm_memlaw_fit(pm_memlaw *l, const double *px, const double *peak, int n);
  * coefficients are scaled up by the ratio. Returns 1 when the law was raised. */
 int pm_memlaw_observe(pm_memlaw *l, uint64_t pixels, uint64_t peak);
 
-/* Keeps a and b within the margin of the seed; returns 1 if it had to raise them. */
+/* Keeps the law within the margin of the seed (see above); returns 1 if it had to raise it. */
 int pm_memlaw_clamp(pm_memlaw *l);
 
 /* The most working pixels whose prediction fits in `budget` (0 if none). */

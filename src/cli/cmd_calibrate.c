@@ -1,0 +1,254 @@
+/* pixmend calibrate: measures a model's peak memory at a few image sizes,
+ * fits its memory law (peak = a + b x pixels) and stores it in
+ * DATA/memlaw.json, where `pixmend serve` reads it for admission. */
+#include "cli/cli.h"
+#include "sched/memlaw.h"
+#include "pipeline/pipeline.h"
+#include "sched/sched.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const pm_optdef opts[] = {
+    {"model", 'm', 1},
+    {"sizes", 0, 1},
+    {"data-dir", 'd', 1},
+    {"threads", 't', 1},
+    {0},
+};
+
+#define MAX_SIZES 8
+#define MAX_LAWS 16
+
+/* Parses "256,512,1024" into sizes (ascending order kept as given); returns the count or -1. */
+static int parse_sizes(const char *s, int *sizes)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 32 || v > 4096 || n == MAX_SIZES)
+            return -1;
+        sizes[n++] = (int)v;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return n;
+}
+
+/* A structured test picture (gradients and stripes) and, for inpainting, a
+ * centred square mask of a quarter of the area, both PNG-encoded. The caller
+ * owns *image and *mask (pm_free). */
+static int make_inputs(int size, int with_mask, uint8_t **image, size_t *image_len, uint8_t **mask, size_t *mask_len)
+{
+    pm_image img = {0}, msk = {0};
+    *image = *mask = NULL;
+    *image_len = *mask_len = 0;
+    int rc = pm_image_alloc(&img, size, size, 3);
+    if (rc)
+        return rc;
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++) {
+            uint8_t *px = img.data + ((size_t)y * (size_t)size + (size_t)x) * 3;
+            px[0] = (uint8_t)(x * 255 / size);
+            px[1] = (uint8_t)(y * 255 / size);
+            px[2] = (uint8_t)((x / 8 + y / 8) % 2 ? 200 : 40);
+        }
+    pm_encode_opts eo = pm_default_encode_opts(PM_FMT_PNG);
+    if ((rc = pm_image_encode(&img, &eo, image, image_len)))
+        goto free_images;
+    if (with_mask) {
+        if ((rc = pm_image_alloc(&msk, size, size, 1)))
+            goto free_encoded;
+        for (int y = size / 4; y < size * 3 / 4; y++)
+            memset(msk.data + (size_t)y * (size_t)size + size / 4, 255, (size_t)(size / 2));
+        if ((rc = pm_image_encode(&msk, &eo, mask, mask_len)))
+            goto free_encoded;
+    }
+    goto free_images;
+
+free_encoded:
+    pm_free(*image);
+    *image = NULL;
+free_images:
+    pm_image_free(&msk);
+    pm_image_free(&img);
+    return rc;
+}
+
+static double mib(double b)
+{
+    return b / (1024.0 * 1024.0);
+}
+
+static int run(int argc, char **argv)
+{
+    pm_args a;
+    int rc = pm_cli_parse(&pm_cmd_calibrate, opts, 0, 0, argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *model_arg = pm_cli_get(opts, &a, "model");
+    const char *data_dir = pm_cli_get(opts, &a, "data-dir");
+    const char *sizes_arg = pm_cli_get(opts, &a, "sizes");
+    if (!model_arg)
+        model_arg = "patchmatch";
+    if (!data_dir)
+        data_dir = "pixmend-data";
+    int sizes[MAX_SIZES] = {256, 512, 1024};
+    int nsizes = 3;
+    if (sizes_arg && (nsizes = parse_sizes(sizes_arg, sizes)) < 1) {
+        pm_cli_error(&pm_cmd_calibrate, "--sizes must be 1 to %d square sides from 32 to 4096, such as 256,512,1024; "
+                                        "not '%s'", MAX_SIZES, sizes_arg);
+        return 2;
+    }
+    long threads = 0;
+    const char *t = pm_cli_get(opts, &a, "threads");
+    if (t && pm_cli_int(&pm_cmd_calibrate, "threads", t, 0, 1024, &threads))
+        return 2;
+
+    char name[32];
+    const char *eq = strchr(model_arg, '=');
+    const char *file = eq ? eq + 1 : NULL;
+    snprintf(name, sizeof name, "%.*s", (int)(eq ? eq - model_arg : (long)strlen(model_arg)), model_arg);
+    const pm_model_desc *d = pm_model_find(name);
+    if (!d) {
+        pm_cli_error(&pm_cmd_calibrate, "unknown model '%s' (known: patchmatch, lama, ddcolor)", name);
+        return 2;
+    }
+    if (d->needs_file && (!file || !*file)) {
+        pm_cli_error(&pm_cmd_calibrate, "model %s needs its weights file: --model %s=FILE", name, name);
+        return 2;
+    }
+    pm_model_opts mo = {.threads = (int)threads, .precision = PM_PREC_FP32, .seed = 1};
+    void *state = NULL;
+    if (d->load(d->needs_file ? file : NULL, &mo, &state)) {
+        pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", name, pm_error_detail());
+        return 1;
+    }
+
+    int exit_code = 1;
+    pm_memlaw law;
+    pm_memlaw_seed(&law, d, state);
+    pm_memlaw seed = law;
+    pm_limits lim = pm_default_limits();
+    pm_job_spec spec;
+    pm_job_spec_default(&spec);
+    spec.task = d->task;
+    snprintf(spec.model, sizeof spec.model, "%s", name);
+    /* The whole image processed: the law is the worst case of the strategies
+     * (crop and resize work on less than the image). */
+    spec.hd_strategy = PM_HD_ORIGINAL;
+    double px[MAX_SIZES], peak[MAX_SIZES];
+    uint64_t heap[MAX_SIZES], rss[MAX_SIZES];
+    double secs[MAX_SIZES];
+    printf("calibrating %s at %d size(s); peak = bytes above the start of each run (max of pm_* heap and VmHWM)\n",
+           name, nsizes);
+    for (int i = -1; i < nsizes; i++) { /* i = -1: a warm-up run at the first size, not recorded */
+        int size = sizes[i < 0 ? 0 : i];
+        uint8_t *image, *mask;
+        size_t image_len, mask_len;
+        if ((rc = make_inputs(size, d->task == PM_TASK_INPAINT, &image, &image_len, &mask, &mask_len))) {
+            pm_cli_error(&pm_cmd_calibrate, "cannot make a %dx%d test image: %s", size, size, pm_error_detail());
+            goto unload;
+        }
+        uint64_t h = 0, r = 0;
+        double sec = 0;
+        rc = pm_job_measure(d, state, &spec, &lim, image, image_len, mask, mask_len, &h, &r, &sec);
+        pm_free(image);
+        pm_free(mask);
+        if (rc) {
+            pm_cli_error(&pm_cmd_calibrate, "model %s failed at %dx%d: %s", name, size, size, pm_error_detail());
+            goto unload;
+        }
+        if (i < 0)
+            continue;
+        heap[i] = h;
+        rss[i] = r;
+        secs[i] = sec;
+        px[i] = (double)size * size;
+        peak[i] = (double)(h > r ? h : r);
+    }
+    if ((rc = pm_memlaw_fit(&law, px, peak, nsizes))) {
+        pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
+        goto unload;
+    }
+    printf("\n%9s %10s %11s %11s %11s %11s %8s %11s %8s\n", "size", "pixels", "heap MiB", "VmHWM MiB",
+           "peak MiB", "law MiB", "error", "seed MiB", "seed err");
+    double worst = 0;
+    for (int i = 0; i < nsizes; i++) {
+        double pred = (double)pm_memlaw_predict(&law, (uint64_t)px[i]);
+        double sp = (double)pm_memlaw_predict(&seed, (uint64_t)px[i]);
+        double err = (pred - peak[i]) / peak[i] * 100, serr = (sp - peak[i]) / peak[i] * 100;
+        if (fabs(err) > worst)
+            worst = fabs(err);
+        printf("%4dx%-4d %10.0f %11.1f %11.1f %11.1f %11.1f %+7.1f%% %11.1f %+7.1f%%  (%.2f s)\n", sizes[i], sizes[i],
+               px[i], mib((double)heap[i]), mib((double)rss[i]), mib(peak[i]), mib(pred), err, mib(sp), serr,
+               secs[i]);
+    }
+    printf("\nlaw: peak_bytes = %.0f + %.3f x pixels   (seed from the engine's estimate: %.0f + %.3f x pixels)\n",
+           law.a, law.b, seed.a, seed.b);
+    printf("largest prediction error: %.1f %% (goal: within 15 %%)%s\n", worst,
+           worst <= 15 ? "" : "; the law stays above every measurement, so admission stays safe");
+
+    /* Store: keep the other models' laws in the file. */
+    char path[4096];
+    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
+        pm_cli_error(&pm_cmd_calibrate, "cannot create %s: %s; pick a writable --data-dir", data_dir, strerror(errno));
+        goto unload;
+    }
+    snprintf(path, sizeof path, "%s/" PM_MEMLAW_FILE, data_dir);
+    pm_memlaw laws[MAX_LAWS];
+    int n = 0;
+    rc = pm_memlaw_load(path, laws, MAX_LAWS - 1, &n);
+    if (rc && rc != PM_ENOENT) {
+        pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
+        goto unload;
+    }
+    if (rc == PM_ENOENT)
+        n = 0;
+    int k = 0;
+    while (k < n && strcmp(laws[k].model, name) != 0)
+        k++;
+    laws[k] = law;
+    if (k == n)
+        n++;
+    if (pm_memlaw_save(path, laws, n)) {
+        pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
+        goto unload;
+    }
+    printf("stored in %s (pixmend serve --data-dir %s reads it at start)\n", path, data_dir);
+    exit_code = 0;
+
+unload:
+    d->unload(state);
+    return exit_code;
+}
+
+const pm_command pm_cmd_calibrate = {
+    "calibrate",
+    "measure a model's peak memory and store its memory law for admission",
+    "usage: pixmend calibrate [--model NAME[=FILE]] [--sizes 256,512,1024] [--data-dir DIR] [--threads N]\n"
+    "\n"
+    "Runs the model on a synthetic image at each size (squares; after one\n"
+    "warm-up run), measures the peak memory of each run above its start (the\n"
+    "larger of the pm_* heap peak and the growth of VmHWM, reset through\n"
+    "/proc/self/clear_refs), fits peak = a + b x pixels by least squares, keeps\n"
+    "it within 25 % of the engine's own estimate and above every measurement,\n"
+    "prints the law and its error at each size, and stores it in\n"
+    "DIR/memlaw.json, which `pixmend serve --data-dir DIR` reads at start.\n"
+    "\n"
+    "  -m, --model NAME[=FILE]   the model (default patchmatch); lama and ddcolor need their file\n"
+    "      --sizes LIST          square sides, comma-separated (default 256,512,1024)\n"
+    "  -d, --data-dir DIR        where the law is stored (default ./pixmend-data)\n"
+    "  -t, --threads N           engine threads (default 0 = all cores)\n",
+    run,
+};
