@@ -125,9 +125,9 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
     pm_sb_printf(sb, "pixmend_admission_pauses_total %llu\n", (unsigned long long)s->pauses);
     header(sb, "pixmend_admission_resumes_total", "counter", "Times intake resumed (the gauge fell below the resume mark).");
     pm_sb_printf(sb, "pixmend_admission_resumes_total %llu\n", (unsigned long long)s->resumes);
-    header(sb, "pixmend_admission_gauge_ratio", "gauge",
+    header(sb, "pixmend_admission_usage_ratio", "gauge",
            "The gauge: the highest of host, cgroup and GPU memory in use, as a fraction.");
-    pm_sb_printf(sb, "pixmend_admission_gauge_ratio %.6f\n", s->gauge);
+    pm_sb_printf(sb, "pixmend_admission_usage_ratio %.6f\n", s->gauge);
     header(sb, "pixmend_admission_high_mark_ratio", "gauge", "The pause mark (--pause-at).");
     pm_sb_printf(sb, "pixmend_admission_high_mark_ratio %.4f\n", s->high_mark);
     header(sb, "pixmend_admission_low_mark_ratio", "gauge", "The resume mark (--resume-below).");
@@ -136,12 +136,12 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
     pm_sb_printf(sb, "pixmend_memory_budget_bytes %llu\n", (unsigned long long)s->mem_budget);
     header(sb, "pixmend_memory_reserved_bytes", "gauge", "Predicted peak memory of the running jobs together.");
     pm_sb_printf(sb, "pixmend_memory_reserved_bytes %llu\n", (unsigned long long)s->mem_reserved);
-    header(sb, "pixmend_memlaw_a_bytes", "gauge", "Memory law per model: the constant a of peak = a + b x pixels.");
+    header(sb, "pixmend_memory_law_constant_bytes", "gauge", "Memory law per model: the constant a of peak = a + b x pixels.");
     for (int i = 0; i < s->nmodels; i++)
-        pm_sb_printf(sb, "pixmend_memlaw_a_bytes{model=\"%s\"} %.0f\n", s->models[i].name, s->models[i].law.a);
-    header(sb, "pixmend_memlaw_b_bytes_per_pixel", "gauge", "Memory law per model: the slope b of peak = a + b x pixels.");
+        pm_sb_printf(sb, "pixmend_memory_law_constant_bytes{model=\"%s\"} %.0f\n", s->models[i].name, s->models[i].law.a);
+    header(sb, "pixmend_memory_law_slope_bytes_per_pixel", "gauge", "Memory law per model: the slope b of peak = a + b x pixels.");
     for (int i = 0; i < s->nmodels; i++)
-        pm_sb_printf(sb, "pixmend_memlaw_b_bytes_per_pixel{model=\"%s\"} %.6f\n", s->models[i].name,
+        pm_sb_printf(sb, "pixmend_memory_law_slope_bytes_per_pixel{model=\"%s\"} %.6f\n", s->models[i].name,
                      s->models[i].law.b);
 
     header(sb, "pixmend_results_bytes", "gauge", "Bytes of stored result files.");
