@@ -140,5 +140,26 @@ then ok "inpaint result: unchanged outside the mask, filled inside"; else bad "i
 if [ "$(find "$work/res" -mindepth 1 -printf "%f ")" = "result.png " ]; then ok "only the result was written"; else bad "stray files: $(find "$work/res" -mindepth 1 -printf "%f ")"; fi
 expect "inpaint --mask-resize" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/small_mask.png" -o "$work/res/r2.jpg" --mask-resize --quiet
 
+# --- calibrate: measures, prints the law and its error per size, stores it for serve
+expect "calibrate --help" 0 "$PIXMEND" calibrate --help
+contains "calibrate --help shows usage" "usage: pixmend calibrate" out
+expect "calibrate bad sizes" 2 "$PIXMEND" calibrate --sizes 64,x --data-dir "$work/cal"
+one_line "calibrate bad sizes"
+expect "calibrate model without file" 2 "$PIXMEND" calibrate --model lama --data-dir "$work/cal"
+contains "calibrate names the missing file" "--model lama=FILE" err
+expect "calibrate patchmatch" 0 "$PIXMEND" calibrate --model patchmatch --sizes 96,192 --threads 1 --data-dir "$work/cal"
+contains "calibrate prints the law" "law: peak_bytes = " out
+contains "calibrate prints the error" "largest prediction error:" out
+if $PY - "$work/cal/memlaw.json" <<'PYCHK'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = [x for x in d["models"] if x["model"] == "patchmatch"][0]
+assert m["source"] == "calibrate" and m["a"] >= 0 and m["b"] > 0, m
+assert [p[0] for p in m["pairs"]] == [96 * 96, 192 * 192], m
+for px, peak in m["pairs"]:
+    assert m["a"] + m["b"] * px >= peak, (px, peak, m)
+PYCHK
+then ok "calibrate stored a law above every measurement"; else bad "calibrate memlaw.json check"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
