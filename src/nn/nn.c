@@ -808,6 +808,25 @@ static int resolve_op(pm_nn_plan *p, const nn_op *op)
     return rc;
 }
 
+/* Gives the last step (the primitive of `pd`) a scratchpad tensor when the
+ * primitive wants one, as argument `*n` (incremented). The tensor belongs to
+ * the plan's arena. Returns 0, or p->err when the tensor cannot be made. */
+static int add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
+{
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (!sp || dnnl_memory_desc_get_size(sp) == 0)
+        return 0;
+    int st = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
+    if (st < 0)
+        return p->err;
+    pm_nn__fix(p, st, sp);
+    nn_step *s = &p->steps[p->nsteps - 1];
+    s->arg_kind[*n] = DNNL_ARG_SCRATCHPAD;
+    s->arg_tensor[*n] = st;
+    (*n)++;
+    return 0;
+}
+
 /* A reorder of tensor `src` into a new tensor of description `md`. */
 static int add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md)
 {
@@ -836,20 +855,12 @@ static int add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memo
     s->arg_tensor[0] = src;
     s->arg_kind[1] = DNNL_ARG_TO;
     s->arg_tensor[1] = d;
-    s->nargs = 2;
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    if (sp && dnnl_memory_desc_get_size(sp) > 0) {
-        int st = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
-        if (st < 0) {
-            d = -1;
-            goto release;
-        }
-        pm_nn__fix(p, st, sp);
-        s = &p->steps[p->nsteps - 1];
-        s->arg_kind[2] = DNNL_ARG_SCRATCHPAD;
-        s->arg_tensor[2] = st;
-        s->nargs = 3;
+    int nargs = 2;
+    if (add_scratchpad(p, pd, &nargs)) {
+        d = -1;
+        goto release;
     }
+    p->steps[p->nsteps - 1].nargs = nargs;
 release:
     if (pd)
         dnnl_primitive_desc_destroy(pd);
@@ -1061,18 +1072,9 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     }
     s->arg_kind[n] = DNNL_ARG_DST;
     s->arg_tensor[n++] = dst;
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    if (sp && dnnl_memory_desc_get_size(sp) > 0) {
-        int st = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
-        if (st < 0) {
-            rc = p->err;
-            goto release;
-        }
-        pm_nn__fix(p, st, sp);
-        s = &p->steps[p->nsteps - 1];
-        s->arg_kind[n] = DNNL_ARG_SCRATCHPAD;
-        s->arg_tensor[n++] = st;
-    }
+    if ((rc = add_scratchpad(p, pd, &n)))
+        goto release;
+    s = &p->steps[p->nsteps - 1];
     s->nargs = n;
     int ih = p->t[op->src].h, iw = p->t[op->src].w;
     double pix = d->transposed ? (double)ih * iw : (double)p->t[dst].h * p->t[dst].w;
@@ -1232,20 +1234,10 @@ static int lower_concat(pm_nn_plan *p, const nn_op *op)
     s->arg_tensor[1] = op->b;
     s->arg_kind[2] = DNNL_ARG_DST;
     s->arg_tensor[2] = op->dst;
-    s->nargs = 3;
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    if (sp && dnnl_memory_desc_get_size(sp) > 0) {
-        int st = pm_nn__new_tensor(p, 0, 0, 0, PM_NN_F32);
-        if (st < 0) {
-            rc = p->err;
-            goto release;
-        }
-        pm_nn__fix(p, st, sp);
-        s = &p->steps[p->nsteps - 1];
-        s->arg_kind[3] = DNNL_ARG_SCRATCHPAD;
-        s->arg_tensor[3] = st;
-        s->nargs = 4;
-    }
+    int nargs = 3;
+    if ((rc = add_scratchpad(p, pd, &nargs)))
+        goto release;
+    p->steps[p->nsteps - 1].nargs = nargs;
 release:
     if (pd)
         dnnl_primitive_desc_destroy(pd);

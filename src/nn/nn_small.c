@@ -106,27 +106,26 @@ int pm_nn__lower_smallconv(pm_nn_plan *p, const nn_op *op)
     return 0;
 }
 
-static inline v8 load_f32(const float *p)
-{
-    v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline v8 load_bf16(const uint16_t *p)
-{
-    u16x8 h;
-    memcpy(&h, p, sizeof h);
-    u32x8 u = __builtin_convertvector(h, u32x8) << 16;
-    v8 v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static inline float hsum(v8 v)
-{
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+/* Loads and the horizontal sum are macros, not functions: a function taking
+ * or returning a 32-byte vector has a different ABI in the AVX2 clone of
+ * SMALL_ROW than in the baseline code around it (an -O0 build crashed so,
+ * and clang refuses it outright). */
+#define LOAD_F32(p)                                                                                       \
+    __extension__({                                                                                       \
+        v8 v_;                                                                                            \
+        memcpy(&v_, (p), sizeof v_);                                                                      \
+        v_;                                                                                               \
+    })
+#define LOAD_BF16(p)                                                                                      \
+    __extension__({                                                                                       \
+        u16x8 h_;                                                                                         \
+        memcpy(&h_, (p), sizeof h_);                                                                      \
+        u32x8 u_ = __builtin_convertvector(h_, u32x8) << 16;                                              \
+        v8 v_;                                                                                            \
+        memcpy(&v_, &u_, sizeof v_);                                                                      \
+        v_;                                                                                               \
+    })
+#define HSUM(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
 
 /* One output row with 3 outputs and ic a multiple of 8: out[x * 3 + o] for
  * x < ow, from input rows row[0..k-1] (each `sw` elements per pixel). */
@@ -144,7 +143,7 @@ static inline float hsum(v8 v)
                     const T *ip = row[ky] + (size_t)(x + kx) * ic;                                        \
                     const float *wp = wpk + (size_t)(ky * k + kx) * cb * 24;                              \
                     for (int c = 0; c < cb; c++, wp += 24, ip += 8) {                                     \
-                        v8 w0 = load_f32(wp), w1 = load_f32(wp + 8), w2 = load_f32(wp + 16);              \
+                        v8 w0 = LOAD_F32(wp), w1 = LOAD_F32(wp + 8), w2 = LOAD_F32(wp + 16);              \
                         v8 i0 = LOAD(ip), i1 = LOAD(ip + ic), i2 = LOAD(ip + 2 * ic), i3 = LOAD(ip + 3 * ic); \
                         a00 += i0 * w0;                                                                   \
                         a01 += i0 * w1;                                                                   \
@@ -162,10 +161,10 @@ static inline float hsum(v8 v)
                 }                                                                                         \
             }                                                                                             \
             float *o = out + (size_t)x * 3;                                                               \
-            o[0] = hsum(a00), o[1] = hsum(a01), o[2] = hsum(a02);                                         \
-            o[3] = hsum(a10), o[4] = hsum(a11), o[5] = hsum(a12);                                         \
-            o[6] = hsum(a20), o[7] = hsum(a21), o[8] = hsum(a22);                                         \
-            o[9] = hsum(a30), o[10] = hsum(a31), o[11] = hsum(a32);                                       \
+            o[0] = HSUM(a00), o[1] = HSUM(a01), o[2] = HSUM(a02);                                         \
+            o[3] = HSUM(a10), o[4] = HSUM(a11), o[5] = HSUM(a12);                                         \
+            o[6] = HSUM(a20), o[7] = HSUM(a21), o[8] = HSUM(a22);                                         \
+            o[9] = HSUM(a30), o[10] = HSUM(a31), o[11] = HSUM(a32);                                       \
         }                                                                                                 \
         for (; x < ow; x++) {                                                                             \
             v8 a0 = {0}, a1 = {0}, a2 = {0};                                                              \
@@ -175,17 +174,17 @@ static inline float hsum(v8 v)
                     const float *wp = wpk + (size_t)(ky * k + kx) * cb * 24;                              \
                     for (int c = 0; c < cb; c++, wp += 24, ip += 8) {                                     \
                         v8 i0 = LOAD(ip);                                                                 \
-                        a0 += i0 * load_f32(wp);                                                          \
-                        a1 += i0 * load_f32(wp + 8);                                                      \
-                        a2 += i0 * load_f32(wp + 16);                                                     \
+                        a0 += i0 * LOAD_F32(wp);                                                          \
+                        a1 += i0 * LOAD_F32(wp + 8);                                                      \
+                        a2 += i0 * LOAD_F32(wp + 16);                                                     \
                     }                                                                                     \
                 }                                                                                         \
-            out[(size_t)x * 3] = hsum(a0), out[(size_t)x * 3 + 1] = hsum(a1), out[(size_t)x * 3 + 2] = hsum(a2); \
+            out[(size_t)x * 3] = HSUM(a0), out[(size_t)x * 3 + 1] = HSUM(a1), out[(size_t)x * 3 + 2] = HSUM(a2); \
         }                                                                                                 \
     }
 
-SMALL_ROW(row3_f32, float, load_f32)
-SMALL_ROW(row3_bf16, uint16_t, load_bf16)
+SMALL_ROW(row3_f32, float, LOAD_F32)
+SMALL_ROW(row3_bf16, uint16_t, LOAD_BF16)
 
 /* Any shape: plain loops. */
 static void row_generic(const void *const *row, pm_nn_dt dt, const pm_nn_small_weights *w, int ow, float *out)

@@ -160,6 +160,55 @@ for px, peak in m["pairs"]:
     assert m["a"] + m["b"] * px >= peak, (px, peak, m)
 PYCHK
 then ok "calibrate stored a law above every measurement"; else bad "calibrate memlaw.json check"; fi
+# --- bench lama: argument errors, then a tiny checkpoint against PyTorch
+src=$(cd "$(dirname "$0")/../.." && pwd)
+expect "bench unknown name" 2 "$PIXMEND" bench resnet --model x
+one_line "bench unknown name"
+expect "bench without --model" 2 "$PIXMEND" bench lama
+contains "bench: names the checkpoint it needs" "best.ckpt" err
+expect "bench size not a multiple of 8" 2 "$PIXMEND" bench lama --model x --size 100
+expect "bench missing checkpoint" 1 "$PIXMEND" bench lama --model "$work/none.ckpt" --no-torch
+one_line "bench missing checkpoint"
+if $PY -c "import sys; sys.path.insert(0, '$src/tests/golden'); import lama_ref; lama_ref.save_checkpoint(lama_ref.make_model(8, 1, 0), '$work/tiny.ckpt', 0)"; then
+    expect "bench lama tiny vs PyTorch" 0 "$PIXMEND" bench lama --model "$work/tiny.ckpt" --size 32 --runs 1 --threads 1
+    contains "bench prints pixmend's figures" "pixmend  median" out
+    contains "bench prints PyTorch's figures" "pytorch  median" out
+    contains "bench prints the ratio" "x faster (median); peak RSS" out
+else
+    bad "writing a tiny LaMa checkpoint with $PY"
+fi
+
+# --- colorize: errors write nothing; a real run keeps the lightness and alpha
+expect "colorize without --model" 2 "$PIXMEND" colorize "$work/photo.png" -o "$work/res/c.png"
+one_line "colorize without --model"
+expect "colorize bad input size" 2 "$PIXMEND" colorize "$work/photo.png" -o "$work/res/c.png" --model x --input-size 100
+expect "colorize missing model file" 1 "$PIXMEND" colorize "$work/photo.png" -o "$work/res/c.png" --model "$work/none.pth"
+one_line "colorize missing model file"
+if [ ! -e "$work/res/c.png" ]; then ok "failed colorize runs wrote nothing"; else bad "a failed colorize left c.png"; fi
+if $PY "$src/tests/golden_ddcolor/make_test_ckpt.py" "$work/dd.pth" >/dev/null; then
+    $PY -c "
+from PIL import Image
+im = Image.open('$work/photo.png').convert('L').convert('LA')
+im.putpixel((0, 0), (10, 0)); im.save('$work/gray_alpha.png')"
+    expect "colorize a gray photo with alpha" 0 "$PIXMEND" colorize "$work/gray_alpha.png" -o "$work/res/c.png" --model "$work/dd.pth" --input-size 64 --quiet
+    if $PY - "$work" <<'PYCHK'
+import sys
+import cv2
+import numpy as np
+from PIL import Image
+d = sys.argv[1]
+a = Image.open(d + "/gray_alpha.png"); b = Image.open(d + "/res/c.png")
+assert b.size == a.size and b.mode == "RGBA", (b.size, b.mode)
+assert np.array_equal(np.array(a)[..., 1], np.array(b)[..., 3]), "alpha changed"
+rgb = np.array(b)[..., :3]
+L = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
+L0 = cv2.cvtColor(np.repeat(np.array(a)[..., :1], 3, 2).astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]
+assert np.abs(L - L0).mean() < 2.0, np.abs(L - L0).mean()
+PYCHK
+    then ok "colorize result: same size, alpha kept, lightness kept"; else bad "colorize result check"; fi
+else
+    bad "writing a small DDColor checkpoint with $PY"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

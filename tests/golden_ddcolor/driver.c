@@ -96,18 +96,27 @@ int main(int argc, char **argv)
         float *ab = malloc(plane * 2 * sizeof(float));
         if (!in || !ab) {
             fprintf(stderr, "error: cannot read %s as 3x%dx%d floats\n", argv[3], size, size);
+            free(in);
+            free(ab);
             return 1;
         }
         double t0 = pm_now();
         pm_ddcolor *m = load(argv[2], threads);
-        if (!m)
+        if (!m) {
+            free(in);
+            free(ab);
             return 1;
+        }
         double t1 = pm_now();
         for (int r = 0; r < (repeat > 0 ? repeat : 1); r++) {
             double s = pm_now();
             int rc = pm_ddcolor_predict(m, in, size, ab, NULL);
-            if (rc)
+            if (rc) {
+                pm_ddcolor_free(m);
+                free(in);
+                free(ab);
                 return fail(rc);
+            }
             fprintf(stderr, "run %d: %.3f s\n", r, pm_now() - s);
         }
         fprintf(stderr, "load %.3f s, workspace %.1f MB, weights %.1f MB\n", t1 - t0,

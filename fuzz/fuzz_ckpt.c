@@ -4,11 +4,7 @@
  * storages get past the zip's CRCs. Every tensor of a table that opens is
  * read in full and converted to float32.
  *
- * Not part of the CMake build (fuzz/ belongs to the lead); build and run:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *     -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
- *     tests/ckpt/fuzz_ckpt.c src/ckpt/[a-z]*.c src/base/[a-z]*.c -lz -lm -lpthread -o /tmp/fuzz_ckpt
- *   /tmp/fuzz_ckpt -max_total_time=300 CORPUS_DIR SEED_DIR
+ * Built with the other targets (fuzz/CMakeLists.txt) and run by fuzz/run.sh.
  * Seeds: the small fixtures tests/ckpt/gen_fixtures.py writes (ema.pth,
  * pytorch_model.bin, the hostile *.pth, a small safetensors file). */
 #include "ckpt/ckpt_internal.h"

@@ -3,10 +3,9 @@
  * get_f32 of every 'generator.' tensor, against zlib's crc32 alone over the
  * same bytes and torch.load of the same file (a child /usr/bin/python3).
  *
- * Not part of the CMake build (bench/ belongs to the lead); build and run:
+ *   cmake --build build --target bench_ckpt
  *   /usr/bin/python3 tests/ckpt/gen_big.py /tmp/big.ckpt
- *   gcc -O2 -Iinclude -Isrc tests/ckpt/bench_ckpt.c build/libpixmend.a -lz -lm -lpthread -o /tmp/bench_ckpt
- *   /tmp/bench_ckpt /tmp/big.ckpt
+ *   build/bench/ckpt/bench_ckpt /tmp/big.ckpt
  */
 #include "base/base.h"
 #include "ckpt/ckpt.h"
