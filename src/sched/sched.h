@@ -150,8 +150,12 @@ int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size
                       const char *image_name, const uint8_t *mask, size_t mask_len,
                       const char *mask_name, int *w, int *h);
 
-/* Accepts a job: validates it (as above), checks the queue bound (PM_EBUSY;
- * also while draining), saves the inputs, journals the job and queues it.
+/* Accepts a job: validates it (as above), checks the queue bound (PM_EBUSY
+ * when --queue-max jobs wait, when the expected wait at the measured drain
+ * rate exceeds max_wait, and while draining) and the memory budget
+ * (PM_ETOOBIG when the model's law predicts more than the whole budget for
+ * this image; the detail names the largest size that fits), saves the
+ * inputs, journals the job and queues it in its lane.
  * The bytes are copied; the caller keeps its buffers. `sync` 1 makes a
  * synchronous job (no journal, no files; collect it with pm_sched_wait).
  * On success *info is the new job's snapshot. */
