@@ -10,6 +10,9 @@ int pm_admit_choose(const pm_admit_view *v)
 {
     if (v->paused || v->free_slots <= 0)
         return -1;
+    if (v->normal_starving && v->present[PM_LANE_NORMAL] &&
+        !pm_admit_fits(v->budget, v->reserved, v->predicted[PM_LANE_NORMAL]))
+        return -1; /* let memory free up for it */
     /* Alternate: after a fast job, the normal lane goes first, and after anything else the fast lane. */
     int order[2] = {PM_LANE_FAST, PM_LANE_NORMAL};
     if (v->last_lane == PM_LANE_FAST) {

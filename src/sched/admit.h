@@ -7,7 +7,9 @@
  * lane offers one candidate, its next job by priority with ageing (FIFO
  * within a priority); a lane's candidate that does not fit blocks only its
  * own lane, so small jobs overtake large ones that wait for memory. The lanes
- * alternate when both have a candidate that fits. */
+ * alternate when both have a candidate that fits. Against starvation, a
+ * normal-lane candidate that has waited long (normal_starving) and does not
+ * fit stops the fast lane too until it starts. */
 #ifndef PM_SCHED_ADMIT_H
 #define PM_SCHED_ADMIT_H
 
@@ -23,7 +25,12 @@ typedef struct pm_admit_view {
     int last_lane;         /* lane of the job started last (-1 = none) */
     int present[PM_LANES]; /* the lane has a candidate */
     uint64_t predicted[PM_LANES]; /* its predicted peak */
+    int normal_starving;   /* the normal lane's candidate has waited past the starvation limit */
 } pm_admit_view;
+
+/* A normal-lane job that has waited this many ageing periods holds the fast
+ * lane while it does not fit, so that memory frees up for it. */
+#define PM_ADMIT_STARVING_PERIODS 4
 
 /* 1 when a job predicted at `predicted` bytes may start beside `reserved`:
  * it fits the budget, or nothing else runs (a job alone always may, so that

@@ -981,6 +981,8 @@ static pm_job *pick_locked(pm_sched *s)
             if (!c->info.predicted_bytes)
                 c->info.predicted_bytes = predict_locked(s, &c->info); /* recovered from the journal */
             v.predicted[lane] = c->info.predicted_bytes;
+            if (lane == PM_LANE_NORMAL && s->cfg.aging_seconds > 0)
+                v.normal_starving = now - cand[lane]->enqueued > PM_ADMIT_STARVING_PERIODS * s->cfg.aging_seconds;
         }
     }
     int lane = pm_admit_choose(&v);

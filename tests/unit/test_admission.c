@@ -65,6 +65,14 @@ static void test_fast_lane_overtakes(void **st)
     assert_int_equal(pm_admit_choose(&v), PM_LANE_FAST);
     v.last_lane = -1;
     assert_int_equal(pm_admit_choose(&v), PM_LANE_FAST);
+    /* A large job that has waited too long holds the fast lane until it fits. */
+    v.reserved = 60;
+    v.last_lane = PM_LANE_FAST;
+    v.normal_starving = 1;
+    assert_int_equal(pm_admit_choose(&v), -1);
+    v.reserved = 30;
+    assert_int_equal(pm_admit_choose(&v), PM_LANE_NORMAL);
+    v.normal_starving = 0;
     assert_int_equal(pm_admit_lane(1000000, 1000000), PM_LANE_FAST);
     assert_int_equal(pm_admit_lane(1000001, 1000000), PM_LANE_NORMAL);
 }
