@@ -73,7 +73,8 @@ int pm_memlaw_fit(pm_memlaw *l, const double *px, const double *peak, int n)
     a = (sy - b * sx) / (double)n; /* the best intercept for this slope */
     l->a = a;
     l->b = b;
-    pm_memlaw_clamp(l);
+    l->held_by_seed = pm_memlaw_clamp(l) || b > (n >= 2 && fabs(den) > 1e-9 * sxx * (double)n
+                                                   ? ((double)n * sxy - sx * sy) / den : b);
     /* No measurement above the law. */
     double worst = 0;
     for (int i = 0; i < n; i++) {

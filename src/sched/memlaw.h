@@ -28,6 +28,7 @@ typedef struct pm_memlaw {
     double seed_a, seed_b;       /* from the engine's mem_estimate */
     char source[16];             /* "seed", "calibrate", "measured", "file" */
     double max_ratio;            /* highest measured / predicted seen by serve (1 = none above) */
+    int held_by_seed;            /* pm_memlaw_fit: the margin to the seed raised the fitted law */
     int npairs;                  /* calibration measurements kept with the law */
     double px[PM_MEMLAW_MAX_PAIRS], peak[PM_MEMLAW_MAX_PAIRS];
 } pm_memlaw;
