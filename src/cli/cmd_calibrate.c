@@ -199,9 +199,8 @@ static int run(int argc, char **argv)
     printf("largest prediction error: %.1f %% (goal: within 15 %%)%s\n", worst,
            worst <= 15 ? "" : "; the law stays above every measurement, so admission stays safe");
     if (law.held_by_seed && worst > 15)
-        printf("note: the measurements are more than %.0f %% below the engine's own estimate, so the law was kept "
-               "at that margin (an engine that keeps its workspace in the loaded model between runs measures low "
-               "after the warm-up run)\n",
+        printf("note: the engine's own estimate held the law up (a law may not predict more than %.0f %% below "
+               "it from 256x256 up)\n",
                PM_MEMLAW_MARGIN * 100);
 
     /* Store: keep the other models' laws in the file. */

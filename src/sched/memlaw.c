@@ -51,6 +51,32 @@ int pm_memlaw_clamp(pm_memlaw *l)
     return raised;
 }
 
+/* Candidate law (a, b) made valid: within the seed's margin, then raised
+ * so that no measurement is above it. Returns its largest relative error
+ * over the measurements; *held = 1 when the margin raised it. */
+static double settle(const pm_memlaw *seed, double a, double b, const double *px, const double *peak, int n,
+                     pm_memlaw *out, int *held)
+{
+    *out = *seed;
+    out->a = a;
+    out->b = b;
+    *held = pm_memlaw_clamp(out);
+    double over = 0;
+    for (int i = 0; i < n; i++) {
+        double d = peak[i] - (out->a + out->b * px[i]);
+        if (d > over)
+            over = d;
+    }
+    out->a += over;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double e = (out->a + out->b * px[i] - peak[i]) / peak[i];
+        if (e > worst)
+            worst = e;
+    }
+    return worst;
+}
+
 int pm_memlaw_fit(pm_memlaw *l, const double *px, const double *peak, int n)
 {
     if (n < 1)
@@ -64,25 +90,31 @@ int pm_memlaw_fit(pm_memlaw *l, const double *px, const double *peak, int n)
         sxx += px[i] * px[i];
         sxy += px[i] * peak[i];
     }
+    /* Candidates: the least-squares line (one measurement: the seed's slope
+     * through it) and the line through each pair of measurements; each is
+     * settled (margin, then no measurement above it) and the one with the
+     * smallest largest error wins. */
     double den = (double)n * sxx - sx * sx;
-    double b = l->seed_b, a;
+    double b = l->seed_b;
     if (n >= 2 && fabs(den) > 1e-9 * sxx * (double)n)
         b = ((double)n * sxy - sx * sy) / den;
-    if (b < (1 - PM_MEMLAW_MARGIN) * l->seed_b)
-        b = (1 - PM_MEMLAW_MARGIN) * l->seed_b;
-    a = (sy - b * sx) / (double)n; /* the best intercept for this slope */
-    l->a = a;
-    l->b = b;
-    l->held_by_seed = pm_memlaw_clamp(l) || b > (n >= 2 && fabs(den) > 1e-9 * sxx * (double)n
-                                                   ? ((double)n * sxy - sx * sy) / den : b);
-    /* No measurement above the law. */
-    double worst = 0;
-    for (int i = 0; i < n; i++) {
-        double over = peak[i] - (l->a + l->b * px[i]);
-        if (over > worst)
-            worst = over;
-    }
-    l->a += worst;
+    pm_memlaw best, cand;
+    int held, best_held;
+    double best_err = settle(l, (sy - b * sx) / (double)n, b, px, peak, n, &best, &best_held);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            if (px[j] == px[i])
+                continue;
+            double bj = (peak[j] - peak[i]) / (px[j] - px[i]);
+            double err = settle(l, peak[i] - bj * px[i], bj, px, peak, n, &cand, &held);
+            if (err < best_err) {
+                best_err = err;
+                best = cand;
+                best_held = held;
+            }
+        }
+    *l = best;
+    l->held_by_seed = best_held;
     l->npairs = n < PM_MEMLAW_MAX_PAIRS ? n : PM_MEMLAW_MAX_PAIRS;
     for (int i = 0; i < l->npairs; i++) {
         l->px[i] = px[i];

@@ -39,9 +39,11 @@ void pm_memlaw_seed(pm_memlaw *l, const pm_model_desc *d, const void *state);
 /* Predicted peak in bytes for `pixels` working pixels (rounded up). */
 uint64_t pm_memlaw_predict(const pm_memlaw *l, uint64_t pixels);
 
-/* Fits a and b to n (pixels, peak) pairs by least squares (one pair: the
- * seed's slope through it), keeps them within the margin of the seed, then
- * raises a so that no pair is above the law. Stores the pairs (at most
+/* Fits a and b to n (pixels, peak) pairs: candidates are the least-squares
+ * line (one pair: the seed's slope through it) and the line through each
+ * pair of measurements; each is kept within the margin of the seed and
+ * raised so that no measurement is above it; the one whose largest relative
+ * error is smallest wins. Stores the pairs (at most
  * PM_MEMLAW_MAX_PAIRS) and sets source "calibrate". PM_EINVAL when n < 1 or
  * a value is not positive. */
 int pm_memlaw_fit(pm_memlaw *l, const double *px, const double *peak, int n);
