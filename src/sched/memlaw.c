@@ -67,7 +67,7 @@ static double settle(const pm_memlaw *seed, double a, double b, const double *px
         if (d > over)
             over = d;
     }
-    out->a += over;
+    out->a = ceil(out->a + over) + 1; /* whole bytes, strictly above every measurement */
     double worst = 0;
     for (int i = 0; i < n; i++) {
         double e = (out->a + out->b * px[i] - peak[i]) / peak[i];
@@ -177,8 +177,8 @@ int pm_memlaw_save(const char *path, const pm_memlaw *laws, int n)
     for (int i = 0; i < n && used < cap; i++) {
         const pm_memlaw *l = &laws[i];
         used += (size_t)snprintf(buf + used, cap - used,
-                                 "  {\"model\": \"%s\", \"a\": %.1f, \"b\": %.6f, \"source\": \"%s\", "
-                                 "\"max_ratio\": %.4f, \"seed_a\": %.1f, \"seed_b\": %.6f, \"pairs\": [",
+                                 "  {\"model\": \"%s\", \"a\": %.17g, \"b\": %.17g, \"source\": \"%s\", "
+                                 "\"max_ratio\": %.4f, \"seed_a\": %.17g, \"seed_b\": %.17g, \"pairs\": [",
                                  l->model, l->a, l->b, l->source, l->max_ratio, l->seed_a, l->seed_b);
         for (int k = 0; k < l->npairs && used < cap; k++)
             used += (size_t)snprintf(buf + used, cap - used, "%s[%.0f, %.0f]", k ? ", " : "", l->px[k], l->peak[k]);
