@@ -327,11 +327,9 @@ static char *status_event(void *user)
     pm_sb_init(&sb);
     pm_sb_printf(&sb,
                  "{\"type\":\"status\",\"state\":\"%s\",\"queue_depth\":%d,\"queue_max\":%d,\"running\":%d,"
-                 "\"workers\":%d,\"ws_clients\":%d,\"time\":%.3f,\"paused\":%s,"
-                 "\"admission\":{\"paused\":%s,\"gauge\":%.4f,\"high_mark\":%.4f,\"low_mark\":%.4f}}",
+                 "\"workers\":%d,\"ws_clients\":%d,\"time\":%.3f,\"paused\":%s}",
                  state_name(atomic_load(&srv->state)), st.queue_depth, st.queue_max, st.running, st.workers,
-                 ws.clients, pm_wall_time(), st.paused ? "true" : "false", st.paused ? "true" : "false", st.gauge,
-                 st.high_mark, st.low_mark);
+                 ws.clients, pm_wall_time(), st.paused ? "true" : "false");
     if (sb.failed) {
         pm_sb_free(&sb);
         return NULL;
