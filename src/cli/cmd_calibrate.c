@@ -7,6 +7,7 @@
 #include "sched/sched.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,11 @@ static int run(int argc, char **argv)
     pm_memlaw law;
     pm_memlaw_seed(&law, d, state);
     pm_memlaw seed = law;
+    /* Each size is measured on a freshly loaded model: the first job of a
+     * worker (plans, caches and workspaces the engine keeps afterwards are
+     * built inside it) is the peak that admission must cover. */
+    d->unload(state);
+    state = NULL;
     pm_limits lim = pm_default_limits();
     pm_job_spec spec;
     pm_job_spec_default(&spec);
@@ -152,8 +158,8 @@ static int run(int argc, char **argv)
     double secs[MAX_SIZES];
     printf("calibrating %s at %d size(s); peak = bytes above the start of each run (max of pm_* heap and VmHWM)\n",
            name, nsizes);
-    for (int i = -1; i < nsizes; i++) { /* i = -1: a warm-up run at the first size, not recorded */
-        int size = sizes[i < 0 ? 0 : i];
+    for (int i = 0; i < nsizes; i++) {
+        int size = sizes[i];
         uint8_t *image, *mask;
         size_t image_len, mask_len;
         if ((rc = make_inputs(size, d->task == PM_TASK_INPAINT, &image, &image_len, &mask, &mask_len))) {
@@ -162,15 +168,25 @@ static int run(int argc, char **argv)
         }
         uint64_t h = 0, r = 0;
         double sec = 0;
+        if (d->load(d->needs_file ? file : NULL, &mo, &state)) {
+            pm_free(image);
+            pm_free(mask);
+            state = NULL;
+            pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", name, pm_error_detail());
+            goto unload;
+        }
         rc = pm_job_measure(d, state, &spec, &lim, image, image_len, mask, mask_len, &h, &r, &sec);
+        d->unload(state);
+        state = NULL;
+#ifdef __GLIBC__
+        malloc_trim(0); /* the next size starts from memory given back, not from free lists */
+#endif
         pm_free(image);
         pm_free(mask);
         if (rc) {
             pm_cli_error(&pm_cmd_calibrate, "model %s failed at %dx%d: %s", name, size, size, pm_error_detail());
             goto unload;
         }
-        if (i < 0)
-            continue;
         heap[i] = h;
         rss[i] = r;
         secs[i] = sec;
@@ -233,7 +249,8 @@ static int run(int argc, char **argv)
     exit_code = 0;
 
 unload:
-    d->unload(state);
+    if (state)
+        d->unload(state);
     return exit_code;
 }
 
@@ -242,8 +259,9 @@ const pm_command pm_cmd_calibrate = {
     "measure a model's peak memory and store its memory law for admission",
     "usage: pixmend calibrate [--model NAME[=FILE]] [--sizes 256,512,1024] [--data-dir DIR] [--threads N]\n"
     "\n"
-    "Runs the model on a synthetic image at each size (squares; after one\n"
-    "warm-up run), measures the peak memory of each run above its start (the\n"
+    "Runs the model on a synthetic image at each size (squares; the model is\n"
+    "loaded afresh for each, so that what an engine builds in its first run and\n"
+    "keeps is counted), measures the peak memory of each run above its start (the\n"
     "larger of the pm_* heap peak and the growth of VmHWM, reset through\n"
     "/proc/self/clear_refs), fits peak = a + b x pixels by least squares, keeps\n"
     "it within 25 % of the engine's own estimate and above every measurement,\n"

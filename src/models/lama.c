@@ -952,9 +952,13 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
      * fp32 21, 40, 84, 141, 308 MB and bf16 18, 30, 56, 92, 198 MB; the law
      * below stays 3-20 % above each. The arena is ~128 (fp32) / ~75 (bf16)
      * bytes per working pixel, in proportion to the width (ngf); the constant
-     * covers primitives, band buffers and the output image. */
-    double per_px = (s->dt == PM_NN_BF16 ? 80.0 : 128.0) * (double)s->ngf / 64.0;
-    double fixed = (s->dt == PM_NN_BF16 ? 16.0 : 14.0) * 1024 * 1024;
+     * covers primitives, band buffers and the output image. A whole job on
+     * a freshly loaded model (`pixmend calibrate`: decode, pipeline, first
+     * plan, encode) peaked at 28, 52 and 176 MiB for 256, 512 and 1024 px
+     * fp32: 40 more bytes a pixel and 6 MiB more cover the image buffers
+     * and the first plan's construction. */
+    double per_px = (s->dt == PM_NN_BF16 ? 80.0 : 128.0) * (double)s->ngf / 64.0 + 40.0;
+    double fixed = (s->dt == PM_NN_BF16 ? 22.0 : 20.0) * 1024 * 1024;
     return (uint64_t)(fixed + per_px * px);
 }
 

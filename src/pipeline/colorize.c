@@ -320,8 +320,13 @@ uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_s
      * images of 0.26 to 12 MP): a run's RSS peak over the warm model was
      * 194 MiB + 3.08 bytes/pixel, of which the plan and this pipeline's
      * buffers (pm_malloc) were 184 MiB + 3 bytes/pixel; the rest, at most
-     * 11 MiB, is oneDNN's kernels and thread stacks: 32 MiB are allowed. */
-    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20);
+     * 11 MiB, is oneDNN's kernels and thread stacks: 32 MiB are allowed.
+     * The first run of a loaded model also lays its weights out for oneDNN
+     * (the checkpoint's pages were released at load): measured with
+     * `pixmend calibrate`, a fresh model's run peaked at 319-345 MiB (tiny)
+     * and 983-1005 MiB (L) over the loaded state. Admission must cover that
+     * first run, so the weights are counted; later runs need less. */
+    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20) + pm_ddcolor_weight_bytes(m);
     uint64_t b = 4; /* the output image (3 or 4 bytes a pixel) */
     return a + b * (uint64_t)w * (uint64_t)h;
 }
