@@ -27,6 +27,16 @@ static const pm_model_desc *choose_model(const char *arg, const char **file)
     if (m && m->task == PM_TASK_INPAINT && !m->needs_file)
         return m;
     struct stat st;
+    if (m && m->task == PM_TASK_INPAINT && stat(arg, &st) != 0) {
+        pm_errorf(PM_EINVAL, "model %s needs its weights: give the checkpoint file, e.g. --model "
+                             "big-lama/models/best.ckpt", arg);
+        return NULL;
+    }
+    if (m && m->task != PM_TASK_INPAINT && stat(arg, &st) != 0) {
+        pm_errorf(PM_EINVAL, "model %s colorizes; use `pixmend colorize`, or --model patchmatch or a LaMa "
+                             "checkpoint here", arg);
+        return NULL;
+    }
     if (stat(arg, &st) != 0) {
         pm_errorf(PM_ENOENT, "--model %s is neither a model name (patchmatch) nor an existing file", arg);
         return NULL;

@@ -160,6 +160,12 @@ for px, peak in m["pairs"]:
     assert m["a"] + m["b"] * px >= peak, (px, peak, m)
 PYCHK
 then ok "calibrate stored a law above every measurement"; else bad "calibrate memlaw.json check"; fi
+# --- inpaint --model by the name of a model that needs a file
+expect "inpaint --model lama without its file" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/l.png" --model lama
+contains "lama without file: says to give the checkpoint" "best.ckpt" err
+expect "inpaint --model ddcolor" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/l.png" --model ddcolor
+contains "ddcolor for inpaint: points to colorize" "pixmend colorize" err
+
 # --- bench lama: argument errors, then a tiny checkpoint against PyTorch
 src=$(cd "$(dirname "$0")/../.." && pwd)
 expect "bench unknown name" 2 "$PIXMEND" bench resnet --model x
