@@ -148,8 +148,23 @@ static int crop_image(pm_image *dst, const pm_image *src, const pm_box *b)
     return 0;
 }
 
+/* Writes RGB pixel `p` into pixel i of `out` in out's own channels: grey
+ * (BT.601 luma) for 1 channel; for 4, the alpha is left as it is. */
+static void put_rgb(pm_image *out, size_t i, const uint8_t *p)
+{
+    uint8_t *q = out->data + i * (size_t)out->channels;
+    if (out->channels == 1) {
+        q[0] = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
+    } else {
+        q[0] = p[0];
+        q[1] = p[1];
+        q[2] = p[2];
+    }
+}
+
 /* Runs the model on one region of `rgb` and writes the filled masked pixels
- * into `res` (RGB, full size). Buffers are the region's size only. */
+ * into `res` (full size, any of 1, 3 or 4 channels; see put_rgb). Buffers are
+ * the region's size only. `mask` is one channel, non-zero = fill. */
 static int run_region(const pm_model_desc *m, void *state, const pm_image *rgb, const pm_image *mask,
                       const pm_box *b, pm_image *res, const pm_run_ctx *ctx)
 {
@@ -167,8 +182,7 @@ static int run_region(const pm_model_desc *m, void *state, const pm_image *rgb, 
     for (int y = b->y0; y < b->y1; y++)
         for (int x = b->x0; x < b->x1; x++)
             if (mask->data[(size_t)y * mask->width + x])
-                memcpy(res->data + ((size_t)y * res->width + x) * 3,
-                       co.data + ((size_t)(y - b->y0) * w + (x - b->x0)) * 3, 3);
+                put_rgb(res, (size_t)y * res->width + x, co.data + ((size_t)(y - b->y0) * w + (x - b->x0)) * 3);
 free_crops:
     pm_image_free(&co);
     pm_image_free(&cm);
@@ -206,7 +220,7 @@ static int run_resized(const pm_model_desc *m, void *state, const pm_image *rgb,
         goto free_all;
     for (size_t i = 0; i < (size_t)w * h; i++)
         if (mask->data[i])
-            memcpy(res->data + i * 3, big.data + i * 3, 3);
+            put_rgb(res, i, big.data + i * 3);
 free_all:
     pm_image_free(&big);
     pm_image_free(&so);
@@ -256,57 +270,49 @@ int pm_inpaint_run(const pm_model_desc *m, void *state, const pm_image *img, con
     if (opts->crop_margin < 0 || opts->resize_limit < 8 || opts->crop_trigger < 8)
         return pm_errorf(PM_EINVAL, "crop margin must be >= 0, resize limit and crop trigger >= 8");
 
-    pm_image bm = {0}, rgb = {0}, res = {0};
+    /* Full-size buffers: the output only, plus an RGB copy of a grey or RGBA
+     * input and a one-channel copy of a mask with more channels. The model
+     * sees the region's pixels only (crop). */
+    pm_image bm = {0}, rgb = {0};
+    const pm_image *bmp = mask, *rgbp = img;
     pm_box *boxes = NULL;
     size_t holes = 0;
     int rc = pm_image_clone(out, img);
     if (rc)
         goto fail;
-    rc = binary_mask(&bm, mask, &holes);
-    if (rc || holes == 0)
+    if (mask->channels != 1) {
+        if ((rc = binary_mask(&bm, mask, &holes)))
+            goto free_work;
+        bmp = &bm;
+    } else {
+        for (size_t i = 0, n = (size_t)mask->width * mask->height; i < n; i++)
+            holes += mask->data[i] != 0;
+    }
+    if (holes == 0)
         goto free_work; /* nothing to fill: the copy is the answer */
-    rc = pm_image_convert(&rgb, img, 3);
-    if (rc)
-        goto free_work;
-    rc = pm_image_clone(&res, &rgb);
-    if (rc)
-        goto free_work;
+    if (img->channels != 3) {
+        if ((rc = pm_image_convert(&rgb, img, 3)))
+            goto free_work;
+        rgbp = &rgb;
+    }
 
     pm_hd_strategy s = effective_strategy(opts, img->width, img->height);
     if (s == PM_HD_CROP) {
         int n = 0;
-        rc = find_regions(&bm, opts->crop_margin, &boxes, &n);
+        rc = find_regions(bmp, opts->crop_margin, &boxes, &n);
         for (int i = 0; rc == 0 && i < n; i++) {
             sub_progress sp = {ctx, i, n};
             pm_run_ctx sub = {sub_progress_fn, &sp};
-            rc = run_region(m, state, &rgb, &bm, &boxes[i], &res, &sub);
+            rc = run_region(m, state, rgbp, bmp, &boxes[i], out, &sub);
         }
     } else if (s == PM_HD_RESIZE) {
-        rc = run_resized(m, state, &rgb, &bm, opts->resize_limit, &res, ctx);
+        rc = run_resized(m, state, rgbp, bmp, opts->resize_limit, out, ctx);
     } else {
         pm_box whole = {0, 0, img->width, img->height};
-        rc = run_region(m, state, &rgb, &bm, &whole, &res, ctx);
-    }
-    if (rc)
-        goto free_work;
-
-    /* Paste the filled pixels into the output, in the input's own channels. */
-    for (size_t i = 0, n = (size_t)img->width * img->height; i < n; i++) {
-        if (!bm.data[i])
-            continue;
-        const uint8_t *p = res.data + i * 3;
-        uint8_t *q = out->data + i * out->channels;
-        if (out->channels == 1) {
-            q[0] = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
-        } else {
-            q[0] = p[0];
-            q[1] = p[1];
-            q[2] = p[2];
-        }
+        rc = run_region(m, state, rgbp, bmp, &whole, out, ctx);
     }
 free_work:
     pm_free(boxes);
-    pm_image_free(&res);
     pm_image_free(&rgb);
     pm_image_free(&bm);
     if (rc == 0)
@@ -323,8 +329,10 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
     if (!opts)
         opts = &defaults;
     uint64_t px = (uint64_t)img->width * img->height;
-    /* Output copy, RGB working copy, filled copy, binary mask. */
-    uint64_t base = px * (uint64_t)img->channels + px * 3 * 2 + px;
+    /* The output, an RGB copy of a grey or RGBA input, a one-channel copy
+     * of a mask with several channels. */
+    uint64_t base = px * (uint64_t)img->channels + (img->channels != 3 ? px * 3 : 0) +
+                    (mask->channels != 1 ? px : 0);
     if (!m->mem_estimate)
         return base;
     pm_hd_strategy s = effective_strategy(opts, img->width, img->height);
@@ -341,7 +349,13 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
     size_t holes;
     int n = 0;
     uint64_t worst = 0;
-    if (binary_mask(&bm, mask, &holes) == 0 && find_regions(&bm, opts->crop_margin, &boxes, &n) == 0) {
+    const pm_image *bmp = mask;
+    int ok = 1;
+    if (mask->channels != 1) {
+        ok = binary_mask(&bm, mask, &holes) == 0;
+        bmp = &bm;
+    }
+    if (ok && find_regions(bmp, opts->crop_margin, &boxes, &n) == 0) {
         for (int i = 0; i < n; i++) {
             int w = boxes[i].x1 - boxes[i].x0, h = boxes[i].y1 - boxes[i].y0;
             uint64_t e = m->mem_estimate(state, w, h) + (uint64_t)w * h * 8;

@@ -8,11 +8,14 @@
  *       RGB/OUT: H x W x 3 bytes; MASK: H x W bytes
  *   golden_lama load CKPT        (load only: prints the configuration or the error)
  *   golden_lama progress CKPT W H (progress reports, then a cancelled run; prints what it saw)
+ *   golden_lama crop CKPT        (a 2560x1920 photo, small masks, strategy auto = crop: the
+ *                                 heap peak follows the mask's box; prints the figures)
  *
  * Exit status 0 on success; on failure the error detail is printed to stderr.
  */
 #include "models/lama.h"
 #include "nn/nn.h"
+#include "pipeline/pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +71,75 @@ static int fail(const char *what, int rc)
 {
     fprintf(stderr, "%s failed: %s: %s\n", what, pm_strerror(rc), pm_error_detail());
     return 2;
+}
+
+/* One auto-strategy inpaint of a 2560x1920 photo with a box of bw x bh
+ * masked at (x0, y0): *used receives the heap peak above the start, *est the
+ * pipeline's estimate for it. Checks that pixels outside the box are kept. */
+static int crop_run(void *st, const pm_image *rgb, int x0, int y0, int bw, int bh, size_t *used, uint64_t *est,
+                    uint64_t *whole)
+{
+    pm_image mask = {0}, out = {0};
+    int rc = pm_image_alloc(&mask, rgb->width, rgb->height, 1);
+    if (rc)
+        return rc;
+    memset(mask.data, 0, (size_t)rgb->width * rgb->height);
+    for (int y = y0; y < y0 + bh; y++)
+        memset(mask.data + (size_t)y * rgb->width + x0, 255, (size_t)bw);
+    pm_inpaint_opts o = pm_inpaint_default_opts();
+    *est = pm_inpaint_mem_estimate(&pm_model_lama, st, rgb, &mask, &o);
+    pm_inpaint_opts whole_o = o;
+    whole_o.strategy = PM_HD_ORIGINAL;
+    *whole = pm_inpaint_mem_estimate(&pm_model_lama, st, rgb, &mask, &whole_o);
+    size_t before = pm_mem_in_use();
+    pm_mem_reset_peak();
+    rc = pm_inpaint_run(&pm_model_lama, st, rgb, &mask, &o, &out, NULL);
+    *used = pm_mem_peak() - before;
+    if (!rc) {
+        size_t n = (size_t)rgb->width * rgb->height, changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            int in_mask = mask.data[i] != 0;
+            int same = memcmp(out.data + 3 * i, rgb->data + 3 * i, 3) == 0;
+            if (!in_mask && !same) {
+                fprintf(stderr, "pixel %zu outside the mask changed\n", i);
+                rc = PM_EINTERNAL;
+                break;
+            }
+            changed += in_mask && !same;
+        }
+        if (!rc && changed < (size_t)bw * bh / 4) {
+            fprintf(stderr, "only %zu of %d masked pixels changed\n", changed, bw * bh);
+            rc = PM_EINTERNAL;
+        }
+    }
+    pm_image_free(&out);
+    pm_image_free(&mask);
+    return rc;
+}
+
+static int crop_case(void *st)
+{
+    pm_image rgb = {0};
+    int rc = pm_image_alloc(&rgb, 2560, 1920, 3);
+    if (rc)
+        return fail("alloc", rc);
+    for (int y = 0; y < rgb.height; y++)
+        for (int x = 0; x < rgb.width; x++) {
+            uint8_t *p = rgb.data + ((size_t)y * rgb.width + x) * 3;
+            p[0] = (uint8_t)(x / 10), p[1] = (uint8_t)(y / 8), p[2] = (uint8_t)((x / 16 + y / 16) % 2 ? 200 : 60);
+        }
+    size_t small, large;
+    uint64_t est_small, est_large, whole;
+    rc = crop_run(st, &rgb, 1500, 900, 40, 30, &small, &est_small, &whole);
+    if (!rc)
+        rc = crop_run(st, &rgb, 300, 400, 600, 450, &large, &est_large, &whole);
+    pm_image_free(&rgb);
+    if (rc)
+        return fail("crop inpaint", rc);
+    printf("2560x1920, 40x30 box: heap peak %.1f MB (estimate %.1f MB); 600x450 box: %.1f MB (estimate %.1f MB); "
+           "the whole photo would be %.1f MB\n",
+           small / 1e6, est_small / 1e6, large / 1e6, est_large / 1e6, whole / 1e6);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -170,6 +242,8 @@ int main(int argc, char **argv)
         status = 0;
         pm_image_free(&rgb);
         pm_image_free(&mask);
+    } else if (strcmp(mode, "crop") == 0) {
+        status = crop_case(st);
     } else {
         fprintf(stderr, "bad arguments\n");
     }

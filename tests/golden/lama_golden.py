@@ -13,9 +13,13 @@ Cases:
               load fails with a message naming the tensor
   progress    progress is reported once per residual block (plus start, head and
               end); a cancel request stops the run with PM_ECANCELLED
+  crop        a 2560x1920 photo with a small masked box, strategy auto (crop), big-lama
+              shape: the heap peak follows the box (a 40x30 and a 600x450 box), stays
+              under the estimate and far under what the whole photo would take
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -205,11 +209,29 @@ def case_progress(args):
     return ok
 
 
+def case_crop(args):
+    ckpt, _ = make_ckpt(args.work, 64, 18, seed=5)
+    rc, out, err = run([args.bin, "crop", ckpt, "--threads", str(THREADS)])
+    print(out.strip())
+    ok = check(rc == 0, "crop runs on 2560x1920: " + err.strip())
+    m = re.search(r"40x30 box: heap peak ([\d.]+) MB \(estimate ([\d.]+) MB\); 600x450 box: ([\d.]+) MB "
+                  r"\(estimate ([\d.]+) MB\); the whole photo would be ([\d.]+) MB", out)
+    if not ok or not m:
+        return check(False, "crop figures printed")
+    small, est_small, large, est_large, whole = map(float, m.groups())
+    ok &= check(small <= est_small and large <= est_large, "each crop run stays under its estimate")
+    # boxes plus 128 px margins: 296x286 and 856x706 pixels, 7.1x the area
+    ok &= check(large > 3 * small, "memory grows with the box (%.1f -> %.1f MB)" % (small, large))
+    ok &= check(small < whole / 20, "a small box costs a small fraction of the whole photo (%.1f of %.1f MB)"
+                % (small, whole))
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("case", choices=["net-small", "net-full", "pipeline", "bf16", "errors", "progress"])
+    ap.add_argument("case", choices=["net-small", "net-full", "pipeline", "bf16", "errors", "progress", "crop"])
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(THREADS)
@@ -225,6 +247,8 @@ def main():
         ok = case_bf16(args)
     elif args.case == "progress":
         ok = case_progress(args)
+    elif args.case == "crop":
+        ok = case_crop(args)
     else:
         ok = case_errors(args)
     sys.exit(0 if ok else 1)
