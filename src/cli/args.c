@@ -37,6 +37,14 @@ int pm_cli_parse(const pm_command *cmd, const pm_optdef *defs, int min_pos, int 
                  int argc, char **argv, pm_args *out)
 {
     memset(out, 0, sizeof *out);
+    int ndefs = 0;
+    while (defs[ndefs].name)
+        ndefs++;
+    if (ndefs > PM_CLI_MAX_OPTS) {
+        pm_cli_error(cmd, "internal error: %d options defined, at most %d fit (PM_CLI_MAX_OPTS)", ndefs,
+                     PM_CLI_MAX_OPTS);
+        return 2;
+    }
     int only_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

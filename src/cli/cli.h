@@ -19,9 +19,10 @@ typedef struct pm_optdef {
 } pm_optdef;
 
 #define PM_CLI_MAX_POS 8
+#define PM_CLI_MAX_OPTS 48 /* options one sub-command may define */
 
 typedef struct pm_args {
-    const char *values[32];          /* per option, in pm_optdef order: value, "1" for a flag, NULL if absent */
+    const char *values[PM_CLI_MAX_OPTS]; /* per option, in pm_optdef order: value, "1" for a flag, NULL if absent */
     const char *pos[PM_CLI_MAX_POS]; /* positional arguments */
     int npos;
 } pm_args;
