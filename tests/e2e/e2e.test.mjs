@@ -49,12 +49,30 @@ function makePhoto(w = W, h = H) {
 const isRed = (p, i) => p[i] > 170 && p[i + 1] < 90 && p[i + 2] < 90;
 
 // ------------------------------------------------------------------ server
+// The GPU the server sees is the fake NVML library of the tests (built with
+// them; PM_FAKE_NVML), loaded through the server's own dlopen path, so that
+// the test can move the memory gauge: one GPU, used / total bytes from a file.
+const FAKE_NVML = process.env.PM_FAKE_NVML || '';
+let nvmlScript = '';
+function setGpuUsed(fraction) {
+  const total = 8 * 2 ** 30;
+  fs.writeFileSync(nvmlScript, `1 ${Math.round(total * fraction)} ${total} 40\n`);
+}
+
 function startServer(dataDir) {
   return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    if (FAKE_NVML && fs.existsSync(FAKE_NVML)) {
+      nvmlScript = path.join(path.dirname(dataDir), 'nvml-script');
+      setGpuUsed(0.2);
+      env.PIXMEND_NVML_LIBRARY = FAKE_NVML;
+      env.PM_FAKE_NVML_FILE = nvmlScript;
+    }
     const proc = spawn(PIXMEND, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir,
       '--web-dir', path.join(SRC, 'web'), '--max-pixels', String(MAX_PIXELS),
-      '--job-delay-ms', String(JOB_DELAY_MS), '--log-level', 'warn', '--drain-seconds', '5'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--job-delay-ms', String(JOB_DELAY_MS), '--log-level', 'warn', '--drain-seconds', '5',
+      '--sample-interval', '0.1'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`pixmend serve did not start in 20 s:\n${out}\n${err}`)); }, 20000);
@@ -234,15 +252,29 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.equal(form.image.filename, 'photo.png');
     assert.ok(Buffer.from(form.image.bytes).equals(photo), 'the first run uploads the opened file unchanged');
 
-    // While the job waits, intake pauses and resumes. The server of this
-    // issue has no admission gate yet, so the test hands its documented events
-    // (docs/ui.md) to the page's event bus, as /ws would.
+    // While the job waits, intake pauses and resumes: the fake GPU's memory
+    // goes to 95 % (above the 85 % mark), the server pauses and says so on
+    // /ws, then to 20 % (below 75 %) and it resumes.
     await page.waitForFunction(() => /Queued/.test(document.getElementById('ed-status').textContent));
-    await page.evaluate(() => window.pixmend.events.dispatchEvent(new CustomEvent('paused', { detail: { type: 'paused' } })));
-    assert.equal(await page.textContent('#ed-status'), 'Waiting for memory — the job will start automatically');
-    assert.equal(await page.getAttribute('#ed-status', 'class'), 'status waiting');
-    await page.evaluate(() => window.pixmend.events.dispatchEvent(new CustomEvent('resumed', { detail: { type: 'resumed' } })));
-    assert.match(await page.textContent('#ed-status'), /^(Queued|Working)/);
+    if (nvmlScript) {
+      setGpuUsed(0.95);
+      await page.waitForFunction(() => /^Waiting for memory/.test(document.getElementById('ed-status').textContent),
+        null, { timeout: 10000 });
+      assert.equal(await page.textContent('#ed-status'), 'Waiting for memory — the job will start automatically');
+      assert.equal(await page.getAttribute('#ed-status', 'class'), 'status waiting');
+      const ready = await fetch(`${server.base}/readyz`);
+      assert.equal(ready.status, 503, 'readyz answers 503 while intake is paused');
+      await shot(page, 'desktop-waiting-for-memory.png');
+      setGpuUsed(0.2);
+      await page.waitForFunction(() => /^(Queued|Working|Done)/.test(document.getElementById('ed-status').textContent),
+        null, { timeout: 10000 });
+    } else {
+      // No fake NVML built: hand the documented events (docs/ui.md) to the page's event bus, as /ws would.
+      await page.evaluate(() => window.pixmend.events.dispatchEvent(new CustomEvent('paused', { detail: { type: 'paused' } })));
+      assert.equal(await page.textContent('#ed-status'), 'Waiting for memory — the job will start automatically');
+      await page.evaluate(() => window.pixmend.events.dispatchEvent(new CustomEvent('resumed', { detail: { type: 'resumed' } })));
+      assert.match(await page.textContent('#ed-status'), /^(Queued|Working)/);
+    }
 
     await page.waitForSelector('#ed-compare:not([hidden])', { timeout: 60000 });
     const statuses = await page.evaluate(() => window.__status);
