@@ -113,8 +113,9 @@ static int parse_fraction(const char *opt, const char *s, double *out)
 
 #define BUDGET_SHARE 0.7 /* default --mem-budget: this share of the smaller of host memory and the cgroup limit */
 
-/* The default memory budget in bytes (0 when host memory is unreadable). */
-static uint64_t default_budget(void)
+/* `share` of the smaller of host memory and the cgroup limit, in bytes (0
+ * when host memory is unreadable): the default --mem-budget, or "N%". */
+static uint64_t budget_share(double share)
 {
     uint64_t total = 0, avail = 0, cg_max = 0, cg_cur = 0;
     int limited = 0;
@@ -123,7 +124,7 @@ static uint64_t default_budget(void)
     uint64_t base = total;
     if (limited && cg_max > 0 && (base == 0 || cg_max < base))
         base = cg_max;
-    return (uint64_t)((double)base * BUDGET_SHARE);
+    return (uint64_t)((double)base * share);
 }
 
 /* A pixel count: 16000000, 16M or 16MP. */
@@ -253,12 +254,24 @@ static int run(int argc, char **argv)
         sc.job_delay_ms = (int)v;
     }
     sc.max_wait = 900;
-    sc.mem_budget = default_budget();
+    sc.mem_budget = budget_share(BUDGET_SHARE);
     if ((s = OPT("sample-interval")) && parse_seconds("sample-interval", s, 0.01, &hc.sample_interval))
         return 2;
     if ((s = OPT("mem-budget"))) {
-        if (pm_cli_size(&pm_cmd_serve, "mem-budget", s, &sc.mem_budget))
+        size_t len = strlen(s);
+        if (len > 1 && s[len - 1] == '%') {
+            char *end;
+            errno = 0;
+            double pct = strtod(s, &end);
+            if (errno || end != s + len - 1 || !(pct > 0) || pct > 100) {
+                pm_cli_error(&pm_cmd_serve, "--mem-budget %s: a share must be a percentage from 0 to 100, such as 60%%",
+                             s);
+                return 2;
+            }
+            sc.mem_budget = budget_share(pct / 100);
+        } else if (pm_cli_size(&pm_cmd_serve, "mem-budget", s, &sc.mem_budget)) {
             return 2;
+        }
         if (sc.mem_budget < (1u << 20)) {
             pm_cli_error(&pm_cmd_serve, "--mem-budget must be at least 1M (bytes the running jobs may use together)");
             return 2;
@@ -427,8 +440,9 @@ const pm_command pm_cmd_serve = {
     "      --job-delay-ms N        testing: each job first waits N ms (cancellable, as progress)\n"
     "\n"
     "Resource guard (docs/operations.md):\n"
-    "      --mem-budget BYTES      predicted peak memory the running jobs may use together\n"
-    "                              (default 70 % of the smaller of host memory and the cgroup limit);\n"
+    "      --mem-budget B|N%       predicted peak memory the running jobs may use together: bytes\n"
+    "                              (4G, 1536M) or a share of the smaller of host memory and the\n"
+    "                              cgroup limit (60%); default 70%\n"
     "                              a job that alone exceeds it is refused with 413\n"
     "      --pause-at F            pause intake when memory in use (host, cgroup or GPU) reaches F\n"
     "                              (default 0.85); submissions still queue, no job starts\n"

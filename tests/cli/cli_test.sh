@@ -166,6 +166,11 @@ contains "lama without file: says to give the checkpoint" "best.ckpt" err
 expect "inpaint --model ddcolor" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/l.png" --model ddcolor
 contains "ddcolor for inpaint: points to colorize" "pixmend colorize" err
 
+# --- serve: a memory budget as a share
+expect "serve --mem-budget over 100 %" 2 "$PIXMEND" serve --mem-budget 150%
+one_line "serve --mem-budget over 100 %"
+contains "serve: says what a share must be" "percentage from 0 to 100" err
+
 # --- bench lama: argument errors, then a tiny checkpoint against PyTorch
 src=$(cd "$(dirname "$0")/../.." && pwd)
 expect "bench unknown name" 2 "$PIXMEND" bench resnet --model x
