@@ -179,6 +179,8 @@ export class TimeChart extends CanvasChart {
     }
     // markers (pause / resume)
     ctx.font = '10px system-ui, sans-serif';
+    let labelRow = 0;     // labels of markers close together go on successive rows
+    let lastLabelX = -Infinity;
     for (const m of d.markers || []) {
       if (m.t < t0) continue;
       const x = Math.round(X(m.t)) + 0.5;
@@ -197,7 +199,9 @@ export class TimeChart extends CanvasChart {
       if (m.label) {
         ctx.textBaseline = 'top';
         const tw = ctx.measureText(m.label).width;
-        ctx.fillText(m.label, Math.min(x + 3, area.x + area.w - tw), area.y + 7);
+        labelRow = x - lastLabelX < tw + 6 ? (labelRow + 1) % 3 : 0;
+        lastLabelX = x;
+        ctx.fillText(m.label, Math.min(x + 3, area.x + area.w - tw), area.y + 7 + labelRow * 11);
       }
     }
   }
