@@ -322,6 +322,49 @@ fail:
     return rc;
 }
 
+uint64_t pm_inpaint_work_pixels(const pm_image *mask, const pm_inpaint_opts *opts)
+{
+    pm_inpaint_opts defaults = pm_inpaint_default_opts();
+    if (!opts)
+        opts = &defaults;
+    int w = mask->width, h = mask->height;
+    uint64_t px = (uint64_t)w * (uint64_t)h, holes = 0;
+    for (uint64_t i = 0; i < px; i++)
+        holes += mask->data[i * (uint64_t)mask->channels] != 0;
+    if (holes == 0)
+        return 0;
+    pm_hd_strategy s = effective_strategy(opts, w, h);
+    if (s == PM_HD_ORIGINAL)
+        return px;
+    if (s == PM_HD_RESIZE) {
+        int longest = w > h ? w : h;
+        double k = (double)opts->resize_limit / longest;
+        return (uint64_t)(w * k) * (uint64_t)(h * k);
+    }
+    pm_image bm = {0};
+    const pm_image *bmp = mask;
+    pm_box *boxes = NULL;
+    int n = 0;
+    size_t count;
+    uint64_t worst = px; /* if the regions cannot be found: the whole image */
+    if (mask->channels != 1) {
+        if (binary_mask(&bm, mask, &count) != 0)
+            return px;
+        bmp = &bm;
+    }
+    if (find_regions(bmp, opts->crop_margin, &boxes, &n) == 0) {
+        worst = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t a = (uint64_t)(boxes[i].x1 - boxes[i].x0) * (uint64_t)(boxes[i].y1 - boxes[i].y0);
+            if (a > worst)
+                worst = a;
+        }
+    }
+    pm_free(boxes);
+    pm_image_free(&bm);
+    return worst;
+}
+
 uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, const pm_image *img,
                                  const pm_image *mask, const pm_inpaint_opts *opts)
 {

@@ -35,6 +35,13 @@ const char *pm_hd_strategy_name(pm_hd_strategy s);
 int pm_inpaint_run(const pm_model_desc *m, void *state, const pm_image *img, const pm_image *mask,
                    const pm_inpaint_opts *opts, pm_image *out, const pm_run_ctx *ctx);
 
+/* Pixels the model works on at once when pm_inpaint_run fills `mask` (one
+ * channel or more, non-zero = fill) of an image of the mask's size: the whole
+ * image (original), the shrunk image (resize), or the largest region's box
+ * with its margin (crop); 0 when nothing is masked. The memory law of
+ * admission is applied to this count. */
+uint64_t pm_inpaint_work_pixels(const pm_image *mask, const pm_inpaint_opts *opts);
+
 /* Predicted peak working memory (bytes) of pm_inpaint_run for this image and mask,
  * using the model's mem_estimate on the region the strategy would process. */
 uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, const pm_image *img,

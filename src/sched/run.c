@@ -51,7 +51,7 @@ int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const c
 
 int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
                         size_t image_len, const char *image_name, const uint8_t *mask,
-                        size_t mask_len, const char *mask_name, int *w, int *h)
+                        size_t mask_len, const char *mask_name, int *w, int *h, uint64_t *work_px)
 {
     int rc;
     pm_image img = {0}, msk = {0};
@@ -63,6 +63,8 @@ int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uin
         return rc;
     *w = img.width;
     *h = img.height;
+    if (work_px)
+        *work_px = (uint64_t)img.width * (uint64_t)img.height;
     if (mask) {
         if ((rc = pm_job_decode(mask, mask_len, lim, mask_name, "mask", &msk)))
             goto free_image;
@@ -71,6 +73,10 @@ int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uin
                            "the mask is %dx%d but the image is %dx%d; send a mask of the same size "
                            "or set mask_resize=1 to scale it (nearest neighbour)",
                            msk.width, msk.height, img.width, img.height);
+        } else if (work_px && msk.width == img.width && msk.height == img.height) {
+            pm_inpaint_opts o = pm_inpaint_default_opts();
+            o.strategy = (pm_hd_strategy)spec->hd_strategy;
+            *work_px = pm_inpaint_work_pixels(&msk, &o);
         }
         pm_image_free(&msk);
     }

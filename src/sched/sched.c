@@ -761,6 +761,14 @@ static int store_result(pm_sched *s, pm_job_info *info, const uint8_t *data, siz
     return 0;
 }
 
+/* Pixels the law of a job is applied to: the model's working pixels (a
+ * crop region, a shrunk image), or the whole image when they are unknown. */
+static uint64_t law_pixels(const pm_job_info *info)
+{
+    uint64_t px = (uint64_t)info->width * (uint64_t)info->height;
+    return info->work_pixels > 0 && info->work_pixels < px ? info->work_pixels : px;
+}
+
 /* Locked: the memory law of j's model learns its measured peak; returns 1
  * when the law was raised (the caller saves the laws). */
 static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
@@ -769,9 +777,10 @@ static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
         if (strcmp(s->models[i].desc->name, fin->spec.model) != 0)
             continue;
         pm_memlaw *law = &s->laws[i];
-        uint64_t px = (uint64_t)fin->width * (uint64_t)fin->height;
+        uint64_t px = law_pixels(fin), whole = (uint64_t)fin->width * (uint64_t)fin->height;
+        uint64_t full = px < whole ? 9 * whole : 0; /* the full-size buffers, outside the law */
         uint64_t before = pm_memlaw_predict(law, px);
-        if (!pm_memlaw_observe(law, px, fin->peak_bytes))
+        if (fin->peak_bytes <= full || !pm_memlaw_observe(law, px, fin->peak_bytes - full))
             return 0;
         pm_logkv(PM_LOG_WARN, "memlaw_raised", "a job used more memory than its model's law predicted; law raised",
                  "model", law->model, "job", fin->id, "predicted", fmt_u((double)before, (char[32]){0}),
@@ -953,10 +962,19 @@ static const pm_memlaw *law_of_locked(const pm_sched *s, const char *model)
     return NULL;
 }
 
+/* A job's predicted peak: the law at its working pixels, plus, when the
+ * model works on part of the image, the full-size buffers the worker holds
+ * meanwhile (decoded input and mask, output, encoded result: 9 bytes a pixel). */
+static uint64_t predict_with(const pm_memlaw *law, const pm_job_info *info)
+{
+    uint64_t px = (uint64_t)info->width * (uint64_t)info->height, wp = law_pixels(info);
+    return pm_memlaw_predict(law, wp) + (wp < px ? 9 * px : 0);
+}
+
 static uint64_t predict_locked(const pm_sched *s, const pm_job_info *info)
 {
     const pm_memlaw *law = law_of_locked(s, info->spec.model);
-    return law ? pm_memlaw_predict(law, (uint64_t)info->width * (uint64_t)info->height) : 0;
+    return law ? predict_with(law, info) : 0;
 }
 
 /* Locked: takes the job that may start now off its lane, or NULL (see admit.h). */
@@ -1145,9 +1163,9 @@ int pm_sched_start(pm_sched *s)
 
 /* ------------------------------------------------------------- submit */
 
-int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
-                      const char *image_name, const uint8_t *mask, size_t mask_len,
-                      const char *mask_name, int *w, int *h)
+static int validate_ex(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
+                       const char *image_name, const uint8_t *mask, size_t mask_len, const char *mask_name, int *w,
+                       int *h, uint64_t *work_px)
 {
     if (spec->priority < 0 || spec->priority > PM_PRIORITY_MAX)
         return pm_errorf(PM_EINVAL, "priority must be 0 to %d, not %d", PM_PRIORITY_MAX, spec->priority);
@@ -1157,7 +1175,14 @@ int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size
     if (rc)
         return rc;
     return pm_job_check_inputs(spec, &s->cfg.limits, image, image_len, image_name, mask, mask_len, mask_name, w,
-                               h);
+                               h, work_px);
+}
+
+int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
+                      const char *image_name, const uint8_t *mask, size_t mask_len,
+                      const char *mask_name, int *w, int *h)
+{
+    return validate_ex(s, spec, image, image_len, image_name, mask, mask_len, mask_name, w, h, NULL);
 }
 
 /* Locked: jobs per second the queue drains at (measured between finishes
@@ -1203,8 +1228,10 @@ static double gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
-/* PM_ETOOBIG when the job's prediction exceeds the whole budget, naming the largest size that fits. */
-static int check_fits_budget(pm_sched *s, const pm_job_spec *spec, int w, int h, uint64_t *predicted)
+/* PM_ETOOBIG when the job's prediction exceeds the whole budget, naming the
+ * largest size that fits. `work_px`: the model's working pixels (0 = the image's). */
+static int check_fits_budget(pm_sched *s, const pm_job_spec *spec, int w, int h, uint64_t work_px,
+                             uint64_t *predicted)
 {
     pthread_mutex_lock(&s->lock);
     const pm_memlaw *lp = law_of_locked(s, spec->model);
@@ -1215,7 +1242,12 @@ static int check_fits_budget(pm_sched *s, const pm_job_spec *spec, int w, int h,
     *predicted = 0;
     if (!lp)
         return 0;
-    *predicted = pm_memlaw_predict(&law, (uint64_t)w * (uint64_t)h);
+    pm_job_info probe;
+    memset(&probe, 0, sizeof probe);
+    probe.width = w;
+    probe.height = h;
+    probe.work_pixels = work_px;
+    *predicted = predict_with(&law, &probe);
     uint64_t budget = s->cfg.mem_budget;
     if (!budget || *predicted <= budget)
         return 0;
@@ -1259,10 +1291,11 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     pthread_mutex_unlock(&s->lock);
     if (rc)
         return rc;
-    if ((rc = pm_sched_validate(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h)))
+    uint64_t work_px = 0;
+    if ((rc = validate_ex(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h, &work_px)))
         return rc;
     uint64_t predicted;
-    if ((rc = check_fits_budget(s, &spec, w, h, &predicted)))
+    if ((rc = check_fits_budget(s, &spec, w, h, work_px, &predicted)))
         return rc;
 
     pm_job *j = job_new();
@@ -1276,6 +1309,7 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     j->info.created = pm_wall_time();
     j->info.state = PM_JOB_QUEUED;
     j->info.predicted_bytes = predicted;
+    j->info.work_pixels = work_px;
     j->info.lane = pm_admit_lane((uint64_t)w * (uint64_t)h, s->cfg.fast_lane_pixels);
     j->qnode.priority = spec.priority;
 

@@ -78,6 +78,8 @@ typedef struct pm_job_info {
     /* resources (not journaled: a recovered job measures again) */
     int lane;                /* 0 fast (small image), 1 normal */
     uint64_t predicted_bytes;/* the model's memory law for this image */
+    uint64_t work_pixels;    /* pixels the model works on at once (a crop region, a shrunk image);
+                                0 = the whole image (also after a restart: not journaled) */
     uint64_t peak_bytes;     /* measured: most bytes the job's worker held above its start */
     double cpu_seconds;      /* process CPU time over the run (other jobs running beside it included) */
 } pm_job_info;

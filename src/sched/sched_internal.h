@@ -37,10 +37,13 @@ typedef struct pm_job {
 int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
                   const char *what, pm_image *out);
 
-/* Checks inputs as pm_sched_validate describes (spec->model already resolved). */
+/* Checks inputs as pm_sched_validate describes (spec->model already resolved).
+ * `work_px` (may be NULL) receives the pixels the model will work on at once
+ * (pm_inpaint_work_pixels for inpainting with the strategy of the spec; the
+ * image's pixels otherwise). */
 int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
                         size_t image_len, const char *image_name, const uint8_t *mask,
-                        size_t mask_len, const char *mask_name, int *w, int *h);
+                        size_t mask_len, const char *mask_name, int *w, int *h, uint64_t *work_px);
 
 typedef struct pm_job_exec {
     const pm_job_spec *spec;

@@ -202,6 +202,38 @@ class Memory(unittest.TestCase):
             tmp.cleanup()
 
 
+class WorkingPixels(unittest.TestCase):
+    def test_crop_is_admitted_by_the_box_not_the_photo(self):
+        """A 1600x1200 photo with a small masked box: the law applies to the
+        box plus its margin (crop), so the job fits a budget the whole photo
+        does not."""
+        tmp = tempfile.TemporaryDirectory(prefix="pmguard-")
+        data = os.path.join(tmp.name, "data")
+        write_memlaw(data, 1000000, 100)  # 1 MB + 100 B/px: the whole photo 193 MB
+        srv = Server(["--mem-budget", "60000000"], data_dir=data,
+                     env={"PIXMEND_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"})
+        try:
+            w, h = 1600, 1200
+            img = png_bytes(test_image(w, h))
+            mask = png_bytes(test_mask(w, h, box=(700, 500, 739, 529)))  # 40x30
+            r = srv.submit(img, mask, hd_strategy="original")
+            self.assertEqual(r.status, 413, r.body)
+            self.assertIn("this 1600x1200 inpaint job needs about", r.json()["error"]["message"])
+            r = srv.submit(img, mask)  # auto: crop above 800 px
+            self.assertEqual(r.status, 202, r.body)
+            job = srv.wait_job(r.json()["id"], timeout=60)
+            self.assertEqual(job["state"], "done")
+            predicted = job["resources"]["predicted_bytes"]
+            box = (40 + 256) * (30 + 256)
+            # the law at the box, plus 9 bytes a pixel of full-size buffers
+            self.assertEqual(predicted, 1000000 + 100 * box + 9 * w * h)
+            self.assertLess(job["resources"]["peak_bytes"], predicted)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+            srv.cleanup()
+            tmp.cleanup()
+
+
 @unittest.skipUnless(FAKE_NVML and os.path.exists(FAKE_NVML), "PM_FAKE_NVML (the fake NVML library) is not built")
 class Overload(unittest.TestCase):
     LARGE = (512, 384)   # 196608 px: 10 MB + 100 B/px = 29.7 MB predicted

@@ -266,6 +266,30 @@ static int cancel_at_second(void *user, int value, int max)
     return ++*n >= 2;
 }
 
+/* The pixels admission applies a model's memory law to. */
+static void test_work_pixels(void **st)
+{
+    (void)st;
+    pm_image mask = {0};
+    assert_int_equal(pm_image_alloc(&mask, 2560, 1920, 1), 0);
+    memset(mask.data, 0, (size_t)2560 * 1920);
+    pm_inpaint_opts o = pm_inpaint_default_opts();
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), 0); /* nothing masked */
+    for (int y = 900; y < 930; y++)
+        memset(mask.data + (size_t)y * 2560 + 1500, 255, 40);
+    /* auto = crop here: the box 40x30 grown by the 128 px margin on every side */
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), (uint64_t)(40 + 256) * (30 + 256));
+    /* a second, larger region: the largest box counts, not the sum */
+    for (int y = 100; y < 400; y++)
+        memset(mask.data + (size_t)y * 2560 + 200, 255, 500);
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), (uint64_t)(500 + 256) * (400 + 128)); /* clamped at y = 0 */
+    o.strategy = PM_HD_ORIGINAL;
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), (uint64_t)2560 * 1920);
+    o.strategy = PM_HD_RESIZE;
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), (uint64_t)1280 * 960);
+    pm_image_free(&mask);
+}
+
 static void test_cancel(void **st)
 {
     (void)st;
@@ -294,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup(test_mismatch_and_empty, setup),
         cmocka_unit_test_setup(test_channels_kept, setup),
         cmocka_unit_test_setup(test_cancel, setup),
+        cmocka_unit_test(test_work_pixels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
