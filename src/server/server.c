@@ -50,6 +50,7 @@ struct pm_server {
     pm_server_config cfg;          /* strings below are owned copies */
     char *listen, *web_dir;
     atomic_int state;
+    atomic_int stopping;    /* 1 once pm_server_stop began: samples no longer reach clients */
     double t_start;
     int port;
     char host[64];
@@ -342,6 +343,8 @@ static char *status_event(void *user)
 static void on_sample(void *user, const pm_sample *x)
 {
     pm_server *srv = user;
+    if (atomic_load(&srv->stopping))
+        return;
     const char *source = "host";
     double usage = pm_gate_usage(x, &source);
     int t = pm_sched_admission_update(srv->sched, usage, source);
@@ -1487,8 +1490,7 @@ void pm_server_stop(pm_server *srv)
 {
     if (!srv)
         return;
-    pm_sampler_stop(srv->sampler);
-    srv->sampler = NULL;
+    atomic_store(&srv->stopping, 1);
     pthread_mutex_lock(&srv->tick_lock);
     srv->tick_stop = 1;
     pthread_cond_signal(&srv->tick_cv);
@@ -1500,6 +1502,10 @@ void pm_server_stop(pm_server *srv)
     pm_ws_flush(srv->hub, 2.0);
     mg_stop(srv->ctx);
     mg_exit_library();
+    /* Only now: request handlers (/api/v1/stats, /metrics) read the sampler
+     * until mg_stop has joined them. */
+    pm_sampler_stop(srv->sampler);
+    srv->sampler = NULL;
     pm_ws_hub_destroy(srv->hub);
     pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);
