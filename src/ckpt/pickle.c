@@ -535,7 +535,7 @@ static int collection_from_mark(pm_pickle *p, enum pm_pv_kind kind)
             if ((rc = dict_set(p, v, p->stack[first + i], p->stack[first + i + 1])))
                 return rc;
     } else {
-        v = new_seq(p, kind, p->stack + first, n);
+        v = new_seq(p, kind, n ? p->stack + first : NULL, n); /* the stack may not exist yet */
     }
     p->sp = first;
     return push(p, v);
@@ -545,7 +545,7 @@ static int tuple_of_top(pm_pickle *p, size_t n)
 {
     if (p->sp - floor_sp(p) < n)
         return damaged(p, "TUPLE%zu needs %zu values", n, n);
-    pm_pv *v = new_seq(p, PV_TUPLE, p->stack + p->sp - n, n);
+    pm_pv *v = new_seq(p, PV_TUPLE, n ? p->stack + p->sp - n : NULL, n);
     p->sp -= n;
     return push(p, v);
 }

@@ -595,6 +595,43 @@ static void test_flipped(void **state)
     }
 }
 
+/* Collections built from a MARK on an empty stack (the stack is not even
+ * allocated yet): valid pickles whose root is an empty list, tuple or dict.
+ * The fuzzer found that these did pointer arithmetic on a NULL stack. */
+static void test_pickle_empty_stack(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes;
+        enum pm_pv_kind kind;
+    } cases[] = {
+        {"(l.", PV_LIST},
+        {"(t.", PV_TUPLE},
+        {"(d.", PV_DICT},
+        {"\x80\x02(t.", PV_TUPLE},
+        {"\x80\x02).", PV_TUPLE},
+        {"\x80\x02\x85.", PV_TUPLE}, /* TUPLE1 with nothing to take: damaged */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pm_pickle *pk = NULL;
+        pm_pv *root = NULL;
+        int rc = pm_pickle_run((const uint8_t *)cases[i].bytes, strlen(cases[i].bytes), "empty", &pk, &root);
+        if (i == 5) {
+            assert_true(rc < 0);
+            assert_null(pk);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_non_null(root);
+        assert_int_equal(root->kind, cases[i].kind);
+        if (root->kind == PV_DICT)
+            assert_int_equal(root->u.dict.n, 0);
+        else
+            assert_int_equal(root->u.seq.n, 0);
+        pm_pickle_free(pk);
+    }
+}
+
 /* The pickle machine alone: every cut fails, random changes never crash. */
 static void test_pickle_damage(void **state)
 {
@@ -658,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_flipped),
         cmocka_unit_test(test_pickle_damage),
+        cmocka_unit_test(test_pickle_empty_stack),
     };
     if (getenv("PM_TEST_FILTER")) /* e.g. PM_TEST_FILTER=test_flipped */
         cmocka_set_test_filter(getenv("PM_TEST_FILTER"));
