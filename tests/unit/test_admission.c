@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pixmend.h"
+#include "support/tmpfiles.h"
 #include "models/patchmatch.h"
 #include "sched/admit.h"
 #include "sched/jobqueue.h"
@@ -104,21 +105,22 @@ static void test_ageing_prevents_starvation(void **st)
 
 /* ------------------------------------------------------------ the scheduler */
 
-static char dir[256];
+static char *dir; /* a fresh directory per test, from fx_tempdir() */
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/pm-admit-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    dir = fx_tempdir();
+    return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    fx_rmtree(dir);
+    free(dir);
+    dir = NULL;
+    return 0;
 }
 
 static uint8_t *png(int w, int h, int mask, size_t *len)

@@ -11,17 +11,16 @@
 #include <unistd.h>
 
 #include "pixmend.h"
+#include "support/tmpfiles.h"
 #include "sched/journal.h"
 
-static char dir[256];
+static char *dir; /* a fresh directory per test, from fx_tempdir() */
 static char path[300];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/pm-journal-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    dir = fx_tempdir();
     snprintf(path, sizeof path, "%s/journal.sqlite", dir);
     return 0;
 }
@@ -29,9 +28,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    fx_rmtree(dir);
+    free(dir);
+    dir = NULL;
+    return 0;
 }
 
 static pm_job_info job(const char *id, int prio)

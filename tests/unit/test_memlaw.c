@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pixmend.h"
+#include "support/tmpfiles.h"
 #include "sched/memlaw.h"
 
 /* An engine whose estimate is 4 MiB + 40 bytes a pixel. */
@@ -120,10 +121,9 @@ static void test_largest_fitting_size(void **st)
 static void test_save_and_load(void **st)
 {
     (void)st;
-    char path[] = "/tmp/pm-memlaw-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char *dir = fx_tempdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/memlaw.json", dir);
     pm_memlaw laws[2];
     pm_memlaw_seed(&laws[0], &fake, NULL);
     double px[2] = {65536, 1048576}, peak[2] = {7e6, 46e6};
@@ -150,6 +150,8 @@ static void test_save_and_load(void **st)
     assert_non_null(strstr(pm_error_detail(), "line 2"));
     unlink(path);
     assert_int_equal(pm_memlaw_load(path, back, 4, &n), PM_ENOENT);
+    fx_rmtree(dir);
+    free(dir);
 }
 
 int main(void)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tmpfiles.h" /* fx_tempdir, fx_rmtree, fx_write */
+
 /* ---- PNG via libspng */
 
 /* Encodes `raw` (packed as PNG stores it: rows of samples, sub-byte depths
@@ -48,14 +50,5 @@ uint8_t *fx_webp(const uint8_t *pixels, int w, int h, int channels, int lossless
 
 /* Deterministic pseudo-random bytes (xorshift), for garbage inputs. */
 void fx_random_bytes(uint8_t *out, size_t n, uint32_t seed);
-
-/* A fresh private directory under $TMPDIR or /tmp; caller frees the string
- * and removes the tree with fx_rmtree(). */
-char *fx_tempdir(void);
-void fx_rmtree(const char *dir);
-/* Number of entries (other than . and ..) in a directory. */
-int fx_count_entries(const char *dir);
-/* Writes a file non-atomically (test setup); aborts on failure. */
-void fx_write(const char *path, const void *data, size_t len);
 
 #endif
