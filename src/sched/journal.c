@@ -146,6 +146,30 @@ static int step_done(pm_journal *j, sqlite3_stmt *st, const char *what)
     return r == SQLITE_DONE ? 0 : db_error(j, what);
 }
 
+/* Takes the journal's lock and opens a write transaction. On failure the
+ * lock is released again and the error returned; on success the caller ends
+ * with tx_end(). */
+static int tx_begin(pm_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    int rc = exec_simple(j, "BEGIN IMMEDIATE");
+    if (rc)
+        pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+/* Ends what tx_begin() opened: commits when rc is 0, otherwise (or when the
+ * commit fails) rolls back; releases the lock. Returns the outcome. */
+static int tx_end(pm_journal *j, int rc)
+{
+    if (rc == 0)
+        rc = exec_simple(j, "COMMIT");
+    if (rc)
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
 static int add_transition(pm_journal *j, const pm_job_info *info, const char *from, double at)
 {
     sqlite3_bind_text(j->trans, 1, info->id, -1, SQLITE_STATIC);
@@ -158,10 +182,9 @@ static int add_transition(pm_journal *j, const pm_job_info *info, const char *fr
 
 int pm_journal_insert(pm_journal *j, const pm_job_info *info, int64_t *seq)
 {
-    int rc;
-    pthread_mutex_lock(&j->lock);
-    if ((rc = exec_simple(j, "BEGIN IMMEDIATE")))
-        goto unlock;
+    int rc = tx_begin(j);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = j->ins;
     sqlite3_bind_text(st, 1, info->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, pm_job_state_name(info->state), -1, SQLITE_STATIC);
@@ -179,29 +202,19 @@ int pm_journal_insert(pm_journal *j, const pm_job_info *info, int64_t *seq)
     sqlite3_bind_int(st, 14, info->attempts);
     sqlite3_bind_int(st, 15, info->spec.input_size);
     if ((rc = step_done(j, st, "inserting a job")))
-        goto rollback;
+        goto end_tx;
     if (seq)
         *seq = sqlite3_last_insert_rowid(j->db);
-    if ((rc = add_transition(j, info, "", info->created)))
-        goto rollback;
-    if ((rc = exec_simple(j, "COMMIT")))
-        goto rollback;
-    pthread_mutex_unlock(&j->lock);
-    return 0;
-
-rollback:
-    sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-unlock:
-    pthread_mutex_unlock(&j->lock);
-    return rc;
+    rc = add_transition(j, info, "", info->created);
+end_tx:
+    return tx_end(j, rc);
 }
 
 int pm_journal_transition(pm_journal *j, const pm_job_info *info, pm_job_state from)
 {
-    int rc;
-    pthread_mutex_lock(&j->lock);
-    if ((rc = exec_simple(j, "BEGIN IMMEDIATE")))
-        goto unlock;
+    int rc = tx_begin(j);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = j->upd;
     sqlite3_bind_text(st, 1, pm_job_state_name(info->state), -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 2, info->started);
@@ -214,25 +227,16 @@ int pm_journal_transition(pm_journal *j, const pm_job_info *info, pm_job_state f
     sqlite3_bind_text(st, 9, info->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 10, pm_job_state_name(from), -1, SQLITE_STATIC);
     if ((rc = step_done(j, st, "updating a job")))
-        goto rollback;
+        goto end_tx;
     if (sqlite3_changes(j->db) != 1) {
         rc = pm_errorf(PM_EINTERNAL, "job journal: job %s is not %s, so it cannot become %s", info->id,
                        pm_job_state_name(from), pm_job_state_name(info->state));
-        goto rollback;
+        goto end_tx;
     }
     double at = info->finished > 0 ? info->finished : info->started > 0 ? info->started : info->created;
-    if ((rc = add_transition(j, info, pm_job_state_name(from), at)))
-        goto rollback;
-    if ((rc = exec_simple(j, "COMMIT")))
-        goto rollback;
-    pthread_mutex_unlock(&j->lock);
-    return 0;
-
-rollback:
-    sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-unlock:
-    pthread_mutex_unlock(&j->lock);
-    return rc;
+    rc = add_transition(j, info, pm_job_state_name(from), at);
+end_tx:
+    return tx_end(j, rc);
 }
 
 static int state_parse(const char *s)
@@ -295,26 +299,16 @@ int pm_journal_load(pm_journal *j, pm_journal_row_fn fn, void *user)
 
 int pm_journal_forget(pm_journal *j, const char *id)
 {
-    int rc;
-    pthread_mutex_lock(&j->lock);
-    if ((rc = exec_simple(j, "BEGIN IMMEDIATE")))
-        goto unlock;
+    int rc = tx_begin(j);
+    if (rc)
+        return rc;
     sqlite3_bind_text(j->del_job, 1, id, -1, SQLITE_STATIC);
     if ((rc = step_done(j, j->del_job, "deleting a job")))
-        goto rollback;
+        goto end_tx;
     sqlite3_bind_text(j->del_trans, 1, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(j, j->del_trans, "deleting transitions")))
-        goto rollback;
-    if ((rc = exec_simple(j, "COMMIT")))
-        goto rollback;
-    pthread_mutex_unlock(&j->lock);
-    return 0;
-
-rollback:
-    sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-unlock:
-    pthread_mutex_unlock(&j->lock);
-    return rc;
+    rc = step_done(j, j->del_trans, "deleting transitions");
+end_tx:
+    return tx_end(j, rc);
 }
 
 int pm_journal_count_transitions(pm_journal *j, const char *id, pm_job_state to)

@@ -379,32 +379,33 @@ static int recover_row(void *user, const pm_job_info *in, int64_t seq)
     return 0;
 }
 
+/* The job a file named "<job id>.<suffix>" belongs to, or NULL; *dot points
+ * at the suffix's dot. The caller holds s->lock; the job stays s's. */
+static pm_job *job_of_file_locked(pm_sched *s, const char *name, const char **dot)
+{
+    char id[PM_JOB_ID_LEN + 1];
+    *dot = strchr(name, '.');
+    if (!*dot || *dot - name != PM_JOB_ID_LEN)
+        return NULL;
+    memcpy(id, name, PM_JOB_ID_LEN);
+    id[PM_JOB_ID_LEN] = '\0';
+    return find_locked(s, id);
+}
+
 /* Keeps input files of queued jobs only. */
 static int keep_input(void *user, const char *dir_rel, const char *name)
 {
     (void)dir_rel;
-    pm_sched *s = user;
-    char id[PM_JOB_ID_LEN + 1];
-    const char *dot = strchr(name, '.');
-    if (!dot || dot - name != PM_JOB_ID_LEN)
-        return 0;
-    memcpy(id, name, PM_JOB_ID_LEN);
-    id[PM_JOB_ID_LEN] = '\0';
-    pm_job *j = find_locked(s, id);
+    const char *dot;
+    pm_job *j = job_of_file_locked(user, name, &dot);
     return j && j->info.state == PM_JOB_QUEUED && (strcmp(dot, ".image") == 0 || strcmp(dot, ".mask") == 0);
 }
 
 /* Keeps result files of done jobs only (drops partial and orphaned files). */
 static int keep_result(void *user, const char *dir_rel, const char *name)
 {
-    pm_sched *s = user;
-    char id[PM_JOB_ID_LEN + 1];
-    const char *dot = strchr(name, '.');
-    if (!dot || dot - name != PM_JOB_ID_LEN)
-        return 0;
-    memcpy(id, name, PM_JOB_ID_LEN);
-    id[PM_JOB_ID_LEN] = '\0';
-    pm_job *j = find_locked(s, id);
+    const char *dot;
+    pm_job *j = job_of_file_locked(user, name, &dot);
     if (!j || j->info.state != PM_JOB_DONE)
         return 0;
     char rel[4096];
