@@ -325,6 +325,20 @@ close_fd:
     return rc;
 }
 
+void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
+{
+    if (!ck || !r || !ck->map || r->nbytes == 0)
+        return;
+    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
+    uintptr_t mlo = (uintptr_t)ck->map, mhi = mlo + ck->map_len;
+    if (lo < mlo || hi > mhi)
+        return; /* a copy the reader made, not the mapping */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo &= ~(page - 1); /* mlo is page-aligned, so lo stays inside the mapping */
+    hi = (hi + page - 1) & ~(page - 1);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 /* Frees names, materialised and inflated tensors, the mapping; every
  * pm_tensor_ref of ck is invalid afterwards. NULL is fine. */
 void pm_ckpt_close(pm_ckpt *ck)

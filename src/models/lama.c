@@ -7,15 +7,12 @@
 #include "nn/nn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
@@ -56,8 +53,6 @@ typedef struct lama_state {
 
 typedef struct loader {
     const pm_ckpt *ck;
-    const uint8_t *map;  /* our mapping of the file (the ckpt borrows it) */
-    size_t map_len;
     float *scratch;      /* owned: the weight tensor being converted (reused) */
     size_t scratch_cap;  /* floats */
     pm_nn_ctx *ctx;
@@ -65,27 +60,6 @@ typedef struct loader {
     int ref;      /* reference input side for choosing weight formats */
     size_t bytes; /* weights loaded so far */
 } loader;
-
-/* Gives back the file pages a tensor was read from: each tensor is read
- * once, and without this the whole file would stay resident next to the
- * weights made from it until loading ends (twice the memory). The mapping is
- * ours, private and read-only, so a page touched again (a neighbour tensor
- * sharing it) is simply read from the file again. */
-static void release_pages(loader *L, const pm_tensor_ref *r)
-{
-    if (!r || !L->map || r->nbytes == 0)
-        return;
-    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
-    uintptr_t mlo = (uintptr_t)L->map, mhi = mlo + L->map_len;
-    if (lo < mlo || hi > mhi)
-        return; /* a copy the reader made, not our mapping */
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    lo &= ~(page - 1);
-    hi = (hi + page - 1) & ~(page - 1);
-    if (hi > ((mhi + page - 1) & ~(page - 1)))
-        hi = (mhi + page - 1) & ~(page - 1);
-    madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
 
 /* Reads tensor generator.<name> (printf-style) of the given shape into a new
  * buffer the caller owns (pm_free) -- or, when *out is L->scratch on entry,
@@ -126,7 +100,7 @@ static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, c
         *out = NULL;
         return rc;
     }
-    release_pages(L, pm_ckpt_find(L->ck, name));
+    pm_ckpt_release(L->ck, pm_ckpt_find(L->ck, name)); /* read once: free its file pages */
     return 0;
 }
 
@@ -393,39 +367,6 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
     return 0;
 }
 
-/* Maps the checkpoint file read-only; the caller owns the mapping (munmap). */
-static int map_file(const char *path, void **map, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return pm_errorf(PM_ENOENT, "checkpoint file %s does not exist; check the path (--model)", path);
-        return pm_errorf(PM_EIO, "cannot open checkpoint %s: %s", path, strerror(e));
-    }
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0) {
-        rc = pm_errorf(PM_EIO, "cannot stat checkpoint %s: %s", path, strerror(errno));
-    } else if (S_ISDIR(st.st_mode)) {
-        rc = pm_errorf(PM_EINVAL, "%s is a directory; give the checkpoint file inside it (e.g. big-lama/models/best.ckpt)",
-                       path);
-    } else if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
-        rc = pm_errorf(PM_EINVAL, "%s is not a checkpoint file (empty or not a regular file)", path);
-    } else {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED)
-            rc = pm_errorf(PM_EIO, "cannot map checkpoint %s (%lld bytes): %s", path, (long long)st.st_size,
-                           strerror(errno));
-        else {
-            *map = m;
-            *len = (size_t)st.st_size;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
 {
     *state = NULL;
@@ -446,24 +387,17 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
-    void *map = NULL;
-    size_t map_len = 0;
     loader L = {.dt = s->dt, .ref = 512};
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
-    if ((rc = map_file(path, &map, &map_len)))
+    if ((rc = pm_ckpt_open(path, "generator.", &ck)))
         goto free_state;
-    rc = pm_ckpt_open_mem(map, map_len, path, "generator.", &ck);
-    if (rc)
-        goto unmap;
     pm_ckpt_set_hint(ck, "big-lama");
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
         goto close_ckpt;
     int ngf = s->ngf, B = s->blocks;
     L.ck = ck;
-    L.map = map;
-    L.map_len = map_len;
     L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
     conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
@@ -519,7 +453,6 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->weight_bytes = L.bytes;
     pm_free(L.scratch);
     pm_ckpt_close(ck);
-    munmap(map, map_len);
     /* loading freed many temporary buffers; hand the heap's free pages back */
     malloc_trim(0);
     *state = s;
@@ -527,8 +460,6 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
 close_ckpt:
     pm_free(L.scratch);
     pm_ckpt_close(ck);
-unmap:
-    munmap(map, map_len);
 free_state:
     free_state(s);
     return rc;
