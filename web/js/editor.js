@@ -202,35 +202,39 @@ export class Editor {
   }
 
   undo() {
-    if (this.job || this.mask.current) return;
-    const a = this.undoStack.pop();
-    if (!a) return;
-    if (a.type === 'stroke') {
-      this.mask.strokes.pop();
-    } else if (a.type === 'clear') {
-      this.mask.strokes = a.strokes.slice();
-    } else if (a.type === 'result') {
-      this.setCurrent(a.before);
-      this.mask.strokes = a.strokes.slice();
-    }
-    this.redoStack.push(a);
-    this.mask.render();
-    this.update();
+    this.replay(this.undoStack, this.redoStack, (a) => {
+      if (a.type === 'stroke') {
+        this.mask.strokes.pop();
+      } else if (a.type === 'clear') {
+        this.mask.strokes = a.strokes.slice();
+      } else if (a.type === 'result') {
+        this.setCurrent(a.before);
+        this.mask.strokes = a.strokes.slice();
+      }
+    });
   }
 
   redo() {
+    this.replay(this.redoStack, this.undoStack, (a) => {
+      if (a.type === 'stroke') {
+        this.mask.strokes.push(a.stroke);
+      } else if (a.type === 'clear') {
+        this.mask.strokes = [];
+      } else if (a.type === 'result') {
+        this.setCurrent(a.after);
+        this.mask.strokes = [];
+      }
+    });
+  }
+
+  // Undo and redo: takes the last action off `from`, apply(action) undoes or
+  // redoes it, and it goes onto `to`.
+  replay(from, to, apply) {
     if (this.job || this.mask.current) return;
-    const a = this.redoStack.pop();
+    const a = from.pop();
     if (!a) return;
-    if (a.type === 'stroke') {
-      this.mask.strokes.push(a.stroke);
-    } else if (a.type === 'clear') {
-      this.mask.strokes = [];
-    } else if (a.type === 'result') {
-      this.setCurrent(a.after);
-      this.mask.strokes = [];
-    }
-    this.undoStack.push(a);
+    apply(a);
+    to.push(a);
     this.mask.render();
     this.update();
   }
