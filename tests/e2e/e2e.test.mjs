@@ -131,6 +131,18 @@ async function stroke(page, points) {
   await page.mouse.up();
 }
 
+// RGBA of the image the editor shows now (its current bitmap).
+function shownPixels(page) {
+  return page.evaluate(() => {
+    const e = window.pixmend.editor;
+    const c = document.createElement('canvas');
+    c.width = e.current.width; c.height = e.current.height;
+    const g = c.getContext('2d');
+    g.drawImage(e.current.bitmap, 0, 0);
+    return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+  });
+}
+
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, name) });
 
 // ------------------------------------------------------------------- tests
@@ -310,14 +322,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.equal(redLeft, 0, 'red disk pixels remain inside the mask');
 
     // The canvas now shows exactly the result.
-    const shown = await page.evaluate(() => {
-      const e = window.pixmend.editor;
-      const c = document.createElement('canvas');
-      c.width = e.current.width; c.height = e.current.height;
-      const g = c.getContext('2d');
-      g.drawImage(e.current.bitmap, 0, 0);
-      return Array.from(g.getImageData(0, 0, c.width, c.height).data);
-    });
+    const shown = await shownPixels(page);
     let mismatch = 0;
     for (let i = 0; i < shown.length; i += 4) if (shown[i] !== result.rgba[i] || shown[i + 1] !== result.rgba[i + 1] || shown[i + 2] !== result.rgba[i + 2]) mismatch++;
     assert.equal(mismatch, 0, 'the canvas does not show the result');
@@ -367,14 +372,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.ok(Buffer.from(form.image.bytes).equals(firstResult.bytes), 'the second run does not start from the first result');
     const sentMask = decodePNG(Buffer.from(form.mask.bytes));
     const result2 = decodePNG(Buffer.from(await (await fetch(`${server.base}/api/v1/jobs/${job.id}/result`)).arrayBuffer()));
-    const shown = await page.evaluate(() => {
-      const e = window.pixmend.editor;
-      const c = document.createElement('canvas');
-      c.width = e.current.width; c.height = e.current.height;
-      const g = c.getContext('2d');
-      g.drawImage(e.current.bitmap, 0, 0);
-      return Array.from(g.getImageData(0, 0, c.width, c.height).data);
-    });
+    const shown = await shownPixels(page);
     let hardN = 0, ring = 0, bad = 0;
     const prev = firstResult.rgba;
     for (let i = 0; i < W * H; i++) {

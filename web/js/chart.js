@@ -47,6 +47,21 @@ class CanvasChart {
     return { w, h };
   }
 
+  // Starts drawing `d`: keeps it (to redraw on resize), sizes the canvas and
+  // returns {ctx, w, h, colors, win (s), now (ms), t0 (ms, the window's start)}.
+  begin(d) {
+    this.last = d;
+    const { w, h } = this.prepare();
+    const win = d.window || 300;
+    const now = d.now || Date.now();
+    return { ctx: this.ctx, w, h, colors: themeColors(this.canvas), win, now, t0: now - win * 1000 };
+  }
+
+  // x of time t (ms) in `area` for a window of `win` s starting at t0.
+  static timeX(area, t0, win) {
+    return (t) => area.x + ((t - t0) / (win * 1000)) * area.w;
+  }
+
   // The time axis along the bottom: ticks every minute (or 15 s for short windows).
   timeAxis(ctx, area, win, colors) {
     const step = win > 120 ? 60 : 15;
@@ -73,13 +88,7 @@ class CanvasChart {
 // markers: [{t, label, color}]}).
 export class TimeChart extends CanvasChart {
   draw(d) {
-    this.last = d;
-    const { ctx } = this;
-    const { w, h } = this.prepare();
-    const colors = themeColors(this.canvas);
-    const win = d.window || 300;
-    const now = d.now || Date.now();
-    const t0 = now - win * 1000;
+    const { ctx, w, h, colors, win, now, t0 } = this.begin(d);
     const fmt = d.format || ((v) => String(Math.round(v)));
     let max = d.max;
     if (max == null) {
@@ -94,7 +103,7 @@ export class TimeChart extends CanvasChart {
     for (let i = 0; i <= 4; i += 2) labelW = Math.max(labelW, ctx.measureText(fmt(min + ((max - min) * i) / 4)).width);
     labelW += 6;
     const area = { x: labelW, y: 6, w: w - labelW - 4, h: h - 22 };
-    const X = (t) => area.x + ((t - t0) / (win * 1000)) * area.w;
+    const X = CanvasChart.timeX(area, t0, win);
     const Y = (v) => area.y + area.h - ((Math.min(max, Math.max(min, v)) - min) / (max - min || 1)) * area.h;
 
     // bands (e.g. admission paused)
@@ -210,19 +219,13 @@ export class TimeChart extends CanvasChart {
 // Heat strip: one row per core, colour = use in %. draw({now, window, samples: [{t, values}]}).
 export class HeatStrip extends CanvasChart {
   draw(d) {
-    this.last = d;
-    const { ctx } = this;
-    const { w, h } = this.prepare();
-    const colors = themeColors(this.canvas);
-    const win = d.window || 300;
-    const now = d.now || Date.now();
-    const t0 = now - win * 1000;
+    const { ctx, w, h, colors, win, t0 } = this.begin(d);
     const rows = Math.max(1, d.rows || 1);
     ctx.font = '10px system-ui, sans-serif';
     const labelW = ctx.measureText(String(rows - 1)).width + 8;
     const area = { x: labelW, y: 4, w: w - labelW - 4, h: h - 20 };
     const rowH = area.h / rows;
-    const X = (t) => area.x + ((t - t0) / (win * 1000)) * area.w;
+    const X = CanvasChart.timeX(area, t0, win);
     ctx.fillStyle = colors.line;
     ctx.globalAlpha = 0.35;
     ctx.fillRect(area.x, area.y, area.w, area.h);

@@ -4,10 +4,13 @@
 
 import { View } from './view.js';
 import { Compare } from './compare.js';
-import { loadPhoto, bytesFor, saveBlob, sniffType } from './photo.js';
-import { runJob, describe, admission } from './jobs.js';
+import { loadPhoto, decodeResult } from './photo.js';
+import { runJob, admission } from './jobs.js';
 import { errorText } from './api.js';
-import { $, prefs, fillModelSelect, setJobUI, wireDrop } from './ui.js';
+import {
+  $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
+  downloadImage, wireOpen, viewKey,
+} from './ui.js';
 
 export const NO_MODEL_TEXT =
   'Colorizing needs a DDColor model, and this server has none configured. ' +
@@ -54,15 +57,7 @@ export class Colorizer {
 
   wire() {
     const e = this.el;
-    const pick = () => e.file.click();
-    e.open.addEventListener('click', pick);
-    e.open2.addEventListener('click', pick);
-    e.file.addEventListener('change', () => {
-      const f = e.file.files[0];
-      e.file.value = '';
-      if (f) this.open(f, f.name);
-    });
-    wireDrop(e.stage, (f) => this.open(f, f.name));
+    wireOpen(e, (f, name) => this.open(f, name));
     for (const r of this.radios) r.addEventListener('change', () => this.syncPreset());
     e.custom.addEventListener('change', () => prefs.set('coCustom', Number(e.custom.value) || 768));
     e.model.addEventListener('change', () => prefs.set('coModel', e.model.value));
@@ -148,51 +143,36 @@ export class Colorizer {
         signal: controller.signal,
         onUpdate: (info) => { if (this.job) { this.job.info = info; this.showJob(); } },
       });
-      const type = await sniffType(blob);
-      const typed = type && blob.type !== type ? new Blob([blob], { type }) : blob;
-      const bitmap = await createImageBitmap(typed);
+      const { blob: typed, bitmap } = await decodeResult(blob);
       this.result = { bitmap, blob: typed, width: bitmap.width, height: bitmap.height };
       this.job = null;
       this.compare.setBefore(this.photo.bitmap);
-      this.el.status.textContent = 'Done.';
-      this.el.progress.max = 1;
-      this.el.progress.value = 1;
-      this.el.status.classList.remove('waiting');
+      setJobDone(this.el, 'Done.');
     } catch (err) {
       this.job = null;
-      this.el.job.hidden = true;
-      this.showError(err && err.code === 'aborted' ? '' : errorText(err));
+      setJobFailed(this.el, err);
     }
     this.update();
   }
 
   showJob() {
-    if (this.job) setJobUI(this.el, this.job.info, admission.paused, describe(this.job.info, admission.paused));
+    showJobState(this.el, this.job);
   }
 
   async download() {
     if (!this.result) return;
-    try {
-      const { blob, name, note } = await bytesFor(this.result, this.photo.name, this.photo.type);
-      saveBlob(blob, name);
-      if (note) this.showError(note);
-    } catch (err) {
-      this.showError(errorText(err));
-    }
+    await downloadImage(this.result, this.photo, (msg) => this.showError(msg));
   }
 
   showError(msg) {
-    this.el.error.textContent = msg;
-    this.el.error.hidden = !msg;
+    showMessage(this.el.error, msg);
   }
 
   update() {
     const e = this.el;
     const busy = !!this.job;
     e.run.disabled = !this.available || busy || !this.photo;
-    e.run.hidden = busy;
-    e.cancel.hidden = !busy;
-    e.download.disabled = busy || !this.result;
+    setBusyUI(e, busy, !!this.result);
     e.open.disabled = busy || !this.available;
     this.view.request();
   }
@@ -206,12 +186,7 @@ export class Colorizer {
     switch (k) {
       case 'Enter': this.run(); return true;
       case 'Escape': if (this.job) { this.job.controller.abort(); return true; } return false;
-      case 'c': case 'C': this.compare.toggle(); return true;
-      case '+': case '=': this.view.zoomBy(1.25); return true;
-      case '-': case '_': this.view.zoomBy(0.8); return true;
-      case '0': this.view.fit(); return true;
-      case '1': this.view.zoomTo(1); return true;
-      default: return false;
+      default: return viewKey(k, this.view, this.compare);
     }
   }
 }

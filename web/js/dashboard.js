@@ -6,7 +6,7 @@ import { getStats, getQueue, getJob, errorText } from './api.js';
 import { events } from './events.js';
 import { admission, pausedFrom } from './jobs.js';
 import { TimeChart, HeatStrip, PALETTE } from './chart.js';
-import { $ } from './ui.js';
+import { $, showMessage } from './ui.js';
 
 const WINDOW_S = 300;       // shown
 const KEEP_MS = 600 * 1000; // kept
@@ -220,9 +220,7 @@ export class Dashboard {
   }
 
   showError(msg) {
-    const el = $('db-error');
-    el.textContent = msg;
-    el.hidden = !msg;
+    showMessage($('db-error'), msg);
   }
 
   transition(paused, t = Date.now()) {

@@ -8,10 +8,13 @@
 import { View } from './view.js';
 import { Compare } from './compare.js';
 import { Mask, TINT, feather, maskPNG, composite, canvasBlob } from './mask.js';
-import { loadPhoto, imageFromTransfer, bytesFor, saveBlob, sniffType } from './photo.js';
-import { runJob, describe, admission } from './jobs.js';
+import { loadPhoto, decodeResult } from './photo.js';
+import { runJob, admission } from './jobs.js';
 import { errorText } from './api.js';
-import { $, prefs, fillModelSelect, setJobUI, wireDrop } from './ui.js';
+import {
+  $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
+  downloadImage, wireOpen, viewKey,
+} from './ui.js';
 
 const HD_STRATEGIES = ['auto', 'original', 'resize', 'crop'];
 const MAX_RUNS = 8; // runs that stay undoable
@@ -58,15 +61,7 @@ export class Editor {
 
   wire() {
     const e = this.el;
-    const pick = () => e.file.click();
-    e.open.addEventListener('click', pick);
-    e.open2.addEventListener('click', pick);
-    e.file.addEventListener('change', () => {
-      const f = e.file.files[0];
-      e.file.value = '';
-      if (f) this.open(f, f.name);
-    });
-    wireDrop(e.stage, (f) => this.open(f, f.name));
+    wireOpen(e, (f, name) => this.open(f, name));
     e.brush.addEventListener('click', () => this.setTool('brush'));
     e.eraser.addEventListener('click', () => this.setTool('eraser'));
     e.pan.addEventListener('click', () => this.setTool(this.tool === 'pan' ? 'brush' : 'pan'));
@@ -207,35 +202,39 @@ export class Editor {
   }
 
   undo() {
-    if (this.job || this.mask.current) return;
-    const a = this.undoStack.pop();
-    if (!a) return;
-    if (a.type === 'stroke') {
-      this.mask.strokes.pop();
-    } else if (a.type === 'clear') {
-      this.mask.strokes = a.strokes.slice();
-    } else if (a.type === 'result') {
-      this.setCurrent(a.before);
-      this.mask.strokes = a.strokes.slice();
-    }
-    this.redoStack.push(a);
-    this.mask.render();
-    this.update();
+    this.replay(this.undoStack, this.redoStack, (a) => {
+      if (a.type === 'stroke') {
+        this.mask.strokes.pop();
+      } else if (a.type === 'clear') {
+        this.mask.strokes = a.strokes.slice();
+      } else if (a.type === 'result') {
+        this.setCurrent(a.before);
+        this.mask.strokes = a.strokes.slice();
+      }
+    });
   }
 
   redo() {
+    this.replay(this.redoStack, this.undoStack, (a) => {
+      if (a.type === 'stroke') {
+        this.mask.strokes.push(a.stroke);
+      } else if (a.type === 'clear') {
+        this.mask.strokes = [];
+      } else if (a.type === 'result') {
+        this.setCurrent(a.after);
+        this.mask.strokes = [];
+      }
+    });
+  }
+
+  // Undo and redo: takes the last action off `from`, apply(action) undoes or
+  // redoes it, and it goes onto `to`.
+  replay(from, to, apply) {
     if (this.job || this.mask.current) return;
-    const a = this.redoStack.pop();
+    const a = from.pop();
     if (!a) return;
-    if (a.type === 'stroke') {
-      this.mask.strokes.push(a.stroke);
-    } else if (a.type === 'clear') {
-      this.mask.strokes = [];
-    } else if (a.type === 'result') {
-      this.setCurrent(a.after);
-      this.mask.strokes = [];
-    }
-    this.undoStack.push(a);
+    apply(a);
+    to.push(a);
     this.mask.render();
     this.update();
   }
@@ -319,9 +318,7 @@ export class Editor {
         signal: controller.signal,
         onUpdate: (info) => { if (this.job) { this.job.info = info; this.showJob(); } },
       });
-      const type = await sniffType(blob);
-      const typed = type && blob.type !== type ? new Blob([blob], { type }) : blob;
-      const bitmap = await createImageBitmap(typed);
+      const { blob: typed, bitmap } = await decodeResult(blob);
       if (bitmap.width !== before.width || bitmap.height !== before.height) {
         throw new Error(`The server returned a ${bitmap.width}×${bitmap.height} image for a ${before.width}×${before.height} photo.`);
       }
@@ -337,15 +334,10 @@ export class Editor {
       this.mask.render();
       this.push({ type: 'result', before, after, strokes });
       this.setCurrent(after);
-      this.el.status.textContent = 'Done. Paint again to remove more, or download.';
-      this.el.progress.value = 1;
-      this.el.progress.max = 1;
-      this.el.status.classList.remove('waiting');
+      setJobDone(this.el, 'Done. Paint again to remove more, or download.');
     } catch (err) {
       this.job = null;
-      this.el.job.hidden = true;
-      if (!(err && err.code === 'aborted')) this.showError(errorText(err));
-      else this.showError('');
+      setJobFailed(this.el, err);
     }
     this.update();
     this.view.request();
@@ -356,36 +348,26 @@ export class Editor {
   }
 
   showJob() {
-    if (!this.job) return;
-    setJobUI(this.el, this.job.info, admission.paused, describe(this.job.info, admission.paused));
+    showJobState(this.el, this.job);
   }
 
   async download() {
     if (!this.current) return;
-    try {
-      const { blob, name, note } = await bytesFor(this.current, this.photo.name, this.photo.type);
-      saveBlob(blob, name);
-      if (note) this.showError(note);
-    } catch (err) {
-      this.showError(errorText(err));
-    }
+    await downloadImage(this.current, this.photo, (msg) => this.showError(msg));
   }
 
   showError(msg) {
-    this.el.error.textContent = msg;
-    this.el.error.hidden = !msg;
+    showMessage(this.el.error, msg);
   }
 
   update() {
     const e = this.el;
     const busy = !!this.job;
     e.run.disabled = !this.canRun();
-    e.run.hidden = busy;
-    e.cancel.hidden = !busy;
+    setBusyUI(e, busy, !!this.current);
     e.undo.disabled = busy || !this.undoStack.length;
     e.redo.disabled = busy || !this.redoStack.length;
     e.clear.disabled = busy || !this.mask.strokes.length;
-    e.download.disabled = busy || !this.current;
     e.open.disabled = busy;
     this.view.request();
   }
@@ -409,12 +391,7 @@ export class Editor {
       case 'Delete': case 'Backspace': this.clear(); return true;
       case 'Enter': if (this.canRun()) this.run(); return true;
       case 'Escape': if (this.job) { this.cancel(); return true; } return false;
-      case 'c': case 'C': this.compare.toggle(); return true;
-      case '+': case '=': this.view.zoomBy(1.25); return true;
-      case '-': case '_': this.view.zoomBy(0.8); return true;
-      case '0': this.view.fit(); return true;
-      case '1': this.view.zoomTo(1); return true;
-      default: return false;
+      default: return viewKey(k, this.view, this.compare);
     }
   }
 }

@@ -35,6 +35,13 @@ export async function loadPhoto(blob, name) {
   return { blob: typed, name, type, bitmap, width: bitmap.width, height: bitmap.height };
 }
 
+// A job's result bytes, typed by their magic, and their bitmap: {blob, bitmap}.
+export async function decodeResult(blob) {
+  const type = await sniffType(blob);
+  const typed = type && blob.type !== type ? new Blob([blob], { type }) : blob;
+  return { blob: typed, bitmap: await createImageBitmap(typed) };
+}
+
 // First image file in a DataTransfer (drop or paste), or null.
 export function imageFromTransfer(dt) {
   if (!dt) return null;

@@ -1,6 +1,8 @@
 // Small DOM helpers shared by the tabs.
 
-import { imageFromTransfer } from './photo.js';
+import { imageFromTransfer, bytesFor, saveBlob } from './photo.js';
+import { describe, admission } from './jobs.js';
+import { errorText } from './api.js';
 
 export const $ = (id) => {
   const el = document.getElementById(id);
@@ -58,6 +60,79 @@ export function setJobUI(el, info, paused, text) {
   el.progress.setAttribute('aria-valuetext', text);
   el.status.textContent = text;
   el.status.classList.toggle('waiting', info.state === 'queued' && paused);
+}
+
+// Shows `msg` in the element `box`; an empty message hides it.
+export function showMessage(box, msg) {
+  box.textContent = msg;
+  box.hidden = !msg;
+}
+
+// Shows a running job ({info}) in el.job/el.progress/el.status, with the
+// admission state; nothing when there is no job.
+export function showJobState(el, job) {
+  if (job) setJobUI(el, job.info, admission.paused, describe(job.info, admission.paused));
+}
+
+// A job has finished: a full bar and `text`.
+export function setJobDone(el, text) {
+  el.status.textContent = text;
+  el.progress.max = 1;
+  el.progress.value = 1;
+  el.status.classList.remove('waiting');
+}
+
+// A job has failed or was cancelled: hides el.job and shows why in el.error
+// (nothing when the user cancelled it).
+export function setJobFailed(el, err) {
+  el.job.hidden = true;
+  showMessage(el.error, err && err.code === 'aborted' ? '' : errorText(err));
+}
+
+// Run/Cancel swap while a job runs; Download needs a result and no job.
+export function setBusyUI(el, busy, hasResult) {
+  el.run.hidden = busy;
+  el.cancel.hidden = !busy;
+  el.download.disabled = busy || !hasResult;
+}
+
+// Downloads `img` ({bitmap, blob, width, height}) under the name and in the
+// format of `photo`; a note (another format was written) or an error goes to
+// showError(msg).
+export async function downloadImage(img, photo, showError) {
+  try {
+    const { blob, name, note } = await bytesFor(img, photo.name, photo.type);
+    saveBlob(blob, name);
+    if (note) showError(note);
+  } catch (err) {
+    showError(errorText(err));
+  }
+}
+
+// The Open buttons (el.open, el.open2), the file input (el.file) and drops on
+// el.stage: onFile(file, name).
+export function wireOpen(el, onFile) {
+  const pick = () => el.file.click();
+  el.open.addEventListener('click', pick);
+  el.open2.addEventListener('click', pick);
+  el.file.addEventListener('change', () => {
+    const f = el.file.files[0];
+    el.file.value = '';
+    if (f) onFile(f, f.name);
+  });
+  wireDrop(el.stage, (f) => onFile(f, f.name));
+}
+
+// Keys the image tabs share: c (compare), + - 0 1 (zoom). True when handled.
+export function viewKey(k, view, compare) {
+  switch (k) {
+    case 'c': case 'C': compare.toggle(); return true;
+    case '+': case '=': view.zoomBy(1.25); return true;
+    case '-': case '_': view.zoomBy(0.8); return true;
+    case '0': view.fit(); return true;
+    case '1': view.zoomTo(1); return true;
+    default: return false;
+  }
 }
 
 // Drag-and-drop of an image file onto `zone`; onFile(file).
