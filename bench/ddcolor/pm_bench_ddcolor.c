@@ -19,23 +19,9 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "monitor/monitor.h"
 #include "models/ddcolor.h"
 #include "pipeline/colorize.h"
-
-static long long status_kb(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':')
-            v = atoll(line + kl + 1);
-    fclose(f);
-    return v;
-}
 
 static int fail(int rc)
 {
@@ -86,7 +72,7 @@ static int cmd_ab(int argc, char **argv)
     printf("workspace_bytes %llu\n", (unsigned long long)pm_ddcolor_workspace_bytes(m, size));
     printf("weight_bytes %llu\n", (unsigned long long)pm_ddcolor_weight_bytes(m));
     printf("heap_peak_bytes %llu\n", (unsigned long long)pm_mem_peak());
-    printf("rss_hwm_bytes %lld\n", status_kb("VmHWM") * 1024);
+    printf("rss_hwm_bytes %lld\n", (long long)pm_read_peak_rss());
     f = fopen(argv[7], "wb");
     if (!f || fwrite(ab, sizeof(float), plane * 2, f) != plane * 2) {
         fprintf(stderr, "error: cannot write %s\n", argv[7]);
@@ -129,12 +115,11 @@ static int cmd_pipe(int argc, char **argv)
     pm_image_free(&out);
     pm_image_free(&small);
     pm_ddcolor_trim(m); /* the measured run builds its plan, as a first job at a size does */
-    FILE *cr = fopen("/proc/self/clear_refs", "w");
-    if (!cr || fputs("5", cr) < 0 || fclose(cr) != 0) {
+    if (!pm_reset_peak_rss()) {
         fprintf(stderr, "error: cannot reset the RSS high-water mark (/proc/self/clear_refs)\n");
         return 1;
     }
-    long long before = status_kb("VmRSS") * 1024;
+    long long before = (long long)pm_read_rss();
     size_t heap_before = pm_mem_in_use();
     pm_mem_reset_peak();
     pm_colorize_opts o = pm_colorize_default_opts();
@@ -145,7 +130,7 @@ static int cmd_pipe(int argc, char **argv)
         return fail(rc);
     printf("pipe_s %.4f\n", pm_now() - t);
     printf("rss_before_bytes %lld\n", before);
-    printf("rss_hwm_bytes %lld\n", status_kb("VmHWM") * 1024);
+    printf("rss_hwm_bytes %lld\n", (long long)pm_read_peak_rss());
     printf("heap_run_peak_bytes %llu\n", (unsigned long long)(pm_mem_peak() - heap_before));
     printf("input_bytes %llu\n", (unsigned long long)w * h * 3);
     printf("mem_estimate_bytes %llu\n", (unsigned long long)pm_colorize_mem_estimate(m, w, h, size));

@@ -5,6 +5,7 @@
  *   bench_lama CKPT --size N [--runs R] [--threads T] [--bf16] [--winograd] [--band-kb K] [--profile]
  */
 #include "base/base.h"
+#include "monitor/monitor.h"
 #include "models/lama.h"
 
 #include <stdio.h>
@@ -12,29 +13,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* VmRSS and VmHWM of this process in MB, from /proc/self/status. */
+/* Peak RSS (VmHWM) of this process in MB, 0 if unreadable. */
 static double hwm_mb(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double hwm = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            hwm = atof(line + 6) / 1024.0;
-    if (f)
-        fclose(f);
-    return hwm;
-}
-
-/* Resets VmHWM to the current RSS (Linux >= 4.0), so that the peak of the
- * runs can be told from the peak of loading. */
-static void reset_peak(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
+    return (double)pm_read_peak_rss() / (1024.0 * 1024.0);
 }
 
 static void rss(const char *when)
@@ -87,7 +69,7 @@ int main(int argc, char **argv)
     double load_s = pm_wall_time() - t0;
     rss("after load");
     double load_peak = hwm_mb();
-    reset_peak();
+    pm_reset_peak_rss();
     pm_lama_bench_result r;
     rc = pm_lama_bench(st, size, size, runs, profile ? stderr : NULL, &r);
     if (rc) {

@@ -3,6 +3,7 @@
  * printed side by side as ratios. */
 #include "cli/cli.h"
 #include "base/base.h"
+#include "monitor/monitor.h"
 #include "models/lama.h"
 
 #include <errno.h>
@@ -21,25 +22,7 @@ static const pm_optdef opts[] = {
 /* Peak RSS (VmHWM) of this process in MB, 0 if unreadable. */
 static double hwm_mb(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double v = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            v = atof(line + 6) / 1024.0;
-    if (f)
-        fclose(f);
-    return v;
-}
-
-/* Resets VmHWM to the current RSS so the forward passes are measured alone. */
-static void reset_peak(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
+    return (double)pm_read_peak_rss() / (1024.0 * 1024.0);
 }
 
 typedef struct torch_fig {
@@ -158,7 +141,7 @@ static int run(int argc, char **argv)
     printf("LaMa %ldx%ld, %s, %d threads, checkpoint ngf %d / %d blocks, %ld timed runs\n", size, size,
            o.precision == PM_PREC_BF16 ? "bf16" : "fp32", nthreads, ngf, blocks, runs);
     fflush(stdout);
-    reset_peak();
+    pm_reset_peak_rss();
     pm_lama_bench_result r;
     rc = pm_lama_bench(st, (int)size, (int)size, (int)runs, pm_cli_get(opts, &a, "profile") ? stderr : NULL, &r);
     double run_peak = hwm_mb();

@@ -27,5 +27,9 @@ int pm_read_cgroup_memory(int *has_limit, uint64_t *max, uint64_t *current);
 uint64_t pm_read_rss(void);
 /* Peak resident set size (VmHWM), in bytes. */
 uint64_t pm_read_peak_rss(void);
+/* Resets VmHWM to the current RSS (through /proc/self/clear_refs, Linux >= 4.0)
+ * so that a later peak can be told from earlier ones; 1 when the kernel
+ * allowed it, 0 otherwise. */
+int pm_reset_peak_rss(void);
 
 #endif

@@ -150,17 +150,6 @@ free_images:
     return rc;
 }
 
-/* Resets VmHWM to the current RSS; 1 when the kernel allowed it. */
-static int reset_peak_rss(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f)
-        return 0;
-    int ok = fputs("5", f) >= 0;
-    ok = fclose(f) == 0 && ok;
-    return ok;
-}
-
 /* Owns nothing: the encoded result is made and freed here. */
 int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec, const pm_limits *lim,
                    const uint8_t *image, size_t image_len, const uint8_t *mask, size_t mask_len,
@@ -180,7 +169,7 @@ int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec,
     };
     uint8_t *out = NULL;
     size_t out_len = 0;
-    int hwm_ok = reset_peak_rss();
+    int hwm_ok = pm_reset_peak_rss();
     uint64_t rss0 = pm_read_rss();
     pm_mem_scope scope;
     double t0 = pm_now();
