@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,53 @@ int pm_cli_size(const pm_command *cmd, const char *opt, const char *s, uint64_t 
         return 2;
     }
     *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+int pm_cli_pixels(const pm_command *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (*end == 'M' || *end == 'm')
+        mul = 1e6, end++;
+    else if (*end == 'K' || *end == 'k')
+        mul = 1e3, end++;
+    if (*end == 'P' || *end == 'p')
+        end++;
+    if (errno || end == s || *end || !(v > 0) || v * mul > 1e12) {
+        pm_cli_error(cmd, "--%s takes a pixel count such as 16000000 or 16M, not '%s'", opt, s);
+        return 2;
+    }
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+int pm_cli_opt_int(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, const char *name, long lo,
+                   long hi, int *out)
+{
+    const char *s = pm_cli_get(defs, a, name);
+    long v;
+    if (!s)
+        return 0;
+    if (pm_cli_int(cmd, name, s, lo, hi > INT_MAX ? INT_MAX : hi, &v))
+        return 2;
+    *out = (int)v;
+    return 0;
+}
+
+int pm_cli_limits(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, pm_limits *lim)
+{
+    const char *s;
+    int side = (int)lim->max_side;
+    if ((s = pm_cli_get(defs, a, "max-pixels")) && pm_cli_pixels(cmd, "max-pixels", s, &lim->max_pixels))
+        return 2;
+    if (pm_cli_opt_int(cmd, defs, a, "max-side", 1, 1 << 20, &side))
+        return 2;
+    lim->max_side = (uint32_t)side;
+    if ((s = pm_cli_get(defs, a, "max-file-bytes")) && pm_cli_size(cmd, "max-file-bytes", s, &lim->max_file_bytes))
+        return 2;
     return 0;
 }
 

@@ -41,6 +41,16 @@ const char *pm_cli_get(const pm_optdef *defs, const pm_args *a, const char *name
 int pm_cli_int(const pm_command *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 /* Parses a size like 64M, 2G, 1048576; returns 2 after an error line. */
 int pm_cli_size(const pm_command *cmd, const char *opt, const char *s, uint64_t *out);
+/* Parses a pixel count: 16000000, 16M, 16MP or 500K; returns 2 after an error line. */
+int pm_cli_pixels(const pm_command *cmd, const char *opt, const char *s, uint64_t *out);
+/* When option `name` of defs was given, parses it as an integer in [lo, hi]
+ * (hi at most INT_MAX) into *out; *out is left alone when it was not.
+ * Returns 0, or 2 after an error line. */
+int pm_cli_opt_int(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, const char *name, long lo,
+                   long hi, int *out);
+/* Applies the options --max-pixels, --max-side and --max-file-bytes, those of
+ * them that were given, to *lim. Returns 0, or 2 after an error line. */
+int pm_cli_limits(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, pm_limits *lim);
 
 /* Prints "pixmend NAME: <msg>" on stderr as one line. */
 void pm_cli_error(const pm_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

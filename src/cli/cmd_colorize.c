@@ -14,29 +14,6 @@ static const pm_optdef opts[] = {
     {"max-file-bytes", 0, 1}, {"quiet", 0, 0},      {0},
 };
 
-static int parse_limits(const pm_args *a, pm_limits *lim)
-{
-    const char *v;
-    long n;
-    uint64_t b;
-    if ((v = pm_cli_get(opts, a, "max-pixels"))) {
-        if (pm_cli_int(&pm_cmd_colorize, "max-pixels", v, 1, 1L << 40, &n))
-            return 2;
-        lim->max_pixels = (uint64_t)n;
-    }
-    if ((v = pm_cli_get(opts, a, "max-side"))) {
-        if (pm_cli_int(&pm_cmd_colorize, "max-side", v, 1, 1 << 20, &n))
-            return 2;
-        lim->max_side = (uint32_t)n;
-    }
-    if ((v = pm_cli_get(opts, a, "max-file-bytes"))) {
-        if (pm_cli_size(&pm_cmd_colorize, "max-file-bytes", v, &b))
-            return 2;
-        lim->max_file_bytes = b;
-    }
-    return 0;
-}
-
 /* One line on stderr: "pixmend colorize: WHAT: detail"; returns 1. */
 static int fail(const char *what)
 {
@@ -67,13 +44,12 @@ static int run(int argc, char **argv)
         return 2;
     }
     pm_limits lim = pm_default_limits();
-    if (parse_limits(&a, &lim))
+    if (pm_cli_limits(&pm_cmd_colorize, opts, &a, &lim))
         return 2;
     pm_colorize_opts co = pm_colorize_default_opts();
     pm_model_opts mo = {0};
     pm_encode_opts eo = pm_default_encode_opts(out_fmt);
     const char *v;
-    long n;
     if ((v = pm_cli_get(opts, &a, "input-size"))) {
         int s = pm_colorize_size_parse(v);
         if (s < 0) {
@@ -90,16 +66,10 @@ static int run(int argc, char **argv)
         }
         co.upsample = (pm_upsample)u;
     }
-    if ((v = pm_cli_get(opts, &a, "threads"))) {
-        if (pm_cli_int(cmd, "threads", v, 1, 1024, &n))
-            return 2;
-        mo.threads = (int)n;
-    }
-    if ((v = pm_cli_get(opts, &a, "quality"))) {
-        if (pm_cli_int(cmd, "quality", v, 1, 100, &n))
-            return 2;
-        eo.quality = (int)n;
-    }
+    if (pm_cli_opt_int(cmd, opts, &a, "threads", 1, 1024, &mo.threads))
+        return 2;
+    if (pm_cli_opt_int(cmd, opts, &a, "quality", 1, 100, &eo.quality))
+        return 2;
 
     pm_image img = {0}, out = {0};
     pm_ddcolor *m = NULL;
@@ -151,7 +121,7 @@ const pm_command pm_cmd_colorize = {
     "                         as DDColor does) or bilinear (smoother colour edges)\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
     "  -q, --quality Q        JPEG/WebP quality 1-100 (default 92)\n"
-    "  --max-pixels N         refuse larger images (default 16000000)\n"
+    "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
     "  --quiet                no progress bar\n",

@@ -50,29 +50,6 @@ static const pm_model_desc *choose_model(const char *arg, const char **file)
     return m;
 }
 
-static int parse_limits(const pm_args *a, pm_limits *lim)
-{
-    const char *v;
-    long n;
-    uint64_t b;
-    if ((v = pm_cli_get(opts, a, "max-pixels"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "max-pixels", v, 1, 1L << 40, &n))
-            return 2;
-        lim->max_pixels = (uint64_t)n;
-    }
-    if ((v = pm_cli_get(opts, a, "max-side"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "max-side", v, 1, 1 << 20, &n))
-            return 2;
-        lim->max_side = (uint32_t)n;
-    }
-    if ((v = pm_cli_get(opts, a, "max-file-bytes"))) {
-        if (pm_cli_size(&pm_cmd_inpaint, "max-file-bytes", v, &b))
-            return 2;
-        lim->max_file_bytes = b;
-    }
-    return 0;
-}
-
 static int fail(const char *what)
 {
     const char *d = pm_error_detail();
@@ -98,7 +75,7 @@ static int run(int argc, char **argv)
         return 2;
     }
     pm_limits lim = pm_default_limits();
-    if (parse_limits(&a, &lim))
+    if (pm_cli_limits(&pm_cmd_inpaint, opts, &a, &lim))
         return 2;
     pm_inpaint_opts io = pm_inpaint_default_opts();
     pm_model_opts mo = {0};
@@ -113,16 +90,10 @@ static int run(int argc, char **argv)
         }
         io.strategy = (pm_hd_strategy)s;
     }
-    if ((v = pm_cli_get(opts, &a, "resize-limit"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "resize-limit", v, 64, 16384, &n))
-            return 2;
-        io.resize_limit = (int)n;
-    }
-    if ((v = pm_cli_get(opts, &a, "crop-margin"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "crop-margin", v, 0, 4096, &n))
-            return 2;
-        io.crop_margin = (int)n;
-    }
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "resize-limit", 64, 16384, &io.resize_limit))
+        return 2;
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "crop-margin", 0, 4096, &io.crop_margin))
+        return 2;
     if ((v = pm_cli_get(opts, &a, "precision"))) {
         if (strcmp(v, "fp32") == 0)
             mo.precision = PM_PREC_FP32;
@@ -133,21 +104,15 @@ static int run(int argc, char **argv)
             return 2;
         }
     }
-    if ((v = pm_cli_get(opts, &a, "threads"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "threads", v, 1, 1024, &n))
-            return 2;
-        mo.threads = (int)n;
-    }
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "threads", 1, 1024, &mo.threads))
+        return 2;
     if ((v = pm_cli_get(opts, &a, "seed"))) {
         if (pm_cli_int(&pm_cmd_inpaint, "seed", v, 0, 2147483647L, &n))
             return 2;
         mo.seed = (uint64_t)n;
     }
-    if ((v = pm_cli_get(opts, &a, "quality"))) {
-        if (pm_cli_int(&pm_cmd_inpaint, "quality", v, 1, 100, &n))
-            return 2;
-        eo.quality = (int)n;
-    }
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "quality", 1, 100, &eo.quality))
+        return 2;
 
     pm_image img = {0}, mask = {0}, out = {0};
     void *state = NULL;
@@ -226,7 +191,7 @@ const pm_command pm_cmd_inpaint = {
     "  --seed N               PatchMatch random seed (default 0)\n"
     "  -q, --quality Q        JPEG/WebP quality 1-100 (default 92)\n"
     "  --mask-resize          accept a mask of another size and resize it to the image\n"
-    "  --max-pixels N         refuse larger images (default 16000000)\n"
+    "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
     "  --quiet                no progress bar\n",

@@ -127,28 +127,6 @@ static uint64_t budget_share(double share)
     return (uint64_t)((double)base * share);
 }
 
-/* A pixel count: 16000000, 16M or 16MP. */
-static int parse_pixels(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (*end == 'M' || *end == 'm')
-        mul = 1e6, end++;
-    else if (*end == 'K' || *end == 'k')
-        mul = 1e3, end++;
-    if (*end == 'P' || *end == 'p')
-        end++;
-    if (errno || end == s || *end || !(v > 0) || v * mul > 1e12) {
-        pm_cli_error(&pm_cmd_serve, "--max-pixels and --fast-lane-pixels take a pixel count such as 16000000 or 16M, "
-                                    "not '%s'", s);
-        return 2;
-    }
-    *out = (uint64_t)(v * mul);
-    return 0;
-}
-
 static int is_dir(const char *p)
 {
     struct stat st;
@@ -191,23 +169,16 @@ static int run(int argc, char **argv)
     pm_server_config hc;
     pm_server_default_config(&hc);
     double drain_seconds = 30;
-    long v;
     const char *s;
 
     if ((s = OPT("listen")))
         hc.listen = s;
     if ((s = OPT("data-dir")))
         sc.data_dir = s;
-    if ((s = OPT("workers"))) {
-        if (pm_cli_int(&pm_cmd_serve, "workers", s, 1, 64, &v))
-            return 2;
-        sc.workers = (int)v;
-    }
-    if ((s = OPT("threads"))) {
-        if (pm_cli_int(&pm_cmd_serve, "threads", s, 0, 1024, &v))
-            return 2;
-        sc.threads = (int)v;
-    }
+    if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "workers", 1, 64, &sc.workers))
+        return 2;
+    if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "threads", 0, 1024, &sc.threads))
+        return 2;
     if ((s = OPT("max-upload"))) {
         if (pm_cli_size(&pm_cmd_serve, "max-upload", s, &hc.max_upload))
             return 2;
@@ -217,18 +188,10 @@ static int run(int argc, char **argv)
         }
     }
     sc.limits.max_file_bytes = hc.max_upload;
-    if ((s = OPT("max-pixels")) && parse_pixels(s, &sc.limits.max_pixels))
+    if (pm_cli_limits(&pm_cmd_serve, opts, &a, &sc.limits)) /* --max-pixels, --max-side */
         return 2;
-    if ((s = OPT("max-side"))) {
-        if (pm_cli_int(&pm_cmd_serve, "max-side", s, 1, 1 << 20, &v))
-            return 2;
-        sc.limits.max_side = (uint32_t)v;
-    }
-    if ((s = OPT("queue-max"))) {
-        if (pm_cli_int(&pm_cmd_serve, "queue-max", s, 1, 1000000, &v))
-            return 2;
-        sc.queue_max = (int)v;
-    }
+    if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "queue-max", 1, 1000000, &sc.queue_max))
+        return 2;
     if ((s = OPT("job-timeout")) && parse_seconds("job-timeout", s, 0, &sc.job_timeout))
         return 2;
     if ((s = OPT("result-ttl")) && parse_seconds("result-ttl", s, 1, &sc.result_ttl))
@@ -243,16 +206,10 @@ static int run(int argc, char **argv)
             return 2;
         hc.request_timeout_ms = (int)(t * 1000);
     }
-    if ((s = OPT("http-threads"))) {
-        if (pm_cli_int(&pm_cmd_serve, "http-threads", s, 4, 4096, &v))
-            return 2;
-        hc.http_threads = (int)v;
-    }
-    if ((s = OPT("job-delay-ms"))) {
-        if (pm_cli_int(&pm_cmd_serve, "job-delay-ms", s, 0, 3600000, &v))
-            return 2;
-        sc.job_delay_ms = (int)v;
-    }
+    if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "http-threads", 4, 4096, &hc.http_threads))
+        return 2;
+    if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "job-delay-ms", 0, 3600000, &sc.job_delay_ms))
+        return 2;
     sc.max_wait = 900;
     sc.mem_budget = budget_share(BUDGET_SHARE);
     if ((s = OPT("sample-interval")) && parse_seconds("sample-interval", s, 0.01, &hc.sample_interval))
@@ -287,7 +244,7 @@ static int run(int argc, char **argv)
     }
     if ((s = OPT("aging-seconds")) && parse_seconds("aging-seconds", s, 0, &sc.aging_seconds))
         return 2;
-    if ((s = OPT("fast-lane-pixels")) && parse_pixels(s, &sc.fast_lane_pixels))
+    if ((s = OPT("fast-lane-pixels")) && pm_cli_pixels(&pm_cmd_serve, "fast-lane-pixels", s, &sc.fast_lane_pixels))
         return 2;
     if ((s = OPT("max-wait")) && parse_seconds("max-wait", s, 0, &sc.max_wait))
         return 2;

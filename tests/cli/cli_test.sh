@@ -116,6 +116,13 @@ expect "inpaint missing mask argument" 2 "$PIXMEND" inpaint "$work/photo.png" -o
 one_line "inpaint missing mask argument"
 expect "inpaint mask of another size" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/small_mask.png" -o "$work/res/result.png"
 contains "mask size: message suggests --mask-resize" "--mask-resize" err
+expect "inpaint --max-pixels 0.001M refuses the photo" 1 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/r.png" --max-pixels 0.001M
+contains "--max-pixels 0.001M: message names the limit" "at most 1000 pixels" err
+expect "inpaint --max-pixels not a count" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/r.png" --max-pixels lots
+one_line "inpaint --max-pixels not a count"
+contains "--max-pixels lots: message names the option" "--max-pixels" err
+expect "colorize --max-side not a number" 2 "$PIXMEND" colorize "$work/photo.png" -o "$work/res/r.png" --model x.pth --max-side big
+contains "--max-side big: message names the option" "--max-side" err
 expect "inpaint bad strategy" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/res/r.png" --hd-strategy fancy
 if [ -z "$(find "$work/res" -mindepth 1 -printf "%f ")" ]; then ok "failed runs wrote nothing"; else bad "failed runs left files: $(find "$work/res" -mindepth 1 -printf "%f ")"; fi
 
