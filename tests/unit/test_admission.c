@@ -179,10 +179,8 @@ static pm_sched *make(int workers, int delay_ms)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/memlaw.json", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": 1, \"models\": [\n  {\"model\": \"patchmatch\", \"a\": 1000000, \"b\": 1000}\n]}\n", f);
-    fclose(f);
+    static const char law[] = "{\"version\": 1, \"models\": [\n  {\"model\": \"patchmatch\", \"a\": 1000000, \"b\": 1000}\n]}\n";
+    fx_write(path, law, sizeof law - 1);
     pm_sched_config c;
     pm_sched_default_config(&c);
     c.data_dir = dir;

@@ -133,10 +133,8 @@ static void test_not_a_journal(void **state)
     (void)state;
     char bad[320];
     snprintf(bad, sizeof bad, "%s/garbage.sqlite", dir);
-    FILE *f = fopen(bad, "wb");
-    assert_non_null(f);
-    fputs("this is not a database, just text that is long enough to look like a header.......", f);
-    fclose(f);
+    static const char text[] = "this is not a database, just text that is long enough to look like a header.......";
+    fx_write(bad, text, sizeof text - 1);
     pm_journal *j = NULL;
     assert_int_equal(pm_journal_open(bad, &j), PM_EIO);
     assert_null(j);
