@@ -24,11 +24,6 @@ int pm_hd_strategy_parse(const char *s)
     return -1;
 }
 
-const char *pm_hd_strategy_name(pm_hd_strategy s)
-{
-    return (unsigned)s < 4 ? strategy_names[s] : "unknown";
-}
-
 typedef struct pm_box {
     int x0, y0, x1, y1; /* half-open: [x0, x1) x [y0, y1) */
 } pm_box;

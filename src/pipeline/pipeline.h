@@ -24,7 +24,6 @@ typedef struct pm_inpaint_opts {
 pm_inpaint_opts pm_inpaint_default_opts(void);
 /* "auto", "original", "resize", "crop" -> strategy; -1 if unknown. */
 int pm_hd_strategy_parse(const char *s);
-const char *pm_hd_strategy_name(pm_hd_strategy s);
 
 /* Inpaints `img` (1, 3 or 4 channels) where `mask` (1, 3 or 4 channels, same
  * size; any non-zero first channel = fill) says, with model `m` whose loaded

@@ -22,15 +22,6 @@ const char *pm_format_ext(enum pm_format f)
     }
 }
 
-const char *pm_format_mime(enum pm_format f)
-{
-    switch (f) {
-    case PM_FMT_JPEG: return "image/jpeg";
-    case PM_FMT_WEBP: return "image/webp";
-    default: return "image/png";
-    }
-}
-
 /* `what` names the input in messages ("image", "mask"). */
 int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
                   const char *what, pm_image *out)

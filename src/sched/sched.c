@@ -1164,9 +1164,9 @@ int pm_sched_start(pm_sched *s)
 
 /* ------------------------------------------------------------- submit */
 
-static int validate_ex(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
-                       const char *image_name, const uint8_t *mask, size_t mask_len, const char *mask_name, int *w,
-                       int *h, uint64_t *work_px)
+/* Checks a submission as pm_sched_submit describes; resolves spec->model. */
+static int validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len, const char *image_name,
+                    const uint8_t *mask, size_t mask_len, const char *mask_name, int *w, int *h, uint64_t *work_px)
 {
     if (spec->priority < 0 || spec->priority > PM_PRIORITY_MAX)
         return pm_errorf(PM_EINVAL, "priority must be 0 to %d, not %d", PM_PRIORITY_MAX, spec->priority);
@@ -1177,13 +1177,6 @@ static int validate_ex(pm_sched *s, pm_job_spec *spec, const uint8_t *image, siz
         return rc;
     return pm_job_check_inputs(spec, &s->cfg.limits, image, image_len, image_name, mask, mask_len, mask_name, w,
                                h, work_px);
-}
-
-int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
-                      const char *image_name, const uint8_t *mask, size_t mask_len,
-                      const char *mask_name, int *w, int *h)
-{
-    return validate_ex(s, spec, image, image_len, image_name, mask, mask_len, mask_name, w, h, NULL);
 }
 
 /* Locked: jobs per second the queue drains at (measured between finishes
@@ -1293,7 +1286,7 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     if (rc)
         return rc;
     uint64_t work_px = 0;
-    if ((rc = validate_ex(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h, &work_px)))
+    if ((rc = validate(s, &spec, image, image_len, image_name, mask, mask_len, mask_name, &w, &h, &work_px)))
         return rc;
     uint64_t predicted;
     if ((rc = check_fits_budget(s, &spec, w, h, work_px, &predicted)))

@@ -143,16 +143,11 @@ int pm_sched_start(pm_sched *s);
 /* Sets the function that receives job events; NULL to stop. */
 void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user);
 
-/* Checks and decodes the inputs (limits, formats, mask size) without keeping
- * anything. Errors: PM_EINVAL (a missing mask, a mask for colorization),
- * PM_EEMPTY, PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION (undecodable),
- * PM_ETOOBIG, PM_EMISMATCH (mask size differs and mask_resize is 0),
- * PM_ENOENT (model not loaded). Fills *w, *h with the image size. */
-int pm_sched_validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t image_len,
-                      const char *image_name, const uint8_t *mask, size_t mask_len,
-                      const char *mask_name, int *w, int *h);
-
-/* Accepts a job: validates it (as above), checks the queue bound (PM_EBUSY
+/* Accepts a job: checks and decodes its inputs (limits, formats, mask size;
+ * errors PM_EINVAL for a missing mask or a mask for colorization, PM_EEMPTY,
+ * PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION when undecodable,
+ * PM_ETOOBIG, PM_EMISMATCH when the mask size differs and mask_resize is 0,
+ * PM_ENOENT when the model is not loaded), checks the queue bound (PM_EBUSY
  * when --queue-max jobs wait, when the expected wait at the measured drain
  * rate exceeds max_wait, and while draining) and the memory budget
  * (PM_ETOOBIG when the model's law predicts more than the whole budget for

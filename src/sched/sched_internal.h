@@ -37,7 +37,7 @@ typedef struct pm_job {
 int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
                   const char *what, pm_image *out);
 
-/* Checks inputs as pm_sched_validate describes (spec->model already resolved).
+/* Checks inputs as pm_sched_submit describes (spec->model already resolved).
  * `work_px` (may be NULL) receives the pixels the model will work on at once
  * (pm_inpaint_work_pixels for inpainting with the strategy of the spec; the
  * image's pixels otherwise). */
@@ -64,7 +64,6 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len);
 /* "png", "jpg", "webp" */
 const char *pm_format_ext(enum pm_format f);
 /* "image/png", ... */
-const char *pm_format_mime(enum pm_format f);
 
 /* --- store.c: the data directory */
 
