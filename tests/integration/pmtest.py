@@ -250,6 +250,26 @@ class Server:
 
 # ------------------------------------------------------------------ WebSocket
 
+class ServerCase(unittest.TestCase):
+    """Test classes that share one server, started with the class's
+    `server_args`; cls.img_png and cls.mask_png hold the PNG bytes of
+    test_image() and test_mask(). A subclass that needs more calls
+    super().setUpClass() first."""
+
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(list(cls.server_args))
+        cls.img_png = png_bytes(test_image())
+        cls.mask_png = png_bytes(test_mask())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.srv.cleanup()
+
+
 class WSClient:
     """A minimal RFC 6455 client: text frames, ping/pong, close."""
 

@@ -1,13 +1,11 @@
 """Every route of `pixmend serve` answering as documented (docs/api.md)."""
-import io
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import Server, decode, job_files, png_bytes, test_image, test_mask, wait_until  # noqa: E402
+from pmtest import ServerCase, decode, job_files, png_bytes, test_image, test_mask, wait_until  # noqa: E402
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -48,19 +46,14 @@ def unchanged_outside(original, result, mask):
     return all(o[x, y] == r[x, y] for y in range(h) for x in range(w) if m[x, y] == 0)
 
 
-class Routes(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--workers", "1", "--threads", "1"])
-        cls.img = test_image()
-        cls.mask = test_mask()
-        cls.img_png = png_bytes(cls.img)
-        cls.mask_png = png_bytes(cls.mask)
+class Routes(ServerCase):
+    server_args = ["--workers", "1", "--threads", "1"]
 
     @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.img = test_image()
+        cls.mask = test_mask()
 
     def test_startup_line(self):
         self.assertRegex(self.srv.startup_line,
@@ -187,19 +180,10 @@ class Routes(unittest.TestCase):
             self.assertEqual(buckets[-1], (float("inf"), after[key]))
 
 
-class Scheduling(unittest.TestCase):
+class Scheduling(ServerCase):
     """Priorities, cancellation and not-ready results, with jobs held by --job-delay-ms."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--job-delay-ms", "600", "--threads", "1"])
-        cls.img_png = png_bytes(test_image())
-        cls.mask_png = png_bytes(test_mask())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+    server_args = ["--job-delay-ms", "600", "--threads", "1"]
 
     def submit(self, **fields):
         r = self.srv.submit(self.img_png, self.mask_png, **fields)

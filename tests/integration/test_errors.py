@@ -6,22 +6,13 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import Server, job_files, multipart, png_bytes, test_image, test_mask, wait_until  # noqa: E402
+from pmtest import ServerCase, Server, job_files, multipart, png_bytes, test_image, test_mask, wait_until  # noqa: E402
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 
 
-class Errors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--max-upload", "256K", "--max-pixels", "20000", "--max-side", "300", "--threads", "1"])
-        cls.img = png_bytes(test_image())
-        cls.mask = png_bytes(test_mask())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+class Errors(ServerCase):
+    server_args = ["--max-upload", "256K", "--max-pixels", "20000", "--max-side", "300", "--threads", "1"]
 
     def assertError(self, r, status, code=None, contains=()):
         self.assertEqual(r.status, status, r)
@@ -40,8 +31,8 @@ class Errors(unittest.TestCase):
         self.assertError(self.srv.post_form("/api/v1/jobs", {"priority": "3"}, {}), 400, "bad_request", ["image"])
 
     def test_400_unknown_and_duplicate_fields(self):
-        self.assertError(self.srv.submit(self.img, self.mask, prority="3"), 400, "bad_request", ["prority"])
-        ctype, body = multipart({"priority": "1"}, job_files(self.img, self.mask))
+        self.assertError(self.srv.submit(self.img_png, self.mask_png, prority="3"), 400, "bad_request", ["prority"])
+        ctype, body = multipart({"priority": "1"}, job_files(self.img_png, self.mask_png))
         body = body.replace(b"--pmtestBOUNDARYx9--", b'--pmtestBOUNDARYx9\r\nContent-Disposition: form-data; '
                             b'name="priority"\r\n\r\n2\r\n--pmtestBOUNDARYx9--')
         r = self.srv.request("POST", "/api/v1/jobs", body=body, headers={"Content-Type": ctype})
@@ -54,20 +45,20 @@ class Errors(unittest.TestCase):
                  ({"model": "../etc"}, "model")]
         for fields, word in cases:
             with self.subTest(fields=fields):
-                self.assertError(self.srv.submit(self.img, self.mask, **fields), 400, "bad_request", [word])
+                self.assertError(self.srv.submit(self.img_png, self.mask_png, **fields), 400, "bad_request", [word])
 
     def test_400_inpaint_needs_mask(self):
-        self.assertError(self.srv.submit(self.img), 400, "bad_request", ["mask"])
+        self.assertError(self.srv.submit(self.img_png), 400, "bad_request", ["mask"])
 
     def test_400_route_contradicts_task(self):
-        r = self.srv.post_form("/api/v1/inpaint", {"task": "colorize"}, job_files(self.img, self.mask))
+        r = self.srv.post_form("/api/v1/inpaint", {"task": "colorize"}, job_files(self.img_png, self.mask_png))
         self.assertError(r, 400, "bad_request", ["contradicts"])
 
     def test_400_empty_image(self):
-        self.assertError(self.srv.submit(b"", self.mask), 400, "empty_input", ["0 bytes"])
+        self.assertError(self.srv.submit(b"", self.mask_png), 400, "empty_input", ["0 bytes"])
 
     def test_400_malformed_multipart(self):
-        ctype, body = multipart({}, job_files(self.img, self.mask))
+        ctype, body = multipart({}, job_files(self.img_png, self.mask_png))
         r = self.srv.request("POST", "/api/v1/jobs", body=body[:-40], headers={"Content-Type": ctype})
         self.assertError(r, 400, "bad_request", ["boundary"])
 
@@ -79,9 +70,9 @@ class Errors(unittest.TestCase):
         self.assertError(self.srv.request("DELETE", "/api/v1/jobs/" + UNKNOWN_ID), 404, "job_not_found")
 
     def test_404_unknown_model(self):
-        self.assertError(self.srv.submit(self.img, self.mask, model="lama"), 404, "model_not_found",
+        self.assertError(self.srv.submit(self.img_png, self.mask_png, model="lama"), 404, "model_not_found",
                          ["lama", "patchmatch"])
-        r = self.srv.post_form("/api/v1/colorize", {}, job_files(self.img))
+        r = self.srv.post_form("/api/v1/colorize", {}, job_files(self.img_png))
         self.assertError(r, 404, "model_not_found", ["--model ddcolor"])
 
     def test_404_unknown_route(self):
@@ -100,7 +91,7 @@ class Errors(unittest.TestCase):
     # ---- 413
     def test_413_body_too_large_names_limit(self):
         big = os.urandom(300 * 1024)
-        err = self.assertError(self.srv.submit(big, self.mask), 413, "too_large", ["262144", "--max-upload"])
+        err = self.assertError(self.srv.submit(big, self.mask_png), 413, "too_large", ["262144", "--max-upload"])
         self.assertIn("bytes", err["message"])
 
     def test_413_too_many_pixels_names_limit(self):
@@ -114,45 +105,45 @@ class Errors(unittest.TestCase):
 
     # ---- 415
     def test_415_not_an_image(self):
-        self.assertError(self.srv.submit(b"hello, this is text\n" * 10, self.mask), 415, "unsupported_format")
+        self.assertError(self.srv.submit(b"hello, this is text\n" * 10, self.mask_png), 415, "unsupported_format")
 
     def test_415_truncated(self):
-        self.assertError(self.srv.submit(self.img[: len(self.img) // 2], self.mask), 415, "truncated_image",
+        self.assertError(self.srv.submit(self.img_png[: len(self.img_png) // 2], self.mask_png), 415, "truncated_image",
                          ["truncated"])
 
     def test_415_mask_undecodable_names_mask(self):
-        self.assertError(self.srv.submit(self.img, b"\x89PNG\r\n\x1a\n" + b"\0" * 30), 415, None, ["mask"])
+        self.assertError(self.srv.submit(self.img_png, b"\x89PNG\r\n\x1a\n" + b"\0" * 30), 415, None, ["mask"])
 
     def test_415_extension_contradicts_content(self):
-        r = self.srv.post_form("/api/v1/jobs", {}, job_files(self.img, self.mask, image_name="photo.jpg"))
+        r = self.srv.post_form("/api/v1/jobs", {}, job_files(self.img_png, self.mask_png, image_name="photo.jpg"))
         self.assertError(r, 415, "extension_mismatch")
 
     def test_415_not_multipart(self):
-        r = self.srv.request("POST", "/api/v1/jobs", body=self.img, headers={"Content-Type": "image/png"})
+        r = self.srv.request("POST", "/api/v1/jobs", body=self.img_png, headers={"Content-Type": "image/png"})
         self.assertError(r, 415, "unsupported_media_type", ["multipart/form-data"])
 
     # ---- 422
     def test_422_mask_size_differs(self):
         small = png_bytes(test_mask(32, 24))
-        self.assertError(self.srv.submit(self.img, small), 422, "mask_mismatch", ["32x24", "64x48", "mask_resize"])
-        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img, small))
+        self.assertError(self.srv.submit(self.img_png, small), 422, "mask_mismatch", ["32x24", "64x48", "mask_resize"])
+        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img_png, small))
         self.assertError(r, 422, "mask_mismatch")
 
     def test_422_mask_covers_everything(self):
         full = png_bytes(test_mask(64, 48, box=(0, 0, 63, 47)))
-        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img, full))
+        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img_png, full))
         self.assertError(r, 422, "no_source")
 
     # ---- 409
     def test_409_cancel_finished(self):
-        jid = self.srv.submit(self.img, self.mask).json()["id"]
+        jid = self.srv.submit(self.img_png, self.mask_png).json()["id"]
         self.srv.wait_job(jid)
         self.assertError(self.srv.request("DELETE", "/api/v1/jobs/" + jid), 409, "conflict", ["done"])
 
     def test_rejections_leave_nothing_behind(self):
         before = self.srv.get("/api/v1/stats").json()["jobs"]["submitted"]
-        self.srv.submit(b"", self.mask)
-        self.srv.submit(self.img, png_bytes(test_mask(32, 24)))
+        self.srv.submit(b"", self.mask_png)
+        self.srv.submit(self.img_png, png_bytes(test_mask(32, 24)))
         self.assertEqual(self.srv.get("/api/v1/stats").json()["jobs"]["submitted"], before)
         leftovers = [f for f in os.listdir(os.path.join(self.srv.data_dir, "inputs"))]
         queued = self.srv.get("/api/v1/queue").json()

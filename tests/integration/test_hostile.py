@@ -5,12 +5,11 @@ import os
 import struct
 import sys
 import time
-import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import (Server, job_files, json_body, multipart, png_bytes, raw_exchange, status_of,  # noqa: E402
+from pmtest import (ServerCase, job_files, json_body, multipart, png_bytes, raw_exchange, status_of,  # noqa: E402
                     test_image, test_mask)
 
 
@@ -53,17 +52,8 @@ def request_head(path, ctype, length=None, chunked=False):
     return (h + "\r\n").encode()
 
 
-class Hostile(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--max-upload", "1M", "--request-timeout", "1.5", "--threads", "1"])
-        cls.img = png_bytes(test_image())
-        cls.mask = png_bytes(test_mask())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+class Hostile(ServerCase):
+    server_args = ["--max-upload", "1M", "--request-timeout", "1.5", "--threads", "1"]
 
     def tearDown(self):
         # whatever happened, the server still answers
@@ -83,31 +73,31 @@ class Hostile(unittest.TestCase):
     def test_header_claims_huge_image(self):
         for data, name in ((png_header_only(100000, 100000), "a.png"), (jpeg_claiming(60000, 60000), "a.jpg")):
             with self.subTest(kind=name):
-                r = self.srv.post_form("/api/v1/jobs", {}, job_files(data, self.mask, image_name=name))
+                r = self.srv.post_form("/api/v1/jobs", {}, job_files(data, self.mask_png, image_name=name))
                 self.assertEqual(r.status, 413, r)
                 self.assertEqual(r.json()["error"]["code"], "too_large")
 
     def test_wrong_types(self):
         for data in (b"GIF89a" + b"\0" * 100, b"%PDF-1.4\n" + b"x" * 100, os.urandom(2048), b"\0"):
             with self.subTest(head=data[:6]):
-                self.assertEqual(self.srv.submit(data, self.mask).status, 415)
+                self.assertEqual(self.srv.submit(data, self.mask_png).status, 415)
 
     def test_truncated_at_every_tenth(self):
         for cut in range(1, 10):
-            n = len(self.img) * cut // 10
+            n = len(self.img_png) * cut // 10
             with self.subTest(bytes=n):
-                r = self.srv.submit(self.img[:n], self.mask)
+                r = self.srv.submit(self.img_png[:n], self.mask_png)
                 self.assertIn(r.status, (415,), r)
 
     def test_zero_byte_parts(self):
         self.assertEqual(self.srv.submit(b"", b"").status, 400)
-        self.assertEqual(self.srv.submit(self.img, b"").status, 400)
+        self.assertEqual(self.srv.submit(self.img_png, b"").status, 400)
         r = self.srv.request("POST", "/api/v1/jobs", body=b"",
                              headers={"Content-Type": "multipart/form-data; boundary=x"})
         self.assertEqual(r.status, 400)
 
     def test_mask_mismatch(self):
-        r = self.srv.submit(self.img, png_bytes(test_mask(65, 48)))
+        r = self.srv.submit(self.img_png, png_bytes(test_mask(65, 48)))
         self.assertEqual(r.status, 422)
 
     def test_content_length_far_beyond_limit(self):
@@ -122,7 +112,7 @@ class Hostile(unittest.TestCase):
         # a client that sends a whole body over the limit before reading still
         # gets the 413 (the server drains instead of resetting the connection)
         for _ in range(5):
-            r = self.srv.submit(os.urandom(3 << 20), self.mask)
+            r = self.srv.submit(os.urandom(3 << 20), self.mask_png)
             self.assertEqual(r.status, 413, r)
 
     def test_chunked_body_beyond_limit(self):
@@ -134,21 +124,21 @@ class Hostile(unittest.TestCase):
         self.assertLess(secs, 10)
 
     def test_many_parts(self):
-        ctype, body = multipart({"p%d" % i: "x" for i in range(40)}, job_files(self.img, self.mask))
+        ctype, body = multipart({"p%d" % i: "x" for i in range(40)}, job_files(self.img_png, self.mask_png))
         r = self.srv.request("POST", "/api/v1/jobs", body=body, headers={"Content-Type": ctype})
         self.assertEqual(r.status, 400)
 
     def test_huge_part_headers(self):
         b = "B0undary"
         body = ("--%s\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nX-Pad: %s\r\n\r\n"
-                % (b, "p" * 20000)).encode() + self.img + ("\r\n--%s--\r\n" % b).encode()
+                % (b, "p" * 20000)).encode() + self.img_png + ("\r\n--%s--\r\n" % b).encode()
         r = self.srv.request("POST", "/api/v1/jobs", body=body,
                              headers={"Content-Type": "multipart/form-data; boundary=" + b})
         self.assertEqual(r.status, 400)
         self.assertIn("headers", r.json()["error"]["message"])
 
     def test_body_shorter_than_content_length(self):
-        ctype, body = multipart({}, job_files(self.img, self.mask))
+        ctype, body = multipart({}, job_files(self.img_png, self.mask_png))
         t0 = time.time()
         out, secs, _ = raw_exchange(self.srv.port, [request_head("/api/v1/jobs", ctype, len(body) + 5000), body],
                                     read_timeout=15)
@@ -158,7 +148,7 @@ class Hostile(unittest.TestCase):
         self.assertLess(time.time() - t0, 8)
 
     def test_slow_body_trickle_is_cut_off(self):
-        ctype, body = multipart({}, job_files(self.img, self.mask))
+        ctype, body = multipart({}, job_files(self.img_png, self.mask_png))
         parts = [request_head("/api/v1/jobs", ctype, len(body))] + [body[i:i + 1] for i in range(200)]
         t0 = time.time()
         out, secs, err = raw_exchange(self.srv.port, parts, delay=0.1, read_timeout=15)
@@ -176,13 +166,13 @@ class Hostile(unittest.TestCase):
 
     def test_others_served_while_a_client_trickles(self):
         import threading
-        ctype, body = multipart({}, job_files(self.img, self.mask))
+        ctype, body = multipart({}, job_files(self.img_png, self.mask_png))
         parts = [request_head("/api/v1/jobs", ctype, len(body))] + [body[i:i + 1] for i in range(30)]
         t = threading.Thread(target=raw_exchange, args=(self.srv.port, parts, 0.1, 15), daemon=True)
         t.start()
         time.sleep(0.3)
         t0 = time.time()
-        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img, self.mask))
+        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(self.img_png, self.mask_png))
         self.assertEqual(r.status, 200)
         self.assertLess(time.time() - t0, 3)
         t.join(15)

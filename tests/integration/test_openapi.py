@@ -5,13 +5,12 @@ import json
 import os
 import re
 import sys
-import unittest
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import SOURCE_DIR, Server, WSClient, job_files, png_bytes, test_image, test_mask  # noqa: E402
+from pmtest import ServerCase, SOURCE_DIR, WSClient, job_files, png_bytes, test_mask  # noqa: E402
 
 SPEC_PATH = os.path.join(SOURCE_DIR, "docs", "openapi.yaml")
 API_MD = os.path.join(SOURCE_DIR, "docs", "api.md")
@@ -73,22 +72,17 @@ class Spec:
             raise AssertionError("%s: %r is not one of %r" % (where, value, s["enum"]))
 
 
-class OpenAPI(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        with open(SPEC_PATH) as f:
-            cls.spec = Spec(yaml.safe_load(f))
-        cls.srv = Server(["--threads", "1"])
-        cls.img = png_bytes(test_image())
-        cls.mask = png_bytes(test_mask())
-        r = cls.srv.submit(cls.img, cls.mask)
-        cls.job_id = r.json()["id"]
-        cls.srv.wait_job(cls.job_id)
+class OpenAPI(ServerCase):
+    server_args = ["--threads", "1"]
 
     @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        with open(SPEC_PATH) as f:
+            cls.spec = Spec(yaml.safe_load(f))
+        r = cls.srv.submit(cls.img_png, cls.mask_png)
+        cls.job_id = r.json()["id"]
+        cls.srv.wait_job(cls.job_id)
 
     def operations(self):
         for path, item in self.spec.doc["paths"].items():
@@ -115,8 +109,8 @@ class OpenAPI(unittest.TestCase):
         url = path.replace("{id}", job_id or self.job_id)
         if method == "post" and "requestBody" in op:
             if path.endswith("/colorize"):
-                return self.srv.post_form(url, {}, job_files(self.img))
-            return self.srv.post_form(url, {"format": "png"}, job_files(self.img, self.mask))
+                return self.srv.post_form(url, {}, job_files(self.img_png))
+            return self.srv.post_form(url, {"format": "png"}, job_files(self.img_png, self.mask_png))
         return self.srv.request(method.upper(), url)
 
     def test_every_operation_answers_as_documented(self):
@@ -154,12 +148,12 @@ class OpenAPI(unittest.TestCase):
                 self.assertEqual(r.status, status, r)
                 self.check_response(path, method, op, r)
         posts = [
-            ("/api/v1/jobs", {"priority": "12"}, job_files(self.img, self.mask), 400),
-            ("/api/v1/jobs", {"model": "nosuch"}, job_files(self.img, self.mask), 404),
-            ("/api/v1/jobs", {}, job_files(b"not an image", self.mask), 415),
-            ("/api/v1/jobs", {}, job_files(self.img, png_bytes(test_mask(10, 10))), 422),
-            ("/api/v1/inpaint", {}, job_files(self.img, png_bytes(test_mask(10, 10))), 422),
-            ("/api/v1/inpaint", {}, job_files(self.img), 400),
+            ("/api/v1/jobs", {"priority": "12"}, job_files(self.img_png, self.mask_png), 400),
+            ("/api/v1/jobs", {"model": "nosuch"}, job_files(self.img_png, self.mask_png), 404),
+            ("/api/v1/jobs", {}, job_files(b"not an image", self.mask_png), 415),
+            ("/api/v1/jobs", {}, job_files(self.img_png, png_bytes(test_mask(10, 10))), 422),
+            ("/api/v1/inpaint", {}, job_files(self.img_png, png_bytes(test_mask(10, 10))), 422),
+            ("/api/v1/inpaint", {}, job_files(self.img_png), 400),
         ]
         for path, fields, files, status in posts:
             with self.subTest(path=path, fields=fields, status=status):

@@ -2,13 +2,11 @@
 that vanish or never read."""
 import os
 import sys
-import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import Server, WSClient, job_files, png_bytes, test_image, test_mask, wait_until  # noqa: E402
+from pmtest import ServerCase, WSClient, png_bytes, test_mask, wait_until  # noqa: E402
 
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -21,17 +19,8 @@ def ended(job_id):
     return lambda msgs: any(m.get("job") == job_id and m["type"] in TERMINAL for m in msgs)
 
 
-class Events(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--job-delay-ms", "400", "--threads", "1"])
-        cls.img = png_bytes(test_image())
-        cls.mask = png_bytes(test_mask())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+class Events(ServerCase):
+    server_args = ["--job-delay-ms", "400", "--threads", "1"]
 
     def assertOrdered(self, events, final):
         types = [e["type"] for e in events]
@@ -64,7 +53,7 @@ class Events(unittest.TestCase):
     def test_job_events_in_order(self):
         ws = WSClient(self.srv.port)
         try:
-            jid = self.srv.submit(self.img, self.mask).json()["id"]
+            jid = self.srv.submit(self.img_png, self.mask_png).json()["id"]
             msgs = ws.collect(ended(jid))
             ev = job_events(msgs, jid)
             self.assertOrdered(ev, "done")
@@ -76,8 +65,8 @@ class Events(unittest.TestCase):
             ws.close()
 
     def test_filter_by_job_and_cancel_event(self):
-        a = self.srv.submit(self.img, self.mask).json()["id"]
-        b = self.srv.submit(self.img, self.mask).json()["id"]
+        a = self.srv.submit(self.img_png, self.mask_png).json()["id"]
+        b = self.srv.submit(self.img_png, self.mask_png).json()["id"]
         ws = WSClient(self.srv.port, "/ws?job=" + b)
         try:
             self.assertEqual(ws.recv_json()["type"], "status")
@@ -95,7 +84,7 @@ class Events(unittest.TestCase):
         ws = WSClient(self.srv.port)
         try:
             full = png_bytes(test_mask(64, 48, box=(0, 0, 63, 47)))
-            jid = self.srv.submit(self.img, full).json()["id"]
+            jid = self.srv.submit(self.img_png, full).json()["id"]
             ev = job_events(ws.collect(ended(jid)), jid)
             self.assertOrdered(ev, "failed")
             self.assertEqual(ev[-1]["code"], "no_source")
@@ -106,7 +95,7 @@ class Events(unittest.TestCase):
     def test_many_clients_all_get_every_event_in_order(self):
         clients = [WSClient(self.srv.port) for _ in range(12)]
         try:
-            ids = [self.srv.submit(self.img, self.mask, priority=p).json()["id"] for p in (3, 7)]
+            ids = [self.srv.submit(self.img_png, self.mask_png, priority=p).json()["id"] for p in (3, 7)]
             seen = []
             for ws in clients:
                 msgs = ws.collect(lambda m: all(ended(i)(m) for i in ids))
@@ -131,7 +120,7 @@ class Events(unittest.TestCase):
         watcher = WSClient(self.srv.port)
         try:
             t0 = time.time()
-            ids = [self.srv.submit(self.img, self.mask).json()["id"] for _ in range(3)]
+            ids = [self.srv.submit(self.img_png, self.mask_png).json()["id"] for _ in range(3)]
             msgs = watcher.collect(lambda m: all(ended(i)(m) for i in ids), timeout=30)
             for i in ids:
                 self.assertOrdered(job_events(msgs, i), "done")
