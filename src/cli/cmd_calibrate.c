@@ -47,7 +47,10 @@ static int parse_sizes(const char *s, int *sizes)
 }
 
 /* A structured test picture (gradients and stripes) and, for inpainting, a
- * centred square mask of a quarter of the area, both PNG-encoded. The caller
+ * mask of two centred bands, one across and one down, each an eighth of the
+ * side wide (about a quarter of the area), both PNG-encoded. The bands reach
+ * every border, so the mask's box is the whole image: an engine whose work
+ * follows the box (PatchMatch's fields do) is measured at its largest. The caller
  * owns *image and *mask (pm_free). */
 static int make_inputs(int size, int with_mask, uint8_t **image, size_t *image_len, uint8_t **mask, size_t *mask_len)
 {
@@ -70,8 +73,14 @@ static int make_inputs(int size, int with_mask, uint8_t **image, size_t *image_l
     if (with_mask) {
         if ((rc = pm_image_alloc(&msk, size, size, 1)))
             goto free_encoded;
-        for (int y = size / 4; y < size * 3 / 4; y++)
-            memset(msk.data + (size_t)y * (size_t)size + size / 4, 255, (size_t)(size / 2));
+        int b0 = size / 2 - size / 16, b1 = b0 + size / 8;
+        for (int y = 0; y < size; y++) {
+            uint8_t *row = msk.data + (size_t)y * (size_t)size;
+            if (y >= b0 && y < b1)
+                memset(row, 255, (size_t)size);
+            else
+                memset(row + b0, 255, (size_t)(b1 - b0));
+        }
         if ((rc = pm_image_encode(&msk, &eo, mask, mask_len)))
             goto free_encoded;
     }

@@ -38,7 +38,11 @@ typedef struct pm_model_desc {
     /* Colorization. in: 1, 3 or 4 channels; out: same size, 3 channels or 4 if in had alpha. */
     int (*colorize)(void *state, const pm_image *in, pm_image *out, int input_size,
                     const pm_run_ctx *ctx);
-    /* Predicted peak memory in bytes for a working image of w x h. */
+    /* Predicted peak memory in bytes of a whole job on a working image of
+     * w x h: the engine and the job's own buffers (decoded image and mask,
+     * result, its encoding). Admission starts from it until `pixmend
+     * calibrate` or measured jobs give a law, so it must not fall below a
+     * real job's peak, whatever the mask. */
     uint64_t (*mem_estimate)(const void *state, int w, int h);
 } pm_model_desc;
 
