@@ -105,24 +105,6 @@ static void test_ageing_prevents_starvation(void **st)
 
 /* ------------------------------------------------------------ the scheduler */
 
-static char *dir; /* a fresh directory per test, from fx_tempdir() */
-
-static int setup(void **state)
-{
-    (void)state;
-    dir = fx_tempdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fx_rmtree(dir);
-    free(dir);
-    dir = NULL;
-    return 0;
-}
-
 static uint8_t *png(int w, int h, int mask, size_t *len)
 {
     pm_image img;
@@ -178,12 +160,12 @@ static int index_of(log_t *l, pm_job_event_type type, const char *id)
 static pm_sched *make(int workers, int delay_ms)
 {
     char path[400];
-    snprintf(path, sizeof path, "%s/memlaw.json", dir);
+    snprintf(path, sizeof path, "%s/memlaw.json", fx_dir);
     static const char law[] = "{\"version\": 1, \"models\": [\n  {\"model\": \"patchmatch\", \"a\": 1000000, \"b\": 1000}\n]}\n";
     fx_write(path, law, sizeof law - 1);
     pm_sched_config c;
     pm_sched_default_config(&c);
-    c.data_dir = dir;
+    c.data_dir = fx_dir;
     c.threads = 1;
     c.workers = workers;
     c.job_delay_ms = delay_ms;
@@ -314,9 +296,9 @@ int main(void)
         cmocka_unit_test(test_choose_slots_pause_budget),
         cmocka_unit_test(test_fast_lane_overtakes),
         cmocka_unit_test(test_ageing_prevents_starvation),
-        cmocka_unit_test_setup_teardown(test_sched_small_overtakes_and_budget_holds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sched_pause_holds_jobs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sched_413_names_the_largest_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sched_small_overtakes_and_budget_holds, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sched_pause_holds_jobs, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sched_413_names_the_largest_size, fx_dir_setup, fx_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,23 +14,13 @@
 #include "support/tmpfiles.h"
 #include "sched/journal.h"
 
-static char *dir; /* a fresh directory per test, from fx_tempdir() */
 static char path[300];
 
+/* A fresh directory per test (fx_dir) and the journal's path in it. */
 static int setup(void **state)
 {
-    (void)state;
-    dir = fx_tempdir();
-    snprintf(path, sizeof path, "%s/journal.sqlite", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fx_rmtree(dir);
-    free(dir);
-    dir = NULL;
+    fx_dir_setup(state);
+    snprintf(path, sizeof path, "%s/journal.sqlite", fx_dir);
     return 0;
 }
 
@@ -132,7 +122,7 @@ static void test_not_a_journal(void **state)
 {
     (void)state;
     char bad[320];
-    snprintf(bad, sizeof bad, "%s/garbage.sqlite", dir);
+    snprintf(bad, sizeof bad, "%s/garbage.sqlite", fx_dir);
     static const char text[] = "this is not a database, just text that is long enough to look like a header.......";
     fx_write(bad, text, sizeof text - 1);
     pm_journal *j = NULL;
@@ -144,8 +134,8 @@ static void test_not_a_journal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_insert_transition_reload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_transition_reload, setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_journal, setup, fx_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,24 +20,6 @@
 #include "models/patchmatch.h"
 #include "sched/sched.h"
 
-static char *dir; /* a fresh directory per test, from fx_tempdir() */
-
-static int setup(void **state)
-{
-    (void)state;
-    dir = fx_tempdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fx_rmtree(dir);
-    free(dir);
-    dir = NULL;
-    return 0;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -71,7 +53,7 @@ static pm_sched *make(int delay_ms, int queue_max, double ttl)
 {
     pm_sched_config c;
     pm_sched_default_config(&c);
-    c.data_dir = dir;
+    c.data_dir = fx_dir;
     c.threads = 1;
     c.job_delay_ms = delay_ms;
     c.queue_max = queue_max;
@@ -366,12 +348,12 @@ static void test_recovery_forgets_missing_results(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sync_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_validation_and_bound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_cancel_and_recovery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_and_cancel_running, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recovery_forgets_missing_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_job, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_validation_and_bound, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_events_cancel_and_recovery, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_and_cancel_running, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_forgets_missing_results, fx_dir_setup, fx_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

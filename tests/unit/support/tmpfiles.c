@@ -70,3 +70,21 @@ void fx_write(const char *path, const void *data, size_t len)
         assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
 }
+
+char *fx_dir;
+
+int fx_dir_setup(void **state)
+{
+    (void)state;
+    fx_dir = fx_tempdir();
+    return 0;
+}
+
+int fx_dir_teardown(void **state)
+{
+    (void)state;
+    fx_rmtree(fx_dir);
+    free(fx_dir);
+    fx_dir = NULL;
+    return 0;
+}
