@@ -130,9 +130,25 @@ struct pm_ddcolor {
     float mean[3], std[3];
 
     dd_engine eng;
-    dd_plan *plan;
-    pthread_mutex_t lock;
+    dd_plan *plan;               /* under lock */
+    pthread_mutex_t lock;        /* held while a run uses or replaces the plan */
+    /* The current plan's size and bytes, for pm_ddcolor_workspace_bytes
+     * (admission asks while a run holds `lock`). plan_lock is a leaf: nothing
+     * else is taken while it is held, so any thread may take it under its own
+     * locks. */
+    pthread_mutex_t plan_lock;
+    int plan_size;
+    uint64_t plan_bytes;
 };
+
+/* With m->lock held: publishes the plan's size and bytes (0 when none). */
+static void publish_plan(pm_ddcolor *m)
+{
+    pthread_mutex_lock(&m->plan_lock);
+    m->plan_size = m->plan ? m->plan->size : 0;
+    m->plan_bytes = m->plan ? m->plan->bytes : 0;
+    pthread_mutex_unlock(&m->plan_lock);
+}
 
 /* ----------------------------------------------------- weight access */
 
@@ -594,6 +610,7 @@ void pm_ddcolor_free(pm_ddcolor *m)
     if (m->ck)
         pm_ckpt_close(m->ck);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->plan_lock);
     pm_free(m);
 }
 
@@ -606,6 +623,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     if (!m)
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->plan_lock, NULL);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->threads = opts && opts->threads > 0 ? opts->threads : pm_cpu_count();
     if (opts && opts->precision != PM_PREC_FP32) {
@@ -1174,7 +1192,9 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
         if (m->plan)
             plan_free(m->plan);
         m->plan = NULL;
-        if ((rc = plan_build(m, size, &m->plan)))
+        rc = plan_build(m, size, &m->plan);
+        publish_plan(m);
+        if (rc)
             goto unlock;
     }
     dd_plan *p = m->plan;
@@ -1212,13 +1232,18 @@ void pm_ddcolor_trim(pm_ddcolor *m)
     if (m->plan)
         plan_free(m->plan);
     m->plan = NULL;
+    publish_plan(m);
     pthread_mutex_unlock(&m->lock);
 }
 
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
 {
-    if (m->plan && m->plan->size == size)
-        return m->plan->bytes;
+    pm_ddcolor *mm = (pm_ddcolor *)m; /* the leaf lock only; nothing else changes */
+    pthread_mutex_lock(&mm->plan_lock);
+    uint64_t planned = m->plan_size == size ? m->plan_bytes : 0;
+    pthread_mutex_unlock(&mm->plan_lock);
+    if (planned)
+        return planned;
     /* Estimate: the buffers plan_build allocates (without alignment padding),
      * plus the reordered convolution weights. */
     const pm_ddcolor_config *c = &m->cfg;

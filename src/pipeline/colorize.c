@@ -354,9 +354,9 @@ static int desc_colorize(void *state, const pm_image *in, pm_image *out, int inp
     return pm_colorize_run(state, in, &o, out, ctx);
 }
 
-static uint64_t desc_mem(const void *state, int w, int h)
+static uint64_t desc_mem(const void *state, int w, int h, int input_size)
 {
-    return pm_colorize_mem_estimate(state, w, h, PM_COLORIZE_SIZE_DEFAULT);
+    return pm_colorize_mem_estimate(state, w, h, input_size > 0 ? input_size : PM_COLORIZE_SIZE_DEFAULT);
 }
 
 const pm_model_desc pm_model_ddcolor = {

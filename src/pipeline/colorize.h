@@ -45,8 +45,9 @@ const char *pm_upsample_name(pm_upsample u);
 int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *opts, pm_image *out,
                     const pm_run_ctx *ctx);
 
-/* Predicted peak working memory (bytes) of pm_colorize_run for a w x h image
- * at input size S, excluding the weights and the input image:
+/* Predicted peak memory (bytes) of a colorize job on a w x h image at input
+ * size S, in the meaning of pm_model_desc.mem_estimate (the whole job above
+ * the loaded model, including the weights its first run lays out):
  * a(S) + b * w * h, with a and b calibrated by bench/ddcolor (mem_law). */
 uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_size);
 

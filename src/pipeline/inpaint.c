@@ -375,12 +375,12 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
         return base;
     pm_hd_strategy s = effective_strategy(opts, img->width, img->height);
     if (s == PM_HD_ORIGINAL)
-        return base + m->mem_estimate(state, img->width, img->height);
+        return base + m->mem_estimate(state, img->width, img->height, 0);
     if (s == PM_HD_RESIZE) {
         int longest = img->width > img->height ? img->width : img->height;
         double k = (double)opts->resize_limit / longest;
         int w = (int)(img->width * k), h = (int)(img->height * k);
-        return base + px * 3 + m->mem_estimate(state, w, h);
+        return base + px * 3 + m->mem_estimate(state, w, h, 0);
     }
     pm_image bm = {0};
     pm_box *boxes = NULL;
@@ -396,7 +396,7 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
     if (ok && find_regions(bmp, opts->crop_margin, &boxes, &n) == 0) {
         for (int i = 0; i < n; i++) {
             int w = boxes[i].x1 - boxes[i].x0, h = boxes[i].y1 - boxes[i].y0;
-            uint64_t e = m->mem_estimate(state, w, h) + (uint64_t)w * h * 8;
+            uint64_t e = m->mem_estimate(state, w, h, 0) + (uint64_t)w * h * 8;
             if (e > worst)
                 worst = e;
         }

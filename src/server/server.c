@@ -1314,12 +1314,7 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&srv->tick_lock);
     while (!srv->tick_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)(TICK * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        pm_deadline(&ts, TICK);
         pthread_cond_timedwait(&srv->tick_cv, &srv->tick_lock, &ts);
         if (srv->tick_stop)
             break;
@@ -1353,11 +1348,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     atomic_init(&srv->state, PM_SERVER_LOADING);
     pm_metrics_init(&srv->metrics);
     pthread_mutex_init(&srv->tick_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->tick_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pm_cond_init_monotonic(&srv->tick_cv);
     srv->listen = pm_strdup(cfg->listen ? cfg->listen : "127.0.0.1:8080");
     if (cfg->web_dir)
         srv->web_dir = pm_strdup(cfg->web_dir);
@@ -1417,6 +1408,13 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     }
     opts[n] = NULL;
 
+    /* The sampler and the event sink exist before the first request can be
+     * answered: request threads read srv->sampler without a lock. */
+    if (cfg->sample_interval > 0 &&
+        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv)))
+        goto free_hub;
+    pm_sched_set_event_fn(sched, on_job_event, srv);
+
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
@@ -1429,7 +1427,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     if (!srv->ctx) {
         rc = pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
                        srv->listen, errtext[0] ? errtext : "civetweb failed to start");
-        goto free_hub;
+        goto stop_sampler;
     }
     struct mg_server_port ports[4];
     int np = mg_get_server_ports(srv->ctx, 4, ports);
@@ -1440,23 +1438,18 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     mg_set_request_handler(srv->ctx, "/readyz", readyz_handler, srv);
     mg_set_request_handler(srv->ctx, "/metrics", metrics_handler, srv);
     pm_ws_hub_attach(srv->hub, srv->ctx, "/ws");
-    pm_sched_set_event_fn(sched, on_job_event, srv);
 
     if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
         srv->ticker_started = 1;
-    if (cfg->sample_interval > 0 &&
-        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv))) {
-        *out = srv;
-        pm_server_stop(srv);
-        *out = NULL;
-        return rc;
-    }
     *out = srv;
     return 0;
 
+stop_sampler:
+    pm_sched_set_event_fn(sched, NULL, NULL);
+    pm_sampler_stop(srv->sampler);
+    mg_exit_library();
 free_hub:
     pm_ws_hub_destroy(srv->hub);
-    mg_exit_library();
 free_server:
     pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);

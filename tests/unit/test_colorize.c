@@ -234,7 +234,7 @@ static void test_registry_entry(void **st)
     fill(&in, 1);
     assert_int_equal(pm_model_ddcolor.colorize(state, &in, &out, 64, NULL), 0);
     assert_int_equal(out.channels, 3);
-    assert_true(pm_model_ddcolor.mem_estimate(state, 33, 21) > 0);
+    assert_true(pm_model_ddcolor.mem_estimate(state, 33, 21, 0) > 0);
     pm_image_free(&out);
     pm_image_free(&in);
     pm_model_ddcolor.unload(state);

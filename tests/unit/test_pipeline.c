@@ -61,9 +61,10 @@ static int fake_inpaint(void *state, const pm_image *rgb, const pm_image *mask, 
     return 0;
 }
 
-static uint64_t fake_mem(const void *s, int w, int h)
+static uint64_t fake_mem(const void *s, int w, int h, int input_size)
 {
     (void)s;
+    (void)input_size;
     return (uint64_t)w * h * 100;
 }
 
