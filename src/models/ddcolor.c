@@ -1295,3 +1295,54 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         convw += (int64_t)m->dec[k].n * (m->dec[k].n + m->dec[k].cs) * 9;
     return (uint64_t)(f + convw) * sizeof(float);
 }
+
+/* ------------------------------------------------------- registry */
+
+static int desc_load(const char *path, const pm_model_opts *opts, void **state)
+{
+    pm_ddcolor *m;
+    int rc = pm_ddcolor_load(path, opts, &m);
+    *state = rc ? NULL : m;
+    return rc;
+}
+
+static void desc_unload(void *state)
+{
+    pm_ddcolor_free(state);
+}
+
+static int desc_colorize(void *state, const float *rgb, int size, float *ab, const pm_run_ctx *ctx)
+{
+    return pm_ddcolor_predict(state, rgb, size, ab, ctx);
+}
+
+/* Calibrated with bench/ddcolor (run_bench.py --mem-law, DDColor-L at 512,
+ * images of 0.26 to 12 MP): a run's RSS peak over the warm model was
+ * 194 MiB + 3.08 bytes/pixel, of which the plan and the pipeline's buffers
+ * (pm_malloc) were 184 MiB + 3 bytes/pixel; the rest, at most 11 MiB, is
+ * oneDNN's kernels and thread stacks: 32 MiB are allowed. The first run of a
+ * loaded model also lays its weights out for oneDNN (the checkpoint's pages
+ * were released at load): measured with `pixmend calibrate`, a fresh model's
+ * run peaked at 319-345 MiB (tiny) and 983-1005 MiB (L) over the loaded
+ * state. Admission must cover that first run, so the weights are counted;
+ * later runs need less. */
+static uint64_t desc_mem(const void *state, int w, int h, int input_size)
+{
+    const pm_ddcolor *m = state;
+    uint64_t S = (uint64_t)(input_size > 0 ? input_size : PM_DDCOLOR_SIZE_DEFAULT);
+    uint64_t pipe = S * S * 9 * sizeof(float) + (uint64_t)(w + h) * 64;
+    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20) + pm_ddcolor_weight_bytes(m);
+    uint64_t b = 4; /* the output image (3 or 4 bytes a pixel) */
+    return a + b * (uint64_t)w * (uint64_t)h;
+}
+
+const pm_model_desc pm_model_ddcolor = {
+    .name = "ddcolor",
+    .task = PM_TASK_COLORIZE,
+    .needs_file = 1,
+    .load = desc_load,
+    .unload = desc_unload,
+    .inpaint = NULL,
+    .colorize = desc_colorize,
+    .mem_estimate = desc_mem,
+};

@@ -2,6 +2,7 @@
  * encode the result. Nothing here touches the scheduler's state. */
 #include "sched/sched_internal.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/colorize.h"
 #include "pipeline/resample.h"
 
 #include "base/base.h"
@@ -11,7 +12,6 @@
 #include <string.h>
 
 /* Input size of the colorization network (DDColor's published setting). */
-#define PM_COLORIZE_INPUT 512
 
 const char *pm_format_ext(enum pm_format f)
 {
@@ -125,8 +125,10 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
             rc = pm_errorf(PM_EINVAL, "model '%s' does not colorize", x->model->name);
             goto free_images;
         }
-        rc = x->model->colorize(x->model_state, &img, &res,
-                                 x->spec->input_size > 0 ? x->spec->input_size : PM_COLORIZE_INPUT, x->ctx);
+        pm_colorize_opts co = pm_colorize_default_opts();
+        if (x->spec->input_size > 0)
+            co.input_size = x->spec->input_size;
+        rc = pm_colorize_run(x->model, x->model_state, &img, &co, &res, x->ctx);
     }
     if (rc)
         goto free_images;
