@@ -23,6 +23,9 @@ const SHELL = [
   'js/colorize.js',
   'js/chart.js',
   'js/dashboard.js',
+  'js/masktools.js',
+  'js/batch.js',
+  'js/zip.js',
 ];
 const NEVER = /^\/(api|ws|metrics|healthz|readyz)(\/|$)/;
 
