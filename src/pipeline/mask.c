@@ -20,30 +20,28 @@ typedef struct dt_work {
 } dt_work;
 
 /* vd[y*w+x] = distance from (x, y) to the nearest pixel of its column whose
- * "set" state equals `target`, or cap when none is nearer than cap. */
+ * "set" state equals `target`, or cap when none is nearer than cap. Row by
+ * row (down, then up), so that memory is read in order. */
 static void column_pass(const pm_image *m, int target, uint16_t cap, uint16_t *vd)
 {
     int w = m->width, h = m->height;
-    for (int x = 0; x < w; x++) {
-        uint16_t d = cap;
-        for (int y = 0; y < h; y++) {
-            size_t i = (size_t)y * w + x;
-            if ((m->data[i] != 0) == target)
-                d = 0;
-            else if (d < cap)
-                d++;
-            vd[i] = d;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = m->data + (size_t)y * w;
+        uint16_t *d = vd + (size_t)y * w;
+        const uint16_t *above = y ? d - w : NULL;
+        for (int x = 0; x < w; x++) {
+            if ((row[x] != 0) == target)
+                d[x] = 0;
+            else
+                d[x] = above && above[x] < cap ? (uint16_t)(above[x] + 1) : cap;
         }
-        d = cap;
-        for (int y = h - 1; y >= 0; y--) {
-            size_t i = (size_t)y * w + x;
-            if (vd[i] == 0)
-                d = 0;
-            else if (d < cap)
-                d++;
-            if (d < vd[i])
-                vd[i] = d;
-        }
+    }
+    for (int y = h - 2; y >= 0; y--) {
+        uint16_t *d = vd + (size_t)y * w;
+        const uint16_t *below = d + w;
+        for (int x = 0; x < w; x++)
+            if (below[x] + 1 < d[x])
+                d[x] = (uint16_t)(below[x] + 1);
     }
 }
 
