@@ -26,6 +26,7 @@ const SHELL = [
   'js/masktools.js',
   'js/batch.js',
   'js/zip.js',
+  'js/jpegquality.js',
 ];
 const NEVER = /^\/(api|ws|metrics|healthz|readyz)(\/|$)/;
 

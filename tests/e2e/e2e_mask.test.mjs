@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { encodePNG, decodePNG } from './png.mjs';
+import { jpegQuality } from '../../web/js/jpegquality.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.PM_SOURCE_DIR || path.resolve(HERE, '../..');
@@ -369,6 +370,31 @@ print(json.dumps([[i.filename, i.compress_type, len(z.read(i))] for i in z.infol
 
     await page.click('#batch-close');
     assert.equal(await page.evaluate(() => document.getElementById('batch').open), false);
+    assert.deepEqual(errors, []);
+  });
+
+  it('gives a JPEG photo back as a JPEG at its own quality, also when the page blends the result', async () => {
+    assert.equal(jpegQuality(fs.readFileSync(files['photo3.jpg'])), 80);
+    await page.setInputFiles('#ed-file', files['photo3.jpg']);
+    await page.waitForFunction(() => window.pixmend.editor.photo.name === 'photo3.jpg');
+    assert.equal(await page.evaluate(() => window.pixmend.editor.photo.quality), 0.8);
+    await page.evaluate(() => window.pixmend.editor.setFeather(0));
+    await stroke(page, [[60, 55], [80, 55]]);
+    await page.click('#ed-run');
+    await page.waitForFunction(() => /^Done/.test(document.getElementById('ed-status').textContent), null, { timeout: 60000 });
+    const plain = await download(page, () => page.click('#ed-download'));
+    assert.equal(plain.name, 'photo3.jpg');
+    assert.equal(jpegQuality(plain.bytes), 80, 'the server keeps the quality');
+    // Feathered: the page blends and encodes it, at the photo's quality too.
+    await page.evaluate(() => window.pixmend.editor.setFeather(6));
+    await stroke(page, [[200, 150], [230, 150]]);
+    await page.click('#ed-run');
+    await page.waitForFunction(() => /^Done/.test(document.getElementById('ed-status').textContent) &&
+      window.pixmend.editor.current.blob === null, null, { timeout: 60000 });
+    const blended = await download(page, () => page.click('#ed-download'));
+    assert.equal(blended.name, 'photo3.jpg');
+    assert.equal(jpegQuality(blended.bytes), 80, 'the page encodes at the photo\'s quality');
+    await page.evaluate(() => window.pixmend.editor.setFeather(0));
     assert.deepEqual(errors, []);
   });
 });
