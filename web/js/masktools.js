@@ -126,6 +126,7 @@ export class MaskTools {
       note: $('ed-mask-note'),
     };
     const e = this.el;
+    if (window.matchMedia('(max-width: 760px)').matches) $('ed-masktools').open = false; // as Settings: room for the photo
     e.px.value = String(Math.min(GROW_MAX, Math.max(1, prefs.get('grow', 5))));
     e.open.addEventListener('click', () => this.pick());
     e.file.addEventListener('change', () => {
