@@ -129,7 +129,7 @@ void pm_job_spec_default(pm_job_spec *spec)
     memset(spec, 0, sizeof *spec);
     spec->task = PM_TASK_INPAINT;
     spec->priority = PM_PRIORITY_DEFAULT;
-    spec->format = PM_FMT_PNG;
+    spec->format = PM_FMT_UNKNOWN;
     spec->hd_strategy = PM_HD_AUTO;
     spec->input_size = 512;
 }
@@ -1330,8 +1330,10 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
 {
     int rc;
     pm_job_spec spec = *spec_in;
-    if (spec.format == PM_FMT_UNKNOWN)
-        spec.format = PM_FMT_PNG;
+    if (spec.format == PM_FMT_UNKNOWN) { /* the input's format; an unreadable one fails validation */
+        enum pm_format in = pm_format_sniff(image, image_len);
+        spec.format = in == PM_FMT_UNKNOWN ? PM_FMT_PNG : in;
+    }
     int w = 0, h = 0;
 
     /* Refuse early when full, before spending time decoding. */

@@ -18,6 +18,7 @@
 #include "base/base.h"
 #include "monitor/monitor.h"
 #include "monitor/sampler.h"
+#include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "sched/gate.h"
 
@@ -186,6 +187,7 @@ static const char *code_name(int rc)
     case PM_ECANCELLED: return "cancelled";
     case PM_EBUSY: return "busy";
     case PM_EMISMATCH: return "mask_mismatch";
+    case PM_EMASKEMPTY: return "empty_mask";
     case PM_ENOSOURCE: return "no_source";
     case PM_ETIMEOUT: return "timeout";
     default: return "internal";
@@ -210,7 +212,8 @@ static void send_submit_error(req *r, int rc, const char *msg)
     case PM_ETRUNCATED:
     case PM_EEXTENSION:
     case PM_EUNSUPPORTED: status = 415; why = PM_REJECT_UNSUPPORTED; break;
-    case PM_EMISMATCH: status = 422; why = PM_REJECT_MISMATCH; break;
+    case PM_EMISMATCH:
+    case PM_EMASKEMPTY: status = 422; why = PM_REJECT_MISMATCH; break;
     case PM_EBUSY:
         if (pm_sched_draining(srv->sched) || atomic_load(&srv->state) == PM_SERVER_DRAINING) {
             status = 503;
@@ -256,6 +259,8 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     else
         pm_sb_puts(sb, ",\"queue_position\":null");
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
+    if (j->spec.task == PM_TASK_INPAINT)
+        pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);
@@ -513,7 +518,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size"
+#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -535,7 +540,8 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
     for (int i = 0; i < f->n; i++) {
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
-                                            "format", "hd_strategy", "mask_resize", "quality", "input_size"};
+                                            "format", "hd_strategy", "mask_resize", "quality", "input_size",
+                                            "mask_dilate"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -632,6 +638,14 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
                 snprintf(msg, sizeof msg,
                          "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
                          "not '%s'", v);
+                goto bad;
+            }
+            break;
+        case 10:
+            if (parse_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
+                snprintf(msg, sizeof msg,
+                         "mask_dilate must be a whole number of pixels from -%d to %d (negative shrinks the mask), "
+                         "not '%s'", PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, v);
                 goto bad;
             }
             break;
