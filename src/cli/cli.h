@@ -65,5 +65,6 @@ extern const pm_command pm_cmd_serve;
 extern const pm_command pm_cmd_colorize;
 extern const pm_command pm_cmd_bench;
 extern const pm_command pm_cmd_calibrate;
+extern const pm_command pm_cmd_report;
 
 #endif

@@ -43,6 +43,7 @@ static const pm_optdef opts[] = {
     {"aging-seconds", 0, 1},
     {"fast-lane-pixels", 0, 1},
     {"max-wait", 0, 1},
+    {"test-leak-bytes", 0, 1}, /* testing only, not in --help: see docs/operations.md */
     {0},
 };
 
@@ -209,6 +210,8 @@ static int run(int argc, char **argv)
     if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "http-threads", 4, 4096, &hc.http_threads))
         return 2;
     if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "job-delay-ms", 0, 3600000, &sc.job_delay_ms))
+        return 2;
+    if ((s = OPT("test-leak-bytes")) && pm_cli_size(&pm_cmd_serve, "test-leak-bytes", s, &sc.test_leak_bytes))
         return 2;
     sc.max_wait = 900;
     sc.mem_budget = budget_share(BUDGET_SHARE);

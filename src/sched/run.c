@@ -9,7 +9,9 @@
 #include "base/base.h"
 #include "monitor/monitor.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Input size of the colorization network (DDColor's published setting). */
@@ -227,4 +229,23 @@ int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec,
     *rss_peak = hwm_ok && hwm > rss0 ? hwm - rss0 : 0;
     pm_free(out);
     return rc;
+}
+
+/* The planted leak's blocks: each starts with a pointer to the one before. */
+static void *test_leak_head;
+static pthread_mutex_t test_leak_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Owns the blocks for the life of the process (never freed, on purpose). */
+void pm_job_test_leak(uint64_t bytes)
+{
+    if (bytes < sizeof(void *) || bytes > ((uint64_t)1 << 32))
+        return;
+    void **block = malloc((size_t)bytes);
+    if (!block)
+        return;
+    memset(block, 0x5a, (size_t)bytes);
+    pthread_mutex_lock(&test_leak_lock);
+    block[0] = test_leak_head;
+    test_leak_head = block;
+    pthread_mutex_unlock(&test_leak_lock);
 }

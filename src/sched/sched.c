@@ -750,6 +750,8 @@ static int run_job(pm_worker *w, pm_job *j, uint8_t **out, size_t *out_len)
         rc = pm_errorf(PM_ECANCELLED, "cancelled before it started");
     else
         rc = pm_job_execute(&x, out, out_len);
+    if (rc == 0 && s->cfg.test_leak_bytes > 0)
+        pm_job_test_leak(s->cfg.test_leak_bytes);
 
 free_inputs:
     pm_free(mask_file);

@@ -114,6 +114,8 @@ typedef struct pm_sched_config {
     pm_limits limits;           /* decode limits for inputs */
     int job_delay_ms;           /* testing: each job first waits this long in
                                    cancellable 20 ms steps reported as progress */
+    uint64_t test_leak_bytes;   /* testing only: each finished job keeps this many
+                                   bytes for good (pm_job_test_leak), a planted leak */
     /* admission (design.md, Admission) */
     uint64_t mem_budget;        /* bytes the running jobs' predictions may add up to; 0 = no budget */
     double pause_at, resume_below; /* the gate's marks, fractions (0.85, 0.75) */
@@ -240,6 +242,11 @@ int pm_sched_recent(pm_sched *s, pm_job_info *out, int max);
  * held through pm_* above its start, *rss_peak = VmHWM growth over the run
  * (after resetting it through /proc/self/clear_refs; 0 where that is not
  * possible), *seconds = wall time. For `pixmend calibrate`. */
+/* Testing only (serve --test-leak-bytes): keeps `bytes` of touched memory
+ * reachable from a static list until the process ends, so that RSS grows by
+ * about that much per call while leak checkers see no lost block. */
+void pm_job_test_leak(uint64_t bytes);
+
 int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec, const pm_limits *lim,
                    const uint8_t *image, size_t image_len, const uint8_t *mask, size_t mask_len,
                    uint64_t *heap_peak, uint64_t *rss_peak, double *seconds);

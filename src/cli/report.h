@@ -1,0 +1,223 @@
+/* pixmend report: shared types of the capacity report (cmd_report.c and the
+ * report_*.c files). Everything here is the CLI layer: it talks to a server
+ * over HTTP on loopback and reads /proc; it links no scheduler code. */
+#ifndef PM_CLI_REPORT_H
+#define PM_CLI_REPORT_H
+
+#include "base/base.h"
+#include "pixmend.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RP_MAX_MODELS 4
+#define RP_MAX_SIZES 8
+#define RP_MAX_REPEAT 100
+#define RP_MAX_POINTS 4096
+#define RP_MAX_DRILLS 8
+#define RP_NTIERS 5
+
+/* ------------------------------------------------------------ HTTP (report_http.c) */
+
+typedef struct rp_resp {
+    int status;      /* HTTP status, or 0 when no answer came */
+    char *body;      /* NUL-terminated; caller owns (free) */
+    size_t len;
+    double seconds;  /* from connect to the last byte read */
+} rp_resp;
+
+/* One request to host:port with Connection: close. `ctype`/`body` may be NULL.
+ * Returns 0 with *r filled (r->body owned by the caller, rp_resp_free), or a
+ * negative PM_E* code when no answer was read (connection refused, timeout). */
+int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,
+            const void *body, size_t len, double timeout_s, rp_resp *r);
+void rp_resp_free(rp_resp *r);
+/* A connected TCP socket to host:port (blocking), or -1. */
+int rp_connect(const char *host, int port, double timeout_s);
+
+/* A multipart/form-data body with the parts image, mask (may be NULL) and
+ * model. Caller owns *body (free); ctype receives the Content-Type value. */
+int rp_multipart(const uint8_t *image, size_t image_len, const char *image_name, const char *image_type,
+                 const uint8_t *mask, size_t mask_len, const char *model, uint8_t **body, size_t *len,
+                 char *ctype, size_t ctype_len);
+
+/* The number after "key": in json (first occurrence at or after `from`), or
+ * `dflt` when absent or null. */
+double rp_json_num(const char *json, const char *key, double dflt);
+/* The string value of "key" copied into out (empty when absent). */
+void rp_json_str(const char *json, const char *key, char *out, size_t len);
+
+/* ------------------------------------------------------------ the server (report_server.c) */
+
+typedef struct rp_server {
+    char host[64];
+    int port;
+    pid_t pid;          /* our child, or 0 with --url */
+    int out_fd;         /* the reading end of its stdout, 0 when none */
+    char data_dir[512]; /* our temporary data directory ("" with --url) */
+    char exe[4096];
+} rp_server;
+
+/* Starts `exe serve --listen 127.0.0.1:0 --data-dir dir` plus extra arguments
+ * (NULL-terminated), reads the port from its start-up line and waits for
+ * /readyz. Returns 0, or PM_EIO with the detail set. */
+int rp_server_start(rp_server *s, const char *exe, const char *dir, const char *const *extra);
+/* SIGTERM, wait (SIGKILL after 10 s). Safe when nothing runs. */
+void rp_server_stop(rp_server *s);
+/* SIGKILL and reap, as a crash would. */
+void rp_server_kill9(rp_server *s);
+/* VmRSS and VmHWM of the child in bytes (0 when unknown). */
+uint64_t rp_proc_rss(pid_t pid);
+uint64_t rp_proc_hwm(pid_t pid);
+/* Open file descriptors of the child, or -1. */
+int rp_proc_fds(pid_t pid);
+/* The server's RSS: the child's /proc, else /api/v1/stats memory.rss_bytes. */
+uint64_t rp_server_rss(const rp_server *s);
+/* GET and parse /api/v1/stats into a fresh body (caller frees); NULL on failure. */
+char *rp_stats(const rp_server *s);
+
+/* Submits an inpaint job asynchronously and waits for it; fills the figures
+ * below. Returns 0 when the job ended done and its result was read. */
+typedef struct rp_job {
+    char id[64];
+    int http_status;        /* of the submission */
+    double e2e_s;           /* submit until the result's last byte */
+    double engine_s;        /* resources.wall_s */
+    double cpu_s;           /* resources.cpu_s */
+    double peak_bytes;      /* resources.peak_bytes (heap peak of the job) */
+    double predicted_bytes; /* resources.predicted_bytes */
+    size_t result_len;
+    char state[16];
+} rp_job;
+int rp_job_run(const rp_server *s, const uint8_t *body, size_t len, const char *ctype, double timeout_s, rp_job *j);
+/* Polls one job until it is done/failed/cancelled or timeout_s passes. */
+int rp_job_wait(const rp_server *s, const char *id, double timeout_s, rp_job *j);
+
+/* ------------------------------------------------------------ measurements (report_measure.c) */
+
+typedef struct rp_input {
+    int w, h;
+    uint8_t *image, *mask; /* JPEG image, PNG mask; owned (free) */
+    size_t image_len, mask_len;
+    double mask_share;     /* fraction of pixels the mask selects */
+} rp_input;
+
+/* The generated photograph-like test image and its mask (see cmd_report's help). */
+int rp_make_input(int w, int h, rp_input *in);
+void rp_input_free(rp_input *in);
+
+typedef struct rp_cell { /* one model at one size */
+    char model[32];
+    int w, h, runs, errors;
+    double e2e[RP_MAX_REPEAT], engine[RP_MAX_REPEAT];
+    double e2e_p50, e2e_p95, e2e_max, eng_p50, eng_p95, eng_max;
+    double cpu_s;             /* median CPU seconds */
+    double job_peak;          /* largest resources.peak_bytes */
+    double rss_above_base;    /* process RSS peak (VmHWM) above the idle RSS */
+    double process_peak;      /* VmHWM of the server process */
+    double predicted;         /* admission's prediction */
+    double law_predicted;     /* the fitted law's prediction at the end of the run */
+    double disk_write_ms;     /* server's disk_write_ms p50 after this cell */
+    double gpu_peak;          /* GPU memory peak in bytes, -1 when no GPU */
+} rp_cell;
+
+typedef struct rp_series {
+    int n;
+    double t[RP_MAX_POINTS], v[RP_MAX_POINTS], fds[RP_MAX_POINTS];
+} rp_series;
+
+typedef struct rp_leak {
+    int jobs, errors;
+    rp_series rss;         /* x = job index, v = RSS bytes */
+    double slope, intercept; /* bytes per job */
+    double threshold;      /* the verdict's bound */
+    int pass;
+} rp_leak;
+
+typedef struct rp_soak {
+    double seconds;
+    int jobs, errors;
+    rp_series samples;     /* t = seconds since start, v = RSS, fds */
+    double rss_first, rss_last, fds_first, fds_last, drift_bytes;
+    int pass;
+    char why[256];
+} rp_soak;
+
+typedef struct rp_drill {
+    char name[32];
+    char expected[200];
+    char observed[300];
+    int ran, pass;        /* ran = 0: skipped */
+} rp_drill;
+
+typedef struct rp_tier_row {
+    char model[32];
+    double a, b;                /* the law: bytes + bytes/pixel */
+    char source[16];
+    int w[RP_NTIERS + 1], h[RP_NTIERS + 1]; /* largest 4:3 image per tier, the last = this box */
+} rp_tier_row;
+
+/* Everything the report holds. */
+typedef struct rp_report {
+    /* options */
+    const char *url;
+    char exe[4096];
+    char outdir[1024];
+    int nmodels;
+    char models[RP_MAX_MODELS][32];
+    const char *model_args[RP_MAX_MODELS];
+    int nsizes;
+    int sizes[RP_MAX_SIZES][2];
+    int repeat, concurrency, leak_jobs;
+    double soak_s;
+    char faults[256];
+    char mem_budget[64];
+    int quiet;
+    /* results */
+    rp_server srv;
+    double baseline_rss;
+    rp_cell cells[RP_MAX_MODELS * RP_MAX_SIZES];
+    int ncells;
+    rp_leak leak;
+    rp_soak soak;
+    rp_drill drills[RP_MAX_DRILLS];
+    int ndrills;
+    rp_tier_row tiers[RP_MAX_MODELS];
+    int ntiers;
+    double box_bytes, budget_share;
+    double disk_write_p50_ms, disk_write_p95_ms;
+    char started_at[32];
+    double total_s;
+    int pass;
+} rp_report;
+
+/* Progress on the terminal: phase and time left. */
+typedef struct rp_progress {
+    int enabled;
+    double start, planned_s, done_s, phase_start, phase_s;
+    char phase[48];
+} rp_progress;
+void rp_progress_phase(rp_progress *p, const char *phase, double planned_s);
+void rp_progress_tick(rp_progress *p, double frac);
+void rp_progress_end(rp_progress *p);
+
+int rp_measure_cells(rp_report *r, rp_progress *p);
+int rp_measure_leak(rp_report *r, rp_progress *p);
+int rp_measure_soak(rp_report *r, rp_progress *p);
+void rp_measure_tiers(rp_report *r);
+/* Least-squares line through (x[i], y[i]). */
+void rp_fit_line(const double *x, const double *y, int n, double *slope, double *intercept);
+double rp_quantile(const double *v, int n, double q);
+
+/* ------------------------------------------------------------ drills (report_faults.c) */
+int rp_run_drills(rp_report *r, rp_progress *p);
+/* "oversize,bad-file,...": the drills --faults may name. */
+const char *rp_drill_names(void);
+
+/* ------------------------------------------------------------ output (report_out.c) */
+int rp_write_json(const rp_report *r, const char *path);
+int rp_write_md(const rp_report *r, const char *path);
+int rp_write_html(const rp_report *r, const char *path);
+
+#endif

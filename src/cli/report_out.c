@@ -1,0 +1,406 @@
+/* pixmend report: report.json, report.md and report.html (one self-contained
+ * file with inline SVG plots). */
+#include "cli/report.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const double tier_gib[RP_NTIERS] = {2, 4, 8, 16, 32};
+
+/* A figure, or null for the "unknown" sentinel (< 0). */
+static void jnum(FILE *f, const char *key, double v, int last)
+{
+    if (v < 0)
+        fprintf(f, "\"%s\":null%s", key, last ? "" : ",");
+    else
+        fprintf(f, "\"%s\":%.6g%s", key, v, last ? "" : ",");
+}
+
+static void jstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static const char *drill_status(const rp_drill *d)
+{
+    return !d->ran ? "skipped" : d->pass ? "passed" : "failed";
+}
+
+static void json_machine(FILE *f)
+{
+    pm_sysinfo si;
+    pm_sysinfo_read(&si);
+    fprintf(f, "\"machine\":{\"cpu\":");
+    jstr(f, si.cpu_model);
+    fprintf(f, ",\"isa\":{\"avx2\":%s,\"avx512f\":%s,\"avx512_bf16\":%s},\"logical_cores\":%d,\"physical_cores\":%d,",
+            si.has_avx2 ? "true" : "false", si.has_avx512f ? "true" : "false", si.has_avx512_bf16 ? "true" : "false",
+            si.logical_cores, si.physical_cores);
+    fprintf(f, "\"memory_bytes\":%llu,\"memory_available_bytes\":%llu,", (unsigned long long)si.mem_total,
+            (unsigned long long)si.mem_available);
+    if (si.has_cgroup_limit)
+        fprintf(f, "\"cgroup_limit_bytes\":%llu,", (unsigned long long)si.cgroup_mem_max);
+    else
+        fprintf(f, "\"cgroup_limit_bytes\":null,");
+    fprintf(f, "\"gpus\":[");
+    for (int i = 0; i < si.gpu_count; i++) {
+        fprintf(f, "%s{\"name\":", i ? "," : "");
+        jstr(f, si.gpus[i].name);
+        fprintf(f, ",\"memory_bytes\":%llu}", (unsigned long long)si.gpus[i].mem_total);
+    }
+    fprintf(f, "],\"gpu_status\":");
+    jstr(f, si.gpu_count ? "ok" : si.nvml_status);
+    fprintf(f, "},");
+}
+
+static void json_options(FILE *f, const rp_report *r)
+{
+    fprintf(f, "\"options\":{\"url\":");
+    if (r->url)
+        jstr(f, r->url);
+    else
+        fputs("null", f);
+    fprintf(f, ",\"models\":[");
+    for (int i = 0; i < r->nmodels; i++) {
+        fprintf(f, "%s", i ? "," : "");
+        jstr(f, r->models[i]);
+    }
+    fprintf(f, "],\"sizes\":[");
+    for (int i = 0; i < r->nsizes; i++)
+        fprintf(f, "%s\"%dx%d\"", i ? "," : "", r->sizes[i][0], r->sizes[i][1]);
+    fprintf(f, "],\"repeat\":%d,\"concurrency\":%d,\"soak_s\":%g,\"faults\":", r->repeat, r->concurrency, r->soak_s);
+    jstr(f, r->faults);
+    fprintf(f, ",\"mem_budget\":");
+    if (r->mem_budget[0])
+        jstr(f, r->mem_budget);
+    else
+        fputs("null", f);
+    fprintf(f, ",\"leak_jobs\":%d},", r->leak_jobs);
+}
+
+static void json_series(FILE *f, const char *key, const double *v, int n)
+{
+    fprintf(f, "\"%s\":[", key);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%.6g", i ? "," : "", v[i]);
+    fprintf(f, "]");
+}
+
+static void json_runs(FILE *f, const rp_report *r)
+{
+    fprintf(f, "\"runs\":[");
+    for (int i = 0; i < r->ncells; i++) {
+        const rp_cell *c = &r->cells[i];
+        fprintf(f, "%s{\"model\":", i ? "," : "");
+        jstr(f, c->model);
+        fprintf(f, ",\"width\":%d,\"height\":%d,\"pixels\":%lld,\"runs\":%d,\"errors\":%d,", c->w, c->h,
+                (long long)c->w * c->h, c->runs, c->errors);
+        fprintf(f, "\"e2e_s\":{");
+        jnum(f, "p50", c->e2e_p50, 0);
+        jnum(f, "p95", c->e2e_p95, 0);
+        jnum(f, "max", c->e2e_max, 0);
+        json_series(f, "all", c->e2e, c->runs);
+        fprintf(f, "},\"engine_s\":{");
+        jnum(f, "p50", c->eng_p50, 0);
+        jnum(f, "p95", c->eng_p95, 0);
+        jnum(f, "max", c->eng_max, 0);
+        json_series(f, "all", c->engine, c->runs);
+        fprintf(f, "},");
+        jnum(f, "cpu_s", c->cpu_s, 0);
+        jnum(f, "job_peak_bytes", c->job_peak, 0);
+        jnum(f, "rss_above_baseline_bytes", c->rss_above_base, 0);
+        jnum(f, "process_peak_bytes", c->process_peak, 0);
+        jnum(f, "predicted_bytes", c->predicted, 0);
+        jnum(f, "law_predicted_bytes", c->law_predicted, 0);
+        jnum(f, "disk_write_ms_p50", c->disk_write_ms, 0);
+        jnum(f, "gpu_peak_bytes", c->gpu_peak, 1);
+        fprintf(f, "}");
+    }
+    fprintf(f, "],");
+}
+
+static void json_health(FILE *f, const rp_report *r)
+{
+    const rp_leak *L = &r->leak;
+    fprintf(f, "\"leak\":{\"jobs\":%d,\"errors\":%d,\"slope_bytes_per_job\":%.1f,\"intercept_bytes\":%.0f,"
+               "\"threshold_bytes_per_job\":%.0f,\"pass\":%s,",
+            L->jobs, L->errors, L->slope, L->intercept, L->threshold, L->pass ? "true" : "false");
+    json_series(f, "rss_bytes", L->rss.v, L->rss.n);
+    const rp_soak *S = &r->soak;
+    fprintf(f, "},\"soak\":{\"seconds\":%.1f,\"jobs\":%d,\"errors\":%d,\"rss_first_bytes\":%.0f,\"rss_last_bytes\":%.0f,"
+               "\"drift_bytes\":%.0f,\"fds_first\":%.1f,\"fds_last\":%.1f,\"pass\":%s,\"verdict\":",
+            S->seconds, S->jobs, S->errors, S->rss_first, S->rss_last, S->drift_bytes, S->fds_first, S->fds_last,
+            S->pass ? "true" : "false");
+    jstr(f, S->why);
+    fprintf(f, ",\"samples\":[");
+    for (int i = 0; i < S->samples.n; i++)
+        fprintf(f, "%s{\"t\":%.2f,\"rss_bytes\":%.0f,\"fds\":%.0f}", i ? "," : "", S->samples.t[i], S->samples.v[i],
+                S->samples.fds[i]);
+    fprintf(f, "]},");
+}
+
+static void json_tiers(FILE *f, const rp_report *r)
+{
+    fprintf(f, "\"tiers\":{\"budget_share\":%.4f,\"box_memory_bytes\":%.0f,\"models\":[", r->budget_share,
+            r->box_bytes);
+    for (int i = 0; i < r->ntiers; i++) {
+        const rp_tier_row *t = &r->tiers[i];
+        fprintf(f, "%s{\"model\":", i ? "," : "");
+        jstr(f, t->model);
+        fprintf(f, ",\"law\":{\"a_bytes\":%.0f,\"b_bytes_per_pixel\":%.4f,\"source\":", t->a, t->b);
+        jstr(f, t->source);
+        fprintf(f, "},\"largest\":[");
+        for (int k = 0; k <= RP_NTIERS; k++)
+            fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
+                    k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true",
+                    t->w[k], t->h[k]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "]},");
+}
+
+int rp_write_json(const rp_report *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    fprintf(f, "{\"pixmend_version\":\"%s\",\"started_at\":\"%s\",\"duration_s\":%.1f,\"pass\":%s,",
+            PM_VERSION_STRING, r->started_at, r->total_s, r->pass ? "true" : "false");
+    json_machine(f);
+    json_options(f, r);
+    fprintf(f, "\"server\":{\"mode\":\"%s\",\"baseline_rss_bytes\":%.0f,\"disk_write_ms\":{", r->url ? "url" : "own",
+            r->baseline_rss);
+    jnum(f, "p50", r->disk_write_p50_ms, 0);
+    jnum(f, "p95", r->disk_write_p95_ms, 1);
+    fprintf(f, "}},\"input\":{\"image\":\"generated: sky gradient, horizon, three octaves of value noise, hard-edged "
+               "blocks, grain; JPEG quality 90\",\"mask\":\"rectangle 28%% x 28%% of the sides at (40%%, 36%%)\","
+               "\"mask_share\":0.0784},");
+    json_runs(f, r);
+    json_health(f, r);
+    json_tiers(f, r);
+    fprintf(f, "\"drills\":[");
+    for (int i = 0; i < r->ndrills; i++) {
+        const rp_drill *d = &r->drills[i];
+        fprintf(f, "%s{\"name\":", i ? "," : "");
+        jstr(f, d->name);
+        fprintf(f, ",\"expected\":");
+        jstr(f, d->expected);
+        fprintf(f, ",\"observed\":");
+        jstr(f, d->observed);
+        fprintf(f, ",\"status\":\"%s\"}", drill_status(d));
+    }
+    fprintf(f, "]}\n");
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------ tables (report.md, and inside report.html) */
+
+static double mib(double b)
+{
+    return b < 0 ? -1 : b / 1048576.0;
+}
+
+/* The tables as Markdown; `html` wraps them for report.html's <pre>-free layout. */
+static void md_tables(FILE *f, const rp_report *r)
+{
+    fprintf(f, "## Latency and memory per model and size\n\n"
+               "| model | size | runs | end to end p50 / p95 / max (s) | engine p50 / p95 / max (s) | CPU s | job peak "
+               "(MiB) | RSS above idle (MiB) | process peak (MiB) | predicted (MiB) | law now (MiB) | errors |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < r->ncells; i++) {
+        const rp_cell *c = &r->cells[i];
+        fprintf(f, "| %s | %dx%d | %d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n",
+                c->model, c->w, c->h, c->runs, c->e2e_p50, c->e2e_p95, c->e2e_max, c->eng_p50, c->eng_p95, c->eng_max,
+                c->cpu_s, mib(c->job_peak), mib(c->rss_above_base), mib(c->process_peak), mib(c->predicted),
+                mib(c->law_predicted), c->errors);
+    }
+    fprintf(f, "\nResult disk writes (write, fsync, rename): p50 %.2f ms, p95 %.2f ms. GPU: %s.\n\n",
+            r->disk_write_p50_ms, r->disk_write_p95_ms,
+            r->ncells && r->cells[0].gpu_peak >= 0 ? "see gpu_peak_bytes in report.json" : "none seen by the server");
+    const rp_leak *L = &r->leak;
+    fprintf(f, "## Leak check\n\n%d identical 320x240 jobs after 5 warm-up jobs: RSS slope **%.0f bytes/job** "
+               "(bound %.0f), %d errors: **%s**.\n\n",
+            L->jobs, L->slope, L->threshold, L->errors, L->pass ? "clean" : "LEAK");
+    const rp_soak *S = &r->soak;
+    fprintf(f, "## Soak\n\n%.0f s, %d jobs, %d errors; RSS %.1f -> %.1f MiB (drift %+.1f MiB); descriptors %.0f -> %.0f: "
+               "**%s** (%s).\n\n",
+            S->seconds, S->jobs, S->errors, mib(S->rss_first), mib(S->rss_last), S->drift_bytes / 1048576.0,
+            S->fds_first, S->fds_last, S->pass ? "clean" : "FAILED", S->why);
+    fprintf(f, "## Memory tiers\n\nLargest 4:3 image per model from its memory law, with %.0f %% of the memory as the "
+               "budget:\n\n| model | law | 2 GiB | 4 GiB | 8 GiB | 16 GiB | 32 GiB | this box (%.1f GiB) |\n"
+               "|---|---|---|---|---|---|---|---|\n",
+            r->budget_share * 100, r->box_bytes / 1073741824.0);
+    for (int i = 0; i < r->ntiers; i++) {
+        const rp_tier_row *t = &r->tiers[i];
+        fprintf(f, "| %s | %.0f MiB + %.1f B/px (%s) |", t->model, t->a / 1048576, t->b, t->source);
+        for (int k = 0; k <= RP_NTIERS; k++)
+            if (t->w[k] > 0)
+                fprintf(f, " %dx%d |", t->w[k], t->h[k]);
+            else
+                fprintf(f, " none |");
+        fputc('\n', f);
+    }
+    fprintf(f, "\n## Fault drills\n\n| drill | expected | observed | result |\n|---|---|---|---|\n");
+    for (int i = 0; i < r->ndrills; i++) {
+        const rp_drill *d = &r->drills[i];
+        fprintf(f, "| %s | %s | %s | %s |\n", d->name, d->expected, d->observed, drill_status(d));
+    }
+}
+
+static void md_header(FILE *f, const rp_report *r)
+{
+    pm_sysinfo si;
+    pm_sysinfo_read(&si);
+    fprintf(f, "# pixmend capacity report\n\npixmend %s, %s, %s server. **%s**.\n\n"
+               "Machine: %s, %d logical / %d physical cores, AVX2 %s, AVX-512 %s, %.1f GiB memory%s, %d GPU(s).\n\n"
+               "Options: sizes",
+            PM_VERSION_STRING, r->started_at, r->url ? r->url : "own", r->pass ? "all checks passed" : "SOME CHECKS FAILED",
+            si.cpu_model, si.logical_cores, si.physical_cores, si.has_avx2 ? "yes" : "no",
+            si.has_avx512f ? "yes" : "no", si.mem_total / 1073741824.0, si.has_cgroup_limit ? " (cgroup-limited)" : "",
+            si.gpu_count);
+    for (int i = 0; i < r->nsizes; i++)
+        fprintf(f, "%s%dx%d", i ? "," : " ", r->sizes[i][0], r->sizes[i][1]);
+    fprintf(f, ", repeat %d, concurrency %d, soak %.0f s, faults %s. The input is a generated photograph-like "
+               "JPEG with a 7.8 %% rectangular mask.\n\n",
+            r->repeat, r->concurrency, r->soak_s, r->faults);
+}
+
+int rp_write_md(const rp_report *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    md_header(f, r);
+    md_tables(f, r);
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------ report.html */
+
+typedef struct plot_line {
+    const char *name;
+    int n;
+    const double *x, *y;
+} plot_line;
+
+static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+
+/* A line plot with axes from 0 to the largest value; y scaled by yscale. */
+static void svg_plot(FILE *f, const char *title, const char *xlabel, const char *ylabel, const plot_line *lines,
+                     int nlines, double xscale, double yscale)
+{
+    const double W = 560, H = 300, L = 70, B = 40, T = 30, R = 20;
+    double xmax = 0, ymax = 0;
+    for (int k = 0; k < nlines; k++)
+        for (int i = 0; i < lines[k].n; i++) {
+            if (lines[k].x[i] * xscale > xmax)
+                xmax = lines[k].x[i] * xscale;
+            if (lines[k].y[i] * yscale > ymax)
+                ymax = lines[k].y[i] * yscale;
+        }
+    if (xmax <= 0)
+        xmax = 1;
+    if (ymax <= 0)
+        ymax = 1;
+    ymax *= 1.1;
+    fprintf(f, "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" role=\"img\">"
+               "<title>%s</title><text x=\"%.0f\" y=\"18\" font-weight=\"bold\">%s</text>",
+            W, H, title, L, title);
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#444\"/>", L, H - B, W - R, H - B);
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#444\"/>", L, T, L, H - B);
+    for (int t = 0; t <= 4; t++) {
+        double yv = ymax * t / 4, yp = H - B - (H - B - T) * t / 4;
+        double xv = xmax * t / 4, xp = L + (W - L - R) * t / 4;
+        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"end\">%.3g</text>", L - 4, yp + 4, yv);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\">%.3g</text>", xp, H - B + 14,
+                xv);
+    }
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">%s</text>", (W + L) / 2, H - 6,
+            xlabel);
+    fprintf(f, "<text x=\"14\" y=\"%.0f\" font-size=\"12\" transform=\"rotate(-90 14 %.0f)\" "
+               "text-anchor=\"middle\">%s</text>",
+            (H - B + T) / 2, (H - B + T) / 2, ylabel);
+    for (int k = 0; k < nlines; k++) {
+        const char *col = colours[k % 4];
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
+        for (int i = 0; i < lines[k].n; i++)
+            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * lines[k].x[i] * xscale / xmax,
+                    H - B - (H - B - T) * lines[k].y[i] * yscale / ymax);
+        fprintf(f, "\"/>");
+        for (int i = 0; i < lines[k].n && lines[k].n <= 32; i++)
+            fprintf(f, "<circle r=\"3\" fill=\"%s\" cx=\"%.1f\" cy=\"%.1f\"/>", col,
+                    L + (W - L - R) * lines[k].x[i] * xscale / xmax, H - B - (H - B - T) * lines[k].y[i] * yscale / ymax);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"%s\">%s</text>", W - R - 150, T + 14.0 * (k + 1),
+                col, lines[k].name);
+    }
+    fprintf(f, "</svg></figure>\n");
+}
+
+/* Per-model lines of (pixels, value) from the cells. */
+static void cell_plot(FILE *f, const rp_report *r, const char *title, const char *ylabel, int what, double yscale)
+{
+    static double xs[RP_MAX_MODELS][RP_MAX_SIZES], ys[RP_MAX_MODELS][RP_MAX_SIZES];
+    plot_line lines[RP_MAX_MODELS];
+    for (int m = 0; m < r->nmodels; m++) {
+        lines[m] = (plot_line){r->models[m], 0, xs[m], ys[m]};
+        for (int i = 0; i < r->ncells; i++) {
+            const rp_cell *c = &r->cells[i];
+            if (strcmp(c->model, r->models[m]) != 0 || c->runs == 0)
+                continue;
+            xs[m][lines[m].n] = (double)c->w * c->h;
+            ys[m][lines[m].n] = what == 0 ? c->e2e_p50 : what == 1 ? c->eng_p50 : c->job_peak;
+            lines[m].n++;
+        }
+    }
+    svg_plot(f, title, "megapixels", ylabel, lines, r->nmodels, 1e-6, yscale);
+}
+
+int rp_write_html(const rp_report *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    fprintf(f, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>pixmend capacity report</title>"
+               "<style>body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em}"
+               "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+               "figure{display:inline-block;margin:0.5em}.pass{color:#2a2}.fail{color:#c22}pre{white-space:pre-wrap}"
+               "</style></head><body>\n<h1>pixmend capacity report</h1>\n<p class=\"%s\"><b>%s</b></p>\n",
+            r->pass ? "pass" : "fail", r->pass ? "All checks passed." : "Some checks failed.");
+    cell_plot(f, r, "End-to-end latency p50", "seconds", 0, 1);
+    cell_plot(f, r, "Engine latency p50", "seconds", 1, 1);
+    cell_plot(f, r, "Job peak memory", "MiB", 2, 1.0 / 1048576);
+    plot_line soak = {"RSS", r->soak.samples.n, r->soak.samples.t, r->soak.samples.v};
+    svg_plot(f, "Server RSS over the soak", "seconds", "MiB", &soak, 1, 1, 1.0 / 1048576);
+    plot_line leak = {"RSS", r->leak.rss.n, r->leak.rss.t, r->leak.rss.v};
+    svg_plot(f, "Server RSS over the leak check", "job", "MiB", &leak, 1, 1, 1.0 / 1048576);
+    fprintf(f, "<h2>Fault drills</h2><table><tr><th>drill</th><th>expected</th><th>observed</th><th>result</th></tr>\n");
+    for (int i = 0; i < r->ndrills; i++) {
+        const rp_drill *d = &r->drills[i];
+        fprintf(f, "<tr><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td></tr>\n", d->name, d->expected,
+                d->observed, d->ran && d->pass ? "pass" : "fail", drill_status(d));
+    }
+    /* The Markdown tables, as text: exact figures without a second renderer. */
+    fprintf(f, "</table>\n<h2>Tables</h2><pre>");
+    md_header(f, r);
+    md_tables(f, r);
+    fprintf(f, "</pre></body></html>\n");
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return pm_errorf(PM_EIO, "cannot write %s", path);
+    return 0;
+}
