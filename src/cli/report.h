@@ -130,7 +130,8 @@ typedef struct rp_series {
 typedef struct rp_leak {
     int jobs, errors;
     rp_series rss;         /* x = job index, v = RSS bytes */
-    double slope, intercept; /* bytes per job */
+    double slope;          /* bytes per job, fitted over the second half (the verdict's) */
+    double slope_all, intercept; /* the fit over every job after the warm-up */
     double threshold;      /* the verdict's bound */
     int pass;
 } rp_leak;

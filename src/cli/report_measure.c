@@ -322,6 +322,20 @@ static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, rp_progres
     return c->runs > 0 ? 0 : PM_EIO;
 }
 
+/* Writes the input next to the report, so that anyone can time it again. */
+static void save_input(const rp_report *r, const rp_input *in)
+{
+    char path[1200];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s-%dx%d.%s", r->outdir, k ? "mask" : "input", in->w, in->h, k ? "png" : "jpg");
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            continue;
+        fwrite(k ? in->mask : in->image, 1, k ? in->mask_len : in->image_len, f);
+        fclose(f);
+    }
+}
+
 int rp_measure_cells(rp_report *r, rp_progress *p)
 {
     int ncell = r->nmodels * r->nsizes, k = 0;
@@ -330,6 +344,7 @@ int rp_measure_cells(rp_report *r, rp_progress *p)
         rp_input in;
         if (rp_make_input(r->sizes[s][0], r->sizes[s][1], &in))
             return pm_errorf(PM_ENOMEM, "cannot make the %dx%d test image", r->sizes[s][0], r->sizes[s][1]);
+        save_input(r, &in);
         for (int m = 0; m < r->nmodels; m++) {
             rp_cell *c = &r->cells[r->ncells++];
             memset(c, 0, sizeof *c);
@@ -364,7 +379,7 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
                           &body, &len, ctype, sizeof ctype);
     if (rc)
         goto free_input;
-    int warm = 5, n = r->leak_jobs;
+    int warm = 10, n = r->leak_jobs;
     double x[RP_MAX_POINTS];
     L->jobs = 0;
     for (int i = 0; i < warm + n && L->rss.n < RP_MAX_POINTS; i++) {
@@ -382,8 +397,13 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
         }
         rp_progress_tick(p, (double)(i + 1) / (warm + n));
     }
-    rp_fit_line(x, L->rss.v, L->rss.n, &L->slope, &L->intercept);
-    /* Allocator noise and the job table's records stay far below 64 KiB a job. */
+    rp_fit_line(x, L->rss.v, L->rss.n, &L->slope_all, &L->intercept);
+    /* The verdict is on the second half: a server's RSS climbs for a while
+     * as threads, arenas and tables warm up and then levels off, while a
+     * leak keeps its slope to the end. */
+    int h = L->rss.n / 2;
+    double unused;
+    rp_fit_line(x + h, L->rss.v + h, L->rss.n - h, &L->slope, &unused);
     L->threshold = 65536;
     L->pass = L->errors == 0 && L->rss.n >= 10 && L->slope < L->threshold;
     free(body);
