@@ -121,6 +121,7 @@ static void json_runs(FILE *f, const rp_report *r)
         jnum(f, "process_peak_bytes", c->process_peak, 0);
         jnum(f, "predicted_bytes", c->predicted, 0);
         jnum(f, "law_predicted_bytes", c->law_predicted, 0);
+        jnum(f, "law_over_peak", c->law_predicted > 0 && c->job_peak > 0 ? c->law_predicted / c->job_peak : -1, 0);
         jnum(f, "disk_write_ms_p50", c->disk_write_ms, 0);
         jnum(f, "gpu_peak_bytes", c->gpu_peak, 1);
         fprintf(f, "}");
@@ -217,14 +218,14 @@ static void md_tables(FILE *f, const rp_report *r)
 {
     fprintf(f, "## Latency and memory per model and size\n\n"
                "| model | size | runs | end to end p50 / p95 / max (s) | engine p50 / p95 / max (s) | CPU s | job peak "
-               "(MiB) | RSS above idle (MiB) | process peak (MiB) | predicted (MiB) | law now (MiB) | errors |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "(MiB) | RSS above idle (MiB) | process peak (MiB) | predicted (MiB) | law now (MiB) | law / peak | errors |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->ncells; i++) {
         const rp_cell *c = &r->cells[i];
-        fprintf(f, "| %s | %dx%d | %d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n",
+        fprintf(f, "| %s | %dx%d | %d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d |\n",
                 c->model, c->w, c->h, c->runs, c->e2e_p50, c->e2e_p95, c->e2e_max, c->eng_p50, c->eng_p95, c->eng_max,
                 c->cpu_s, mib(c->job_peak), mib(c->rss_above_base), mib(c->process_peak), mib(c->predicted),
-                mib(c->law_predicted), c->errors);
+                mib(c->law_predicted), c->job_peak > 0 ? c->law_predicted / c->job_peak : 0.0, c->errors);
     }
     fprintf(f, "\nResult disk writes (write, fsync, rename): p50 %.2f ms, p95 %.2f ms. GPU: %s.\n\n",
             r->disk_write_p50_ms, r->disk_write_p95_ms,

@@ -13,8 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmtest import PIXMEND, Server  # noqa: E402
 
 SIZES = [(320, 240), (480, 360)]
+SANITIZED = os.environ.get("PM_SANITIZE") in ("1", "ON", "TRUE", "true")
 
-if os.environ.get("PM_SANITIZE") in ("1", "ON", "TRUE", "true"):
+if SANITIZED:
     # ASan keeps freed memory in a quarantine, which RSS shows as growth per
     # job; without it the leak check measures what the program keeps.
     os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
@@ -56,11 +57,19 @@ class ShortReport(unittest.TestCase):
     def test_exit_status_matches_verdicts(self):
         r = self.report
         self.assertIsNotNone(r, self.proc.stderr)
+        self.assertNotIn("Sanitizer", self.proc.stderr)
         clean = (r["leak"]["pass"] and r["soak"]["pass"]
                  and all(d["status"] != "failed" for d in r["drills"])
                  and all(c["errors"] == 0 for c in r["runs"]))
         self.assertEqual(r["pass"], clean)
         self.assertEqual(self.proc.returncode, 0 if clean else 1, self.proc.stdout + self.proc.stderr)
+        if SANITIZED:
+            # ASan's allocator keeps freed chunks in per-size-class regions,
+            # so RSS keeps climbing job after job (about 150 KiB here): the
+            # leak verdict is only meaningful in a normal build.
+            self.assertTrue(all(d["status"] == "passed" for d in r["drills"]), json.dumps(r["drills"]))
+            self.assertTrue(r["soak"]["pass"], r["soak"]["verdict"])
+            return
         # On a quiet loopback server every check of this run passes.
         self.assertEqual(self.proc.returncode, 0, json.dumps(r["drills"]) + json.dumps(r["leak"]["slope_bytes_per_job"]))
 
@@ -141,7 +150,8 @@ class ShortReport(unittest.TestCase):
         leak = self.report["leak"]
         self.assertEqual(leak["jobs"], 30)
         self.assertEqual(len(leak["rss_bytes"]), 30)
-        self.assertLess(leak["slope_bytes_per_job"], leak["threshold_bytes_per_job"])
+        if not SANITIZED:  # see test_exit_status_matches_verdicts
+            self.assertLess(leak["slope_bytes_per_job"], leak["threshold_bytes_per_job"])
 
     def test_drills_and_tiers(self):
         names = [d["name"] for d in self.report["drills"]]
