@@ -130,7 +130,7 @@ static int parse_options(const pm_command *cmd, int argc, char **argv, rp_report
         return 2;
     if (pm_cli_opt_int(cmd, opts, &a, "repeat", 1, RP_MAX_REPEAT, &r->repeat) ||
         pm_cli_opt_int(cmd, opts, &a, "concurrency", 1, 16, &r->concurrency) ||
-        pm_cli_opt_int(cmd, opts, &a, "leak-jobs", 10, 2000, &r->leak_jobs))
+        pm_cli_opt_int(cmd, opts, &a, "leak-jobs", 20, 2000, &r->leak_jobs))
         return 2;
     if ((v = pm_cli_get(opts, &a, "soak")) && parse_duration(cmd, v, &r->soak_s))
         return 2;

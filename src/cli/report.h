@@ -33,6 +33,10 @@ typedef struct rp_resp {
 int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,
             const void *body, size_t len, double timeout_s, rp_resp *r);
 void rp_resp_free(rp_resp *r);
+/* Splits a whole HTTP/1.x answer in buf[0..n) (buf has room for n + 1 bytes)
+ * into status and body. Takes buf: on success it is r->body, else freed.
+ * PM_EIO when it is not an HTTP answer. */
+int rp_parse_response(char *buf, size_t n, rp_resp *r);
 /* A connected TCP socket to host:port (blocking), or -1. */
 int rp_connect(const char *host, int port, double timeout_s);
 
@@ -127,8 +131,11 @@ typedef struct rp_series {
     double t[RP_MAX_POINTS], v[RP_MAX_POINTS], fds[RP_MAX_POINTS];
 } rp_series;
 
+#define RP_LEAK_MAX_WARMUP 60
+
 typedef struct rp_leak {
     int jobs, errors;
+    int warmup;            /* warm-up jobs run before the measured ones */
     rp_series rss;         /* x = job index, v = RSS bytes */
     double slope;          /* bytes per job, fitted over the second half (the verdict's) */
     double slope_all, intercept; /* the fit over every job after the warm-up */

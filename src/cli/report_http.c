@@ -63,8 +63,27 @@ void rp_resp_free(rp_resp *r)
     r->len = 0;
 }
 
-/* Reads until the peer closes; splits status line, headers and body (chunked
- * bodies are not expected: the server sends Content-Length). */
+int rp_parse_response(char *buf, size_t n, rp_resp *r)
+{
+    buf[n] = '\0';
+    int status = 0;
+    if (n < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || sscanf(buf + 7, "%*d %d", &status) != 1 || status < 100 ||
+        status > 999) {
+        free(buf);
+        return pm_errorf(PM_EIO, "no HTTP answer (%zu bytes read)", n);
+    }
+    char *hdr_end = strstr(buf, "\r\n\r\n");
+    size_t off = hdr_end ? (size_t)(hdr_end - buf) + 4 : n;
+    r->status = status;
+    r->len = n - off;
+    memmove(buf, buf + off, r->len);
+    buf[r->len] = '\0';
+    r->body = buf;
+    return 0;
+}
+
+/* Reads until the peer closes (the server sends Content-Length bodies and
+ * closes with Connection: close), then parses what came. */
 static int read_response(int fd, rp_resp *r)
 {
     size_t cap = 1 << 16, n = 0;
@@ -88,20 +107,7 @@ static int read_response(int fd, rp_resp *r)
             break;
         n += (size_t)k;
     }
-    buf[n] = '\0';
-    int status = 0;
-    if (n < 12 || sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-        free(buf);
-        return pm_errorf(PM_EIO, "no HTTP answer (%zu bytes read)", n);
-    }
-    char *hdr_end = strstr(buf, "\r\n\r\n");
-    size_t off = hdr_end ? (size_t)(hdr_end - buf) + 4 : n;
-    r->status = status;
-    r->len = n - off;
-    memmove(buf, buf + off, r->len);
-    buf[r->len] = '\0';
-    r->body = buf;
-    return 0;
+    return rp_parse_response(buf, n, r);
 }
 
 int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,

@@ -379,23 +379,35 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
                           &body, &len, ctype, sizeof ctype);
     if (rc)
         goto free_input;
-    int warm = 10, n = r->leak_jobs;
-    double x[RP_MAX_POINTS];
+    /* Warm-up: at least 10 jobs, then until RSS rose by less than the bound
+     * over the last 5 (each new HTTP thread and allocator arena shows as a
+     * step at first), at most RP_LEAK_MAX_WARMUP. */
+    int n = r->leak_jobs;
+    double x[RP_MAX_POINTS], recent[5] = {0};
     L->jobs = 0;
-    for (int i = 0; i < warm + n && L->rss.n < RP_MAX_POINTS; i++) {
+    L->threshold = 65536;
+    for (int i = 0; L->rss.n < n && L->rss.n < RP_MAX_POINTS; i++) {
         rp_resp resp;
         int e = rp_http(r->srv.host, r->srv.port, "POST", "/api/v1/inpaint", ctype, body, len, 120, &resp);
         if (e || resp.status != 200)
             L->errors++;
         rp_resp_free(&resp);
-        if (i >= warm) {
-            x[L->rss.n] = L->jobs;
-            L->rss.t[L->rss.n] = L->jobs;
-            L->rss.v[L->rss.n] = (double)rp_server_rss(&r->srv);
-            L->rss.n++;
-            L->jobs++;
+        double rss = (double)rp_server_rss(&r->srv);
+        if (L->warmup == i) {
+            double rise = rss - recent[i % 5];
+            recent[i % 5] = rss;
+            if (i < 10 || (i < RP_LEAK_MAX_WARMUP && rise > 5 * L->threshold)) {
+                L->warmup++;
+                rp_progress_tick(p, 0.3 * L->warmup / RP_LEAK_MAX_WARMUP);
+                continue;
+            }
         }
-        rp_progress_tick(p, (double)(i + 1) / (warm + n));
+        x[L->rss.n] = L->jobs;
+        L->rss.t[L->rss.n] = L->jobs;
+        L->rss.v[L->rss.n] = rss;
+        L->rss.n++;
+        L->jobs++;
+        rp_progress_tick(p, 0.3 + 0.7 * L->rss.n / n);
     }
     rp_fit_line(x, L->rss.v, L->rss.n, &L->slope_all, &L->intercept);
     /* The verdict is on the second half: a server's RSS climbs for a while
@@ -404,7 +416,6 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
     int h = L->rss.n / 2;
     double unused;
     rp_fit_line(x + h, L->rss.v + h, L->rss.n - h, &L->slope, &unused);
-    L->threshold = 65536;
     L->pass = L->errors == 0 && L->rss.n >= 10 && L->slope < L->threshold;
     free(body);
 free_input:

@@ -132,9 +132,10 @@ static void json_runs(FILE *f, const rp_report *r)
 static void json_health(FILE *f, const rp_report *r)
 {
     const rp_leak *L = &r->leak;
-    fprintf(f, "\"leak\":{\"jobs\":%d,\"warmup_jobs\":10,\"errors\":%d,\"slope_bytes_per_job\":%.1f,"
+    fprintf(f, "\"leak\":{\"jobs\":%d,\"warmup_jobs\":%d,\"errors\":%d,\"slope_bytes_per_job\":%.1f,"
                "\"slope_all_bytes_per_job\":%.1f,\"intercept_bytes\":%.0f,\"threshold_bytes_per_job\":%.0f,\"pass\":%s,",
-            L->jobs, L->errors, L->slope, L->slope_all, L->intercept, L->threshold, L->pass ? "true" : "false");
+            L->jobs, L->warmup, L->errors, L->slope, L->slope_all, L->intercept, L->threshold,
+            L->pass ? "true" : "false");
     json_series(f, "rss_bytes", L->rss.v, L->rss.n);
     const rp_soak *S = &r->soak;
     fprintf(f, "},\"soak\":{\"seconds\":%.1f,\"jobs\":%d,\"errors\":%d,\"rss_first_bytes\":%.0f,\"rss_last_bytes\":%.0f,"
@@ -231,9 +232,9 @@ static void md_tables(FILE *f, const rp_report *r)
             r->disk_write_p50_ms, r->disk_write_p95_ms,
             r->ncells && r->cells[0].gpu_peak >= 0 ? "see gpu_peak_bytes in report.json" : "none seen by the server");
     const rp_leak *L = &r->leak;
-    fprintf(f, "## Leak check\n\n%d identical 320x240 jobs after 10 warm-up jobs: RSS slope over the second half "
+    fprintf(f, "## Leak check\n\n%d identical 320x240 jobs after %d warm-up jobs: RSS slope over the second half "
                "**%.0f bytes/job** (bound %.0f; over all %d jobs %.0f), %d errors: **%s**.\n\n",
-            L->jobs, L->slope, L->threshold, L->jobs, L->slope_all, L->errors, L->pass ? "clean" : "LEAK");
+            L->jobs, L->warmup, L->slope, L->threshold, L->jobs, L->slope_all, L->errors, L->pass ? "clean" : "LEAK");
     const rp_soak *S = &r->soak;
     fprintf(f, "## Soak\n\n%.0f s, %d jobs, %d errors; RSS %.1f -> %.1f MiB (drift %+.1f MiB); descriptors %.0f -> %.0f: "
                "**%s** (%s).\n\n",
