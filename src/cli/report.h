@@ -129,6 +129,7 @@ typedef struct rp_cell { /* one model at one size */
 typedef struct rp_series {
     int n;
     double t[RP_MAX_POINTS], v[RP_MAX_POINTS], fds[RP_MAX_POINTS];
+    double heap[RP_MAX_POINTS]; /* soak: the server's pm_mem_in_use, -1 when unread */
 } rp_series;
 
 #define RP_LEAK_MAX_WARMUP 60
@@ -147,7 +148,7 @@ typedef struct rp_soak {
     double seconds;
     int jobs, errors;
     rp_series samples;     /* t = seconds since start, v = RSS, fds */
-    double rss_first, rss_last, fds_first, fds_last, drift_bytes;
+    double rss_first, rss_last, fds_first, fds_last, heap_first, heap_last, drift_bytes;
     int pass;
     char why[256];
 } rp_soak;

@@ -484,7 +484,8 @@ int rp_measure_soak(rp_report *r, rp_progress *p)
     }
     for (int i = 0; i < 2 && rc == 0; i++)
         rc = rp_multipart(in[i].image, in[i].image_len, "photo.jpg", "image/jpeg", in[i].mask, in[i].mask_len,
-                          r->models[(i + 1) % r->nmodels], &body[i], &len[i], ctype, sizeof ctype);
+                          i == 0 && r->nmodels > 1 ? r->models[1] : "patchmatch", &body[i], &len[i], ctype,
+                          sizeof ctype);
     if (rc)
         goto free_bodies;
     soak_ctx c = {.r = r, .body = {body[0], body[1]}, .len = {len[0], len[1]}, .ctype = ctype};
@@ -500,6 +501,9 @@ int rp_measure_soak(rp_report *r, rp_progress *p)
         S->samples.t[i] = pm_now() - t0;
         S->samples.v[i] = (double)rp_server_rss(&r->srv);
         S->samples.fds[i] = r->srv.pid > 0 ? rp_proc_fds(r->srv.pid) : -1;
+        char *st = rp_stats(&r->srv);
+        S->samples.heap[i] = rp_json_num(st, "pm_mem_in_use", -1);
+        free(st);
         S->samples.n++;
         rp_progress_tick(p, (pm_now() - t0) / r->soak_s);
         struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
@@ -517,6 +521,8 @@ int rp_measure_soak(rp_report *r, rp_progress *p)
     S->rss_last = mean_in(&S->samples, S->samples.v, S->seconds - part, S->seconds + 1);
     S->fds_first = mean_in(&S->samples, S->samples.fds, 0, part);
     S->fds_last = mean_in(&S->samples, S->samples.fds, S->seconds - part, S->seconds + 1);
+    S->heap_first = mean_in(&S->samples, S->samples.heap, 0, part);
+    S->heap_last = mean_in(&S->samples, S->samples.heap, S->seconds - part, S->seconds + 1);
     S->drift_bytes = S->rss_last - S->rss_first;
     double bound = S->rss_first * 0.10 > 32.0 * 1048576 ? S->rss_first * 0.10 : 32.0 * 1048576;
     S->pass = 1;

@@ -139,14 +139,15 @@ static void json_health(FILE *f, const rp_report *r)
     json_series(f, "rss_bytes", L->rss.v, L->rss.n);
     const rp_soak *S = &r->soak;
     fprintf(f, "},\"soak\":{\"seconds\":%.1f,\"jobs\":%d,\"errors\":%d,\"rss_first_bytes\":%.0f,\"rss_last_bytes\":%.0f,"
-               "\"drift_bytes\":%.0f,\"fds_first\":%.1f,\"fds_last\":%.1f,\"pass\":%s,\"verdict\":",
+               "\"drift_bytes\":%.0f,\"fds_first\":%.1f,\"fds_last\":%.1f,\"heap_first_bytes\":%.0f,"
+               "\"heap_last_bytes\":%.0f,\"pass\":%s,\"verdict\":",
             S->seconds, S->jobs, S->errors, S->rss_first, S->rss_last, S->drift_bytes, S->fds_first, S->fds_last,
-            S->pass ? "true" : "false");
+            S->heap_first, S->heap_last, S->pass ? "true" : "false");
     jstr(f, S->why);
     fprintf(f, ",\"samples\":[");
     for (int i = 0; i < S->samples.n; i++)
-        fprintf(f, "%s{\"t\":%.2f,\"rss_bytes\":%.0f,\"fds\":%.0f}", i ? "," : "", S->samples.t[i], S->samples.v[i],
-                S->samples.fds[i]);
+        fprintf(f, "%s{\"t\":%.2f,\"rss_bytes\":%.0f,\"heap_bytes\":%.0f,\"fds\":%.0f}", i ? "," : "",
+                S->samples.t[i], S->samples.v[i], S->samples.heap[i], S->samples.fds[i]);
     fprintf(f, "]},");
 }
 
@@ -236,10 +237,10 @@ static void md_tables(FILE *f, const rp_report *r)
                "**%.0f bytes/job** (bound %.0f; over all %d jobs %.0f), %d errors: **%s**.\n\n",
             L->jobs, L->warmup, L->slope, L->threshold, L->jobs, L->slope_all, L->errors, L->pass ? "clean" : "LEAK");
     const rp_soak *S = &r->soak;
-    fprintf(f, "## Soak\n\n%.0f s, %d jobs, %d errors; RSS %.1f -> %.1f MiB (drift %+.1f MiB); descriptors %.0f -> %.0f: "
-               "**%s** (%s).\n\n",
+    fprintf(f, "## Soak\n\n%.0f s, %d jobs, %d errors; RSS %.1f -> %.1f MiB (drift %+.1f MiB); heap %.1f -> %.1f MiB; "
+               "descriptors %.0f -> %.0f: **%s** (%s).\n\n",
             S->seconds, S->jobs, S->errors, mib(S->rss_first), mib(S->rss_last), S->drift_bytes / 1048576.0,
-            S->fds_first, S->fds_last, S->pass ? "clean" : "FAILED", S->why);
+            mib(S->heap_first), mib(S->heap_last), S->fds_first, S->fds_last, S->pass ? "clean" : "FAILED", S->why);
     fprintf(f, "## Memory tiers\n\nLargest 4:3 image per model from its memory law, with %.0f %% of the memory as the "
                "budget:\n\n| model | law | 2 GiB | 4 GiB | 8 GiB | 16 GiB | 32 GiB | this box (%.1f GiB) |\n"
                "|---|---|---|---|---|---|---|---|\n",
@@ -386,8 +387,9 @@ int rp_write_html(const rp_report *r, const char *path)
     cell_plot(f, r, "End-to-end latency p50", "seconds", 0, 1);
     cell_plot(f, r, "Engine latency p50", "seconds", 1, 1);
     cell_plot(f, r, "Job peak memory", "MiB", 2, 1.0 / 1048576);
-    plot_line soak = {"RSS", r->soak.samples.n, r->soak.samples.t, r->soak.samples.v};
-    svg_plot(f, "Server RSS over the soak", "seconds", "MiB", &soak, 1, 1, 1.0 / 1048576);
+    plot_line soak[2] = {{"RSS", r->soak.samples.n, r->soak.samples.t, r->soak.samples.v},
+                         {"heap (pm_mem_in_use)", r->soak.samples.n, r->soak.samples.t, r->soak.samples.heap}};
+    svg_plot(f, "Server RSS and heap over the soak", "seconds", "MiB", soak, 2, 1, 1.0 / 1048576);
     plot_line leak = {"RSS", r->leak.rss.n, r->leak.rss.t, r->leak.rss.v};
     svg_plot(f, "Server RSS over the leak check", "job", "MiB", &leak, 1, 1, 1.0 / 1048576);
     fprintf(f, "<h2>Fault drills</h2><table><tr><th>drill</th><th>expected</th><th>observed</th><th>result</th></tr>\n");
