@@ -176,6 +176,41 @@ class ShortReport(unittest.TestCase):
                             "left behind: /tmp/" + n)
 
 
+class WithModel(unittest.TestCase):
+    """--model NAME=FILE reaches the server: a small random LaMa checkpoint
+    (tests/golden/lama_ref.py, needs python3-torch) is measured too."""
+
+    def test_lama_measured(self):
+        try:
+            sys.path.insert(0, os.path.join(pmtest_source_dir(), "tests", "golden"))
+            import lama_ref
+        except ImportError as e:
+            self.skipTest("python3-torch is missing: %s" % e)
+        with tempfile.TemporaryDirectory(prefix="pmreport-") as tmp:
+            ckpt = os.path.join(tmp, "lama_small.ckpt")
+            lama_ref.save_checkpoint(lama_ref.make_model(8, 1, 0), ckpt, 0)
+            out = os.path.join(tmp, "out")
+            p = subprocess.run(
+                [PIXMEND, "report", "--model", "lama=" + ckpt, "--sizes", "160x120", "--repeat", "1", "--soak", "2",
+                 "--faults", "none", "--leak-jobs", "20", "--out", out, "--quiet"],
+                capture_output=True, text=True, timeout=240)
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+            with open(os.path.join(out, "report.json")) as f:
+                r = json.load(f)
+        self.assertEqual(r["options"]["models"], ["patchmatch", "lama"])
+        runs = {c["model"]: c for c in r["runs"]}
+        self.assertEqual(sorted(runs), ["lama", "patchmatch"])
+        self.assertEqual(runs["lama"]["runs"], 1, runs["lama"])
+        self.assertGreater(runs["lama"]["job_peak_bytes"], 0)
+        self.assertEqual(sorted(t["model"] for t in r["tiers"]["models"]), ["lama", "patchmatch"])
+        self.assertEqual(r["drills"], [])
+
+
+def pmtest_source_dir():
+    from pmtest import SOURCE_DIR
+    return SOURCE_DIR
+
+
 class PlantedLeak(unittest.TestCase):
     """serve --test-leak-bytes 4M, measured with --url: the verdict fails."""
 
