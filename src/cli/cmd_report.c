@@ -1,10 +1,12 @@
 /* pixmend report: the capacity report an operator runs on their own box.
  * Options and the order of the phases; the measurements are in
  * report_measure.c, the drills in report_faults.c, the files in report_out.c. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "cli/cli.h"
 #include "cli/report.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,8 +141,14 @@ static int parse_options(const pm_command *cmd, int argc, char **argv, rp_report
             return 2;
         snprintf(r->faults, sizeof r->faults, "%s", v);
     }
-    if ((v = pm_cli_get(opts, &a, "mem-budget")))
+    if ((v = pm_cli_get(opts, &a, "mem-budget"))) {
+        if (pm_cli_get(opts, &a, "url")) {
+            pm_cli_error(cmd, "--mem-budget sets the budget of the server this report starts; with --url, give "
+                              "--mem-budget to that server instead");
+            return 2;
+        }
         snprintf(r->mem_budget, sizeof r->mem_budget, "%s", v);
+    }
     if ((v = pm_cli_get(opts, &a, "out")))
         snprintf(r->outdir, sizeof r->outdir, "%s", v);
     r->quiet = pm_cli_get(opts, &a, "quiet") != NULL;
@@ -172,6 +180,8 @@ static int parse_options(const pm_command *cmd, int argc, char **argv, rp_report
     return 0;
 }
 
+static void remove_tree(const char *path);
+
 /* Starts our own server in a fresh temporary directory. */
 static int start_own_server(const pm_command *cmd, rp_report *r)
 {
@@ -198,20 +208,26 @@ static int start_own_server(const pm_command *cmd, rp_report *r)
     if (rp_server_start(&r->srv, r->exe, dir, extra)) {
         pm_cli_error(cmd, "cannot start the server under test: %s (set PM_REPORT_SERVER_LOG=1 to see its messages)",
                      pm_error_detail());
+        remove_tree(tmpl);
         return 1;
     }
     return 0;
 }
 
-/* rm -r of our temporary directory (three levels at most, as serve makes them). */
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -r of our temporary directory (only one that mkdtemp made). */
 static void remove_tree(const char *path)
 {
-    char cmdline[1200];
     if (strncmp(path, "/tmp/pixmend-report-", 20) != 0 || strstr(path, ".."))
         return;
-    snprintf(cmdline, sizeof cmdline, "rm -rf '%s'", path);
-    if (system(cmdline) != 0)
-        fprintf(stderr, "pixmend report: could not remove %s\n", path);
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "pixmend report: could not remove %s: %s\n", path, strerror(errno));
 }
 
 static void run_phases(rp_report *r, rp_progress *p)
