@@ -46,8 +46,8 @@ int rp_multipart(const uint8_t *image, size_t image_len, const char *image_name,
                  const uint8_t *mask, size_t mask_len, const char *model, uint8_t **body, size_t *len,
                  char *ctype, size_t ctype_len);
 
-/* The number after "key": in json (first occurrence at or after `from`), or
- * `dflt` when absent or null. */
+/* The number after the first "key": in json (pass a pointer into the body to
+ * read a later object's field), or `dflt` when absent, null or json is NULL. */
 double rp_json_num(const char *json, const char *key, double dflt);
 /* The string value of "key" copied into out (empty when absent). */
 void rp_json_str(const char *json, const char *key, char *out, size_t len);
@@ -107,7 +107,8 @@ typedef struct rp_input {
     double mask_share;     /* fraction of pixels the mask selects */
 } rp_input;
 
-/* The generated photograph-like test image and its mask (see cmd_report's help). */
+/* The generated photograph-like test image and its mask (see cmd_report's
+ * help). The caller owns in's buffers (rp_input_free). */
 int rp_make_input(int w, int h, rp_input *in);
 void rp_input_free(rp_input *in);
 
@@ -211,6 +212,8 @@ void rp_progress_phase(rp_progress *p, const char *phase, double planned_s);
 void rp_progress_tick(rp_progress *p, double frac);
 void rp_progress_end(rp_progress *p);
 
+/* The phases. Each fills its part of *r and owns nothing it returns; 0, or
+ * a PM_E* code when it could not run at all (a failed job is a figure). */
 int rp_measure_cells(rp_report *r, rp_progress *p);
 int rp_measure_leak(rp_report *r, rp_progress *p);
 int rp_measure_soak(rp_report *r, rp_progress *p);
@@ -225,6 +228,7 @@ int rp_run_drills(rp_report *r, rp_progress *p);
 const char *rp_drill_names(void);
 
 /* ------------------------------------------------------------ output (report_out.c) */
+/* Each writes one file; 0 or PM_EIO with the detail set. */
 int rp_write_json(const rp_report *r, const char *path);
 int rp_write_md(const rp_report *r, const char *path);
 int rp_write_html(const rp_report *r, const char *path);
