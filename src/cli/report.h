@@ -166,6 +166,11 @@ typedef struct rp_tier_row {
     double a, b;                /* the law: bytes + bytes/pixel */
     char source[16];
     int w[RP_NTIERS + 1], h[RP_NTIERS + 1]; /* largest 4:3 image per tier, the last = this box */
+    /* A law fitted here to the measured peaks (RSS above idle; job peak with
+     * --url) against whole-image pixels; fit_n = 0 when fewer than 2 sizes ran. */
+    int fit_n;
+    double fit_a, fit_b, fit_max_error; /* largest |law - measured| / measured */
+    int fw[RP_NTIERS + 1], fh[RP_NTIERS + 1];
 } rp_tier_row;
 
 /* Everything the report holds. */

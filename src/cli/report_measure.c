@@ -573,6 +573,49 @@ free_bodies:
 
 static const double tier_gib[RP_NTIERS] = {2, 4, 8, 16, 32};
 
+/* The largest 4:3 image whose a + b x pixels fits share x bytes (0x0 if none). */
+static void tier_size(double bytes, double share, double a, double b, int *w, int *h)
+{
+    double px = b > 0 ? (bytes * share - a) / b : 0;
+    *w = *h = 0;
+    if (px < 1)
+        return;
+    double fw = sqrt(px * 4.0 / 3.0);
+    *w = (int)fw;
+    *h = (int)(fw * 3.0 / 4.0);
+}
+
+/* Fits t->fit_* to the cells of t->model and sizes the tiers with it. */
+static void fit_measured(const rp_report *r, rp_tier_row *t, double box)
+{
+    double px[RP_MAX_SIZES], peak[RP_MAX_SIZES];
+    int n = 0;
+    for (int i = 0; i < r->ncells && n < RP_MAX_SIZES; i++) {
+        const rp_cell *c = &r->cells[i];
+        double v = c->rss_above_base > 0 ? c->rss_above_base : c->job_peak;
+        if (strcmp(c->model, t->model) != 0 || c->runs == 0 || v <= 0)
+            continue;
+        px[n] = (double)c->w * c->h;
+        peak[n++] = v;
+    }
+    if (n < 2)
+        return;
+    rp_fit_line(px, peak, n, &t->fit_b, &t->fit_a);
+    if (t->fit_a < 0)
+        t->fit_a = 0;
+    if (t->fit_b <= 0)
+        return;
+    t->fit_n = n;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(t->fit_a + t->fit_b * px[i] - peak[i]) / peak[i];
+        if (e > t->fit_max_error)
+            t->fit_max_error = e;
+    }
+    for (int i = 0; i <= RP_NTIERS; i++)
+        tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->fit_a, t->fit_b, &t->fw[i],
+                  &t->fh[i]);
+}
+
 void rp_measure_tiers(rp_report *r)
 {
     char *st = rp_stats(&r->srv);
@@ -593,17 +636,10 @@ void rp_measure_tiers(rp_report *r)
         snprintf(t->model, sizeof t->model, "%s", r->models[m]);
         if (law_of(st, t->model, &t->a, &t->b, t->source, sizeof t->source) || t->b <= 0)
             continue;
-        for (int i = 0; i <= RP_NTIERS; i++) {
-            double bytes = i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box;
-            double px = (bytes * r->budget_share - t->a) / t->b;
-            if (px < 1) {
-                t->w[i] = t->h[i] = 0;
-                continue;
-            }
-            double w = sqrt(px * 4.0 / 3.0);
-            t->w[i] = (int)w;
-            t->h[i] = (int)(w * 3.0 / 4.0);
-        }
+        for (int i = 0; i <= RP_NTIERS; i++)
+            tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->a, t->b, &t->w[i],
+                      &t->h[i]);
+        fit_measured(r, t, box);
         r->ntiers++;
     }
     free(st);

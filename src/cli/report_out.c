@@ -166,7 +166,18 @@ static void json_tiers(FILE *f, const rp_report *r)
             fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
                     k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true",
                     t->w[k], t->h[k]);
-        fprintf(f, "]}");
+        fprintf(f, "],\"measured_fit\":");
+        if (t->fit_n < 2) {
+            fprintf(f, "null}");
+            continue;
+        }
+        fprintf(f, "{\"sizes\":%d,\"a_bytes\":%.0f,\"b_bytes_per_pixel\":%.4f,\"max_error\":%.4f,\"largest\":[",
+                t->fit_n, t->fit_a, t->fit_b, t->fit_max_error);
+        for (int k = 0; k <= RP_NTIERS; k++)
+            fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
+                    k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true",
+                    t->fw[k], t->fh[k]);
+        fprintf(f, "]}}");
     }
     fprintf(f, "]},");
 }
@@ -254,7 +265,21 @@ static void md_tables(FILE *f, const rp_report *r)
             else
                 fprintf(f, " none |");
         fputc('\n', f);
+        if (t->fit_n < 2)
+            continue;
+        fprintf(f, "| %s, fitted here | %.0f MiB + %.1f B/px (%d sizes, worst error %.0f %%%s) |", t->model,
+                t->fit_a / 1048576, t->fit_b, t->fit_n, t->fit_max_error * 100,
+                t->fit_max_error > 0.15 ? ": unreliable, use the law above" : "");
+        for (int k = 0; k <= RP_NTIERS; k++)
+            if (t->fw[k] > 0)
+                fprintf(f, " %dx%d |", t->fw[k], t->fh[k]);
+            else
+                fprintf(f, " none |");
+        fputc('\n', f);
     }
+    fprintf(f, "\nThe law is what admission uses (the server's, from `/api/v1/stats`). The fitted row is a line "
+               "through this run's measured peaks (RSS above idle) against whole-image pixels; with a crop strategy "
+               "the working pixels grow slower than the image, so the line can be far off.\n");
     fprintf(f, "\n## Fault drills\n\n| drill | expected | observed | result |\n|---|---|---|---|\n");
     for (int i = 0; i < r->ndrills; i++) {
         const rp_drill *d = &r->drills[i];
