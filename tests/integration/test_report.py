@@ -163,6 +163,16 @@ class ShortReport(unittest.TestCase):
         law = t["law"]
         px = [x["width"] * x["height"] for x in t["largest"]]
         self.assertEqual(px[:5], sorted(px[:5]))
+        # Two sizes: the fitted line goes through both measured peaks
+        # (unless its intercept had to be clamped at 0).
+        fit = t["measured_fit"]
+        runs = self.report["runs"]
+        self.assertEqual(fit["sizes"], 2)
+        if fit["a_bytes"] > 0:
+            for c in runs:
+                got = fit["a_bytes"] + fit["b_bytes_per_pixel"] * c["pixels"]
+                self.assertAlmostEqual(got / c["rss_above_baseline_bytes"], 1.0, places=3)
+            self.assertLess(fit["max_error"], 1e-3)
         # Each tier's image is the largest the law lets into the budget share.
         for x, p in zip(t["largest"], px):
             budget = x["memory_bytes"] * tiers["budget_share"]
