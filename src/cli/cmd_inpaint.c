@@ -1,4 +1,5 @@
 /* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
+#include "cli/batch.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
@@ -13,7 +14,9 @@ static const pm_optdef opts[] = {
     {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
     {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {0},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},
+    {"batch", 0, 0},           {"jobs", 'j', 1},       {"overwrite", 0, 0},   {"mem-budget", 0, 1},
+    {0},
 };
 
 /* Picks the model named by --model: a registered name, or a weights file for
@@ -68,7 +71,10 @@ static int run(int argc, char **argv)
         pm_cli_error(&pm_cmd_inpaint, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
     }
-    enum pm_format out_fmt = pm_format_from_name(out_path);
+    pm_batch_spec bs = {.images = a.pos[0], .masks = a.pos[1], .out_dir = out_path};
+    if (pm_batch_options(&pm_cmd_inpaint, opts, &a, &bs))
+        return 2;
+    enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
     if (out_fmt == PM_FMT_UNKNOWN) {
         pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp",
                      out_path);
@@ -114,6 +120,12 @@ static int run(int argc, char **argv)
     if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "quality", 1, 100, &eo.quality))
         return 2;
 
+    if (bs.cmd) {
+        bs.lim = lim, bs.mo = mo, bs.io = io;
+        if (!(bs.model = choose_model(pm_cli_get(opts, &a, "model"), &bs.weights)))
+            return fail(NULL);
+        return pm_batch_run(&bs);
+    }
     pm_image img = {0}, mask = {0}, out = {0};
     void *state = NULL;
     int status = 1;
@@ -175,7 +187,8 @@ free_images:
 
 const pm_command pm_cmd_inpaint = {
     "inpaint", "fill the masked parts of an image (remove objects, watermarks, blemishes)",
-    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n\n"
+    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n"
+    "       pixmend inpaint --batch IMAGES_DIR MASKS_DIR|MASK -o OUT_DIR [options]\n\n"
     "Fills the pixels of IMAGE where MASK is non-zero (white) and writes OUT.\n"
     "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp; nothing is\n"
     "written unless the whole run succeeds.\n\n"
@@ -194,6 +207,17 @@ const pm_command pm_cmd_inpaint = {
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n\n"
+    "Folders (--batch): each image of IMAGES_DIR with the mask of the same base name\n"
+    "in MASKS_DIR (any of the extensions), or one MASK file for every image (images of\n"
+    "another size are skipped unless --mask-resize); results under the same names in\n"
+    "OUT_DIR (created if missing; outside IMAGES_DIR). The model is loaded once; one\n"
+    "progress bar; a summary of what was done, skipped and failed; exit 1 if any failed.\n"
+    "  --batch                IMAGES_DIR and MASKS_DIR (or MASK) are folders / one mask\n"
+    "  -j, --jobs N           images at once (default 1), admitted within --mem-budget\n"
+    "                         by the model's memory law, as the service does\n"
+    "  --mem-budget B|N%      predicted peak memory the running images may use together\n"
+    "                         (default 70% of host memory or the cgroup limit)\n"
+    "  --overwrite            replace results that exist (default: skip those images)\n",
     run,
 };
