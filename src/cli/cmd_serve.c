@@ -133,7 +133,8 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else the source tree's web/. */
+/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else
+ * the source tree's web/, else the install prefix's (PM_INSTALL_WEB_DIR). */
 static const char *find_web_dir(const char *given, char *buf, size_t len)
 {
     if (given)
@@ -151,6 +152,10 @@ static const char *find_web_dir(const char *given, char *buf, size_t len)
     }
 #ifdef PM_SOURCE_DIR
     if (snprintf(buf, len, "%s/web", PM_SOURCE_DIR) < (int)len && is_dir(buf))
+        return buf;
+#endif
+#ifdef PM_INSTALL_WEB_DIR
+    if (snprintf(buf, len, "%s", PM_INSTALL_WEB_DIR) < (int)len && is_dir(buf))
         return buf;
 #endif
     return NULL;
