@@ -539,6 +539,10 @@ static int run_one(void *user, int i)
     /* The service's prediction: the law at the working pixels, plus the
      * full-size buffers when the model works on part of the image. */
     need = pm_memlaw_predict(&b->law, work) + (work < px ? 9 * px : 0);
+    if (!b->inpaint) { /* the law is seeded at the default input size; the engine's estimate knows this one */
+        uint64_t at_size = pm_colorize_mem_estimate(b->state, info.width, info.height, bs->co.input_size);
+        need = at_size > need ? at_size : need;
+    }
     admit(b, need);
     int rc = pm_image_decode(data, len, &bs->lim, it->name, &img);
     pm_free(data);
@@ -604,7 +608,10 @@ static int run_all(batch *b)
 {
     const pm_batch_spec *bs = b->bs;
     pm_model_opts mo = bs->mo;
-    if (mo.threads == 0 && bs->jobs > 1) {
+    /* PatchMatch (no weights file) runs images in parallel on its one
+     * read-only state: share the cores. LaMa and DDColor serialise runs on
+     * their state's lock, so each run keeps them all. */
+    if (mo.threads == 0 && bs->jobs > 1 && !bs->model->needs_file) {
         mo.threads = pm_cpu_count() / bs->jobs;
         if (mo.threads < 1)
             mo.threads = 1;
