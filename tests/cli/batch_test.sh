@@ -86,7 +86,8 @@ for f in a.png b.jpg c.webp big.png; do
 done
 absent "nothing written for the skipped image" "$work/res/d.png"
 absent "nothing written for the failed image" "$work/res/broken.png"
-ls -A "$work/res" | grep -q '^\.' && bad "a temporary or probe file left in OUT_DIR" || ok "no temporary file left in OUT_DIR"
+hidden=$(find "$work/res" -mindepth 1 -name '.*')
+if [ -z "$hidden" ]; then ok "no temporary or probe file left in OUT_DIR"; else bad "left in OUT_DIR: $hidden"; fi
 
 # --- no overwrite unless --overwrite
 cp "$work/res/a.png" "$work/a.before"

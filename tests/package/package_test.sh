@@ -122,7 +122,7 @@ with urllib.request.urlopen(req, timeout=60) as r:
     print("inpaint", r.status, out.size)
 PYEND
 } >"$work/http" 2>&1
-cat "$work/http" | sed 's/^/     /'
+sed 's/^/     /' "$work/http"
 check "installed serve answers /healthz" grep -qx "healthz 200" "$work/http"
 check "installed serve finds its UI in share/pixmend/web" grep -qx "ui 200 True" "$work/http"
 check "installed serve inpaints an image" grep -qx "inpaint 200 (48, 32)" "$work/http"
