@@ -259,6 +259,9 @@ static int check_paths(const pm_batch_spec *bs, int *single)
     if (inside(out_real, img_real))
         return usage_error(bs, "OUT_DIR %s is inside IMAGES_DIR %s: the results would be read as images next time; "
                                "choose a folder outside it", bs->out_dir, bs->images);
+    if (bs->masks && !*single && realpath(bs->masks, mask_real) && strcmp(mask_real, img_real) == 0)
+        return usage_error(bs, "MASKS_DIR %s is IMAGES_DIR: every image would be its own mask; keep the masks in "
+                               "a folder of their own", bs->masks);
     if (bs->masks && !*single && realpath(bs->masks, mask_real) && inside(out_real, mask_real))
         return usage_error(bs, "OUT_DIR %s is inside MASKS_DIR %s; choose a folder outside it", bs->out_dir,
                            bs->masks);

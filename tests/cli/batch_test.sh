@@ -127,6 +127,9 @@ contains "says inside" "is inside IMAGES_DIR" err
 absent "nothing created inside IMAGES_DIR" "$work/img/results"
 expect "OUT_DIR is IMAGES_DIR" 2 "$PIXMEND" colorize --batch "$work/img" -o "$work/img/" --model x.pth
 one_line "OUT_DIR is IMAGES_DIR"
+expect "MASKS_DIR is IMAGES_DIR" 2 "$PIXMEND" inpaint --batch "$work/img" "$work/img/" -o "$work/o2"
+one_line "MASKS_DIR is IMAGES_DIR"
+absent "nothing written when MASKS_DIR is IMAGES_DIR" "$work/o2"
 expect "missing IMAGES_DIR" 2 "$PIXMEND" inpaint --batch "$work/nope" "$work/masks" -o "$work/o2"
 one_line "missing IMAGES_DIR"
 contains "names the folder" "IMAGES_DIR $work/nope does not exist" err
