@@ -1,5 +1,5 @@
 # Install layout (cmake --install build [--prefix P]) and the Debian package
-# (cpack -G DEB in the build folder; scripts/package makes one under /usr):
+# (cpack -G DEB in the build folder, always under /usr; or scripts/package):
 #   bin/pixmend
 #   share/pixmend/web/                 the UI; serve finds it without --web-dir
 #   share/man/man1/pixmend*.1.gz       pixmend(1) and one page per sub-command
@@ -37,25 +37,33 @@ install(FILES ${PM_MAN_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/operations.md ${CMAKE_SOURCE_DIR}/docs/api.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
-# The systemd unit and logrotate file of deploy/, with the paths of this prefix.
-file(READ ${CMAKE_SOURCE_DIR}/deploy/pixmend.service PM_UNIT)
-string(REPLACE "/usr/local/bin/pixmend" "${CMAKE_INSTALL_FULL_BINDIR}/pixmend" PM_UNIT "${PM_UNIT}")
-string(REPLACE "file:///usr/local/share/doc/pixmend" "file://${CMAKE_INSTALL_FULL_DOCDIR}" PM_UNIT "${PM_UNIT}")
-string(REGEX REPLACE "# systemd unit for pixmend\\. Install:[^\n]*\n#[^\n]*\n#[^\n]*\n"
-       "# systemd unit for pixmend, installed disabled: systemctl enable --now pixmend\n" PM_UNIT "${PM_UNIT}")
-file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/deploy/pixmend.service CONTENT "${PM_UNIT}")
+# The systemd unit of deploy/, its paths rewritten at install time for the
+# prefix installed to (cmake --install --prefix P, or cpack's /usr).
+install(CODE "
+  file(READ \"${CMAKE_SOURCE_DIR}/deploy/pixmend.service\" unit)
+  string(REPLACE \"/usr/local/bin/pixmend\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/pixmend\" unit \"\${unit}\")
+  string(REPLACE \"file:///usr/local/share/doc/pixmend\" \"file://\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DOCDIR}\" unit \"\${unit}\")
+  string(REGEX REPLACE \"# systemd unit for pixmend\\\\. Install:[^\\n]*\\n#[^\\n]*\\n#[^\\n]*\\n\"
+         \"# systemd unit for pixmend, installed disabled: systemctl enable --now pixmend\\n\" unit \"\${unit}\")
+  file(WRITE \"${CMAKE_BINARY_DIR}/deploy/pixmend.service\" \"\${unit}\")
+")
 install(FILES ${CMAKE_BINARY_DIR}/deploy/pixmend.service DESTINATION lib/systemd/system)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/pixmend.logrotate DESTINATION /etc/logrotate.d RENAME pixmend)
 
 # ------------------------------------------------------------- cpack -G DEB
 set(CPACK_PACKAGE_NAME pixmend)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_CONTACT "pixmend maintainers <pixmend@localhost>")
+set(PM_DEB_MAINTAINER "pixmend maintainers <pixmend@example.org>" CACHE STRING
+    "Maintainer field of the Debian package: set it to whoever publishes the package")
+set(CPACK_PACKAGE_CONTACT "${PM_DEB_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "self-hosted image restoration service (inpainting, colorization)")
-set(CPACK_PACKAGE_DESCRIPTION "pixmend removes objects and blemishes from photos (PatchMatch built in, LaMa from its
-checkpoint) and colorizes black-and-white photos (DDColor), as a command and as an
-HTTP service with a browser UI and a memory-aware job scheduler.")
-set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
+set(CPACK_PACKAGE_DESCRIPTION "pixmend removes objects and blemishes from photos (PatchMatch
+built in, LaMa from its checkpoint) and colorizes black-and-white photos
+(DDColor), as a command and as an HTTP service with a browser UI and a
+memory-aware job scheduler.")
+# A Debian package lives under /usr whatever the build's own prefix (serve
+# finds the UI next to its binary; the unit is written for /usr at install).
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

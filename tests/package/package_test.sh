@@ -55,7 +55,7 @@ check "every Depends library is in the runtime set${missing:+ (missing:$missing)
 # --- contents
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's,^\./,/,' >"$work/files"
 prefix=$(sed -n 's,^\(.*\)/bin/pixmend$,\1,p' "$work/files")
-check "binary in PREFIX/bin ($prefix/bin/pixmend)" test -n "$prefix"
+check "installs under /usr (binary $prefix/bin/pixmend)" test "$prefix" = /usr
 for f in "$prefix/share/pixmend/web/index.html" "$prefix/lib/systemd/system/pixmend.service" \
     /etc/logrotate.d/pixmend "$prefix/share/man/man1/pixmend.1.gz" "$prefix/share/man/man1/pixmend-inpaint.1.gz" \
     "$prefix/share/man/man1/pixmend-serve.1.gz" "$prefix/share/doc/pixmend/operations.md"; do
