@@ -83,6 +83,10 @@ int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args
             }
         return 0;
     }
+    if (!pm_cli_get(defs, a, "output")) {
+        pm_cli_error(cmd, "missing -o OUT_DIR, the folder for the results");
+        return 2;
+    }
     bs->cmd = cmd;
     bs->jobs = 1;
     if (pm_cli_opt_int(cmd, defs, a, "jobs", 1, 64, &bs->jobs))

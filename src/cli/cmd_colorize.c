@@ -33,6 +33,9 @@ static int run(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *out_path = pm_cli_get(opts, &a, "output"), *model = pm_cli_get(opts, &a, "model");
+    pm_batch_spec bs = {.images = a.pos[0], .out_dir = out_path};
+    if (pm_batch_options(cmd, opts, &a, &bs))
+        return 2;
     if (!out_path) {
         pm_cli_error(cmd, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
@@ -41,9 +44,6 @@ static int run(int argc, char **argv)
         pm_cli_error(cmd, "missing --model FILE: DDColor weights such as ddcolor_paper.pth or pytorch_model.bin");
         return 2;
     }
-    pm_batch_spec bs = {.images = a.pos[0], .out_dir = out_path};
-    if (pm_batch_options(cmd, opts, &a, &bs))
-        return 2;
     enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
     if (out_fmt == PM_FMT_UNKNOWN) {
         pm_cli_error(cmd, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp", out_path);

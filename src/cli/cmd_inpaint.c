@@ -67,13 +67,13 @@ static int run(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *out_path = pm_cli_get(opts, &a, "output");
+    pm_batch_spec bs = {.images = a.pos[0], .masks = a.pos[1], .out_dir = out_path};
+    if (pm_batch_options(&pm_cmd_inpaint, opts, &a, &bs))
+        return 2;
     if (!out_path) {
         pm_cli_error(&pm_cmd_inpaint, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
     }
-    pm_batch_spec bs = {.images = a.pos[0], .masks = a.pos[1], .out_dir = out_path};
-    if (pm_batch_options(&pm_cmd_inpaint, opts, &a, &bs))
-        return 2;
     enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
     if (out_fmt == PM_FMT_UNKNOWN) {
         pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp",

@@ -153,6 +153,9 @@ one_line "IMAGES_DIR without images"
 absent "nothing written for an empty IMAGES_DIR" "$work/o3"
 expect "--jobs without --batch" 2 "$PIXMEND" inpaint "$work/img/a.png" "$work/masks/a.png" -o "$work/x.png" --jobs 2
 one_line "--jobs without --batch"
+expect "--batch without -o" 2 "$PIXMEND" inpaint --batch "$work/img" "$work/masks"
+one_line "--batch without -o"
+contains "asks for OUT_DIR" "missing -o OUT_DIR" err
 expect "--jobs 0" 2 "$PIXMEND" inpaint --batch "$work/img" "$work/masks" -o "$work/o4" --jobs 0
 absent "nothing written for a bad --jobs" "$work/o4"
 expect "missing model file: exit 1" 1 "$PIXMEND" inpaint --batch "$work/img" "$work/masks" -o "$work/o5" --model "$work/none.ckpt"
