@@ -546,22 +546,29 @@ static int run_one(void *user, int i)
     /* The service's prediction: the law at the working pixels, plus the
      * full-size buffers when the model works on part of the image. */
     need = pm_memlaw_predict(&b->law, work) + (work < px ? 9 * px : 0);
-    if (!b->inpaint) { /* the law is seeded at the default input size; the engine's estimate knows this one */
-        uint64_t at_size = pm_colorize_mem_estimate(b->state, info.width, info.height, bs->co.input_size);
-        need = at_size > need ? at_size : need;
+    if (!b->inpaint && bs->model->mem_estimate) {
+        /* As serve: the law is fitted at the default input size; another
+         * size adds the engine's estimate there less at the default. */
+        uint64_t at = bs->model->mem_estimate(b->state, info.width, info.height, bs->co.input_size);
+        uint64_t def = bs->model->mem_estimate(b->state, info.width, info.height, 0);
+        need += at > def ? at - def : 0;
     }
     admit(b, need);
+    /* The result in the image's format: a JPEG at the quality estimated from
+     * its tables, WebP lossless when it was (as single runs without an extension). */
+    pm_encode_opts eo;
+    if (pm_encode_opts_like(data, len, &eo))
+        eo = pm_default_encode_opts(pm_format_from_name(it->name));
+    if (bs->quality)
+        eo.quality = bs->quality;
     int rc = pm_image_decode(data, len, &bs->lim, it->name, &img);
     pm_free(data);
     data = NULL;
     pm_run_ctx ctx = {NULL, NULL};
     if (!rc)
         rc = b->inpaint ? pm_inpaint_run(bs->model, b->state, &img, &mask, &bs->io, &out, &ctx)
-                        : pm_colorize_run(b->state, &img, &bs->co, &out, &ctx);
+                        : pm_colorize_run(bs->model, b->state, &img, &bs->co, &out, &ctx);
     if (!rc) {
-        pm_encode_opts eo = pm_default_encode_opts(pm_format_from_name(it->name));
-        if (bs->quality)
-            eo.quality = bs->quality;
         if ((rc = pm_image_save(out_path, &out, &eo)))
             what = out_path;
     }
@@ -658,6 +665,11 @@ int pm_batch_run(const pm_batch_spec *bs)
     if (single) {
         if (pm_image_load(bs->masks, &bs->lim, &b.one_mask) || stat(bs->masks, &b.one_mask_st)) {
             usage_error(bs, "the mask %s: %s", bs->masks, pm_error_detail());
+            goto free_batch;
+        }
+        if (pm_inpaint_work_pixels(&b.one_mask, &bs->io) == 0) {
+            usage_error(bs, "the mask %s selects nothing (no non-zero pixel); paint the area to fill in white",
+                        bs->masks);
             goto free_batch;
         }
     }

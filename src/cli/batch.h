@@ -23,9 +23,9 @@ typedef struct pm_batch_spec {
     int overwrite;        /* replace existing results */
     int quiet;            /* no progress bar */
     int mask_resize;      /* scale a mask of another size to the image */
-    int quality;          /* JPEG/WebP quality; 0 = the format's default */
+    int quality;          /* JPEG/WebP quality; 0 = the input's (estimated) */
     pm_limits lim;
-    const pm_model_desc *model; /* inpaint: the engine; colorize: &pm_model_ddcolor */
+    const pm_model_desc *model; /* the engine (colorize: the registry's "ddcolor") */
     const char *weights;  /* its file, or NULL */
     pm_model_opts mo;
     pm_inpaint_opts io;   /* inpaint */

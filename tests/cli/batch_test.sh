@@ -61,6 +61,7 @@ mask((64, 48)).save(d + "/masks/c.webp", lossless=True)
 mask((80, 60)).save(d + "/masks/big.jpg", quality=100)
 mask((64, 48)).save(d + "/masks/broken.png")
 mask((64, 48)).save(d + "/single/watermark.png")
+Image.new("L", (64, 48), 0).save(d + "/single/empty.png")
 PYGEN
 
 # is_filled FILE: the red square is gone (the masked area takes the flat colour around it).
@@ -84,6 +85,11 @@ contains "other files are counted as ignored" "1 other file" out
 for f in a.png b.jpg c.webp big.png; do
     if [ -f "$work/res/$f" ] && is_filled "$work/res/$f"; then ok "out/$f written under the same name and filled"; else bad "out/$f missing or not filled"; fi
 done
+if $PY -c "
+from PIL import Image
+a, b = Image.open('$work/img/b.jpg'), Image.open('$work/res/b.jpg')
+assert b.format == 'JPEG' and a.quantization == b.quantization, (b.format, b.quantization)
+"; then ok "a JPEG comes back as a JPEG at the input's quality (same tables)"; else bad "b.jpg not at the input's quality"; fi
 absent "nothing written for the skipped image" "$work/res/d.png"
 absent "nothing written for the failed image" "$work/res/broken.png"
 hidden=$(find "$work/res" -mindepth 1 -name '.*')
@@ -127,6 +133,9 @@ contains "says inside" "is inside IMAGES_DIR" err
 absent "nothing created inside IMAGES_DIR" "$work/img/results"
 expect "OUT_DIR is IMAGES_DIR" 2 "$PIXMEND" colorize --batch "$work/img" -o "$work/img/" --model x.pth
 one_line "OUT_DIR is IMAGES_DIR"
+expect "one mask that selects nothing" 2 "$PIXMEND" inpaint --batch "$work/img" "$work/single/empty.png" -o "$work/o2"
+one_line "one mask that selects nothing"
+absent "nothing written for an empty mask" "$work/o2"
 expect "MASKS_DIR is IMAGES_DIR" 2 "$PIXMEND" inpaint --batch "$work/img" "$work/img/" -o "$work/o2"
 one_line "MASKS_DIR is IMAGES_DIR"
 absent "nothing written when MASKS_DIR is IMAGES_DIR" "$work/o2"
