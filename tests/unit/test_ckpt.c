@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/python.h"
 #include "ckpt/ckpt.h"
 #include "ckpt/ckpt_internal.h"
 #include "monitor/monitor.h"
@@ -734,6 +735,7 @@ static void test_pickle_damage(void **state)
 
 int main(void)
 {
+    fx_require_python("test_ckpt", "torch, numpy");
     pm_log_setup(PM_LOG_ERROR, PM_LOG_TEXT, NULL); /* skipped-tensor warnings are expected */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dtype_names),
