@@ -373,14 +373,12 @@ def repack_zip64(src, dst):
 
 # ------------------------------------------------------------ 6. failures
 def failures():
-    torch.save({"a": torch.ones(2)}, path("legacy.pt"), _use_new_zipfile_serialization=False)
-    bad("legacy.pt", "PM_EUNSUPPORTED", "legacy serialization")
     torch.save(torch.nn.Linear(2, 2), path("whole_module.pt"))
     bad("whole_module.pt", "PM_ECHECKPOINT", "torch.nn.modules.linear.Linear object")
     torch.save(torch.ones(3), path("one_tensor.pt"))
     bad("one_tensor.pt", "PM_ECHECKPOINT", "holds a single tensor")
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path("scripted.pt"))
-    bad("scripted.pt", "PM_EUNSUPPORTED", "TorchScript")
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), path("ts_empty.pt"))
+    bad("ts_empty.pt", "PM_ECHECKPOINT", "with no parameters or buffers")
     with zipfile.ZipFile(path("nopkl.zip"), "w") as z:
         z.writestr("weights/readme.txt", "no pickle here")
     bad("nopkl.zip", "PM_EFORMAT", "without a data.pkl entry")
@@ -496,6 +494,93 @@ def hostile():
     expect("complex.pth", {"v": torch.zeros(2)})
 
 
+# ------------------------------------------- 8. legacy and TorchScript
+class Head(torch.nn.Module):
+    """A small network with nested, shared and indexed submodules."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                        torch.nn.ReLU())
+        self.proj = torch.nn.Conv2d(4, 2, 1)
+        self.register_buffer("scale", torch.tensor([0.5, 2.0], dtype=torch.float64))
+
+    def forward(self, x):
+        return self.proj(self.body(x)) * self.scale.float()[None, :, None, None]
+
+
+class Wrapper(torch.nn.Module):
+    """As IOPaint wraps a generator: forward(image, mask)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.generator = net
+
+    def forward(self, image, mask):
+        return self.generator(image * (1 - mask)) * mask + image[:, :2] * (1 - mask)
+
+
+def randomized(m):
+    with torch.no_grad():
+        for t in m.state_dict().values():
+            if t.dtype.is_floating_point:
+                t.copy_(torch.randn(t.shape, dtype=t.dtype))
+    return m.eval()
+
+
+def legacy_and_torchscript():
+    # legacy: a state dict with views (slices sharing a storage), several dtypes, nesting
+    base = torch.randn(6, 5)
+    sd = {"w": base, "row": base[2], "col": base[:, 1], "half": torch.randn(3, 2).half(),
+          "bf": torch.randn(4).bfloat16(), "n": torch.tensor(12345678901234, dtype=torch.int64),
+          "nested": {"x": torch.arange(7, dtype=torch.int32), "flag": torch.tensor([True, False])},
+          "empty": torch.zeros(0, 3), "note": "kept out"}
+    torch.save({"state_dict": sd, "epoch": 3}, path("legacy_sd.pt"), _use_new_zipfile_serialization=False)
+    expect("legacy_sd.pt", flatten(sd))
+    torch.save({"a": torch.ones(2)}, path("legacy.pt"), _use_new_zipfile_serialization=False)
+    expect("legacy.pt", {"a": torch.ones(2)})
+    # a truncated legacy file: the appended storages end early
+    data = open(path("legacy_sd.pt"), "rb").read()
+    open(path("legacy_cut.pt"), "wb").write(data[:len(data) - 20])
+    bad("legacy_cut.pt", "PM_ETRUNCATED", "truncated")
+    # TorchScript: scripted, traced, and traced inside a wrapper (names under generator.)
+    head = randomized(Head())
+    x = torch.randn(1, 3, 8, 8)
+    torch.jit.save(torch.jit.script(head), path("ts_script.pt"))
+    expect("ts_script.pt", dict(head.state_dict()))
+    torch.jit.save(torch.jit.trace(head, x), path("ts_gen.pt"))
+    expect("ts_gen.pt", dict(head.state_dict()))
+    wrap = Wrapper(head).eval()
+    torch.jit.save(torch.jit.trace(wrap, (x, (x[:, :1] > 0).float())), path("ts_wrapped.pt"))
+    expect("ts_wrapped.pt", dict(wrap.state_dict()))
+    lin = torch.nn.Linear(2, 2)
+    torch.jit.save(torch.jit.script(lin), path("scripted.pt"))
+    expect("scripted.pt", dict(lin.state_dict()))
+    # a truncated TorchScript archive: the zip's directory is gone
+    data = open(path("ts_gen.pt"), "rb").read()
+    open(path("ts_cut.pt"), "wb").write(data[:len(data) * 2 // 3])
+    bad("ts_cut.pt", "PM_ETRUNCATED", "ts_cut.pt")
+
+
+def refused():
+    """Pickles naming what no checkpoint needs: refused before anything else."""
+    hostile_zip("system.pth", b"\x80\x02}" + pstr("w") + b"cposix\nsystem\n" + pstr("echo pwned") + b"\x85Rs.")
+    bad("system.pth", "PM_ECORRUPT", "names posix.system")
+    hostile_zip("eval.pth", b"\x80\x02cbuiltins\neval\n" + pstr("1") + b"\x85R.")
+    bad("eval.pth", "PM_ECORRUPT", "names builtins.eval")
+    # a TorchScript archive (constants.pkl present) naming a foreign class
+    with zipfile.ZipFile(path("ts_foreign.pt"), "w") as z:
+        z.writestr("m/data.pkl", b"\x80\x02cnumpy\nndarray\n)\x81.")
+        z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/version", "3\n")
+    bad("ts_foreign.pt", "PM_ECORRUPT", "a TorchScript module tree names only")
+    # legacy stream whose object pickle calls os.system
+    legacy = (b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x02M\xe9\x03.\x80\x02}."
+              + b"\x80\x02cos\nsystem\n" + pstr("id") + b"\x85R." + b"\x80\x02].")
+    open(path("legacy_system.pt"), "wb").write(legacy)
+    bad("legacy_system.pt", "PM_ECORRUPT", "names os.system")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     lightning()
@@ -514,6 +599,8 @@ def main():
     expect("zip64.pth", sd2, blob="ddcolor.pth.ref")
     failures()
     hostile()
+    legacy_and_torchscript()
+    refused()
     for name, b in blobs.items():
         with open(path(name), "wb") as f:
             f.write(b)
