@@ -10,10 +10,10 @@ import { Compare } from './compare.js';
 import { Mask, TINT, feather, maskPNG, composite, canvasBlob } from './mask.js';
 import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
-import { errorText } from './api.js';
+import { errorText, foundModels } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
-  downloadImage, wireOpen, viewKey,
+  downloadImage, wireOpen, viewKey, foundHint,
 } from './ui.js';
 
 const HD_STRATEGIES = ['auto', 'original', 'resize', 'crop'];
@@ -27,7 +27,7 @@ export class Editor {
       size: $('ed-size'), sizeOut: $('ed-size-out'), feather: $('ed-feather'), featherOut: $('ed-feather-out'),
       undo: $('ed-undo'), redo: $('ed-redo'), clear: $('ed-clear'),
       zoomIn: $('ed-zoom-in'), zoomOut: $('ed-zoom-out'), zoomFit: $('ed-zoom-fit'), zoom: $('ed-zoom'),
-      model: $('ed-model'), hd: $('ed-hd'), run: $('ed-run'), cancel: $('ed-cancel'),
+      model: $('ed-model'), modelHint: $('ed-model-hint'), hd: $('ed-hd'), run: $('ed-run'), cancel: $('ed-cancel'),
       job: $('ed-job'), progress: $('ed-progress'), status: $('ed-status'), error: $('ed-error'),
       download: $('ed-download'), stage: $('ed-stage'), canvas: $('ed-canvas'), drop: $('ed-drop'),
       badge: $('ed-badge'),
@@ -86,6 +86,10 @@ export class Editor {
     this.models = models.filter((m) => m.task === 'inpaint');
     fillModelSelect(this.el.model, this.models, prefs.get('model', ''), 'patchmatch',
       'No inpainting model is available on this server.');
+    const hint = this.models.some((m) => m.name === 'lama') ? ''
+      : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
+    this.el.modelHint.textContent = hint;
+    this.el.modelHint.hidden = !hint;
     this.update();
   }
 

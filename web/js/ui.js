@@ -47,6 +47,23 @@ export function fillModelSelect(select, models, wanted, fallback, emptyText) {
   select.value = names.includes(wanted) ? wanted : dflt || (names.includes(fallback) ? fallback : names[0]);
 }
 
+// Says where a model's weights could come from: the files the server found
+// but did not load (and how to load them), else where it looked and how to
+// add one. `found` is api.foundModels(); '' when the server did not look.
+export function foundHint(found, model, label) {
+  if (!found || !Array.isArray(found.models)) return '';
+  const idle = found.models.filter((m) => m.model === model && !m.loaded);
+  if (idle.length) {
+    const list = idle.map((m) => `${m.path} (${m.variant}, ${m.format})`).join('; ');
+    return `Found on the server's machine: ${list}. An administrator can load it by restarting the server ` +
+      `with --models auto or --model ${idle[0].serve_arg}.`;
+  }
+  const dirs = (found.searched || []).map((d) => d.dir).join(', ');
+  return `No ${label} weights were found${dirs ? ` in ${dirs}` : ''}. To add one, put the weights file ` +
+    `there (or anywhere) and restart the server with --models auto or --model ${model}=FILE; ` +
+    '`pixmend models` lists what it recognises.';
+}
+
 // Shows a job's progress: el.job (box), el.progress (<progress>), el.status (text).
 export function setJobUI(el, info, paused, text) {
   el.job.hidden = false;
