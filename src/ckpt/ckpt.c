@@ -355,10 +355,16 @@ int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char 
 int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
                            pm_ckpt **out)
 {
+    return pm_ckpt_open_mem_rooted(data, len, name, prefix, NULL, flags, out);
+}
+
+int pm_ckpt_open_mem_rooted(const void *data, size_t len, const char *name, const char *prefix, const char *anchor,
+                            unsigned flags, pm_ckpt **out)
+{
     if (!out || (!data && len))
         return pm_errorf(PM_EINVAL, "pm_ckpt_open_mem: no data or no result pointer");
     *out = NULL;
-    pm_ckpt *ck = new_ckpt(name, prefix, NULL);
+    pm_ckpt *ck = new_ckpt(name, prefix, anchor);
     if (!ck)
         return pm_errorf(PM_ENOMEM, "out of memory opening a checkpoint");
     ck->base = data;

@@ -180,6 +180,9 @@ int pm_ckpt_wants(pm_ckpt *ck, const char *name);
 #define PM_CKPT_NO_CRC 1u
 int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
                            pm_ckpt **out);
+/* The same, rooted as pm_ckpt_open_rooted (for the fuzz target). */
+int pm_ckpt_open_mem_rooted(const void *data, size_t len, const char *name, const char *prefix, const char *anchor,
+                            unsigned flags, pm_ckpt **out);
 
 /* Finds a tensor's storage bytes: 0 and *bytes, *len (borrowed) or an error. */
 typedef int (*pm_storage_fn)(pm_ckpt *ck, void *user, const char *name, const pm_pv *storage,
