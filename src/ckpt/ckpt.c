@@ -214,8 +214,7 @@ static int load(pm_ckpt *ck)
         break;
     }
     if (n >= 262 && memcmp(b + 257, "ustar", 5) == 0)
-        return pm_errorf(PM_EUNSUPPORTED, "%s is a tar archive: PyTorch's oldest serialization (before 0.4), which pixmend does not read; re-save it with a current PyTorch: torch.save(torch.load(path), path)",
-                         ck->what);
+        return pm_legacy_tar_load(ck);
     if (n >= 2 && b[0] == 0x80 && b[1] <= 5)
         return pm_errorf(PM_EFORMAT, "%s is a bare Python pickle, not a torch.save archive or safetensors file; re-save the weights with torch.save",
                          ck->what);

@@ -130,6 +130,13 @@ int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **
  * including STOP, for streams of several pickles. */
 int pm_pickle_run_ex(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
                      pm_pickle **out, pm_pv **root, size_t *used);
+/* Resolves a persistent id other than ('storage', ...): a value the
+ * resolver owns (it must outlive the pickle's use), or NULL for an opaque
+ * object. */
+typedef pm_pv *(*pm_persid_fn)(void *user, const pm_pv *pid);
+/* pm_pickle_run_ex with a resolver for other persistent ids. */
+int pm_pickle_run_persid(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                         pm_persid_fn persid, void *user, pm_pickle **out, pm_pv **root, size_t *used);
 void pm_pickle_free(pm_pickle *p);
 /* Every storage the pickle's persistent ids named, in order (duplicates
  * included); the array belongs to p. */
@@ -201,6 +208,9 @@ int pm_safetensors_load(pm_ckpt *ck);
 int pm_torchzip_load(pm_ckpt *ck);
 /* Fills the table from PyTorch's legacy serialization (before 1.6). */
 int pm_legacy_load(pm_ckpt *ck);
+/* Fills the table from PyTorch's oldest serialization (before 0.4): a tar
+ * with members storages, tensors and pickle. */
+int pm_legacy_tar_load(pm_ckpt *ck);
 
 /* Element count of a shape, or -1 if a dimension is negative or it overflows. */
 int64_t pm_shape_numel(int ndim, const int64_t *shape);

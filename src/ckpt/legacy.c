@@ -178,3 +178,256 @@ free_main:
     pm_pickle_free(pk);
     return rc;
 }
+
+/* ------------------------------------------------ the tar format (< 0.4) */
+
+typedef struct tar_member {
+    const uint8_t *data;
+    size_t len;
+} tar_member;
+
+/* Finds members storages, tensors and pickle of the tar in ck->base. */
+static int tar_members(pm_ckpt *ck, tar_member m[3])
+{
+    static const char *const names[] = {"storages", "tensors", "pickle"};
+    memset(m, 0, 3 * sizeof *m);
+    size_t pos = 0;
+    while (pos + 512 <= ck->size) {
+        const uint8_t *h = ck->base + pos;
+        if (h[0] == '\0')
+            break; /* the end blocks */
+        uint64_t size = 0;
+        for (int i = 124; i < 136 && h[i] >= '0' && h[i] <= '7'; i++)
+            size = size * 8 + (uint64_t)(h[i] - '0');
+        if (size > ck->size - pos - 512)
+            return pm_errorf(PM_ETRUNCATED, "%s: tar member '%.100s' needs %llu bytes but the file ends first; the file is truncated",
+                             ck->what, (const char *)h, (unsigned long long)size);
+        for (int k = 0; k < 3; k++)
+            if (strnlen((const char *)h, 100) == strlen(names[k]) && memcmp(h, names[k], strlen(names[k])) == 0 &&
+                (h[156] == '0' || h[156] == '\0'))
+                m[k] = (tar_member){h + 512, (size_t)size};
+        pos += 512 + (size_t)((size + 511) & ~(uint64_t)511);
+    }
+    for (int k = 0; k < 3; k++)
+        if (!m[k].data)
+            return pm_errorf(PM_EFORMAT, "%s is a tar archive without a '%s' member, so not a PyTorch (before 0.4) checkpoint",
+                             ck->what, names[k]);
+    return 0;
+}
+
+/* One small pickle of a member at *pos (freed by the caller). */
+static int member_pickle(pm_ckpt *ck, const tar_member *m, size_t *pos, const char *part, pm_pickle **pk, pm_pv **v)
+{
+    size_t used = 0;
+    int rc = pm_pickle_run_ex(m->data + *pos, m->len - *pos, ck->what, part, 0, pk, v, &used);
+    if (!rc)
+        *pos += used;
+    return rc;
+}
+
+typedef struct tar_tensors {
+    pm_pv *pv;           /* n PV_TENSOR values (pm_malloc) */
+    pm_pv_tensor *t;     /* their tensors (pm_malloc) */
+    pm_pv *st;           /* PV_STORAGE values, one per storage (pm_malloc) */
+    int64_t *keys;       /* each tensor's key */
+    char (*names)[24];   /* storage keys as text (pm_malloc) */
+    size_t n, nst;
+} tar_tensors;
+
+static void tar_tensors_free(tar_tensors *tt)
+{
+    pm_free(tt->pv);
+    pm_free(tt->t);
+    pm_free(tt->st);
+    pm_free(tt->keys);
+    pm_free(tt->names);
+}
+
+/* pm_persid_fn: a tensor key (an int, or its decimal text) -> its tensor. */
+static pm_pv *tar_persid(void *user, const pm_pv *pid)
+{
+    const tar_tensors *tt = user;
+    int64_t key;
+    if (pid->kind == PV_INT) {
+        key = pid->u.i;
+    } else if (pid->kind == PV_STR && pid->u.s.n > 0 && pid->u.s.n < 20) {
+        char b[24], *end;
+        memcpy(b, pid->u.s.p, pid->u.s.n);
+        b[pid->u.s.n] = '\0';
+        key = strtoll(b, &end, 10);
+        if (*end)
+            return NULL;
+    } else {
+        return NULL;
+    }
+    for (size_t i = 0; i < tt->n; i++)
+        if (tt->keys[i] == key)
+            return &tt->pv[i];
+    return NULL;
+}
+
+/* Reads member storages: count, then per storage (key, location, type)
+ * and its element count and bytes; storage views are refused. */
+static int tar_storages(pm_ckpt *ck, const tar_member *m, legacy_table *t, tar_tensors *tt)
+{
+    size_t pos = 0;
+    pm_pickle *pk;
+    pm_pv *v;
+    int rc = member_pickle(ck, m, &pos, "storages", &pk, &v);
+    if (rc)
+        return rc;
+    int64_t n = v->kind == PV_INT ? v->u.i : -1;
+    pm_pickle_free(pk);
+    if (n < 0 || (uint64_t)n > m->len / 8)
+        return pm_errorf(PM_ECORRUPT, "%s: its storages member does not start with a storage count; the file is corrupt", ck->what);
+    t->s = pm_malloc((size_t)(n ? n : 1) * sizeof *t->s);
+    tt->st = pm_calloc((size_t)(n ? n : 1), sizeof *tt->st);
+    tt->names = pm_calloc((size_t)(n ? n : 1), sizeof *tt->names);
+    if (!t->s || !tt->st || !tt->names)
+        return pm_errorf(PM_ENOMEM, "%s: out of memory for %lld storages", ck->what, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        if ((rc = member_pickle(ck, m, &pos, "storages", &pk, &v)))
+            return rc;
+        const pm_pv *type = v->kind == PV_TUPLE && v->u.seq.n == 3 ? v->u.seq.v[2] : NULL;
+        int ok = type && v->u.seq.v[0]->kind == PV_INT && type->kind == PV_GLOBAL && type->u.glob.size > 0;
+        int64_t key = ok ? v->u.seq.v[0]->u.i : 0;
+        int es = ok ? type->u.glob.size : 0, dt = ok ? type->u.glob.dtype : -1;
+        pm_pickle_free(pk);
+        if (!ok)
+            return pm_errorf(PM_ECORRUPT, "%s: storage %lld of its storages member is not (key, location, type); the file is corrupt",
+                             ck->what, (long long)i);
+        if (m->len - pos < 8)
+            return pm_errorf(PM_ETRUNCATED, "%s: its storages member ends inside storage %lld; the file is truncated", ck->what, (long long)i);
+        uint64_t numel = 0;
+        for (int b = 7; b >= 0; b--)
+            numel = numel << 8 | m->data[pos + (size_t)b];
+        pos += 8;
+        if (numel > (m->len - pos) / (uint64_t)es)
+            return pm_errorf(PM_ETRUNCATED, "%s: storage %lld needs %llu bytes but its member ends first; the file is truncated",
+                             ck->what, (long long)i, (unsigned long long)numel * (unsigned long long)es);
+        snprintf(tt->names[i], sizeof tt->names[i], "%lld", (long long)key);
+        pm_pv *s = &tt->st[i];
+        s->kind = PV_STORAGE;
+        s->u.storage.dtype = dt;
+        s->u.storage.elsize = es;
+        s->u.storage.key = tt->names[i];
+        s->u.storage.key_n = strlen(tt->names[i]);
+        s->u.storage.numel = (int64_t)numel;
+        t->s[t->n++] = (legacy_storage){tt->names[i], s->u.storage.key_n, m->data + pos, (size_t)numel * (size_t)es, es};
+        tt->nst++;
+        pos += (size_t)numel * (size_t)es;
+    }
+    if ((rc = member_pickle(ck, m, &pos, "storages", &pk, &v)))
+        return rc;
+    int views = v->kind == PV_LIST && v->u.seq.n > 0;
+    pm_pickle_free(pk);
+    if (views)
+        return pm_errorf(PM_EUNSUPPORTED, "%s uses storage views of PyTorch before 0.4, which pixmend does not read; re-save it with a current PyTorch: torch.save(torch.load(path), path)",
+                         ck->what);
+    qsort(t->s, t->n, sizeof *t->s, cmp_storage);
+    return 0;
+}
+
+/* The storage value of key `key` among tt's, or NULL. */
+static const pm_pv *tar_storage(const tar_tensors *tt, int64_t key)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%lld", (long long)key);
+    for (size_t i = 0; i < tt->nst; i++)
+        if (strcmp(tt->names[i], b) == 0)
+            return &tt->st[i];
+    return NULL;
+}
+
+/* Reads member tensors: count, then per tensor (key, storage key, type),
+ * ndim (int32, 4 bytes padding), sizes, strides (int64) and offset. */
+static int tar_tensor_table(pm_ckpt *ck, const tar_member *m, tar_tensors *tt)
+{
+    size_t pos = 0;
+    pm_pickle *pk;
+    pm_pv *v;
+    int rc = member_pickle(ck, m, &pos, "tensors", &pk, &v);
+    if (rc)
+        return rc;
+    int64_t n = v->kind == PV_INT ? v->u.i : -1;
+    pm_pickle_free(pk);
+    if (n < 0 || (uint64_t)n > m->len / 8)
+        return pm_errorf(PM_ECORRUPT, "%s: its tensors member does not start with a tensor count; the file is corrupt", ck->what);
+    tt->pv = pm_calloc((size_t)(n ? n : 1), sizeof *tt->pv);
+    tt->t = pm_calloc((size_t)(n ? n : 1), sizeof *tt->t);
+    tt->keys = pm_calloc((size_t)(n ? n : 1), sizeof *tt->keys);
+    if (!tt->pv || !tt->t || !tt->keys)
+        return pm_errorf(PM_ENOMEM, "%s: out of memory for %lld tensors", ck->what, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        if ((rc = member_pickle(ck, m, &pos, "tensors", &pk, &v)))
+            return rc;
+        int ok = v->kind == PV_TUPLE && v->u.seq.n == 3 && v->u.seq.v[0]->kind == PV_INT && v->u.seq.v[1]->kind == PV_INT;
+        int64_t key = ok ? v->u.seq.v[0]->u.i : 0, sk = ok ? v->u.seq.v[1]->u.i : 0;
+        pm_pickle_free(pk);
+        const pm_pv *st = ok ? tar_storage(tt, sk) : NULL;
+        if (!st)
+            return pm_errorf(PM_ECORRUPT, "%s: tensor %lld of its tensors member names no stored storage; the file is corrupt",
+                             ck->what, (long long)i);
+        if (m->len - pos < 8)
+            return pm_errorf(PM_ETRUNCATED, "%s: its tensors member ends inside tensor %lld; the file is truncated", ck->what, (long long)i);
+        int32_t ndim = (int32_t)(m->data[pos] | m->data[pos + 1] << 8 | m->data[pos + 2] << 16 | (uint32_t)m->data[pos + 3] << 24);
+        pos += 8;
+        if (ndim < 0 || ndim > PM_MAX_DIMS || m->len - pos < (size_t)(16 * ndim + 8))
+            return pm_errorf(PM_ECORRUPT, "%s: tensor %lld of its tensors member has %d dimensions or ends early; the file is corrupt",
+                             ck->what, (long long)i, ndim);
+        pm_pv_tensor *t = &tt->t[i];
+        t->storage = st;
+        t->ndim = ndim;
+        t->dtype = (enum pm_dtype)(st->u.storage.dtype < 0 ? PM_DT_U8 : st->u.storage.dtype);
+        int64_t vals[2 * PM_MAX_DIMS + 1];
+        for (int k = 0; k < 2 * ndim + 1; k++) {
+            uint64_t u = 0;
+            for (int b = 7; b >= 0; b--)
+                u = u << 8 | m->data[pos + (size_t)b];
+            vals[k] = (int64_t)u;
+            pos += 8;
+        }
+        for (int d = 0; d < ndim; d++) {
+            t->shape[d] = vals[d];
+            t->stride[d] = vals[ndim + d];
+            if (t->shape[d] < 0 || t->stride[d] < 0)
+                return pm_errorf(PM_ECORRUPT, "%s: tensor %lld has a negative size or stride; the file is corrupt", ck->what, (long long)i);
+        }
+        t->offset = vals[2 * ndim];
+        if (t->offset < 0)
+            return pm_errorf(PM_ECORRUPT, "%s: tensor %lld has a negative storage offset; the file is corrupt", ck->what, (long long)i);
+        tt->keys[i] = key;
+        /* a storage of a type pixmend does not read stands for a skipped tensor */
+        tt->pv[i].kind = st->u.storage.dtype < 0 ? PV_OBJECT : PV_TENSOR;
+        if (st->u.storage.dtype < 0)
+            tt->pv[i].u.obj.why = "its dtype is not one pixmend reads";
+        else
+            tt->pv[i].u.t = t;
+        tt->n++;
+    }
+    return 0;
+}
+
+/* The pickles' values and the tensor tables are freed before returning. */
+int pm_legacy_tar_load(pm_ckpt *ck)
+{
+    ck->format = "PyTorch legacy (tar)";
+    tar_member m[3];
+    int rc = tar_members(ck, m);
+    if (rc)
+        return rc;
+    legacy_table t = {0};
+    tar_tensors tt = {0};
+    pm_pickle *pk = NULL;
+    pm_pv *root;
+    if ((rc = tar_storages(ck, &m[0], &t, &tt)) || (rc = tar_tensor_table(ck, &m[1], &tt)))
+        goto free_tables;
+    if ((rc = pm_pickle_run_persid(m[2].data, m[2].len, ck->what, "pickle", 0, tar_persid, &tt, &pk, &root, NULL)))
+        goto free_tables;
+    rc = pm_torch_collect(ck, root, 0, legacy_bytes, &t);
+    pm_pickle_free(pk);
+free_tables:
+    tar_tensors_free(&tt);
+    pm_free(t.s);
+    return rc;
+}

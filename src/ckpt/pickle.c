@@ -30,6 +30,8 @@ struct pm_pickle {
     const char *refused;      /* why a global it names is refused (static), or NULL */
     const pm_pv *refused_g;
     const pm_pv **storages;   /* every storage a persistent id named (pm_malloc) */
+    pm_persid_fn persid;      /* resolves other persistent ids, or NULL */
+    void *persid_user;
     size_t nstorages, storages_cap;
     pool_block *blocks;
     size_t pool_total, pool_limit;
@@ -407,8 +409,10 @@ static int apply(pm_pickle *p, const pm_pv *fn, const pm_pv *args, int depth, pm
 static pm_pv *persistent_load(pm_pickle *p, const pm_pv *pid)
 {
     if (pid->kind != PV_TUPLE || pid->u.seq.n < 3 || !str_is(pid->u.seq.v[0], "storage") ||
-        pid->u.seq.v[2]->kind != PV_STR)
-        return new_object(p, NULL, NULL);
+        pid->u.seq.v[2]->kind != PV_STR) {
+        pm_pv *v = p->persid ? p->persid(p->persid_user, pid) : NULL;
+        return v ? v : new_object(p, NULL, NULL);
+    }
     const pm_pv *type = pid->u.seq.v[1];
     pm_pv *s = new_pv(p, PV_STORAGE);
     if (!s)
@@ -879,6 +883,12 @@ int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **
 int pm_pickle_run_ex(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
                      pm_pickle **out, pm_pv **root, size_t *used)
 {
+    return pm_pickle_run_persid(buf, len, what, part, flags, NULL, NULL, out, root, used);
+}
+
+int pm_pickle_run_persid(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                         pm_persid_fn persid, void *user, pm_pickle **out, pm_pv **root, size_t *used)
+{
     *out = NULL;
     *root = NULL;
     pm_pickle *p = pm_calloc(1, sizeof *p);
@@ -889,6 +899,8 @@ int pm_pickle_run_ex(const uint8_t *buf, size_t len, const char *what, const cha
     p->what = what;
     p->part = part ? part : "data.pkl";
     p->flags = flags;
+    p->persid = persid;
+    p->persid_user = user;
     /* Every opcode makes at most a few values; a pickle that needs far more
      * memory than its size is hostile. */
     p->pool_limit = (len > SIZE_MAX / 256 ? SIZE_MAX / 2 : len * 256) + ((size_t)4 << 20);

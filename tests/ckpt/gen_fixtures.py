@@ -562,6 +562,61 @@ def legacy_and_torchscript():
     bad("ts_cut.pt", "PM_ETRUNCATED", "ts_cut.pt")
 
 
+def write_tar_legacy(fname, storages, tensors, obj):
+    """PyTorch's format before 0.4, as torch.load's legacy_load reads it: a
+    tar with 'storages' (count; per storage (key, location, type), int64
+    element count, bytes; then the views list), 'tensors' (count; per tensor
+    (key, storage key, type), int32 ndim, 4 pad bytes, int64 sizes, strides,
+    offset) and 'pickle' (the object, tensors as persistent ids str(key))."""
+    import pickle as pk
+    import tarfile
+
+    class Ref:
+        def __init__(self, key):
+            self.key = key
+
+    class P(pk.Pickler):
+        def persistent_id(self, o):
+            return str(o.key) if isinstance(o, Ref) else None
+
+    st = pk.dumps(len(storages), protocol=2)
+    for key, flat in storages.items():
+        typ = {torch.float32: torch.FloatStorage, torch.float16: torch.HalfStorage, torch.int64: torch.LongStorage}
+        st += pk.dumps((key, "cpu", typ[flat.dtype]), protocol=2) + struct.pack("<q", flat.numel()) + raw_bytes(flat)
+    st += pk.dumps([], protocol=2)
+    ts = pk.dumps(len(tensors), protocol=2)
+    for key, (skey, shape, stride, offset) in tensors.items():
+        ts += pk.dumps((key, skey, torch.FloatTensor), protocol=2) + struct.pack("<i", len(shape)) + b"\0" * 4
+        ts += struct.pack("<%dq" % len(shape), *shape) + struct.pack("<%dq" % len(stride), *stride)
+        ts += struct.pack("<q", offset)
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump(obj(Ref))
+    with tarfile.open(path(fname), "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("sys_info", pk.dumps({"little_endian": True}, protocol=2)), ("pickle", buf.getvalue()),
+                           ("tensors", ts), ("storages", st)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def tar_legacy():
+    a, h, n = torch.randn(30), torch.randn(6).half(), torch.tensor([123456789012345])
+    storages = {101: a, 102: h, 103: n}
+    tensors = {1: (101, (6, 5), (5, 1), 0), 2: (101, (5,), (1,), 10), 3: (101, (6,), (5,), 1),
+               4: (102, (3, 2), (2, 1), 0), 5: (103, (), (), 0)}
+    write_tar_legacy("tar_legacy.pt", storages, tensors,
+                     lambda R: {"state_dict": {"w": R(1), "row": R(2), "col": R(3), "half": R(4), "n": R(5)},
+                                "epoch": 2})
+    sd = torch.load(path("tar_legacy.pt"))["state_dict"]  # torch reads it: the layout is right
+    assert torch.equal(sd["col"], a.view(6, 5)[:, 1]) and torch.equal(sd["row"], a[10:15])
+    expect("tar_legacy.pt", flatten(sd))
+    import tarfile
+    with tarfile.open(path("tar_legacy.pt")) as t:
+        cut = t.getmember("storages").offset_data + 150  # inside the storages member
+    open(path("tar_cut.pt"), "wb").write(open(path("tar_legacy.pt"), "rb").read()[:cut])
+    bad("tar_cut.pt", "PM_ETRUNCATED", "truncated")
+
+
 def refused():
     """Pickles naming what no checkpoint needs: refused before anything else."""
     hostile_zip("system.pth", b"\x80\x02}" + pstr("w") + b"cposix\nsystem\n" + pstr("echo pwned") + b"\x85Rs.")
@@ -600,6 +655,7 @@ def main():
     failures()
     hostile()
     legacy_and_torchscript()
+    tar_legacy()
     refused()
     for name, b in blobs.items():
         with open(path(name), "wb") as f:
