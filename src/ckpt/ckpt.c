@@ -188,10 +188,14 @@ int pm_ckpt_sniff(const uint8_t *b, size_t n)
         if (hlen >= 2 && hlen <= ((uint64_t)100 << 20))
             return PM_CKPT_KIND_SAFETENSORS;
     }
-    /* pickle protocol 2, LONG1 of 10 bytes: torch's legacy magic number */
-    static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-    if (n >= sizeof legacy && memcmp(b, legacy, sizeof legacy) == 0)
-        return PM_CKPT_KIND_LEGACY;
+    /* PROTO 2..5, a FRAME from protocol 4 on, then LONG1 of 10 bytes:
+     * torch's legacy magic number */
+    static const uint8_t magic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) {
+        size_t at = n >= 11 && b[2] == 0x95 ? 11 : 2;
+        if (n >= at + sizeof magic && memcmp(b + at, magic, sizeof magic) == 0)
+            return PM_CKPT_KIND_LEGACY;
+    }
     return PM_CKPT_KIND_NONE;
 }
 

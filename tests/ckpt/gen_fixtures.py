@@ -539,6 +539,8 @@ def legacy_and_torchscript():
     expect("legacy_sd.pt", flatten(sd))
     torch.save({"a": torch.ones(2)}, path("legacy.pt"), _use_new_zipfile_serialization=False)
     expect("legacy.pt", {"a": torch.ones(2)})
+    torch.save({"b": torch.arange(5.0)}, path("legacy_p4.pt"), _use_new_zipfile_serialization=False, pickle_protocol=4)
+    expect("legacy_p4.pt", {"b": torch.arange(5.0)})
     # a truncated legacy file: the appended storages end early
     data = open(path("legacy_sd.pt"), "rb").read()
     open(path("legacy_cut.pt"), "wb").write(data[:len(data) - 20])
