@@ -285,7 +285,7 @@ int pm_torch_collect(pm_ckpt *ck, const pm_pv *root, int torchscript, pm_storage
     pm_free(w.name);
     if (!rc && module && ck->seen == 0) {
         const pm_pv *c = root->u.obj.cls;
-        rc = pm_errorf(PM_ECHECKPOINT, "%s is a TorchScript archive of %.*s.%.*s with no parameters or buffers; it holds no weights pixmend could use",
+        rc = pm_errorf(PM_ECHECKPOINT, "%s is a TorchScript archive of %.*s.%.*s with no parameters or buffers (a frozen module, torch.jit.freeze, keeps its weights only in its code); it holds no weights pixmend could use",
                        ck->what, (int)(c->u.glob.mod_n > 80 ? 80 : c->u.glob.mod_n), c->u.glob.mod,
                        (int)(c->u.glob.name_n > 80 ? 80 : c->u.glob.name_n), c->u.glob.name);
     }
