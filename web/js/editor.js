@@ -27,7 +27,7 @@ export class Editor {
       size: $('ed-size'), sizeOut: $('ed-size-out'), feather: $('ed-feather'), featherOut: $('ed-feather-out'),
       undo: $('ed-undo'), redo: $('ed-redo'), clear: $('ed-clear'),
       zoomIn: $('ed-zoom-in'), zoomOut: $('ed-zoom-out'), zoomFit: $('ed-zoom-fit'), zoom: $('ed-zoom'),
-      model: $('ed-model'), modelHint: $('ed-model-hint'), hd: $('ed-hd'), run: $('ed-run'), cancel: $('ed-cancel'),
+      model: $('ed-model'), hd: $('ed-hd'), run: $('ed-run'), cancel: $('ed-cancel'),
       job: $('ed-job'), progress: $('ed-progress'), status: $('ed-status'), error: $('ed-error'),
       download: $('ed-download'), stage: $('ed-stage'), canvas: $('ed-canvas'), drop: $('ed-drop'),
       badge: $('ed-badge'),
@@ -88,8 +88,7 @@ export class Editor {
       'No inpainting model is available on this server.');
     const hint = this.models.some((m) => m.name === 'lama') ? ''
       : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
-    this.el.modelHint.textContent = hint;
-    this.el.modelHint.hidden = !hint;
+    this.el.model.title = hint; // a tooltip: the settings column has no room for a paragraph
     this.update();
   }
 
