@@ -55,13 +55,11 @@ export function foundHint(found, model, label) {
   const idle = found.models.filter((m) => m.model === model && !m.loaded);
   if (idle.length) {
     const list = idle.map((m) => `${m.path} (${m.variant}, ${m.format})`).join('; ');
-    return `Found on the server's machine: ${list}. An administrator can load it by restarting the server ` +
-      `with --models auto or --model ${idle[0].serve_arg}.`;
+    return `The server found ${list}; an administrator loads it by restarting with --models auto.`;
   }
   const dirs = (found.searched || []).map((d) => d.dir).join(', ');
-  return `No ${label} weights were found${dirs ? ` in ${dirs}` : ''}. To add one, put the weights file ` +
-    `there (or anywhere) and restart the server with --models auto or --model ${model}=FILE; ` +
-    '`pixmend models` lists what it recognises.';
+  return `No ${label} weights are in the server's caches (${dirs}); an administrator adds one with ` +
+    `--model ${model}=FILE, or puts it there and restarts with --models auto.`;
 }
 
 // Shows a job's progress: el.job (box), el.progress (<progress>), el.status (text).
