@@ -59,7 +59,8 @@ int64_t pm_shape_numel(int ndim, const int64_t *shape)
 int pm_ckpt_wants(pm_ckpt *ck, const char *name)
 {
     ck->seen++;
-    if (!ck->prefix || ck->anchor || /* rooted: filtered once every name is known */ strncmp(name, ck->prefix, strlen(ck->prefix)) == 0)
+    /* a rooted open filters once every name is known (reroot) */
+    if (!ck->prefix || ck->anchor || strncmp(name, ck->prefix, strlen(ck->prefix)) == 0)
         return 1;
     if (!ck->other[0])
         snprintf(ck->other, sizeof ck->other, "%s", name);
@@ -263,8 +264,6 @@ static pm_ckpt *new_ckpt(const char *name, const char *prefix, const char *ancho
     return ck;
 }
 
-/* Fills the table; on success the caller owns *out = ck, on failure ck is
- * closed here. */
 /* Drops table entry i (its name and copy). */
 static void drop(pm_ckpt *ck, int i)
 {
@@ -334,6 +333,8 @@ static int reroot(pm_ckpt *ck)
     return rc;
 }
 
+/* Fills the table; on success the caller owns *out = ck, on failure ck is
+ * closed here. */
 static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 {
     int rc = load(ck);
