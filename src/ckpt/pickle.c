@@ -1,9 +1,12 @@
-/* A small pickle machine for the pickles torch.save writes (protocols 1-5;
- * the text opcodes of protocol 0 too). It builds a tree of pm_pv values:
- * dicts, lists, tuples, scalars and strings as they are; torch tensors and
- * storages recognised from their rebuild functions and persistent ids;
- * every other class or function becomes an opaque PV_OBJECT that swallows
- * whatever REDUCE, NEWOBJ, BUILD, SETITEMS or APPENDS give it.
+/* A small pickle machine for the pickles torch.save and torch.jit.save
+ * write (protocols 1-5; the text opcodes of protocol 0 too). It builds a
+ * tree of pm_pv values: dicts, lists, tuples, scalars and strings as they
+ * are; torch tensors and storages recognised from their rebuild functions
+ * and persistent ids; every other class or function becomes an opaque
+ * PV_OBJECT that swallows whatever REDUCE, NEWOBJ, SETITEMS or APPENDS give
+ * it and keeps its first BUILD state (a TorchScript module's attributes).
+ * Nothing is ever called. A pickle naming a global that no checkpoint needs
+ * (pickle_globals.c) is refused.
  *
  * Safety: every read is checked against the pickle's length, stack pops
  * never cross a mark, memo indices are bounded by the pickle's length, and
