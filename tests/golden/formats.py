@@ -155,13 +155,32 @@ def ddcolor_files(work):
     shutil.copy(binp, os.path.join(repo, "blobs", "b1"))
     os.symlink("../../blobs/b1", os.path.join(snap, "pytorch_model.bin"))
     open(os.path.join(snap, "config.json"), "w").write('{"encoder_name": "convnext-t"}')
+    # a snapshot with both pytorch_model.bin and model.safetensors: the safetensors one is read
+    snap2 = os.path.join(work, "hub", "models--piddnad--ddcolor_both", "snapshots", "c0ffee")
+    os.makedirs(snap2)
+    shutil.copy(binp, os.path.join(snap2, "pytorch_model.bin"))
+    write_safetensors(os.path.join(snap2, "model.safetensors"), sd)
     # a ModelScope folder
     ms = os.path.join(work, "modelscope", "damo", "cv_ddcolor_image-colorization")
     os.makedirs(os.path.join(ms, "resources"))
     shutil.copy(pth, os.path.join(ms, "pytorch_model.pt"))
     open(os.path.join(ms, "configuration.json"), "w").write('{"task": "image-colorization"}')
     open(os.path.join(ms, "README.md"), "w").write("# DDColor\n")
-    return {"pth": pth, "bin": binp, "legacy": leg, "hf_repo": repo, "hf_snapshot": snap, "modelscope": ms}
+    return {"pth": pth, "bin": binp, "legacy": leg, "hf_repo": repo, "hf_snapshot": snap, "hf_both": snap2,
+            "modelscope": ms}
+
+
+def write_safetensors(path, sd):
+    import struct
+    header, data = {}, bytearray()
+    for name, t in sd.items():
+        raw = t.detach().contiguous().numpy().tobytes()
+        dt = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
+        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data.extend(raw)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + bytes(data))
 
 
 def part_ddcolor(args):
@@ -178,6 +197,15 @@ def part_ddcolor(args):
     for k in p:
         if k != "pth":
             check(outs[k] and outs[k] == outs["pth"], "%s: colorized PNG identical to ddcolor.pth's (0 LSB)" % k)
+    # a folder with two weights files of one kind: refused, naming them
+    two = os.path.join(args.work, "two")
+    os.makedirs(two)
+    shutil.copy(p["pth"], os.path.join(two, "a.pth"))
+    shutil.copy(p["legacy"], os.path.join(two, "b.pth"))
+    rc, _, err = run([args.pixmend, "colorize", os.path.join(args.work, "grey.png"), "-o",
+                      os.path.join(args.work, "x.png"), "--model", two])
+    check(rc == 1 and "holding 2 weights files" in err and "a.pth" in err and "b.pth" in err,
+          "a folder with two weights files is refused, naming them: %s" % err.strip())
 
 
 def one_line_error(args, cmd, fname, text):
@@ -236,6 +264,7 @@ def part_discover(args):
     d = ddcolor_files(os.path.join(args.work))
     shutil.copytree(os.path.join(args.work, "hub"), os.path.join(cache, "huggingface", "hub"), symlinks=True)
     shutil.copytree(os.path.join(args.work, "modelscope"), os.path.join(cache, "modelscope", "hub"))
+    shutil.rmtree(os.path.join(cache, "huggingface", "hub", "models--piddnad--ddcolor_both"))
     env = {k: v for k, v in os.environ.items() if k not in (
         "XDG_CACHE_HOME", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MODELSCOPE_CACHE")}
     env["HOME"] = home
