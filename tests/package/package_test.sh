@@ -81,6 +81,11 @@ check "pixmend --version is $version" test "$("$bin" --version)" = "pixmend $ver
 check "pixmend version agrees" test "$("$bin" version | head -1)" = "pixmend $version"
 check "pixmend.1 names version $version" bash -c "zcat '$root$prefix/share/man/man1/pixmend.1.gz' | grep -q '^\\.TH PIXMEND 1 .*pixmend $version'"
 check "pixmend-inpaint.1 documents --batch" bash -c "zcat '$root$prefix/share/man/man1/pixmend-inpaint.1.gz' | grep -q -- '--batch'"
+missing=""
+for c in $("$bin" --help | sed -n '/^commands:/,/^$/p' | awk 'NF > 1 {print $1}'); do
+    [ -f "$root$prefix/share/man/man1/pixmend-$c.1.gz" ] || missing="$missing $c"
+done
+check "every sub-command of --help has its man page${missing:+ (missing:$missing)}" test -z "$missing"
 "$bin" probe >"$work/probe" 2>&1
 check "installed pixmend probe runs" grep -q "Cores:" "$work/probe"
 
