@@ -10,9 +10,12 @@
  * {"error": {"code", "message"}} where the message is the sentence of the
  * layer that found the problem (pm_error_detail). */
 #include "server/server.h"
+#include "server/access.h"
+#include "server/headers.h"
 #include "server/metrics.h"
 #include "server/multipart.h"
 #include "server/sb.h"
+#include "server/server_opts.h"
 #include "server/watchdog.h"
 #include "server/ws.h"
 #include "base/base.h"
@@ -60,6 +63,7 @@ struct pm_server {
     pthread_cond_t tick_cv;
     int tick_stop;
     pm_sampler *sampler;           /* owned; NULL when sample_interval is 0 */
+    pm_access access;
 };
 
 #define SAMPLE_RING 300            /* samples kept for charts (5 min at 1 s) */
@@ -75,6 +79,7 @@ typedef struct req {
     double t0;
     int status;            /* of the response sent */
     int body_unread;       /* the body was not consumed: close the connection */
+    pm_identity who;       /* the API key that made it (anonymous admin without --api-keys) */
 } req;
 
 void pm_server_default_config(pm_server_config *cfg)
@@ -110,6 +115,10 @@ static void send_response(req *r, int status, const char *ctype, const void *bod
     mg_response_header_add(c, "Content-Type", ctype, -1);
     mg_response_header_add(c, "Content-Length", lenbuf, -1);
     mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    pm_hdr_security(c);
+    pm_hdr_cors(c, r->srv->cfg.cors_origin);
+    if (status == 401)
+        mg_response_header_add(c, "WWW-Authenticate", "Bearer realm=\"pixmend\"", -1);
     for (int i = 0; extra && extra[i]; i += 2)
         mg_response_header_add(c, extra[i], extra[i + 1], -1);
     mg_response_header_send(c);
@@ -312,7 +321,7 @@ static void on_job_event(void *user, pm_job_event_type type, uint64_t seq, const
     }
     pm_sb_puts(&sb, "}");
     if (!sb.failed)
-        pm_ws_broadcast(srv->hub, j->id, sb.buf, sb.len);
+        pm_ws_broadcast(srv->hub, j->id, j->spec.owner, sb.buf, sb.len);
     pm_sb_free(&sb);
 }
 
@@ -360,14 +369,14 @@ static void on_sample(void *user, const pm_sample *x)
                      t > 0 ? "paused" : "resumed", now, now, usage, st.high_mark, st.low_mark, source, st.pauses,
                      st.queue_depth);
     if (n > 0 && (size_t)n < sizeof msg)
-        pm_ws_broadcast(srv->hub, NULL, msg, (size_t)n);
+        pm_ws_broadcast(srv->hub, NULL, NULL, msg, (size_t)n);
 }
 
 static void broadcast_status(pm_server *srv)
 {
     char *s = status_event(srv);
     if (s)
-        pm_ws_broadcast(srv->hub, NULL, s, strlen(s));
+        pm_ws_broadcast(srv->hub, NULL, NULL, s, strlen(s));
     pm_free(s);
 }
 
@@ -688,6 +697,35 @@ static int receive_submission(req *r, int task, form *f, uint8_t **body)
 
 /* ------------------------------------------------------------ routes */
 
+/* Submits the form's job as the request's key: 0 with *info; a PM_E* code
+ * (for send_submit_error); or 1 after a 429 for the key's quota was sent. */
+static int submit_owned(req *r, form *f, int sync, pm_job_info *info)
+{
+    pm_access *acc = &r->srv->access;
+    char msg[320];
+    int retry;
+    snprintf(f->spec.owner, sizeof f->spec.owner, "%s", r->who.name);
+    if (acc->auth)
+        pm_auth_submit_lock(acc->auth, &r->who);
+    int rc = pm_access_quota(acc, &r->who, msg, sizeof msg, &retry);
+    if (rc) {
+        pm_metrics_count_rejected(&r->srv->metrics, PM_REJECT_BUSY);
+        send_error_ex(r, rc, "key_quota", msg, retry, NULL);
+        rc = 1;
+    } else {
+        pm_error_clear();
+        rc = pm_sched_submit(r->srv->sched, &f->spec, sync, f->image->data, f->image->len,
+                             f->image->has_filename ? f->image->filename : NULL, f->mask ? f->mask->data : NULL,
+                             f->mask ? f->mask->len : 0,
+                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, info);
+        if (rc == 0 && acc->auth)
+            pm_auth_count(acc->auth, &r->who, PM_AUTH_SUBMITTED);
+    }
+    if (acc->auth)
+        pm_auth_submit_unlock(acc->auth, &r->who);
+    return rc;
+}
+
 static void route_submit(req *r)
 {
     form *f = pm_malloc(sizeof *f);
@@ -699,13 +737,10 @@ static void route_submit(req *r)
     if (receive_submission(r, -1, f, &body))
         goto free_form;
     pm_job_info info;
-    pm_error_clear();
-    int rc = pm_sched_submit(r->srv->sched, &f->spec, 0, f->image->data, f->image->len,
-                             f->image->has_filename ? f->image->filename : NULL,
-                             f->mask ? f->mask->data : NULL, f->mask ? f->mask->len : 0,
-                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, &info);
+    int rc = submit_owned(r, f, 0, &info);
     if (rc) {
-        send_submit_error(r, rc, pm_error_detail());
+        if (rc != 1)
+            send_submit_error(r, rc, pm_error_detail());
         goto free_body;
     }
     pm_sb sb;
@@ -741,15 +776,12 @@ static void route_sync(req *r, enum pm_task task)
     if (receive_submission(r, (int)task, f, &body))
         goto free_form;
     pm_job_info info;
-    pm_error_clear();
-    int rc = pm_sched_submit(srv->sched, &f->spec, 1, f->image->data, f->image->len,
-                             f->image->has_filename ? f->image->filename : NULL,
-                             f->mask ? f->mask->data : NULL, f->mask ? f->mask->len : 0,
-                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, &info);
+    int rc = submit_owned(r, f, 1, &info);
     pm_free(body);
     body = NULL;
     if (rc) {
-        send_submit_error(r, rc, pm_error_detail());
+        if (rc != 1)
+            send_submit_error(r, rc, pm_error_detail());
         goto free_form;
     }
     uint8_t *out = NULL;
@@ -810,11 +842,18 @@ static void send_unknown_job(req *r, const char *id)
     send_error(r, 404, "job_not_found", msg);
 }
 
+/* Job `id` if it exists and the request's key may see it (404 otherwise). */
+static int get_owned(req *r, const char *id, pm_job_info *info)
+{
+    return pm_sched_get(r->srv->sched, id, info) == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
+}
+
 static void route_job(req *r, const char *id)
 {
     pm_job_info info;
-    int rc = strcmp(r->method, "DELETE") == 0 ? pm_sched_cancel(r->srv->sched, id, &info)
-                                               : pm_sched_get(r->srv->sched, id, &info);
+    int rc = get_owned(r, id, &info);
+    if (rc == 0 && strcmp(r->method, "DELETE") == 0)
+        rc = pm_sched_cancel(r->srv->sched, id, &info);
     if (rc == PM_ENOENT) {
         send_unknown_job(r, id);
         return;
@@ -835,7 +874,7 @@ static void route_result(req *r, const char *id)
     pm_server *srv = r->srv;
     pm_job_info info;
     char msg[600];
-    if (pm_sched_get(srv->sched, id, &info)) {
+    if (get_owned(r, id, &info)) {
         send_unknown_job(r, id);
         return;
     }
@@ -862,10 +901,12 @@ static void route_result(req *r, const char *id)
         send_error(r, 404, "result_not_found", msg);
         return;
     }
-    char lenbuf[32], disp[128];
+    char lenbuf[32], disp[160], fname[112];
     snprintf(lenbuf, sizeof lenbuf, "%lld", (long long)st.st_size);
     const char *ext = info.spec.format == PM_FMT_JPEG ? "jpg" : info.spec.format == PM_FMT_WEBP ? "webp" : "png";
-    snprintf(disp, sizeof disp, "inline; filename=\"%s.%s\"", id, ext);
+    snprintf(disp, sizeof disp, "%s.%s", id, ext);
+    pm_hdr_filename(fname, sizeof fname, disp);
+    snprintf(disp, sizeof disp, "inline; filename=\"%s\"", fname);
     mg_response_header_start(r->conn, 200);
     mg_response_header_add(r->conn, "Content-Type",
                            info.spec.format == PM_FMT_JPEG   ? "image/jpeg"
@@ -875,6 +916,8 @@ static void route_result(req *r, const char *id)
     mg_response_header_add(r->conn, "Content-Length", lenbuf, -1);
     mg_response_header_add(r->conn, "Content-Disposition", disp, -1);
     mg_response_header_add(r->conn, "Cache-Control", "private, max-age=3600", -1);
+    pm_hdr_security(r->conn);
+    pm_hdr_cors(r->conn, srv->cfg.cors_origin);
     mg_response_header_send(r->conn);
     r->status = 200;
     pm_metrics_count_response(&srv->metrics, 200);
@@ -911,7 +954,7 @@ static void route_queue(req *r)
     pm_sb_printf(&sb, "{\"depth\":%d,\"max\":%d,\"running\":[", st.queue_depth, st.queue_max);
     int first = 1;
     for (int i = 0; i < n; i++) {
-        if (list[i].state != PM_JOB_RUNNING)
+        if (list[i].state != PM_JOB_RUNNING || !pm_access_owns(&r->who, &list[i]))
             continue;
         pm_sb_puts(&sb, first ? "" : ",");
         first = 0;
@@ -920,7 +963,7 @@ static void route_queue(req *r)
     pm_sb_puts(&sb, "],\"queued\":[");
     first = 1;
     for (int i = 0; i < n; i++) {
-        if (list[i].state != PM_JOB_QUEUED)
+        if (list[i].state != PM_JOB_QUEUED || !pm_access_owns(&r->who, &list[i]))
             continue;
         pm_sb_puts(&sb, first ? "" : ",");
         first = 0;
@@ -1017,9 +1060,11 @@ static void route_stats(req *r)
                      st->models[i].cancelled, l->a, l->b, l->source);
     }
     pm_sb_puts(&sb, "],\"recent_jobs\":[");
-    for (int i = 0; i < nr; i++) {
+    for (int i = 0, shown = 0; i < nr; i++) {
         const pm_job_info *j = &recent[i];
-        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", i ? "," : "", j->id,
+        if (!pm_access_owns(&r->who, j))
+            continue;
+        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", shown++ ? "," : "", j->id,
                      pm_task_name(j->spec.task));
         pm_sb_json_str(&sb, j->spec.model);
         pm_sb_printf(&sb, ",\"state\":\"%s\",\"width\":%d,\"height\":%d,\"lane\":\"%s\"", pm_job_state_name(j->state),
@@ -1142,6 +1187,22 @@ static int is(const req *r, const char *m)
     return strcmp(r->method, m) == 0;
 }
 
+/* Who makes the request (with --api-keys: a valid key, within its rate);
+ * answers 401 or 429 itself and returns -1. */
+static int authorize(req *r)
+{
+    char msg[256];
+    int retry;
+    int st = pm_access_request(&r->srv->access, r->conn, &r->who, msg, sizeof msg, &retry);
+    if (st == 0)
+        return 0;
+    r->body_unread = 1;
+    if (st == 429)
+        pm_metrics_count_rejected(&r->srv->metrics, PM_REJECT_BUSY);
+    send_error_ex(r, st, st == 401 ? "unauthorized" : "rate_limited", msg, retry, NULL);
+    return -1;
+}
+
 static int api_handler(struct mg_connection *conn, void *cbdata)
 {
     req r;
@@ -1149,7 +1210,11 @@ static int api_handler(struct mg_connection *conn, void *cbdata)
     size_t plen = strlen(API_PREFIX);
     const char *p = strncmp(r.path, API_PREFIX, plen) == 0 ? r.path + plen : r.path;
     int get = is(&r, "GET") || is(&r, "HEAD");
-    if (strcmp(p, "/jobs") == 0) {
+    if (is(&r, "OPTIONS") && r.srv->cfg.cors_origin)
+        r.status = pm_hdr_preflight(conn, r.srv->cfg.cors_origin);
+    else if (authorize(&r))
+        ;
+    else if (strcmp(p, "/jobs") == 0) {
         if (is(&r, "POST"))
             route_submit(&r);
         else
@@ -1272,6 +1337,14 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     req r;
     req_init(&r, cbdata, conn);
     pm_server *srv = cbdata;
+    if (srv->cfg.metrics_auth && srv->access.auth) {
+        if (authorize(&r))
+            return req_done(&r, PM_LOG_INFO);
+        if (!r.who.admin) {
+            send_error(&r, 403, "forbidden", "/metrics needs an admin key on this server (--metrics-auth)");
+            return req_done(&r, PM_LOG_INFO);
+        }
+    }
     pm_sched_stats st;
     pm_ws_stats ws;
     pm_sched_get_stats(srv->sched, &st);
@@ -1290,6 +1363,8 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     pm_sb sb;
     pm_sb_init(&sb);
     pm_metrics_render(&sb, &srv->metrics, &v);
+    if (srv->access.auth)
+        pm_auth_metrics(srv->access.auth, &sb);
     if (sb.failed)
         send_error(&r, 503, "out_of_memory", "out of memory");
     else
@@ -1375,61 +1450,33 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     if ((rc = pm_ws_hub_create(cfg->ws_max_clients, cfg->ws_outbox, status_event, srv, &srv->hub)))
         goto free_server;
 
-    char threads[16], timeout[16];
-    snprintf(threads, sizeof threads, "%d", cfg->http_threads > 0 ? cfg->http_threads : 64);
-    snprintf(timeout, sizeof timeout, "%d", cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 30000);
-    const char *opts[48]; /* name, value pairs and the final NULL: 33 used */
-    int n = 0;
-    opts[n++] = "listening_ports";
-    opts[n++] = srv->listen;
-    opts[n++] = "num_threads";
-    opts[n++] = threads;
-    opts[n++] = "request_timeout_ms";
-    opts[n++] = timeout;
-    opts[n++] = "enable_keep_alive";
-    opts[n++] = "yes";
-    opts[n++] = "keep_alive_timeout_ms";
-    opts[n++] = "5000";
-    opts[n++] = "websocket_timeout_ms";
-    opts[n++] = "10000";
-    opts[n++] = "enable_websocket_ping_pong";
-    opts[n++] = "yes";
-    opts[n++] = "enable_directory_listing";
-    opts[n++] = "no";
-    opts[n++] = "additional_header";
-    opts[n++] = "X-Content-Type-Options: nosniff";
-    /* Static files only: no CGI, no SSI, no cross-origin access. */
-    opts[n++] = "cgi_pattern";
-    opts[n++] = "";
-    opts[n++] = "ssi_pattern";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_origin";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_methods";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_headers";
-    opts[n++] = "";
-    if (srv->web_dir) {
-        opts[n++] = "document_root";
-        opts[n++] = srv->web_dir;
-        opts[n++] = "static_file_max_age";
-        opts[n++] = "60";
-    }
-    opts[n] = NULL;
+    pm_server_opts opts;
+    if ((cfg->tls_cert && (rc = pm_server_tls_prepare())) ||
+        (rc = pm_server_opts_build(cfg, srv->listen, srv->web_dir, &opts)))
+        goto free_hub;
+    srv->access = (pm_access){.auth = cfg->auth, .sched = sched, .key_max_queued = cfg->key_max_queued,
+                              .cors_origin = cfg->cors_origin};
 
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
-    mg_init_library(0);
+    cb.begin_request = pm_access_begin_request;
+    if (cfg->tls_cert)
+        cb.init_ssl = pm_server_init_tls;
+    mg_init_library(cfg->tls_cert ? MG_FEATURES_TLS : 0);
     char errtext[256] = "";
     unsigned errcode = 0;
     struct mg_error_data err = {.code = &errcode, .text = errtext, .text_buffer_size = sizeof errtext};
-    struct mg_init_data init = {.callbacks = &cb, .user_data = srv, .configuration_options = opts};
+    struct mg_init_data init = {.callbacks = &cb, .user_data = &srv->cfg, .configuration_options = opts.v};
     srv->ctx = mg_start2(&init, &err);
+    pm_server_opts_free(&opts);
     if (!srv->ctx) {
-        rc = pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
-                       srv->listen, errtext[0] ? errtext : "civetweb failed to start");
-        goto free_hub;
+        rc = cfg->tls_cert ? pm_errorf(PM_EIO, "cannot serve HTTPS on %s: %s (see the tls_failed line above; "
+                                               "check --tls-cert and --tls-key)",
+                                       srv->listen, errtext[0] ? errtext : "civetweb failed to start")
+                           : pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
+                                       srv->listen, errtext[0] ? errtext : "civetweb failed to start");
+        goto exit_library;
     }
     struct mg_server_port ports[4];
     int np = mg_get_server_ports(srv->ctx, 4, ports);
@@ -1439,6 +1486,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     mg_set_request_handler(srv->ctx, "/healthz", healthz_handler, srv);
     mg_set_request_handler(srv->ctx, "/readyz", readyz_handler, srv);
     mg_set_request_handler(srv->ctx, "/metrics", metrics_handler, srv);
+    pm_ws_hub_set_admit(srv->hub, pm_access_ws_admit, &srv->access);
     pm_ws_hub_attach(srv->hub, srv->ctx, "/ws");
     pm_sched_set_event_fn(sched, on_job_event, srv);
 
@@ -1454,9 +1502,10 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     *out = srv;
     return 0;
 
+exit_library:
+    mg_exit_library();
 free_hub:
     pm_ws_hub_destroy(srv->hub);
-    mg_exit_library();
 free_server:
     pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);
