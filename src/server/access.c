@@ -212,8 +212,34 @@ int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, 
     return 0;
 }
 
+/* Whether the connection this civetweb worker thread serves has made a
+ * complete request (a worker serves one connection from its init to its
+ * close). */
+static _Thread_local int request_seen;
+
+int pm_access_init_connection(const struct mg_connection *c, void **conn_data)
+{
+    (void)c;
+    (void)conn_data;
+    request_seen = 0;
+    return 0;
+}
+
+void pm_access_connection_close(const struct mg_connection *c)
+{
+    if (!request_seen) {
+        const struct mg_request_info *ri = mg_get_request_info(c);
+        log_refusal("request_incomplete",
+                    "connection closed without a complete request: headers too slow, too large (civetweb "
+                    "answered 400) or malformed, or an idle connection",
+                    ri ? ri->remote_addr : "?", "-");
+    }
+    request_seen = 0;
+}
+
 int pm_access_begin_request(struct mg_connection *c)
 {
+    request_seen = 1;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *raw = ri->local_uri_raw ? ri->local_uri_raw : ri->request_uri;
     const char *why = pm_path_refusal(raw);

@@ -45,4 +45,11 @@ int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, 
  * '%'. Returns 0 to let the request through, else the status sent. */
 int pm_access_begin_request(struct mg_connection *c);
 
+/* civetweb's init_connection and connection_close: a connection that closes
+ * without having made a complete request (headers too slow or too large,
+ * which civetweb refuses with 400 before any callback sees them, or
+ * malformed) gets one log line (request_incomplete). */
+int pm_access_init_connection(const struct mg_connection *c, void **conn_data);
+void pm_access_connection_close(const struct mg_connection *c);
+
 #endif

@@ -1461,6 +1461,8 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
     cb.begin_request = pm_access_begin_request;
+    cb.init_connection = pm_access_init_connection;
+    cb.connection_close = pm_access_connection_close;
     if (cfg->tls_cert)
         cb.init_ssl = pm_server_init_tls;
     mg_init_library(cfg->tls_cert ? MG_FEATURES_TLS : 0);
