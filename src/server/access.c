@@ -20,31 +20,39 @@ static void anonymous(pm_identity *who)
     who->admin = 1;
 }
 
-/* One log line per refused request, at most REFUSAL_LOG_LINES a period (a
- * flood of them gets one line saying how many were not logged). */
+/* One log line per refused request, at most REFUSAL_LOG_LINES a period for
+ * each kind (`event`, one of a few static strings); a flood gets one line
+ * saying how many were not logged. */
 static void log_refusal(const char *event, const char *what, const char *client, const char *path)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static double period_start;
-    static int lines, suppressed;
+    static struct {
+        const char *event;
+        double start;
+        int lines, suppressed;
+    } kinds[8];
     double now = pm_now();
     int quiet = 0, skipped = 0;
     pthread_mutex_lock(&lock);
-    if (now - period_start >= REFUSAL_LOG_PERIOD) {
-        skipped = suppressed;
-        period_start = now;
-        lines = 0;
-        suppressed = 0;
+    int k = 0;
+    while (k < 7 && kinds[k].event && kinds[k].event != event)
+        k++;
+    kinds[k].event = event;
+    if (now - kinds[k].start >= REFUSAL_LOG_PERIOD) {
+        skipped = kinds[k].suppressed;
+        kinds[k].start = now;
+        kinds[k].lines = 0;
+        kinds[k].suppressed = 0;
     }
-    if (lines < REFUSAL_LOG_LINES)
-        lines++;
+    if (kinds[k].lines < REFUSAL_LOG_LINES)
+        kinds[k].lines++;
     else {
-        suppressed++;
+        kinds[k].suppressed++;
         quiet = 1;
     }
     pthread_mutex_unlock(&lock);
     if (skipped)
-        pm_warn("refused_suppressed", "%d more refused requests were not logged in the last %.0f s", skipped,
+        pm_warn("refused_suppressed", "%d more %s lines were not logged in the last %.0f s", skipped, event,
                 REFUSAL_LOG_PERIOD);
     if (!quiet)
         pm_logkv(PM_LOG_WARN, event, what, "client", client, "path", path, NULL);
@@ -61,21 +69,16 @@ static void send_refusal(struct mg_connection *c, int status, const char *code, 
     pm_sb_puts(&sb, ",\"message\":");
     pm_sb_json_str(&sb, msg);
     pm_sb_puts(&sb, "}}");
-    char len[24], ra[16];
-    snprintf(len, sizeof len, "%zu", sb.len);
-    mg_response_header_start(c, status);
-    pm_hdr_security(c);
-    mg_response_header_add(c, "Content-Type", "application/json", -1);
-    mg_response_header_add(c, "Content-Length", len, -1);
-    mg_response_header_add(c, "Cache-Control", "no-store", -1);
-    mg_response_header_add(c, "Connection", "close", -1);
-    if (status == 401)
-        mg_response_header_add(c, "WWW-Authenticate", "Bearer realm=\"pixmend\"", -1);
-    if (retry > 0) {
-        snprintf(ra, sizeof ra, "%d", retry);
-        mg_response_header_add(c, "Retry-After", ra, -1);
-    }
-    mg_response_header_send(c);
+    /* Written raw: civetweb's response-header functions refuse to work
+     * inside a WebSocket connect handler. */
+    char ra[48] = "";
+    if (retry > 0)
+        snprintf(ra, sizeof ra, "Retry-After: %d\r\n", retry);
+    mg_printf(c,
+              "HTTP/1.1 %d %s\r\n%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n%s%s\r\n",
+              status, mg_get_response_code_text(c, status), pm_hdr_static_block(), sb.failed ? 0 : sb.len,
+              status == 401 ? "WWW-Authenticate: Bearer realm=\"pixmend\"\r\n" : "", ra);
     if (!sb.failed)
         mg_write(c, sb.buf, sb.len);
     pm_sb_free(&sb);

@@ -9,6 +9,7 @@ import { Colorizer } from './colorize.js';
 import { Dashboard } from './dashboard.js';
 import { imageFromTransfer } from './photo.js';
 import { $ } from './ui.js';
+import { wireKeyButton } from './auth.js';
 
 const editor = new Editor();
 const colorizer = new Colorizer();
@@ -98,6 +99,10 @@ async function loadModels() {
 loadModels();
 refreshAdmission();
 
+// Tool forms never submit (Enter runs the job through the keyboard shortcuts).
+for (const f of document.querySelectorAll('form.tools')) f.addEventListener('submit', (e) => e.preventDefault());
+wireKeyButton();
+
 // -------------------------------------------------------------- keyboard
 const help = $('help');
 $('help-open').addEventListener('click', () => help.showModal());
@@ -126,7 +131,7 @@ function currentCompare() {
 }
 
 document.addEventListener('keydown', (e) => {
-  if (help.open) return;
+  if (help.open || $('key-dialog').open) return;
   const el = document.activeElement;
   if (e.altKey && !e.ctrlKey && ['1', '2', '3'].includes(e.key)) {
     e.preventDefault();
