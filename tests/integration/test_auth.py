@@ -39,6 +39,15 @@ def key_file(directory, text, mode=0o600):
     return path
 
 
+def stop_clean(srv):
+    """Stops the server: it must exit 0 without a sanitizer report."""
+    code = srv.stop()
+    err = srv.stderr()
+    srv.cleanup()
+    if code != 0 or "Sanitizer" in err:
+        raise AssertionError("pixmend serve exited %r: %s" % (code, err[-3000:]))
+
+
 def standard_keys():
     bob_sha = hashlib.sha256(BOB.encode()).hexdigest()
     return "# test keys\nalice:%s\nbob:sha256:%s\nroot:%s:admin\n" % (ALICE, bob_sha, ROOT)
@@ -60,9 +69,10 @@ class KeyedCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.tmp.cleanup()
+        try:
+            stop_clean(cls.srv)
+        finally:
+            cls.tmp.cleanup()
 
     def submit(self, key, **fields):
         ctype, body = pmtest.multipart(fields, job_files(self.img, self.mask))
@@ -283,8 +293,7 @@ class KeyFileLifecycle(unittest.TestCase):
             wait_until(lambda: "api_keys_reload_failed" in srv.log(), timeout=5, what="the reload error")
             self.assertEqual(srv.get("/api/v1/models", headers=bearer(CAROL)).status, 200)
         finally:
-            srv.stop()
-            srv.cleanup()
+            stop_clean(srv)
 
     def test_open_server_warns_once_beyond_loopback(self):
         srv = Server(["--listen", "0.0.0.0:0"])
@@ -293,15 +302,13 @@ class KeyFileLifecycle(unittest.TestCase):
             wait_until(lambda: "open_access" in srv.log(), timeout=5, what="the warning")
             self.assertEqual(srv.log().count("open_access"), 1)
         finally:
-            srv.stop()
-            srv.cleanup()
+            stop_clean(srv)
         srv = Server([])
         try:
             self.assertEqual(srv.get("/api/v1/models").status, 200)
             self.assertNotIn("open_access", srv.log())
         finally:
-            srv.stop()
-            srv.cleanup()
+            stop_clean(srv)
 
 
 def make_cert(directory):
@@ -325,9 +332,10 @@ class Tls(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.tmp.cleanup()
+        try:
+            stop_clean(cls.srv)
+        finally:
+            cls.tmp.cleanup()
 
     def test_https_and_wss(self):
         self.assertIn("https://", self.srv.startup_line)
@@ -374,9 +382,10 @@ class WebSurface(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.tmp.cleanup()
+        try:
+            stop_clean(cls.srv)
+        finally:
+            cls.tmp.cleanup()
 
     def test_security_headers_everywhere(self):
         for path in ("/", "/js/main.js", "/api/v1/models", "/api/v1/nothing", "/missing.html", "/healthz"):
