@@ -23,7 +23,8 @@ static void anonymous(pm_identity *who)
 /* One log line per refused request, at most REFUSAL_LOG_LINES a period for
  * each kind (`event`, one of a few static strings); a flood gets one line
  * saying how many were not logged. */
-static void log_refusal(const char *event, const char *what, const char *client, const char *path)
+static void log_refusal(enum pm_log_level level, const char *event, const char *what, const char *client,
+                        const char *path)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static struct {
@@ -55,7 +56,7 @@ static void log_refusal(const char *event, const char *what, const char *client,
         pm_warn("refused_suppressed", "%d more %s lines were not logged in the last %.0f s", skipped, event,
                 REFUSAL_LOG_PERIOD);
     if (!quiet)
-        pm_logkv(PM_LOG_WARN, event, what, "client", client, "path", path, NULL);
+        pm_logkv(level, event, what, "client", client, "path", path, NULL);
 }
 
 /* A JSON error answer from outside a route (the WebSocket upgrade and the
@@ -177,7 +178,7 @@ int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, 
     const char *origin = mg_get_header(conn, "Origin");
     char msg[256];
     if (!pm_origin_ok(origin, mg_get_header(conn, "Host"), ri->is_ssl, a->cors_origin)) {
-        log_refusal("ws_origin_refused", "WebSocket refused: a page of another origin opened it", ri->remote_addr,
+        log_refusal(PM_LOG_WARN, "ws_origin_refused", "WebSocket refused: a page of another origin opened it", ri->remote_addr,
                     origin);
         snprintf(msg, sizeof msg,
                  "a page of another origin may not open this WebSocket (the server allows its own origin%s)",
@@ -232,7 +233,8 @@ void pm_access_connection_close(const struct mg_connection *c)
 {
     if (!request_seen) {
         const struct mg_request_info *ri = mg_get_request_info(c);
-        log_refusal("request_incomplete",
+        /* info: browsers also open connections they never use */
+        log_refusal(PM_LOG_INFO, "request_incomplete",
                     "connection closed without a complete request: headers too slow, too large (civetweb "
                     "answered 400) or malformed, or an idle connection",
                     ri ? ri->remote_addr : "?", "-");
@@ -250,7 +252,7 @@ int pm_access_begin_request(struct mg_connection *c)
         return 0;
     char what[160];
     snprintf(what, sizeof what, "request refused: %s", why);
-    log_refusal("path_refused", what, ri->remote_addr, raw);
+    log_refusal(PM_LOG_WARN, "path_refused", what, ri->remote_addr, raw);
     char msg[200];
     snprintf(msg, sizeof msg, "the request path is refused: %s; nothing outside the UI folder is served", why);
     send_refusal(c, 400, "bad_path", msg, 0);

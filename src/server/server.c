@@ -11,6 +11,7 @@
  * layer that found the problem (pm_error_detail). */
 #include "server/server.h"
 #include "server/access.h"
+#include "server/codes.h"
 #include "server/headers.h"
 #include "server/metrics.h"
 #include "server/multipart.h"
@@ -176,38 +177,13 @@ static void send_method_not_allowed(req *r, const char *allow)
     send_error_ex(r, 405, "method_not_allowed", msg, 0, allow);
 }
 
-/* Short machine-readable name of a PM_E* code for JSON error objects. */
-static const char *code_name(int rc)
-{
-    switch (rc) {
-    case PM_ENOMEM: return "out_of_memory";
-    case PM_EINVAL: return "bad_request";
-    case PM_EIO: return "io_error";
-    case PM_ENOENT: return "not_found";
-    case PM_ETOOBIG: return "too_large";
-    case PM_EFORMAT: return "unsupported_format";
-    case PM_ECORRUPT: return "corrupt_image";
-    case PM_ETRUNCATED: return "truncated_image";
-    case PM_EEMPTY: return "empty_input";
-    case PM_EEXTENSION: return "extension_mismatch";
-    case PM_EUNSUPPORTED: return "unsupported";
-    case PM_ECHECKPOINT: return "checkpoint_error";
-    case PM_ECANCELLED: return "cancelled";
-    case PM_EBUSY: return "busy";
-    case PM_EMISMATCH: return "mask_mismatch";
-    case PM_ENOSOURCE: return "no_source";
-    case PM_ETIMEOUT: return "timeout";
-    default: return "internal";
-    }
-}
-
 /* Answers a refused submission: status from the code, counted as rejected. */
 static void send_submit_error(req *r, int rc, const char *msg)
 {
     pm_server *srv = r->srv;
     int status;
     pm_reject_reason why;
-    const char *code = code_name(rc);
+    const char *code = pm_error_code_name(rc);
     int retry = 0;
     switch (rc) {
     case PM_EINVAL:
@@ -273,7 +249,7 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
         pm_sb_printf(sb, ",\"result_url\":\"" API_PREFIX "/jobs/%s/result\",\"result_bytes\":%" PRIu64, j->id,
                      j->result_bytes);
     if (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED) {
-        pm_sb_printf(sb, ",\"error\":{\"code\":\"%s\",\"message\":", code_name(j->error_code));
+        pm_sb_printf(sb, ",\"error\":{\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
         pm_sb_json_str(sb, j->error);
         pm_sb_puts(sb, "}");
     }
@@ -315,7 +291,7 @@ static void on_job_event(void *user, pm_job_event_type type, uint64_t seq, const
         break;
     case PM_EV_FAILED:
     case PM_EV_CANCELLED:
-        pm_sb_printf(&sb, ",\"code\":\"%s\",\"message\":", code_name(j->error_code));
+        pm_sb_printf(&sb, ",\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
         pm_sb_json_str(&sb, j->error);
         break;
     }
@@ -496,32 +472,6 @@ typedef struct form {
     pm_job_spec spec;
 } form;
 
-/* Copies a text field's value, trimmed, into buf; -1 if it is too long. */
-static int field_text(const pm_mp_part *p, char *buf, size_t cap)
-{
-    const uint8_t *s = p->data, *e = p->data + p->len;
-    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        e--;
-    if ((size_t)(e - s) >= cap)
-        return -1;
-    memcpy(buf, s, (size_t)(e - s));
-    buf[e - s] = '\0';
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 #define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
@@ -567,7 +517,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             continue;
         }
         char v[64];
-        if (field_text(p, v, sizeof v)) {
+        if (pm_mp_text(p, v, sizeof v)) {
             snprintf(msg, sizeof msg, "form field '%s' is too long for its kind (at most 63 characters)", names[k]);
             goto bad;
         }
@@ -593,7 +543,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             memcpy(f->spec.model, v, strlen(v) + 1); /* length checked above */
             break;
         case 4:
-            if (parse_int(v, 0, PM_PRIORITY_MAX, &f->spec.priority)) {
+            if (pm_mp_int(v, 0, PM_PRIORITY_MAX, &f->spec.priority)) {
                 snprintf(msg, sizeof msg, "priority must be a whole number from 0 to %d (9 runs first), not '%s'",
                          PM_PRIORITY_MAX, v);
                 goto bad;
@@ -631,13 +581,13 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             }
             break;
         case 8:
-            if (parse_int(v, 1, 100, &f->spec.quality)) {
+            if (pm_mp_int(v, 1, 100, &f->spec.quality)) {
                 snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
                 goto bad;
             }
             break;
         case 9:
-            if (parse_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
+            if (pm_mp_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
                 snprintf(msg, sizeof msg,
                          "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
                          "not '%s'", v);
@@ -790,7 +740,7 @@ static void route_sync(req *r, enum pm_task task)
     rc = pm_sched_wait(srv->sched, info.id, &fin, &out, &out_len);
     if (rc) {
         int status;
-        const char *code = code_name(rc);
+        const char *code = pm_error_code_name(rc);
         int retry = 0;
         switch (rc) {
         case PM_EINVAL:
