@@ -371,11 +371,13 @@ int pm_auth_check(pm_auth *a, const char *header, int is_token, pm_identity *who
         admin |= m & (unsigned)a->entries[i].admin;
         found |= eq;
     }
-    if (found) {
-        who->slot = (int)slot;
-        who->admin = (int)admin;
-        snprintf(who->name, sizeof who->name, "%s", a->slots[slot].name);
-    }
+    /* The same work whether found or not (slot is 0 when not found). */
+    unsigned keep = 0u - found;
+    memcpy(who->name, a->slots[slot].name, sizeof who->name);
+    for (size_t i = 0; i < sizeof who->name; i++)
+        who->name[i] = (char)((unsigned char)who->name[i] & keep);
+    who->slot = (int)((slot & keep) | (~keep & ~0u));
+    who->admin = (int)(admin & keep);
     pthread_rwlock_unlock(&a->lock);
     return found ? 0 : PM_EINVAL;
 }
