@@ -55,8 +55,16 @@ static void log_refusal(enum pm_log_level level, const char *event, const char *
     if (skipped)
         pm_warn("refused_suppressed", "%d more %s lines were not logged in the last %.0f s", skipped, event,
                 REFUSAL_LOG_PERIOD);
-    if (!quiet)
-        pm_logkv(level, event, what, "client", client, "path", path, NULL);
+    if (quiet)
+        return;
+    /* The path comes from the client: no control characters or spaces reach
+     * the log (a forged line), at most 160 bytes of it. */
+    char shown[164];
+    size_t n = 0;
+    for (const char *p = path ? path : ""; *p && n < 160; p++)
+        shown[n++] = (unsigned char)*p <= 0x20 || (unsigned char)*p == 0x7f ? '?' : *p;
+    shown[n] = '\0';
+    pm_logkv(level, event, what, "client", client, "path", shown, NULL);
 }
 
 /* A JSON error answer from outside a route (the WebSocket upgrade and the
@@ -178,8 +186,8 @@ int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, 
     const char *origin = mg_get_header(conn, "Origin");
     char msg[256];
     if (!pm_origin_ok(origin, mg_get_header(conn, "Host"), ri->is_ssl, a->cors_origin)) {
-        log_refusal(PM_LOG_WARN, "ws_origin_refused", "WebSocket refused: a page of another origin opened it", ri->remote_addr,
-                    origin);
+        log_refusal(PM_LOG_WARN, "ws_origin_refused", "WebSocket refused: a page of another origin opened it",
+                    ri->remote_addr, origin);
         snprintf(msg, sizeof msg,
                  "a page of another origin may not open this WebSocket (the server allows its own origin%s)",
                  a->cors_origin ? " and --cors-origin" : "");

@@ -72,7 +72,11 @@ static int key_char(int c)
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* Reads the whole file after checking its mode. Caller owns *out (pm_free). */
@@ -162,7 +166,8 @@ static int parse_line(char *line, entry *e, char *name, char *why, size_t whylen
         snprintf(why, whylen, "expected NAME:KEY or NAME:sha256:HEX (optionally followed by :admin)");
         return PM_EINVAL;
     }
-    if (nl >= PM_KEY_NAME_MAX || strspn(f[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != nl) {
+    static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+    if (nl >= PM_KEY_NAME_MAX || strspn(f[0], name_chars) != nl) {
         snprintf(why, whylen, "the name must be 1-%d of A-Z a-z 0-9 _ . -", PM_KEY_NAME_MAX - 1);
         return PM_EINVAL;
     }
@@ -183,7 +188,8 @@ static int parse_line(char *line, entry *e, char *name, char *why, size_t whylen
         return 0;
     }
     if (nf != 2) {
-        snprintf(why, whylen, "expected NAME:KEY or NAME:sha256:HEX, optionally followed by :admin (a key holds no ':')");
+        snprintf(why, whylen,
+                 "expected NAME:KEY or NAME:sha256:HEX, optionally followed by :admin (a key holds no ':')");
         return PM_EINVAL;
     }
     size_t kl = strlen(f[1]);

@@ -94,7 +94,8 @@ int pm_server_init_tls(void *ssl_ctx, void *user)
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-        pm_error("tls_failed", "--tls-key %s: not a PEM private key OpenSSL can read (an encrypted key is not supported): %s",
+        pm_error("tls_failed",
+                 "--tls-key %s: not a PEM private key OpenSSL can read (an encrypted key is not supported): %s",
                  cfg->tls_key, ERR_reason_error_string(ERR_get_error()));
         return -1;
     }
