@@ -295,6 +295,25 @@ class KeyFileLifecycle(unittest.TestCase):
         finally:
             stop_clean(srv)
 
+    def test_ownership_survives_a_restart(self):
+        keys = key_file(self.tmp.name, standard_keys())
+        data = os.path.join(self.tmp.name, "data")
+        args = ["--api-keys", keys, "--job-delay-ms", "3000", "--drain-seconds", "0"]
+        srv = Server(args, data_dir=data)
+        img, mask = png_bytes(test_image()), png_bytes(test_mask())
+        ctype, body = pmtest.multipart({}, job_files(img, mask))
+        ids = [srv.request("POST", "/api/v1/jobs", body=body,
+                           headers=dict(bearer(ALICE), **{"Content-Type": ctype})).json()["id"] for _ in range(2)]
+        stop_clean(srv)
+        srv = Server(args, data_dir=data)
+        try:
+            for j in ids:
+                self.assertEqual(srv.get("/api/v1/jobs/" + j, headers=bearer(ALICE)).status, 200)
+                self.assertEqual(srv.get("/api/v1/jobs/" + j, headers=bearer(BOB)).status, 404)
+                self.assertEqual(srv.get("/api/v1/jobs/" + j, headers=bearer(ROOT)).status, 200)
+        finally:
+            stop_clean(srv)
+
     def test_open_server_warns_once_beyond_loopback(self):
         srv = Server(["--listen", "0.0.0.0:0"])
         try:
