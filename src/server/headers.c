@@ -84,15 +84,16 @@ const char *pm_path_refusal(const char *path)
             return "a '%' left after decoding the path (double encoding)";
     }
     /* Segments "." and ".." (after decoding, so %2e%2e is caught too). */
-    for (const char *seg = path; seg; seg = strchr(seg, '/')) {
-        seg++;
+    for (const char *seg = path;;) {
+        if (*seg == '/')
+            seg++;
         size_t n = strcspn(seg, "/");
         if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
             return "a '.' or '..' segment in the path";
         if (!seg[n])
-            break;
+            return NULL;
+        seg += n;
     }
-    return NULL;
 }
 
 void pm_hdr_filename(char *out, size_t cap, const char *name)

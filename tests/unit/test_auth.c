@@ -196,6 +196,10 @@ static void test_path_refusal(void **st)
     assert_null(pm_path_refusal("/js/main.js"));
     assert_null(pm_path_refusal("/api/v1/jobs/0123"));
     assert_null(pm_path_refusal("/a..b/c.d"));
+    assert_null(pm_path_refusal("")); /* (fuzz_web found a read past the end here) */
+    assert_null(pm_path_refusal("//x"));
+    assert_non_null(pm_path_refusal(".."));
+    assert_non_null(pm_path_refusal("a/../b"));
     assert_non_null(pm_path_refusal("/../etc/passwd"));
     assert_non_null(pm_path_refusal("/js/../../x"));
     assert_non_null(pm_path_refusal("/js/.."));
