@@ -355,7 +355,8 @@ static int run(int argc, char **argv)
         sig = sigtimedwait(&stop_sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        pm_serve_access_poll(auth);
+        if (pm_serve_access_poll(auth))
+            pm_server_keys_reloaded(srv);
     }
     pm_info("shutdown", "%s received: draining (up to %g s for running jobs)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             drain_seconds);

@@ -29,20 +29,21 @@ void pm_serve_access_sighup(void)
     sigaction(SIGHUP, &sa, &previous_hup);
 }
 
-void pm_serve_access_poll(pm_auth *auth)
+int pm_serve_access_poll(pm_auth *auth)
 {
     if (!reload_requested)
-        return;
+        return 0;
     reload_requested = 0;
     if (!auth)
-        return;
+        return 0;
     if (pm_auth_reload(auth)) {
         pm_error("api_keys_reload_failed", "%s; the previous keys stay in force", pm_error_detail());
-        return;
+        return 0;
     }
     int keys, names;
     pm_auth_counts(auth, &keys, &names);
     pm_info("api_keys_reloaded", "API keys read again: %d keys for %d names", keys, names);
+    return 1;
 }
 
 /* "R", "R/s" or "R/min": requests per second > 0. */

@@ -26,6 +26,8 @@ void pm_serve_access_announce(const pm_server_config *hc, const char *host, pm_a
 /* Makes SIGHUP also ask for the key file to be read again (the log's own
  * SIGHUP handler still runs), and pm_serve_access_poll do it. */
 void pm_serve_access_sighup(void);
-void pm_serve_access_poll(pm_auth *auth);
+/* Returns 1 when it read the key file again (then the server must be told:
+ * pm_server_keys_reloaded), 0 otherwise. */
+int pm_serve_access_poll(pm_auth *auth);
 
 #endif

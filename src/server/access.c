@@ -179,7 +179,7 @@ static const char *subprotocol_key(struct mg_connection *c, char *buf, size_t ca
 }
 
 int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, char *owner, size_t owner_cap,
-                       int *all)
+                       int *all, uint8_t cred[32])
 {
     pm_access *a = user;
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -221,7 +221,16 @@ int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, 
     }
     *all = who.admin;
     snprintf(owner, owner_cap, "%s", who.name);
+    memcpy(cred, who.hash, 32);
     return 0;
+}
+
+int pm_access_ws_still_valid(void *user, const uint8_t cred[32], const char *owner, int all)
+{
+    pm_access *a = user;
+    pm_identity who;
+    return a->auth && pm_auth_lookup(a->auth, cred, &who) == 0 && strcmp(who.name, owner) == 0 &&
+           who.admin == all;
 }
 
 /* Whether the connection this civetweb worker thread serves has made a

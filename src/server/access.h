@@ -38,7 +38,12 @@ int pm_access_quota(pm_access *a, const pm_identity *who, char *msg, size_t cap,
  * Authorization header, the Origin (the server's own or --cors-origin), and
  * with keys a ?job= of the key's own. */
 int pm_access_ws_admit(void *user, struct mg_connection *conn, const char *job, char *owner, size_t owner_cap,
-                       int *all);
+                       int *all, uint8_t cred[32]);
+
+/* After the key file was read again (a pm_ws_still_valid_fn; user is the
+ * pm_access): 1 while the client's key is still in the file under the same
+ * name and with the same admin mark. */
+int pm_access_ws_still_valid(void *user, const uint8_t cred[32], const char *owner, int all);
 
 /* civetweb's begin_request: refuses (400, one log line) a path with a '.'
  * or '..' segment, a backslash, a control character or a double-encoded

@@ -367,6 +367,11 @@ int pm_auth_check(pm_auth *a, const char *header, int is_token, pm_identity *who
         return PM_EINVAL;
     uint8_t h[32];
     pm_sha256(key, kl, h);
+    return pm_auth_lookup(a, h, who);
+}
+
+int pm_auth_lookup(pm_auth *a, const uint8_t h[32], pm_identity *who)
+{
     /* Every entry is compared; the match is selected without a branch. */
     unsigned found = 0, slot = 0, admin = 0;
     pthread_rwlock_rdlock(&a->lock);
@@ -382,6 +387,8 @@ int pm_auth_check(pm_auth *a, const char *header, int is_token, pm_identity *who
     memcpy(who->name, a->slots[slot].name, sizeof who->name);
     for (size_t i = 0; i < sizeof who->name; i++)
         who->name[i] = (char)((unsigned char)who->name[i] & keep);
+    for (size_t i = 0; i < sizeof who->hash; i++)
+        who->hash[i] = (uint8_t)(h[i] & keep);
     who->slot = (int)((slot & keep) | (~keep & ~0u));
     who->admin = (int)(admin & keep);
     pthread_rwlock_unlock(&a->lock);

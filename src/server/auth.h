@@ -35,6 +35,7 @@ typedef struct pm_identity {
     int slot;
     int admin;
     char name[PM_KEY_NAME_MAX];
+    uint8_t hash[32]; /* SHA-256 of the key presented (zeros without keys) */
 } pm_identity;
 
 /* Reads the key file at `path` (refused when other users may read or write
@@ -60,6 +61,10 @@ void pm_auth_counts(pm_auth *a, int *keys, int *names);
  * in constant time. Returns 0 with *who filled, PM_ENOENT when nothing was
  * presented, PM_EINVAL when it is not a valid key. */
 int pm_auth_check(pm_auth *a, const char *header, int is_token, pm_identity *who);
+
+/* Who holds the key whose SHA-256 is `hash` in the current file (after a
+ * reload: is it still valid, under which name): 0 with *who, or PM_EINVAL. */
+int pm_auth_lookup(pm_auth *a, const uint8_t hash[32], pm_identity *who);
 
 /* Takes one request from the key's token bucket. Returns 0 when allowed,
  * otherwise the whole seconds (>= 1) until the next request would be. */

@@ -1487,6 +1487,13 @@ void pm_server_set_state(pm_server *srv, pm_server_state st)
     }
 }
 
+void pm_server_keys_reloaded(pm_server *srv)
+{
+    int n = pm_ws_revalidate(srv->hub, pm_access_ws_still_valid, &srv->access);
+    if (n)
+        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key is no longer valid", n);
+}
+
 void pm_server_stop(pm_server *srv)
 {
     if (!srv)

@@ -50,6 +50,10 @@ const char *pm_server_host(const pm_server *srv);
 /* Changes the state and tells WebSocket clients (a status event). */
 void pm_server_set_state(pm_server *srv, pm_server_state st);
 
+/* After cfg->auth was read again (SIGHUP): closes the WebSockets whose key
+ * is no longer in the file (or changed name or admin mark). */
+void pm_server_keys_reloaded(pm_server *srv);
+
 /* Stops listening, closes every connection, frees the server. */
 void pm_server_stop(pm_server *srv);
 

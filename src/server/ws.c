@@ -33,6 +33,8 @@ typedef struct ws_client {
     int head, count;
     int closing;                  /* the close handler runs: writer must stop */
     int overflowed;               /* stop sending; a close frame goes out once */
+    int revoked;                  /* its credential is no longer valid: close with that reason */
+    uint8_t cred[32];             /* what the admission check identified it by; zeros = nothing */
     char job[64];                 /* "" = every job */
     char owner[64];               /* the key name whose jobs it sees */
     int all;                      /* 1: sees every owner's jobs */
@@ -164,9 +166,13 @@ static void *writer_main(void *arg)
             if (!close_sent) {
                 close_sent = 1;
                 pthread_mutex_unlock(&c->lock);
-                /* Status 1008 (policy violation): the client does not keep up. */
-                static const char reason[] = "\x03\xf0too slow: events dropped";
-                mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, reason, sizeof reason - 1);
+                /* Status 1008 (policy violation): the client does not keep up, or its key was revoked. */
+                static const char slow[] = "\x03\xf0too slow: events dropped";
+                static const char revoked[] = "\x03\xf0the API key was revoked";
+                if (c->revoked)
+                    mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, revoked, sizeof revoked - 1);
+                else
+                    mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, slow, sizeof slow - 1);
                 pthread_mutex_lock(&c->lock);
             }
             continue;
@@ -219,7 +225,7 @@ static int on_connect(const struct mg_connection *cconn, void *cbdata)
         if (mg_get_var(ri->query_string, strlen(ri->query_string), "job", job, sizeof job) > 0)
             snprintf(c->job, sizeof c->job, "%s", job);
     }
-    if (h->admit && h->admit(h->admit_user, conn, c->job, c->owner, sizeof c->owner, &c->all) != 0) {
+    if (h->admit && h->admit(h->admit_user, conn, c->job, c->owner, sizeof c->owner, &c->all, c->cred) != 0) {
         client_free(c);
         return 1;
     }
@@ -320,6 +326,26 @@ void pm_ws_hub_attach(pm_ws_hub *h, struct mg_context *ctx, const char *uri)
     static const char *protocols[] = {PM_WS_SUBPROTOCOL};
     static struct mg_websocket_subprotocols sub = {1, protocols};
     mg_set_websocket_handler_with_subprotocols(ctx, uri, &sub, on_connect, on_ready, on_data, on_close, h);
+}
+
+int pm_ws_revalidate(pm_ws_hub *h, pm_ws_still_valid_fn fn, void *user)
+{
+    static const uint8_t none[32];
+    int closed = 0;
+    pthread_mutex_lock(&h->lock);
+    for (ws_client *c = h->clients; c; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (memcmp(c->cred, none, sizeof none) != 0 && !c->overflowed && !c->closing &&
+            !fn(user, c->cred, c->owner, c->all)) {
+            c->revoked = 1;
+            c->overflowed = 1; /* the writer drops what waits and sends the close frame */
+            pthread_cond_signal(&c->cv);
+            closed++;
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return closed;
 }
 
 int pm_ws_flush(pm_ws_hub *h, double seconds)

@@ -283,11 +283,24 @@ class KeyFileLifecycle(unittest.TestCase):
         srv = Server(["--api-keys", keys])
         try:
             self.assertEqual(srv.get("/api/v1/models", headers=bearer(BOB)).status, 200)
+            wb = WSClient(srv.port, "/ws", headers={"Sec-WebSocket-Protocol": "pixmend.v1, bearer." + BOB})
+            wa = WSClient(srv.port, "/ws", headers={"Sec-WebSocket-Protocol": "pixmend.v1, bearer." + ALICE})
+            self.assertEqual(wa.recv_json()["type"], "status")  # the greeting
             key_file(self.tmp.name, "alice:%s\ncarol:%s\n" % (ALICE, CAROL))
             srv.signal(signal.SIGHUP)
             wait_until(lambda: srv.get("/api/v1/models", headers=bearer(CAROL)).status == 200, timeout=5,
                        what="carol's key to work")
             self.assertEqual(srv.get("/api/v1/models", headers=bearer(BOB)).status, 401)
+            # bob's open WebSocket is closed with the reason; alice's stays
+            with self.assertRaises(ConnectionError) as cm:
+                wb.collect(lambda ms: False, timeout=10)
+            self.assertIn("revoked", str(cm.exception))
+            ctype, body = pmtest.multipart({}, job_files(png_bytes(test_image()), png_bytes(test_mask())))
+            job = srv.request("POST", "/api/v1/jobs", body=body,
+                              headers=dict(bearer(ALICE), **{"Content-Type": ctype})).json()["id"]
+            wa.collect(lambda ms: any(m.get("job") == job for m in ms), timeout=10)
+            wa.close()
+            wb.abort()
             key_file(self.tmp.name, "alice:%s\nnonsense\n" % ALICE)
             srv.signal(signal.SIGHUP)
             wait_until(lambda: "api_keys_reload_failed" in srv.log(), timeout=5, what="the reload error")
