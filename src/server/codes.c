@@ -20,6 +20,7 @@ const char *pm_error_code_name(int rc)
     case PM_ECANCELLED: return "cancelled";
     case PM_EBUSY: return "busy";
     case PM_EMISMATCH: return "mask_mismatch";
+    case PM_EMASKEMPTY: return "empty_mask";
     case PM_ENOSOURCE: return "no_source";
     case PM_ETIMEOUT: return "timeout";
     default: return "internal";

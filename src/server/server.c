@@ -22,6 +22,7 @@
 #include "base/base.h"
 #include "monitor/monitor.h"
 #include "monitor/sampler.h"
+#include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "sched/gate.h"
 
@@ -195,7 +196,8 @@ static void send_submit_error(req *r, int rc, const char *msg)
     case PM_ETRUNCATED:
     case PM_EEXTENSION:
     case PM_EUNSUPPORTED: status = 415; why = PM_REJECT_UNSUPPORTED; break;
-    case PM_EMISMATCH: status = 422; why = PM_REJECT_MISMATCH; break;
+    case PM_EMISMATCH:
+    case PM_EMASKEMPTY: status = 422; why = PM_REJECT_MISMATCH; break;
     case PM_EBUSY:
         if (pm_sched_draining(srv->sched) || atomic_load(&srv->state) == PM_SERVER_DRAINING) {
             status = 503;
@@ -241,6 +243,8 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     else
         pm_sb_puts(sb, ",\"queue_position\":null");
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
+    if (j->spec.task == PM_TASK_INPAINT)
+        pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);
@@ -472,7 +476,7 @@ typedef struct form {
     pm_job_spec spec;
 } form;
 
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size"
+#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -494,7 +498,8 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
     for (int i = 0; i < f->n; i++) {
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
-                                            "format", "hd_strategy", "mask_resize", "quality", "input_size"};
+                                            "format", "hd_strategy", "mask_resize", "quality", "input_size",
+                                            "mask_dilate"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -591,6 +596,14 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
                 snprintf(msg, sizeof msg,
                          "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
                          "not '%s'", v);
+                goto bad;
+            }
+            break;
+        case 10:
+            if (pm_mp_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
+                snprintf(msg, sizeof msg,
+                         "mask_dilate must be a whole number of pixels from -%d to %d (negative shrinks the mask), "
+                         "not '%s'", PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, v);
                 goto bad;
             }
             break;
@@ -1339,12 +1352,7 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&srv->tick_lock);
     while (!srv->tick_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)(TICK * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        pm_deadline(&ts, TICK);
         pthread_cond_timedwait(&srv->tick_cv, &srv->tick_lock, &ts);
         if (srv->tick_stop)
             break;
@@ -1378,11 +1386,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     atomic_init(&srv->state, PM_SERVER_LOADING);
     pm_metrics_init(&srv->metrics);
     pthread_mutex_init(&srv->tick_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->tick_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pm_cond_init_monotonic(&srv->tick_cv);
     srv->listen = pm_strdup(cfg->listen ? cfg->listen : "127.0.0.1:8080");
     if (cfg->web_dir)
         srv->web_dir = pm_strdup(cfg->web_dir);
@@ -1400,10 +1404,17 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     if ((rc = pm_ws_hub_create(cfg->ws_max_clients, cfg->ws_outbox, status_event, srv, &srv->hub)))
         goto free_server;
 
+    /* The sampler and the event sink exist before the first request can be
+     * answered: request threads read srv->sampler without a lock. */
+    if (cfg->sample_interval > 0 &&
+        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv)))
+        goto free_hub;
+    pm_sched_set_event_fn(sched, on_job_event, srv);
+
     pm_server_opts opts;
     if ((cfg->tls_cert && (rc = pm_server_tls_prepare())) ||
         (rc = pm_server_opts_build(cfg, srv->listen, srv->web_dir, &opts)))
-        goto free_hub;
+        goto stop_sampler;
     srv->access = (pm_access){.auth = cfg->auth, .sched = sched, .key_max_queued = cfg->key_max_queued,
                               .cors_origin = cfg->cors_origin};
 
@@ -1440,22 +1451,17 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     mg_set_request_handler(srv->ctx, "/metrics", metrics_handler, srv);
     pm_ws_hub_set_admit(srv->hub, pm_access_ws_admit, &srv->access);
     pm_ws_hub_attach(srv->hub, srv->ctx, "/ws");
-    pm_sched_set_event_fn(sched, on_job_event, srv);
 
     if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
         srv->ticker_started = 1;
-    if (cfg->sample_interval > 0 &&
-        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv))) {
-        *out = srv;
-        pm_server_stop(srv);
-        *out = NULL;
-        return rc;
-    }
     *out = srv;
     return 0;
 
 exit_library:
     mg_exit_library();
+stop_sampler:
+    pm_sched_set_event_fn(sched, NULL, NULL);
+    pm_sampler_stop(srv->sampler);
 free_hub:
     pm_ws_hub_destroy(srv->hub);
 free_server:
