@@ -1434,11 +1434,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     srv->ctx = mg_start2(&init, &err);
     pm_server_opts_free(&opts);
     if (!srv->ctx) {
-        rc = cfg->tls_cert ? pm_errorf(PM_EIO, "cannot serve HTTPS on %s: %s (see the tls_failed line above; "
-                                               "check --tls-cert and --tls-key)",
-                                       srv->listen, errtext[0] ? errtext : "civetweb failed to start")
-                           : pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
-                                       srv->listen, errtext[0] ? errtext : "civetweb failed to start");
+        rc = pm_server_start_error(cfg, srv->listen, errtext[0] ? errtext : "civetweb failed to start");
         goto exit_library;
     }
     struct mg_server_port ports[4];

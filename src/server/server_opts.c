@@ -84,6 +84,15 @@ void pm_server_opts_free(pm_server_opts *o)
     o->ports = NULL;
 }
 
+int pm_server_start_error(const pm_server_config *cfg, const char *listen, const char *why)
+{
+    if (cfg->tls_cert)
+        return pm_errorf(PM_EIO,
+                         "cannot serve HTTPS on %s: %s (see the tls_failed line above; check --tls-cert and --tls-key)",
+                         listen, why);
+    return pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT", listen, why);
+}
+
 int pm_server_init_tls(void *ssl_ctx, void *user)
 {
     const pm_server_config *cfg = user;

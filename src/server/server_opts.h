@@ -17,6 +17,10 @@ typedef struct pm_server_opts {
 int pm_server_opts_build(const pm_server_config *cfg, const char *listen, const char *web_dir, pm_server_opts *o);
 void pm_server_opts_free(pm_server_opts *o);
 
+/* The error of a civetweb that did not start on `listen` (civetweb's
+ * reason `why`), saying what to check: the address, or the TLS files. */
+int pm_server_start_error(const pm_server_config *cfg, const char *listen, const char *why);
+
 /* civetweb's init_ssl callback (user_data: the pm_server_config): loads the
  * certificate chain and the private key of --tls-cert and --tls-key into
  * civetweb's SSL_CTX. Returns 1 (done), or -1 with the reason logged. */
