@@ -278,6 +278,23 @@ class KeyFileLifecycle(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("line 1", err)
 
+    def test_usage_errors(self):
+        keys = key_file(self.tmp.name, standard_keys())
+        cases = [(["--tls-cert", keys], "--tls-cert and --tls-key go together"),
+                 (["--key-rate", "5"], "need --api-keys"),
+                 (["--api-keys", keys, "--key-rate", "0"], "--key-rate must be"),
+                 (["--api-keys", keys, "--key-rate", "5/h"], "--key-rate must be"),
+                 (["--api-keys", keys, "--key-max-queued", "0"], "key-max-queued"),
+                 (["--cors-origin", "*"], "--cors-origin must be one origin"),
+                 (["--cors-origin", "https://a.example/"], "--cors-origin must be one origin")]
+        for args, words in cases:
+            p = subprocess.run([PIXMEND, "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                os.path.join(self.tmp.name, "d")] + args, capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(words, p.stderr.decode(), args)
+        self.assertIn("--api-keys FILE", subprocess.run([PIXMEND, "serve", "--help"], capture_output=True,
+                                                         timeout=30).stdout.decode())
+
     def test_sighup_reads_the_file_again(self):
         keys = key_file(self.tmp.name, standard_keys())
         srv = Server(["--api-keys", keys])
