@@ -137,8 +137,17 @@ async function launch(tmp, name, options) {
 
 // The first API call of a new tab is answered 401: the key dialog asks, the
 // key goes into the tab's sessionStorage and every later call carries it.
-async function enterKey(p) {
+async function enterKey(p, { cancelFirst = false } = {}) {
   await p.waitForSelector('#key-dialog[open]', { timeout: 15000 });
+  if (cancelFirst) {
+    // Cancelled: the dialog stays closed (polling does not reopen it) until the Key button is used.
+    await p.click('#key-cancel');
+    await p.waitForFunction(() => !document.getElementById('key-dialog').open);
+    await p.waitForTimeout(3500); // longer than the model list's retry
+    assert.equal(await p.evaluate(() => document.getElementById('key-dialog').open), false);
+    await p.click('#key-open');
+    await p.waitForSelector('#key-dialog[open]');
+  }
   assert.match(await p.textContent('#key-why'), /API key/);
   await p.fill('#key-input', 'too-short');
   await p.click('#key-form button[type=submit]');
@@ -566,7 +575,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
       const p = phone.pages()[0] || await phone.newPage();
       watchPage(p, errors);
       await p.goto(server.base);
-      await enterKey(p);
+      await enterKey(p, { cancelFirst: true });
       await p.waitForFunction(() => document.querySelector('#ed-model option[value=patchmatch]'));
       await p.setInputFiles('#ed-file', photoPath);
       await p.waitForSelector('#ed-badge:not([hidden])');

@@ -19,8 +19,7 @@ export function setApiKey(key) {
     if (key) sessionStorage.setItem(STORE, key);
     else sessionStorage.removeItem(STORE);
   } catch { /* storage disabled: the key lives as long as this call chain */ }
-  const btn = document.getElementById('key-open');
-  if (btn) btn.hidden = !key;
+  showKeyButton();
   auth.dispatchEvent(new Event('change'));
 }
 
@@ -39,12 +38,20 @@ export function wsProtocols() {
 }
 
 let pending = null;
+let declined = false; // the dialog was cancelled: calls fail quietly until the Key button is used
+
+function showKeyButton() {
+  const btn = document.getElementById('key-open');
+  if (btn) btn.hidden = !(apiKey() || declined);
+}
 
 // Shows the key dialog (once for every request waiting on it) with `reason`
 // (the server's sentence). Resolves with the key entered; rejects when the
-// dialog is cancelled.
+// dialog is cancelled, and at once while it stays declined (so that polling
+// does not reopen it).
 export function askForKey(reason) {
   if (pending) return pending;
+  if (declined) return Promise.reject(new Error('no API key given'));
   const dlg = document.getElementById('key-dialog');
   if (!dlg || typeof dlg.showModal !== 'function') return Promise.reject(new Error('no key dialog'));
   const form = document.getElementById('key-form');
@@ -59,6 +66,8 @@ export function askForKey(reason) {
       dlg.removeEventListener('close', onClose);
       if (dlg.open) dlg.close();
       pending = null;
+      declined = !key;
+      showKeyButton();
       if (key) resolve(key); else reject(new Error('no API key given'));
     };
     const onSubmit = (e) => {
@@ -81,14 +90,16 @@ export function askForKey(reason) {
   return pending;
 }
 
-// The top bar's key button: forget the key (the next call asks again).
+// The top bar's key button (shown while a key is in use or the dialog was
+// cancelled): forget the key and ask for one.
 export function wireKeyButton() {
   const btn = document.getElementById('key-open');
   const cancel = document.getElementById('key-cancel');
   if (cancel) cancel.addEventListener('click', () => document.getElementById('key-dialog').close());
   if (!btn) return;
-  btn.hidden = !apiKey();
+  showKeyButton();
   btn.addEventListener('click', () => {
+    declined = false;
     setApiKey('');
     askForKey('Enter the API key to use in this tab.').catch(() => {});
   });
