@@ -255,6 +255,21 @@ class RateLimit(KeyedCase):
         self.assertEqual(self.srv.get("/api/v1/models", headers=bearer(ALICE)).status, 200)
 
 
+class MetricsAuth(KeyedCase):
+    extra_args = ["--metrics-auth"]
+
+    def test_metrics_need_an_admin_key(self):
+        r = self.srv.get("/metrics")
+        self.assertEqual(r.status, 401)
+        self.assertTrue(r.header("WWW-Authenticate").startswith("Bearer"))
+        self.assertEqual(self.srv.get("/metrics", headers=bearer(ALICE)).status, 403)
+        r = self.srv.get("/metrics", headers=bearer(ROOT))
+        self.assertEqual(r.status, 200)
+        self.assertIn("pixmend_key_requests_total", r.body.decode())
+        for path in ("/healthz", "/readyz"):
+            self.assertEqual(self.srv.get(path).status, 200, path)
+
+
 class KeyFileLifecycle(unittest.TestCase):
 
     def setUp(self):
