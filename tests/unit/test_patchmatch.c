@@ -98,14 +98,15 @@ static pm_patchmatch_params params_threads(int threads)
 
 /* ------------------------------------------------------- building blocks */
 
-/* Independent reference for the patch distance. */
+/* Independent reference for the patch distance: R, G, B and the texture
+ * feature in the fourth byte. */
 static int64_t ref_ssd(const pm_pm_layer *L, int tx, int ty, int sx, int sy)
 {
     int r = L->patch_size / 2;
     int64_t sum = 0;
     for (int dy = -r; dy <= r; dy++)
         for (int dx = -r; dx <= r; dx++)
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < 4; c++) {
                 int a = L->px[((size_t)(ty + dy) * L->w + (tx + dx)) * 4 + c];
                 int b = L->px[((size_t)(sy + dy) * L->w + (sx + dx)) * 4 + c];
                 sum += (a - b) * (a - b);
