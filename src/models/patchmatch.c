@@ -29,6 +29,8 @@
 /* Smooth-fill sweeps at the smallest level and at each finer one. */
 #define PM_SMOOTH_ITERS_COARSEST 60
 #define PM_SMOOTH_ITERS 30
+/* Sweeps of the seam correction's membrane (pm_pm_seam_correct). */
+#define PM_SEAM_ITERS 40
 
 /* Random search starts at the longer side of the level at the coarsest
  * PatchMatch level, and at 1/PM_INHERITED_SEARCH_DIV of it at finer levels,
@@ -78,6 +80,7 @@ struct vote_job {
     const float *wq; /* per field entry: vote weight of that target patch */
     int hx0, hy0, hx1, hy1; /* hole bounding box, inclusive */
     int best;               /* 1: take the single heaviest vote, no averaging */
+    int32_t *src_of;        /* best: per pixel, the source pixel copied (or NULL) */
 };
 
 /* Every hole pixel becomes the weighted mean of what the target patches that
@@ -128,6 +131,8 @@ static int vote_band(void *user, int band)
             }
             if (j->best && sbest) {
                 memcpy(L->px + 4 * p, sbest, 4);
+                if (j->src_of)
+                    j->src_of[p] = (int32_t)((sbest - L->px) / 4);
             } else if (wsum > 0) {
                 for (int c = 0; c < 4; c++) {
                     float v = acc[c] / wsum + 0.5f;
@@ -215,7 +220,7 @@ static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pm_layer
     return 0;
 }
 
-static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, int threads)
+static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, int32_t *src_of, int threads)
 {
     if (!f->n_targets)
         return;
@@ -245,7 +250,7 @@ static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, in
     if (W->hx1 < 0)
         return;
     struct vote_job j = {.L = L, .f = f, .wq = W->wq, .hx0 = W->hx0, .hy0 = W->hy0, .hx1 = W->hx1, .hy1 = W->hy1,
-                         .best = best};
+                         .best = best, .src_of = src_of};
     pm_parallel_for(pm_pm_n_bands(W->hy1 - W->hy0 + 1), threads, vote_band, &j);
 }
 
@@ -271,19 +276,131 @@ static float max_hole_dist(const pm_pm_layer *L)
     return m;
 }
 
+/* The pyramid below level 0 (lv[0] analysed; *nlev is 1 on entry). Levels
+ * 0..*npm-1 run PatchMatch: a coarser one is added while the hole at the
+ * current level is still thicker than a patch radius, the coarser level keeps
+ * its shorter side >= min_size and keeps enough sources. Levels beyond (down
+ * to a few pixels, while anything is known) serve only the multigrid smooth
+ * fill that starts the search. The layers belong to the caller, also on
+ * failure (PM_ENOMEM). */
+static int build_pyramid(pm_pm_layer *lv, int *nlev, int *npm, const pm_patchmatch_params *p)
+{
+    int ps = p->patch_size, rc = 0, pm_open = 1;
+    float stop = (float)(ps / 2);
+    while (*nlev < PM_MAX_LEVELS) {
+        pm_pm_layer *F = &lv[*nlev - 1];
+        int cw = (F->w + 1) / 2, ch = (F->h + 1) / 2;
+        if (cw < 2 || ch < 2 || F->w * F->h <= 64)
+            break;
+        pm_pm_layer *C = &lv[*nlev];
+        if ((rc = pm_pm_layer_alloc(C, cw, ch, ps)) != 0)
+            return rc;
+        pm_pm_downsample(F, C);
+        pm_pm_layer_analyse(C);
+        size_t known = 0;
+        for (size_t i = 0; i < (size_t)cw * ch; i++)
+            known += !C->hole[i];
+        if (known == 0) {
+            pm_pm_layer_free(C);
+            break;
+        }
+        if (pm_open && (cw < ch ? cw : ch) >= p->min_size && cw >= ps && ch >= ps &&
+            max_hole_dist(F) > stop && C->n_src >= PM_MIN_COARSE_SOURCES)
+            (*npm)++;
+        else
+            pm_open = 0;
+        (*nlev)++;
+    }
+    return 0;
+}
+
+/* Smooth fill of the levels from the smallest up to the coarsest PatchMatch
+ * level npm - 1 (a multigrid cascade), which starts from it. */
+static int smooth_start(pm_pm_layer *lv, int nlev, int npm, int threads)
+{
+    pm_fill_work fw;
+    memset(&fw, 0, sizeof fw);
+    int rc = pm_pm_fill_work_alloc(&fw, (size_t)lv[npm - 1].w * lv[npm - 1].h);
+    if (rc)
+        return rc;
+    for (int l = nlev - 1; l >= npm - 1; l--) {
+        int coarsest = l == nlev - 1;
+        pm_pm_fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw,
+                          coarsest ? PM_SMOOTH_ITERS_COARSEST : PM_SMOOTH_ITERS, threads);
+    }
+    pm_pm_fill_work_free(&fw);
+    return 0;
+}
+
+/* The coarse-to-fine EM: at every PatchMatch level, search and vote; the
+ * coarsest level starts from its smooth fill and a random field, a finer one
+ * from the coarser field scaled up and its vote. The last iteration at level
+ * 0 copies the heaviest vote and records the sources in src_of. Returns 0,
+ * PM_ENOMEM or PM_ECANCELLED; everything it allocates is freed. */
+static int em_levels(pm_pm_layer *lv, int npm, const pm_patchmatch_params *p, int threads, int32_t *src_of,
+                     const pm_run_ctx *ctx, int total)
+{
+    pm_nnf fine, coarse;
+    pm_level_work work;
+    int rc = 0, done = 0;
+    memset(&fine, 0, sizeof fine);
+    memset(&coarse, 0, sizeof coarse);
+    memset(&work, 0, sizeof work);
+    for (int l = npm - 1; l >= 0; l--) {
+        pm_pm_layer *L = &lv[l];
+        uint64_t lseed = pm_seed2(p->seed, (uint64_t)l);
+        if ((rc = pm_nnf_alloc(&fine, L)) != 0)
+            goto free_fields;
+        if ((rc = level_work_alloc(&work, &fine, L)) != 0)
+            goto free_fields;
+        if (l == npm - 1) {
+            pm_nnf_init_random(&fine, L, pm_seed2(lseed, 0xA11), threads);
+        } else {
+            pm_pm_upsample_pixels(L, &lv[l + 1]);
+            pm_nnf_upsample(&fine, L, &coarse, &lv[l + 1], pm_seed2(lseed, 0xB22), threads);
+            pm_nnf_free(&coarse);
+            /* The starting estimate: the inherited field's vote at this
+             * level's resolution, which copies the sources' own detail (the
+             * bilinear upsampling above only seeds the distances). */
+            vote(L, &fine, &work, 0, NULL, threads);
+            pm_nnf_refresh(&fine, L, threads);
+        }
+        int iters = em_iters_at(p, l);
+        int maxside = L->w > L->h ? L->w : L->h;
+        for (int it = 0; it < iters; it++) {
+            uint64_t iseed = pm_seed2(lseed, (uint64_t)it + 1);
+            for (int k = 0; k < p->pm_iters; k++)
+                pm_nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads,
+                                   l == npm - 1 ? maxside : maxside / PM_INHERITED_SEARCH_DIV);
+            vote(L, &fine, &work, it + 1 == iters && l < PM_BEST_VOTE_LEVELS, l == 0 ? src_of : NULL, threads);
+            if (it + 1 < iters)
+                pm_nnf_refresh(&fine, L, threads);
+            done++;
+            if (ctx && ctx->progress && ctx->progress(ctx->progress_user, done, total)) {
+                rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled at step %d of %d", done, total);
+                goto free_fields;
+            }
+        }
+        level_work_free(&work);
+        coarse = fine;
+        memset(&fine, 0, sizeof fine);
+    }
+free_fields:
+    level_work_free(&work);
+    pm_nnf_free(&fine);
+    pm_nnf_free(&coarse);
+    return rc;
+}
+
 int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_patchmatch_params *p,
                           pm_image *out, const pm_run_ctx *ctx)
 {
     pm_patchmatch_params defaults = pm_patchmatch_default_params();
     pm_pm_layer lv[PM_MAX_LEVELS];
-    pm_nnf fine, coarse;
-    pm_level_work work;
     int nlev = 0, rc = 0;
+    int32_t *src_of = NULL; /* level 0: the source pixel each hole pixel copied */
 
     memset(lv, 0, sizeof lv);
-    memset(&fine, 0, sizeof fine);
-    memset(&coarse, 0, sizeof coarse);
-    memset(&work, 0, sizeof work);
     if (!out)
         return pm_errorf(PM_EINVAL, "no output image given to the PatchMatch inpainter");
     memset(out, 0, sizeof *out);
@@ -340,101 +457,35 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
         goto free_levels;
     }
 
-    /* The pyramid. Levels 0..npm-1 run PatchMatch: a coarser one is added
-     * while the hole at the current level is still thicker than `stop`, the
-     * coarser level keeps its shorter side >= min_size and keeps enough
-     * sources. Levels beyond (down to a few pixels, while anything is known)
-     * serve only the multigrid smooth fill that starts the search. */
-    float stop = (float)(ps / 2);
-    int npm = 1, pm_open = 1;
-    while (nlev < PM_MAX_LEVELS) {
-        pm_pm_layer *F = &lv[nlev - 1];
-        int cw = (F->w + 1) / 2, ch = (F->h + 1) / 2;
-        if (cw < 2 || ch < 2 || F->w * F->h <= 64)
-            break;
-        pm_pm_layer *C = &lv[nlev];
-        if ((rc = pm_pm_layer_alloc(C, cw, ch, ps)) != 0)
-            goto free_levels;
-        pm_pm_downsample(F, C);
-        pm_pm_layer_analyse(C);
-        size_t known = 0;
-        for (size_t i = 0; i < (size_t)cw * ch; i++)
-            known += !C->hole[i];
-        if (known == 0) {
-            pm_pm_layer_free(C);
-            break;
-        }
-        if (pm_open && (cw < ch ? cw : ch) >= p->min_size && cw >= ps && ch >= ps &&
-            max_hole_dist(F) > stop && C->n_src >= PM_MIN_COARSE_SOURCES)
-            npm++;
-        else
-            pm_open = 0;
-        nlev++;
-    }
-
-    int total = 0, done = 0;
+    int npm = 1;
+    if ((rc = build_pyramid(lv, &nlev, &npm, p)) != 0)
+        goto free_levels;
+    int total = 0;
     for (int l = 0; l < npm; l++)
         total += em_iters_at(p, l);
     if (ctx && ctx->progress && ctx->progress(ctx->progress_user, 0, total)) {
         rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled before it started");
         goto free_levels;
     }
-
-    /* Smooth fill of the levels from the smallest up to the coarsest
-     * PatchMatch level (a multigrid cascade), which starts from it. */
+    if ((rc = smooth_start(lv, nlev, npm, threads)) != 0)
+        goto free_levels;
+    src_of = pm_malloc(npx * sizeof *src_of);
+    if (!src_of) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory for the PatchMatch source map of a %dx%d image", w, h);
+        goto free_levels;
+    }
+    for (size_t i = 0; i < npx; i++)
+        src_of[i] = -1;
+    if ((rc = em_levels(lv, npm, p, threads, src_of, ctx, total)) != 0)
+        goto free_levels;
     {
         pm_fill_work fw;
         memset(&fw, 0, sizeof fw);
-        if ((rc = pm_pm_fill_work_alloc(&fw, (size_t)lv[npm - 1].w * lv[npm - 1].h)) != 0)
+        if ((rc = pm_pm_fill_work_alloc(&fw, npx)) != 0)
             goto free_levels;
-        for (int l = nlev - 1; l >= npm - 1; l--) {
-            int coarsest = l == nlev - 1;
-            pm_pm_fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw,
-                              coarsest ? PM_SMOOTH_ITERS_COARSEST : PM_SMOOTH_ITERS, threads);
-        }
+        pm_pm_seam_correct(&lv[0], src_of, &fw, PM_SEAM_ITERS, threads);
         pm_pm_fill_work_free(&fw);
     }
-
-    for (int l = npm - 1; l >= 0; l--) {
-        pm_pm_layer *L = &lv[l];
-        uint64_t lseed = pm_seed2(p->seed, (uint64_t)l);
-        if ((rc = pm_nnf_alloc(&fine, L)) != 0)
-            goto free_fields;
-        if ((rc = level_work_alloc(&work, &fine, L)) != 0)
-            goto free_fields;
-        if (l == npm - 1) {
-            pm_nnf_init_random(&fine, L, pm_seed2(lseed, 0xA11), threads);
-        } else {
-            pm_pm_upsample_pixels(L, &lv[l + 1]);
-            pm_nnf_upsample(&fine, L, &coarse, &lv[l + 1], pm_seed2(lseed, 0xB22), threads);
-            pm_nnf_free(&coarse);
-            /* The starting estimate: the inherited field's vote at this
-             * level's resolution, which copies the sources' own detail (the
-             * bilinear upsampling above only seeds the distances). */
-            vote(L, &fine, &work, 0, threads);
-            pm_nnf_refresh(&fine, L, threads);
-        }
-        int iters = em_iters_at(p, l);
-        int maxside = L->w > L->h ? L->w : L->h;
-        for (int it = 0; it < iters; it++) {
-            uint64_t iseed = pm_seed2(lseed, (uint64_t)it + 1);
-            for (int k = 0; k < p->pm_iters; k++)
-                pm_nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads,
-                                l == npm - 1 ? maxside : maxside / PM_INHERITED_SEARCH_DIV);
-            vote(L, &fine, &work, it + 1 == iters && l < PM_BEST_VOTE_LEVELS, threads);
-            if (it + 1 < iters)
-                pm_nnf_refresh(&fine, L, threads);
-            done++;
-            if (ctx && ctx->progress && ctx->progress(ctx->progress_user, done, total)) {
-                rc = pm_errorf(PM_ECANCELLED, "inpainting was cancelled at step %d of %d", done, total);
-                goto free_fields;
-            }
-        }
-        level_work_free(&work);
-        coarse = fine;
-        memset(&fine, 0, sizeof fine);
-    }
-    pm_nnf_free(&coarse);
 
 compose:
     if ((rc = pm_image_alloc(out, w, h, 3)) != 0)
@@ -446,13 +497,9 @@ compose:
         for (int c = 0; c < 3; c++)
             out->data[3 * i + c] = lv[0].px[4 * i + c];
     }
-    goto free_levels;
 
-free_fields:
-    level_work_free(&work);
-    pm_nnf_free(&fine);
-    pm_nnf_free(&coarse);
 free_levels:
+    pm_free(src_of);
     for (int l = 0; l < nlev; l++)
         pm_pm_layer_free(&lv[l]);
     return rc;
@@ -492,28 +539,28 @@ static int pm_pm_run(void *state, const pm_image *rgb, const pm_image *mask, pm_
     return pm_patchmatch_inpaint(rgb, mask, s ? &s->params : NULL, out, ctx);
 }
 
-/* Peak bytes for a w x h image, with every level's buffers, two fields, the
- * vote scratch, the initial fill's scratch and the output; all per pixel of
- * the full image (worst case: the hole spans the whole image). */
+/* Peak bytes for a w x h image, with every level's buffers, the source map,
+ * two fields and the vote scratch (or, before and after them, the smooth
+ * fill's and seam correction's scratch) and the output; all per pixel of the
+ * full image (worst case: the hole spans the whole image). */
 static uint64_t pm_pm_mem_estimate(const void *state, int w, int h)
 {
     (void)state;
     uint64_t n = (uint64_t)(w > 0 ? w : 0) * (uint64_t)(h > 0 ? h : 0);
-    uint64_t layer = 4 + 4 + 1 + 1 + 4 + 4;           /* px, base, hole, src_ok, src_list, hole_dist */
+    uint64_t layer = 4 + 1 + 1 + 4 + 4;               /* px, hole, src_ok, src_list, hole_dist */
     uint64_t pyramid = layer * n * 4 / 3 + 1;         /* geometric series of levels */
+    uint64_t src_map = 4 * n;                         /* level 0: the source pixel each hole pixel copied */
     uint64_t field = (1 + 2 * sizeof(pm_nnf_entry)) * n; /* is_target, e, snap */
     uint64_t fields = field + field / 4;              /* this level's and the coarser one */
     uint64_t vote = 8 * n;                            /* weights and percentile scratch */
-    uint64_t fill = 17 * n;                           /* smooth-fill scratch (sized for level 0) */
+    uint64_t fill = PM_FILL_WORK_BYTES_PER_PX * n;    /* smooth fill / seam correction scratch */
     uint64_t out = 3 * n;
     /* The job around the engine: the decoded image (3) and mask (1), and the
-     * encoded result (up to about its raw size, 3). Measured by `pixmend
-     * calibrate` with a mask whose box is the whole image (the fields are
-     * then full size): 4.4, 17.6 and 70.7 MiB at 256, 512 and 1024 px, which
-     * this stays 5-27 % above. */
+     * encoded result (up to about its raw size, 3); see docs/benchmarks.md
+     * (memory laws) for the measured peaks this stays above. */
     uint64_t job = 7 * n;
     uint64_t a = fields + vote, b = fill;
-    return pyramid + (a > b ? a : b) + out + job + (1u << 20);
+    return pyramid + src_map + (a > b ? a : b) + out + job + (1u << 20);
 }
 
 const pm_model_desc pm_model_patchmatch = {

@@ -191,6 +191,36 @@ static int sor_chunk(void *user, int k)
     return 0;
 }
 
+/* Red-black over-relaxed Gauss-Seidel sweeps on the qn pixels of list (which
+ * it reorders) in v (4 floats per pixel); the other pixels stay fixed. */
+static void sor_sweeps(float *v, int32_t *list, int qn, int w, int h, int iters, int threads)
+{
+    /* Red pixels first, then black (order within a colour is irrelevant). */
+    int nred = 0;
+    for (int k = 0; k < qn; k++) {
+        int i = list[k];
+        if (((i % w) + (i / w)) % 2 == 0) {
+            list[k] = list[nred];
+            list[nred++] = i;
+        }
+    }
+    struct sor_job red = {.v = v, .list = list, .n = nred, .w = w, .h = h};
+    struct sor_job black = {.v = v, .list = list + nred, .n = qn - nred, .w = w, .h = h};
+    int par = qn >= PM_SOR_PARALLEL_MIN ? threads : 1;
+    for (int it = 0; it < iters; it++) {
+        for (int colour = 0; colour < 2; colour++) {
+            struct sor_job *j = colour ? &black : &red;
+            int chunks = (j->n + PM_SOR_CHUNK - 1) / PM_SOR_CHUNK;
+            if (par > 1) {
+                pm_parallel_for(chunks, par, sor_chunk, j);
+            } else {
+                for (int k = 0; k < chunks; k++)
+                    sor_chunk(j, k);
+            }
+        }
+    }
+}
+
 /* Smooth (membrane) fill of the hole of level L. At the smallest level
  * (C NULL) it starts from an onion peel; otherwise from the bilinear
  * upsampling of the coarser level's fill, so that a few over-relaxed
@@ -218,30 +248,7 @@ void pm_pm_fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, in
                 v[4 * i + c] = L->px[4 * i + c];
         }
     }
-    /* Red pixels first, then black (order within a colour is irrelevant). */
-    int nred = 0;
-    for (int k = 0; k < qn; k++) {
-        int i = F->list[k];
-        if (((i % w) + (i / w)) % 2 == 0) {
-            F->list[k] = F->list[nred];
-            F->list[nred++] = i;
-        }
-    }
-    struct sor_job red = {.v = v, .list = F->list, .n = nred, .w = w, .h = h};
-    struct sor_job black = {.v = v, .list = F->list + nred, .n = qn - nred, .w = w, .h = h};
-    int par = qn >= PM_SOR_PARALLEL_MIN ? threads : 1;
-    for (int it = 0; it < iters; it++) {
-        for (int colour = 0; colour < 2; colour++) {
-            struct sor_job *j = colour ? &black : &red;
-            int chunks = (j->n + PM_SOR_CHUNK - 1) / PM_SOR_CHUNK;
-            if (par > 1) {
-                pm_parallel_for(chunks, par, sor_chunk, j);
-            } else {
-                for (int k = 0; k < chunks; k++)
-                    sor_chunk(j, k);
-            }
-        }
-    }
+    sor_sweeps(v, F->list, qn, w, h, iters, threads);
     for (int k = 0; k < qn; k++) {
         size_t i = (size_t)F->list[k];
         for (int c = 0; c < 4; c++) {
@@ -314,6 +321,139 @@ void pm_pm_texture_features(pm_pm_layer *L)
                 float f = PM_FEAT_GAIN * (float)s / (float)(n ? n : 1) + 0.5f;
                 L->px[4 * i + 3] = (uint8_t)(f > 255 ? 255 : f);
             }
+        }
+    }
+}
+
+/* Where hole pixel p's copied source pixel sp = src[p] would put its known
+ * 4-neighbour q: the source's own pixel at sp + (q - p); -1 when that falls
+ * off the image. */
+static inline long src_neighbour(const pm_pm_layer *L, int32_t sp, int dx, int dy)
+{
+    int sx = sp % L->w + dx, sy = sp / L->w + dy;
+    if (sx < 0 || sy < 0 || sx >= L->w || sy >= L->h)
+        return -1;
+    return (long)sy * L->w + sx;
+}
+
+void pm_pm_seam_correct(pm_pm_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads)
+{
+    int w = L->w, h = L->h;
+    size_t n = (size_t)w * h;
+    float *v = F->v;
+    uint8_t *state = F->state;
+    int32_t *queue = F->list;
+    static const int nx[4] = {-1, 1, 0, 0}, ny[4] = {0, 0, -1, 1};
+    int qn = 0;
+    /* The ring: hole pixels with a known 4-neighbour take the mean mismatch
+     * between the known neighbours and what their source would put there.
+     * state: 0 hole, 1 queued, 2 fixed (ring or done), 3 known (ignored). */
+    for (size_t i = 0; i < n; i++) {
+        v[4 * i] = v[4 * i + 1] = v[4 * i + 2] = v[4 * i + 3] = 0.0f;
+        state[i] = L->hole[i] ? 0 : 3;
+    }
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            if (!L->hole[i])
+                continue;
+            float d[3] = {0, 0, 0};
+            int cnt = 0, known = 0;
+            for (int k = 0; k < 4; k++) {
+                int xx = x + nx[k], yy = y + ny[k];
+                if (xx < 0 || yy < 0 || xx >= w || yy >= h || L->hole[(size_t)yy * w + xx])
+                    continue;
+                known = 1;
+                long s = src[i] < 0 ? -1 : src_neighbour(L, src[i], nx[k], ny[k]);
+                if (s < 0)
+                    continue;
+                const uint8_t *q = L->px + 4 * ((size_t)yy * w + xx), *sq = L->px + 4 * (size_t)s;
+                for (int c = 0; c < 3; c++)
+                    d[c] += (float)q[c] - (float)sq[c];
+                cnt++;
+            }
+            if (!known)
+                continue;
+            for (int c = 0; c < 3; c++)
+                v[4 * i + c] = cnt ? d[c] / (float)cnt : 0.0f;
+            state[i] = 2;
+        }
+    }
+    /* Onion peel inwards from the ring (8-neighbours), then sweeps on the
+     * inner pixels: a membrane that carries the ring's mismatch inside and
+     * fades it. Inner pixels have only hole pixels as 4-neighbours. */
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            if (state[i] != 0)
+                continue;
+            for (int k = 0; k < 4; k++) {
+                int xx = x + nx[k], yy = y + ny[k];
+                if (xx >= 0 && yy >= 0 && xx < w && yy < h && state[(size_t)yy * w + xx] == 2) {
+                    state[i] = 1;
+                    queue[qn++] = (int32_t)i;
+                    break;
+                }
+            }
+        }
+    }
+    int start = 0;
+    while (start < qn) {
+        int end = qn;
+        for (int k = start; k < end; k++) {
+            int i = queue[k], x = i % w, y = i / w;
+            float s[3] = {0, 0, 0};
+            int cnt = 0;
+            for (int m = 0; m < 4; m++) {
+                int xx = x + nx[m], yy = y + ny[m];
+                if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+                    continue;
+                size_t j = (size_t)yy * w + xx;
+                if (state[j] != 2)
+                    continue;
+                for (int c = 0; c < 3; c++)
+                    s[c] += v[4 * j + c];
+                cnt++;
+            }
+            for (int c = 0; c < 3; c++)
+                v[4 * (size_t)i + c] = cnt ? s[c] / (float)cnt : 0.0f;
+        }
+        for (int k = start; k < end; k++) {
+            int i = queue[k], x = i % w, y = i / w;
+            state[i] = 2;
+            for (int m = 0; m < 4; m++) {
+                int xx = x + nx[m], yy = y + ny[m];
+                if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+                    continue;
+                size_t j = (size_t)yy * w + xx;
+                if (state[j] == 0) {
+                    state[j] = 1;
+                    queue[qn++] = (int32_t)j;
+                }
+            }
+        }
+        start = end;
+    }
+    sor_sweeps(v, queue, qn, w, h, iters, threads);
+    /* The corrected fill stays inside the known pixels' range per channel,
+     * as every copied pixel does: the membrane must not invent colours. */
+    float lo[3] = {255, 255, 255}, hi[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (L->hole[i])
+            continue;
+        for (int c = 0; c < 3; c++) {
+            float x = L->px[4 * i + c];
+            lo[c] = x < lo[c] ? x : lo[c];
+            hi[c] = x > hi[c] ? x : hi[c];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!L->hole[i])
+            continue;
+        for (int c = 0; c < 3; c++) {
+            float x = (float)L->px[4 * i + c] + v[4 * i + c];
+            x = x < lo[c] ? lo[c] : x > hi[c] ? hi[c] : x;
+            L->px[4 * i + c] = (uint8_t)(x + 0.5f);
         }
     }
 }

@@ -93,5 +93,12 @@ void pm_pm_upsample_pixels(pm_pm_layer *F, const pm_pm_layer *C);
  * mean of the luminance gradient's magnitude, from known pixels only. Hole
  * pixels keep theirs (they are estimated with the colours). */
 void pm_pm_texture_features(pm_pm_layer *L);
+/* Gradient-domain seam correction of the hole of L (level 0), after the
+ * final vote copied hole pixel p from source pixel src[p] (-1: none): adds
+ * to the hole a membrane whose value on the hole's inner ring is the mean
+ * difference between each known 4-neighbour and the pixel the source has at
+ * the same offset. The fill keeps its own detail (the correction is smooth
+ * inside) while its steps across the border become the source's own. */
+void pm_pm_seam_correct(pm_pm_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads);
 
 #endif
