@@ -18,13 +18,15 @@
  * percentile of the target distances and dist is the distance of the patch
  * centre inside the hole to the nearest known pixel (capped so the weights
  * stay well inside float range). */
-#define PM_GAMMA 1.3f
+#define PM_GAMMA 2.0f
 #define PM_DIST_CAP 40.0f
 #define PM_SIM_CAP 30.0f
 
-/* The last EM iteration of the PM_BEST_VOTE_LEVELS finest levels copies the
- * heaviest vote instead of averaging (see vote_band). */
+/* The last EM iteration of the PM_BEST_VOTE_LEVELS finest levels takes the
+ * dominant mode of the votes instead of their average (see vote_mode): votes
+ * within PM_MODE_TAU (RGB distance) of the heaviest. */
 #define PM_BEST_VOTE_LEVELS 1
+#define PM_MODE_TAU 30
 
 /* Smooth-fill sweeps at the smallest level and at each finer one. */
 #define PM_SMOOTH_ITERS_COARSEST 60
@@ -83,12 +85,47 @@ struct vote_job {
     int32_t *src_of;        /* best: per pixel, the source pixel copied (or NULL) */
 };
 
+/* The weighted mean, over the target patches covering hole pixel (x, y), of
+ * the votes within PM_MODE_TAU (RGB distance) of the heaviest vote `best`:
+ * the dominant mode of the votes, without the outliers that an average over
+ * all of them would blur in. Writes the pixel's four bytes. */
+static void vote_mode(pm_pm_layer *L, const pm_nnf *f, const float *wq, int x, int y, const uint8_t *best)
+{
+    int r = L->patch_size / 2, w = L->w;
+    float m[4] = {0, 0, 0, 0}, ms = 0;
+    for (int dy = -r; dy <= r; dy++) {
+        int qy = y - dy - f->y0;
+        if (qy < 0 || qy >= f->h)
+            continue;
+        for (int dx = -r; dx <= r; dx++) {
+            int qx = x - dx - f->x0;
+            if (qx < 0 || qx >= f->w)
+                continue;
+            size_t qi = (size_t)qy * f->w + qx;
+            if (!f->is_target[qi])
+                continue;
+            const pm_nnf_entry *e = &f->e[qi];
+            const uint8_t *s = L->px + ((size_t)(e->sy + dy) * w + (size_t)(e->sx + dx)) * 4;
+            int d0 = s[0] - best[0], d1 = s[1] - best[1], d2 = s[2] - best[2];
+            if (d0 * d0 + d1 * d1 + d2 * d2 > PM_MODE_TAU * PM_MODE_TAU)
+                continue;
+            float wt = wq[qi];
+            m[0] += wt * s[0], m[1] += wt * s[1], m[2] += wt * s[2], m[3] += wt * s[3];
+            ms += wt;
+        }
+    }
+    /* The heaviest vote itself always counts, so ms > 0. */
+    uint8_t *o = L->px + 4 * ((size_t)y * w + x);
+    for (int c = 0; c < 4; c++)
+        o[c] = (uint8_t)(m[c] / ms + 0.5f);
+}
+
 /* Every hole pixel becomes the weighted mean of what the target patches that
  * cover it say it should be (R, G, B and the texture feature), or, with
- * j->best, what the heaviest of them says: the most likely patch, copied
- * without averaging, which keeps the source's fine detail. Reads only known
- * pixels (sources lie outside the hole), writes only hole pixels of its own
- * rows. */
+ * j->best, the mean of the dominant mode around the heaviest vote (see
+ * vote_mode), which keeps the source's fine detail; src_of then records the
+ * source pixel of that heaviest vote. Reads only known pixels (sources lie
+ * outside the hole), writes only hole pixels of its own rows. */
 static int vote_band(void *user, int band)
 {
     struct vote_job *j = user;
@@ -130,7 +167,7 @@ static int vote_band(void *user, int band)
                 }
             }
             if (j->best && sbest) {
-                memcpy(L->px + 4 * p, sbest, 4);
+                vote_mode(L, f, j->wq, x, y, sbest);
                 if (j->src_of)
                     j->src_of[p] = (int32_t)((sbest - L->px) / 4);
             } else if (wsum > 0) {
