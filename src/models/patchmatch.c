@@ -44,13 +44,20 @@
  * patches to copy from. */
 #define PM_MIN_COARSE_SOURCES 16
 
+/* The finest level runs 1/PM_FINEST_DIV of em_iters EM iterations (rounded
+ * up): it inherits a field that is already close and is the most expensive,
+ * while the cheap coarse levels, which settle the structure, run them all.
+ * Measured on the bench (em_iters 8): 3 gives within 0.02 dB and 0.002 SSIM
+ * of 2 at about three quarters of the time. */
+#define PM_FINEST_DIV 3
+
 /* ------------------------------------------------------------------ params */
 
 pm_patchmatch_params pm_patchmatch_default_params(void)
 {
     pm_patchmatch_params p = {
         .patch_size = 7,
-        .em_iters = 4,
+        .em_iters = 8,
         .pm_iters = 2,
         .min_size = 32,
         .seed = 0x5EEDull,
@@ -65,7 +72,7 @@ static int check_params(const pm_patchmatch_params *p)
         return pm_errorf(PM_EINVAL, "patch size %d is not supported; use an odd size from 3 to 15 (default 7)",
                          p->patch_size);
     if (p->em_iters < 1 || p->em_iters > 100)
-        return pm_errorf(PM_EINVAL, "em_iters %d is out of range; use 1 to 100 (default 4)", p->em_iters);
+        return pm_errorf(PM_EINVAL, "em_iters %d is out of range; use 1 to 100 (default 8)", p->em_iters);
     if (p->pm_iters < 1 || p->pm_iters > 100)
         return pm_errorf(PM_EINVAL, "pm_iters %d is out of range; use 1 to 100 (default 2)", p->pm_iters);
     if (p->min_size < 1 || p->min_size > 1 << 20)
@@ -296,11 +303,10 @@ static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, in
 
 #define PM_MAX_LEVELS 24
 
-/* EM iterations at a level: the finest runs half as many (rounded up); it
- * inherits a field that is already close and is the most expensive. */
+/* EM iterations at a level (see PM_FINEST_DIV). */
 static int em_iters_at(const pm_patchmatch_params *p, int level)
 {
-    return level == 0 ? (p->em_iters + 1) / 2 : p->em_iters;
+    return level == 0 ? (p->em_iters + PM_FINEST_DIV - 1) / PM_FINEST_DIV : p->em_iters;
 }
 
 static float max_hole_dist(const pm_pm_layer *L)
