@@ -1,7 +1,9 @@
 /* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
+#include "cli/batch.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
+#include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/resample.h"
 
@@ -13,7 +15,9 @@ static const pm_optdef opts[] = {
     {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
     {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {0},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {"mask-dilate", 0, 1},
+    {"batch", 0, 0},           {"jobs", 'j', 1},       {"overwrite", 0, 0},   {"mem-budget", 0, 1},
+    {0},
 };
 
 /* Picks the model named by --model: a registered name, or a weights file for
@@ -50,6 +54,39 @@ static const pm_model_desc *choose_model(const char *arg, const char **file)
     return m;
 }
 
+/* Does the file name (its last path component) have an extension? */
+static int has_extension(const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *dot = strrchr(base, '.');
+    return dot && dot != base;
+}
+
+/* Sets *eo for the output: in `out_fmt` (PM_FMT_UNKNOWN: the input's), like
+ * the input when the formats match and `quality` (0 = not given) does not
+ * say otherwise: a JPEG's estimated quality, WebP lossless when it was. */
+static int encode_like_input(const char *input, enum pm_format out_fmt, int quality, pm_encode_opts *eo)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    pm_encode_opts like;
+    int rc = pm_read_file(input, 0, &bytes, &len);
+    if (rc == 0)
+        rc = pm_encode_opts_like(bytes, len, &like);
+    pm_free(bytes);
+    if (rc)
+        return rc;
+    if (out_fmt == PM_FMT_UNKNOWN || out_fmt == like.format)
+        *eo = like;
+    else
+        *eo = pm_default_encode_opts(out_fmt);
+    if (quality > 0) {
+        eo->quality = quality;
+        eo->lossless = 0;
+    }
+    return 0;
+}
+
 static int fail(const char *what)
 {
     const char *d = pm_error_detail();
@@ -64,14 +101,18 @@ static int run(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *out_path = pm_cli_get(opts, &a, "output");
+    pm_batch_spec bs = {.images = a.pos[0], .masks = a.pos[1], .out_dir = out_path};
+    if (pm_batch_options(&pm_cmd_inpaint, opts, &a, &bs))
+        return 2;
     if (!out_path) {
         pm_cli_error(&pm_cmd_inpaint, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
     }
-    enum pm_format out_fmt = pm_format_from_name(out_path);
-    if (out_fmt == PM_FMT_UNKNOWN) {
-        pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp",
-                     out_path);
+    enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
+    /* No extension at all: the input's format, chosen once it is read. */
+    if (out_fmt == PM_FMT_UNKNOWN && has_extension(out_path)) {
+        pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp, "
+                     "or leave the extension off to keep the input's format", out_path);
         return 2;
     }
     pm_limits lim = pm_default_limits();
@@ -113,7 +154,16 @@ static int run(int argc, char **argv)
     }
     if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "quality", 1, 100, &eo.quality))
         return 2;
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "mask-dilate", -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX,
+                       &io.mask_dilate))
+        return 2;
 
+    if (bs.cmd) {
+        bs.lim = lim, bs.mo = mo, bs.io = io;
+        if (!(bs.model = choose_model(pm_cli_get(opts, &a, "model"), &bs.weights)))
+            return fail(NULL);
+        return pm_batch_run(&bs);
+    }
     pm_image img = {0}, mask = {0}, out = {0};
     void *state = NULL;
     int status = 1;
@@ -139,6 +189,10 @@ static int run(int argc, char **argv)
         }
         pm_image_free(&mask);
         mask = resized;
+    }
+    if (encode_like_input(a.pos[0], out_fmt, pm_cli_get(opts, &a, "quality") ? eo.quality : 0, &eo) != 0) {
+        status = fail(a.pos[0]);
+        goto free_images;
     }
     const char *weights;
     const pm_model_desc *m = choose_model(pm_cli_get(opts, &a, "model"), &weights);
@@ -175,13 +229,16 @@ free_images:
 
 const pm_command pm_cmd_inpaint = {
     "inpaint", "fill the masked parts of an image (remove objects, watermarks, blemishes)",
-    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n\n"
+    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n"
+    "       pixmend inpaint --batch IMAGES_DIR MASKS_DIR|MASK -o OUT_DIR [options]\n\n"
     "Fills the pixels of IMAGE where MASK is non-zero (white) and writes OUT.\n"
-    "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp; nothing is\n"
-    "written unless the whole run succeeds.\n\n"
+    "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp, or a name\n"
+    "with no extension for IMAGE's own format (a JPEG at its estimated quality);\n"
+    "nothing is written unless the whole run succeeds.\n\n"
     "  -o, --output FILE      the result\n"
     "  -m, --model M          patchmatch (built in, the default) or a LaMa checkpoint\n"
-    "                         file such as big-lama/models/best.ckpt\n"
+    "                         file such as big-lama/models/best.ckpt, IOPaint's big-lama.pt\n"
+    "                         (TorchScript) or a folder holding one (`pixmend models` lists them)\n"
     "  --hd-strategy S        auto (default: crop when the long side exceeds 800 px),\n"
     "                         original, resize, crop\n"
     "  --resize-limit N       long side used by the resize strategy (default 1280)\n"
@@ -189,11 +246,25 @@ const pm_command pm_cmd_inpaint = {
     "  --precision P          fp32 (default) or bf16 (LaMa, CPUs with avx512_bf16)\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
     "  --seed N               PatchMatch random seed (default 0)\n"
-    "  -q, --quality Q        JPEG/WebP quality 1-100 (default 92)\n"
+    "  -q, --quality Q        JPEG/WebP quality 1-100 (default: the input's when it is\n"
+    "                         a JPEG written as JPEG, else 92)\n"
+    "  --mask-dilate N        grow the mask by N pixels (a disc), or shrink it when N\n"
+    "                         is negative; -256 to 256 (default 0)\n"
     "  --mask-resize          accept a mask of another size and resize it to the image\n"
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n\n"
+    "Folders (--batch): each image of IMAGES_DIR with the mask of the same base name\n"
+    "in MASKS_DIR (any of the extensions), or one MASK file for every image (images of\n"
+    "another size are skipped unless --mask-resize); results under the same names in\n"
+    "OUT_DIR (created if missing; outside IMAGES_DIR). The model is loaded once; one\n"
+    "progress bar; a summary of what was done, skipped and failed; exit 1 if any failed.\n"
+    "  --batch                IMAGES_DIR and MASKS_DIR (or MASK) are folders / one mask\n"
+    "  -j, --jobs N           images at once (default 1), admitted within --mem-budget\n"
+    "                         by the model's memory law, as the service does\n"
+    "  --mem-budget B|N%      predicted peak memory the running images may use together\n"
+    "                         (default 70% of host memory or the cgroup limit)\n"
+    "  --overwrite            replace results that exist (default: skip those images)\n",
     run,
 };

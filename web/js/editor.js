@@ -10,10 +10,12 @@ import { Compare } from './compare.js';
 import { Mask, TINT, feather, maskPNG, composite, canvasBlob } from './mask.js';
 import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
-import { errorText } from './api.js';
+import { MaskTools } from './masktools.js';
+import { Batch } from './batch.js';
+import { errorText, foundModels } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
-  downloadImage, wireOpen, viewKey,
+  downloadImage, wireOpen, viewKey, foundHint,
 } from './ui.js';
 
 const HD_STRATEGIES = ['auto', 'original', 'resize', 'crop'];
@@ -50,6 +52,9 @@ export class Editor {
       bar: $('ed-compare'), toggle: $('ed-compare-toggle'), range: $('ed-compare-pos'), hold: $('ed-hold'),
     }, this.view);
     this.view.handler = this.toolHandler();
+    this.lastRun = null;    // the last run's mask and fields, for Batch: {blob, width, height, fields}
+    this.maskTools = new MaskTools(this);
+    this.batch = new Batch(this);
     this.wire();
     this.setSize(prefs.get('brush', 15));
     this.setFeather(prefs.get('feather', 0));
@@ -86,6 +91,9 @@ export class Editor {
     this.models = models.filter((m) => m.task === 'inpaint');
     fillModelSelect(this.el.model, this.models, prefs.get('model', ''), 'patchmatch',
       'No inpainting model is available on this server.');
+    const hint = this.models.some((m) => m.name === 'lama') ? ''
+      : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
+    this.el.model.title = hint; // a tooltip: the settings column has no room for a paragraph
     this.update();
   }
 
@@ -312,7 +320,6 @@ export class Editor {
         task: 'inpaint',
         model: this.el.model.value,
         hd_strategy: this.el.hd.value,
-        format: 'png',
       };
       const { blob } = await runJob(fields, { image: [imageBlob, imageName], mask: [maskBlob, 'mask.png'] }, {
         signal: controller.signal,
@@ -330,6 +337,7 @@ export class Editor {
         after = { bitmap, blob: typed, width: before.width, height: before.height, original: false };
       }
       this.job = null;
+      this.lastRun = { blob: maskBlob, width: bin.w, height: bin.h, fields };
       this.mask.strokes = [];
       this.mask.render();
       this.push({ type: 'result', before, after, strokes });
@@ -369,6 +377,8 @@ export class Editor {
     e.redo.disabled = busy || !this.redoStack.length;
     e.clear.disabled = busy || !this.mask.strokes.length;
     e.open.disabled = busy;
+    this.maskTools.update();
+    this.batch.update();
     this.view.request();
   }
 
@@ -382,6 +392,7 @@ export class Editor {
     if (ctrl && (k === 'o' || k === 'O')) { this.el.file.click(); return true; }
     if (ctrl && (k === 's' || k === 'S')) { this.download(); return true; }
     if (ctrl || ev.altKey) return false;
+    if (this.maskTools.shortcut(ev)) return true;
     switch (k) {
       case 'b': case 'B': this.setTool('brush'); return true;
       case 'e': case 'E': this.setTool('eraser'); return true;
