@@ -1,20 +1,28 @@
 /* The built-in exemplar-based inpainter: multi-scale PatchMatch (Barnes et al.
- * 2009) with EM-style voting (Wexler et al. 2007). Needs no model file.
+ * 2009) with EM-style voting (Wexler et al. 2007), tuned for a textured,
+ * coherent fill rather than a smooth one. Needs no model file.
  *
- * Outline: the image and the hole are reduced to a pyramid. Every level gets
- * a smooth (membrane) fill of its hole, computed coarse to fine (onion peel at
- * the smallest level, then upsampling and over-relaxed Gauss-Seidel sweeps).
- * PatchMatch runs on the finest levels only, from the coarsest one whose hole
- * is still thicker than a patch radius (and whose shorter side stays >=
- * min_size, with source patches left) down to full size. At each of these
- * levels a nearest-neighbour field (NNF) maps each target patch (a patch that
- * overlaps the hole) to a source patch lying fully outside the hole; it is
- * improved by propagation and random search, and the hole is re-estimated by
- * letting every target patch vote for the pixels it covers (weighted by patch
- * similarity and by distance to the hole's border). The coarsest PatchMatch
- * level starts from its smooth fill and a random field; a finer level inherits
- * the coarser field, and its hole starts from the smooth fill near the border
- * and from the upsampled coarser result deep inside.
+ * Outline: the image and the hole are reduced to a pyramid. Every pixel
+ * carries R, G, B and a texture feature (the local mean of the luminance
+ * gradient's magnitude, computed at full size and averaged down the pyramid;
+ * Newson et al. 2014), which the patch distance counts like a fourth channel
+ * so that a textured hole is not filled from flat sources. PatchMatch runs
+ * from the coarsest level whose hole is still thicker than a patch radius (and
+ * whose shorter side stays >= min_size, with source patches left) down to
+ * full size. That coarsest level starts from a smooth (membrane) fill of its
+ * hole and a random field; every finer level inherits the coarser field
+ * (matches scaled by two) and starts from that field's vote at its own
+ * resolution, so the sources' fine detail is copied in, not interpolated.
+ * At each level a nearest-neighbour field (NNF) maps each target patch (a
+ * patch that overlaps the hole) to a source patch lying fully outside the
+ * hole; it is improved by propagation and random search, and the hole is
+ * re-estimated by letting every target patch vote for the pixels it covers
+ * (weighted by patch similarity and by distance to the hole's border). The
+ * last vote at full size takes the dominant mode of the votes (those close to
+ * the heaviest one) instead of their average, which keeps the texture, and a
+ * gradient-domain seam correction (a membrane carrying the mismatch between
+ * the border and what each copied source has there) removes the seam at the
+ * hole's edge.
  *
  * Determinism: for a given seed the result does not depend on the number of
  * threads. Rows are cut into bands of fixed height that depend on the image
@@ -33,7 +41,7 @@
 typedef struct pm_patchmatch_params {
     int patch_size; /* side of a square patch, odd, 3..15; default 7 */
     int em_iters;   /* EM iterations (search + vote) per level, the finest level
-                       running half as many, rounded up; 1..100, default 4 */
+                       running a third as many, rounded up; 1..100, default 8 */
     int pm_iters;   /* PatchMatch passes per EM iteration; default 2 */
     int min_size;   /* the coarsest level keeps its shorter side >= this; default 32 */
     uint64_t seed;  /* random seed; same seed, same result */
@@ -68,8 +76,7 @@ extern const pm_model_desc pm_model_patchmatch;
 typedef struct pm_pm_layer {
     int w, h;
     int patch_size;
-    uint8_t *px;        /* w*h*4: R, G, B, 0 (the fourth byte keeps loads aligned) */
-    uint8_t *base;      /* w*h*4: the smooth (membrane) fill of the hole, same layout */
+    uint8_t *px;        /* w*h*4: R, G, B and the texture feature */
     uint8_t *hole;      /* w*h: 1 = to be filled */
     uint8_t *src_ok;    /* w*h: 1 = a patch centred here lies inside and fully outside the hole */
     int32_t *src_list;  /* the n_src indices (y*w + x) where src_ok is 1, in raster order */
@@ -86,15 +93,16 @@ void pm_pm_layer_free(pm_pm_layer *L);
 /* Computes src_ok, src_list, n_src and hole_dist from L->hole. */
 void pm_pm_layer_analyse(pm_pm_layer *L);
 /* Builds a layer from an RGB image and a mask of the same size (non-zero =
- * hole); hole pixels keep the image's values as the current estimate. The
- * caller owns *L (pm_pm_layer_free). */
+ * hole); hole pixels keep the image's values as the current estimate, known
+ * pixels get their texture feature (hole pixels keep 0). The caller owns *L
+ * (pm_pm_layer_free). */
 int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
 
-/* Sum of squared differences over R, G, B between the patch centred at
- * (tx, ty) and the one centred at (sx, sy), both inside the layer. The sum is
- * accumulated row by row and returned as soon as it reaches `limit`, so a
- * result >= limit only means "not better than limit"; pass INT32_MAX for the
- * exact value. */
+/* Sum of squared differences over R, G, B and the texture feature between the
+ * patch centred at (tx, ty) and the one centred at (sx, sy), both inside the
+ * layer. The sum is accumulated row by row and returned as soon as it reaches
+ * `limit`, so a result >= limit only means "not better than limit"; pass
+ * INT32_MAX for the exact value. */
 int32_t pm_patch_distance(const pm_pm_layer *L, int tx, int ty, int sx, int sy, int32_t limit);
 
 typedef struct pm_nnf_entry {
