@@ -1,6 +1,7 @@
 /* pixmend colorize IMAGE -o OUT --model FILE: one image through DDColor,
  * a progress bar on a terminal. */
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/ddcolor.h"
 #include "pipeline/colorize.h"
@@ -11,7 +12,7 @@
 static const pm_optdef opts[] = {
     {"output", 'o', 1},      {"model", 'm', 1},     {"input-size", 0, 1},     {"upsample", 0, 1},
     {"threads", 't', 1},     {"quality", 'q', 1},   {"max-pixels", 0, 1},     {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},      {0},
+    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},      PM_CLI_META_OPTS,         {0},
 };
 
 /* One line on stderr: "pixmend colorize: WHAT: detail"; returns 1. */
@@ -72,9 +73,10 @@ static int run(int argc, char **argv)
         return 2;
 
     pm_image img = {0}, out = {0};
+    pm_image_meta meta = {0};
     pm_ddcolor *m = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -91,14 +93,19 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto free_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    /* The whole image changes: no JPEG blocks to keep (keep_blocks 0). */
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 0};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto free_model;
     }
+    pm_cli_meta_notes(cmd, out_path, &rep, pm_cli_get(opts, &a, "verbose") != NULL);
     status = 0;
 free_model:
     pm_ddcolor_free(m);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&img);
     return status;
@@ -124,6 +131,9 @@ const pm_command pm_cmd_colorize = {
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF, XMP, DPI and PNG text chunks,\n"
+    "as far as its format can hold them.\n",
     run,
 };

@@ -1,5 +1,6 @@
 /* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "pipeline/pipeline.h"
@@ -13,7 +14,7 @@ static const pm_optdef opts[] = {
     {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
     {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {0},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        PM_CLI_META_OPTS,      {0},
 };
 
 /* Picks the model named by --model: a registered name, or a weights file for
@@ -115,9 +116,10 @@ static int run(int argc, char **argv)
         return 2;
 
     pm_image img = {0}, mask = {0}, out = {0};
+    pm_image_meta meta = {0};
     void *state = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -159,14 +161,18 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto unload_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 1};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto unload_model;
     }
+    pm_cli_meta_notes(&pm_cmd_inpaint, out_path, &rep, pm_cli_get(opts, &a, "verbose") != NULL);
     status = 0;
 unload_model:
     m->unload(state);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&mask);
     pm_image_free(&img);
@@ -194,6 +200,11 @@ const pm_command pm_cmd_inpaint = {
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF (orientation reset to 1 once\n"
+    "applied; the stale thumbnail removed), XMP, DPI, PNG text chunks and 16-bit\n"
+    "depth, as far as its format can hold them. JPEG to JPEG keeps every 8x8 block\n"
+    "outside the repaired area as it was (no generation loss).\n",
     run,
 };

@@ -25,7 +25,7 @@ static const char schema[] =
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " result_path TEXT NOT NULL DEFAULT '', result_bytes INTEGER NOT NULL DEFAULT 0,"
     " error_code INTEGER NOT NULL DEFAULT 0, error_message TEXT NOT NULL DEFAULT '',"
-    " input_size INTEGER NOT NULL DEFAULT 512);"
+    " input_size INTEGER NOT NULL DEFAULT 512, file_opts INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS transitions("
     " job_id TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,"
     " at REAL NOT NULL, attempt INTEGER NOT NULL);"
@@ -89,10 +89,22 @@ int pm_journal_open(const char *path, pm_journal **out)
         goto close_db;
     }
     sqlite3_finalize(probe);
+    /* ... and those written before the file options (strip_metadata, strip_gps,
+     * jpeg_reencode: bits 1, 2, 4 of file_opts). */
+    probe = NULL;
+    if (sqlite3_prepare_v2(j->db, "SELECT file_opts FROM jobs LIMIT 0", -1, &probe, NULL) != SQLITE_OK &&
+        sqlite3_exec(j->db, "ALTER TABLE jobs ADD COLUMN file_opts INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                     &err) != SQLITE_OK) {
+        rc = pm_errorf(PM_EIO, "cannot upgrade the job journal %s: %s", path, err ? err : "unknown error");
+        sqlite3_free(err);
+        sqlite3_finalize(probe);
+        goto close_db;
+    }
+    sqlite3_finalize(probe);
     if ((rc = prepare(j,
                       "INSERT INTO jobs(id,state,task,model,priority,format,quality,hd_strategy,"
-                      "mask_resize,has_mask,width,height,created,attempts,input_size)"
-                      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "mask_resize,has_mask,width,height,created,attempts,input_size,file_opts)"
+                      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       &j->ins)) ||
         (rc = prepare(j,
                       "UPDATE jobs SET state=?, started=?, finished=?, attempts=?, result_path=?,"
@@ -103,7 +115,7 @@ int pm_journal_open(const char *path, pm_journal **out)
         (rc = prepare(j,
                       "SELECT seq,id,state,task,model,priority,format,quality,hd_strategy,mask_resize,"
                       "has_mask,width,height,created,started,finished,attempts,result_path,"
-                      "result_bytes,error_code,error_message,input_size FROM jobs ORDER BY seq",
+                      "result_bytes,error_code,error_message,input_size,file_opts FROM jobs ORDER BY seq",
                       &j->sel)) ||
         (rc = prepare(j, "DELETE FROM jobs WHERE id=?", &j->del_job)) ||
         (rc = prepare(j, "DELETE FROM transitions WHERE job_id=?", &j->del_trans)) ||
@@ -201,6 +213,8 @@ int pm_journal_insert(pm_journal *j, const pm_job_info *info, int64_t *seq)
     sqlite3_bind_double(st, 13, info->created);
     sqlite3_bind_int(st, 14, info->attempts);
     sqlite3_bind_int(st, 15, info->spec.input_size);
+    sqlite3_bind_int(st, 16, (info->spec.strip_metadata ? 1 : 0) | (info->spec.strip_gps ? 2 : 0) |
+                                 (info->spec.jpeg_reencode ? 4 : 0));
     if ((rc = step_done(j, st, "inserting a job")))
         goto end_tx;
     if (seq)
@@ -286,6 +300,10 @@ int pm_journal_load(pm_journal *j, pm_journal_row_fn fn, void *user)
         in.error_code = sqlite3_column_int(st, 19);
         copy_text(in.error, sizeof in.error, sqlite3_column_text(st, 20));
         in.spec.input_size = sqlite3_column_int(st, 21);
+        int fo = sqlite3_column_int(st, 22);
+        in.spec.strip_metadata = (fo & 1) != 0;
+        in.spec.strip_gps = (fo & 2) != 0;
+        in.spec.jpeg_reencode = (fo & 4) != 0;
         in.queue_position = -1;
         if ((rc = fn(user, &in, seq)) != 0)
             break;

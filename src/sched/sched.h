@@ -54,6 +54,9 @@ typedef struct pm_job_spec {
     int hd_strategy;       /* pm_hd_strategy (inpainting) */
     int mask_resize;       /* 1: resize a mask of another size (nearest neighbour) */
     int input_size;        /* colorization: the network's square input (64..2048, multiple of 32) */
+    int strip_metadata;    /* 1: the result carries no EXIF, XMP, ICC, DPI or PNG text */
+    int strip_gps;         /* 1: the result's metadata loses its location */
+    int jpeg_reencode;     /* 1: JPEG to JPEG encodes the whole image (no kept blocks) */
 } pm_job_spec;
 
 /* Fills in the defaults (inpaint, priority 5, PNG, auto strategy). */

@@ -513,7 +513,9 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size"
+#define FIELDS_LIST                                                                                         \
+    "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, "             \
+    "strip_metadata, strip_gps, jpeg_reencode"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -535,7 +537,8 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
     for (int i = 0; i < f->n; i++) {
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
-                                            "format", "hd_strategy", "mask_resize", "quality", "input_size"};
+                                            "format", "hd_strategy", "mask_resize", "quality", "input_size",
+                                            "strip_metadata", "strip_gps", "jpeg_reencode"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -612,15 +615,22 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             break;
         }
         case 7:
+        case 10:
+        case 11:
+        case 12: {
+            int b;
             if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
-                f->spec.mask_resize = 1;
+                b = 1;
             else if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
-                f->spec.mask_resize = 0;
+                b = 0;
             else {
-                snprintf(msg, sizeof msg, "mask_resize must be 1 or 0, not '%s'", v);
+                snprintf(msg, sizeof msg, "%s must be 1 or 0, not '%s'", names[k], v);
                 goto bad;
             }
+            *(k == 7 ? &f->spec.mask_resize : k == 10 ? &f->spec.strip_metadata
+                      : k == 11 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
             break;
+        }
         case 8:
             if (parse_int(v, 1, 100, &f->spec.quality)) {
                 snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
