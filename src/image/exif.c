@@ -80,7 +80,7 @@ static void wr32(tiff *x, size_t off, uint32_t v)
 /* Opens the TIFF header; *ifd0 = the first IFD's offset, checked so that its
  * entry count and entries fit (an IFD whose entries run past the end is
  * refused). Returns 0 or PM_ECORRUPT. */
-static int tiff_open(tiff *x, const uint8_t *t, size_t n, size_t *ifd0)
+static int tiff_open_loose(tiff *x, const uint8_t *t, size_t n, size_t *ifd0)
 {
     x->t = (uint8_t *)t; /* the read-only callers never write through it */
     x->n = n;
@@ -97,10 +97,19 @@ static int tiff_open(tiff *x, const uint8_t *t, size_t n, size_t *ifd0)
     uint32_t off = rd32(x, 4);
     if (off < 8 || off > n - 2)
         return pm_errorf(PM_ECORRUPT, "the EXIF block's first directory lies outside it");
-    unsigned count = rd16(x, off);
-    if ((size_t)count * 12 + 6 > n - off)
-        return pm_errorf(PM_ECORRUPT, "the EXIF block's first directory (%u entries) runs past its end", count);
     *ifd0 = off;
+    return 0;
+}
+
+/* The same, and the first IFD's entries and next-IFD offset fit. */
+static int tiff_open(tiff *x, const uint8_t *t, size_t n, size_t *ifd0)
+{
+    int rc = tiff_open_loose(x, t, n, ifd0);
+    if (rc)
+        return rc;
+    unsigned count = rd16(x, *ifd0);
+    if ((size_t)count * 12 + 6 > n - *ifd0)
+        return pm_errorf(PM_ECORRUPT, "the EXIF block's first directory (%u entries) runs past its end", count);
     return 0;
 }
 
@@ -165,16 +174,28 @@ int pm_exif_check(const uint8_t *t, size_t n)
     return tiff_open(&x, t, n, &ifd);
 }
 
+/* Tolerant: a directory that claims more entries than fit is read as far as
+ * its entries do fit (cameras write such blocks; the pixels are shown
+ * rotated as other viewers show them). */
 int pm_exif_orientation(const uint8_t *t, size_t n)
 {
     tiff x;
     size_t ifd;
-    if (tiff_open(&x, t, n, &ifd))
+    if (tiff_open_loose(&x, t, n, &ifd))
         return 1;
-    int i = find_tag(&x, ifd, 0x0112);
-    if (i < 0)
+    unsigned count = rd16(&x, ifd);
+    size_t e = 0;
+    for (unsigned i = 0; i < count; i++) {
+        size_t at = ifd + 2 + 12 * (size_t)i;
+        if (at > n || n - at < 12)
+            return 1;
+        if (rd16(&x, at) == 0x0112) {
+            e = at;
+            break;
+        }
+    }
+    if (!e)
         return 1;
-    size_t e = ifd + 2 + 12 * (size_t)i;
     unsigned type = rd16(&x, e + 2);
     uint32_t v = 0;
     if (type == 3 && rd32(&x, e + 4) >= 1) /* SHORT, in the first two value bytes */
