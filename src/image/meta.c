@@ -285,15 +285,28 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
                same_shape(q->img, q->source);
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = encode_pixels(q, &coef, &buf, &len, r);
-    if (rc)
-        return rc;
     pm_image_meta w;
-    rc = select_meta(q, coef, &w, r);
-    if (rc) {
-        rc = pm_errorf(PM_ENOMEM, "out of memory copying the image's metadata");
-        goto free_buf;
+    int rc = select_meta(q, coef, &w, r);
+    if (rc == 0 && coef && m->orientation != 1 &&
+        (!w.exif || pm_exif_orientation(w.exif, w.exif_len) != m->orientation)) {
+        /* Kept blocks are stored unrotated: without the EXIF orientation
+         * that says so (stripped, or unusable) the photo would show turned. */
+        w.text = NULL;
+        free_selected(&w);
+        memset(r, 0, sizeof *r);
+        coef = 0;
+        why(r, PM_KEEP_BLOCKS, "%s", "the JPEG was re-encoded whole: its blocks are stored rotated and the output "
+                                     "carries no EXIF orientation to say so");
+        rc = select_meta(q, coef, &w, r);
     }
+    if (rc) {
+        w.text = NULL;
+        free_selected(&w);
+        return pm_errorf(PM_ENOMEM, "out of memory copying the image's metadata");
+    }
+    rc = encode_pixels(q, &coef, &buf, &len, r);
+    if (rc)
+        goto free_meta;
     if (w.icc || w.exif || w.xmp || w.res_unit != PM_RES_NONE || w.ntext) {
         if (q->opts.format == PM_FMT_PNG)
             rc = pm_img_png_put_meta(&buf, &len, &w);
@@ -305,16 +318,16 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
     if (rc == 0)
         r->kept |= (w.icc ? PM_KEEP_ICC : 0) | (w.exif ? PM_KEEP_EXIF : 0) | (w.xmp ? PM_KEEP_XMP : 0) |
                    (w.res_unit != PM_RES_NONE ? PM_KEEP_DPI : 0) | (w.ntext ? PM_KEEP_TEXT : 0);
+    if (rc == 0) {
+        *out_data = buf;
+        *out_len = len;
+        buf = NULL;
+    }
+    pm_free(buf);
+free_meta:
     w.text = NULL; /* borrowed */
     w.ntext = 0;
     free_selected(&w);
-    if (rc)
-        goto free_buf;
-    *out_data = buf;
-    *out_len = len;
-    return 0;
-free_buf:
-    pm_free(buf);
     return rc;
 }
 

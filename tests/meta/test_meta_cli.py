@@ -150,6 +150,15 @@ class Orientation(Cli):
                 self.assertTrue((shown_out[far] == b[far]).all())
                 out, _ = self.inpaint(inp, mask, "r%d.jpg" % o, "--jpeg-reencode")
                 self.assertEqual(Image.open(io.BytesIO(out)).getexif().get(0x0112), 1)
+                # Without metadata there is no orientation tag: the pixels must be turned.
+                out, err = self.inpaint(inp, mask, "s%d.jpg" % o, "--strip-metadata", "-v")
+                res = Image.open(io.BytesIO(out))
+                self.assertIsNone(mt.read_meta(out)["exif"])
+                self.assertEqual(res.size, (w, h))
+                diff = np.abs(np.asarray(res.convert("RGB")).astype(int) - b)[far]
+                self.assertLess(diff.mean(), 3.0)
+                if o != 1:
+                    self.assertIn("re-encoded whole", err)
 
 
 class Privacy(Cli):

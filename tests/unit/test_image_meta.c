@@ -395,6 +395,42 @@ static void test_jpeg_coef_unchanged_is_identical(void **state)
     free(px);
 }
 
+/* A grey JPEG keeps its blocks too (one component, one block an iMCU). */
+static void test_jpeg_coef_gray(void **state)
+{
+    (void)state;
+    const int w = 40, h = 24;
+    uint8_t px[40 * 24];
+    for (int i = 0; i < w * h; i++)
+        px[i] = (uint8_t)(i * 13 + i / 7);
+    size_t len;
+    uint8_t *j = fx_jpeg(px, w, h, TJPF_GRAY, TJSAMP_GRAY, 75, 0, &len);
+    pm_image img, changed, back;
+    pm_image_meta meta;
+    assert_int_equal(pm_image_decode_meta(j, len, NULL, NULL, &img, &meta), 0);
+    assert_int_equal(img.channels, 1);
+    assert_int_equal(pm_image_clone(&changed, &img), 0);
+    changed.data[5 * w + 30] ^= 0x80; /* block (3, 0) */
+    pm_encode_req q = {&changed, &img, &meta, pm_default_encode_opts(PM_FMT_JPEG), {0, 0, 0}, 1};
+    pm_encode_report rep;
+    uint8_t *out;
+    size_t olen;
+    assert_int_equal(pm_image_encode_full(&q, &out, &olen, &rep), 0);
+    assert_int_equal(rep.blocks_total, 15);
+    assert_int_equal(rep.blocks_encoded, 1);
+    assert_int_equal(pm_image_decode(out, olen, NULL, NULL, &back), 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (x < 24 || x >= 32 || y >= 8)
+                assert_int_equal(back.data[y * w + x], img.data[y * w + x]);
+    pm_image_free(&back);
+    pm_free(out);
+    pm_image_free(&changed);
+    pm_image_meta_free(&meta);
+    pm_image_free(&img);
+    free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_deep_png_exact_outside_the_mask),
         cmocka_unit_test(test_formats_keep_and_report),
         cmocka_unit_test(test_jpeg_coef_unchanged_is_identical),
+        cmocka_unit_test(test_jpeg_coef_gray),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
