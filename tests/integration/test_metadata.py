@@ -69,6 +69,21 @@ class Metadata(ServerCase):
         re = np.asarray(Image.open(io.BytesIO(self.sync(format="jpeg", jpeg_reencode="1", quality="90")))).astype(int)
         self.assertFalse((re[far] == before[far]).all())
 
+    def test_png_text_chunks(self):
+        texts = [("tEXt", "parameters", "a lighthouse, Steps: 30, Seed: 7"), ("zTXt", "Comment", "z" * 300),
+                 ("iTXt", "Title", "ph\u00e4re")]
+        img = Image.fromarray(skdata.astronaut()[64:192, 96:256])
+        png = mt.make_image(img, "png", texts=texts)
+        files = {"image": ("photo.png", png, "image/png"), "mask": ("mask.png", self.mask, "image/png")}
+        r = self.srv.post_form("/api/v1/inpaint", {"format": "png"}, files)
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual(mt.read_meta(r.body)["text"], mt.read_meta(png)["text"])
+        got = Image.open(io.BytesIO(r.body)).text
+        for _, k, v in texts:
+            self.assertEqual(got[k], v)
+        r = self.srv.post_form("/api/v1/inpaint", {"format": "png", "strip_metadata": "1"}, files)
+        self.assertEqual(mt.read_meta(r.body)["text"], [])
+
     def test_queued_job_keeps_and_strips(self):
         r = self.srv.post_form("/api/v1/jobs", {"format": "webp", "strip_gps": "1"}, self.files())
         self.assertEqual(r.status, 202, r.body[:300])
