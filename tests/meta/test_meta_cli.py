@@ -274,6 +274,39 @@ class Deep(Cli):
                 self.assertIn("8 bits", err)
 
 
+class Colorize(Cli):
+    def test_colorize_keeps_metadata(self):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-torch is needed to write a small DDColor checkpoint")
+        src = os.environ.get("PM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        ckpt = self.path("dd.pth")
+        subprocess.run([sys.executable, os.path.join(src, "tests", "golden_ddcolor", "make_test_ckpt.py"), ckpt],
+                       check=True, capture_output=True, timeout=300)
+        icc = mt.srgb_icc()
+        data = mt.make_image(photo(96, 64).convert("L").convert("RGB"), "jpeg", icc=icc,
+                             exif=mt.exif_bytes(orientation=6), xmp=mt.XMP, dpi=(150, 150))
+        inp = self.write("old.jpg", data)
+        for ext in ("jpg", "png", "webp"):
+            with self.subTest(out=ext):
+                out = self.path("c." + ext)
+                r = subprocess.run([PIXMEND, "colorize", inp, "-o", out, "--model", ckpt, "--input-size", "64",
+                                    "--quiet"], capture_output=True, text=True, timeout=120)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with open(out, "rb") as f:
+                    res = f.read()
+                m = mt.read_meta(res)
+                self.assertEqual(m["icc"], icc)
+                self.assertEqual(m["xmp"], mt.XMP)
+                im = Image.open(io.BytesIO(res))
+                self.assertEqual(im.size, (64, 96))  # the rotation was applied ...
+                self.assertEqual(im.getexif().get(0x0112), 1)  # ... and the tag reset
+                self.assertEqual(im.getexif().get(0x010F), "PixmendCam")
+                if ext != "webp":
+                    self.assertAlmostEqual(mt.dpi_of(m)[0], 150, delta=0.05)  # pHYs counts whole pixels per metre
+
+
 def imcu_region(mask, hs, vs):
     """Pixels allowed to change: the iMCUs (8*hs x 8*vs) that hold a masked
     pixel, grown by the 1-pixel reach of chroma upsampling where subsampled."""
