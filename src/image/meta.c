@@ -167,6 +167,17 @@ static int select_meta(const pm_encode_req *q, int coef, pm_image_meta *w, pm_en
             w->res_y = m->res_y;
         }
     }
+    if (m->png_srgb || m->png_gama || m->has_chrm) {
+        if (f == PM_FMT_PNG) {
+            w->png_srgb = m->png_srgb;
+            w->png_gama = m->png_gama;
+            w->has_chrm = m->has_chrm;
+            memcpy(w->png_chrm, m->png_chrm, sizeof w->png_chrm);
+        } else if ((m->png_gama && m->png_gama != 45455) || (m->has_chrm && !m->png_srgb)) {
+            why(r, PM_KEEP_COLOUR, "%s cannot hold the PNG's gamma and chromaticities (gAMA, cHRM); it is shown as sRGB",
+                fname);
+        }
+    }
     if (m->ntext) {
         if (f != PM_FMT_PNG) {
             why(r, PM_KEEP_TEXT, "%s cannot hold PNG text chunks (e.g. generation parameters); they were dropped", fname);
@@ -307,7 +318,7 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
     rc = encode_pixels(q, &coef, &buf, &len, r);
     if (rc)
         goto free_meta;
-    if (w.icc || w.exif || w.xmp || w.res_unit != PM_RES_NONE || w.ntext) {
+    if (w.icc || w.exif || w.xmp || w.res_unit != PM_RES_NONE || w.ntext || w.png_srgb || w.png_gama || w.has_chrm) {
         if (q->opts.format == PM_FMT_PNG)
             rc = pm_img_png_put_meta(&buf, &len, &w);
         else if (q->opts.format == PM_FMT_JPEG)
@@ -317,7 +328,8 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
     }
     if (rc == 0)
         r->kept |= (w.icc ? PM_KEEP_ICC : 0) | (w.exif ? PM_KEEP_EXIF : 0) | (w.xmp ? PM_KEEP_XMP : 0) |
-                   (w.res_unit != PM_RES_NONE ? PM_KEEP_DPI : 0) | (w.ntext ? PM_KEEP_TEXT : 0);
+                   (w.res_unit != PM_RES_NONE ? PM_KEEP_DPI : 0) | (w.ntext ? PM_KEEP_TEXT : 0) |
+                   (w.png_srgb || w.png_gama || w.has_chrm ? PM_KEEP_COLOUR : 0);
     if (rc == 0) {
         *out_data = buf;
         *out_len = len;

@@ -43,6 +43,12 @@ typedef struct pm_image_meta {
     uint32_t res_x, res_y;
     pm_png_text *text;      /* PNG text chunks other than XMP, in file order */
     int ntext;
+    /* PNG colour chunks without an ICC profile's detail: sRGB (rendering
+     * intent), gAMA, cHRM; kept PNG to PNG (JPEG and WebP mean sRGB). */
+    int png_srgb;           /* rendering intent + 1; 0 = no sRGB chunk */
+    uint32_t png_gama;      /* 0 = no gAMA chunk */
+    uint8_t png_chrm[32];
+    int has_chrm;
     int orientation;        /* EXIF orientation the decoder applied to the pixels (1 = none) */
     uint16_t *deep;         /* 16-bit PNG: every sample at 16 bits (host order), same layout
                                as the decoded 8-bit image (whose samples are deep >> 8); or NULL */
@@ -90,6 +96,7 @@ enum {
     PM_KEEP_TEXT = 1 << 4,
     PM_KEEP_DEPTH = 1 << 5,
     PM_KEEP_BLOCKS = 1 << 6,
+    PM_KEEP_COLOUR = 1 << 7, /* PNG sRGB, gAMA, cHRM */
 };
 typedef struct pm_encode_report {
     unsigned kept;       /* PM_KEEP_* written to the output */
@@ -97,7 +104,7 @@ typedef struct pm_encode_report {
     int gps_removed;     /* 1: a location was removed (strip_gps) */
     int blocks_total;    /* JPEG coefficient path: 8x8 blocks in all components */
     int blocks_encoded;  /* of which re-encoded from the repaired pixels */
-    char why[6][160];    /* one sentence per dropped item, "" when none */
+    char why[8][160];    /* one sentence per dropped item, "" when none */
     int nwhy;
 } pm_encode_report;
 

@@ -188,6 +188,13 @@ void pm_img_png_meta_chunk(pm_image_meta *m, const uint8_t *type, const uint8_t 
         m->res_unit = p[8] == 1 ? PM_RES_PER_METRE : PM_RES_ASPECT;
         if (!m->res_x || !m->res_y)
             m->res_unit = PM_RES_NONE;
+    } else if (!memcmp(type, "sRGB", 4) && n == 1 && p[0] <= 3) {
+        m->png_srgb = p[0] + 1;
+    } else if (!memcmp(type, "gAMA", 4) && n == 4 && pm_img_be32(p)) {
+        m->png_gama = pm_img_be32(p);
+    } else if (!memcmp(type, "cHRM", 4) && n == 32) {
+        memcpy(m->png_chrm, p, 32);
+        m->has_chrm = 1;
     } else if (!memcmp(type, "iTXt", 4) && !m->xmp && read_xmp(m, p, n)) {
         return;
     } else if (!memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4)) {
@@ -271,6 +278,17 @@ int pm_img_png_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
         static const uint8_t name[] = "ICC Profile\0"; /* name, NUL, method 0 */
         cb_chunk(&b, "iCCP", name, sizeof name, z, zn);
         pm_free(z);
+    }
+    if (m->has_chrm)
+        cb_chunk(&b, "cHRM", m->png_chrm, 32, NULL, 0);
+    if (m->png_gama) {
+        uint8_t g[4];
+        put_be32(g, m->png_gama);
+        cb_chunk(&b, "gAMA", g, 4, NULL, 0);
+    }
+    if (m->png_srgb && !m->icc) { /* PNG allows one of iCCP and sRGB */
+        uint8_t intent = (uint8_t)(m->png_srgb - 1);
+        cb_chunk(&b, "sRGB", &intent, 1, NULL, 0);
     }
     if (m->res_unit != PM_RES_NONE) {
         /* pHYs counts pixels per metre (or gives an aspect ratio only). */

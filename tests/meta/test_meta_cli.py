@@ -117,6 +117,26 @@ class RoundTrip(Cli):
         self.assertEqual(mt.read_meta(out)["text"], [])
 
 
+    def test_png_colour_chunks(self):
+        import struct
+        chrm = struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+        gama = struct.pack(">I", 55556)  # gamma 1.8
+        png = mt.insert_png_chunks(png_of(photo()), [(b"cHRM", chrm), (b"gAMA", gama)])
+        inp = self.write("in.png", png)
+        mask = self.write("mask.png", png_of(mask_img(160, 128, (10, 10, 40, 30))))
+        out, _ = self.inpaint(inp, mask, "out.png")
+        chunks = {}
+        pos = 8
+        while pos < len(out):
+            n, = struct.unpack(">I", out[pos:pos + 4])
+            chunks[out[pos + 4:pos + 8]] = out[pos + 8:pos + 8 + n]
+            pos += 12 + n
+        self.assertEqual(chunks.get(b"cHRM"), chrm)
+        self.assertEqual(chunks.get(b"gAMA"), gama)
+        _, err = self.inpaint(inp, mask, "out.jpg", "-v")
+        self.assertIn("gamma and chromaticities", err)
+
+
 class Orientation(Cli):
     def test_all_eight(self):
         stored = photo(96, 64)  # stored pixels, 96x64
