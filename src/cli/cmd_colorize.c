@@ -100,7 +100,7 @@ static int run(int argc, char **argv)
         status = fail(out_path);
         goto free_model;
     }
-    pm_cli_meta_notes(cmd, out_path, &rep, pm_cli_get(opts, &a, "verbose") != NULL);
+    pm_cli_meta_notes(cmd, opts, &a, out_path, &rep);
     status = 0;
 free_model:
     pm_ddcolor_free(m);

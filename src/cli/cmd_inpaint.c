@@ -167,7 +167,7 @@ static int run(int argc, char **argv)
         status = fail(out_path);
         goto unload_model;
     }
-    pm_cli_meta_notes(&pm_cmd_inpaint, out_path, &rep, pm_cli_get(opts, &a, "verbose") != NULL);
+    pm_cli_meta_notes(&pm_cmd_inpaint, opts, &a, out_path, &rep);
     status = 0;
 unload_model:
     m->unload(state);

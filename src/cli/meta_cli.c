@@ -14,9 +14,10 @@ pm_meta_policy pm_cli_meta_policy(const pm_optdef *defs, const pm_args *a)
     return p;
 }
 
-void pm_cli_meta_notes(const pm_command *cmd, const char *out_path, const pm_encode_report *r, int verbose)
+void pm_cli_meta_notes(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, const char *out_path,
+                       const pm_encode_report *r)
 {
-    if (!verbose)
+    if (!pm_cli_get(defs, a, "verbose"))
         return;
     for (int i = 0; i < r->nwhy; i++)
         fprintf(stderr, "pixmend %s: note: %s: %s\n", cmd->name, out_path, r->why[i]);
@@ -26,4 +27,8 @@ void pm_cli_meta_notes(const pm_command *cmd, const char *out_path, const pm_enc
         fprintf(stderr, "pixmend %s: note: %s: kept %d of %d JPEG blocks as they were; re-encoded %d around the "
                         "repair (--jpeg-reencode encodes the whole image)\n",
                 cmd->name, out_path, r->blocks_total - r->blocks_encoded, r->blocks_total, r->blocks_encoded);
+    if ((r->kept & PM_KEEP_BLOCKS) && pm_cli_get(defs, a, "quality"))
+        fprintf(stderr, "pixmend %s: note: %s: -q does not apply: the re-encoded blocks use the original's "
+                        "quantisation tables (--jpeg-reencode encodes at -q)\n",
+                cmd->name, out_path);
 }

@@ -18,7 +18,9 @@
     "  -v, --verbose          say what the output format could not hold\n"
 
 pm_meta_policy pm_cli_meta_policy(const pm_optdef *defs, const pm_args *a);
-/* With verbose, one line on stderr per dropped item of *r. */
-void pm_cli_meta_notes(const pm_command *cmd, const char *out_path, const pm_encode_report *r, int verbose);
+/* With --verbose among the options given, one line on stderr per dropped
+ * item of *r, and what the JPEG coefficient path kept. */
+void pm_cli_meta_notes(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, const char *out_path,
+                       const pm_encode_report *r);
 
 #endif
