@@ -89,8 +89,8 @@ static void compress_repaired(coef_job *j)
     jpeg_finish_compress(&j->tmp);
 }
 
-/* Marks the iMCUs that hold a changed pixel; returns how many across. */
-static int mark_imcus(coef_job *j, int cw, int ch, int mx_n, int my_n)
+/* Marks the iMCUs (cw x ch pixels, mx_n across) that hold a changed pixel. */
+static void mark_imcus(coef_job *j, int cw, int ch, int mx_n)
 {
     const pm_image *m = &j->changed;
     for (int y = 0; y < m->height; y++) {
@@ -100,8 +100,6 @@ static int mark_imcus(coef_job *j, int cw, int ch, int mx_n, int my_n)
             if (row[x])
                 f[x / cw] = 1;
     }
-    (void)my_n;
-    return mx_n;
 }
 
 /* Takes the flagged iMCUs' blocks from `re` into the source's arrays. */
@@ -206,7 +204,7 @@ int pm_img_jpeg_encode_coef(const uint8_t *src, size_t src_len, int orientation,
         release(j);
         return pm_errorf(PM_ENOMEM, "out of memory for the JPEG coefficient path");
     }
-    mark_imcus(j, cw, ch, mx_n, my_n);
+    mark_imcus(j, cw, ch, mx_n);
     for (int ci = 0; ci < j->src.num_components; ci++)
         if (j->re.comp_info[ci].width_in_blocks != j->src.comp_info[ci].width_in_blocks ||
             j->re.comp_info[ci].height_in_blocks != j->src.comp_info[ci].height_in_blocks) {
