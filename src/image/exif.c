@@ -158,6 +158,8 @@ static uint32_t zero_ifd(tiff *x, size_t off)
 static void remove_entry(tiff *x, size_t ifd, int i)
 {
     unsigned count = rd16(x, ifd);
+    if ((unsigned)i >= count)
+        return;
     size_t e = ifd + 2 + 12 * (size_t)i, end = ifd + 2 + 12 * (size_t)count + 4;
     memmove(x->t + e, x->t + e + 12, end - e - 12);
     memset(x->t + end - 12, 0, 12);
@@ -240,8 +242,9 @@ int pm_exif_strip_gps(uint8_t *t, size_t n)
     uint32_t gps = rd32(&x, e + 8);
     if (gps < 8 || gps > n - 2 || (size_t)rd16(&x, gps) * 12 + 6 > n - gps)
         return PM_ECORRUPT; /* the location may be elsewhere: the caller drops the block */
-    (void)zero_ifd(&x, gps);
+    /* The pointer goes first: a hostile GPS directory may overlap IFD0. */
     remove_entry(&x, ifd, i);
+    (void)zero_ifd(&x, gps);
     return 1;
 }
 

@@ -189,6 +189,17 @@ int pm_img_jpeg_encode_coef(const uint8_t *src, size_t src_len, int orientation,
         release(j);
         return pm_errorf(PM_EUNSUPPORTED, "this JPEG's colour model cannot keep its blocks");
     }
+    /* The encoder divides by every quantisation value; a decoder takes 0. */
+    for (int ci = 0; ci < j->src.num_components; ci++) {
+        JQUANT_TBL *qt = j->src.comp_info[ci].quant_table;
+        int bad = !qt;
+        for (int k = 0; !bad && k < DCTSIZE2; k++)
+            bad = qt->quantval[k] == 0;
+        if (bad) {
+            release(j);
+            return pm_errorf(PM_EUNSUPPORTED, "the JPEG has a quantisation table with a zero entry");
+        }
+    }
     compress_repaired(j);
     jpeg_create_decompress(&j->re);
     j->re_made = 1;
