@@ -151,6 +151,11 @@ static void test_exif_truncated_and_damaged(void **state)
             (void)pm_exif_strip_gps(d.b, d.n);
             (void)pm_exif_drop_thumbnail(d.b, d.n);
         }
+    /* A GPS directory that is IFD0 itself (found by fuzz_meta). */
+    build_tiff(&t, 1, 1);
+    put32(&t, 34 + 8, 8);
+    assert_int_equal(pm_exif_strip_gps(t.b, t.n), 1);
+    assert_int_equal(pm_exif_check(t.b, t.n), 0);
     /* A GPS pointer out of the block: the location cannot be removed safely. */
     build_tiff(&t, 1, 1);
     put32(&t, 34 + 8, 100000);
@@ -395,6 +400,40 @@ static void test_jpeg_coef_unchanged_is_identical(void **state)
     free(px);
 }
 
+/* A quantisation table with a zero entry decodes but cannot encode (found
+ * by fuzz_meta): the result is re-encoded whole, with a note. */
+static void test_jpeg_coef_zero_quant(void **state)
+{
+    (void)state;
+    uint8_t px[16 * 16 * 3];
+    for (int i = 0; i < 16 * 16 * 3; i++)
+        px[i] = (uint8_t)(i * 5);
+    size_t len;
+    uint8_t *j = fx_jpeg(px, 16, 16, TJPF_RGB, TJSAMP_444, 90, 0, &len);
+    size_t dqt = 2;
+    while (dqt + 4 < len && !(j[dqt] == 0xff && j[dqt + 1] == 0xdb))
+        dqt += 2 + (size_t)((j[dqt + 2] << 8) | j[dqt + 3]);
+    assert_true(dqt + 10 < len);
+    j[dqt + 5 + 20] = 0; /* an AC entry of the first table */
+    pm_image img, changed;
+    pm_image_meta meta;
+    assert_int_equal(pm_image_decode_meta(j, len, NULL, NULL, &img, &meta), 0);
+    assert_int_equal(pm_image_clone(&changed, &img), 0);
+    changed.data[0] ^= 1;
+    pm_encode_req q = {&changed, &img, &meta, pm_default_encode_opts(PM_FMT_JPEG), {0, 0, 0}, 1};
+    pm_encode_report rep;
+    uint8_t *out;
+    size_t olen;
+    assert_int_equal(pm_image_encode_full(&q, &out, &olen, &rep), 0);
+    assert_true(rep.dropped & PM_KEEP_BLOCKS);
+    assert_non_null(strstr(rep.why[0], "zero entry"));
+    pm_free(out);
+    pm_image_free(&changed);
+    pm_image_meta_free(&meta);
+    pm_image_free(&img);
+    free(j);
+}
+
 /* A grey JPEG keeps its blocks too (one component, one block an iMCU). */
 static void test_jpeg_coef_gray(void **state)
 {
@@ -441,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_formats_keep_and_report),
         cmocka_unit_test(test_jpeg_coef_unchanged_is_identical),
         cmocka_unit_test(test_jpeg_coef_gray),
+        cmocka_unit_test(test_jpeg_coef_zero_quant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
