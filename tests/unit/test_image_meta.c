@@ -340,6 +340,34 @@ static void test_formats_keep_and_report(void **state)
             pm_free(out);
         }
     }
+    /* A profile larger than one JPEG marker: split into numbered APP2 pieces and joined again. */
+    size_t big = 150000;
+    uint8_t *bicc = malloc(big);
+    build_icc(bicc, big, "RGB ");
+    for (size_t i = 160; i < big; i++)
+        bicc[i] = (uint8_t)(i * 31);
+    pm_image_meta mb = {0};
+    mb.icc = bicc;
+    mb.icc_len = big;
+    {
+        pm_encode_req q = {&img, &img, &mb, pm_default_encode_opts(PM_FMT_JPEG), {0, 0, 0}, 0};
+        uint8_t *out;
+        size_t len;
+        assert_int_equal(pm_image_encode_full(&q, &out, &len, NULL), 0);
+        int pieces = 0;
+        for (size_t i = 0; i + 16 < len; i++)
+            pieces += out[i] == 0xff && out[i + 1] == 0xe2 && !memcmp(out + i + 4, "ICC_PROFILE", 12);
+        assert_int_equal(pieces, 3);
+        pm_image back;
+        pm_image_meta bm;
+        assert_int_equal(pm_image_decode_meta(out, len, NULL, NULL, &back, &bm), 0);
+        assert_int_equal(bm.icc_len, big);
+        assert_memory_equal(bm.icc, bicc, big);
+        pm_image_meta_free(&bm);
+        pm_image_free(&back);
+        pm_free(out);
+    }
+    free(bicc);
     /* A CMYK profile does not describe an RGB result. */
     memcpy(icc + 16, "CMYK", 4);
     pm_encode_req q = {&img, &img, &m, pm_default_encode_opts(PM_FMT_PNG), {0, 0, 0}, 0};
@@ -350,6 +378,44 @@ static void test_formats_keep_and_report(void **state)
     assert_true(rep.dropped & PM_KEEP_ICC);
     assert_false(rep.kept & PM_KEEP_ICC);
     pm_free(out);
+    pm_image_free(&img);
+}
+
+/* Pixels rotated by the decoder: EXIF and XMP orientation both say 1 after. */
+static void test_orientation_reset_in_exif_and_xmp(void **state)
+{
+    (void)state;
+    pm_image img;
+    assert_int_equal(pm_image_alloc(&img, 8, 8, 3), 0);
+    tw t;
+    build_tiff(&t, 1, 6);
+    static const char xmp[] = "<rdf:Description tiff:Orientation=\"6\"/><tiff:Orientation>6</tiff:Orientation>";
+    pm_image_meta m = {0};
+    m.exif = t.b;
+    m.exif_len = t.n;
+    m.xmp = (uint8_t *)xmp;
+    m.xmp_len = sizeof xmp - 1;
+    m.orientation = 6;
+    for (int f = 0; f < 3; f++) {
+        static const enum pm_format fmts[3] = {PM_FMT_PNG, PM_FMT_JPEG, PM_FMT_WEBP};
+        pm_encode_req q = {&img, &img, &m, pm_default_encode_opts(fmts[f]), {0, 0, 0}, 0};
+        uint8_t *out;
+        size_t len;
+        assert_int_equal(pm_image_encode_full(&q, &out, &len, NULL), 0);
+        pm_image back;
+        pm_image_meta bm;
+        assert_int_equal(pm_image_decode_meta(out, len, NULL, NULL, &back, &bm), 0);
+        assert_int_equal(bm.orientation, 1); /* JPEG: nothing left to apply */
+        assert_int_equal(pm_exif_orientation(bm.exif, bm.exif_len), 1);
+        assert_int_equal(bm.xmp_len, sizeof xmp - 1);
+        assert_non_null(memchr(bm.xmp, '1', bm.xmp_len));
+        assert_null(memchr(bm.xmp, '6', bm.xmp_len));
+        assert_int_equal(back.width, 8);
+        pm_image_meta_free(&bm);
+        pm_image_free(&back);
+        pm_free(out);
+    }
+    assert_int_equal(pm_exif_orientation(t.b, t.n), 6); /* the source's block is not edited */
     pm_image_free(&img);
 }
 
@@ -478,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_icc_check),
         cmocka_unit_test(test_deep_png_exact_outside_the_mask),
         cmocka_unit_test(test_formats_keep_and_report),
+        cmocka_unit_test(test_orientation_reset_in_exif_and_xmp),
         cmocka_unit_test(test_jpeg_coef_unchanged_is_identical),
         cmocka_unit_test(test_jpeg_coef_gray),
         cmocka_unit_test(test_jpeg_coef_zero_quant),
