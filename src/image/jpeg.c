@@ -175,23 +175,39 @@ static void cmyk_to_rgb(uint8_t *p, size_t npix, int inverted)
     }
 }
 
-/* Applies EXIF orientation 2..8 into a new image; on success *img is
- * replaced (the old pixels freed). Display pixel (x, y) comes from stored
- * pixel (sx, sy) = (ax*x + bx*y + cx, ay*x + by*y + cy). */
-int pm_img_orient(pm_image *img, int orientation)
+/* Display pixel (x, y) comes from stored pixel (sx, sy) = (ax*x + bx*y + cx,
+ * ay*x + by*y + cy) of an image stored W x H; identity for orientation 1. */
+void pm_img_orient_map(int orientation, int W, int H, int m[6])
 {
-    int W = img->width, H = img->height, c = img->channels;
-    int ax = 0, bx = 0, cx = 0, ay = 0, by = 0, cy = 0;
+    int ax = 1, bx = 0, cx = 0, ay = 0, by = 1, cy = 0;
     switch (orientation) {
     case 2: ax = -1; cx = W - 1; by = 1; break;
     case 3: ax = -1; cx = W - 1; by = -1; cy = H - 1; break;
     case 4: ax = 1; by = -1; cy = H - 1; break;
-    case 5: bx = 1; ay = 1; break;
-    case 6: bx = 1; ay = -1; cy = H - 1; break;
-    case 7: bx = -1; cx = W - 1; ay = -1; cy = H - 1; break;
-    case 8: bx = -1; cx = W - 1; ay = 1; break;
-    default: return 0;
+    case 5: ax = 0; bx = 1; ay = 1; by = 0; break;
+    case 6: ax = 0; bx = 1; ay = -1; by = 0; cy = H - 1; break;
+    case 7: ax = 0; bx = -1; cx = W - 1; ay = -1; by = 0; cy = H - 1; break;
+    case 8: ax = 0; bx = -1; cx = W - 1; ay = 1; by = 0; break;
+    default: break;
     }
+    m[0] = ax;
+    m[1] = bx;
+    m[2] = cx;
+    m[3] = ay;
+    m[4] = by;
+    m[5] = cy;
+}
+
+/* Applies EXIF orientation 2..8 into a new image; on success *img is
+ * replaced (the old pixels freed). */
+int pm_img_orient(pm_image *img, int orientation)
+{
+    int W = img->width, H = img->height, c = img->channels;
+    if (orientation < 2 || orientation > 8)
+        return 0;
+    int mp[6];
+    pm_img_orient_map(orientation, W, H, mp);
+    int ax = mp[0], bx = mp[1], cx = mp[2], ay = mp[3], by = mp[4], cy = mp[5];
     int ow = orientation >= 5 ? H : W;
     int oh = orientation >= 5 ? W : H;
     pm_image rot;

@@ -34,5 +34,8 @@ int pm_img_jpeg_encode_coef(const uint8_t *src, size_t src_len, int orientation,
 
 /* Applies EXIF orientation 2..8 into a new image that replaces *img. */
 int pm_img_orient(pm_image *img, int orientation);
+/* Where display pixel (x, y) of an image stored W x H with EXIF orientation
+ * `orientation` lies as stored: (m[0]*x + m[1]*y + m[2], m[3]*x + m[4]*y + m[5]). */
+void pm_img_orient_map(int orientation, int W, int H, int m[6]);
 
 #endif
