@@ -231,19 +231,20 @@ int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_
         return rc;
 
     int channels = png_channels(&h);
-    int deep = h.depth == 16;
+    /* 16-bit: kept at 16 bits for the carrier (meta->deep); without one,
+     * grey is reduced in place and colour is reduced by libspng. */
+    int deep = h.depth == 16 && meta;
+    int gray16 = h.depth == 16 && channels == 1 && !meta;
     int fmt, flags = 0;
     if (channels == 1) {
-        fmt = deep ? SPNG_FMT_PNG : SPNG_FMT_G8;
+        fmt = deep || gray16 ? SPNG_FMT_PNG : SPNG_FMT_G8;
     } else {
-        fmt = channels == 4 ? (deep ? SPNG_FMT_RGBA16 : SPNG_FMT_RGBA8) : SPNG_FMT_RGB8;
+        fmt = deep ? SPNG_FMT_RGBA16 : channels == 4 ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8; /* no RGB16 in libspng */
         flags = SPNG_DECODE_TRNS;
     }
-    if (channels == 3 && deep) /* libspng has no RGB16: decode RGBA16 and drop alpha */
-        fmt = SPNG_FMT_RGBA16;
     int dc = channels == 3 && deep ? 4 : channels;
     size_t packed = (size_t)h.width * h.height * (size_t)channels;
-    size_t need = (size_t)h.width * h.height * (size_t)dc * (deep ? 2 : 1);
+    size_t need = (size_t)h.width * h.height * (size_t)dc * (deep || gray16 ? 2 : 1);
     uint16_t *wide = NULL;
     rc = pm_img_alloc_raw(out, (int)h.width, (int)h.height, channels, deep ? packed : need);
     if (rc)
@@ -270,6 +271,12 @@ int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_
     }
     if (rc)
         goto free_image;
+    if (gray16) {
+        /* Host-endian 16-bit samples to their high byte, in place, front to back. */
+        const uint16_t *g = (const uint16_t *)(const void *)out->data;
+        for (size_t i = 0; i < packed; i++)
+            out->data[i] = (uint8_t)(g[i] >> 8);
+    }
     if (deep) {
         /* Packs the 16-bit samples to `channels` and takes their high bytes. */
         for (size_t i = 0, px = (size_t)h.width * h.height; i < px; i++)
@@ -278,11 +285,9 @@ int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_
                 wide[i * channels + k] = v;
                 out->data[i * channels + k] = (uint8_t)(v >> 8);
             }
-        if (meta) {
-            meta->deep = wide;
-            meta->deep_channels = channels;
-            wide = NULL;
-        }
+        meta->deep = wide;
+        meta->deep_channels = channels;
+        wide = NULL;
     }
     pm_free(wide);
     return 0;
