@@ -47,7 +47,8 @@ enum pm_error {
     PM_ENOSOURCE = -16,   /* nothing left to copy from (mask covers everything) */
     PM_ETIMEOUT = -17,    /* took longer than allowed */
     PM_EINTERNAL = -18,   /* a bug: an invariant did not hold */
-    PM_ERROR_MIN = -18
+    PM_EMASKEMPTY = -19,  /* the mask selects nothing (no pixel to fill) */
+    PM_ERROR_MIN = -19
 };
 
 /* Short, static name of a code ("image too large"). Never NULL. */
@@ -202,13 +203,24 @@ typedef struct pm_encode_opts {
 
 pm_encode_opts pm_default_encode_opts(enum pm_format f);
 
+/* The IJG quality (1..100) whose scaled standard tables are nearest to the
+ * quantisation tables of the JPEG in `data` (exact for files libjpeg wrote).
+ * Errors: PM_EFORMAT (not a JPEG), PM_ECORRUPT, PM_ETRUNCATED. */
+int pm_jpeg_estimate_quality(const uint8_t *data, size_t len, int *quality);
+
+/* Options that encode a result like the input `data`: its format; for JPEG
+ * the estimated quality; for WebP lossless when the input is. PM_EFORMAT
+ * when `data` is not PNG, JPEG or WebP. */
+int pm_encode_opts_like(const uint8_t *data, size_t len, pm_encode_opts *out);
+
 /* Encodes into a new buffer; caller owns *out_data (pm_free). JPEG drops alpha. */
 int pm_image_encode(const pm_image *img, const pm_encode_opts *opts,
                     uint8_t **out_data, size_t *out_len);
 
 /* Encodes and writes atomically: a temporary file in the same directory is
  * written, fsync'ed and renamed over `path`. Nothing is left behind on
- * failure. `opts` NULL = format from the extension with default quality. */
+ * failure. `opts` NULL = format from the extension with default quality.
+ * A name with no extension at all is written in opts->format. */
 int pm_image_save(const char *path, const pm_image *img, const pm_encode_opts *opts);
 
 /* Writes `len` bytes to `path` atomically (temporary file + fsync + rename). */

@@ -23,6 +23,10 @@ const SHELL = [
   'js/colorize.js',
   'js/chart.js',
   'js/dashboard.js',
+  'js/masktools.js',
+  'js/batch.js',
+  'js/zip.js',
+  'js/jpegquality.js',
 ];
 const NEVER = /^\/(api|ws|metrics|healthz|readyz)(\/|$)/;
 

@@ -110,7 +110,7 @@ static int cmd_pipe(int argc, char **argv)
     pm_image small;
     pm_colorize_opts wo = pm_colorize_default_opts();
     wo.input_size = 64;
-    if ((rc = pm_image_alloc(&small, 64, 64, 3)) || (rc = pm_colorize_run(m, &small, &wo, &out, NULL)))
+    if ((rc = pm_image_alloc(&small, 64, 64, 3)) || (rc = pm_colorize_run(&pm_model_ddcolor, m, &small, &wo, &out, NULL)))
         return fail(rc);
     pm_image_free(&out);
     pm_image_free(&small);
@@ -125,7 +125,7 @@ static int cmd_pipe(int argc, char **argv)
     pm_colorize_opts o = pm_colorize_default_opts();
     o.input_size = size;
     double t = pm_now();
-    rc = pm_colorize_run(m, &img, &o, &out, NULL);
+    rc = pm_colorize_run(&pm_model_ddcolor, m, &img, &o, &out, NULL);
     if (rc)
         return fail(rc);
     printf("pipe_s %.4f\n", pm_now() - t);
@@ -133,7 +133,7 @@ static int cmd_pipe(int argc, char **argv)
     printf("rss_hwm_bytes %lld\n", (long long)pm_read_peak_rss());
     printf("heap_run_peak_bytes %llu\n", (unsigned long long)(pm_mem_peak() - heap_before));
     printf("input_bytes %llu\n", (unsigned long long)w * h * 3);
-    printf("mem_estimate_bytes %llu\n", (unsigned long long)pm_colorize_mem_estimate(m, w, h, size));
+    printf("mem_estimate_bytes %llu\n", (unsigned long long)pm_model_ddcolor.mem_estimate(m, w, h, size));
     pm_image_free(&out);
     pm_image_free(&img);
     pm_ddcolor_free(m);

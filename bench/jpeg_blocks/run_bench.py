@@ -75,8 +75,8 @@ def main():
             subprocess.run([args.pixmend, "inpaint", src, mpath, "-o", kept, "--quiet"], check=True)
             subprocess.run([args.pixmend, "inpaint", src, mpath, "-o", re, "--quiet", "--jpeg-reencode",
                             "-q", str(q)], check=True)
-            dflt = os.path.join(work, "default.jpg")  # what pixmend wrote before: a re-encode at -q 92
-            subprocess.run([args.pixmend, "inpaint", src, mpath, "-o", dflt, "--quiet", "--jpeg-reencode"], check=True)
+            dflt = os.path.join(work, "q92.jpg")  # pixmend's default quality before it estimated the input's
+            subprocess.run([args.pixmend, "inpaint", src, mpath, "-o", dflt, "--quiet", "-q", "92"], check=True)
             n_d = os.path.getsize(dflt)
             ka = np.asarray(Image.open(kept).convert("RGB"))
             ra = np.asarray(Image.open(re).convert("RGB"))

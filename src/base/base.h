@@ -13,6 +13,15 @@ uint64_t pm_now_ns(void);
 /* Wall-clock time in seconds since the epoch. */
 double pm_wall_time(void);
 
+/* Timed waits use one clock, CLOCK_MONOTONIC, so that a change of the wall
+ * clock neither stretches nor cuts a wait. pm_cond_init_monotonic initialises
+ * a condition variable on that clock; pm_deadline fills *ts with the monotonic
+ * time `seconds` from now, for pthread_cond_timedwait on such a variable. */
+#include <pthread.h>
+#include <time.h>
+int pm_cond_init_monotonic(pthread_cond_t *cv);
+void pm_deadline(struct timespec *ts, double seconds);
+
 /* A bump allocator over one buffer, sized once (at plan time) and reset
  * between uses; nothing in a hot loop calls malloc. */
 typedef struct pm_arena {

@@ -27,6 +27,7 @@ const char *pm_strerror(int code)
     case PM_ENOSOURCE: return "nothing to copy from";
     case PM_ETIMEOUT: return "timed out";
     case PM_EINTERNAL: return "internal error";
+    case PM_EMASKEMPTY: return "the mask selects nothing";
     default: return "unknown error";
     }
 }

@@ -28,6 +28,28 @@ double pm_wall_time(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int pm_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc)
+        return pm_errorf(PM_ENOMEM, "cannot initialise a condition variable (error %d)", rc);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc ? pm_errorf(PM_ENOMEM, "cannot initialise a condition variable (error %d)", rc) : 0;
+}
+
+void pm_deadline(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (seconds < 0)
+        seconds = 0;
+    long long ns = (long long)ts->tv_nsec + (long long)((seconds - (double)(long long)seconds) * 1e9);
+    ts->tv_sec += (time_t)(long long)seconds + (time_t)(ns / 1000000000LL);
+    ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
 int pm_arena_init(pm_arena *a, size_t size)
 {
     memset(a, 0, sizeof *a);

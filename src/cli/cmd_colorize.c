@@ -3,7 +3,7 @@
 #include "cli/cli.h"
 #include "cli/meta_cli.h"
 #include "cli/progress.h"
-#include "models/ddcolor.h"
+#include "models/model.h"
 #include "pipeline/colorize.h"
 
 #include <stdio.h>
@@ -74,20 +74,21 @@ static int run(int argc, char **argv)
 
     pm_image img = {0}, out = {0};
     pm_image_meta meta = {0};
-    pm_ddcolor *m = NULL;
+    const pm_model_desc *desc = pm_model_find("ddcolor");
+    void *state = NULL;
     int status = 1;
     if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
-    if (pm_ddcolor_load(model, &mo, &m) != 0) {
+    if (desc->load(model, &mo, &state) != 0) {
         status = fail(NULL);
         goto free_images;
     }
     pm_bar bar;
     pm_bar_init(&bar, "ddcolor", pm_cli_get(opts, &a, "quiet") != NULL);
     pm_run_ctx ctx = {pm_bar_update, &bar};
-    rc = pm_colorize_run(m, &img, &co, &out, &ctx);
+    rc = pm_colorize_run(desc, state, &img, &co, &out, &ctx);
     pm_bar_finish(&bar);
     if (rc != 0) {
         status = fail(NULL);
@@ -103,7 +104,7 @@ static int run(int argc, char **argv)
     pm_cli_meta_notes(cmd, opts, &a, out_path, &rep);
     status = 0;
 free_model:
-    pm_ddcolor_free(m);
+    desc->unload(state);
 free_images:
     pm_image_meta_free(&meta);
     pm_image_free(&out);

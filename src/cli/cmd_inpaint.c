@@ -3,6 +3,7 @@
 #include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
+#include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/resample.h"
 
@@ -14,7 +15,8 @@ static const pm_optdef opts[] = {
     {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
     {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        PM_CLI_META_OPTS,      {0},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {"mask-dilate", 0, 1}, PM_CLI_META_OPTS,
+    {0},
 };
 
 /* Picks the model named by --model: a registered name, or a weights file for
@@ -51,6 +53,39 @@ static const pm_model_desc *choose_model(const char *arg, const char **file)
     return m;
 }
 
+/* Does the file name (its last path component) have an extension? */
+static int has_extension(const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *dot = strrchr(base, '.');
+    return dot && dot != base;
+}
+
+/* Sets *eo for the output: in `out_fmt` (PM_FMT_UNKNOWN: the input's), like
+ * the input when the formats match and `quality` (0 = not given) does not
+ * say otherwise: a JPEG's estimated quality, WebP lossless when it was. */
+static int encode_like_input(const char *input, enum pm_format out_fmt, int quality, pm_encode_opts *eo)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    pm_encode_opts like;
+    int rc = pm_read_file(input, 0, &bytes, &len);
+    if (rc == 0)
+        rc = pm_encode_opts_like(bytes, len, &like);
+    pm_free(bytes);
+    if (rc)
+        return rc;
+    if (out_fmt == PM_FMT_UNKNOWN || out_fmt == like.format)
+        *eo = like;
+    else
+        *eo = pm_default_encode_opts(out_fmt);
+    if (quality > 0) {
+        eo->quality = quality;
+        eo->lossless = 0;
+    }
+    return 0;
+}
+
 static int fail(const char *what)
 {
     const char *d = pm_error_detail();
@@ -70,9 +105,10 @@ static int run(int argc, char **argv)
         return 2;
     }
     enum pm_format out_fmt = pm_format_from_name(out_path);
-    if (out_fmt == PM_FMT_UNKNOWN) {
-        pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp",
-                     out_path);
+    /* No extension at all: the input's format, chosen once it is read. */
+    if (out_fmt == PM_FMT_UNKNOWN && has_extension(out_path)) {
+        pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp, "
+                     "or leave the extension off to keep the input's format", out_path);
         return 2;
     }
     pm_limits lim = pm_default_limits();
@@ -114,6 +150,9 @@ static int run(int argc, char **argv)
     }
     if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "quality", 1, 100, &eo.quality))
         return 2;
+    if (pm_cli_opt_int(&pm_cmd_inpaint, opts, &a, "mask-dilate", -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX,
+                       &io.mask_dilate))
+        return 2;
 
     pm_image img = {0}, mask = {0}, out = {0};
     pm_image_meta meta = {0};
@@ -141,6 +180,10 @@ static int run(int argc, char **argv)
         }
         pm_image_free(&mask);
         mask = resized;
+    }
+    if (encode_like_input(a.pos[0], out_fmt, pm_cli_get(opts, &a, "quality") ? eo.quality : 0, &eo) != 0) {
+        status = fail(a.pos[0]);
+        goto free_images;
     }
     const char *weights;
     const pm_model_desc *m = choose_model(pm_cli_get(opts, &a, "model"), &weights);
@@ -183,8 +226,9 @@ const pm_command pm_cmd_inpaint = {
     "inpaint", "fill the masked parts of an image (remove objects, watermarks, blemishes)",
     "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n\n"
     "Fills the pixels of IMAGE where MASK is non-zero (white) and writes OUT.\n"
-    "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp; nothing is\n"
-    "written unless the whole run succeeds.\n\n"
+    "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp, or a name\n"
+    "with no extension for IMAGE's own format (a JPEG at its estimated quality);\n"
+    "nothing is written unless the whole run succeeds.\n\n"
     "  -o, --output FILE      the result\n"
     "  -m, --model M          patchmatch (built in, the default) or a LaMa checkpoint\n"
     "                         file such as big-lama/models/best.ckpt\n"
@@ -195,7 +239,10 @@ const pm_command pm_cmd_inpaint = {
     "  --precision P          fp32 (default) or bf16 (LaMa, CPUs with avx512_bf16)\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
     "  --seed N               PatchMatch random seed (default 0)\n"
-    "  -q, --quality Q        JPEG/WebP quality 1-100 (default 92)\n"
+    "  -q, --quality Q        JPEG/WebP quality 1-100 (default: the input's when it is\n"
+    "                         a JPEG written as JPEG, else 92)\n"
+    "  --mask-dilate N        grow the mask by N pixels (a disc), or shrink it when N\n"
+    "                         is negative; -256 to 256 (default 0)\n"
     "  --mask-resize          accept a mask of another size and resize it to the image\n"
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"

@@ -10,7 +10,8 @@ pm_meta_policy pm_cli_meta_policy(const pm_optdef *defs, const pm_args *a)
     pm_meta_policy p = {0, 0, 0};
     p.strip_metadata = pm_cli_get(defs, a, "strip-metadata") != NULL;
     p.strip_gps = pm_cli_get(defs, a, "strip-gps") != NULL;
-    p.jpeg_reencode = pm_cli_get(defs, a, "jpeg-reencode") != NULL;
+    /* An explicit -q asks for that quality: the whole image is encoded at it. */
+    p.jpeg_reencode = pm_cli_get(defs, a, "jpeg-reencode") != NULL || pm_cli_get(defs, a, "quality") != NULL;
     return p;
 }
 
@@ -27,8 +28,4 @@ void pm_cli_meta_notes(const pm_command *cmd, const pm_optdef *defs, const pm_ar
         fprintf(stderr, "pixmend %s: note: %s: kept %d of %d JPEG blocks as they were; re-encoded %d around the "
                         "repair (--jpeg-reencode encodes the whole image)\n",
                 cmd->name, out_path, r->blocks_total - r->blocks_encoded, r->blocks_total, r->blocks_encoded);
-    if ((r->kept & PM_KEEP_BLOCKS) && pm_cli_get(defs, a, "quality"))
-        fprintf(stderr, "pixmend %s: note: %s: -q does not apply: the re-encoded blocks use the original's "
-                        "quantisation tables (--jpeg-reencode encodes at -q)\n",
-                cmd->name, out_path);
 }

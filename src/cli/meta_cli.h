@@ -13,8 +13,8 @@
     "  --strip-metadata       write no EXIF, XMP, ICC profile, DPI or PNG text (default:\n"   \
     "                         keep what the output format can hold)\n"                        \
     "  --strip-gps            keep the metadata but remove the location (EXIF GPS, XMP)\n"    \
-    "  --jpeg-reencode        JPEG to JPEG: encode the whole image at -q instead of keeping\n" \
-    "                         the original's blocks outside the repair\n"                    \
+    "  --jpeg-reencode        JPEG to JPEG: encode the whole image instead of keeping the\n"  \
+    "                         original's blocks outside the repair (so does an explicit -q)\n" \
     "  -v, --verbose          say what the output format could not hold\n"
 
 pm_meta_policy pm_cli_meta_policy(const pm_optdef *defs, const pm_args *a);

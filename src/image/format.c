@@ -396,6 +396,11 @@ int pm_image_save(const char *path, const pm_image *img, const pm_encode_opts *o
     if (!path)
         return pm_errorf(PM_EINVAL, "pm_image_save: path is NULL");
     enum pm_format by_name = pm_format_from_name(path);
+    /* A name with no extension at all takes the format the options give. */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (by_name == PM_FMT_UNKNOWN && (!dot || dot == base) && opts && opts->format != PM_FMT_UNKNOWN)
+        by_name = opts->format;
     if (by_name == PM_FMT_UNKNOWN)
         return pm_errorf(PM_EINVAL, "cannot tell the output format from the name %s; use .png, .jpg, .jpeg or .webp",
                          path);

@@ -130,9 +130,25 @@ struct pm_ddcolor {
     float mean[3], std[3];
 
     dd_engine eng;
-    dd_plan *plan;
-    pthread_mutex_t lock;
+    dd_plan *plan;               /* under lock */
+    pthread_mutex_t lock;        /* held while a run uses or replaces the plan */
+    /* The current plan's size and bytes, for pm_ddcolor_workspace_bytes
+     * (admission asks while a run holds `lock`). plan_lock is a leaf: nothing
+     * else is taken while it is held, so any thread may take it under its own
+     * locks. */
+    pthread_mutex_t plan_lock;
+    int plan_size;
+    uint64_t plan_bytes;
 };
+
+/* With m->lock held: publishes the plan's size and bytes (0 when none). */
+static void publish_plan(pm_ddcolor *m)
+{
+    pthread_mutex_lock(&m->plan_lock);
+    m->plan_size = m->plan ? m->plan->size : 0;
+    m->plan_bytes = m->plan ? m->plan->bytes : 0;
+    pthread_mutex_unlock(&m->plan_lock);
+}
 
 /* ----------------------------------------------------- weight access */
 
@@ -594,6 +610,7 @@ void pm_ddcolor_free(pm_ddcolor *m)
     if (m->ck)
         pm_ckpt_close(m->ck);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->plan_lock);
     pm_free(m);
 }
 
@@ -606,6 +623,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     if (!m)
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->plan_lock, NULL);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->threads = opts && opts->threads > 0 ? opts->threads : pm_cpu_count();
     if (opts && opts->precision != PM_PREC_FP32) {
@@ -1174,7 +1192,9 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
         if (m->plan)
             plan_free(m->plan);
         m->plan = NULL;
-        if ((rc = plan_build(m, size, &m->plan)))
+        rc = plan_build(m, size, &m->plan);
+        publish_plan(m);
+        if (rc)
             goto unlock;
     }
     dd_plan *p = m->plan;
@@ -1212,13 +1232,18 @@ void pm_ddcolor_trim(pm_ddcolor *m)
     if (m->plan)
         plan_free(m->plan);
     m->plan = NULL;
+    publish_plan(m);
     pthread_mutex_unlock(&m->lock);
 }
 
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
 {
-    if (m->plan && m->plan->size == size)
-        return m->plan->bytes;
+    pm_ddcolor *mm = (pm_ddcolor *)m; /* the leaf lock only; nothing else changes */
+    pthread_mutex_lock(&mm->plan_lock);
+    uint64_t planned = m->plan_size == size ? m->plan_bytes : 0;
+    pthread_mutex_unlock(&mm->plan_lock);
+    if (planned)
+        return planned;
     /* Estimate: the buffers plan_build allocates (without alignment padding),
      * plus the reordered convolution weights. */
     const pm_ddcolor_config *c = &m->cfg;
@@ -1270,3 +1295,54 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         convw += (int64_t)m->dec[k].n * (m->dec[k].n + m->dec[k].cs) * 9;
     return (uint64_t)(f + convw) * sizeof(float);
 }
+
+/* ------------------------------------------------------- registry */
+
+static int desc_load(const char *path, const pm_model_opts *opts, void **state)
+{
+    pm_ddcolor *m;
+    int rc = pm_ddcolor_load(path, opts, &m);
+    *state = rc ? NULL : m;
+    return rc;
+}
+
+static void desc_unload(void *state)
+{
+    pm_ddcolor_free(state);
+}
+
+static int desc_colorize(void *state, const float *rgb, int size, float *ab, const pm_run_ctx *ctx)
+{
+    return pm_ddcolor_predict(state, rgb, size, ab, ctx);
+}
+
+/* Calibrated with bench/ddcolor (run_bench.py --mem-law, DDColor-L at 512,
+ * images of 0.26 to 12 MP): a run's RSS peak over the warm model was
+ * 194 MiB + 3.08 bytes/pixel, of which the plan and the pipeline's buffers
+ * (pm_malloc) were 184 MiB + 3 bytes/pixel; the rest, at most 11 MiB, is
+ * oneDNN's kernels and thread stacks: 32 MiB are allowed. The first run of a
+ * loaded model also lays its weights out for oneDNN (the checkpoint's pages
+ * were released at load): measured with `pixmend calibrate`, a fresh model's
+ * run peaked at 319-345 MiB (tiny) and 983-1005 MiB (L) over the loaded
+ * state. Admission must cover that first run, so the weights are counted;
+ * later runs need less. */
+static uint64_t desc_mem(const void *state, int w, int h, int input_size)
+{
+    const pm_ddcolor *m = state;
+    uint64_t S = (uint64_t)(input_size > 0 ? input_size : PM_DDCOLOR_SIZE_DEFAULT);
+    uint64_t pipe = S * S * 9 * sizeof(float) + (uint64_t)(w + h) * 64;
+    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20) + pm_ddcolor_weight_bytes(m);
+    uint64_t b = 4; /* the output image (3 or 4 bytes a pixel) */
+    return a + b * (uint64_t)w * (uint64_t)h;
+}
+
+const pm_model_desc pm_model_ddcolor = {
+    .name = "ddcolor",
+    .task = PM_TASK_COLORIZE,
+    .needs_file = 1,
+    .load = desc_load,
+    .unload = desc_unload,
+    .inpaint = NULL,
+    .colorize = desc_colorize,
+    .mem_estimate = desc_mem,
+};

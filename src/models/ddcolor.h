@@ -55,10 +55,14 @@ void pm_ddcolor_trim(pm_ddcolor *m);
  * the configuration. */
 uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size);
 
-/* The model registry entry (name "ddcolor", task colorize, needs a file),
- * defined with the image pipeline in src/pipeline/colorize.c: its colorize()
- * is pm_colorize_run with nearest upsampling. */
+/* The model registry entry (name "ddcolor", task colorize, needs a file):
+ * colorize() is pm_ddcolor_predict; mem_estimate() the whole job at an input
+ * size, with the colorize pipeline's own buffers (9 floats per input pixel,
+ * its index tables and the output image: pipeline/colorize.c). */
 extern const pm_model_desc pm_model_ddcolor;
+
+/* DDColor's default input size (the reference's 512). */
+#define PM_DDCOLOR_SIZE_DEFAULT 512
 
 /* Bytes of weights the model holds (mapped or owned). The mapped file pages
  * are released after loading and become resident with the first prediction:

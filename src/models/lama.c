@@ -893,8 +893,9 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
     return (uint64_t)(fixed + per_px * px);
 }
 
-static uint64_t lama_mem_estimate(const void *state, int w, int h)
+static uint64_t lama_mem_estimate(const void *state, int w, int h, int input_size)
 {
+    (void)input_size;
     return pm_lama_mem_estimate(state, w, h);
 }
 

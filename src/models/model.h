@@ -35,15 +35,24 @@ typedef struct pm_model_desc {
      * outside the mask are copied unchanged. */
     int (*inpaint)(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
                    const pm_run_ctx *ctx);
-    /* Colorization. in: 1, 3 or 4 channels; out: same size, 3 channels or 4 if in had alpha. */
-    int (*colorize)(void *state, const pm_image *in, pm_image *out, int input_size,
-                    const pm_run_ctx *ctx);
+    /* Colorization network: `rgb` is the size x size network input, planar
+     * RGB in [0,1] (3 planes); writes Lab a and b (raw units), planar (2
+     * planes), to `ab`. Both buffers belong to the caller. The image pipeline
+     * around it (Lab, resize, merge with the original lightness) is
+     * pipeline/colorize.h's pm_colorize_run. */
+    int (*colorize)(void *state, const float *rgb, int size, float *ab, const pm_run_ctx *ctx);
     /* Predicted peak memory in bytes of a whole job on a working image of
-     * w x h: the engine and the job's own buffers (decoded image and mask,
-     * result, its encoding). Admission starts from it until `pixmend
-     * calibrate` or measured jobs give a law, so it must not fall below a
-     * real job's peak, whatever the mask. */
-    uint64_t (*mem_estimate)(const void *state, int w, int h);
+     * w x h, above the process with the model loaded: the engine's work
+     * memory (including what a loaded model's first run lays out, such as
+     * weights reordered for the backend) and the job's own buffers (decoded
+     * image and mask, result, its encoding). input_size is a colorization
+     * network's square input (0 = the model's default); inpainting engines
+     * ignore it. Admission starts from it until `pixmend calibrate` or
+     * measured jobs give a law (fitted at the default input size), and adds
+     * estimate(input_size) - estimate(default) for a job that asks another
+     * size; so it must not fall below a real job's peak, whatever the mask
+     * or input size. Safe to call from any thread while the model runs. */
+    uint64_t (*mem_estimate)(const void *state, int w, int h, int input_size);
 } pm_model_desc;
 
 /* The registered descriptions, NULL-terminated; and lookup by name (NULL if unknown). */

@@ -1332,8 +1332,9 @@ static int pm_pm_run(void *state, const pm_image *rgb, const pm_image *mask, pm_
 /* Peak bytes for a w x h image, with every level's buffers, two fields, the
  * vote scratch, the initial fill's scratch and the output; all per pixel of
  * the full image (worst case: the hole spans the whole image). */
-static uint64_t pm_pm_mem_estimate(const void *state, int w, int h)
+static uint64_t pm_pm_mem_estimate(const void *state, int w, int h, int input_size)
 {
+    (void)input_size;
     (void)state;
     uint64_t n = (uint64_t)(w > 0 ? w : 0) * (uint64_t)(h > 0 ? h : 0);
     uint64_t layer = 4 + 4 + 1 + 1 + 4 + 4;           /* px, base, hole, src_ok, src_list, hole_dist */

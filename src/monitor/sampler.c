@@ -135,10 +135,7 @@ static void *sampler_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long long ns = (long long)(s->period * 1e9) + until.tv_nsec;
-        until.tv_sec += (time_t)(ns / 1000000000LL);
-        until.tv_nsec = (long)(ns % 1000000000LL);
+        pm_deadline(&until, s->period);
         int rc = 0;
         while (!s->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->wake, &s->lock, &until);
@@ -168,7 +165,7 @@ int pm_sampler_start(pm_sampler **out, double period, int ring, pm_sample_fn fn,
     s->fn = fn;
     s->user = user;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->wake, NULL);
+    pm_cond_init_monotonic(&s->wake);
     char why[128];
     if (pm_nvml_open(&s->nvml, why, sizeof why) != 0)
         s->nvml = NULL;

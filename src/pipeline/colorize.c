@@ -248,13 +248,13 @@ static void bilinear_index(int in, int out, int *i0, int *i1, float *l1)
     }
 }
 
-int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *opts, pm_image *out,
-                    const pm_run_ctx *ctx)
+int pm_colorize_run(const pm_model_desc *model, void *state, const pm_image *in, const pm_colorize_opts *opts,
+                    pm_image *out, const pm_run_ctx *ctx)
 {
     memset(out, 0, sizeof *out);
     pm_colorize_opts o = opts ? *opts : pm_colorize_default_opts();
-    if (!m)
-        return pm_errorf(PM_EINVAL, "colorize needs a loaded DDColor model");
+    if (!model || !model->colorize)
+        return pm_errorf(PM_EINVAL, "colorize needs a loaded colorization model (--model ddcolor.pth)");
     if (!in || !in->data || in->width < 1 || in->height < 1 ||
         (in->channels != 1 && in->channels != 3 && in->channels != 4))
         return pm_errorf(PM_EINVAL, "colorize needs a grey, RGB or RGBA image (got %d channels, %dx%d)",
@@ -294,7 +294,7 @@ int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *o
         for (int c = 0; c < 3; c++)
             xin[c * plane + i] = small[i * 3 + c];
 
-    int rc = pm_ddcolor_predict(m, xin, S, ab, ctx);
+    int rc = model->colorize(state, xin, S, ab, ctx);
     if (rc)
         goto free_block;
 
@@ -311,61 +311,3 @@ free_block:
     pm_free(block);
     return rc;
 }
-
-uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_size)
-{
-    uint64_t S = (uint64_t)(input_size > 0 ? input_size : PM_COLORIZE_SIZE_DEFAULT);
-    uint64_t pipe = S * S * 9 * sizeof(float) + (uint64_t)(w + h) * 64;
-    /* Calibrated with bench/ddcolor (run_bench.py --mem-law, DDColor-L at 512,
-     * images of 0.26 to 12 MP): a run's RSS peak over the warm model was
-     * 194 MiB + 3.08 bytes/pixel, of which the plan and this pipeline's
-     * buffers (pm_malloc) were 184 MiB + 3 bytes/pixel; the rest, at most
-     * 11 MiB, is oneDNN's kernels and thread stacks: 32 MiB are allowed.
-     * The first run of a loaded model also lays its weights out for oneDNN
-     * (the checkpoint's pages were released at load): measured with
-     * `pixmend calibrate`, a fresh model's run peaked at 319-345 MiB (tiny)
-     * and 983-1005 MiB (L) over the loaded state. Admission must cover that
-     * first run, so the weights are counted; later runs need less. */
-    uint64_t a = pm_ddcolor_workspace_bytes(m, (int)S) + pipe + (32u << 20) + pm_ddcolor_weight_bytes(m);
-    uint64_t b = 4; /* the output image (3 or 4 bytes a pixel) */
-    return a + b * (uint64_t)w * (uint64_t)h;
-}
-
-/* ------------------------------------------------------- registry */
-
-static int desc_load(const char *path, const pm_model_opts *opts, void **state)
-{
-    pm_ddcolor *m;
-    int rc = pm_ddcolor_load(path, opts, &m);
-    *state = rc ? NULL : m;
-    return rc;
-}
-
-static void desc_unload(void *state)
-{
-    pm_ddcolor_free(state);
-}
-
-static int desc_colorize(void *state, const pm_image *in, pm_image *out, int input_size, const pm_run_ctx *ctx)
-{
-    pm_colorize_opts o = pm_colorize_default_opts();
-    if (input_size > 0)
-        o.input_size = input_size;
-    return pm_colorize_run(state, in, &o, out, ctx);
-}
-
-static uint64_t desc_mem(const void *state, int w, int h)
-{
-    return pm_colorize_mem_estimate(state, w, h, PM_COLORIZE_SIZE_DEFAULT);
-}
-
-const pm_model_desc pm_model_ddcolor = {
-    .name = "ddcolor",
-    .task = PM_TASK_COLORIZE,
-    .needs_file = 1,
-    .load = desc_load,
-    .unload = desc_unload,
-    .inpaint = NULL,
-    .colorize = desc_colorize,
-    .mem_estimate = desc_mem,
-};

@@ -14,7 +14,7 @@
 #include "models/ddcolor.h"
 #include "models/model.h"
 
-#define PM_COLORIZE_SIZE_DEFAULT 512
+#define PM_COLORIZE_SIZE_DEFAULT PM_DDCOLOR_SIZE_DEFAULT
 #define PM_COLORIZE_SIZE_PORTRAIT 512   /* deployments use 460-680 for portraits */
 #define PM_COLORIZE_SIZE_BUILDING 1024  /* and 960-1280 for buildings */
 #define PM_COLORIZE_SIZE_MAX 2048
@@ -38,25 +38,19 @@ int pm_colorize_size_parse(const char *s);
 int pm_upsample_parse(const char *s);
 const char *pm_upsample_name(pm_upsample u);
 
-/* Colorizes `in` (1, 3 or 4 channels). *out is a new image of the same size
+/* Colorizes `in` (1, 3 or 4 channels) with a colorization model (its desc
+ * and loaded state, from the registry). *out is a new image of the same size
  * with 3 channels, or 4 when `in` has alpha (copied unchanged); caller owns it
- * (pm_image_free). Errors: PM_EINVAL (bad image or options), PM_ENOMEM,
- * PM_ECANCELLED, the network's errors. */
-int pm_colorize_run(pm_ddcolor *m, const pm_image *in, const pm_colorize_opts *opts, pm_image *out,
-                    const pm_run_ctx *ctx);
-
-/* Predicted peak working memory (bytes) of pm_colorize_run for a w x h image
- * at input size S, excluding the weights and the input image:
- * a(S) + b * w * h, with a and b calibrated by bench/ddcolor (mem_law). */
-uint64_t pm_colorize_mem_estimate(const pm_ddcolor *m, int w, int h, int input_size);
+ * (pm_image_free). Errors: PM_EINVAL (bad image or options, or a model that
+ * does not colorize), PM_ENOMEM, PM_ECANCELLED, the network's errors. The
+ * job's memory estimate is the model's mem_estimate (model.h). */
+int pm_colorize_run(const pm_model_desc *model, void *state, const pm_image *in, const pm_colorize_opts *opts,
+                    pm_image *out, const pm_run_ctx *ctx);
 
 /* OpenCV's INTER_LINEAR resize of float images (cv::resize, no anti-alias):
  * ch interleaved channels; buffers belong to the caller. Returns 0, or
  * PM_ENOMEM when its small work area cannot be allocated. */
 int pm_resize_linear_f32(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh);
 
-/* The model registry entry: name "ddcolor", task colorize, needs a file.
- * Its colorize() is pm_colorize_run with nearest upsampling. */
-extern const pm_model_desc pm_model_ddcolor;
 
 #endif

@@ -3,6 +3,7 @@
  * they see (whole, shrunk, or one crop per mask region) and pastes the
  * result back so that pixels outside the mask never change. */
 #include "pipeline/pipeline.h"
+#include "pipeline/mask.h"
 #include "pipeline/resample.h"
 
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 pm_inpaint_opts pm_inpaint_default_opts(void)
 {
-    pm_inpaint_opts o = {PM_HD_AUTO, 1280, 800, 128};
+    pm_inpaint_opts o = {PM_HD_AUTO, 1280, 800, 128, 0};
     return o;
 }
 
@@ -224,22 +225,6 @@ free_all:
     return rc;
 }
 
-/* Binary single-channel copy of any mask: 255 where its first channel is non-zero. */
-static int binary_mask(pm_image *dst, const pm_image *src, size_t *holes)
-{
-    int rc = pm_image_alloc(dst, src->width, src->height, 1);
-    if (rc)
-        return rc;
-    size_t n = (size_t)src->width * src->height, count = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t v = src->data[i * src->channels] ? 255 : 0;
-        dst->data[i] = v;
-        count += v != 0;
-    }
-    *holes = count;
-    return 0;
-}
-
 static pm_hd_strategy effective_strategy(const pm_inpaint_opts *o, int w, int h)
 {
     int longest = w > h ? w : h;
@@ -275,8 +260,8 @@ int pm_inpaint_run(const pm_model_desc *m, void *state, const pm_image *img, con
     int rc = pm_image_clone(out, img);
     if (rc)
         goto fail;
-    if (mask->channels != 1) {
-        if ((rc = binary_mask(&bm, mask, &holes)))
+    if (mask->channels != 1 || opts->mask_dilate) {
+        if ((rc = pm_mask_prepare(mask, opts->mask_dilate, &bm, &holes)))
             goto free_work;
         bmp = &bm;
     } else {
@@ -324,28 +309,31 @@ uint64_t pm_inpaint_work_pixels(const pm_image *mask, const pm_inpaint_opts *opt
         opts = &defaults;
     int w = mask->width, h = mask->height;
     uint64_t px = (uint64_t)w * (uint64_t)h, holes = 0;
-    for (uint64_t i = 0; i < px; i++)
-        holes += mask->data[i * (uint64_t)mask->channels] != 0;
-    if (holes == 0)
-        return 0;
+    pm_image bm = {0};
+    const pm_image *bmp = mask;
+    if (mask->channels != 1 || opts->mask_dilate) {
+        size_t count = 0;
+        if (pm_mask_prepare(mask, opts->mask_dilate, &bm, &count) != 0)
+            return px; /* cannot tell: the whole image */
+        bmp = &bm;
+        holes = count;
+    } else {
+        for (uint64_t i = 0; i < px; i++)
+            holes += mask->data[i] != 0;
+    }
     pm_hd_strategy s = effective_strategy(opts, w, h);
-    if (s == PM_HD_ORIGINAL)
-        return px;
-    if (s == PM_HD_RESIZE) {
+    pm_box *boxes = NULL;
+    int n = 0;
+    uint64_t worst = px; /* if the regions cannot be found: the whole image */
+    if (holes == 0 || s != PM_HD_CROP) {
+        pm_image_free(&bm);
+        if (holes == 0)
+            return 0;
+        if (s == PM_HD_ORIGINAL)
+            return px;
         int longest = w > h ? w : h;
         double k = (double)opts->resize_limit / longest;
         return (uint64_t)(w * k) * (uint64_t)(h * k);
-    }
-    pm_image bm = {0};
-    const pm_image *bmp = mask;
-    pm_box *boxes = NULL;
-    int n = 0;
-    size_t count;
-    uint64_t worst = px; /* if the regions cannot be found: the whole image */
-    if (mask->channels != 1) {
-        if (binary_mask(&bm, mask, &count) != 0)
-            return px;
-        bmp = &bm;
     }
     if (find_regions(bmp, opts->crop_margin, &boxes, &n) == 0) {
         worst = 0;
@@ -368,19 +356,20 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
         opts = &defaults;
     uint64_t px = (uint64_t)img->width * img->height;
     /* The output, an RGB copy of a grey or RGBA input, a one-channel copy
-     * of a mask with several channels. */
+     * of a mask with several channels or one to grow or shrink, and the
+     * distance transform's 2 bytes a pixel (freed before the model runs). */
     uint64_t base = px * (uint64_t)img->channels + (img->channels != 3 ? px * 3 : 0) +
-                    (mask->channels != 1 ? px : 0);
+                    (mask->channels != 1 || opts->mask_dilate ? px : 0) + (opts->mask_dilate ? px * 2 : 0);
     if (!m->mem_estimate)
         return base;
     pm_hd_strategy s = effective_strategy(opts, img->width, img->height);
     if (s == PM_HD_ORIGINAL)
-        return base + m->mem_estimate(state, img->width, img->height);
+        return base + m->mem_estimate(state, img->width, img->height, 0);
     if (s == PM_HD_RESIZE) {
         int longest = img->width > img->height ? img->width : img->height;
         double k = (double)opts->resize_limit / longest;
         int w = (int)(img->width * k), h = (int)(img->height * k);
-        return base + px * 3 + m->mem_estimate(state, w, h);
+        return base + px * 3 + m->mem_estimate(state, w, h, 0);
     }
     pm_image bm = {0};
     pm_box *boxes = NULL;
@@ -389,14 +378,14 @@ uint64_t pm_inpaint_mem_estimate(const pm_model_desc *m, const void *state, cons
     uint64_t worst = 0;
     const pm_image *bmp = mask;
     int ok = 1;
-    if (mask->channels != 1) {
-        ok = binary_mask(&bm, mask, &holes) == 0;
+    if (mask->channels != 1 || opts->mask_dilate) {
+        ok = pm_mask_prepare(mask, opts->mask_dilate, &bm, &holes) == 0;
         bmp = &bm;
     }
     if (ok && find_regions(bmp, opts->crop_margin, &boxes, &n) == 0) {
         for (int i = 0; i < n; i++) {
             int w = boxes[i].x1 - boxes[i].x0, h = boxes[i].y1 - boxes[i].y0;
-            uint64_t e = m->mem_estimate(state, w, h) + (uint64_t)w * h * 8;
+            uint64_t e = m->mem_estimate(state, w, h, 0) + (uint64_t)w * h * 8;
             if (e > worst)
                 worst = e;
         }

@@ -19,6 +19,8 @@ typedef struct pm_inpaint_opts {
     int resize_limit;  /* long side for PM_HD_RESIZE; default 1280 */
     int crop_trigger;  /* PM_HD_AUTO crops above this long side; default 800 */
     int crop_margin;   /* pixels around each region's box; default 128 */
+    int mask_dilate;   /* grow (> 0) or shrink (< 0) the mask by a disc of this many
+                          pixels before the model runs (pipeline/mask.h); default 0 */
 } pm_inpaint_opts;
 
 pm_inpaint_opts pm_inpaint_default_opts(void);
@@ -29,8 +31,9 @@ int pm_hd_strategy_parse(const char *s);
  * size; any non-zero first channel = fill) says, with model `m` whose loaded
  * state is `state`. *out is a new image with img's channel count (alpha kept
  * as it was); caller owns it. Pixels outside the mask are unchanged.
+ * The mask is first grown or shrunk by opts->mask_dilate pixels.
  * Errors: PM_EMISMATCH (sizes differ), PM_EINVAL, the model's errors. An empty
- * mask returns a copy of the image. */
+ * mask (also one shrunk to nothing) returns a copy of the image. */
 int pm_inpaint_run(const pm_model_desc *m, void *state, const pm_image *img, const pm_image *mask,
                    const pm_inpaint_opts *opts, pm_image *out, const pm_run_ctx *ctx);
 

@@ -12,8 +12,8 @@ void pm_memlaw_seed(pm_memlaw *l, const pm_model_desc *d, const void *state)
     memset(l, 0, sizeof *l);
     snprintf(l->model, sizeof l->model, "%s", d->name);
     double p1 = 512.0 * 512.0, p2 = 1024.0 * 1024.0;
-    double e1 = d->mem_estimate ? (double)d->mem_estimate(state, 512, 512) : 0;
-    double e2 = d->mem_estimate ? (double)d->mem_estimate(state, 1024, 1024) : 0;
+    double e1 = d->mem_estimate ? (double)d->mem_estimate(state, 512, 512, 0) : 0;
+    double e2 = d->mem_estimate ? (double)d->mem_estimate(state, 1024, 1024, 0) : 0;
     double b = (e2 - e1) / (p2 - p1);
     if (!(b > 0))
         b = e2 > 0 ? e2 / p2 : 16.0; /* an engine without an estimate: 16 bytes a pixel */

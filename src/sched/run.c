@@ -2,6 +2,8 @@
  * encode the result. Nothing here touches the scheduler's state. */
 #include "sched/sched_internal.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/colorize.h"
+#include "pipeline/mask.h"
 #include "pipeline/resample.h"
 #include "image/meta.h"
 
@@ -12,7 +14,6 @@
 #include <string.h>
 
 /* Input size of the colorization network (DDColor's published setting). */
-#define PM_COLORIZE_INPUT 512
 
 const char *pm_format_ext(enum pm_format f)
 {
@@ -50,6 +51,49 @@ int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const c
     return job_decode_meta(data, len, lim, name, what, out, NULL);
 }
 
+/* The mask as the model will see it (scaled to the image, grown or shrunk)
+ * must select something; *work_px (may be NULL) receives the pixels the model
+ * works on at once. Owns nothing. */
+static int check_mask(const pm_job_spec *spec, const pm_image *msk, const pm_image *img, uint64_t *work_px)
+{
+    pm_image scaled = {0}, prep = {0};
+    const pm_image *use = msk;
+    size_t holes = 0;
+    int rc = 0;
+    if (msk->width != img->width || msk->height != img->height) {
+        if ((rc = pm_resize_nearest(&scaled, msk, img->width, img->height)))
+            return rc;
+        use = &scaled;
+    }
+    if ((rc = pm_mask_prepare(use, spec->mask_dilate, &prep, &holes)))
+        goto free_masks;
+    if (holes == 0) {
+        pm_image raw = {0};
+        size_t raw_holes = 0;
+        if (spec->mask_dilate < 0 && pm_mask_prepare(use, 0, &raw, &raw_holes) == 0)
+            pm_image_free(&raw);
+        if (raw_holes > 0)
+            rc = pm_errorf(PM_EMASKEMPTY,
+                           "the mask selects nothing once shrunk by %d px (mask_dilate=%d): its areas are "
+                           "narrower than that; shrink it less",
+                           -spec->mask_dilate, spec->mask_dilate);
+        else
+            rc = pm_errorf(PM_EMASKEMPTY,
+                           "the mask selects nothing: every pixel of it is black (0); paint what should be "
+                           "removed in white");
+        goto free_masks;
+    }
+    if (work_px) {
+        pm_inpaint_opts o = pm_inpaint_default_opts();
+        o.strategy = (pm_hd_strategy)spec->hd_strategy;
+        *work_px = pm_inpaint_work_pixels(&prep, &o);
+    }
+free_masks:
+    pm_image_free(&prep);
+    pm_image_free(&scaled);
+    return rc;
+}
+
 int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
                         size_t image_len, const char *image_name, const uint8_t *mask,
                         size_t mask_len, const char *mask_name, int *w, int *h, uint64_t *work_px)
@@ -74,10 +118,8 @@ int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uin
                            "the mask is %dx%d but the image is %dx%d; send a mask of the same size "
                            "or set mask_resize=1 to scale it (nearest neighbour)",
                            msk.width, msk.height, img.width, img.height);
-        } else if (work_px && msk.width == img.width && msk.height == img.height) {
-            pm_inpaint_opts o = pm_inpaint_default_opts();
-            o.strategy = (pm_hd_strategy)spec->hd_strategy;
-            *work_px = pm_inpaint_work_pixels(&msk, &o);
+        } else {
+            rc = check_mask(spec, &msk, &img, work_px);
         }
         pm_image_free(&msk);
     }
@@ -86,10 +128,19 @@ free_image:
     return rc;
 }
 
-static pm_encode_opts encode_opts(const pm_job_spec *spec)
+/* Options for the result: spec's format (the input's when unset); with no
+ * quality given and the input in the same format, encoded like the input
+ * (a JPEG's estimated quality, WebP lossless or not). */
+static pm_encode_opts encode_opts(const pm_job_spec *spec, const uint8_t *image, size_t image_len)
 {
-    enum pm_format f = spec->format == PM_FMT_UNKNOWN ? PM_FMT_PNG : spec->format;
+    pm_encode_opts like;
+    int have_like = pm_encode_opts_like(image, image_len, &like) == 0;
+    enum pm_format f = spec->format;
+    if (f == PM_FMT_UNKNOWN)
+        f = have_like ? like.format : PM_FMT_PNG;
     pm_encode_opts o = pm_default_encode_opts(f);
+    if (spec->quality == 0 && have_like && like.format == f)
+        o = like;
     if (spec->quality > 0) {
         o.quality = spec->quality;
         if (f == PM_FMT_WEBP)
@@ -130,19 +181,23 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
         }
         pm_inpaint_opts io = pm_inpaint_default_opts();
         io.strategy = (pm_hd_strategy)x->spec->hd_strategy;
+        io.mask_dilate = x->spec->mask_dilate;
         rc = pm_inpaint_run(x->model, x->model_state, &img, use, &io, &res, x->ctx);
     } else {
         if (!x->model->colorize) {
             rc = pm_errorf(PM_EINVAL, "model '%s' does not colorize", x->model->name);
             goto free_images;
         }
-        rc = x->model->colorize(x->model_state, &img, &res,
-                                 x->spec->input_size > 0 ? x->spec->input_size : PM_COLORIZE_INPUT, x->ctx);
+        pm_colorize_opts co = pm_colorize_default_opts();
+        if (x->spec->input_size > 0)
+            co.input_size = x->spec->input_size;
+        rc = pm_colorize_run(x->model, x->model_state, &img, &co, &res, x->ctx);
     }
     if (rc)
         goto free_images;
-    pm_encode_req req = {&res, &img, &meta, encode_opts(x->spec),
-                         {x->spec->strip_metadata, x->spec->strip_gps, x->spec->jpeg_reencode},
+    pm_encode_req req = {&res, &img, &meta, encode_opts(x->spec, x->image, x->image_len),
+                         /* an explicit quality asks for a whole encode at it */
+                         {x->spec->strip_metadata, x->spec->strip_gps, x->spec->jpeg_reencode || x->spec->quality > 0},
                          x->spec->task == PM_TASK_INPAINT};
     pm_encode_report rep;
     rc = pm_image_encode_full(&req, out, out_len, &rep);

@@ -49,6 +49,12 @@ struct pm_sched {
     int lock_fd;                 /* flock on DATA/pixmend.lock */
     pm_journal *journal;         /* owned */
 
+    /* Lock order (outermost first): s->lock, then the event sink's own lock
+     * (emit_locked calls ev_fn with s->lock held; the server's WebSocket hub
+     * takes its lock inside). No code may call into the scheduler while holding
+     * the hub's lock. The model table (models, laws, nmodels) is written only
+     * under s->lock (pm_sched_add_model publishes a fully loaded entry) and read
+     * under it; an entry never moves or changes its desc once published. */
     pthread_mutex_t lock;
     pthread_cond_t work_cv;      /* workers wait for jobs */
     pthread_cond_t done_cv;      /* sync waiters and the drain wait for ends */
@@ -123,7 +129,7 @@ void pm_job_spec_default(pm_job_spec *spec)
     memset(spec, 0, sizeof *spec);
     spec->task = PM_TASK_INPAINT;
     spec->priority = PM_PRIORITY_DEFAULT;
-    spec->format = PM_FMT_PNG;
+    spec->format = PM_FMT_UNKNOWN;
     spec->hd_strategy = PM_HD_AUTO;
     spec->input_size = 512;
 }
@@ -273,9 +279,10 @@ static pm_loaded_model *model_find(pm_sched *s, const char *name)
     return NULL;
 }
 
-const char *pm_sched_default_model(pm_sched *s, enum pm_task task)
+/* Locked: the default model of a task. A model with a weights file (a
+ * trained network) beats a built-in one. The name is static (the desc's). */
+static const char *default_model_locked(pm_sched *s, enum pm_task task)
 {
-    /* A model with a weights file (a trained network) beats a built-in one. */
     const char *best = NULL;
     for (int i = 0; i < s->nmodels; i++) {
         const pm_model_desc *d = s->models[i].desc;
@@ -289,11 +296,22 @@ const char *pm_sched_default_model(pm_sched *s, enum pm_task task)
     return best;
 }
 
+const char *pm_sched_default_model(pm_sched *s, enum pm_task task)
+{
+    pthread_mutex_lock(&s->lock);
+    const char *best = default_model_locked(s, task);
+    pthread_mutex_unlock(&s->lock);
+    return best;
+}
+
 int pm_sched_models(pm_sched *s, const pm_model_desc **descs, int max)
 {
-    for (int i = 0; i < s->nmodels && i < max; i++)
+    pthread_mutex_lock(&s->lock);
+    int n = s->nmodels;
+    for (int i = 0; i < n && i < max; i++)
         descs[i] = s->models[i].desc;
-    return s->nmodels;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 static void loaded_names(pm_sched *s, char *buf, size_t len)
@@ -306,12 +324,12 @@ static void loaded_names(pm_sched *s, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
-/* Resolves spec->model (default or named) against the loaded models. */
-static int resolve_model(pm_sched *s, pm_job_spec *spec)
+/* Locked: resolves spec->model (default or named) against the loaded models. */
+static int resolve_model_locked(pm_sched *s, pm_job_spec *spec)
 {
     char names[256];
     if (spec->model[0] == '\0') {
-        const char *def = pm_sched_default_model(s, spec->task);
+        const char *def = default_model_locked(s, spec->task);
         if (!def) {
             loaded_names(s, names, sizeof names);
             return pm_errorf(PM_ENOENT,
@@ -429,12 +447,8 @@ int pm_sched_create(const pm_sched_config *cfg, pm_sched **out)
     atomic_init(&s->abort_running, 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->janitor_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pm_cond_init_monotonic(&s->done_cv);
+    pm_cond_init_monotonic(&s->janitor_cv);
     pm_jq_init(&s->lanes[0], INT_MAX); /* the bound is on both lanes together: checked at submission */
     pm_jq_init(&s->lanes[1], INT_MAX);
     s->last_lane = -1;
@@ -580,48 +594,62 @@ static void load_law(pm_sched *s, pm_memlaw *law)
     }
 }
 
+/* Loads a model for every worker and publishes it in the model table. The
+ * loading (seconds for a large network) runs without the lock; the entry is
+ * written under it, whole, so readers never see a partial one. */
 int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
 {
     const char *name = d->name;
-    if (model_find(s, name))
+    pthread_mutex_lock(&s->lock);
+    int dup = model_find(s, name) != NULL, full = s->nmodels >= PM_MAX_MODELS;
+    pthread_mutex_unlock(&s->lock);
+    if (dup)
         return pm_errorf(PM_EINVAL, "model '%s' is given twice", name);
-    if (s->nmodels >= PM_MAX_MODELS)
+    if (full)
         return pm_errorf(PM_EINVAL, "at most %d models", PM_MAX_MODELS);
     if (d->needs_file && !path)
         return pm_errorf(PM_EINVAL, "model '%s' needs a weights file: --model %s=FILE", name, name);
-    pm_loaded_model *m = &s->models[s->nmodels];
-    memset(m, 0, sizeof *m);
-    m->desc = d;
-    m->states = pm_calloc((size_t)s->cfg.workers, sizeof *m->states);
+    pm_loaded_model m = {.desc = d};
+    m.states = pm_calloc((size_t)s->cfg.workers, sizeof *m.states);
     if (path)
-        m->path = pm_strdup(path);
-    if (!m->states || (path && !m->path)) {
-        pm_free(m->states);
-        pm_free(m->path);
-        return pm_errorf(PM_ENOMEM, "out of memory loading model '%s'", name);
+        m.path = pm_strdup(path);
+    int rc = PM_ENOMEM;
+    if (!m.states || (path && !m.path)) {
+        pm_errorf(PM_ENOMEM, "out of memory loading model '%s'", name);
+        goto free_entry;
     }
     pm_model_opts mo = {.threads = s->cfg.threads, .precision = PM_PREC_FP32, .seed = 0};
     double t0 = pm_now();
-    for (int w = 0; w < s->cfg.workers; w++) {
-        int rc = d->load(d->needs_file ? path : NULL, &mo, &m->states[w]);
-        if (rc) {
-            for (int k = 0; k < w; k++)
-                d->unload(m->states[k]);
-            pm_free(m->states);
-            pm_free(m->path);
-            memset(m, 0, sizeof *m);
-            return rc;
-        }
+    int loaded = 0;
+    for (; loaded < s->cfg.workers; loaded++)
+        if ((rc = d->load(d->needs_file ? path : NULL, &mo, &m.states[loaded])))
+            goto unload_states;
+    pm_memlaw law;
+    pm_memlaw_seed(&law, d, m.states[0]);
+    load_law(s, &law);
+    pthread_mutex_lock(&s->lock);
+    if (model_find(s, name) || s->nmodels >= PM_MAX_MODELS) {
+        pthread_mutex_unlock(&s->lock);
+        rc = pm_errorf(PM_EINVAL, "model '%s' was loaded twice at once", name);
+        goto unload_states;
     }
-    pm_memlaw *law = &s->laws[s->nmodels];
-    pm_memlaw_seed(law, d, m->states[0]);
-    load_law(s, law);
+    s->models[s->nmodels] = m;
+    s->laws[s->nmodels] = law;
     s->nmodels++;
-    pm_logkv(PM_LOG_INFO, "memlaw", "memory law in use", "model", name, "a_bytes", fmt_u(law->a, (char[32]){0}),
-             "b_bytes_per_pixel", fmt_d(law->b, (char[32]){0}), "source", law->source, NULL);
+    pthread_mutex_unlock(&s->lock);
+    pm_logkv(PM_LOG_INFO, "memlaw", "memory law in use", "model", name, "a_bytes", fmt_u(law.a, (char[32]){0}),
+             "b_bytes_per_pixel", fmt_d(law.b, (char[32]){0}), "source", law.source, NULL);
     pm_info("model_loaded", "model %s loaded%s%s for %d worker(s) in %.2f s", name, path ? " from " : "",
             path ? path : "", s->cfg.workers, pm_now() - t0);
     return 0;
+
+unload_states:
+    for (int k = 0; k < loaded; k++)
+        d->unload(m.states[k]);
+free_entry:
+    pm_free(m.states);
+    pm_free(m.path);
+    return rc;
 }
 
 void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user)
@@ -770,6 +798,8 @@ static uint64_t law_pixels(const pm_job_info *info)
     return info->work_pixels > 0 && info->work_pixels < px ? info->work_pixels : px;
 }
 
+static uint64_t options_extra_locked(const pm_sched *s, const pm_job_info *info);
+
 /* Locked: the memory law of j's model learns its measured peak; returns 1
  * when the law was raised (the caller saves the laws). */
 static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
@@ -779,7 +809,8 @@ static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
             continue;
         pm_memlaw *law = &s->laws[i];
         uint64_t px = law_pixels(fin), whole = (uint64_t)fin->width * (uint64_t)fin->height;
-        uint64_t full = px < whole ? 9 * whole : 0; /* the full-size buffers, outside the law */
+        /* the full-size buffers and the job's options (input size) are outside the law */
+        uint64_t full = (px < whole ? 9 * whole : 0) + options_extra_locked(s, fin);
         uint64_t before = pm_memlaw_predict(law, px);
         if (fin->peak_bytes <= full || !pm_memlaw_observe(law, px, fin->peak_bytes - full))
             return 0;
@@ -966,16 +997,38 @@ static const pm_memlaw *law_of_locked(const pm_sched *s, const char *model)
 /* A job's predicted peak: the law at its working pixels, plus, when the
  * model works on part of the image, the full-size buffers the worker holds
  * meanwhile (decoded input and mask, output, encoded result: 9 bytes a pixel). */
-static uint64_t predict_with(const pm_memlaw *law, const pm_job_info *info)
+static uint64_t predict_with(const pm_memlaw *law, const pm_job_info *info, uint64_t extra)
 {
     uint64_t px = (uint64_t)info->width * (uint64_t)info->height, wp = law_pixels(info);
-    return pm_memlaw_predict(law, wp) + (wp < px ? 9 * px : 0);
+    return pm_memlaw_predict(law, wp) + (wp < px ? 9 * px : 0) + extra;
+}
+
+/* Locked: what a job's own options add to its model's law, which is fitted
+ * at the model's defaults: for a colorization job at another input size, the
+ * engine's estimate at that size less its estimate at the default (never
+ * below 0). The estimate takes only the engine's leaf lock (model.h). */
+static uint64_t options_extra_locked(const pm_sched *s, const pm_job_info *info)
+{
+    int S = info->spec.input_size;
+    if (info->spec.task != PM_TASK_COLORIZE || S <= 0)
+        return 0;
+    for (int i = 0; i < s->nmodels; i++) {
+        const pm_loaded_model *m = &s->models[i];
+        if (strcmp(m->desc->name, info->spec.model) != 0)
+            continue;
+        if (!m->desc->mem_estimate || !m->states)
+            return 0;
+        uint64_t at = m->desc->mem_estimate(m->states[0], info->width, info->height, S);
+        uint64_t def = m->desc->mem_estimate(m->states[0], info->width, info->height, 0);
+        return at > def ? at - def : 0;
+    }
+    return 0;
 }
 
 static uint64_t predict_locked(const pm_sched *s, const pm_job_info *info)
 {
     const pm_memlaw *law = law_of_locked(s, info->spec.model);
-    return law ? predict_with(law, info) : 0;
+    return law ? predict_with(law, info, options_extra_locked(s, info)) : 0;
 }
 
 /* Locked: takes the job that may start now off its lane, or NULL (see admit.h). */
@@ -1137,10 +1190,7 @@ static void *janitor_main(void *arg)
             continue;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double until = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + period;
-        ts.tv_sec = (time_t)until;
-        ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+        pm_deadline(&ts, period);
         pthread_cond_timedwait(&s->janitor_cv, &s->lock, &ts);
     }
     pthread_mutex_unlock(&s->lock);
@@ -1172,7 +1222,9 @@ static int validate(pm_sched *s, pm_job_spec *spec, const uint8_t *image, size_t
         return pm_errorf(PM_EINVAL, "priority must be 0 to %d, not %d", PM_PRIORITY_MAX, spec->priority);
     if (spec->quality < 0 || spec->quality > 100)
         return pm_errorf(PM_EINVAL, "quality must be 1 to 100, not %d", spec->quality);
-    int rc = resolve_model(s, spec);
+    pthread_mutex_lock(&s->lock);
+    int rc = resolve_model_locked(s, spec);
+    pthread_mutex_unlock(&s->lock);
     if (rc)
         return rc;
     return pm_job_check_inputs(spec, &s->cfg.limits, image, image_len, image_name, mask, mask_len, mask_name, w,
@@ -1227,21 +1279,25 @@ static double gib(uint64_t b)
 static int check_fits_budget(pm_sched *s, const pm_job_spec *spec, int w, int h, uint64_t work_px,
                              uint64_t *predicted)
 {
+    pm_job_info probe;
+    memset(&probe, 0, sizeof probe);
+    probe.spec = *spec;
+    probe.width = w;
+    probe.height = h;
+    probe.work_pixels = work_px;
     pthread_mutex_lock(&s->lock);
     const pm_memlaw *lp = law_of_locked(s, spec->model);
     pm_memlaw law;
-    if (lp)
+    uint64_t extra = 0;
+    if (lp) {
         law = *lp;
+        extra = options_extra_locked(s, &probe);
+    }
     pthread_mutex_unlock(&s->lock);
     *predicted = 0;
     if (!lp)
         return 0;
-    pm_job_info probe;
-    memset(&probe, 0, sizeof probe);
-    probe.width = w;
-    probe.height = h;
-    probe.work_pixels = work_px;
-    *predicted = predict_with(&law, &probe);
+    *predicted = predict_with(&law, &probe, extra);
     uint64_t budget = s->cfg.mem_budget;
     if (!budget || *predicted <= budget)
         return 0;
@@ -1274,8 +1330,10 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
 {
     int rc;
     pm_job_spec spec = *spec_in;
-    if (spec.format == PM_FMT_UNKNOWN)
-        spec.format = PM_FMT_PNG;
+    if (spec.format == PM_FMT_UNKNOWN) { /* the input's format; an unreadable one fails validation */
+        enum pm_format in = pm_format_sniff(image, image_len);
+        spec.format = in == PM_FMT_UNKNOWN ? PM_FMT_PNG : in;
+    }
     int w = 0, h = 0;
 
     /* Refuse early when full, before spending time decoding. */
@@ -1717,10 +1775,7 @@ static void wait_running_locked(pm_sched *s, double seconds)
         if (left <= 0)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + (left < 0.2 ? left : 0.2);
-        ts.tv_sec = (time_t)t;
-        ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+        pm_deadline(&ts, left < 0.2 ? left : 0.2);
         pthread_cond_timedwait(&s->done_cv, &s->lock, &ts);
     }
 }

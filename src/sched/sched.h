@@ -49,17 +49,19 @@ typedef struct pm_job_spec {
     enum pm_task task;
     char model[32];        /* "" = the default model for the task */
     int priority;          /* 0..9 */
-    enum pm_format format; /* output format; PM_FMT_UNKNOWN = PNG */
-    int quality;           /* 1..100; 0 = the encoder's default */
+    enum pm_format format; /* output format; PM_FMT_UNKNOWN = the input's (resolved on submission) */
+    int quality;           /* 1..100; 0 = like the input when the formats match (a JPEG's
+                              estimated quality, WebP lossless), else the encoder's default */
     int hd_strategy;       /* pm_hd_strategy (inpainting) */
     int mask_resize;       /* 1: resize a mask of another size (nearest neighbour) */
     int input_size;        /* colorization: the network's square input (64..2048, multiple of 32) */
+    int mask_dilate;       /* inpainting: grow (> 0) or shrink (< 0) the mask by this many pixels */
     int strip_metadata;    /* 1: the result carries no EXIF, XMP, ICC, DPI or PNG text */
     int strip_gps;         /* 1: the result's metadata loses its location */
     int jpeg_reencode;     /* 1: JPEG to JPEG encodes the whole image (no kept blocks) */
 } pm_job_spec;
 
-/* Fills in the defaults (inpaint, priority 5, PNG, auto strategy). */
+/* Fills in the defaults (inpaint, priority 5, the input's format, auto strategy). */
 void pm_job_spec_default(pm_job_spec *spec);
 
 /* A copy of a job's state, safe to read without any lock. */
@@ -150,6 +152,8 @@ void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user);
  * errors PM_EINVAL for a missing mask or a mask for colorization, PM_EEMPTY,
  * PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION when undecodable,
  * PM_ETOOBIG, PM_EMISMATCH when the mask size differs and mask_resize is 0,
+ * PM_EMASKEMPTY when the mask (grown or shrunk by mask_dilate) selects nothing,
+ * PM_EINVAL when |mask_dilate| exceeds PM_MASK_DILATE_MAX,
  * PM_ENOENT when the model is not loaded), checks the queue bound (PM_EBUSY
  * when --queue-max jobs wait, when the expected wait at the measured drain
  * rate exceeds max_wait, and while draining) and the memory budget

@@ -18,6 +18,7 @@
 #include "base/base.h"
 #include "monitor/monitor.h"
 #include "monitor/sampler.h"
+#include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "sched/gate.h"
 
@@ -186,6 +187,7 @@ static const char *code_name(int rc)
     case PM_ECANCELLED: return "cancelled";
     case PM_EBUSY: return "busy";
     case PM_EMISMATCH: return "mask_mismatch";
+    case PM_EMASKEMPTY: return "empty_mask";
     case PM_ENOSOURCE: return "no_source";
     case PM_ETIMEOUT: return "timeout";
     default: return "internal";
@@ -210,7 +212,8 @@ static void send_submit_error(req *r, int rc, const char *msg)
     case PM_ETRUNCATED:
     case PM_EEXTENSION:
     case PM_EUNSUPPORTED: status = 415; why = PM_REJECT_UNSUPPORTED; break;
-    case PM_EMISMATCH: status = 422; why = PM_REJECT_MISMATCH; break;
+    case PM_EMISMATCH:
+    case PM_EMASKEMPTY: status = 422; why = PM_REJECT_MISMATCH; break;
     case PM_EBUSY:
         if (pm_sched_draining(srv->sched) || atomic_load(&srv->state) == PM_SERVER_DRAINING) {
             status = 503;
@@ -256,6 +259,8 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     else
         pm_sb_puts(sb, ",\"queue_position\":null");
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
+    if (j->spec.task == PM_TASK_INPAINT)
+        pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);
@@ -514,7 +519,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 }
 
 #define FIELDS_LIST                                                                                         \
-    "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, "             \
+    "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate, " \
     "strip_metadata, strip_gps, jpeg_reencode"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
@@ -538,7 +543,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
                                             "format", "hd_strategy", "mask_resize", "quality", "input_size",
-                                            "strip_metadata", "strip_gps", "jpeg_reencode"};
+                                            "mask_dilate", "strip_metadata", "strip_gps", "jpeg_reencode"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -615,9 +620,9 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             break;
         }
         case 7:
-        case 10:
         case 11:
-        case 12: {
+        case 12:
+        case 13: {
             int b;
             if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
                 b = 1;
@@ -627,8 +632,8 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
                 snprintf(msg, sizeof msg, "%s must be 1 or 0, not '%s'", names[k], v);
                 goto bad;
             }
-            *(k == 7 ? &f->spec.mask_resize : k == 10 ? &f->spec.strip_metadata
-                      : k == 11 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
+            *(k == 7 ? &f->spec.mask_resize : k == 11 ? &f->spec.strip_metadata
+                      : k == 12 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
             break;
         }
         case 8:
@@ -642,6 +647,14 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
                 snprintf(msg, sizeof msg,
                          "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
                          "not '%s'", v);
+                goto bad;
+            }
+            break;
+        case 10:
+            if (parse_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
+                snprintf(msg, sizeof msg,
+                         "mask_dilate must be a whole number of pixels from -%d to %d (negative shrinks the mask), "
+                         "not '%s'", PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, v);
                 goto bad;
             }
             break;
@@ -1324,12 +1337,7 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&srv->tick_lock);
     while (!srv->tick_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)(TICK * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        pm_deadline(&ts, TICK);
         pthread_cond_timedwait(&srv->tick_cv, &srv->tick_lock, &ts);
         if (srv->tick_stop)
             break;
@@ -1363,11 +1371,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     atomic_init(&srv->state, PM_SERVER_LOADING);
     pm_metrics_init(&srv->metrics);
     pthread_mutex_init(&srv->tick_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->tick_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pm_cond_init_monotonic(&srv->tick_cv);
     srv->listen = pm_strdup(cfg->listen ? cfg->listen : "127.0.0.1:8080");
     if (cfg->web_dir)
         srv->web_dir = pm_strdup(cfg->web_dir);
@@ -1427,6 +1431,13 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     }
     opts[n] = NULL;
 
+    /* The sampler and the event sink exist before the first request can be
+     * answered: request threads read srv->sampler without a lock. */
+    if (cfg->sample_interval > 0 &&
+        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv)))
+        goto free_hub;
+    pm_sched_set_event_fn(sched, on_job_event, srv);
+
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
@@ -1439,7 +1450,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     if (!srv->ctx) {
         rc = pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
                        srv->listen, errtext[0] ? errtext : "civetweb failed to start");
-        goto free_hub;
+        goto stop_sampler;
     }
     struct mg_server_port ports[4];
     int np = mg_get_server_ports(srv->ctx, 4, ports);
@@ -1450,23 +1461,18 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     mg_set_request_handler(srv->ctx, "/readyz", readyz_handler, srv);
     mg_set_request_handler(srv->ctx, "/metrics", metrics_handler, srv);
     pm_ws_hub_attach(srv->hub, srv->ctx, "/ws");
-    pm_sched_set_event_fn(sched, on_job_event, srv);
 
     if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
         srv->ticker_started = 1;
-    if (cfg->sample_interval > 0 &&
-        (rc = pm_sampler_start(&srv->sampler, cfg->sample_interval, SAMPLE_RING, on_sample, srv))) {
-        *out = srv;
-        pm_server_stop(srv);
-        *out = NULL;
-        return rc;
-    }
     *out = srv;
     return 0;
 
+stop_sampler:
+    pm_sched_set_event_fn(sched, NULL, NULL);
+    pm_sampler_stop(srv->sampler);
+    mg_exit_library();
 free_hub:
     pm_ws_hub_destroy(srv->hub);
-    mg_exit_library();
 free_server:
     pm_watch_destroy(srv->watch);
     pthread_mutex_destroy(&srv->tick_lock);

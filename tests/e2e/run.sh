@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the browser end-to-end test (e2e.test.mjs) under CTest.
+# Runs a browser end-to-end test file (default e2e.test.mjs) under CTest.
 # Exit 77 (CTest's SKIP_RETURN_CODE) only when a tool is genuinely missing:
 # node, Debian's chromium, or playwright-core when `npm ci` cannot install it.
 set -u
@@ -27,4 +27,4 @@ fi
 
 export CHROMIUM="$chromium"
 export PM_E2E_OUT="${PM_E2E_OUT:-$here/out}"
-cd "$here" && exec node --test --test-concurrency=1 --test-reporter=spec e2e.test.mjs
+cd "$here" && exec node --test --test-concurrency=1 --test-reporter=spec "${1:-e2e.test.mjs}"

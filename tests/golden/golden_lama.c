@@ -198,7 +198,7 @@ int main(int argc, char **argv)
             if (!rc)
                 rc = pm_model_lama.inpaint(st, &rgb, &mask, &out, NULL);
             size_t used = pm_mem_peak() - before;
-            uint64_t est = pm_model_lama.mem_estimate(st, w, h);
+            uint64_t est = pm_model_lama.mem_estimate(st, w, h, 0);
             if (!rc && used > est) {
                 fprintf(stderr, "an inpaint of %dx%d used %zu bytes; the estimate was %llu\n", w, h, used,
                         (unsigned long long)est);

@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         if (!m)
             return 1;
         pm_image out;
-        int rc = pm_colorize_run(m, &img, &o, &out, NULL);
+        int rc = pm_colorize_run(&pm_model_ddcolor, m, &img, &o, &out, NULL);
         if (rc)
             return fail(rc);
         if (write_all(argv[9], out.data, (size_t)out.width * out.height * out.channels)) {

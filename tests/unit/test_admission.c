@@ -289,6 +289,77 @@ static void test_sched_413_names_the_largest_size(void **st)
     pm_sched_destroy(s);
 }
 
+/* A colorization engine whose estimate grows with the input size (as
+ * DDColor's does): 1 MB + 4 bytes per input pixel (512 when 0) + 4 bytes per
+ * image pixel. It never runs here (the scheduler is not started). */
+static uint64_t sized_estimate(const void *state, int w, int h, int input_size)
+{
+    (void)state;
+    uint64_t S = (uint64_t)(input_size > 0 ? input_size : 512);
+    return 1000000 + 4 * S * S + 4 * (uint64_t)w * (uint64_t)h;
+}
+
+static int sized_load(const char *path, const pm_model_opts *o, void **state)
+{
+    (void)path;
+    (void)o;
+    *state = NULL;
+    return 0;
+}
+
+static void sized_unload(void *state)
+{
+    (void)state;
+}
+
+static const pm_model_desc sized_colorizer = {.name = "sized",
+                                              .task = PM_TASK_COLORIZE,
+                                              .load = sized_load,
+                                              .unload = sized_unload,
+                                              .mem_estimate = sized_estimate};
+
+static int submit_colorize(pm_sched *s, int input_size, pm_job_info *info)
+{
+    size_t il;
+    uint8_t *img = png(64, 48, 0, &il);
+    pm_job_spec sp;
+    pm_job_spec_default(&sp);
+    sp.task = PM_TASK_COLORIZE;
+    snprintf(sp.model, sizeof sp.model, "sized");
+    sp.input_size = input_size;
+    int rc = pm_sched_submit(s, &sp, 0, img, il, "i.png", NULL, 0, NULL, info);
+    pm_free(img);
+    return rc;
+}
+
+/* A colorize job is predicted at its own input size: the law (fitted at the
+ * default size) plus the engine's estimate at that size less its estimate at
+ * the default. Budget 8 MB: input 512 (about 2.06 MB) and 1024 (5.2 MB) fit,
+ * 2048 (17.8 MB) is refused with 413 before it is queued. */
+static void test_sched_colorize_predicted_at_its_input_size(void **st)
+{
+    (void)st;
+    pm_sched_config c;
+    pm_sched_default_config(&c);
+    c.data_dir = fx_dir;
+    c.threads = 1;
+    c.workers = 1;
+    c.mem_budget = 8000000;
+    pm_sched *s;
+    assert_int_equal(pm_sched_create(&c, &s), 0);
+    assert_int_equal(pm_sched_add_model(s, &sized_colorizer, NULL), 0);
+    pm_job_info a, b, big;
+    assert_int_equal(submit_colorize(s, 512, &a), 0);
+    assert_int_equal(submit_colorize(s, 1024, &b), 0);
+    uint64_t px = 64 * 48;
+    assert_true(a.predicted_bytes >= 1000000 + 4 * 512 * 512 + 4 * px);
+    assert_true(b.predicted_bytes >= 1000000 + 4 * 1024 * 1024 + 4 * px);
+    assert_true(b.predicted_bytes - a.predicted_bytes >= 4 * (1024 * 1024 - 512 * 512));
+    assert_int_equal(submit_colorize(s, 2048, &big), PM_ETOOBIG);
+    assert_non_null(strstr(pm_error_detail(), "colorize job needs about"));
+    pm_sched_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +370,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sched_small_overtakes_and_budget_holds, fx_dir_setup, fx_dir_teardown),
         cmocka_unit_test_setup_teardown(test_sched_pause_holds_jobs, fx_dir_setup, fx_dir_teardown),
         cmocka_unit_test_setup_teardown(test_sched_413_names_the_largest_size, fx_dir_setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sched_colorize_predicted_at_its_input_size, fx_dir_setup,
+                                        fx_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

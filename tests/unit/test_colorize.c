@@ -125,7 +125,7 @@ static void test_channels_alpha_and_lightness(void **st)
         fill(&in, k);
         pm_colorize_opts o = pm_colorize_default_opts();
         o.input_size = 64;
-        assert_int_equal(pm_colorize_run(model, &in, &o, &out, NULL), 0);
+        assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &out, NULL), 0);
         assert_int_equal(out.width, 71);
         assert_int_equal(out.height, 45);
         assert_int_equal(out.channels, chans[k] == 4 ? 4 : 3);
@@ -172,21 +172,21 @@ static void test_cancel_and_errors(void **st)
     o.input_size = 64;
     int seen = 0;
     pm_run_ctx ctx = {cancel_at_2, &seen};
-    assert_int_equal(pm_colorize_run(model, &in, &o, &out, &ctx), PM_ECANCELLED);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &out, &ctx), PM_ECANCELLED);
     assert_int_equal(seen, 2);
     assert_null(out.data);
     o.input_size = 100;
-    assert_int_equal(pm_colorize_run(model, &in, &o, &out, NULL), PM_EINVAL);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &out, NULL), PM_EINVAL);
     assert_non_null(strstr(pm_error_detail(), "multiple of 32"));
     o.input_size = 64;
-    assert_int_equal(pm_colorize_run(NULL, &in, &o, &out, NULL), PM_EINVAL);
+    assert_int_equal(pm_colorize_run(NULL, NULL, &in, &o, &out, NULL), PM_EINVAL);
     pm_image two = {40, 30, 2, in.data};
-    assert_int_equal(pm_colorize_run(model, &two, &o, &out, NULL), PM_EINVAL);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &two, &o, &out, NULL), PM_EINVAL);
     assert_non_null(strstr(pm_error_detail(), "2 channels"));
     /* The same input twice gives the same output. */
     pm_image a, b;
-    assert_int_equal(pm_colorize_run(model, &in, &o, &a, NULL), 0);
-    assert_int_equal(pm_colorize_run(model, &in, &o, &b, NULL), 0);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &a, NULL), 0);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &b, NULL), 0);
     assert_memory_equal(a.data, b.data, (size_t)40 * 30 * 3);
     pm_image_free(&a);
     pm_image_free(&b);
@@ -196,11 +196,11 @@ static void test_cancel_and_errors(void **st)
 static void test_memory_estimate(void **st)
 {
     (void)st;
-    uint64_t small = pm_colorize_mem_estimate(model, 100, 100, 64);
-    uint64_t big = pm_colorize_mem_estimate(model, 4000, 3000, 64);
+    uint64_t small = pm_model_ddcolor.mem_estimate(model, 100, 100, 64);
+    uint64_t big = pm_model_ddcolor.mem_estimate(model, 4000, 3000, 64);
     assert_true(big > small);
     assert_true(big - small >= (uint64_t)4000 * 3000 * 3); /* at least the output image */
-    assert_true(pm_colorize_mem_estimate(model, 100, 100, 128) > small);
+    assert_true(pm_model_ddcolor.mem_estimate(model, 100, 100, 128) > small);
     /* The estimate covers what a run allocates through pm_malloc. */
     pm_image in, out;
     assert_int_equal(pm_image_alloc(&in, 300, 200, 3), 0);
@@ -209,11 +209,11 @@ static void test_memory_estimate(void **st)
     o.input_size = 96;
     size_t before = pm_mem_in_use();
     pm_mem_reset_peak();
-    assert_int_equal(pm_colorize_run(model, &in, &o, &out, NULL), 0);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, model, &in, &o, &out, NULL), 0);
     size_t used = pm_mem_peak() - before;
     fprintf(stderr, "run heap peak %zu bytes, estimate %llu\n", used,
-            (unsigned long long)pm_colorize_mem_estimate(model, 300, 200, 96));
-    assert_true(pm_colorize_mem_estimate(model, 300, 200, 96) >= used);
+            (unsigned long long)pm_model_ddcolor.mem_estimate(model, 300, 200, 96));
+    assert_true(pm_model_ddcolor.mem_estimate(model, 300, 200, 96) >= used);
     assert_true(pm_ddcolor_workspace_bytes(model, 96) > 0);
     pm_image_free(&out);
     pm_image_free(&in);
@@ -232,9 +232,11 @@ static void test_registry_entry(void **st)
     pm_image in, out;
     assert_int_equal(pm_image_alloc(&in, 33, 21, 1), 0);
     fill(&in, 1);
-    assert_int_equal(pm_model_ddcolor.colorize(state, &in, &out, 64, NULL), 0);
+    pm_colorize_opts co = pm_colorize_default_opts();
+    co.input_size = 64;
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, state, &in, &co, &out, NULL), 0);
     assert_int_equal(out.channels, 3);
-    assert_true(pm_model_ddcolor.mem_estimate(state, 33, 21) > 0);
+    assert_true(pm_model_ddcolor.mem_estimate(state, 33, 21, 0) > 0);
     pm_image_free(&out);
     pm_image_free(&in);
     pm_model_ddcolor.unload(state);

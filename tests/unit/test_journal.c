@@ -14,6 +14,8 @@
 #include "support/tmpfiles.h"
 #include "sched/journal.h"
 
+#include <sqlite3.h>
+
 static char path[300];
 
 /* A fresh directory per test (fx_dir) and the journal's path in it. */
@@ -35,6 +37,7 @@ static pm_job_info job(const char *id, int prio)
     j.spec.priority = prio;
     j.spec.format = PM_FMT_WEBP;
     j.spec.quality = 77;
+    j.spec.mask_dilate = -7;
     j.has_mask = 1;
     j.width = 64;
     j.height = 48;
@@ -104,6 +107,7 @@ static void test_insert_transition_reload(void **state)
     assert_string_equal(s.rows[0].result_path, a.result_path);
     assert_int_equal(s.rows[0].spec.format, PM_FMT_WEBP);
     assert_int_equal(s.rows[0].spec.quality, 77);
+    assert_int_equal(s.rows[0].spec.mask_dilate, -7);
     assert_int_equal(s.rows[0].spec.priority, 3);
     assert_true(s.rows[0].created == a.created);
     assert_string_equal(s.rows[1].id, b.id);
@@ -140,11 +144,46 @@ static void test_not_a_journal(void **state)
     assert_true(strlen(pm_error_detail()) > 10);
 }
 
+/* A journal written before masks could grow and shrink (no mask_dilate
+ * column) opens, its jobs load with mask_dilate 0, and new jobs keep theirs. */
+static void test_upgrade_adds_mask_dilate(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *old =
+        "CREATE TABLE jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
+        " task INTEGER NOT NULL, model TEXT NOT NULL, priority INTEGER NOT NULL, format INTEGER NOT NULL,"
+        " quality INTEGER NOT NULL, hd_strategy INTEGER NOT NULL, mask_resize INTEGER NOT NULL,"
+        " has_mask INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, created REAL NOT NULL,"
+        " started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+        " result_path TEXT NOT NULL DEFAULT '', result_bytes INTEGER NOT NULL DEFAULT 0,"
+        " error_code INTEGER NOT NULL DEFAULT 0, error_message TEXT NOT NULL DEFAULT '',"
+        " input_size INTEGER NOT NULL DEFAULT 512);"
+        "INSERT INTO jobs(id,state,task,model,priority,format,quality,hd_strategy,mask_resize,has_mask,width,height,"
+        "created) VALUES('00000000000000000000000000000001','queued',0,'patchmatch',5,1,0,0,0,1,64,48,1700000000);";
+    assert_int_equal(sqlite3_exec(db, old, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    pm_journal *j = NULL;
+    assert_int_equal(pm_journal_open(path, &j), 0);
+    pm_job_info b = job("00000000000000000000000000000002", 4);
+    assert_int_equal(pm_journal_insert(j, &b, NULL), 0);
+    seen s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(pm_journal_load(j, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.rows[0].spec.mask_dilate, 0);
+    assert_int_equal(s.rows[0].width, 64);
+    assert_int_equal(s.rows[1].spec.mask_dilate, -7);
+    pm_journal_close(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_insert_transition_reload, setup, fx_dir_teardown),
         cmocka_unit_test_setup_teardown(test_not_a_journal, setup, fx_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_adds_mask_dilate, setup, fx_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,9 +17,10 @@
 #include "sched/memlaw.h"
 
 /* An engine whose estimate is 4 MiB + 40 bytes a pixel. */
-static uint64_t linear_estimate(const void *state, int w, int h)
+static uint64_t linear_estimate(const void *state, int w, int h, int input_size)
 {
     (void)state;
+    (void)input_size;
     return (4u << 20) + 40ull * (uint64_t)w * (uint64_t)h;
 }
 
@@ -80,7 +81,7 @@ static void test_fit_keeps_the_seed_margin(void **st)
     assert_int_equal(pm_memlaw_fit(&l, px, peak, 2), 0);
     assert_true(l.b >= 0.75 * 40 - 1e-9);
     for (uint64_t p = 65536; p <= (64u << 20); p *= 4)
-        assert_true((double)pm_memlaw_predict(&l, p) >= 0.75 * (double)linear_estimate(NULL, (int)p, 1) - 1);
+        assert_true((double)pm_memlaw_predict(&l, p) >= 0.75 * (double)linear_estimate(NULL, (int)p, 1, 0) - 1);
     double bad[1] = {0};
     assert_int_equal(pm_memlaw_fit(&l, px, bad, 1), PM_EINVAL);
 }

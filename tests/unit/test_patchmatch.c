@@ -628,7 +628,7 @@ static void test_registry_entry(void **state)
     pm_mem_reset_peak();
     assert_int_equal(d->inpaint(st, &img, &mask, &out, NULL), 0);
     size_t used = pm_mem_peak() - before;
-    uint64_t est = d->mem_estimate(st, W, H);
+    uint64_t est = d->mem_estimate(st, W, H, 0);
     print_message("peak %zu bytes, estimate %llu bytes\n", used, (unsigned long long)est);
     /* Enough for admission control, and not so high that it wastes capacity. */
     assert_true(used <= est);

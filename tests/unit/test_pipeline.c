@@ -61,9 +61,10 @@ static int fake_inpaint(void *state, const pm_image *rgb, const pm_image *mask, 
     return 0;
 }
 
-static uint64_t fake_mem(const void *s, int w, int h)
+static uint64_t fake_mem(const void *s, int w, int h, int input_size)
 {
     (void)s;
+    (void)input_size;
     return (uint64_t)w * h * 100;
 }
 
@@ -307,6 +308,43 @@ static void test_cancel(void **st)
     pm_image_free(&mask);
 }
 
+/* mask_dilate reaches the engine: grown by 2, a 30x20 box becomes the box
+ * plus a band of 2 with rounded corners; shrunk to nothing, no call at all;
+ * the crop regions and the work pixels follow the grown mask. */
+static void test_mask_dilate(void **st)
+{
+    (void)st;
+    pm_image img, mask, out;
+    make_image(&img, 300, 200, 3);
+    assert_int_equal(pm_image_alloc(&mask, 300, 200, 3), 0); /* an RGB mask, first channel counts */
+    fill_rect(&mask, 100, 100, 130, 120);
+    pm_inpaint_opts o = pm_inpaint_default_opts();
+    o.strategy = PM_HD_ORIGINAL;
+    o.mask_dilate = 2;
+    assert_int_equal(pm_inpaint_run(&fake, NULL, &img, &mask, &o, &out, NULL), 0);
+    assert_false(rec.bad_input);
+    /* 34x24 minus the corners a disc of 2 leaves out: 3 pixels at each of 4 corners. */
+    assert_int_equal(rec.last_holes, 34 * 24 - 4 * 3);
+    assert_int_equal(out.data[((size_t)99 * 300 + 99) * 3 + 2], 7); /* (1, 1) diagonally: filled */
+    assert_int_equal(out.data[((size_t)98 * 300 + 98) * 3 + 2], img.data[((size_t)98 * 300 + 98) * 3 + 2]);
+    pm_image_free(&out);
+    o.strategy = PM_HD_CROP;
+    o.crop_margin = 10;
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), (uint64_t)(34 + 20) * (24 + 20));
+    o.mask_dilate = -10; /* a 30x20 box shrunk by 10: nothing left */
+    assert_int_equal(pm_inpaint_work_pixels(&mask, &o), 0);
+    rec.calls = 0;
+    assert_int_equal(pm_inpaint_run(&fake, NULL, &img, &mask, &o, &out, NULL), 0);
+    assert_int_equal(rec.calls, 0);
+    assert_memory_equal(out.data, img.data, 300 * 200 * 3);
+    pm_image_free(&out);
+    o.mask_dilate = 999;
+    assert_int_equal(pm_inpaint_run(&fake, NULL, &img, &mask, &o, &out, NULL), PM_EINVAL);
+    assert_null(out.data);
+    pm_image_free(&img);
+    pm_image_free(&mask);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +357,7 @@ int main(void)
         cmocka_unit_test_setup(test_channels_kept, setup),
         cmocka_unit_test_setup(test_cancel, setup),
         cmocka_unit_test(test_work_pixels),
+        cmocka_unit_test_setup(test_mask_dilate, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

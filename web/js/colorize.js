@@ -138,7 +138,7 @@ export class Colorizer {
     this.showJob();
     try {
       const { blob } = await runJob({
-        task: 'colorize', model: this.el.model.value, input_size: size, format: 'png',
+        task: 'colorize', model: this.el.model.value, input_size: size,
       }, { image: [this.photo.blob, this.photo.name] }, {
         signal: controller.signal,
         onUpdate: (info) => { if (this.job) { this.job.info = info; this.showJob(); } },

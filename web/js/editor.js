@@ -10,6 +10,8 @@ import { Compare } from './compare.js';
 import { Mask, TINT, feather, maskPNG, composite, canvasBlob } from './mask.js';
 import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
+import { MaskTools } from './masktools.js';
+import { Batch } from './batch.js';
 import { errorText } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
@@ -50,6 +52,9 @@ export class Editor {
       bar: $('ed-compare'), toggle: $('ed-compare-toggle'), range: $('ed-compare-pos'), hold: $('ed-hold'),
     }, this.view);
     this.view.handler = this.toolHandler();
+    this.lastRun = null;    // the last run's mask and fields, for Batch: {blob, width, height, fields}
+    this.maskTools = new MaskTools(this);
+    this.batch = new Batch(this);
     this.wire();
     this.setSize(prefs.get('brush', 15));
     this.setFeather(prefs.get('feather', 0));
@@ -312,7 +317,6 @@ export class Editor {
         task: 'inpaint',
         model: this.el.model.value,
         hd_strategy: this.el.hd.value,
-        format: 'png',
       };
       const { blob } = await runJob(fields, { image: [imageBlob, imageName], mask: [maskBlob, 'mask.png'] }, {
         signal: controller.signal,
@@ -330,6 +334,7 @@ export class Editor {
         after = { bitmap, blob: typed, width: before.width, height: before.height, original: false };
       }
       this.job = null;
+      this.lastRun = { blob: maskBlob, width: bin.w, height: bin.h, fields };
       this.mask.strokes = [];
       this.mask.render();
       this.push({ type: 'result', before, after, strokes });
@@ -369,6 +374,8 @@ export class Editor {
     e.redo.disabled = busy || !this.redoStack.length;
     e.clear.disabled = busy || !this.mask.strokes.length;
     e.open.disabled = busy;
+    this.maskTools.update();
+    this.batch.update();
     this.view.request();
   }
 
@@ -382,6 +389,7 @@ export class Editor {
     if (ctrl && (k === 'o' || k === 'O')) { this.el.file.click(); return true; }
     if (ctrl && (k === 's' || k === 'S')) { this.download(); return true; }
     if (ctrl || ev.altKey) return false;
+    if (this.maskTools.shortcut(ev)) return true;
     switch (k) {
       case 'b': case 'B': this.setTool('brush'); return true;
       case 'e': case 'E': this.setTool('eraser'); return true;

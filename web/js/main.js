@@ -126,7 +126,7 @@ function currentCompare() {
 }
 
 document.addEventListener('keydown', (e) => {
-  if (help.open) return;
+  if (help.open || document.querySelector('dialog[open]')) return; // a dialog has the keys
   const el = document.activeElement;
   if (e.altKey && !e.ctrlKey && ['1', '2', '3'].includes(e.key)) {
     e.preventDefault();

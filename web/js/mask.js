@@ -85,10 +85,25 @@ export class Mask {
     c.restore();
   }
 
+  // Replaces the whole mask with `canvas` (a tinted mask of the same size:
+  // an opened file, grow, shrink, invert) as one more stroke, so that it is
+  // undone like one and painting goes on on top of it. Returns the stroke.
+  replace(canvas) {
+    const s = { mode: 'bitmap', canvas, pts: [] };
+    this.strokes.push(s);
+    this.render();
+    return s;
+  }
+
   // Redraws every stroke from scratch (after undo, redo, clear).
   render() {
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     for (const s of this.strokes) {
+      if (s.mode === 'bitmap') {
+        this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+        this.ctx.drawImage(s.canvas, 0, 0);
+        continue;
+      }
       const p = s.pts;
       this.drawSegment(s, p[0], p[1], p[0], p[1]);
       for (let i = 2; i < p.length; i += 2) this.drawSegment(s, p[i - 2], p[i - 1], p[i], p[i + 1]);

@@ -2,6 +2,7 @@
 // knowing its format, and saving a result under the original name and format.
 
 import { canvasBlob, makeCanvas } from './mask.js';
+import { jpegQuality } from './jpegquality.js';
 
 const TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
 const EXT = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
@@ -32,7 +33,9 @@ export async function loadPhoto(blob, name) {
   }
   if (!name) name = `pasted.${EXT[type]}`;
   const typed = blob.type === type ? blob : new Blob([blob], { type });
-  return { blob: typed, name, type, bitmap, width: bitmap.width, height: bitmap.height };
+  // A JPEG's own quality (0..1), for when the page has to encode its result.
+  const q = type === TYPES.jpeg ? jpegQuality(new Uint8Array(await blob.slice(0, 262144).arrayBuffer())) : null;
+  return { blob: typed, name, type, bitmap, width: bitmap.width, height: bitmap.height, quality: q ? q / 100 : null };
 }
 
 // A job's result bytes, typed by their magic, and their bitmap: {blob, bitmap}.
@@ -58,12 +61,13 @@ function withExt(name, type) {
 }
 
 // Bytes for downloading `current` (bitmap + blob) in `type`. Re-encodes in the
-// browser only when the bytes are in another format. Returns {blob, name, note}.
-export async function bytesFor(current, name, type) {
+// browser only when the bytes are in another format, at `quality` (0..1; the
+// photo's own for a JPEG, else 0.95). Returns {blob, name, note}.
+export async function bytesFor(current, name, type, quality = null) {
   if (current.blob && current.blob.type === type) return { blob: current.blob, name, note: '' };
   const c = makeCanvas(current.width, current.height);
   c.getContext('2d').drawImage(current.bitmap, 0, 0);
-  const blob = await canvasBlob(c, type, 0.95);
+  const blob = await canvasBlob(c, type, quality || 0.95);
   if (blob.type === type) return { blob, name, note: '' };
   return {
     blob,

@@ -101,7 +101,7 @@ export function setBusyUI(el, busy, hasResult) {
 // showError(msg).
 export async function downloadImage(img, photo, showError) {
   try {
-    const { blob, name, note } = await bytesFor(img, photo.name, photo.type);
+    const { blob, name, note } = await bytesFor(img, photo.name, photo.type, photo.quality);
     saveBlob(blob, name);
     if (note) showError(note);
   } catch (err) {

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# pixmend inpaint --mask-dilate and output names without an extension (the
+# result in the input's format; a JPEG at its estimated quality).
+# usage: cli_mask_test.sh PIXMEND
+set -u
+PIXMEND=$1
+PY=/usr/bin/python3
+if ! $PY -c 'import PIL' 2>/dev/null; then
+    echo "SKIP: /usr/bin/python3 has no PIL"
+    exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   - $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $1"; }
+expect() {
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok "$name"; else bad "$name (exit $got, wanted $want; stderr: $(head -c 300 "$work/err"))"; fi
+}
+one_line() {
+    if [ "$(wc -l <"$work/err")" -eq 1 ] && [ -s "$work/err" ]; then ok "$1: one-line error"; else bad "$1: stderr is not one line: $(cat "$work/err")"; fi
+}
+contains() {
+    if grep -qF -- "$2" "$work/$3"; then ok "$1"; else bad "$1 ('$2' not in $3: $(head -c 300 "$work/$3"))"; fi
+}
+# check NAME PYTHON-CODE ARGS...: runs the code with sys.argv = ARGS; passes when it exits 0.
+check() {
+    local name=$1 code=$2
+    shift 2
+    if $PY -c "$code" "$@" 2>"$work/pyerr"; then ok "$name"; else bad "$name: $(tail -c 400 "$work/pyerr")"; fi
+}
+
+# A grey photo with a red ring 3 px wide around a blue box; the mask is the box.
+$PY - "$work" <<'PYGEN'
+import sys
+from PIL import Image, ImageDraw
+d = sys.argv[1]
+im = Image.new("RGB", (96, 72))
+px = im.load()
+for y in range(72):
+    for x in range(96):
+        v = 110 + (x * 7 + y * 13) % 37
+        px[x, y] = (v, v, v)
+g = ImageDraw.Draw(im)
+g.rectangle((33, 23, 62, 48), fill=(230, 20, 30))
+g.rectangle((36, 26, 59, 45), fill=(20, 40, 230))
+im.save(d + "/photo.png")
+im.save(d + "/photo.jpg", quality=70)
+im.save(d + "/photo.webp", lossless=True)
+m = Image.new("L", (96, 72), 0)
+ImageDraw.Draw(m).rectangle((36, 26, 59, 45), fill=255)
+m.save(d + "/mask.png")
+PYGEN
+
+REDS='
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert("RGB")
+n = sum(1 for p in im.getdata() if p[0] > 190 and p[1] < 70 and p[2] < 70)
+want = sys.argv[2]
+assert (n == 0) if want == "none" else (n >= int(want)), (n, want)
+'
+
+# --- --mask-dilate
+expect "no dilation" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/plain.png" --quiet
+check "without --mask-dilate the ring stays" "$REDS" "$work/plain.png" 300
+expect "--mask-dilate 5" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/grown.png" --mask-dilate 5 --quiet
+check "--mask-dilate 5 fills the ring too" "$REDS" "$work/grown.png" none
+expect "--mask-dilate -3" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/shrunk.png" --mask-dilate -3 --quiet
+check "--mask-dilate -3 keeps the box's edge" '
+import sys
+from PIL import Image
+a = Image.open(sys.argv[1]).convert("RGB"); b = Image.open(sys.argv[2]).convert("RGB")
+for p in ((36, 26), (38, 30), (59, 45), (57, 40)):
+    assert a.getpixel(p) == b.getpixel(p), p
+blue = sum(1 for y in range(29, 43) for x in range(39, 57) if a.getpixel((x, y))[2] > 180 and a.getpixel((x, y))[0] < 80)
+assert blue < 5, blue
+' "$work/shrunk.png" "$work/photo.png"
+for v in 257 -300 wide; do
+    expect "--mask-dilate $v is a usage error" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/x.png" --mask-dilate "$v"
+    one_line "--mask-dilate $v"
+    contains "--mask-dilate $v names the option" "--mask-dilate" err
+done
+if [ ! -e "$work/x.png" ]; then ok "a refused --mask-dilate writes nothing"; else bad "a refused --mask-dilate wrote x.png"; fi
+
+# --- output names without an extension: the input's format
+expect "jpeg in, no extension" 0 "$PIXMEND" inpaint "$work/photo.jpg" "$work/mask.png" -o "$work/fromjpeg" --quiet
+check "jpeg in: a JPEG with the input's tables" '
+import sys
+from PIL import Image
+a = Image.open(sys.argv[1]); b = Image.open(sys.argv[2])
+assert a.format == "JPEG", a.format
+assert a.quantization == b.quantization, (a.quantization, b.quantization)
+' "$work/fromjpeg" "$work/photo.jpg"
+expect "png in, no extension" 0 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/frompng" --quiet
+check "png in: a PNG" 'import sys; from PIL import Image; assert Image.open(sys.argv[1]).format == "PNG"' "$work/frompng"
+mkdir -p "$work/out.d"
+expect "webp in, no extension (directory with a dot)" 0 "$PIXMEND" inpaint "$work/photo.webp" "$work/mask.png" -o "$work/out.d/fromwebp" --quiet
+check "webp in: a lossless WebP" '
+import sys
+d = open(sys.argv[1], "rb").read()
+assert d[:4] == b"RIFF" and d[8:12] == b"WEBP" and d[12:16] == b"VP8L", d[:16]
+' "$work/out.d/fromwebp"
+expect "jpeg in, .png out" 0 "$PIXMEND" inpaint "$work/photo.jpg" "$work/mask.png" -o "$work/j.png" --quiet
+check "an extension still decides" 'import sys; from PIL import Image; assert Image.open(sys.argv[1]).format == "PNG"' "$work/j.png"
+expect "jpeg in, .jpg out, -q 95" 0 "$PIXMEND" inpaint "$work/photo.jpg" "$work/mask.png" -o "$work/q95.jpg" -q 95 --quiet
+check "-q overrides the estimate" '
+import io, sys
+from PIL import Image
+a = Image.open(sys.argv[1]); ref = io.BytesIO(); Image.new("RGB", (8, 8)).save(ref, "JPEG", quality=95)
+assert a.quantization == Image.open(ref).quantization
+' "$work/q95.jpg"
+expect "jpeg in, .jpg out keeps the quality" 0 "$PIXMEND" inpaint "$work/photo.jpg" "$work/mask.png" -o "$work/same.jpg" --quiet
+check ".jpg out: the input's tables" '
+import sys
+from PIL import Image
+assert Image.open(sys.argv[1]).quantization == Image.open(sys.argv[2]).quantization
+' "$work/same.jpg" "$work/photo.jpg"
+expect "unknown extension is still a usage error" 2 "$PIXMEND" inpaint "$work/photo.png" "$work/mask.png" -o "$work/out.tiff"
+one_line "unknown extension"
+contains "unknown extension: says how to keep the input's format" "leave the extension off" err
+
+echo "cli_mask: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
