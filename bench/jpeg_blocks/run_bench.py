@@ -1,6 +1,7 @@
 """JPEG to JPEG: the coefficient path (keep every DCT block outside the
 repair) against a plain re-encode at the input's quality (--jpeg-reencode
--q Q), measured side by side on real photographs (skimage.data) with PIL-made
+-q Q) and at -q 92 (pixmend's fixed default before it followed the input's
+quality), measured side by side on real photographs (skimage.data) with PIL-made
 JPEGs. Prints, per photo and setting: the output's size relative to the
 input, and the PSNR outside the mask of each output against the decoded
 input (what a second generation loses) and against the pristine photo.
