@@ -261,6 +261,9 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
     if (j->spec.task == PM_TASK_INPAINT)
         pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
+    pm_sb_printf(sb, ",\"strip_metadata\":%s,\"strip_gps\":%s,\"jpeg_reencode\":%s",
+                 j->spec.strip_metadata ? "true" : "false", j->spec.strip_gps ? "true" : "false",
+                 j->spec.jpeg_reencode ? "true" : "false");
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);

@@ -90,6 +90,7 @@ class Metadata(ServerCase):
         jid = r.json()["id"]
         st = self.srv.wait_job(jid)
         self.assertEqual(st["state"], "done", st)
+        self.assertEqual((st["strip_gps"], st["strip_metadata"], st["jpeg_reencode"]), (True, False, False))
         out = self.srv.get("/api/v1/jobs/%s/result" % jid).body
         m = mt.read_meta(out)
         self.assertEqual(m["icc"], self.icc)
