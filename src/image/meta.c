@@ -297,27 +297,32 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
     uint8_t *buf = NULL;
     size_t len = 0;
     pm_image_meta w;
-    int rc = select_meta(q, coef, &w, r);
-    if (rc == 0 && coef && m->orientation != 1 &&
-        (!w.exif || pm_exif_orientation(w.exif, w.exif_len) != m->orientation)) {
+    int rc;
+    if (coef && m->orientation != 1) {
         /* Kept blocks are stored unrotated: without the EXIF orientation
          * that says so (stripped, or unusable) the photo would show turned. */
+        pm_encode_report scratch;
+        memset(&scratch, 0, sizeof scratch);
+        if ((rc = select_meta(q, coef, &w, &scratch)) == 0 &&
+            (!w.exif || pm_exif_orientation(w.exif, w.exif_len) != m->orientation)) {
+            coef = 0;
+            why(r, PM_KEEP_BLOCKS, "%s", "the JPEG was re-encoded whole: its blocks are stored rotated and the "
+                                         "output carries no EXIF orientation to say so");
+        }
         w.text = NULL;
         free_selected(&w);
-        memset(r, 0, sizeof *r);
-        coef = 0;
-        why(r, PM_KEEP_BLOCKS, "%s", "the JPEG was re-encoded whole: its blocks are stored rotated and the output "
-                                     "carries no EXIF orientation to say so");
-        rc = select_meta(q, coef, &w, r);
+        if (rc)
+            return pm_errorf(PM_ENOMEM, "out of memory copying the image's metadata");
     }
-    if (rc) {
-        w.text = NULL;
-        free_selected(&w);
-        return pm_errorf(PM_ENOMEM, "out of memory copying the image's metadata");
-    }
+    /* The pixels first: a failed coefficient path falls back to a whole
+     * encode, which changes what the metadata must say (the orientation). */
     rc = encode_pixels(q, &coef, &buf, &len, r);
     if (rc)
+        return rc;
+    if ((rc = select_meta(q, coef, &w, r)) != 0) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory copying the image's metadata");
         goto free_meta;
+    }
     if (w.icc || w.exif || w.xmp || w.res_unit != PM_RES_NONE || w.ntext || w.png_srgb || w.png_gama || w.has_chrm) {
         if (q->opts.format == PM_FMT_PNG)
             rc = pm_img_png_put_meta(&buf, &len, &w);
@@ -330,13 +335,13 @@ int pm_image_encode_full(const pm_encode_req *q, uint8_t **out_data, size_t *out
         r->kept |= (w.icc ? PM_KEEP_ICC : 0) | (w.exif ? PM_KEEP_EXIF : 0) | (w.xmp ? PM_KEEP_XMP : 0) |
                    (w.res_unit != PM_RES_NONE ? PM_KEEP_DPI : 0) | (w.ntext ? PM_KEEP_TEXT : 0) |
                    (w.png_srgb || w.png_gama || w.has_chrm ? PM_KEEP_COLOUR : 0);
+free_meta:
     if (rc == 0) {
         *out_data = buf;
         *out_len = len;
         buf = NULL;
     }
     pm_free(buf);
-free_meta:
     w.text = NULL; /* borrowed */
     w.ntext = 0;
     free_selected(&w);

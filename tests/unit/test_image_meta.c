@@ -475,7 +475,10 @@ static void test_jpeg_coef_zero_quant(void **state)
     for (int i = 0; i < 16 * 16 * 3; i++)
         px[i] = (uint8_t)(i * 5);
     size_t len;
-    uint8_t *j = fx_jpeg(px, 16, 16, TJPF_RGB, TJSAMP_444, 90, 0, &len);
+    uint8_t *plain = fx_jpeg(px, 16, 16, TJPF_RGB, TJSAMP_444, 90, 0, &len);
+    /* Rotated by EXIF (orientation 6), so the whole encode must also reset it. */
+    uint8_t *j = fx_jpeg_with_exif(plain, len, 6, 1, &len);
+    free(plain);
     size_t dqt = 2;
     while (dqt + 4 < len && !(j[dqt] == 0xff && j[dqt + 1] == 0xdb))
         dqt += 2 + (size_t)((j[dqt + 2] << 8) | j[dqt + 3]);
@@ -493,6 +496,13 @@ static void test_jpeg_coef_zero_quant(void **state)
     assert_int_equal(pm_image_encode_full(&q, &out, &olen, &rep), 0);
     assert_true(rep.dropped & PM_KEEP_BLOCKS);
     assert_non_null(strstr(rep.why[0], "zero entry"));
+    pm_image back;
+    pm_image_meta bm;
+    assert_int_equal(pm_image_decode_meta(out, olen, NULL, NULL, &back, &bm), 0);
+    assert_int_equal(bm.orientation, 1); /* upright pixels, tag reset */
+    assert_non_null(bm.exif);
+    pm_image_meta_free(&bm);
+    pm_image_free(&back);
     pm_free(out);
     pm_image_free(&changed);
     pm_image_meta_free(&meta);
