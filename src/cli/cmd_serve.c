@@ -19,6 +19,7 @@ static const pm_optdef opts[] = {
     {"listen", 'l', 1},
     {"data-dir", 'd', 1},
     {"model", 'm', 1},
+    {"models", 0, 1},
     {"workers", 0, 1},
     {"threads", 't', 1},
     {"max-upload", 0, 1},
@@ -133,7 +134,8 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else the source tree's web/. */
+/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else
+ * the source tree's web/, else the install prefix's (PM_INSTALL_WEB_DIR). */
 static const char *find_web_dir(const char *given, char *buf, size_t len)
 {
     if (given)
@@ -151,6 +153,10 @@ static const char *find_web_dir(const char *given, char *buf, size_t len)
     }
 #ifdef PM_SOURCE_DIR
     if (snprintf(buf, len, "%s/web", PM_SOURCE_DIR) < (int)len && is_dir(buf))
+        return buf;
+#endif
+#ifdef PM_INSTALL_WEB_DIR
+    if (snprintf(buf, len, "%s", PM_INSTALL_WEB_DIR) < (int)len && is_dir(buf))
         return buf;
 #endif
     return NULL;
@@ -271,6 +277,11 @@ static int run(int argc, char **argv)
             return 2;
         }
     }
+    const char *models_mode = OPT("models") ? OPT("models") : "list";
+    if (strcmp(models_mode, "auto") != 0 && strcmp(models_mode, "list") != 0 && strcmp(models_mode, "off") != 0) {
+        pm_cli_error(&pm_cmd_serve, "--models must be auto, list or off, not '%s'", models_mode);
+        return 2;
+    }
     char webbuf[4096];
     hc.web_dir = find_web_dir(OPT("web-dir"), webbuf, sizeof webbuf);
     if (OPT("web-dir") && !is_dir(hc.web_dir)) {
@@ -321,6 +332,11 @@ static int run(int argc, char **argv)
         }
         if (used < sizeof names)
             used += (size_t)snprintf(names + used, sizeof names - used, ", %s", name);
+    }
+    if (strcmp(models_mode, "off") != 0 &&
+        pm_cli_serve_models(sched, srv, models_mode[0] == 'a', model_args, nmodels, names, sizeof names)) {
+        pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
+        goto stop_server;
     }
     if (pm_sched_start(sched)) {
         pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
@@ -377,6 +393,10 @@ const pm_command pm_cmd_serve = {
     "  -d, --data-dir DIR          journal, uploaded inputs and results (default ./pixmend-data)\n"
     "  -m, --model NAME=FILE       load a model, e.g. lama=big-lama.ckpt or ddcolor=ddcolor.pth;\n"
     "                              repeatable; the built-in patchmatch is always loaded\n"
+    "      --models auto|list|off  the LaMa and DDColor weights in the usual caches (see `pixmend\n"
+    "                              models`): auto loads the largest of each task no --model\n"
+    "                              names; list (default) only lists them in the log and on\n"
+    "                              /api/v1/models; off does not look\n"
     "      --workers N             compute workers (default 1: one compute device)\n"
     "  -t, --threads N             engine threads per worker (default 0 = all cores)\n"
     "      --max-upload BYTES      largest request body (default 64M); larger gets 413\n"

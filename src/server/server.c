@@ -50,6 +50,7 @@ struct pm_server {
     pm_metrics metrics;
     pm_server_config cfg;          /* strings below are owned copies */
     char *listen, *web_dir;
+    _Atomic(char *) found;  /* owned: pm_server_set_found's JSON, or NULL */
     atomic_int state;
     atomic_int stopping;    /* 1 once pm_server_stop began: samples no longer reach clients */
     double t_start;
@@ -1107,7 +1108,8 @@ static void route_models(req *r)
                      is_loaded ? "true" : "false", is_loaded && def && strcmp(def, d->name) == 0 ? "true" : "false",
                      d->needs_file ? "true" : "false");
     }
-    pm_sb_puts(&sb, "]}");
+    const char *found = atomic_load(&r->srv->found);
+    pm_sb_printf(&sb, "]%s%s}", found ? ",\"found\":" : "", found ? found : "");
     send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
 }
@@ -1496,6 +1498,19 @@ const char *pm_server_host(const pm_server *srv)
     return srv->host;
 }
 
+int pm_server_set_found(pm_server *srv, const char *json)
+{
+    char *copy = pm_strdup(json);
+    if (!copy)
+        return pm_errorf(PM_ENOMEM, "out of memory");
+    char *none = NULL;
+    if (!atomic_compare_exchange_strong(&srv->found, &none, copy)) {
+        pm_free(copy);
+        return pm_errorf(PM_EINVAL, "pm_server_set_found: already set");
+    }
+    return 0;
+}
+
 void pm_server_set_state(pm_server *srv, pm_server_state st)
 {
     int old = atomic_exchange(&srv->state, (int)st);
@@ -1531,5 +1546,6 @@ void pm_server_stop(pm_server *srv)
     pthread_cond_destroy(&srv->tick_cv);
     pm_free(srv->listen);
     pm_free(srv->web_dir);
+    pm_free(atomic_load(&srv->found));
     pm_free(srv);
 }

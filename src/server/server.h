@@ -39,6 +39,10 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
 int pm_server_port(const pm_server *srv);
 const char *pm_server_host(const pm_server *srv);
 
+/* The weights found on this machine (a JSON object, copied), shown as
+ * "found" on /api/v1/models; set once, before the server is ready. */
+int pm_server_set_found(pm_server *srv, const char *json);
+
 /* Changes the state and tells WebSocket clients (a status event). */
 void pm_server_set_state(pm_server *srv, pm_server_state st);
 

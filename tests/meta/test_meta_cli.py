@@ -294,6 +294,44 @@ class Deep(Cli):
                 self.assertIn("8 bits", err)
 
 
+class Batch(Cli):
+    def test_batch_keeps_metadata_and_blocks(self):
+        icc = mt.srgb_icc()
+        src = os.path.join(self.dir, "photos")
+        os.mkdir(src)
+        befores = {}
+        for i, name in enumerate(("a.jpg", "b.png")):
+            fmt = "jpeg" if name.endswith(".jpg") else "png"
+            data = mt.make_image(photo(160 - 16 * i, 128), fmt, icc=icc, exif=mt.exif_bytes(gps=True),
+                                 xmp=mt.XMP, dpi=(200, 200), quality=88)
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+            befores[name] = data
+        mask = self.write("mask.png", png_of(mask_img(144, 128, (20, 20, 50, 50))))
+        for extra, gps in (([], True), (["--strip-gps"], False)):
+            out_dir = os.path.join(self.dir, "out%d" % gps)
+            r = subprocess.run([PIXMEND, "inpaint", "--batch", src, mask, "-o", out_dir, "--mask-resize",
+                                "--quiet"] + extra, capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for name, data in befores.items():
+                with self.subTest(image=name, strip_gps=not gps):
+                    with open(os.path.join(out_dir, name), "rb") as f:
+                        out = f.read()
+                    m = mt.read_meta(out)
+                    self.assertEqual(m["icc"], icc)
+                    self.assertEqual(m["xmp"], mt.XMP)
+                    self.assertAlmostEqual(mt.dpi_of(m)[0], 200, delta=0.05)
+                    ex = Image.open(io.BytesIO(out)).getexif()
+                    self.assertEqual(ex.get(0x010F), "PixmendCam")
+                    self.assertEqual(bool(ex.get_ifd(0x8825)), gps)
+                    if name.endswith(".jpg"):  # the blocks far from the mask are the input's
+                        a = np.asarray(Image.open(io.BytesIO(out))).astype(int)
+                        b = np.asarray(Image.open(io.BytesIO(data))).astype(int)
+                        far = np.ones(a.shape[:2], bool)
+                        far[0:80, 0:80] = False
+                        self.assertTrue((a[far] == b[far]).all())
+
+
 class Colorize(Cli):
     def test_colorize_keeps_metadata(self):
         try:

@@ -72,10 +72,17 @@ export async function getJSON(path, init) {
   return res.json();
 }
 
+// The weights the server found on its machine, from the last listModels():
+// {searched: [{dir, exists}], models: [{model, variant, format, path, serve_arg, loaded}]}
+// or null (the server did not look: --models off).
+let found = null;
+export function foundModels() { return found; }
+
 // GET /api/v1/models -> the models this server can run now: [{name, task, ...}]
 // (entries with "loaded": false are known to the build but not configured).
 export async function listModels() {
   const j = await getJSON(`${API}/models`);
+  found = j && typeof j.found === 'object' ? j.found : null;
   const arr = Array.isArray(j) ? j : (j.models || j.items || []);
   return arr.map((m) => (typeof m === 'string' ? { name: m, task: 'inpaint' } : m))
     .filter((m) => m && (m.name || m.id))
