@@ -1,5 +1,6 @@
 /* pixmend serve: the HTTP service (see docs/api.md). */
 #include "cli/cli.h"
+#include "cli/serve_access.h"
 #include "monitor/monitor.h"
 #include "sched/sched.h"
 #include "server/server.h"
@@ -44,6 +45,7 @@ static const pm_optdef opts[] = {
     {"aging-seconds", 0, 1},
     {"fast-lane-pixels", 0, 1},
     {"max-wait", 0, 1},
+    PM_SERVE_ACCESS_OPTS,
     {0},
 };
 
@@ -289,11 +291,17 @@ static int run(int argc, char **argv)
         return 2;
     }
 
+    pm_auth *auth = NULL;
+    if ((rc = pm_serve_access_setup(opts, &a, &hc, &sc, &auth)))
+        return rc;
+
     if (pm_log_setup((enum pm_log_level)level, lf, OPT("log-file"))) {
         pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
+        pm_auth_destroy(auth);
         return 1;
     }
     pm_log_install_sighup();
+    pm_serve_access_sighup();
 
     /* SIGTERM and SIGINT are taken by sigtimedwait below; no thread sees them. */
     sigset_t stop_sigs;
@@ -344,11 +352,12 @@ static int run(int argc, char **argv)
     }
     pm_server_set_state(srv, PM_SERVER_READY);
     const char *host = pm_server_host(srv);
-    printf("pixmend serving on http://%s:%d (models: %s)\n", strcmp(host, "0.0.0.0") == 0 ? "0.0.0.0" : host,
+    printf("pixmend serving on %s://%s:%d (models: %s)\n", hc.tls_cert ? "https" : "http", strcmp(host, "0.0.0.0") == 0 ? "0.0.0.0" : host,
            pm_server_port(srv), names);
     fflush(stdout);
     pm_logkv(PM_LOG_INFO, "serving", "pixmend serving", "listen", hc.listen, "models", names, "data_dir",
              sc.data_dir, NULL);
+    pm_serve_access_announce(&hc, host, auth);
     char budget[32], marks[48], lane[32];
     snprintf(budget, sizeof budget, "%llu", (unsigned long long)sc.mem_budget);
     snprintf(marks, sizeof marks, "%.2f/%.2f", sc.pause_at, sc.resume_below);
@@ -362,6 +371,8 @@ static int run(int argc, char **argv)
         sig = sigtimedwait(&stop_sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (pm_serve_access_poll(auth))
+            pm_server_keys_reloaded(srv);
     }
     pm_info("shutdown", "%s received: draining (up to %g s for running jobs)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             drain_seconds);
@@ -377,6 +388,7 @@ destroy_sched:
         pm_info("stopped", "pixmend stopped");
 close_log:
     pm_log_shutdown();
+    pm_auth_destroy(auth);
     return exit_code;
 #undef OPT
 }
@@ -429,6 +441,18 @@ const pm_command pm_cmd_serve = {
     "      --fast-lane-pixels N    images of at most N pixels use the fast lane (default 1M)\n"
     "      --max-wait S            refuse (429) when the expected wait exceeds S seconds (default 900; 0 = off)\n"
     "Memory laws per model are in DATA/memlaw.json; `pixmend calibrate` measures them.\n"
+    "\n"
+    "Access control (docs/operations.md):\n"
+    "      --api-keys FILE         require 'Authorization: Bearer KEY'; lines NAME:KEY or\n"
+    "                              NAME:sha256:HEX, ':admin' at the end for admin keys; the file\n"
+    "                              must not be readable by other users; SIGHUP reads it again\n"
+    "      --key-max-queued N      jobs one key may have waiting; beyond that 429 for that key only\n"
+    "      --key-max-running N     jobs of one key running at once; its others wait\n"
+    "      --key-rate R            API requests per second per key (10, 10/s, 600/min); 429 beyond\n"
+    "      --metrics-auth          /metrics needs an admin key (default: open, like /healthz)\n"
+    "      --tls-cert FILE         serve HTTPS and WSS with this PEM certificate (chain) ...\n"
+    "      --tls-key FILE          ... and this PEM private key\n"
+    "      --cors-origin ORIGIN    allow API calls from pages of this one origin (default: none)\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting jobs (503), let running jobs finish within\n"
     "--drain-seconds, keep queued jobs in the journal for the next start, exit 0.\n",

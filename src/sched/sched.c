@@ -1031,6 +1031,30 @@ static uint64_t predict_locked(const pm_sched *s, const pm_job_info *info)
     return law ? predict_with(law, info, options_extra_locked(s, info)) : 0;
 }
 
+/* Locked: 1 when `owner` already runs cfg.owner_max_running jobs. */
+static int owner_full_locked(const pm_sched *s, const char *owner)
+{
+    if (s->cfg.owner_max_running <= 0 || !owner[0])
+        return 0;
+    int n = 0;
+    for (int i = 0; i < s->cfg.workers; i++)
+        n += s->workers[i].job && strcmp(s->workers[i].job->info.spec.owner, owner) == 0;
+    return n >= s->cfg.owner_max_running;
+}
+
+/* Locked: the lane's next job (with ageing), passing over those whose owner
+ * is at its running bound (in run order). */
+static pm_jq_node *lane_pick_locked(pm_sched *s, int lane, double now)
+{
+    pm_jq_node *c = pm_jq_pick_aged(&s->lanes[lane], now, s->cfg.aging_seconds);
+    if (!c || !owner_full_locked(s, job_of(c)->info.spec.owner))
+        return c;
+    for (c = pm_jq_next(&s->lanes[lane], NULL); c; c = pm_jq_next(&s->lanes[lane], c))
+        if (!owner_full_locked(s, job_of(c)->info.spec.owner))
+            return c;
+    return NULL;
+}
+
 /* Locked: takes the job that may start now off its lane, or NULL (see admit.h). */
 static pm_job *pick_locked(pm_sched *s)
 {
@@ -1046,7 +1070,7 @@ static pm_job *pick_locked(pm_sched *s)
         .last_lane = s->last_lane,
     };
     for (int lane = 0; lane < PM_LANES; lane++) {
-        cand[lane] = pm_jq_pick_aged(&s->lanes[lane], now, s->cfg.aging_seconds);
+        cand[lane] = lane_pick_locked(s, lane, now);
         v.present[lane] = cand[lane] != NULL;
         if (cand[lane]) {
             pm_job *c = job_of(cand[lane]);
@@ -1675,6 +1699,20 @@ int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
     }
     pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+void pm_sched_owner_counts(pm_sched *s, const char *owner, int *queued, int *running)
+{
+    int q = 0, r = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->cfg.workers; i++)
+        r += s->workers[i].job && strcmp(s->workers[i].job->info.spec.owner, owner) == 0;
+    for (int lane = 0; lane < PM_LANES; lane++)
+        for (pm_jq_node *n = pm_jq_next(&s->lanes[lane], NULL); n; n = pm_jq_next(&s->lanes[lane], n))
+            q += strcmp(job_of(n)->info.spec.owner, owner) == 0;
+    pthread_mutex_unlock(&s->lock);
+    *queued = q;
+    *running = r;
 }
 
 /* ------------------------------------------------------------- admission gate */
