@@ -68,7 +68,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/pixmend/pixmend")
-# The runtime libraries, found by dpkg-shlibdeps from the binary; adduser for postinst.
+# The runtime libraries, found by dpkg-shlibdeps from the binary and the TLS
+# compat libraries (libssl3); adduser for postinst.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")

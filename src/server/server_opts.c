@@ -117,6 +117,21 @@ int pm_server_init_tls(void *ssl_ctx, void *user)
 }
 
 #define COMPAT_LIB "libpixmend-sslcompat.so"
+#define CRYPTO_COMPAT_LIB "libpixmend-cryptocompat.so"
+
+/* Loads one compat library from next to the binary or ../lib/pixmend;
+ * 0 when loaded. exe: the binary's folder. */
+static int load_compat(const char *exe, const char *name)
+{
+    char path[PATH_MAX + 96];
+    static const char *const dirs[] = {"%s/%s", "%s/../lib/pixmend/%s"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, dirs[i], exe, name);
+        if (access(path, R_OK) == 0 && dlopen(path, RTLD_NOW | RTLD_GLOBAL))
+            return 0;
+    }
+    return -1;
+}
 
 int pm_server_tls_prepare(void)
 {
@@ -126,17 +141,15 @@ int pm_server_tls_prepare(void)
         dlclose(self);
     if (have)
         return 0; /* an OpenSSL that still exports the name civetweb looks up */
-    char exe[PATH_MAX], path[PATH_MAX + 64];
+    char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
     if (slash) {
         *slash = '\0';
-        static const char *const dirs[] = {"%s/" COMPAT_LIB, "%s/../lib/pixmend/" COMPAT_LIB};
-        for (int i = 0; i < 2; i++) {
-            snprintf(path, sizeof path, dirs[i], exe);
-            if (access(path, R_OK) == 0 && dlopen(path, RTLD_NOW | RTLD_GLOBAL))
-                return 0;
-        }
+        /* libcrypto.so by that name too, unless a -dev package provides it */
+        void *crypto = dlopen("libcrypto.so", RTLD_NOW | RTLD_GLOBAL);
+        if ((crypto || load_compat(exe, CRYPTO_COMPAT_LIB) == 0) && load_compat(exe, COMPAT_LIB) == 0)
+            return 0;
     }
     return pm_errorf(PM_EUNSUPPORTED,
                      "cannot serve TLS: civetweb needs " COMPAT_LIB " with this OpenSSL, and it is neither next "
