@@ -561,7 +561,9 @@ static int run_one(void *user, int i)
         eo = pm_default_encode_opts(pm_format_from_name(it->name));
     if (bs->quality)
         eo.quality = bs->quality;
-    int rc = pm_image_decode(data, len, &bs->lim, it->name, &img);
+    /* With the input's metadata (ICC, EXIF, XMP, DPI, PNG text, 16-bit samples, JPEG blocks). */
+    pm_image_meta meta;
+    int rc = pm_image_decode_meta(data, len, &bs->lim, it->name, &img, &meta);
     pm_free(data);
     data = NULL;
     pm_run_ctx ctx = {NULL, NULL};
@@ -569,9 +571,11 @@ static int run_one(void *user, int i)
         rc = b->inpaint ? pm_inpaint_run(bs->model, b->state, &img, &mask, &bs->io, &out, &ctx)
                         : pm_colorize_run(bs->model, b->state, &img, &bs->co, &out, &ctx);
     if (!rc) {
-        if ((rc = pm_image_save(out_path, &out, &eo)))
+        pm_encode_req req = {&out, &img, &meta, eo, bs->meta, b->inpaint};
+        if ((rc = pm_image_save_full(out_path, &req, NULL)))
             what = out_path;
     }
+    pm_image_meta_free(&meta);
     release(b, need);
     st = rc ? ST_FAILED : ST_DONE;
 free_data:

@@ -9,6 +9,7 @@
 #define PM_CLI_BATCH_H
 
 #include "cli/cli.h"
+#include "image/meta.h"
 #include "models/model.h"
 #include "pipeline/colorize.h"
 #include "pipeline/pipeline.h"
@@ -30,6 +31,7 @@ typedef struct pm_batch_spec {
     pm_model_opts mo;
     pm_inpaint_opts io;   /* inpaint */
     pm_colorize_opts co;  /* colorize */
+    pm_meta_policy meta;  /* --strip-metadata, --strip-gps, --jpeg-reencode */
 } pm_batch_spec;
 
 /* The batch options of `defs` (--jobs, --mem-budget, --overwrite, --quiet,

@@ -2,6 +2,7 @@
  * a progress bar on a terminal. */
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "pipeline/colorize.h"
@@ -14,7 +15,7 @@ static const pm_optdef opts[] = {
     {"threads", 't', 1},     {"quality", 'q', 1},   {"max-pixels", 0, 1},     {"max-side", 0, 1},
     {"max-file-bytes", 0, 1}, {"quiet", 0, 0},
     {"batch", 0, 0},          {"jobs", 'j', 1},     {"overwrite", 0, 0},      {"mem-budget", 0, 1},
-    {0},
+    PM_CLI_META_OPTS,         {0},
 };
 
 /* One line on stderr: "pixmend colorize: WHAT: detail"; returns 1. */
@@ -79,13 +80,15 @@ static int run(int argc, char **argv)
 
     if (bs.cmd) {
         bs.lim = lim, bs.mo = mo, bs.co = co, bs.model = pm_model_find("ddcolor"), bs.weights = model;
+        bs.meta = pm_cli_meta_policy(opts, &a);
         return pm_batch_run(&bs);
     }
     pm_image img = {0}, out = {0};
+    pm_image_meta meta = {0};
     const pm_model_desc *desc = pm_model_find("ddcolor");
     void *state = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -102,14 +105,19 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto free_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    /* The whole image changes: no JPEG blocks to keep (keep_blocks 0). */
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 0};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto free_model;
     }
+    pm_cli_meta_notes(cmd, opts, &a, out_path, &rep);
     status = 0;
 free_model:
     desc->unload(state);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&img);
     return status;
@@ -144,6 +152,9 @@ const pm_command pm_cmd_colorize = {
     "  --batch                IMAGES_DIR is a folder\n"
     "  -j, --jobs N           images at once (default 1), admitted within --mem-budget\n"
     "  --mem-budget B|N%      as for serve (default 70% of host memory or the cgroup limit)\n"
-    "  --overwrite            replace results that exist (default: skip those images)\n",
+    "  --overwrite            replace results that exist (default: skip those images)\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF, XMP, DPI and PNG text chunks,\n"
+    "as far as its format can hold them.\n",
     run,
 };

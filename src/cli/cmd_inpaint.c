@@ -1,6 +1,7 @@
 /* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
 #include "cli/batch.h"
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "pipeline/mask.h"
@@ -17,6 +18,7 @@ static const pm_optdef opts[] = {
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
     {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {"mask-dilate", 0, 1},
     {"batch", 0, 0},           {"jobs", 'j', 1},       {"overwrite", 0, 0},   {"mem-budget", 0, 1},
+    PM_CLI_META_OPTS,
     {0},
 };
 
@@ -160,14 +162,16 @@ static int run(int argc, char **argv)
 
     if (bs.cmd) {
         bs.lim = lim, bs.mo = mo, bs.io = io;
+        bs.meta = pm_cli_meta_policy(opts, &a);
         if (!(bs.model = choose_model(pm_cli_get(opts, &a, "model"), &bs.weights)))
             return fail(NULL);
         return pm_batch_run(&bs);
     }
     pm_image img = {0}, mask = {0}, out = {0};
+    pm_image_meta meta = {0};
     void *state = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -213,14 +217,18 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto unload_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 1};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto unload_model;
     }
+    pm_cli_meta_notes(&pm_cmd_inpaint, opts, &a, out_path, &rep);
     status = 0;
 unload_model:
     m->unload(state);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&mask);
     pm_image_free(&img);
@@ -265,6 +273,11 @@ const pm_command pm_cmd_inpaint = {
     "                         by the model's memory law, as the service does\n"
     "  --mem-budget B|N%      predicted peak memory the running images may use together\n"
     "                         (default 70% of host memory or the cgroup limit)\n"
-    "  --overwrite            replace results that exist (default: skip those images)\n",
+    "  --overwrite            replace results that exist (default: skip those images)\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF (orientation reset to 1 once\n"
+    "applied; the stale thumbnail removed), XMP, DPI, PNG text chunks and 16-bit\n"
+    "depth, as far as its format can hold them. JPEG to JPEG keeps every 8x8 block\n"
+    "outside the repaired area as it was (no generation loss).\n",
     run,
 };

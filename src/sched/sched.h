@@ -57,6 +57,9 @@ typedef struct pm_job_spec {
     int input_size;        /* colorization: the network's square input (64..2048, multiple of 32) */
     char owner[32];        /* name of the API key that submitted it; "" = none (no --api-keys) */
     int mask_dilate;       /* inpainting: grow (> 0) or shrink (< 0) the mask by this many pixels */
+    int strip_metadata;    /* 1: the result carries no EXIF, XMP, ICC, DPI or PNG text */
+    int strip_gps;         /* 1: the result's metadata loses its location */
+    int jpeg_reencode;     /* 1: JPEG to JPEG encodes the whole image (no kept blocks) */
 } pm_job_spec;
 
 /* Fills in the defaults (inpaint, priority 5, the input's format, auto strategy). */

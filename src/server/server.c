@@ -246,6 +246,9 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
     if (j->spec.task == PM_TASK_INPAINT)
         pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
+    pm_sb_printf(sb, ",\"strip_metadata\":%s,\"strip_gps\":%s,\"jpeg_reencode\":%s",
+                 j->spec.strip_metadata ? "true" : "false", j->spec.strip_gps ? "true" : "false",
+                 j->spec.jpeg_reencode ? "true" : "false");
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);
@@ -477,7 +480,9 @@ typedef struct form {
     pm_job_spec spec;
 } form;
 
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate"
+#define FIELDS_LIST                                                                                         \
+    "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate, " \
+    "strip_metadata, strip_gps, jpeg_reencode"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -500,7 +505,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
                                             "format", "hd_strategy", "mask_resize", "quality", "input_size",
-                                            "mask_dilate"};
+                                            "mask_dilate", "strip_metadata", "strip_gps", "jpeg_reencode"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -577,15 +582,22 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             break;
         }
         case 7:
+        case 11:
+        case 12:
+        case 13: {
+            int b;
             if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
-                f->spec.mask_resize = 1;
+                b = 1;
             else if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
-                f->spec.mask_resize = 0;
+                b = 0;
             else {
-                snprintf(msg, sizeof msg, "mask_resize must be 1 or 0, not '%s'", v);
+                snprintf(msg, sizeof msg, "%s must be 1 or 0, not '%s'", names[k], v);
                 goto bad;
             }
+            *(k == 7 ? &f->spec.mask_resize : k == 11 ? &f->spec.strip_metadata
+                      : k == 12 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
             break;
+        }
         case 8:
             if (pm_mp_int(v, 1, 100, &f->spec.quality)) {
                 snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
