@@ -31,7 +31,7 @@
 /* Smooth-fill sweeps at the smallest level and at each finer one. */
 #define PM_SMOOTH_ITERS_COARSEST 60
 #define PM_SMOOTH_ITERS 30
-/* Sweeps of the seam correction's membrane (pm_pm_seam_correct). */
+/* Sweeps of the seam correction's membrane (pm_pmatch_seam_correct). */
 #define PM_SEAM_ITERS 40
 
 /* Random search starts at the longer side of the level at the coarsest
@@ -84,7 +84,7 @@ static int check_params(const pm_patchmatch_params *p)
 /* ------------------------------------------------------------------ voting */
 
 struct vote_job {
-    pm_pm_layer *L;
+    pm_pmatch_layer *L;
     const pm_nnf *f;
     const float *wq; /* per field entry: vote weight of that target patch */
     int hx0, hy0, hx1, hy1; /* hole bounding box, inclusive */
@@ -96,7 +96,7 @@ struct vote_job {
  * the votes within PM_MODE_TAU (RGB distance) of the heaviest vote `best`:
  * the dominant mode of the votes, without the outliers that an average over
  * all of them would blur in. Writes the pixel's four bytes. */
-static void vote_mode(pm_pm_layer *L, const pm_nnf *f, const float *wq, int x, int y, const uint8_t *best)
+static void vote_mode(pm_pmatch_layer *L, const pm_nnf *f, const float *wq, int x, int y, const uint8_t *best)
 {
     int r = L->patch_size / 2, w = L->w;
     float m[4] = {0, 0, 0, 0}, ms = 0;
@@ -136,7 +136,7 @@ static void vote_mode(pm_pm_layer *L, const pm_nnf *f, const float *wq, int x, i
 static int vote_band(void *user, int band)
 {
     struct vote_job *j = user;
-    pm_pm_layer *L = j->L;
+    pm_pmatch_layer *L = j->L;
     const pm_nnf *f = j->f;
     int r = L->patch_size / 2, w = L->w;
     int y0 = j->hy0 + band * PM_BAND_ROWS;
@@ -234,7 +234,7 @@ static void level_work_free(pm_level_work *W)
 
 /* Allocates the vote scratch for field f of layer L and finds the hole's
  * bounding box; the caller owns *W and releases it with level_work_free. */
-static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pm_layer *L)
+static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pmatch_layer *L)
 {
     memset(W, 0, sizeof *W);
     W->hx0 = L->w;
@@ -264,7 +264,7 @@ static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pm_layer
     return 0;
 }
 
-static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, int32_t *src_of, int threads)
+static void vote(pm_pmatch_layer *L, const pm_nnf *f, pm_level_work *W, int best, int32_t *src_of, int threads)
 {
     if (!f->n_targets)
         return;
@@ -295,7 +295,7 @@ static void vote(pm_pm_layer *L, const pm_nnf *f, pm_level_work *W, int best, in
         return;
     struct vote_job j = {.L = L, .f = f, .wq = W->wq, .hx0 = W->hx0, .hy0 = W->hy0, .hx1 = W->hx1, .hy1 = W->hy1,
                          .best = best, .src_of = src_of};
-    pm_parallel_for(pm_pm_n_bands(W->hy1 - W->hy0 + 1), threads, vote_band, &j);
+    pm_parallel_for(pm_pmatch_n_bands(W->hy1 - W->hy0 + 1), threads, vote_band, &j);
 }
 
 
@@ -309,7 +309,7 @@ static int em_iters_at(const pm_patchmatch_params *p, int level)
     return level == 0 ? (p->em_iters + PM_FINEST_DIV - 1) / PM_FINEST_DIV : p->em_iters;
 }
 
-static float max_hole_dist(const pm_pm_layer *L)
+static float max_hole_dist(const pm_pmatch_layer *L)
 {
     float m = 0;
     size_t n = (size_t)L->w * L->h;
@@ -326,25 +326,25 @@ static float max_hole_dist(const pm_pm_layer *L)
  * to a few pixels, while anything is known) serve only the multigrid smooth
  * fill that starts the search. The layers belong to the caller, also on
  * failure (PM_ENOMEM). */
-static int build_pyramid(pm_pm_layer *lv, int *nlev, int *npm, const pm_patchmatch_params *p)
+static int build_pyramid(pm_pmatch_layer *lv, int *nlev, int *npm, const pm_patchmatch_params *p)
 {
     int ps = p->patch_size, rc = 0, pm_open = 1;
     float stop = (float)(ps / 2);
     while (*nlev < PM_MAX_LEVELS) {
-        pm_pm_layer *F = &lv[*nlev - 1];
+        pm_pmatch_layer *F = &lv[*nlev - 1];
         int cw = (F->w + 1) / 2, ch = (F->h + 1) / 2;
         if (cw < 2 || ch < 2 || F->w * F->h <= 64)
             break;
-        pm_pm_layer *C = &lv[*nlev];
-        if ((rc = pm_pm_layer_alloc(C, cw, ch, ps)) != 0)
+        pm_pmatch_layer *C = &lv[*nlev];
+        if ((rc = pm_pmatch_layer_alloc(C, cw, ch, ps)) != 0)
             return rc;
-        pm_pm_downsample(F, C);
-        pm_pm_layer_analyse(C);
+        pm_pmatch_downsample(F, C);
+        pm_pmatch_layer_analyse(C);
         size_t known = 0;
         for (size_t i = 0; i < (size_t)cw * ch; i++)
             known += !C->hole[i];
         if (known == 0) {
-            pm_pm_layer_free(C);
+            pm_pmatch_layer_free(C);
             break;
         }
         if (pm_open && (cw < ch ? cw : ch) >= p->min_size && cw >= ps && ch >= ps &&
@@ -359,19 +359,19 @@ static int build_pyramid(pm_pm_layer *lv, int *nlev, int *npm, const pm_patchmat
 
 /* Smooth fill of the levels from the smallest up to the coarsest PatchMatch
  * level npm - 1 (a multigrid cascade), which starts from it. */
-static int smooth_start(pm_pm_layer *lv, int nlev, int npm, int threads)
+static int smooth_start(pm_pmatch_layer *lv, int nlev, int npm, int threads)
 {
     pm_fill_work fw;
     memset(&fw, 0, sizeof fw);
-    int rc = pm_pm_fill_work_alloc(&fw, (size_t)lv[npm - 1].w * lv[npm - 1].h);
+    int rc = pm_pmatch_fill_work_alloc(&fw, (size_t)lv[npm - 1].w * lv[npm - 1].h);
     if (rc)
         return rc;
     for (int l = nlev - 1; l >= npm - 1; l--) {
         int coarsest = l == nlev - 1;
-        pm_pm_fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw,
+        pm_pmatch_fill_smooth(&lv[l], coarsest ? NULL : &lv[l + 1], &fw,
                           coarsest ? PM_SMOOTH_ITERS_COARSEST : PM_SMOOTH_ITERS, threads);
     }
-    pm_pm_fill_work_free(&fw);
+    pm_pmatch_fill_work_free(&fw);
     return 0;
 }
 
@@ -380,7 +380,7 @@ static int smooth_start(pm_pm_layer *lv, int nlev, int npm, int threads)
  * from the coarser field scaled up and its vote. The last iteration at level
  * 0 copies the heaviest vote and records the sources in src_of. Returns 0,
  * PM_ENOMEM or PM_ECANCELLED; everything it allocates is freed. */
-static int em_levels(pm_pm_layer *lv, int npm, const pm_patchmatch_params *p, int threads, int32_t *src_of,
+static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p, int threads, int32_t *src_of,
                      const pm_run_ctx *ctx, int total)
 {
     pm_nnf fine, coarse;
@@ -390,7 +390,7 @@ static int em_levels(pm_pm_layer *lv, int npm, const pm_patchmatch_params *p, in
     memset(&coarse, 0, sizeof coarse);
     memset(&work, 0, sizeof work);
     for (int l = npm - 1; l >= 0; l--) {
-        pm_pm_layer *L = &lv[l];
+        pm_pmatch_layer *L = &lv[l];
         uint64_t lseed = pm_seed2(p->seed, (uint64_t)l);
         if ((rc = pm_nnf_alloc(&fine, L)) != 0)
             goto free_fields;
@@ -399,7 +399,7 @@ static int em_levels(pm_pm_layer *lv, int npm, const pm_patchmatch_params *p, in
         if (l == npm - 1) {
             pm_nnf_init_random(&fine, L, pm_seed2(lseed, 0xA11), threads);
         } else {
-            pm_pm_upsample_pixels(L, &lv[l + 1]);
+            pm_pmatch_upsample_pixels(L, &lv[l + 1]);
             pm_nnf_upsample(&fine, L, &coarse, &lv[l + 1], pm_seed2(lseed, 0xB22), threads);
             pm_nnf_free(&coarse);
             /* The starting estimate: the inherited field's vote at this
@@ -439,7 +439,7 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
                           pm_image *out, const pm_run_ctx *ctx)
 {
     pm_patchmatch_params defaults = pm_patchmatch_default_params();
-    pm_pm_layer lv[PM_MAX_LEVELS];
+    pm_pmatch_layer lv[PM_MAX_LEVELS];
     int nlev = 0, rc = 0;
     int32_t *src_of = NULL; /* level 0: the source pixel each hole pixel copied */
 
@@ -472,7 +472,7 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
         nhole += mask->data[i] != 0;
 
     /* Level 0: the image, with the hole's content forgotten. */
-    if ((rc = pm_pm_layer_alloc(&lv[0], w, h, ps)) != 0)
+    if ((rc = pm_pmatch_layer_alloc(&lv[0], w, h, ps)) != 0)
         return rc;
     nlev = 1;
     for (size_t i = 0; i < npx; i++) {
@@ -490,8 +490,8 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
                        w, h, ps, ps);
         goto free_levels;
     }
-    pm_pm_layer_analyse(&lv[0]);
-    pm_pm_texture_features(&lv[0]);
+    pm_pmatch_layer_analyse(&lv[0]);
+    pm_pmatch_texture_features(&lv[0]);
     if (lv[0].n_src == 0) {
         rc = pm_errorf(PM_ENOSOURCE,
                        "the mask covers %.1f%% of the %dx%d image and leaves no %dx%d area untouched, so there "
@@ -524,10 +524,10 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
     {
         pm_fill_work fw;
         memset(&fw, 0, sizeof fw);
-        if ((rc = pm_pm_fill_work_alloc(&fw, npx)) != 0)
+        if ((rc = pm_pmatch_fill_work_alloc(&fw, npx)) != 0)
             goto free_levels;
-        pm_pm_seam_correct(&lv[0], src_of, &fw, PM_SEAM_ITERS, threads);
-        pm_pm_fill_work_free(&fw);
+        pm_pmatch_seam_correct(&lv[0], src_of, &fw, PM_SEAM_ITERS, threads);
+        pm_pmatch_fill_work_free(&fw);
     }
 
 compose:
@@ -544,21 +544,21 @@ compose:
 free_levels:
     pm_free(src_of);
     for (int l = 0; l < nlev; l++)
-        pm_pm_layer_free(&lv[l]);
+        pm_pmatch_layer_free(&lv[l]);
     return rc;
 }
 
 /* --------------------------------------------------------------- registry */
 
-typedef struct pm_pm_state {
+typedef struct pm_pmatch_state {
     pm_patchmatch_params params;
-} pm_pm_state;
+} pm_pmatch_state;
 
 /* Needs no file; *state is owned by the caller (pm_model_patchmatch.unload). */
-static int pm_pm_load(const char *path, const pm_model_opts *opts, void **state)
+static int pm_pmatch_load(const char *path, const pm_model_opts *opts, void **state)
 {
     (void)path;
-    pm_pm_state *s = pm_malloc(sizeof *s);
+    pm_pmatch_state *s = pm_malloc(sizeof *s);
     if (!s)
         return pm_errorf(PM_ENOMEM, "out of memory loading the PatchMatch inpainter");
     s->params = pm_patchmatch_default_params();
@@ -570,15 +570,15 @@ static int pm_pm_load(const char *path, const pm_model_opts *opts, void **state)
     return 0;
 }
 
-static void pm_pm_unload(void *state)
+static void pm_pmatch_unload(void *state)
 {
     pm_free(state);
 }
 
-static int pm_pm_run(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
+static int pm_pmatch_run(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
                      const pm_run_ctx *ctx)
 {
-    const pm_pm_state *s = state;
+    const pm_pmatch_state *s = state;
     return pm_patchmatch_inpaint(rgb, mask, s ? &s->params : NULL, out, ctx);
 }
 
@@ -587,7 +587,7 @@ static int pm_pm_run(void *state, const pm_image *rgb, const pm_image *mask, pm_
  * fill's and seam correction's scratch) and the output; all per pixel of the
  * full image (worst case: the hole spans the whole image). input_size is for
  * colorization networks and ignored here. */
-static uint64_t pm_pm_mem_estimate(const void *state, int w, int h, int input_size)
+static uint64_t pm_pmatch_mem_estimate(const void *state, int w, int h, int input_size)
 {
     (void)input_size;
     (void)state;
@@ -612,9 +612,9 @@ const pm_model_desc pm_model_patchmatch = {
     .name = "patchmatch",
     .task = PM_TASK_INPAINT,
     .needs_file = 0,
-    .load = pm_pm_load,
-    .unload = pm_pm_unload,
-    .inpaint = pm_pm_run,
+    .load = pm_pmatch_load,
+    .unload = pm_pmatch_unload,
+    .inpaint = pm_pmatch_run,
     .colorize = NULL,
-    .mem_estimate = pm_pm_mem_estimate,
+    .mem_estimate = pm_pmatch_mem_estimate,
 };

@@ -73,7 +73,7 @@ extern const pm_model_desc pm_model_patchmatch;
  */
 
 /* One pyramid level: the working image and what is known about the hole. */
-typedef struct pm_pm_layer {
+typedef struct pm_pmatch_layer {
     int w, h;
     int patch_size;
     uint8_t *px;        /* w*h*4: R, G, B and the texture feature */
@@ -82,28 +82,28 @@ typedef struct pm_pm_layer {
     int32_t *src_list;  /* the n_src indices (y*w + x) where src_ok is 1, in raster order */
     int n_src;
     float *hole_dist;   /* w*h: distance from a hole pixel to the nearest known pixel; 0 outside */
-} pm_pm_layer;
+} pm_pmatch_layer;
 
 /* Allocates a w x h layer for patches of side `patch_size` (all buffers
  * zeroed). The caller owns the buffers and releases them with
- * pm_pm_layer_free. Returns 0, PM_EINVAL or PM_ENOMEM. */
-int pm_pm_layer_alloc(pm_pm_layer *L, int w, int h, int patch_size);
+ * pm_pmatch_layer_free. Returns 0, PM_EINVAL or PM_ENOMEM. */
+int pm_pmatch_layer_alloc(pm_pmatch_layer *L, int w, int h, int patch_size);
 /* Frees the buffers and zeroes the struct; safe on a zeroed struct. */
-void pm_pm_layer_free(pm_pm_layer *L);
+void pm_pmatch_layer_free(pm_pmatch_layer *L);
 /* Computes src_ok, src_list, n_src and hole_dist from L->hole. */
-void pm_pm_layer_analyse(pm_pm_layer *L);
+void pm_pmatch_layer_analyse(pm_pmatch_layer *L);
 /* Builds a layer from an RGB image and a mask of the same size (non-zero =
  * hole); hole pixels keep the image's values as the current estimate, known
  * pixels get their texture feature (hole pixels keep 0). The caller owns *L
- * (pm_pm_layer_free). */
-int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
+ * (pm_pmatch_layer_free). */
+int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
 
 /* Sum of squared differences over R, G, B and the texture feature between the
  * patch centred at (tx, ty) and the one centred at (sx, sy), both inside the
  * layer. The sum is accumulated row by row and returned as soon as it reaches
  * `limit`, so a result >= limit only means "not better than limit"; pass
  * INT32_MAX for the exact value. */
-int32_t pm_patch_distance(const pm_pm_layer *L, int tx, int ty, int sx, int sy, int32_t limit);
+int32_t pm_patch_distance(const pm_pmatch_layer *L, int tx, int ty, int sx, int sy, int32_t limit);
 
 typedef struct pm_nnf_entry {
     int32_t sx, sy; /* centre of the source patch */
@@ -124,20 +124,20 @@ typedef struct pm_nnf {
 /* Allocates the field for the targets of layer L (which must be analysed).
  * The caller owns it (pm_nnf_free). Returns 0 or PM_ENOMEM; a layer without
  * hole gives an empty field (n_targets 0). */
-int pm_nnf_alloc(pm_nnf *f, const pm_pm_layer *L);
+int pm_nnf_alloc(pm_nnf *f, const pm_pmatch_layer *L);
 void pm_nnf_free(pm_nnf *f);
 /* Points every target at a source drawn uniformly from L->src_list, from
  * `seed`, and stores the exact distance. Needs L->n_src > 0. */
-void pm_nnf_init_random(pm_nnf *f, const pm_pm_layer *L, uint64_t seed, int threads);
+void pm_nnf_init_random(pm_nnf *f, const pm_pmatch_layer *L, uint64_t seed, int threads);
 /* Recomputes every stored distance from the current pixels of L (after the
  * pixels changed). */
-void pm_nnf_refresh(pm_nnf *f, const pm_pm_layer *L, int threads);
+void pm_nnf_refresh(pm_nnf *f, const pm_pmatch_layer *L, int threads);
 /* One PatchMatch pass: propagation (from the left and upper neighbours when
  * `pass` is even, right and lower when odd) and random search around the
  * current match plus one candidate drawn from the whole source list. A
  * candidate replaces the current match only when strictly better, so no
  * distance increases. Random numbers come from (seed, pass, band); the result
  * does not depend on `threads`. Returns 0 (it cannot fail). */
-int pm_nnf_pass(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads);
+int pm_nnf_pass(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads);
 
 #endif

@@ -12,7 +12,7 @@
 
 /* ------------------------------------------------------------------ layers */
 
-int pm_pm_layer_alloc(pm_pm_layer *L, int w, int h, int patch_size)
+int pm_pmatch_layer_alloc(pm_pmatch_layer *L, int w, int h, int patch_size)
 {
     memset(L, 0, sizeof *L);
     if (w <= 0 || h <= 0 || (int64_t)w * h > INT32_MAX / 4)
@@ -27,13 +27,13 @@ int pm_pm_layer_alloc(pm_pm_layer *L, int w, int h, int patch_size)
     L->src_list = pm_calloc(n, sizeof *L->src_list);
     L->hole_dist = pm_calloc(n, sizeof *L->hole_dist);
     if (!L->px || !L->hole || !L->src_ok || !L->src_list || !L->hole_dist) {
-        pm_pm_layer_free(L);
+        pm_pmatch_layer_free(L);
         return pm_errorf(PM_ENOMEM, "out of memory for a %dx%d PatchMatch level", w, h);
     }
     return 0;
 }
 
-void pm_pm_layer_free(pm_pm_layer *L)
+void pm_pmatch_layer_free(pm_pmatch_layer *L)
 {
     pm_free(L->px);
     pm_free(L->hole);
@@ -46,7 +46,7 @@ void pm_pm_layer_free(pm_pm_layer *L)
 /* For every pixel, whether the patch window centred there contains a hole
  * pixel: a sliding count along rows into `out`, then along columns in place
  * with a small ring of the row results. */
-static void window_any_hole(const pm_pm_layer *L, uint8_t *out)
+static void window_any_hole(const pm_pmatch_layer *L, uint8_t *out)
 {
     int w = L->w, h = L->h, r = L->patch_size / 2, ps = L->patch_size;
     for (int y = 0; y < h; y++) {
@@ -78,7 +78,7 @@ static void window_any_hole(const pm_pm_layer *L, uint8_t *out)
     }
 }
 
-void pm_pm_layer_analyse(pm_pm_layer *L)
+void pm_pmatch_layer_analyse(pm_pmatch_layer *L)
 {
     int w = L->w, h = L->h, r = L->patch_size / 2;
     window_any_hole(L, L->src_ok);
@@ -139,9 +139,9 @@ void pm_pm_layer_analyse(pm_pm_layer *L)
     }
 }
 
-int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size)
+int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size)
 {
-    int rc = pm_pm_layer_alloc(L, rgb->width, rgb->height, patch_size);
+    int rc = pm_pmatch_layer_alloc(L, rgb->width, rgb->height, patch_size);
     if (rc)
         return rc;
     size_t n = (size_t)rgb->width * rgb->height;
@@ -152,8 +152,8 @@ int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *
         L->px[4 * i + 3] = 0;
         L->hole[i] = mask->data[i] != 0;
     }
-    pm_pm_layer_analyse(L);
-    pm_pm_texture_features(L);
+    pm_pmatch_layer_analyse(L);
+    pm_pmatch_texture_features(L);
     return 0;
 }
 
@@ -163,7 +163,7 @@ int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *
  * texture feature is averaged like a colour, so that every level describes
  * the full-resolution texture (Newson et al. 2014 build their feature
  * pyramid the same way). */
-void pm_pm_downsample(const pm_pm_layer *F, pm_pm_layer *C)
+void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C)
 {
     for (int y = 0; y < C->h; y++) {
         for (int x = 0; x < C->w; x++) {
@@ -267,7 +267,7 @@ static inline int32_t ssd_rows(const uint8_t *t, const uint8_t *s, size_t stride
 }
 #endif
 
-static inline __attribute__((always_inline)) int32_t patch_ssd(const pm_pm_layer *L, int tx, int ty, int sx,
+static inline __attribute__((always_inline)) int32_t patch_ssd(const pm_pmatch_layer *L, int tx, int ty, int sx,
                                                               int sy, int32_t limit)
 {
     int r = L->patch_size / 2;
@@ -282,14 +282,14 @@ static inline __attribute__((always_inline)) int32_t patch_ssd(const pm_pm_layer
     }
 }
 
-int32_t pm_patch_distance(const pm_pm_layer *L, int tx, int ty, int sx, int sy, int32_t limit)
+int32_t pm_patch_distance(const pm_pmatch_layer *L, int tx, int ty, int sx, int sy, int32_t limit)
 {
     return patch_ssd(L, tx, ty, sx, sy, limit);
 }
 
 /* ------------------------------------------------------------------- field */
 
-int pm_nnf_alloc(pm_nnf *f, const pm_pm_layer *L)
+int pm_nnf_alloc(pm_nnf *f, const pm_pmatch_layer *L)
 {
     memset(f, 0, sizeof *f);
     int w = L->w, h = L->h, r = L->patch_size / 2;
@@ -347,8 +347,8 @@ void pm_nnf_free(pm_nnf *f)
 
 struct band_job {
     pm_nnf *f;
-    const pm_pm_layer *L;
-    const pm_pm_layer *C; /* coarse layer (upsampling) */
+    const pm_pmatch_layer *L;
+    const pm_pmatch_layer *C; /* coarse layer (upsampling) */
     const pm_nnf *fc;     /* coarse field (upsampling) */
     int pass;
     int max_radius; /* random search starts at this radius */
@@ -359,7 +359,7 @@ static int init_band(void *user, int band)
 {
     struct band_job *j = user;
     pm_nnf *f = j->f;
-    const pm_pm_layer *L = j->L;
+    const pm_pmatch_layer *L = j->L;
     pm_rng g = {pm_seed2(j->seed, (uint64_t)band)};
     int y1 = (band + 1) * PM_BAND_ROWS < f->h ? (band + 1) * PM_BAND_ROWS : f->h;
     for (int y = band * PM_BAND_ROWS; y < y1; y++) {
@@ -377,12 +377,12 @@ static int init_band(void *user, int band)
     return 0;
 }
 
-void pm_nnf_init_random(pm_nnf *f, const pm_pm_layer *L, uint64_t seed, int threads)
+void pm_nnf_init_random(pm_nnf *f, const pm_pmatch_layer *L, uint64_t seed, int threads)
 {
     if (!f->n_targets || L->n_src <= 0)
         return;
     struct band_job j = {.f = f, .L = L, .seed = seed};
-    pm_parallel_for(pm_pm_n_bands(f->h), threads, init_band, &j);
+    pm_parallel_for(pm_pmatch_n_bands(f->h), threads, init_band, &j);
 }
 
 static int refresh_band(void *user, int band)
@@ -400,16 +400,16 @@ static int refresh_band(void *user, int band)
     return 0;
 }
 
-void pm_nnf_refresh(pm_nnf *f, const pm_pm_layer *L, int threads)
+void pm_nnf_refresh(pm_nnf *f, const pm_pmatch_layer *L, int threads)
 {
     if (!f->n_targets)
         return;
     struct band_job j = {.f = f, .L = L};
-    pm_parallel_for(pm_pm_n_bands(f->h), threads, refresh_band, &j);
+    pm_parallel_for(pm_pmatch_n_bands(f->h), threads, refresh_band, &j);
 }
 
 /* Tries source (sx, sy) for target (tx, ty); keeps it when strictly better. */
-static inline void try_source(const pm_pm_layer *L, int tx, int ty, int sx, int sy, pm_nnf_entry *best)
+static inline void try_source(const pm_pmatch_layer *L, int tx, int ty, int sx, int sy, pm_nnf_entry *best)
 {
     if (sx == best->sx && sy == best->sy)
         return;
@@ -427,7 +427,7 @@ static int pass_band(void *user, int band)
 {
     struct band_job *j = user;
     pm_nnf *f = j->f;
-    const pm_pm_layer *L = j->L;
+    const pm_pmatch_layer *L = j->L;
     int r = L->patch_size / 2;
     int lo_x = r, hi_x = L->w - 1 - r, lo_y = r, hi_y = L->h - 1 - r;
     int fw = f->w;
@@ -485,17 +485,17 @@ static int pass_band(void *user, int band)
     return 0;
 }
 
-int pm_nnf_pass_radius(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads, int max_radius)
+int pm_nnf_pass_radius(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads, int max_radius)
 {
     if (!f->n_targets || L->n_src <= 0)
         return 0;
     memcpy(f->snap, f->e, (size_t)f->w * f->h * sizeof *f->e);
     struct band_job j = {.f = f, .L = L, .pass = pass, .max_radius = max_radius < 1 ? 1 : max_radius,
                          .seed = pm_seed2(seed, (uint64_t)pass)};
-    return pm_parallel_for(pm_pm_n_bands(f->h), threads, pass_band, &j);
+    return pm_parallel_for(pm_pmatch_n_bands(f->h), threads, pass_band, &j);
 }
 
-int pm_nnf_pass(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads)
+int pm_nnf_pass(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads)
 {
     return pm_nnf_pass_radius(f, L, pass, seed, threads, L->w > L->h ? L->w : L->h);
 }
@@ -507,7 +507,7 @@ static int upsample_band(void *user, int band)
     struct band_job *j = user;
     pm_nnf *f = j->f;
     const pm_nnf *fc = j->fc;
-    const pm_pm_layer *L = j->L, *C = j->C;
+    const pm_pmatch_layer *L = j->L, *C = j->C;
     int r = L->patch_size / 2;
     int rc = C->patch_size / 2;
     pm_rng g = {pm_seed2(j->seed, (uint64_t)band)};
@@ -546,11 +546,11 @@ static int upsample_band(void *user, int band)
     return 0;
 }
 
-void pm_nnf_upsample(pm_nnf *f, const pm_pm_layer *L, const pm_nnf *fc, const pm_pm_layer *C, uint64_t seed,
+void pm_nnf_upsample(pm_nnf *f, const pm_pmatch_layer *L, const pm_nnf *fc, const pm_pmatch_layer *C, uint64_t seed,
                      int threads)
 {
     if (!f->n_targets)
         return;
     struct band_job j = {.f = f, .L = L, .C = C, .fc = fc, .seed = seed};
-    pm_parallel_for(pm_pm_n_bands(f->h), threads, upsample_band, &j);
+    pm_parallel_for(pm_pmatch_n_bands(f->h), threads, upsample_band, &j);
 }

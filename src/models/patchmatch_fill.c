@@ -21,7 +21,7 @@
 #define PM_FEAT_GAIN 1.0f
 #define PM_FEAT_STRIP 256
 
-void pm_pm_upsample_pixels(pm_pm_layer *F, const pm_pm_layer *C)
+void pm_pmatch_upsample_pixels(pm_pmatch_layer *F, const pm_pmatch_layer *C)
 {
     for (int y = 0; y < F->h; y++) {
         float cyf = (y + 0.5f) * 0.5f - 0.5f;
@@ -56,7 +56,7 @@ void pm_pm_upsample_pixels(pm_pm_layer *F, const pm_pm_layer *C)
 
 /* --------------------------------------------------------- initial filling */
 
-void pm_pm_fill_work_free(pm_fill_work *F)
+void pm_pmatch_fill_work_free(pm_fill_work *F)
 {
     pm_free(F->v);
     pm_free(F->list);
@@ -64,13 +64,13 @@ void pm_pm_fill_work_free(pm_fill_work *F)
     memset(F, 0, sizeof *F);
 }
 
-int pm_pm_fill_work_alloc(pm_fill_work *F, size_t n)
+int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n)
 {
     F->v = pm_malloc(n * 4 * sizeof *F->v);
     F->list = pm_malloc(n * sizeof *F->list);
     F->state = pm_malloc(n);
     if (!F->v || !F->list || !F->state) {
-        pm_pm_fill_work_free(F);
+        pm_pmatch_fill_work_free(F);
         return pm_errorf(PM_ENOMEM, "out of memory for the initial fill of a %zu-pixel image", n);
     }
     return 0;
@@ -79,7 +79,7 @@ int pm_pm_fill_work_alloc(pm_fill_work *F, size_t n)
 /* Onion peel: each ring of hole pixels, from the border inwards, takes the
  * mean of its already filled 8-neighbours. Leaves the hole pixels in
  * F->list in ring order and returns how many there are. */
-static int onion_peel(pm_pm_layer *L, pm_fill_work *F)
+static int onion_peel(pm_pmatch_layer *L, pm_fill_work *F)
 {
     int w = L->w, h = L->h;
     size_t n = (size_t)w * h;
@@ -227,7 +227,7 @@ static void sor_sweeps(float *v, int32_t *list, int qn, int w, int h, int iters,
  * Gauss-Seidel sweeps per level converge (a multigrid cascade). The sweeps use
  * red-black order (a pixel's colour is the parity of x + y), which lets them
  * run on several threads with the same result. Known pixels stay fixed. */
-void pm_pm_fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, int iters, int threads)
+void pm_pmatch_fill_smooth(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads)
 {
     int w = L->w, h = L->h;
     size_t n = (size_t)w * h;
@@ -239,7 +239,7 @@ void pm_pm_fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, in
     if (!C) {
         qn = onion_peel(L, F);
     } else {
-        pm_pm_upsample_pixels(L, C);
+        pm_pmatch_upsample_pixels(L, C);
         for (size_t i = 0; i < n; i++) {
             if (!L->hole[i])
                 continue;
@@ -264,7 +264,7 @@ static inline int luma(const uint8_t *px, size_t i)
     return (77 * px[4 * i] + 150 * px[4 * i + 1] + 29 * px[4 * i + 2]) >> 8;
 }
 
-void pm_pm_texture_features(pm_pm_layer *L)
+void pm_pmatch_texture_features(pm_pmatch_layer *L)
 {
     int w = L->w, h = L->h;
     /* Pass 1: the gradient magnitude at every known pixel, from known
@@ -328,7 +328,7 @@ void pm_pm_texture_features(pm_pm_layer *L)
 /* Where hole pixel p's copied source pixel sp = src[p] would put its known
  * 4-neighbour q: the source's own pixel at sp + (q - p); -1 when that falls
  * off the image. */
-static inline long src_neighbour(const pm_pm_layer *L, int32_t sp, int dx, int dy)
+static inline long src_neighbour(const pm_pmatch_layer *L, int32_t sp, int dx, int dy)
 {
     int sx = sp % L->w + dx, sy = sp / L->w + dy;
     if (sx < 0 || sy < 0 || sx >= L->w || sy >= L->h)
@@ -336,7 +336,7 @@ static inline long src_neighbour(const pm_pm_layer *L, int32_t sp, int dx, int d
     return (long)sy * L->w + sx;
 }
 
-void pm_pm_seam_correct(pm_pm_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads)
+void pm_pmatch_seam_correct(pm_pmatch_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads)
 {
     int w = L->w, h = L->h;
     size_t n = (size_t)w * h;

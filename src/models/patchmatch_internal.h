@@ -14,7 +14,7 @@
  * that the result does not depend on how many threads run the bands. */
 #define PM_BAND_ROWS 16
 
-static inline int pm_pm_n_bands(int h)
+static inline int pm_pmatch_n_bands(int h)
 {
     return (h + PM_BAND_ROWS - 1) / PM_BAND_ROWS;
 }
@@ -58,12 +58,12 @@ static inline uint32_t pm_rng_below(pm_rng *g, uint32_t n)
 
 /* Half-size level C of F (C allocated at ((F->w + 1) / 2) x ((F->h + 1) / 2)):
  * hole where any pixel of the 2x2 block is, known pixels the block's mean. */
-void pm_pm_downsample(const pm_pm_layer *F, pm_pm_layer *C);
+void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C);
 /* A PatchMatch pass whose random search starts at `max_radius`. */
-int pm_nnf_pass_radius(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads, int max_radius);
+int pm_nnf_pass_radius(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads, int max_radius);
 /* Field f of layer L from the coarser field fc of layer C (matches scaled by
  * two); a random source where that is not valid. */
-void pm_nnf_upsample(pm_nnf *f, const pm_pm_layer *L, const pm_nnf *fc, const pm_pm_layer *C, uint64_t seed,
+void pm_nnf_upsample(pm_nnf *f, const pm_pmatch_layer *L, const pm_nnf *fc, const pm_pmatch_layer *C, uint64_t seed,
                      int threads);
 
 /* ---------------------------------------------------------- patchmatch_fill.c */
@@ -80,25 +80,25 @@ typedef struct pm_fill_work {
 #define PM_FILL_WORK_BYTES_PER_PX (4 * sizeof(float) + sizeof(int32_t) + 1)
 
 /* Allocates the smooth-fill scratch for up to n pixels; the caller owns *F
- * and releases it with pm_pm_fill_work_free. Returns 0 or PM_ENOMEM. */
-int pm_pm_fill_work_alloc(pm_fill_work *F, size_t n);
-void pm_pm_fill_work_free(pm_fill_work *F);
+ * and releases it with pm_pmatch_fill_work_free. Returns 0 or PM_ENOMEM. */
+int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n);
+void pm_pmatch_fill_work_free(pm_fill_work *F);
 /* Smooth (membrane) fill of the hole of L, all four bytes of a pixel; from
  * an onion peel when C is NULL, else from the coarser level C upsampled. */
-void pm_pm_fill_smooth(pm_pm_layer *L, const pm_pm_layer *C, pm_fill_work *F, int iters, int threads);
+void pm_pmatch_fill_smooth(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads);
 /* Hole pixels of the fine level F from the coarse estimate C (bilinear, all
  * four bytes). */
-void pm_pm_upsample_pixels(pm_pm_layer *F, const pm_pm_layer *C);
+void pm_pmatch_upsample_pixels(pm_pmatch_layer *F, const pm_pmatch_layer *C);
 /* Texture feature (fourth byte of px) of every known pixel of L: the local
  * mean of the luminance gradient's magnitude, from known pixels only. Hole
  * pixels keep theirs (they are estimated with the colours). */
-void pm_pm_texture_features(pm_pm_layer *L);
+void pm_pmatch_texture_features(pm_pmatch_layer *L);
 /* Gradient-domain seam correction of the hole of L (level 0), after the
  * final vote copied hole pixel p from source pixel src[p] (-1: none): adds
  * to the hole a membrane whose value on the hole's inner ring is the mean
  * difference between each known 4-neighbour and the pixel the source has at
  * the same offset. The fill keeps its own detail (the correction is smooth
  * inside) while its steps across the border become the source's own. */
-void pm_pm_seam_correct(pm_pm_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads);
+void pm_pmatch_seam_correct(pm_pmatch_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads);
 
 #endif

@@ -100,7 +100,7 @@ static pm_patchmatch_params params_threads(int threads)
 
 /* Independent reference for the patch distance: R, G, B and the texture
  * feature in the fourth byte. */
-static int64_t ref_ssd(const pm_pm_layer *L, int tx, int ty, int sx, int sy)
+static int64_t ref_ssd(const pm_pmatch_layer *L, int tx, int ty, int sx, int sy)
 {
     int r = L->patch_size / 2;
     int64_t sum = 0;
@@ -114,7 +114,7 @@ static int64_t ref_ssd(const pm_pm_layer *L, int tx, int ty, int sx, int sy)
     return sum;
 }
 
-static int window_has_hole(const pm_pm_layer *L, int x, int y)
+static int window_has_hole(const pm_pmatch_layer *L, int x, int y)
 {
     int r = L->patch_size / 2;
     for (int dy = -r; dy <= r; dy++)
@@ -124,7 +124,7 @@ static int window_has_hole(const pm_pm_layer *L, int x, int y)
     return 0;
 }
 
-static int inside(const pm_pm_layer *L, int x, int y)
+static int inside(const pm_pmatch_layer *L, int x, int y)
 {
     int r = L->patch_size / 2;
     return x >= r && x < L->w - r && y >= r && y < L->h - r;
@@ -133,7 +133,7 @@ static int inside(const pm_pm_layer *L, int x, int y)
 /* Every target is a patch inside the layer that overlaps the hole, and every
  * such patch is a target; each entry points at a source patch inside the
  * layer and fully outside the hole, with its exact distance stored. */
-static void check_field(const pm_nnf *f, const pm_pm_layer *L)
+static void check_field(const pm_nnf *f, const pm_pmatch_layer *L)
 {
     int targets = 0;
     for (int y = 0; y < L->h; y++)
@@ -156,21 +156,21 @@ static void check_field(const pm_nnf *f, const pm_pm_layer *L)
 }
 
 /* A 90x70 layer with a box hole and a hole touching the left border. */
-static void build_layer(pm_pm_layer *L, pm_image *img, pm_image *mask)
+static void build_layer(pm_pmatch_layer *L, pm_image *img, pm_image *mask)
 {
     make_image(img, 90, 70, 3);
     make_image(mask, 90, 70, 1);
     fill_natural(img, 7);
     mask_box(mask, 30, 20, 52, 41);
     mask_box(mask, 0, 50, 12, 58);
-    assert_int_equal(pm_pm_layer_from_image(L, img, mask, 7), 0);
+    assert_int_equal(pm_pmatch_layer_from_image(L, img, mask, 7), 0);
 }
 
 static void test_layer_sources(void **state)
 {
     (void)state;
     pm_image img, mask;
-    pm_pm_layer L;
+    pm_pmatch_layer L;
     build_layer(&L, &img, &mask);
     int n = 0;
     for (int y = 0; y < L.h; y++)
@@ -191,7 +191,7 @@ static void test_layer_sources(void **state)
     assert_int_equal(n, L.n_src);
     /* The box's centre is deeper inside than a pixel next to its edge. */
     assert_true(L.hole_dist[30 * L.w + 41] > L.hole_dist[30 * L.w + 31]);
-    pm_pm_layer_free(&L);
+    pm_pmatch_layer_free(&L);
     pm_image_free(&img);
     pm_image_free(&mask);
 }
@@ -200,7 +200,7 @@ static void test_patch_distance(void **state)
 {
     (void)state;
     pm_image img, mask;
-    pm_pm_layer L;
+    pm_pmatch_layer L;
     build_layer(&L, &img, &mask);
     uint32_t s = 99;
     for (int k = 0; k < 2000; k++) {
@@ -216,7 +216,7 @@ static void test_patch_distance(void **state)
             assert_true(got >= limit);
     }
     assert_int_equal(pm_patch_distance(&L, 40, 30, 40, 30, INT32_MAX), 0);
-    pm_pm_layer_free(&L);
+    pm_pmatch_layer_free(&L);
     pm_image_free(&img);
     pm_image_free(&mask);
 }
@@ -225,7 +225,7 @@ static void test_nnf_invariants(void **state)
 {
     (void)state;
     pm_image img, mask;
-    pm_pm_layer L;
+    pm_pmatch_layer L;
     pm_nnf f;
     build_layer(&L, &img, &mask);
     assert_int_equal(pm_nnf_alloc(&f, &L), 0);
@@ -257,7 +257,7 @@ static void test_nnf_invariants(void **state)
     assert_true(total * 2 < first_total);
     free(before);
     pm_nnf_free(&f);
-    pm_pm_layer_free(&L);
+    pm_pmatch_layer_free(&L);
     pm_image_free(&img);
     pm_image_free(&mask);
 }
@@ -267,7 +267,7 @@ static void test_nnf_threads_agree(void **state)
 {
     (void)state;
     pm_image img, mask;
-    pm_pm_layer L;
+    pm_pmatch_layer L;
     pm_nnf a, b;
     build_layer(&L, &img, &mask);
     assert_int_equal(pm_nnf_alloc(&a, &L), 0);
@@ -287,7 +287,7 @@ static void test_nnf_threads_agree(void **state)
     }
     pm_nnf_free(&a);
     pm_nnf_free(&b);
-    pm_pm_layer_free(&L);
+    pm_pmatch_layer_free(&L);
     pm_image_free(&img);
     pm_image_free(&mask);
 }
