@@ -1,12 +1,14 @@
 /* libFuzzer target for the checkpoint readers: the input is a whole file
- * (zip + pickle or safetensors), opened from memory twice: as pixmend opens
- * files, and with PM_CKPT_NO_CRC so that mutations of the pickle and the
- * storages get past the zip's CRCs. Every tensor of a table that opens is
+ * (zip + pickle, TorchScript, legacy stream or safetensors), opened from
+ * memory three times: as pixmend opens files, with PM_CKPT_NO_CRC so that
+ * mutations of the pickle and the storages get past the zip's CRCs, and
+ * rooted as LaMa opens its checkpoint. Every tensor of a table that opens is
  * read in full and converted to float32.
  *
  * Built with the other targets (fuzz/CMakeLists.txt) and run by fuzz/run.sh.
  * Seeds: the small fixtures tests/ckpt/gen_fixtures.py writes (ema.pth,
- * pytorch_model.bin, the hostile *.pth, a small safetensors file). */
+ * pytorch_model.bin, the hostile *.pth, a small safetensors file, small
+ * TorchScript archives ts_*.pt, legacy streams legacy*.pt). */
 #include "ckpt/ckpt_internal.h"
 
 #include <stdint.h>
@@ -43,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pm_ckpt_open_mem(data, size, "fuzz.ckpt", NULL, &ck) == 0)
         use_table(ck);
     if (pm_ckpt_open_mem_flags(data, size, "fuzz.ckpt", NULL, PM_CKPT_NO_CRC, &ck) == 0)
+        use_table(ck);
+    /* rooted, as LaMa opens: every name under the shortest root of a
+     * "*.weight" is renamed "g.*" */
+    if (pm_ckpt_open_mem_rooted(data, size, "fuzz.ckpt", "g.", "weight", PM_CKPT_NO_CRC, &ck) == 0)
         use_table(ck);
     return 0;
 }

@@ -126,6 +126,16 @@ static void webp(const char *name, int alpha, int lossless)
     WebPFree(buf);
 }
 
+/* fuzz_web: the first byte picks the check (see fuzz_web.c), the rest is the text. */
+static void web(const char *name, char mode, const char *text)
+{
+    char buf[512];
+    size_t n = strlen(text);
+    buf[0] = mode;
+    memcpy(buf + 1, text, n);
+    save("web", name, buf, n + 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2)
@@ -154,5 +164,14 @@ int main(int argc, char **argv)
     webp("lossy_alpha.webp", 1, 0);
     webp("lossless.webp", 0, 1);
     webp("lossless_alpha.webp", 1, 1);
+    web("auth_ok", 0, "Bearer fuzz-key-0123456789abcdef");
+    web("auth_wrong", 0, "bearer   fuzz-key-0123456789abcdeX ");
+    web("auth_basic", 0, "Basic dXNlcjpwYXNz");
+    web("path_traversal", 1, "/js/../../etc/passwd");
+    web("path_ok", 1, "/js/main.js");
+    web("filename", 2, "a\";\r\nX-Evil: 1.png");
+    web("origin", 3, "http://127.0.0.1:8080");
+    web("keyfile", 4, "# keys\nalice:fuzz-key-0123456789abcdef\nbob:sha256:"
+                      "3f1a4a0c1ea8d56e0b2da5c1bb7dbd3c4e8e2e74b44c3b6fb8f0e8a8e0a3bd2a:admin\n");
     return 0;
 }

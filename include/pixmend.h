@@ -20,10 +20,10 @@
 extern "C" {
 #endif
 
-#define PM_VERSION_MAJOR 0
-#define PM_VERSION_MINOR 1
-#define PM_VERSION_PATCH 0
-#define PM_VERSION_STRING "0.1.0"
+/* PM_VERSION_MAJOR, _MINOR, _PATCH and PM_VERSION_STRING, written by CMake
+ * from project(VERSION) in CMakeLists.txt: the one place the version is set
+ * (the Debian package takes it from there too). */
+#include "pixmend_version.h"
 
 /* ---------------------------------------------------------------- errors */
 

@@ -3,7 +3,7 @@
 // UI is picked up at once when the server is reachable; the cache answers only
 // when the network fails. The API, the WebSocket and the metrics are never cached.
 
-const CACHE = 'pixmend-shell-v1';
+const CACHE = 'pixmend-shell-v2';
 const SHELL = [
   './',
   'index.html',
@@ -12,6 +12,7 @@ const SHELL = [
   'manifest.json',
   'js/main.js',
   'js/api.js',
+  'js/auth.js',
   'js/events.js',
   'js/jobs.js',
   'js/ui.js',

@@ -1,29 +1,45 @@
 #!/usr/bin/python3
 """Quality and speed benchmark of pixmend's built-in PatchMatch inpainter
-against OpenCV's cv2.inpaint (Telea and Navier-Stokes), side by side in one run.
+against OpenCV's inpainting methods, side by side in one run:
+Telea and Navier-Stokes (cv2.inpaint, radius 3) and shift-map
+(cv2.xphoto.inpaint with INPAINT_SHIFTMAP, opencv contrib, a textured method).
 
-Images: photographs shipped with Debian's python3-skimage (skimage.data).
-Masks: strokes, boxes and blobs, two sizes each (2-15 % of the image),
-generated deterministically from fixed seeds.
+Images: photographs shipped with Debian's python3-skimage (skimage.data), at
+their own sizes (grey ones as RGB), plus "edge" cases built from them in which
+a straight edge (a horizon, a wall edge) crosses the hole.
+Masks: strokes, boxes and blobs (3-15 % of the image), from fixed seeds.
+The pixels under the mask are set to black before any inpainter sees them, and
+every result is composited (pixels outside the hole taken from the input),
+since shift-map also touches known pixels.
 
-Metrics, both computed against the original image and only where the mask is set:
-  PSNR  = 10 log10(255^2 / MSE), MSE over all hole pixels and the 3 channels.
-  SSIM  = mean, over hole pixels and channels, of the SSIM map of the whole
-          image (skimage.metrics.structural_similarity, Gaussian window
-          sigma 1.5, population covariance: the settings of Wang et al. 2004).
+Metrics, against the original image, inside the hole:
+  PSNR    10 log10(255^2 / MSE), MSE over the hole pixels and the 3 channels.
+  SSIM    mean over hole pixels and channels of the SSIM map of the whole image
+          (Gaussian window sigma 1.5, population covariance; Wang et al. 2004).
+  detail  variance of the Laplacian of the grey image inside the hole, divided
+          by the same for the original's pixels (1 = as much fine detail as
+          the photo; a smooth fill gives far less).
+  seam    mean |difference| across the mask's edge (every 4-neighbour pair of a
+          hole pixel and a known pixel, 3 channels) divided by the same pairs
+          in the original (1 = the edge is as smooth as the photo there).
+  edge    (edge cases only) PSNR over the hole pixels within 8 px of the
+          straight edge: whether the edge comes out continuous.
+Shift-map is slow (seconds per image); its results are cached in WORK/cache
+under a hash of its input, so a rerun only recomputes pixmend.
 
-Timing: a 1280x960 photo (skimage's motorcycle_left, cropped to 4:3 and
-resized with bicubic interpolation) with a 10 % blob hole; median of --repeat
-runs of the C program (all cores), and of cv2.inpaint in this process.
+Timing: skimage's motorcycle_left cropped to 4:3 and resized to 1280x960 with a
+10 % blob hole; median of --repeat runs of the C program (--threads, default
+2) and of cv2.inpaint in this process (one thread).
 
 Usage:
   /usr/bin/python3 bench/patchmatch/run_bench.py --bin build/bench/patchmatch/pm_bench_patchmatch
-  options: --quick (3 images x 2 masks, no timing), --work DIR, --repeat N,
-           --no-timing, --pm-args "--em 6 --pm 3" (passed to the C program),
-           --json FILE (all figures as JSON).
+  options: --quick (3 images x 2 masks, no shift-map, no timing), --work DIR,
+           --repeat N, --threads N, --no-timing, --pm-args "--em 6",
+           --json FILE, --min-margin DB, --min-detail R
 Always run with /usr/bin/python3 (Debian's numpy, cv2, skimage).
 """
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -39,22 +55,14 @@ from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 SKIMAGE_DIR = os.path.dirname(skimage.data.__file__)
+METHODS = ("pixmend", "ns", "telea", "shiftmap")
 
-IMAGES = [
-    ("astronaut", lambda: skimage.data.astronaut()),
-    ("coffee", lambda: skimage.data.coffee()),
-    ("chelsea", lambda: skimage.data.chelsea()),
-    ("rocket", lambda: skimage.data.rocket()),
-    ("motorcycle", lambda: load_png("motorcycle_left.png")),
-    ("hubble", lambda: skimage.data.hubble_deep_field()),
-]
 
-# (shape, target fraction of the image)
-MASKS = [
-    ("strokes", 0.03), ("strokes", 0.08),
-    ("boxes", 0.04), ("boxes", 0.12),
-    ("blobs", 0.05), ("blobs", 0.15),
-]
+def rgb_of(img):
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=2)
+    return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
 
 
 def load_png(name):
@@ -62,6 +70,22 @@ def load_png(name):
     if img is None:
         sys.exit("cannot read %s from %s" % (name, SKIMAGE_DIR))
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+IMAGES = [
+    ("astronaut", lambda: skimage.data.astronaut()),
+    ("coffee", lambda: skimage.data.coffee()),
+    ("chelsea", lambda: skimage.data.chelsea()),
+    ("rocket", lambda: skimage.data.rocket()),
+    ("brick", lambda: skimage.data.brick()),
+    ("grass", lambda: skimage.data.grass()),
+    ("gravel", lambda: skimage.data.gravel()),
+    ("camera", lambda: skimage.data.camera()),
+    ("coins", lambda: skimage.data.coins()),
+    ("motorcycle", lambda: load_png("motorcycle_left.png")),
+]
+
+MASKS = [("strokes", 0.04), ("boxes", 0.06), ("boxes", 0.12), ("blobs", 0.10)]
 
 
 def mask_strokes(h, w, frac, rng):
@@ -84,7 +108,7 @@ def mask_strokes(h, w, frac, rng):
 
 def mask_boxes(h, w, frac, rng):
     m = np.zeros((h, w), np.uint8)
-    n = 1 if frac < 0.06 else 2
+    n = 1 if frac < 0.07 else 2
     for _ in range(n):
         area = frac * h * w / n
         aspect = rng.uniform(0.6, 1.6)
@@ -107,22 +131,45 @@ MASK_FN = {"strokes": mask_strokes, "boxes": mask_boxes, "blobs": mask_blobs}
 
 
 def make_mask(shape, frac, h, w, seed):
-    rng = np.random.RandomState(seed)
-    return MASK_FN[shape](h, w, frac, rng)
+    return MASK_FN[shape](h, w, frac, np.random.RandomState(seed))
 
 
-def write_ppm(path, rgb):
-    h, w = rgb.shape[:2]
+def edge_cases():
+    """Photographs with a straight edge across the hole: (name, rgb, mask, edge
+    mask = the pixels within 8 px of the edge line)."""
+    cases = []
+    grass, gravel, brick = (rgb_of(f()) for f in (skimage.data.grass, skimage.data.gravel, skimage.data.brick))
+    coffee = rgb_of(skimage.data.coffee())
+    # A horizon: coffee's upper part (a smooth wall) over gravel, tinted.
+    hz = gravel.copy().astype(np.float32) * np.array([0.8, 0.7, 0.55], np.float32)
+    hz[:200] = cv2.resize(coffee[:120, 40:440], (512, 200), interpolation=cv2.INTER_AREA)
+    hz = np.clip(hz, 0, 255).astype(np.uint8)
+    # A wall edge: brick on the left of a slanted line, grass (tinted green) on the right.
+    yy, xx = np.mgrid[0:512, 0:512]
+    line = xx - (200 + 0.25 * yy)
+    wall = np.where((line < 0)[:, :, None], brick, (grass * np.array([0.6, 0.9, 0.5])).astype(np.uint8))
+    # A fence: brick's mortar lines are straight; a box across several of them.
+    for name, img, edge_d, boxes in (
+            ("horizon", hz, np.abs(yy - 199.5), [(150, 160, 330, 240)]),
+            ("wall", wall, np.abs(line) / np.hypot(1, 0.25), [(190, 220, 290, 300)]),
+            ("horizon", hz, np.abs(yy - 199.5), [(40, 185, 480, 215)]),
+    ):
+        m = np.zeros((512, 512), np.uint8)
+        for x0, y0, x1, y1 in boxes:
+            m[y0:y1, x0:x1] = 255
+        cases.append(("%s-%s" % (name, "strip" if boxes[0][2] - boxes[0][0] > 300 else "box"),
+                      np.ascontiguousarray(img), m, edge_d <= 8))
+    bm = np.zeros((512, 512), np.uint8)
+    bm[230:300, 120:260] = 255
+    cases.append(("brick-box", brick, bm, None))
+    return cases
+
+
+def write_pnm(path, img):
+    h, w = img.shape[:2]
     with open(path, "wb") as f:
-        f.write(b"P6\n%d %d\n255\n" % (w, h))
-        f.write(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
-
-
-def write_pgm(path, gray):
-    h, w = gray.shape
-    with open(path, "wb") as f:
-        f.write(b"P5\n%d %d\n255\n" % (w, h))
-        f.write(np.ascontiguousarray(gray, dtype=np.uint8).tobytes())
+        f.write(b"%s\n%d %d\n255\n" % (b"P6" if img.ndim == 3 else b"P5", w, h))
+        f.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
 
 
 def read_ppm(path):
@@ -142,103 +189,216 @@ def run_pixmend(binary, img_path, mask_path, out_path, extra, repeat=1):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def hole_psnr(ref, out, mask):
-    sel = mask > 0
+def composite(holed, out, m):
+    res = holed.copy()
+    res[m > 0] = out[m > 0]
+    return res
+
+
+def run_cv(method, holed, m, cache_dir):
+    """One OpenCV method on an RGB image; returns (result, ms)."""
+    bgr = cv2.cvtColor(holed, cv2.COLOR_RGB2BGR)
+    cache = None
+    if method == "shiftmap":
+        key = hashlib.sha1(bgr.tobytes() + m.tobytes() + str(m.shape).encode()).hexdigest()[:20]
+        cache = os.path.join(cache_dir, "shiftmap_lab_%s.png" % key)
+        if os.path.exists(cache):
+            with open(cache + ".ms") as f:
+                return cv2.cvtColor(cv2.imread(cache), cv2.COLOR_BGR2RGB), float(f.read())
+    t0 = time.perf_counter()
+    if method == "telea":
+        out = cv2.inpaint(bgr, m, 3, cv2.INPAINT_TELEA)
+    elif method == "ns":
+        out = cv2.inpaint(bgr, m, 3, cv2.INPAINT_NS)
+    else:
+        # xphoto.inpaint expects CIELab-like input (intensity first) and a mask of the known pixels.
+        lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
+        out = np.zeros_like(lab)
+        cv2.xphoto.inpaint(lab, np.where(m > 0, 0, 255).astype(np.uint8), out, cv2.xphoto.INPAINT_SHIFTMAP)
+        out = cv2.cvtColor(out, cv2.COLOR_Lab2BGR)
+    ms = 1e3 * (time.perf_counter() - t0)
+    if cache:
+        cv2.imwrite(cache, out)
+        with open(cache + ".ms", "w") as f:
+            f.write("%.1f" % ms)
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB), ms
+
+
+def hole_psnr(ref, out, sel):
     d = ref[sel].astype(np.float64) - out[sel].astype(np.float64)
-    mse = float(np.mean(d * d))
+    mse = float(np.mean(d * d)) if d.size else 0.0
     return 99.0 if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
-def hole_ssim(ref, out, mask):
+def hole_ssim(ref, out, m):
     _, smap = structural_similarity(ref, out, channel_axis=2, gaussian_weights=True, sigma=1.5,
                                     use_sample_covariance=False, data_range=255, full=True)
-    return float(smap[mask > 0].mean())
+    return float(smap[m > 0].mean())
 
 
-def outside_unchanged(ref, out, mask):
-    sel = mask == 0
-    return bool(np.array_equal(ref[sel], out[sel]))
+def lap_var(img, sel):
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return float(cv2.Laplacian(g, cv2.CV_64F, ksize=1)[sel].var())
+
+
+def detail_ratio(ref, out, m):
+    sel = m > 0
+    return lap_var(out, sel) / max(lap_var(ref, sel), 1e-9)
+
+
+def seam_ratio(ref, out, m):
+    hole = m > 0
+    num = den = 0.0
+    for axis in (0, 1):
+        a = [slice(None)] * 2
+        b = [slice(None)] * 2
+        a[axis], b[axis] = slice(0, -1), slice(1, None)
+        a, b = tuple(a), tuple(b)
+        cross = hole[a] != hole[b]
+        num += np.abs(out[a].astype(np.int32) - out[b])[cross].sum()
+        den += np.abs(ref[a].astype(np.int32) - ref[b])[cross].sum()
+    return float(num / max(den, 1.0))
+
+
+def evaluate(ref, out, m, edge):
+    r = {"psnr": hole_psnr(ref, out, m > 0), "ssim": hole_ssim(ref, out, m),
+         "detail": detail_ratio(ref, out, m), "seam": seam_ratio(ref, out, m)}
+    if edge is not None:
+        r["edge"] = hole_psnr(ref, out, (m > 0) & edge)
+    return r
+
+
+def build_cases(quick):
+    cases = []
+    images = IMAGES[:3] if quick else IMAGES
+    masks = [MASKS[0], MASKS[3]] if quick else MASKS
+    for ii, (name, loader) in enumerate(images):
+        rgb = rgb_of(loader())
+        h, w = rgb.shape[:2]
+        for mi, (shape, frac) in enumerate(masks):
+            seed = 1000 * (ii + 1) + 10 * mi + int(frac * 100)
+            cases.append((name, "%s%d" % (shape, round(frac * 100)), rgb, make_mask(shape, frac, h, w, seed), None))
+    if not quick:
+        for name, rgb, m, edge in edge_cases():
+            cases.append((name, "edge", rgb, m, edge))
+    return cases
+
+
+def fmt_row(r, methods):
+    cells = ["%s | %s | %s | %.1f" % (r["image"], r["size"], r["mask"], 100 * r["cover"])]
+    for k in ("psnr", "ssim", "detail", "seam"):
+        f = "%.2f" if k != "ssim" else "%.3f"
+        cells.append(" / ".join(f % r[meth][k] for meth in methods))
+    return "| " + " | ".join(cells) + " |"
+
+
+def time_hd(args, photo):
+    """Wall time of `pixmend inpaint` on a 2560x1920 photo with an 8 % blob
+    hole (crop strategy), median of --repeat runs."""
+    big = cv2.resize(photo, (2560, 1920), interpolation=cv2.INTER_CUBIC)
+    m = make_mask("blobs", 0.08, 1920, 2560, 8080)
+    ip, mp, op = (os.path.join(args.work, f) for f in ("hd.png", "hd_mask.png", "hd_out.png"))
+    cv2.imwrite(ip, cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(mp, m)
+    times = []
+    load_before = os.getloadavg()
+    c0 = os.times()
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        res = subprocess.run([args.cli, "inpaint", ip, mp, "-o", op, "--hd-strategy", "crop", "-t", str(args.threads),
+                              "--quiet"], capture_output=True, text=True)
+        times.append(1e3 * (time.perf_counter() - t0))
+        if res.returncode != 0:
+            sys.exit("pixmend inpaint failed: %s" % res.stderr)
+    c1 = os.times()
+    cpu_ms = 1e3 * ((c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)) / args.repeat
+    out = cv2.cvtColor(cv2.imread(op), cv2.COLOR_BGR2RGB)
+    hd = {"cpu_ms_per_run": cpu_ms, "size": "2560x1920", "hole": float((m > 0).mean()), "times_ms": times,
+          "median_ms": statistics.median(times), "loadavg_before": load_before, "loadavg": os.getloadavg(),
+          "detail": detail_ratio(big, out, m), "psnr": hole_psnr(big, out, m > 0)}
+    print("timing 2560x1920, %.1f %% blob hole, `pixmend inpaint --hd-strategy crop -t %d` (PNG decode + encode "
+          "included), median of %d: %.0f ms (runs %s; CPU time per run %.0f ms); detail ratio %.2f; load average "
+          "before %.2f %.2f %.2f, after %.2f %.2f %.2f" % (
+              100 * hd["hole"], args.threads, args.repeat, hd["median_ms"], ", ".join("%.0f" % t for t in times),
+              cpu_ms, hd["detail"], *load_before, *hd["loadavg"]))
+    return hd
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="path of pm_bench_patchmatch")
-    ap.add_argument("--work", default="/tmp/pm_bench_patchmatch", help="scratch directory")
-    ap.add_argument("--quick", action="store_true", help="3 images x 2 masks, no timing")
+    ap.add_argument("--work", default="/tmp/pm_bench_patchmatch", help="scratch directory (keeps the shift-map cache)")
+    ap.add_argument("--quick", action="store_true", help="3 images x 2 masks, no shift-map, no timing")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--timing-only", action="store_true", help="only the timing runs (no quality cases)")
     ap.add_argument("--repeat", type=int, default=5, help="timing runs (median)")
+    ap.add_argument("--threads", type=int, default=2, help="pixmend's compute threads")
     ap.add_argument("--pm-args", default="", help="extra options for the C program")
     ap.add_argument("--json", help="write all figures to this file")
+    ap.add_argument("--cli", help="path of the pixmend program: also time a 2560x1920 photo with an 8 %% hole "
+                    "through `pixmend inpaint --hd-strategy crop` (decode, crops, engine, encode)")
+    ap.add_argument("--only", help="comma-separated image names to run (development)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="methods to compare, pixmend first")
     ap.add_argument("--min-margin", type=float, default=None,
-                    help="exit 1 unless pixmend's mean PSNR beats both OpenCV methods by this many dB")
+                    help="exit 1 unless pixmend's mean PSNR beats Navier-Stokes' by this many dB")
+    ap.add_argument("--min-detail", type=float, default=None,
+                    help="exit 1 unless pixmend's mean detail ratio is at least this")
     args = ap.parse_args()
-    os.makedirs(args.work, exist_ok=True)
-    extra = shlex.split(args.pm_args)
+    cache_dir = os.path.join(args.work, "cache")
+    os.makedirs(cache_dir, exist_ok=True)
+    extra = ["--threads", str(args.threads)] + shlex.split(args.pm_args)
+    methods = tuple(args.methods.split(","))
+    if args.quick:
+        methods = tuple(m for m in methods if m != "shiftmap")
 
-    images = IMAGES[:3] if args.quick else IMAGES
-    masks = [MASKS[1], MASKS[5]] if args.quick else MASKS
     rows = []
-    for ii, (name, loader) in enumerate(images):
-        rgb = np.ascontiguousarray(loader()[:, :, :3])
+    print("per case: " + " / ".join(methods))
+    for k, (name, mname, rgb, m, edge) in enumerate(build_cases(args.quick)):
+        if args.timing_only or (args.only and name not in args.only.split(",")):
+            continue
         h, w = rgb.shape[:2]
-        img_path = os.path.join(args.work, "%s.ppm" % name)
-        write_ppm(img_path, rgb)
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        for mi, (shape, frac) in enumerate(masks):
-            seed = 1000 * (ii + 1) + 10 * mi + int(frac * 100)
-            m = make_mask(shape, frac, h, w, seed)
-            cover = float((m > 0).mean())
-            mask_path = os.path.join(args.work, "%s_%s%d.pgm" % (name, shape, int(frac * 100)))
-            out_path = mask_path[:-4] + "_pm.ppm"
-            write_pgm(mask_path, m)
-            # The hole's content is never shown to the inpainters: the input has it blacked out.
-            holed = rgb.copy()
-            holed[m > 0] = 0
-            holed_path = mask_path[:-4] + "_in.ppm"
-            write_ppm(holed_path, holed)
-            info = run_pixmend(args.bin, holed_path, mask_path, out_path, extra)
-            pm_out = read_ppm(out_path)
-            holed_bgr = cv2.cvtColor(holed, cv2.COLOR_RGB2BGR)
-            tel = cv2.cvtColor(cv2.inpaint(holed_bgr, m, 3, cv2.INPAINT_TELEA), cv2.COLOR_BGR2RGB)
-            ns = cv2.cvtColor(cv2.inpaint(holed_bgr, m, 3, cv2.INPAINT_NS), cv2.COLOR_BGR2RGB)
-            row = {
-                "image": name, "size": "%dx%d" % (w, h), "mask": "%s%d" % (shape, int(frac * 100)),
-                "cover": cover,
-                "pm_psnr": hole_psnr(rgb, pm_out, m), "pm_ssim": hole_ssim(rgb, pm_out, m),
-                "telea_psnr": hole_psnr(rgb, tel, m), "telea_ssim": hole_ssim(rgb, tel, m),
-                "ns_psnr": hole_psnr(rgb, ns, m), "ns_ssim": hole_ssim(rgb, ns, m),
-                "pm_ms": info["median_ms"],
-                "outside_exact": outside_unchanged(holed, pm_out, m),
-            }
-            rows.append(row)
-            print("%-10s %-9s %-9s %5.1f%%  pixmend %6.2f dB %.3f | telea %6.2f dB %.3f | ns %6.2f dB %.3f | %7.1f ms%s" % (
-                name, row["size"], row["mask"], 100 * cover, row["pm_psnr"], row["pm_ssim"],
-                row["telea_psnr"], row["telea_ssim"], row["ns_psnr"], row["ns_ssim"], row["pm_ms"],
-                "" if row["outside_exact"] else "  OUTSIDE CHANGED"), flush=True)
+        holed = rgb.copy()
+        holed[m > 0] = 0
+        base = os.path.join(args.work, "%s_%s_%d" % (name, mname, k))
+        write_pnm(base + "_in.ppm", holed)
+        write_pnm(base + ".pgm", m)
+        info = run_pixmend(args.bin, base + "_in.ppm", base + ".pgm", base + "_pm.ppm", extra)
+        pm_out = read_ppm(base + "_pm.ppm")
+        row = {"image": name, "size": "%dx%d" % (w, h), "mask": mname, "cover": float((m > 0).mean()),
+               "outside_exact": bool(np.array_equal(holed[m == 0], pm_out[m == 0]))}
+        row["pixmend"] = evaluate(rgb, pm_out, m, edge)
+        row["pixmend"]["ms"] = info["median_ms"]
+        for meth in methods[1:]:
+            out, ms = run_cv(meth, holed, m, cache_dir)
+            row[meth] = evaluate(rgb, composite(holed, out, m), m, edge)
+            row[meth]["ms"] = ms
+        rows.append(row)
+        print(fmt_row(row, methods) + ("" if row["outside_exact"] else "  OUTSIDE CHANGED"), flush=True)
 
-    def mean(k):
-        return statistics.fmean(r[k] for r in rows)
+    def mean(meth, key, sel=rows):
+        if not sel:
+            return float("nan")
+        vals = [r[meth][key] for r in sel if key in r[meth]]
+        return statistics.fmean(vals) if vals else float("nan")
 
-    summary = {k: mean(k) for k in ("pm_psnr", "pm_ssim", "telea_psnr", "telea_ssim", "ns_psnr", "ns_ssim")}
-    wins = sum(1 for r in rows if r["pm_psnr"] > max(r["telea_psnr"], r["ns_psnr"]))
     print()
-    print("| image | size | mask | hole % | pixmend PSNR | pixmend SSIM | Telea PSNR | Telea SSIM | NS PSNR | NS SSIM |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print("| %s | %s | %s | %.1f | %.2f | %.3f | %.2f | %.3f | %.2f | %.3f |" % (
-            r["image"], r["size"], r["mask"], 100 * r["cover"], r["pm_psnr"], r["pm_ssim"],
-            r["telea_psnr"], r["telea_ssim"], r["ns_psnr"], r["ns_ssim"]))
-    print("| **mean** (%d cases) | | | %.1f | **%.2f** | **%.3f** | %.2f | %.3f | %.2f | %.3f |" % (
-        len(rows), 100 * mean("cover"), summary["pm_psnr"], summary["pm_ssim"], summary["telea_psnr"],
-        summary["telea_ssim"], summary["ns_psnr"], summary["ns_ssim"]))
-    margin = summary["pm_psnr"] - max(summary["telea_psnr"], summary["ns_psnr"])
-    print()
-    print("pixmend - Telea: %+.2f dB, pixmend - NS: %+.2f dB (mean hole PSNR); pixmend best in %d of %d cases" % (
-        summary["pm_psnr"] - summary["telea_psnr"], summary["pm_psnr"] - summary["ns_psnr"], wins, len(rows)))
+    print("| method | PSNR (dB) | SSIM | detail ratio | seam ratio | edge PSNR (dB) | time per case (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    summary = {}
+    for meth in methods:
+        summary[meth] = {k: mean(meth, k) for k in ("psnr", "ssim", "detail", "seam", "edge", "ms")}
+        s = summary[meth]
+        print("| %s | %.2f | %.3f | %.2f | %.2f | %.2f | %.0f |" % (
+            {"pixmend": "**pixmend**", "ns": "Navier-Stokes", "telea": "Telea", "shiftmap": "shift-map"}[meth],
+            s["psnr"], s["ssim"], s["detail"], s["seam"], s["edge"], s["ms"]))
+    if rows:
+        print("(%d cases, mean hole %.1f %%; edge PSNR over the %d edge cases)" % (
+            len(rows), 100 * statistics.fmean(r["cover"] for r in rows),
+            sum(1 for r in rows if "edge" in r["pixmend"])))
     print("outside-hole pixels bit-exact in all cases: %s" % all(r["outside_exact"] for r in rows))
 
     timing = None
-    if not args.quick and not args.no_timing:
+    if not args.quick and not args.no_timing and not args.only:
         big = load_png("motorcycle_left.png")
         h0, w0 = big.shape[:2]
         cw = min(w0, h0 * 4 // 3)
@@ -250,48 +410,48 @@ def main():
         holed = big.copy()
         holed[m > 0] = 0
         ip, mp, op = (os.path.join(args.work, f) for f in ("t1280.ppm", "t1280.pgm", "t1280_pm.ppm"))
-        write_ppm(ip, holed)
-        write_pgm(mp, m)
+        write_pnm(ip, holed)
+        write_pnm(mp, m)
+        load_before = os.getloadavg()
+        c0 = os.times()
         info = run_pixmend(args.bin, ip, mp, op, extra, repeat=args.repeat)
-        holed_bgr = cv2.cvtColor(holed, cv2.COLOR_RGB2BGR)
+        c1 = os.times()
+        # CPU time of the C program per run (all threads; includes reading and writing the PPM files once).
+        cpu_ms = 1e3 * ((c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)) / args.repeat
         tt, tn = [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            tel = cv2.inpaint(holed_bgr, m, 3, cv2.INPAINT_TELEA)
-            tt.append(1e3 * (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            ns = cv2.inpaint(holed_bgr, m, 3, cv2.INPAINT_NS)
-            tn.append(1e3 * (time.perf_counter() - t0))
-        pm_out = read_ppm(op)
-        tel = cv2.cvtColor(tel, cv2.COLOR_BGR2RGB)
-        ns = cv2.cvtColor(ns, cv2.COLOR_BGR2RGB)
-        timing = {
-            "size": "1280x960", "hole": float((m > 0).mean()), "threads": info["threads"],
-            "pm_ms": info["times_ms"], "pm_median_ms": info["median_ms"], "pm_peak_bytes": info["peak_bytes"],
-            "telea_median_ms": statistics.median(tt), "ns_median_ms": statistics.median(tn),
-            "pm_psnr": hole_psnr(big, pm_out, m), "telea_psnr": hole_psnr(big, tel, m),
-            "ns_psnr": hole_psnr(big, ns, m),
-            "loadavg": os.getloadavg(),
-        }
+            tt.append(run_cv("telea", holed, m, cache_dir)[1])
+            tn.append(run_cv("ns", holed, m, cache_dir)[1])
+        timing = {"size": "1280x960", "hole": float((m > 0).mean()), "threads": info["threads"],
+                  "pm_ms": info["times_ms"], "pm_median_ms": info["median_ms"], "pm_peak_bytes": info["peak_bytes"],
+                  "telea_median_ms": statistics.median(tt), "ns_median_ms": statistics.median(tn),
+                  "pm_cpu_ms_per_run": cpu_ms, "loadavg_before": load_before, "loadavg": os.getloadavg()}
         print()
         print("timing 1280x960, %.1f %% blob hole, median of %d runs: pixmend %.0f ms (%d threads; runs %s; "
               "peak heap %.1f MiB), Telea %.0f ms, NS %.0f ms (cv2, 1 thread)" % (
                   100 * timing["hole"], args.repeat, timing["pm_median_ms"], timing["threads"],
                   ", ".join("%.0f" % t for t in timing["pm_ms"]), timing["pm_peak_bytes"] / 2 ** 20,
                   timing["telea_median_ms"], timing["ns_median_ms"]))
-        print("  hole PSNR there: pixmend %.2f dB, Telea %.2f dB, NS %.2f dB; load average %.2f %.2f %.2f" % (
-            timing["pm_psnr"], timing["telea_psnr"], timing["ns_psnr"], *timing["loadavg"]))
+        print("  pixmend CPU time per run %.0f ms (all threads); load average before %.2f %.2f %.2f, "
+              "after %.2f %.2f %.2f" % (cpu_ms, *load_before, *timing["loadavg"]))
+        if args.cli:
+            timing["hd"] = time_hd(args, big)
 
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "mean": summary, "timing": timing, "pm_args": extra}, f, indent=1)
+    rc = 0
     if not all(r["outside_exact"] for r in rows):
         print("FAIL: pixels outside the hole changed")
-        return 1
+        rc = 1
+    margin = summary["pixmend"]["psnr"] - summary["ns"]["psnr"]
     if args.min_margin is not None and margin < args.min_margin:
-        print("FAIL: mean PSNR margin %.2f dB < %.2f dB" % (margin, args.min_margin))
-        return 1
-    return 0
+        print("FAIL: mean PSNR margin over Navier-Stokes %.2f dB < %.2f dB" % (margin, args.min_margin))
+        rc = 1
+    if args.min_detail is not None and summary["pixmend"]["detail"] < args.min_detail:
+        print("FAIL: mean detail ratio %.2f < %.2f" % (summary["pixmend"]["detail"], args.min_detail))
+        rc = 1
+    return rc
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ int64_t pm_shape_numel(int ndim, const int64_t *shape)
 int pm_ckpt_wants(pm_ckpt *ck, const char *name)
 {
     ck->seen++;
-    if (!ck->prefix || strncmp(name, ck->prefix, strlen(ck->prefix)) == 0)
+    /* a rooted open filters once every name is known (reroot) */
+    if (!ck->prefix || ck->anchor || strncmp(name, ck->prefix, strlen(ck->prefix)) == 0)
         return 1;
     if (!ck->other[0])
         snprintf(ck->other, sizeof ck->other, "%s", name);
@@ -176,6 +177,29 @@ static int starts_with_ci(const uint8_t *b, size_t n, const char *s)
     return 1;
 }
 
+int pm_ckpt_sniff(const uint8_t *b, size_t n)
+{
+    if (n >= 4 && b[0] == 'P' && b[1] == 'K' &&
+        ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6) || (b[2] == 7 && b[3] == 8)))
+        return PM_CKPT_KIND_ZIP;
+    if (n >= 9 && b[8] == '{') {
+        uint64_t hlen = 0;
+        for (int i = 7; i >= 0; i--)
+            hlen = hlen << 8 | b[i];
+        if (hlen >= 2 && hlen <= ((uint64_t)100 << 20))
+            return PM_CKPT_KIND_SAFETENSORS;
+    }
+    /* PROTO 2..5, a FRAME from protocol 4 on, then LONG1 of 10 bytes:
+     * torch's legacy magic number */
+    static const uint8_t magic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) {
+        size_t at = n >= 11 && b[2] == 0x95 ? 11 : 2;
+        if (n >= at + sizeof magic && memcmp(b + at, magic, sizeof magic) == 0)
+            return PM_CKPT_KIND_LEGACY;
+    }
+    return PM_CKPT_KIND_NONE;
+}
+
 /* Picks the reader from the first bytes and fills the table. */
 static int load(pm_ckpt *ck)
 {
@@ -183,20 +207,19 @@ static int load(pm_ckpt *ck)
     size_t n = ck->size;
     if (n == 0)
         return pm_errorf(PM_EEMPTY, "%s is empty (0 bytes); download or copy it again", ck->what);
-    if (n >= 4 && b[0] == 'P' && b[1] == 'K' &&
-        ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6) || (b[2] == 7 && b[3] == 8)))
+    switch (pm_ckpt_sniff(b, n)) {
+    case PM_CKPT_KIND_ZIP:
         return pm_torchzip_load(ck);
-    if (n >= 9 && b[8] == '{') {
-        uint64_t hlen = 0;
-        for (int i = 7; i >= 0; i--)
-            hlen = hlen << 8 | b[i];
-        if (hlen >= 2 && hlen <= ((uint64_t)100 << 20))
-            return pm_safetensors_load(ck);
+    case PM_CKPT_KIND_SAFETENSORS:
+        ck->format = "safetensors";
+        return pm_safetensors_load(ck);
+    case PM_CKPT_KIND_LEGACY:
+        return pm_legacy_load(ck);
+    default:
+        break;
     }
-    static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-    if (n >= sizeof legacy && memcmp(b, legacy, sizeof legacy) == 0)
-        return pm_errorf(PM_EUNSUPPORTED, "%s uses PyTorch's legacy serialization (before 1.6), which pixmend does not read; re-save it with a current PyTorch: torch.save(torch.load(path), path)",
-                         ck->what);
+    if (n >= 262 && memcmp(b + 257, "ustar", 5) == 0)
+        return pm_legacy_tar_load(ck);
     if (n >= 2 && b[0] == 0x80 && b[1] <= 5)
         return pm_errorf(PM_EFORMAT, "%s is a bare Python pickle, not a torch.save archive or safetensors file; re-save the weights with torch.save",
                          ck->what);
@@ -218,7 +241,7 @@ static int load(pm_ckpt *ck)
 
 /* A zeroed table with its name and prefix (copied); caller owns it
  * (pm_ckpt_close). NULL when out of memory. */
-static pm_ckpt *new_ckpt(const char *name, const char *prefix)
+static pm_ckpt *new_ckpt(const char *name, const char *prefix, const char *anchor)
 {
     pm_ckpt *ck = pm_calloc(1, sizeof *ck);
     if (!ck)
@@ -233,7 +256,81 @@ static pm_ckpt *new_ckpt(const char *name, const char *prefix)
             return NULL;
         }
     }
+    if (anchor && *anchor && !(ck->anchor = pm_strdup(anchor))) {
+        pm_free(ck->prefix);
+        pm_free(ck);
+        return NULL;
+    }
     return ck;
+}
+
+/* Drops table entry i (its name and copy). */
+static void drop(pm_ckpt *ck, int i)
+{
+    pm_free((void *)ck->t[i].ref.name);
+    pm_free(ck->t[i].owned);
+    ck->t[i].ref.name = NULL;
+    ck->t[i].owned = NULL;
+}
+
+/* A rooted open (ck->anchor): when no tensor is named prefix+anchor but one
+ * is named R+anchor (R "" or ending in '.'; the shortest wins), every tensor
+ * under R is renamed prefix+rest -- a bare generator state dict, a
+ * TorchScript module whose root is the generator or a wrapper around it --
+ * and the rest are dropped; otherwise the prefix filter is applied as
+ * pm_ckpt_wants would have. */
+static int reroot(pm_ckpt *ck)
+{
+    size_t pn = strlen(ck->prefix), an = strlen(ck->anchor);
+    const char *root = NULL;
+    size_t rn = 0;
+    int direct = 0;
+    for (int i = 0; i < ck->count && !direct; i++) {
+        const char *k = ck->t[i].ref.name;
+        size_t kn = strlen(k);
+        if (kn == pn + an && strncmp(k, ck->prefix, pn) == 0 && strcmp(k + pn, ck->anchor) == 0)
+            direct = 1;
+        else if (kn >= an && strcmp(k + kn - an, ck->anchor) == 0 && (kn == an || k[kn - an - 1] == '.') &&
+                 (!root || kn - an < rn)) {
+            root = k;
+            rn = kn - an;
+        }
+    }
+    char *rootcp = NULL;
+    if (!direct && root) {
+        rootcp = pm_malloc(rn + 1);
+        if (!rootcp)
+            return pm_errorf(PM_ENOMEM, "%s: out of memory", ck->what);
+        memcpy(rootcp, root, rn);
+        rootcp[rn] = '\0';
+    }
+    int k = 0, rc = 0;
+    for (int i = 0; i < ck->count; i++) {
+        const char *name = ck->t[i].ref.name;
+        int keep = rootcp ? strncmp(name, rootcp, rn) == 0 : strncmp(name, ck->prefix, pn) == 0;
+        if (keep && rootcp && !rc) {
+            size_t nn = strlen(name) - rn;
+            char *renamed = pm_malloc(pn + nn + 1);
+            if (!renamed) {
+                rc = pm_errorf(PM_ENOMEM, "%s: out of memory", ck->what);
+            } else {
+                memcpy(renamed, ck->prefix, pn);
+                memcpy(renamed + pn, name + rn, nn + 1);
+                pm_free((void *)name);
+                ck->t[i].ref.name = renamed;
+            }
+        }
+        if (!keep || rc) {
+            if (!keep && !ck->other[0])
+                snprintf(ck->other, sizeof ck->other, "%s", name);
+            drop(ck, i);
+            continue;
+        }
+        ck->t[k++] = ck->t[i];
+    }
+    ck->count = k;
+    pm_free(rootcp);
+    return rc;
 }
 
 /* Fills the table; on success the caller owns *out = ck, on failure ck is
@@ -241,6 +338,8 @@ static pm_ckpt *new_ckpt(const char *name, const char *prefix)
 static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 {
     int rc = load(ck);
+    if (!rc && ck->anchor && ck->prefix)
+        rc = reroot(ck);
     if (!rc)
         rc = finish_table(ck);
     if (rc) {
@@ -260,10 +359,16 @@ int pm_ckpt_open_mem(const void *data, size_t len, const char *name, const char 
 int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
                            pm_ckpt **out)
 {
+    return pm_ckpt_open_mem_rooted(data, len, name, prefix, NULL, flags, out);
+}
+
+int pm_ckpt_open_mem_rooted(const void *data, size_t len, const char *name, const char *prefix, const char *anchor,
+                            unsigned flags, pm_ckpt **out)
+{
     if (!out || (!data && len))
         return pm_errorf(PM_EINVAL, "pm_ckpt_open_mem: no data or no result pointer");
     *out = NULL;
-    pm_ckpt *ck = new_ckpt(name, prefix);
+    pm_ckpt *ck = new_ckpt(name, prefix, anchor);
     if (!ck)
         return pm_errorf(PM_ENOMEM, "out of memory opening a checkpoint");
     ck->base = data;
@@ -272,13 +377,30 @@ int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const
     return open_loaded(ck, out);
 }
 
+static int open_file(const char *path, const char *prefix, const char *anchor, pm_ckpt **out);
+
 /* Maps the file read-only; the mapping belongs to *out (caller owns it,
  * pm_ckpt_close unmaps). The descriptor is closed before returning. */
 int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out)
 {
+    return pm_ckpt_open_rooted(path, prefix, NULL, out);
+}
+
+int pm_ckpt_open_rooted(const char *path, const char *prefix, const char *anchor, pm_ckpt **out)
+{
     if (!path || !out)
         return pm_errorf(PM_EINVAL, "pm_ckpt_open: no path or no result pointer");
     *out = NULL;
+    char found[4096];
+    int rc = pm_ckpt_resolve(path, found, sizeof found);
+    if (rc)
+        return rc;
+    return open_file(found, prefix, anchor, out);
+}
+
+/* pm_ckpt_open_rooted on a path that is not a directory. */
+static int open_file(const char *path, const char *prefix, const char *anchor, pm_ckpt **out)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -292,15 +414,11 @@ int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out)
         rc = pm_errorf(PM_EIO, "cannot stat checkpoint %s: %s", path, strerror(errno));
         goto close_fd;
     }
-    if (S_ISDIR(st.st_mode)) {
-        rc = pm_errorf(PM_EINVAL, "%s is a directory; give the checkpoint file inside it (e.g. big-lama/models/best.ckpt)", path);
-        goto close_fd;
-    }
     if (!S_ISREG(st.st_mode)) {
         rc = pm_errorf(PM_EINVAL, "%s is not a regular file; give a checkpoint file", path);
         goto close_fd;
     }
-    pm_ckpt *ck = new_ckpt(path, prefix);
+    pm_ckpt *ck = new_ckpt(path, prefix, anchor);
     if (!ck) {
         rc = pm_errorf(PM_ENOMEM, "out of memory opening checkpoint %s", path);
         goto close_fd;
@@ -355,8 +473,19 @@ void pm_ckpt_close(pm_ckpt *ck)
     if (ck->map)
         munmap(ck->map, ck->map_len);
     pm_free(ck->prefix);
+    pm_free(ck->anchor);
     pm_free(ck->hint);
     pm_free(ck);
+}
+
+const char *pm_ckpt_what(const pm_ckpt *ck)
+{
+    return ck ? ck->what : "checkpoint";
+}
+
+const char *pm_ckpt_format(const pm_ckpt *ck)
+{
+    return ck && ck->format ? ck->format : "unknown";
 }
 
 /* The family string is copied; NULL or "" clears it. */

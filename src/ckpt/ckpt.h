@@ -1,5 +1,8 @@
 /* Checkpoint readers: PyTorch zip+pickle files (torch.save, incl. PyTorch
- * Lightning .ckpt) and safetensors, exposed as one name -> tensor table. */
+ * Lightning .ckpt), TorchScript archives (torch.jit.save), PyTorch's legacy
+ * serialization and safetensors, exposed as one name -> tensor table. A
+ * directory (a Hugging Face snapshot or repository folder, a ModelScope
+ * model folder) stands for the one weights file inside it. */
 #ifndef PM_CKPT_H
 #define PM_CKPT_H
 
@@ -26,7 +29,33 @@ typedef struct pm_ckpt pm_ckpt;
  * NULL only keys starting with it are kept. Objects of unknown classes in the
  * pickle are skipped, never fatal. Caller owns *out (pm_ckpt_close). */
 int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out);
+/* pm_ckpt_open for one model inside a file that may name it from another
+ * root: when no tensor is named prefix+anchor (e.g. "generator." +
+ * "model.1.ffc.convl2l.weight") but one is named R+anchor (R empty or ending
+ * in '.'), the tensors under R are renamed prefix+rest and the others
+ * dropped. So a bare state dict, a TorchScript module of the network or of a
+ * wrapper holding it read as the official layout. Caller owns *out. */
+int pm_ckpt_open_rooted(const char *path, const char *prefix, const char *anchor, pm_ckpt **out);
 void pm_ckpt_close(pm_ckpt *ck);
+
+/* "checkpoint best.ckpt" as messages name it; never NULL. */
+const char *pm_ckpt_what(const pm_ckpt *ck);
+/* The file's format: "PyTorch zip", "TorchScript", "PyTorch legacy" or
+ * "safetensors" (static). */
+const char *pm_ckpt_format(const pm_ckpt *ck);
+
+/* What the first bytes of a file say it is. */
+enum { PM_CKPT_KIND_NONE = 0, PM_CKPT_KIND_ZIP, PM_CKPT_KIND_SAFETENSORS, PM_CKPT_KIND_LEGACY };
+int pm_ckpt_sniff(const uint8_t *b, size_t n);
+
+/* The weights file `path` stands for, into out[0, n): path itself unless it
+ * is a directory; a directory with snapshots/ (a Hugging Face repository
+ * folder) stands for the snapshot refs/main names (else its only or newest
+ * one); a folder stands for the one weights file in it, recognised by its
+ * content (safetensors preferred where the same folder also has a PyTorch
+ * file). Fails (PM_ENOENT, PM_EINVAL) with a message naming the folder and
+ * what it holds. */
+int pm_ckpt_resolve(const char *path, char *out, size_t n);
 
 int pm_ckpt_count(const pm_ckpt *ck);
 const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i);

@@ -96,12 +96,20 @@ struct pm_pv {
             const char *mod, *name; size_t mod_n, name_n;
             enum pm_pv_fn fn;
             int dtype;     /* FN_STORAGE_TYPE / FN_TORCH_DTYPE: enum pm_dtype, -1 if unsupported */
+            int size;      /* FN_STORAGE_TYPE: bytes per element, 0 if unknown */
         } glob;                                            /* GLOBAL */
         struct {
             const pm_pv *cls;  /* the GLOBAL it was made from, or NULL */
             const char *why;   /* static text when this stands for a skipped tensor, else NULL */
+            const pm_pv *state; /* what the first BUILD gave it (a module's attribute dict), or NULL */
         } obj;                                             /* OBJECT */
-        struct { int dtype; const char *key; size_t key_n; const pm_pv *type; } storage; /* STORAGE */
+        struct {
+            int dtype, elsize;  /* enum pm_dtype (-1 unsupported); bytes per element (0 unknown) */
+            const char *key; size_t key_n;
+            const pm_pv *type;
+            int64_t numel;      /* as the persistent id says, -1 if absent */
+            int64_t view_off;   /* legacy storage views: offset in elements into the keyed storage */
+        } storage;                                         /* STORAGE */
         pm_pv_tensor *t;                                   /* TENSOR */
     } u;
 };
@@ -112,7 +120,31 @@ typedef struct pm_pickle pm_pickle;
  * result). On success *out owns every value (pm_pickle_free) and *root is
  * the unpickled object. `what` names the file in messages. */
 int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **out, pm_pv **root);
+/* PM_PICKLE_STRICT: refuse every global outside a TorchScript module tree's
+ * (__torch__.*, torch.*, containers); without it only globals no checkpoint
+ * needs (os, subprocess, eval, ...) are refused. Either way nothing is ever
+ * called. */
+#define PM_PICKLE_STRICT 1u
+/* pm_pickle_run with the pickle's name in messages (`part`, e.g.
+ * "data.pkl"), flags, and *used (may be NULL) = the bytes up to and
+ * including STOP, for streams of several pickles. */
+int pm_pickle_run_ex(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                     pm_pickle **out, pm_pv **root, size_t *used);
+/* Resolves a persistent id other than ('storage', ...): a value the
+ * resolver owns (it must outlive the pickle's use), or NULL for an opaque
+ * object. */
+typedef pm_pv *(*pm_persid_fn)(void *user, const pm_pv *pid);
+/* pm_pickle_run_ex with a resolver for other persistent ids. */
+int pm_pickle_run_persid(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                         pm_persid_fn persid, void *user, pm_pickle **out, pm_pv **root, size_t *used);
 void pm_pickle_free(pm_pickle *p);
+/* Every storage the pickle's persistent ids named, in order (duplicates
+ * included); the array belongs to p. */
+size_t pm_pickle_storages(const pm_pickle *p, const pm_pv *const **out);
+/* pickle_globals.c: sets g's fn, dtype and size from its module and name. */
+void pm_pickle_classify(pm_pv *g);
+/* Why global g is refused (static text), or NULL when it may appear. */
+const char *pm_pickle_refused(const pm_pv *g, int strict);
 
 /* ------------------------------------------------------------ the table */
 
@@ -125,6 +157,7 @@ typedef struct pm_ckpt_tensor {
 struct pm_ckpt {
     char what[300];       /* "checkpoint best.ckpt", used in messages */
     char *prefix;         /* owned; NULL = all keys */
+    char *anchor;         /* owned; pm_ckpt_open_rooted's anchor, or NULL */
     char *hint;           /* owned; model family named in missing-tensor messages */
     const uint8_t *base;  /* the file's bytes */
     size_t size;
@@ -135,6 +168,7 @@ struct pm_ckpt {
     int count, cap;
     int *by_name;         /* indices into t sorted by name */
     unsigned flags;       /* PM_CKPT_* */
+    const char *format;   /* static: "PyTorch zip", "TorchScript", ... */
     int seen;             /* tensors met before the prefix filter */
     char other[160];      /* the first name the prefix filter dropped */
 };
@@ -153,11 +187,30 @@ int pm_ckpt_wants(pm_ckpt *ck, const char *name);
 #define PM_CKPT_NO_CRC 1u
 int pm_ckpt_open_mem_flags(const void *data, size_t len, const char *name, const char *prefix, unsigned flags,
                            pm_ckpt **out);
+/* The same, rooted as pm_ckpt_open_rooted (for the fuzz target). */
+int pm_ckpt_open_mem_rooted(const void *data, size_t len, const char *name, const char *prefix, const char *anchor,
+                            unsigned flags, pm_ckpt **out);
+
+/* Finds a tensor's storage bytes: 0 and *bytes, *len (borrowed) or an error. */
+typedef int (*pm_storage_fn)(pm_ckpt *ck, void *user, const char *name, const pm_pv *storage,
+                             const uint8_t **bytes, size_t *len);
+/* Adds the tensors of an unpickled torch object to the table: the dict at
+ * 'state_dict' / 'params_ema' / 'params' or the top-level dict, nested dicts
+ * flattened; or a TorchScript module tree (__torch__ objects and their
+ * attribute dicts, names joined with '.'). Errors name the file and say what
+ * the object is when it holds no tensors. */
+int pm_torch_collect(pm_ckpt *ck, const pm_pv *root, int torchscript, pm_storage_fn storage, void *user);
 
 /* Fills the table from a safetensors file (ck->base, ck->size). */
 int pm_safetensors_load(pm_ckpt *ck);
-/* Fills the table from a PyTorch zip archive (ck->base, ck->size). */
+/* Fills the table from a PyTorch zip archive (ck->base, ck->size):
+ * torch.save's and torch.jit.save's (TorchScript). */
 int pm_torchzip_load(pm_ckpt *ck);
+/* Fills the table from PyTorch's legacy serialization (before 1.6). */
+int pm_legacy_load(pm_ckpt *ck);
+/* Fills the table from PyTorch's oldest serialization (before 0.4): a tar
+ * with members storages, tensors and pickle. */
+int pm_legacy_tar_load(pm_ckpt *ck);
 
 /* Element count of a shape, or -1 if a dimension is negative or it overflows. */
 int64_t pm_shape_numel(int ndim, const int64_t *shape);

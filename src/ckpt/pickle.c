@@ -1,9 +1,12 @@
-/* A small pickle machine for the pickles torch.save writes (protocols 1-5;
- * the text opcodes of protocol 0 too). It builds a tree of pm_pv values:
- * dicts, lists, tuples, scalars and strings as they are; torch tensors and
- * storages recognised from their rebuild functions and persistent ids;
- * every other class or function becomes an opaque PV_OBJECT that swallows
- * whatever REDUCE, NEWOBJ, BUILD, SETITEMS or APPENDS give it.
+/* A small pickle machine for the pickles torch.save and torch.jit.save
+ * write (protocols 1-5; the text opcodes of protocol 0 too). It builds a
+ * tree of pm_pv values: dicts, lists, tuples, scalars and strings as they
+ * are; torch tensors and storages recognised from their rebuild functions
+ * and persistent ids; every other class or function becomes an opaque
+ * PV_OBJECT that swallows whatever REDUCE, NEWOBJ, SETITEMS or APPENDS give
+ * it and keeps its first BUILD state (a TorchScript module's attributes).
+ * Nothing is ever called. A pickle naming a global that no checkpoint needs
+ * (pickle_globals.c) is refused.
  *
  * Safety: every read is checked against the pickle's length, stack pops
  * never cross a mark, memo indices are bounded by the pickle's length, and
@@ -25,7 +28,14 @@ typedef struct pool_block {
 struct pm_pickle {
     const uint8_t *buf;
     size_t len, pos, op_pos;
-    const char *what;
+    const char *what, *part;  /* the file and the pickle in it, for messages */
+    unsigned flags;           /* PM_PICKLE_* */
+    const char *refused;      /* why a global it names is refused (static), or NULL */
+    const pm_pv *refused_g;
+    const pm_pv **storages;   /* every storage a persistent id named (pm_malloc) */
+    pm_persid_fn persid;      /* resolves other persistent ids, or NULL */
+    void *persid_user;
+    size_t nstorages, storages_cap;
     pool_block *blocks;
     size_t pool_total, pool_limit;
     pm_pv **stack;
@@ -46,13 +56,13 @@ static int damaged(pm_pickle *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return pm_errorf(PM_ECORRUPT, "%s: its pickle (data.pkl) is damaged at byte %zu: %s; the file is corrupt",
-                     p->what, p->op_pos, msg);
+    return pm_errorf(PM_ECORRUPT, "%s: its pickle (%s) is damaged at byte %zu: %s; the file is corrupt",
+                     p->what, p->part, p->op_pos, msg);
 }
 
 static int no_memory(pm_pickle *p)
 {
-    return pm_errorf(PM_ENOMEM, "%s: out of memory reading its pickle (data.pkl, %zu bytes)", p->what, p->len);
+    return pm_errorf(PM_ENOMEM, "%s: out of memory reading its pickle (%s, %zu bytes)", p->what, p->part, p->len);
 }
 
 /* Pool memory: 16-byte aligned, freed all at once with the pm_pickle. */
@@ -91,8 +101,8 @@ static pm_pv *new_pv(pm_pickle *p, enum pm_pv_kind kind)
 static int push(pm_pickle *p, pm_pv *v)
 {
     if (!v)
-        return pm_errorf(PM_ENOMEM, "%s: its pickle (data.pkl, %zu bytes) needs more memory than a pickle of its size may (limit %zu bytes); the file is corrupt or hostile",
-                         p->what, p->len, p->pool_limit);
+        return pm_errorf(PM_ENOMEM, "%s: its pickle (%s, %zu bytes) needs more memory than a pickle of its size may (limit %zu bytes); the file is corrupt or hostile",
+                         p->what, p->part, p->len, p->pool_limit);
     if (p->sp == p->stack_cap) {
         size_t cap = p->stack_cap ? p->stack_cap * 2 : 256;
         pm_pv **s = pm_realloc(p->stack, cap * sizeof *s);
@@ -138,8 +148,8 @@ static int pop_mark(pm_pickle *p, size_t *first)
 static int need(pm_pickle *p, size_t n)
 {
     if (n > p->len - p->pos)
-        return pm_errorf(PM_ETRUNCATED, "%s: its pickle (data.pkl) ends inside an opcode at byte %zu; the file is truncated or corrupt",
-                         p->what, p->op_pos);
+        return pm_errorf(PM_ETRUNCATED, "%s: its pickle (%s) ends inside an opcode at byte %zu; the file is truncated or corrupt",
+                         p->what, p->part, p->op_pos);
     return 0;
 }
 
@@ -168,8 +178,8 @@ static int read_line(pm_pickle *p, const char **s, size_t *n)
     const uint8_t *start = p->buf + p->pos;
     const uint8_t *nl = memchr(start, '\n', p->len - p->pos);
     if (!nl)
-        return pm_errorf(PM_ETRUNCATED, "%s: its pickle (data.pkl) ends inside a text argument at byte %zu; the file is truncated or corrupt",
-                         p->what, p->op_pos);
+        return pm_errorf(PM_ETRUNCATED, "%s: its pickle (%s) ends inside a text argument at byte %zu; the file is truncated or corrupt",
+                         p->what, p->part, p->op_pos);
     *s = (const char *)start;
     *n = (size_t)(nl - start);
     p->pos += *n + 1;
@@ -268,58 +278,6 @@ static int eq(const char *a, size_t an, const char *b)
     return strlen(b) == an && memcmp(a, b, an) == 0;
 }
 
-/* ------------------------------------------------------ known globals */
-
-static const struct { const char *name; int dtype; } storage_types[] = {
-    {"FloatStorage", PM_DT_F32}, {"HalfStorage", PM_DT_F16}, {"BFloat16Storage", PM_DT_BF16},
-    {"DoubleStorage", PM_DT_F64}, {"LongStorage", PM_DT_I64}, {"IntStorage", PM_DT_I32},
-    {"ShortStorage", PM_DT_I16}, {"CharStorage", PM_DT_I8}, {"ByteStorage", PM_DT_U8},
-    {"BoolStorage", PM_DT_BOOL}, {"UntypedStorage", PM_DT_U8},
-};
-
-static const struct { const char *name; int dtype; } torch_dtypes[] = {
-    {"float32", PM_DT_F32}, {"float", PM_DT_F32}, {"float16", PM_DT_F16}, {"half", PM_DT_F16},
-    {"bfloat16", PM_DT_BF16}, {"float64", PM_DT_F64}, {"double", PM_DT_F64},
-    {"int64", PM_DT_I64}, {"long", PM_DT_I64}, {"int32", PM_DT_I32}, {"int", PM_DT_I32},
-    {"int16", PM_DT_I16}, {"short", PM_DT_I16}, {"int8", PM_DT_I8}, {"uint8", PM_DT_U8}, {"bool", PM_DT_BOOL},
-};
-
-static void classify_global(pm_pv *g)
-{
-    const char *m = g->u.glob.mod, *n = g->u.glob.name;
-    size_t mn = g->u.glob.mod_n, nn = g->u.glob.name_n;
-    g->u.glob.fn = FN_UNKNOWN;
-    g->u.glob.dtype = -1;
-    if ((eq(m, mn, "collections") && eq(n, nn, "OrderedDict")) ||
-        ((eq(m, mn, "builtins") || eq(m, mn, "__builtin__")) && eq(n, nn, "dict"))) {
-        g->u.glob.fn = FN_ORDERED_DICT;
-    } else if (eq(m, mn, "torch._utils")) {
-        if (eq(n, nn, "_rebuild_tensor"))
-            g->u.glob.fn = FN_REBUILD_TENSOR;
-        else if (eq(n, nn, "_rebuild_tensor_v2"))
-            g->u.glob.fn = FN_REBUILD_TENSOR_V2;
-        else if (eq(n, nn, "_rebuild_tensor_v3"))
-            g->u.glob.fn = FN_REBUILD_TENSOR_V3;
-        else if (eq(n, nn, "_rebuild_parameter") || eq(n, nn, "_rebuild_parameter_with_state"))
-            g->u.glob.fn = FN_REBUILD_PARAMETER;
-    } else if (eq(m, mn, "torch._tensor") && eq(n, nn, "_rebuild_from_type_v2")) {
-        g->u.glob.fn = FN_REBUILD_FROM_TYPE;
-    } else if (eq(m, mn, "torch")) {
-        if (nn > 7 && memcmp(n + nn - 7, "Storage", 7) == 0) {
-            g->u.glob.fn = FN_STORAGE_TYPE;
-            for (size_t i = 0; i < sizeof storage_types / sizeof *storage_types; i++)
-                if (eq(n, nn, storage_types[i].name))
-                    g->u.glob.dtype = storage_types[i].dtype;
-        } else {
-            for (size_t i = 0; i < sizeof torch_dtypes / sizeof *torch_dtypes; i++)
-                if (eq(n, nn, torch_dtypes[i].name)) {
-                    g->u.glob.fn = FN_TORCH_DTYPE;
-                    g->u.glob.dtype = torch_dtypes[i].dtype;
-                }
-        }
-    }
-}
-
 static pm_pv *new_global(pm_pickle *p, const char *m, size_t mn, const char *n, size_t nn)
 {
     pm_pv *g = new_pv(p, PV_GLOBAL);
@@ -328,7 +286,12 @@ static pm_pv *new_global(pm_pickle *p, const char *m, size_t mn, const char *n, 
         g->u.glob.mod_n = mn;
         g->u.glob.name = n;
         g->u.glob.name_n = nn;
-        classify_global(g);
+        pm_pickle_classify(g);
+        const char *why = pm_pickle_refused(g, (p->flags & PM_PICKLE_STRICT) != 0);
+        if (why && !p->refused) {
+            p->refused = why;
+            p->refused_g = g;
+        }
     }
     return g;
 }
@@ -444,20 +407,38 @@ static int apply(pm_pickle *p, const pm_pv *fn, const pm_pv *args, int depth, pm
     }
 }
 
-/* persistent_load: ('storage', storage_type, key, location, numel). */
+/* persistent_load: ('storage', storage_type, key, location, numel[,
+ * view_metadata]); legacy files add view_metadata (view_key, offset, size). */
 static pm_pv *persistent_load(pm_pickle *p, const pm_pv *pid)
 {
     if (pid->kind != PV_TUPLE || pid->u.seq.n < 3 || !str_is(pid->u.seq.v[0], "storage") ||
-        pid->u.seq.v[2]->kind != PV_STR)
-        return new_object(p, NULL, NULL);
+        pid->u.seq.v[2]->kind != PV_STR) {
+        pm_pv *v = p->persid ? p->persid(p->persid_user, pid) : NULL;
+        return v ? v : new_object(p, NULL, NULL);
+    }
     const pm_pv *type = pid->u.seq.v[1];
     pm_pv *s = new_pv(p, PV_STORAGE);
     if (!s)
         return NULL;
-    s->u.storage.dtype = type->kind == PV_GLOBAL && type->u.glob.fn == FN_STORAGE_TYPE ? type->u.glob.dtype : -1;
+    int typed = type->kind == PV_GLOBAL && type->u.glob.fn == FN_STORAGE_TYPE;
+    s->u.storage.dtype = typed ? type->u.glob.dtype : -1;
+    s->u.storage.elsize = typed ? type->u.glob.size : 0;
     s->u.storage.type = type->kind == PV_GLOBAL ? type : NULL;
     s->u.storage.key = pid->u.seq.v[2]->u.s.p;
     s->u.storage.key_n = pid->u.seq.v[2]->u.s.n;
+    s->u.storage.numel = pid->u.seq.n >= 5 && pid->u.seq.v[4]->kind == PV_INT ? pid->u.seq.v[4]->u.i : -1;
+    if (pid->u.seq.n >= 6 && pid->u.seq.v[5]->kind == PV_TUPLE && pid->u.seq.v[5]->u.seq.n == 3 &&
+        pid->u.seq.v[5]->u.seq.v[1]->kind == PV_INT && pid->u.seq.v[5]->u.seq.v[1]->u.i >= 0)
+        s->u.storage.view_off = pid->u.seq.v[5]->u.seq.v[1]->u.i;
+    if (p->nstorages == p->storages_cap) {
+        size_t cap = p->storages_cap ? p->storages_cap * 2 : 64;
+        const pm_pv **a = pm_realloc(p->storages, cap * sizeof *a);
+        if (!a)
+            return NULL;
+        p->storages = a;
+        p->storages_cap = cap;
+    }
+    p->storages[p->nstorages++] = s;
     return s;
 }
 
@@ -577,6 +558,16 @@ static int add_from_mark(pm_pickle *p, int pairs)
     return 0;
 }
 
+/* A pickle that names a refused global: nothing was called (the machine
+ * never calls), but the file is hostile or no model checkpoint. */
+static int refuse(pm_pickle *p)
+{
+    const pm_pv *g = p->refused_g;
+    int mn = (int)(g->u.glob.mod_n > 80 ? 80 : g->u.glob.mod_n), nn = (int)(g->u.glob.name_n > 80 ? 80 : g->u.glob.name_n);
+    return pm_errorf(PM_ECORRUPT, "%s: its pickle (%s) names %.*s.%.*s at byte %zu, which pixmend refuses: %s; nothing in the file was run, and it is not loaded",
+                     p->what, p->part, mn, g->u.glob.mod, nn, g->u.glob.name, p->op_pos, p->refused);
+}
+
 /* The interpreter loop: one opcode per iteration until STOP. */
 static int run(pm_pickle *p, pm_pv **root)
 {
@@ -590,8 +581,8 @@ static int run(pm_pickle *p, pm_pv **root)
         int64_t iv = 0;
 
         if (p->pos >= p->len)
-            return pm_errorf(PM_ETRUNCATED, "%s: its pickle (data.pkl) ends at byte %zu without a STOP; the file is truncated or corrupt",
-                             p->what, p->len);
+            return pm_errorf(PM_ETRUNCATED, "%s: its pickle (%s) ends at byte %zu without a STOP; the file is truncated or corrupt",
+                             p->what, p->part, p->len);
         p->op_pos = p->pos;
         uint8_t op = p->buf[p->pos++];
         switch (op) {
@@ -748,9 +739,11 @@ static int run(pm_pickle *p, pm_pv **root)
             else
                 rc = push(p, new_object(p, b, NULL));
             break;
-        case 'b': /* BUILD: obj.__setstate__(state); pixmend keeps no state */
+        case 'b': /* BUILD: obj.__setstate__(state); an object keeps its first state */
             if ((rc = pop(p, &a)) || (rc = top(p, &b)))
                 return rc;
+            if (b->kind == PV_OBJECT && !b->u.obj.state)
+                b->u.obj.state = a;
             break;
         case 'q': /* BINPUT */
             if ((rc = read_len(p, 1, &n)))
@@ -786,7 +779,7 @@ static int run(pm_pickle *p, pm_pv **root)
         case '.': /* STOP */
             if ((rc = pop(p, root)))
                 return rc;
-            return 0;
+            return p->refused ? refuse(p) : 0;
         case '0': /* POP: a value, or the mark when none is above it */
             if (p->sp > floor_sp(p))
                 p->sp--;
@@ -878,12 +871,26 @@ static int run(pm_pickle *p, pm_pv **root)
         }
         if (rc)
             return rc;
+        if (p->refused)
+            return refuse(p);
     }
 }
 
 /* Values live in the pm_pickle's pool (caller owns *out, pm_pickle_free);
  * strings point into buf, which the caller keeps. */
 int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **out, pm_pv **root)
+{
+    return pm_pickle_run_ex(buf, len, what, "data.pkl", 0, out, root, NULL);
+}
+
+int pm_pickle_run_ex(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                     pm_pickle **out, pm_pv **root, size_t *used)
+{
+    return pm_pickle_run_persid(buf, len, what, part, flags, NULL, NULL, out, root, used);
+}
+
+int pm_pickle_run_persid(const uint8_t *buf, size_t len, const char *what, const char *part, unsigned flags,
+                         pm_persid_fn persid, void *user, pm_pickle **out, pm_pv **root, size_t *used)
 {
     *out = NULL;
     *root = NULL;
@@ -893,6 +900,10 @@ int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **
     p->buf = buf;
     p->len = len;
     p->what = what;
+    p->part = part ? part : "data.pkl";
+    p->flags = flags;
+    p->persid = persid;
+    p->persid_user = user;
     /* Every opcode makes at most a few values; a pickle that needs far more
      * memory than its size is hostile. */
     p->pool_limit = (len > SIZE_MAX / 256 ? SIZE_MAX / 2 : len * 256) + ((size_t)4 << 20);
@@ -902,6 +913,8 @@ int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **
         *root = NULL;
         return rc;
     }
+    if (used)
+        *used = p->pos;
     /* The value stack and memo are not needed once STOP has given the root. */
     pm_free(p->stack);
     pm_free(p->marks);
@@ -911,6 +924,12 @@ int pm_pickle_run(const uint8_t *buf, size_t len, const char *what, pm_pickle **
     p->memo = NULL;
     *out = p;
     return 0;
+}
+
+size_t pm_pickle_storages(const pm_pickle *p, const pm_pv *const **out)
+{
+    *out = p->storages;
+    return p->nstorages;
 }
 
 void pm_pickle_free(pm_pickle *p)
@@ -926,5 +945,6 @@ void pm_pickle_free(pm_pickle *p)
     pm_free(p->stack);
     pm_free(p->marks);
     pm_free(p->memo);
+    pm_free(p->storages);
     pm_free(p);
 }

@@ -66,5 +66,27 @@ extern const pm_command pm_cmd_colorize;
 extern const pm_command pm_cmd_bench;
 extern const pm_command pm_cmd_calibrate;
 extern const pm_command pm_cmd_report;
+extern const pm_command pm_cmd_models;
+
+/* cmd_models.c, shared with serve: the searched folders and the models
+ * found as JSON ({"searched": [...], "models": [...]}, each model with
+ * "loaded" when `loaded` is not NULL), appended to sb. */
+struct pm_sb;
+struct pm_found;
+void pm_cli_found_json(struct pm_sb *sb, const char *const *dirs, int ndirs, const struct pm_found *f, int n,
+                       const int *loaded);
+/* Searches `given` folders, or the default caches when ndirs_given is 0
+ * (their names are kept in buf): dirs[0, *ndirs) name what was searched,
+ * *found (caller owns, pm_free) the *nfound models. */
+/* auto_models.c: searches the default caches; with `load`, loads the
+ * largest LaMa and DDColor found for each task no --model NAME=FILE of
+ * given[0, ngiven) named, appending ", lama" and the like to names. Logs
+ * what it loaded and found, and sets the server's found list. 0 or PM_E*. */
+struct pm_sched;
+struct pm_server;
+int pm_cli_serve_models(struct pm_sched *sched, struct pm_server *srv, int load, const char *const *given, int ngiven,
+                        char *names, size_t names_len);
+int pm_cli_discover(int ndirs_given, const char *const *given, char (*buf)[4096], const char **dirs, int *ndirs,
+                    struct pm_found **found, int *nfound);
 
 #endif

@@ -1,6 +1,8 @@
 /* pixmend colorize IMAGE -o OUT --model FILE: one image through DDColor,
  * a progress bar on a terminal. */
+#include "cli/batch.h"
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "pipeline/colorize.h"
@@ -11,7 +13,9 @@
 static const pm_optdef opts[] = {
     {"output", 'o', 1},      {"model", 'm', 1},     {"input-size", 0, 1},     {"upsample", 0, 1},
     {"threads", 't', 1},     {"quality", 'q', 1},   {"max-pixels", 0, 1},     {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},      {0},
+    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},
+    {"batch", 0, 0},          {"jobs", 'j', 1},     {"overwrite", 0, 0},      {"mem-budget", 0, 1},
+    PM_CLI_META_OPTS,         {0},
 };
 
 /* One line on stderr: "pixmend colorize: WHAT: detail"; returns 1. */
@@ -30,6 +34,9 @@ static int run(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *out_path = pm_cli_get(opts, &a, "output"), *model = pm_cli_get(opts, &a, "model");
+    pm_batch_spec bs = {.images = a.pos[0], .out_dir = out_path};
+    if (pm_batch_options(cmd, opts, &a, &bs))
+        return 2;
     if (!out_path) {
         pm_cli_error(cmd, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
@@ -38,7 +45,7 @@ static int run(int argc, char **argv)
         pm_cli_error(cmd, "missing --model FILE: DDColor weights such as ddcolor_paper.pth or pytorch_model.bin");
         return 2;
     }
-    enum pm_format out_fmt = pm_format_from_name(out_path);
+    enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
     if (out_fmt == PM_FMT_UNKNOWN) {
         pm_cli_error(cmd, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp", out_path);
         return 2;
@@ -71,11 +78,17 @@ static int run(int argc, char **argv)
     if (pm_cli_opt_int(cmd, opts, &a, "quality", 1, 100, &eo.quality))
         return 2;
 
+    if (bs.cmd) {
+        bs.lim = lim, bs.mo = mo, bs.co = co, bs.model = pm_model_find("ddcolor"), bs.weights = model;
+        bs.meta = pm_cli_meta_policy(opts, &a);
+        return pm_batch_run(&bs);
+    }
     pm_image img = {0}, out = {0};
+    pm_image_meta meta = {0};
     const pm_model_desc *desc = pm_model_find("ddcolor");
     void *state = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -92,14 +105,19 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto free_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    /* The whole image changes: no JPEG blocks to keep (keep_blocks 0). */
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 0};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto free_model;
     }
+    pm_cli_meta_notes(cmd, opts, &a, out_path, &rep);
     status = 0;
 free_model:
     desc->unload(state);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&img);
     return status;
@@ -107,14 +125,16 @@ free_images:
 
 const pm_command pm_cmd_colorize = {
     "colorize", "colorize a black-and-white photo (DDColor)",
-    "usage: pixmend colorize IMAGE -o OUT --model FILE [options]\n\n"
+    "usage: pixmend colorize IMAGE -o OUT --model FILE [options]\n"
+    "       pixmend colorize --batch IMAGES_DIR -o OUT_DIR --model FILE [options]\n\n"
     "Colorizes IMAGE with DDColor and writes OUT. IMAGE: PNG, JPEG or WebP, grey or\n"
     "colour (its colours are replaced; its lightness is kept); alpha is kept. OUT:\n"
     ".png, .jpg/.jpeg or .webp; nothing is written unless the whole run succeeds.\n\n"
     "  -o, --output FILE      the result\n"
     "  -m, --model FILE       DDColor weights: ddcolor_paper.pth, ddcolor_modelscope.pth,\n"
     "                         ddcolor_artistic.pth, ddcolor_paper_tiny.pth, or a\n"
-    "                         pytorch_model.bin (the variant is read from the file)\n"
+    "                         pytorch_model.bin (the variant is read from the file), or a\n"
+    "                         Hugging Face or ModelScope folder holding one (`pixmend models`)\n"
     "  --input-size N         the network's square input: a multiple of 32 (default 512),\n"
     "                         portrait (512) or building (1024); larger keeps finer colour\n"
     "                         detail and costs about 4x the time per doubling\n"
@@ -125,6 +145,16 @@ const pm_command pm_cmd_colorize = {
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n\n"
+    "Folders (--batch): every image of IMAGES_DIR, results under the same names in\n"
+    "OUT_DIR (created if missing; outside IMAGES_DIR); the model loaded once; one\n"
+    "progress bar; a summary; exit 1 if any failed.\n"
+    "  --batch                IMAGES_DIR is a folder\n"
+    "  -j, --jobs N           images at once (default 1), admitted within --mem-budget\n"
+    "  --mem-budget B|N%      as for serve (default 70% of host memory or the cgroup limit)\n"
+    "  --overwrite            replace results that exist (default: skip those images)\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF, XMP, DPI and PNG text chunks,\n"
+    "as far as its format can hold them.\n",
     run,
 };

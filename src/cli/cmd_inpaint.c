@@ -1,5 +1,7 @@
 /* pixmend inpaint IMAGE MASK -o OUT: one image, a progress bar on a terminal. */
+#include "cli/batch.h"
 #include "cli/cli.h"
+#include "cli/meta_cli.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "pipeline/mask.h"
@@ -14,7 +16,10 @@ static const pm_optdef opts[] = {
     {"output", 'o', 1},        {"model", 'm', 1},      {"hd-strategy", 0, 1}, {"resize-limit", 0, 1},
     {"crop-margin", 0, 1},     {"precision", 0, 1},    {"threads", 't', 1},   {"seed", 0, 1},
     {"quality", 'q', 1},       {"mask-resize", 0, 0},  {"max-pixels", 0, 1},  {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {"mask-dilate", 0, 1}, {0},
+    {"max-file-bytes", 0, 1},  {"quiet", 0, 0},        {"mask-dilate", 0, 1},
+    {"batch", 0, 0},           {"jobs", 'j', 1},       {"overwrite", 0, 0},   {"mem-budget", 0, 1},
+    PM_CLI_META_OPTS,
+    {0},
 };
 
 /* Picks the model named by --model: a registered name, or a weights file for
@@ -98,11 +103,14 @@ static int run(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *out_path = pm_cli_get(opts, &a, "output");
+    pm_batch_spec bs = {.images = a.pos[0], .masks = a.pos[1], .out_dir = out_path};
+    if (pm_batch_options(&pm_cmd_inpaint, opts, &a, &bs))
+        return 2;
     if (!out_path) {
         pm_cli_error(&pm_cmd_inpaint, "missing -o OUT, the file to write (.png, .jpg or .webp)");
         return 2;
     }
-    enum pm_format out_fmt = pm_format_from_name(out_path);
+    enum pm_format out_fmt = bs.cmd ? PM_FMT_PNG : pm_format_from_name(out_path);
     /* No extension at all: the input's format, chosen once it is read. */
     if (out_fmt == PM_FMT_UNKNOWN && has_extension(out_path)) {
         pm_cli_error(&pm_cmd_inpaint, "cannot tell the output format from '%s'; end it in .png, .jpg, .jpeg or .webp, "
@@ -152,10 +160,18 @@ static int run(int argc, char **argv)
                        &io.mask_dilate))
         return 2;
 
+    if (bs.cmd) {
+        bs.lim = lim, bs.mo = mo, bs.io = io;
+        bs.meta = pm_cli_meta_policy(opts, &a);
+        if (!(bs.model = choose_model(pm_cli_get(opts, &a, "model"), &bs.weights)))
+            return fail(NULL);
+        return pm_batch_run(&bs);
+    }
     pm_image img = {0}, mask = {0}, out = {0};
+    pm_image_meta meta = {0};
     void *state = NULL;
     int status = 1;
-    if (pm_image_load(a.pos[0], &lim, &img) != 0) {
+    if (pm_image_load_meta(a.pos[0], &lim, &img, &meta) != 0) {
         status = fail(a.pos[0]);
         goto free_images;
     }
@@ -201,14 +217,18 @@ static int run(int argc, char **argv)
         status = fail(NULL);
         goto unload_model;
     }
-    if (pm_image_save(out_path, &out, &eo) != 0) {
+    pm_encode_req req = {&out, &img, &meta, eo, pm_cli_meta_policy(opts, &a), 1};
+    pm_encode_report rep;
+    if (pm_image_save_full(out_path, &req, &rep) != 0) {
         status = fail(out_path);
         goto unload_model;
     }
+    pm_cli_meta_notes(&pm_cmd_inpaint, opts, &a, out_path, &rep);
     status = 0;
 unload_model:
     m->unload(state);
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&out);
     pm_image_free(&mask);
     pm_image_free(&img);
@@ -217,14 +237,16 @@ free_images:
 
 const pm_command pm_cmd_inpaint = {
     "inpaint", "fill the masked parts of an image (remove objects, watermarks, blemishes)",
-    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n\n"
+    "usage: pixmend inpaint IMAGE MASK -o OUT [options]\n"
+    "       pixmend inpaint --batch IMAGES_DIR MASKS_DIR|MASK -o OUT_DIR [options]\n\n"
     "Fills the pixels of IMAGE where MASK is non-zero (white) and writes OUT.\n"
     "IMAGE, MASK: PNG, JPEG or WebP. OUT: .png, .jpg/.jpeg or .webp, or a name\n"
     "with no extension for IMAGE's own format (a JPEG at its estimated quality);\n"
     "nothing is written unless the whole run succeeds.\n\n"
     "  -o, --output FILE      the result\n"
     "  -m, --model M          patchmatch (built in, the default) or a LaMa checkpoint\n"
-    "                         file such as big-lama/models/best.ckpt\n"
+    "                         file such as big-lama/models/best.ckpt, IOPaint's big-lama.pt\n"
+    "                         (TorchScript) or a folder holding one (`pixmend models` lists them)\n"
     "  --hd-strategy S        auto (default: crop when the long side exceeds 800 px),\n"
     "                         original, resize, crop\n"
     "  --resize-limit N       long side used by the resize strategy (default 1280)\n"
@@ -240,6 +262,22 @@ const pm_command pm_cmd_inpaint = {
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"
     "  --max-file-bytes B     refuse larger files (default 64M)\n"
-    "  --quiet                no progress bar\n",
+    "  --quiet                no progress bar\n\n"
+    "Folders (--batch): each image of IMAGES_DIR with the mask of the same base name\n"
+    "in MASKS_DIR (any of the extensions), or one MASK file for every image (images of\n"
+    "another size are skipped unless --mask-resize); results under the same names in\n"
+    "OUT_DIR (created if missing; outside IMAGES_DIR). The model is loaded once; one\n"
+    "progress bar; a summary of what was done, skipped and failed; exit 1 if any failed.\n"
+    "  --batch                IMAGES_DIR and MASKS_DIR (or MASK) are folders / one mask\n"
+    "  -j, --jobs N           images at once (default 1), admitted within --mem-budget\n"
+    "                         by the model's memory law, as the service does\n"
+    "  --mem-budget B|N%      predicted peak memory the running images may use together\n"
+    "                         (default 70% of host memory or the cgroup limit)\n"
+    "  --overwrite            replace results that exist (default: skip those images)\n"
+    PM_CLI_META_HELP
+    "\nThe output keeps the input's ICC profile, EXIF (orientation reset to 1 once\n"
+    "applied; the stale thumbnail removed), XMP, DPI, PNG text chunks and 16-bit\n"
+    "depth, as far as its format can hold them. JPEG to JPEG keeps every 8x8 block\n"
+    "outside the repaired area as it was (no generation loss).\n",
     run,
 };

@@ -17,7 +17,7 @@
 static const pm_optdef opts[] = {
     {"model", 'm', 1},   {"sizes", 's', 1},      {"repeat", 'r', 1}, {"concurrency", 'c', 1},
     {"soak", 0, 1},      {"faults", 0, 1},       {"mem-budget", 0, 1}, {"out", 'o', 1},
-    {"url", 0, 1},       {"leak-jobs", 0, 1},    {"quiet", 'q', 0},  {0},
+    {"url", 0, 1},       {"leak-jobs", 0, 1},    {"quiet", 'q', 0},  {"api-key", 0, 1}, {0},
 };
 
 /* Every value of --model / -m (the parser keeps only the last). */
@@ -153,6 +153,19 @@ static int parse_options(const pm_command *cmd, int argc, char **argv, rp_report
         snprintf(r->outdir, sizeof r->outdir, "%s", v);
     r->quiet = pm_cli_get(opts, &a, "quiet") != NULL;
     r->url = pm_cli_get(opts, &a, "url");
+    const char *key = pm_cli_get(opts, &a, "api-key");
+    if (!key)
+        key = getenv("PIXMEND_API_KEY");
+    if (pm_cli_get(opts, &a, "api-key") && !r->url) {
+        pm_cli_error(cmd, "--api-key is for --url (a server started with --api-keys); the report's own server "
+                          "runs without keys");
+        return 2;
+    }
+    if (key && strlen(key) > 256) {
+        pm_cli_error(cmd, "--api-key is longer than 256 characters; pass the key itself");
+        return 2;
+    }
+    rp_http_set_key(r->url ? key : NULL);
     if (r->url && parse_url(cmd, r->url, &r->srv))
         return 2;
     const char *margs[RP_MAX_MODELS];
@@ -353,6 +366,8 @@ const pm_command pm_cmd_report = {
     "  -o, --out DIR           where the three files go (default ./pixmend-report)\n"
     "      --url http://H:P    measure a running server; drills that need our own\n"
     "                          server are listed as skipped\n"
+    "      --api-key KEY       with --url: the key to send (Authorization: Bearer);\n"
+    "                          default $PIXMEND_API_KEY. An admin key sees all stats\n"
     "  -q, --quiet             no progress bar\n",
     run,
 };

@@ -1,5 +1,6 @@
 /* pixmend serve: the HTTP service (see docs/api.md). */
 #include "cli/cli.h"
+#include "cli/serve_access.h"
 #include "monitor/monitor.h"
 #include "sched/sched.h"
 #include "server/server.h"
@@ -19,6 +20,7 @@ static const pm_optdef opts[] = {
     {"listen", 'l', 1},
     {"data-dir", 'd', 1},
     {"model", 'm', 1},
+    {"models", 0, 1},
     {"workers", 0, 1},
     {"threads", 't', 1},
     {"max-upload", 0, 1},
@@ -43,6 +45,7 @@ static const pm_optdef opts[] = {
     {"aging-seconds", 0, 1},
     {"fast-lane-pixels", 0, 1},
     {"max-wait", 0, 1},
+    PM_SERVE_ACCESS_OPTS,
     {"test-leak-bytes", 0, 1}, /* testing only, not in --help: see docs/operations.md */
     {0},
 };
@@ -134,7 +137,8 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else the source tree's web/. */
+/* The UI folder: --web-dir, else share/pixmend/web next to the binary, else
+ * the source tree's web/, else the install prefix's (PM_INSTALL_WEB_DIR). */
 static const char *find_web_dir(const char *given, char *buf, size_t len)
 {
     if (given)
@@ -152,6 +156,10 @@ static const char *find_web_dir(const char *given, char *buf, size_t len)
     }
 #ifdef PM_SOURCE_DIR
     if (snprintf(buf, len, "%s/web", PM_SOURCE_DIR) < (int)len && is_dir(buf))
+        return buf;
+#endif
+#ifdef PM_INSTALL_WEB_DIR
+    if (snprintf(buf, len, "%s", PM_INSTALL_WEB_DIR) < (int)len && is_dir(buf))
         return buf;
 #endif
     return NULL;
@@ -274,6 +282,11 @@ static int run(int argc, char **argv)
             return 2;
         }
     }
+    const char *models_mode = OPT("models") ? OPT("models") : "list";
+    if (strcmp(models_mode, "auto") != 0 && strcmp(models_mode, "list") != 0 && strcmp(models_mode, "off") != 0) {
+        pm_cli_error(&pm_cmd_serve, "--models must be auto, list or off, not '%s'", models_mode);
+        return 2;
+    }
     char webbuf[4096];
     hc.web_dir = find_web_dir(OPT("web-dir"), webbuf, sizeof webbuf);
     if (OPT("web-dir") && !is_dir(hc.web_dir)) {
@@ -281,11 +294,17 @@ static int run(int argc, char **argv)
         return 2;
     }
 
+    pm_auth *auth = NULL;
+    if ((rc = pm_serve_access_setup(opts, &a, &hc, &sc, &auth)))
+        return rc;
+
     if (pm_log_setup((enum pm_log_level)level, lf, OPT("log-file"))) {
         pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
+        pm_auth_destroy(auth);
         return 1;
     }
     pm_log_install_sighup();
+    pm_serve_access_sighup();
 
     /* SIGTERM and SIGINT are taken by sigtimedwait below; no thread sees them. */
     sigset_t stop_sigs;
@@ -325,17 +344,23 @@ static int run(int argc, char **argv)
         if (used < sizeof names)
             used += (size_t)snprintf(names + used, sizeof names - used, ", %s", name);
     }
+    if (strcmp(models_mode, "off") != 0 &&
+        pm_cli_serve_models(sched, srv, models_mode[0] == 'a', model_args, nmodels, names, sizeof names)) {
+        pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
+        goto stop_server;
+    }
     if (pm_sched_start(sched)) {
         pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
         goto stop_server;
     }
     pm_server_set_state(srv, PM_SERVER_READY);
     const char *host = pm_server_host(srv);
-    printf("pixmend serving on http://%s:%d (models: %s)\n", strcmp(host, "0.0.0.0") == 0 ? "0.0.0.0" : host,
+    printf("pixmend serving on %s://%s:%d (models: %s)\n", hc.tls_cert ? "https" : "http", strcmp(host, "0.0.0.0") == 0 ? "0.0.0.0" : host,
            pm_server_port(srv), names);
     fflush(stdout);
     pm_logkv(PM_LOG_INFO, "serving", "pixmend serving", "listen", hc.listen, "models", names, "data_dir",
              sc.data_dir, NULL);
+    pm_serve_access_announce(&hc, host, auth);
     char budget[32], marks[48], lane[32];
     snprintf(budget, sizeof budget, "%llu", (unsigned long long)sc.mem_budget);
     snprintf(marks, sizeof marks, "%.2f/%.2f", sc.pause_at, sc.resume_below);
@@ -349,6 +374,8 @@ static int run(int argc, char **argv)
         sig = sigtimedwait(&stop_sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (pm_serve_access_poll(auth))
+            pm_server_keys_reloaded(srv);
     }
     pm_info("shutdown", "%s received: draining (up to %g s for running jobs)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             drain_seconds);
@@ -364,6 +391,7 @@ destroy_sched:
         pm_info("stopped", "pixmend stopped");
 close_log:
     pm_log_shutdown();
+    pm_auth_destroy(auth);
     return exit_code;
 #undef OPT
 }
@@ -380,6 +408,10 @@ const pm_command pm_cmd_serve = {
     "  -d, --data-dir DIR          journal, uploaded inputs and results (default ./pixmend-data)\n"
     "  -m, --model NAME=FILE       load a model, e.g. lama=big-lama.ckpt or ddcolor=ddcolor.pth;\n"
     "                              repeatable; the built-in patchmatch is always loaded\n"
+    "      --models auto|list|off  the LaMa and DDColor weights in the usual caches (see `pixmend\n"
+    "                              models`): auto loads the largest of each task no --model\n"
+    "                              names; list (default) only lists them in the log and on\n"
+    "                              /api/v1/models; off does not look\n"
     "      --workers N             compute workers (default 1: one compute device)\n"
     "  -t, --threads N             engine threads per worker (default 0 = all cores)\n"
     "      --max-upload BYTES      largest request body (default 64M); larger gets 413\n"
@@ -412,6 +444,18 @@ const pm_command pm_cmd_serve = {
     "      --fast-lane-pixels N    images of at most N pixels use the fast lane (default 1M)\n"
     "      --max-wait S            refuse (429) when the expected wait exceeds S seconds (default 900; 0 = off)\n"
     "Memory laws per model are in DATA/memlaw.json; `pixmend calibrate` measures them.\n"
+    "\n"
+    "Access control (docs/operations.md):\n"
+    "      --api-keys FILE         require 'Authorization: Bearer KEY'; lines NAME:KEY or\n"
+    "                              NAME:sha256:HEX, ':admin' at the end for admin keys; the file\n"
+    "                              must not be readable by other users; SIGHUP reads it again\n"
+    "      --key-max-queued N      jobs one key may have waiting; beyond that 429 for that key only\n"
+    "      --key-max-running N     jobs of one key running at once; its others wait\n"
+    "      --key-rate R            API requests per second per key (10, 10/s, 600/min); 429 beyond\n"
+    "      --metrics-auth          /metrics needs an admin key (default: open, like /healthz)\n"
+    "      --tls-cert FILE         serve HTTPS and WSS with this PEM certificate (chain) ...\n"
+    "      --tls-key FILE          ... and this PEM private key\n"
+    "      --cors-origin ORIGIN    allow API calls from pages of this one origin (default: none)\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting jobs (503), let running jobs finish within\n"
     "--drain-seconds, keep queued jobs in the journal for the next start, exit 0.\n",

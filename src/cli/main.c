@@ -13,6 +13,7 @@ static const pm_command *const commands[] = {
     &pm_cmd_bench,
     &pm_cmd_calibrate,
     &pm_cmd_report,
+    &pm_cmd_models,
 };
 
 int main(int argc, char **argv)

@@ -33,6 +33,8 @@ typedef struct rp_resp {
 int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,
             const void *body, size_t len, double timeout_s, rp_resp *r);
 void rp_resp_free(rp_resp *r);
+/* Sends "Authorization: Bearer KEY" with every later request (NULL: none). */
+void rp_http_set_key(const char *key);
 /* Splits a whole HTTP/1.x answer in buf[0..n) (buf has room for n + 1 bytes)
  * into status and body. Takes buf: on success it is r->body, else freed.
  * PM_EIO when it is not an HTTP answer. */

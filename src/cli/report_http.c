@@ -110,6 +110,14 @@ static int read_response(int fd, rp_resp *r)
     return rp_parse_response(buf, n, r);
 }
 
+/* The API key sent with every request (--api-key), or "" for none. */
+static char api_key[300];
+
+void rp_http_set_key(const char *key)
+{
+    snprintf(api_key, sizeof api_key, "%s", key ? key : "");
+}
+
 int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,
             const void *body, size_t len, double timeout_s, rp_resp *r)
 {
@@ -118,16 +126,18 @@ int rp_http(const char *host, int port, const char *method, const char *path, co
     int fd = rp_connect(host, port, timeout_s);
     if (fd < 0)
         return pm_errorf(PM_EIO, "cannot connect to %s:%d: %s", host, port, strerror(errno));
-    char head[1024];
+    char head[1536], auth[340] = "";
     int hn;
+    if (api_key[0])
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", api_key);
     if (ctype)
         hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\nContent-Type: %s\r\n"
+                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n%sContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n\r\n",
-                      method, path, host, port, ctype, len);
+                      method, path, host, port, auth, ctype, len);
     else
-        hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", method,
-                      path, host, port);
+        hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n%s\r\n",
+                      method, path, host, port, auth);
     int rc = 0;
     if (send_all(fd, head, (size_t)hn) || (body && len && send_all(fd, body, len))) {
         /* The server may answer early (413) and close: read what it said. */

@@ -319,9 +319,9 @@ int pm_image_decode(const uint8_t *data, size_t len, const pm_limits *lim, const
             return rc;
     }
     switch (fmt) {
-    case PM_FMT_PNG: rc = pm_img_png_decode(data, len, lim, out); break;
-    case PM_FMT_JPEG: rc = pm_img_jpeg_decode(data, len, lim, out); break;
-    default: rc = pm_img_webp_decode(data, len, lim, out); break;
+    case PM_FMT_PNG: rc = pm_img_png_decode(data, len, lim, out, NULL); break;
+    case PM_FMT_JPEG: rc = pm_img_jpeg_decode(data, len, lim, out, NULL); break;
+    default: rc = pm_img_webp_decode(data, len, lim, out, NULL); break;
     }
     if (rc)
         pm_image_free(out);
@@ -384,7 +384,7 @@ int pm_image_encode(const pm_image *img, const pm_encode_opts *opts, uint8_t **o
         (opts->quality < 1 || opts->quality > 100))
         return pm_errorf(PM_EINVAL, "quality %d is out of range; use 1..100", opts->quality);
     switch (opts->format) {
-    case PM_FMT_PNG: return pm_img_png_encode(img, out_data, out_len);
+    case PM_FMT_PNG: return pm_img_png_encode(img, NULL, out_data, out_len);
     case PM_FMT_JPEG: return pm_img_jpeg_encode(img, opts->quality, out_data, out_len);
     case PM_FMT_WEBP: return pm_img_webp_encode(img, opts->quality, opts->lossless, out_data, out_len);
     default: return pm_errorf(PM_EINVAL, "no output format given; use PNG, JPEG or WebP");

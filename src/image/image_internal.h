@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pm_image_meta;
+
 /* Largest width or height any decoder here will accept, whatever the limits
  * say; keeps every w * h * 4 product far from overflowing. */
 #define PM_IMG_HARD_MAX_SIDE 1000000u
@@ -29,15 +31,24 @@ void pm_img_fmt_bytes(char *buf, size_t n, uint64_t bytes);
  * decode: probe, then pm_img_check_limits, then decode into *out (caller owns).
  * encode: *out_data is a new pm_malloc buffer the caller owns (pm_free). */
 int pm_img_png_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info);
-int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out);
-int pm_img_png_encode(const pm_image *img, uint8_t **out_data, size_t *out_len);
+int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out,
+                      struct pm_image_meta *meta);
+/* deep: 16-bit samples (host order) to write instead of img's, or NULL. */
+int pm_img_png_encode(const pm_image *img, const uint16_t *deep, uint8_t **out_data, size_t *out_len);
+/* Metadata chunks (png_meta.c): one ancillary chunk from the walk, and the
+ * splice of the carrier's chunks after IHDR of an encoded PNG. */
+void pm_img_png_meta_chunk(struct pm_image_meta *m, const uint8_t *type, const uint8_t *p, size_t n);
+int pm_img_png_put_meta(uint8_t **buf, size_t *len, const struct pm_image_meta *m);
 
 int pm_img_jpeg_probe(const uint8_t *data, size_t len, pm_image_info *info);
-int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out);
+int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out,
+                       struct pm_image_meta *meta);
 int pm_img_jpeg_encode(const pm_image *img, int quality, uint8_t **out_data, size_t *out_len);
 
 int pm_img_webp_probe(const uint8_t *data, size_t len, pm_image_info *info);
-int pm_img_webp_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out);
+int pm_img_webp_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out,
+                       struct pm_image_meta *meta);
+int pm_img_webp_put_meta(uint8_t **buf, size_t *len, const struct pm_image_meta *m);
 int pm_img_webp_encode(const pm_image *img, int quality, int lossless,
                        uint8_t **out_data, size_t *out_len);
 

@@ -4,6 +4,7 @@
  * marker (whose presence means inverted CMYK), counts the scans, and tells a
  * file that ends early from one that is damaged. */
 #include "image/image_internal.h"
+#include "image/jpeg_meta.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -23,47 +24,6 @@ struct jpeg_header {
     int scans;
 };
 
-/* EXIF orientation from a TIFF structure (the APP1 payload after "Exif\0\0");
- * 1 when absent or malformed. Every read is bounds-checked against n. */
-static int exif_orientation(const uint8_t *t, size_t n)
-{
-    if (n < 8)
-        return 1;
-    int le;
-    if (t[0] == 'I' && t[1] == 'I')
-        le = 1;
-    else if (t[0] == 'M' && t[1] == 'M')
-        le = 0;
-    else
-        return 1;
-#define RD16(p) (le ? pm_img_le16(p) : pm_img_be16(p))
-#define RD32(p) (le ? pm_img_le32(p) : pm_img_be32(p))
-    if (RD16(t + 2) != 42)
-        return 1;
-    uint32_t ifd = RD32(t + 4);
-    if (ifd < 8 || ifd > n - 2)
-        return 1;
-    unsigned count = RD16(t + ifd);
-    size_t e = (size_t)ifd + 2;
-    for (unsigned i = 0; i < count; i++, e += 12) {
-        if (e > n || n - e < 12)
-            break;
-        if (RD16(t + e) != 0x0112)
-            continue;
-        unsigned type = RD16(t + e + 2);
-        uint32_t cnt = RD32(t + e + 4);
-        unsigned v = 0;
-        if (type == 3 && cnt >= 1) /* SHORT, stored in the first two value bytes */
-            v = RD16(t + e + 8);
-        else if (type == 4 && cnt >= 1) /* LONG, written by a few tools */
-            v = RD32(t + e + 8);
-        return v >= 1 && v <= 8 ? (int)v : 1;
-    }
-    return 1;
-#undef RD16
-#undef RD32
-}
-
 static int is_sof(uint8_t m)
 {
     return m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
@@ -75,7 +35,7 @@ static int truncated_at(size_t len, const char *where)
 }
 
 /* Walks markers from SOI to EOI. Trailing bytes after EOI are ignored. */
-static int jpeg_walk(const uint8_t *d, size_t len, struct jpeg_header *h)
+static int jpeg_walk(const uint8_t *d, size_t len, struct jpeg_header *h, pm_jpeg_meta_acc *acc)
 {
     memset(h, 0, sizeof *h);
     h->orientation = 1;
@@ -115,8 +75,10 @@ static int jpeg_walk(const uint8_t *d, size_t len, struct jpeg_header *h)
         const uint8_t *seg = d + pos + 2;
         size_t n = seglen - 2;
         pos += seglen;
+        if (acc && m >= 0xe0 && m <= 0xe2)
+            pm_img_jpeg_meta_segment(acc, m, seg, n);
         if (m == 0xe1 && !seen_exif && n >= 6 && !memcmp(seg, "Exif\0\0", 6)) {
-            h->orientation = exif_orientation(seg + 6, n - 6);
+            h->orientation = pm_exif_orientation(seg + 6, n - 6);
             seen_exif = 1;
         } else if (m == 0xee && n >= 12 && !memcmp(seg, "Adobe", 5)) {
             h->adobe = 1;
@@ -182,7 +144,7 @@ static void display_size(const struct jpeg_header *h, int *w, int *hh)
 int pm_img_jpeg_probe(const uint8_t *data, size_t len, pm_image_info *info)
 {
     struct jpeg_header h;
-    int rc = jpeg_walk(data, len, &h);
+    int rc = jpeg_walk(data, len, &h, NULL);
     if (rc)
         return rc;
     info->format = PM_FMT_JPEG;
@@ -213,23 +175,39 @@ static void cmyk_to_rgb(uint8_t *p, size_t npix, int inverted)
     }
 }
 
-/* Applies EXIF orientation 2..8 into a new image; on success *img is
- * replaced (the old pixels freed). Display pixel (x, y) comes from stored
- * pixel (sx, sy) = (ax*x + bx*y + cx, ay*x + by*y + cy). */
-static int apply_orientation(pm_image *img, int orientation)
+/* Display pixel (x, y) comes from stored pixel (sx, sy) = (ax*x + bx*y + cx,
+ * ay*x + by*y + cy) of an image stored W x H; identity for orientation 1. */
+void pm_img_orient_map(int orientation, int W, int H, int m[6])
 {
-    int W = img->width, H = img->height, c = img->channels;
-    int ax = 0, bx = 0, cx = 0, ay = 0, by = 0, cy = 0;
+    int ax = 1, bx = 0, cx = 0, ay = 0, by = 1, cy = 0;
     switch (orientation) {
     case 2: ax = -1; cx = W - 1; by = 1; break;
     case 3: ax = -1; cx = W - 1; by = -1; cy = H - 1; break;
     case 4: ax = 1; by = -1; cy = H - 1; break;
-    case 5: bx = 1; ay = 1; break;
-    case 6: bx = 1; ay = -1; cy = H - 1; break;
-    case 7: bx = -1; cx = W - 1; ay = -1; cy = H - 1; break;
-    case 8: bx = -1; cx = W - 1; ay = 1; break;
-    default: return 0;
+    case 5: ax = 0; bx = 1; ay = 1; by = 0; break;
+    case 6: ax = 0; bx = 1; ay = -1; by = 0; cy = H - 1; break;
+    case 7: ax = 0; bx = -1; cx = W - 1; ay = -1; by = 0; cy = H - 1; break;
+    case 8: ax = 0; bx = -1; cx = W - 1; ay = 1; by = 0; break;
+    default: break;
     }
+    m[0] = ax;
+    m[1] = bx;
+    m[2] = cx;
+    m[3] = ay;
+    m[4] = by;
+    m[5] = cy;
+}
+
+/* Applies EXIF orientation 2..8 into a new image; on success *img is
+ * replaced (the old pixels freed). */
+int pm_img_orient(pm_image *img, int orientation)
+{
+    int W = img->width, H = img->height, c = img->channels;
+    if (orientation < 2 || orientation > 8)
+        return 0;
+    int mp[6];
+    pm_img_orient_map(orientation, W, H, mp);
+    int ax = mp[0], bx = mp[1], cx = mp[2], ay = mp[3], by = mp[4], cy = mp[5];
     int ow = orientation >= 5 ? H : W;
     int oh = orientation >= 5 ? W : H;
     pm_image rot;
@@ -284,13 +262,25 @@ static int warning_is_harmless(const char *msg)
     return strstr(msg, "Corrupt JPEG data") == NULL;
 }
 
-/* Caller owns *out on success. */
-int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out)
+/* Caller owns *out on success, and what *meta (may be NULL) gained: the
+ * metadata markers, the orientation applied, a copy of the source. */
+int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out, pm_image_meta *meta)
 {
     struct jpeg_header h;
-    int rc = jpeg_walk(data, len, &h);
+    pm_jpeg_meta_acc acc;
+    memset(&acc, 0, sizeof acc);
+    acc.m = meta;
+    int rc = jpeg_walk(data, len, &h, meta ? &acc : NULL);
     if (rc)
         return rc;
+    if (meta) {
+        pm_img_jpeg_meta_finish(&acc);
+        meta->orientation = h.orientation;
+        if (h.components != 4 && (meta->jpeg = pm_malloc(len)) != NULL) {
+            memcpy(meta->jpeg, data, len);
+            meta->jpeg_len = len;
+        }
+    }
     int dw, dh;
     display_size(&h, &dw, &dh);
     rc = pm_img_check_limits(dw, dh, lim);
@@ -327,7 +317,7 @@ int pm_img_jpeg_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm
     }
     if (h.components == 4)
         cmyk_to_rgb(out->data, (size_t)h.width * h.height, h.adobe);
-    rc = apply_orientation(out, h.orientation);
+    rc = pm_img_orient(out, h.orientation);
     if (rc)
         goto free_image;
     tjDestroy(tj);

@@ -4,6 +4,7 @@
  * libspng allocates through the counting allocator, so its memory shows in
  * pm_mem_in_use(). */
 #include "image/image_internal.h"
+#include "image/meta.h"
 
 #include <spng.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static int parse_ihdr(const uint8_t *p, struct png_header *h)
  * first is IHDR, and IEND must be reached. Fills *h. The size limits (lim may
  * be NULL for the defaults) are checked as soon as IHDR is read, so an
  * oversized image is reported as such even when the rest is damaged. */
-static int png_walk(const uint8_t *d, size_t len, const pm_limits *lim, struct png_header *h)
+static int png_walk(const uint8_t *d, size_t len, const pm_limits *lim, struct png_header *h, pm_image_meta *meta)
 {
     memset(h, 0, sizeof *h);
     size_t pos = 8;
@@ -107,6 +108,8 @@ static int png_walk(const uint8_t *d, size_t len, const pm_limits *lim, struct p
             seen_idat = 1;
         } else if (!memcmp(type, "IEND", 4)) {
             break;
+        } else if (meta && (type[0] & 0x20)) {
+            pm_img_png_meta_chunk(meta, type, c + 8, clen); /* ancillary: lower-case first letter */
         }
         pos += 12 + (size_t)clen;
     }
@@ -129,7 +132,7 @@ static int png_channels(const struct png_header *h)
 int pm_img_png_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info)
 {
     struct png_header h;
-    int rc = png_walk(data, len, lim, &h);
+    int rc = png_walk(data, len, lim, &h, NULL);
     if (rc)
         return rc;
     info->format = PM_FMT_PNG;
@@ -161,11 +164,66 @@ static int spng_fail(int err)
     }
 }
 
-/* Caller owns *out on success. */
-int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out)
+/* A copy of the PNG with its critical chunks only (IHDR, PLTE, tRNS, IDAT,
+ * IEND), for a second try when libspng refuses an ancillary chunk; the walk
+ * has checked every length. Caller owns *out (pm_free). */
+static int critical_copy(const uint8_t *d, size_t len, uint8_t **out, size_t *out_len)
+{
+    uint8_t *c = pm_malloc(len);
+    if (!c)
+        return pm_errorf(PM_ENOMEM, "out of memory decoding the PNG");
+    memcpy(c, d, 8);
+    size_t pos = 8, n = 8;
+    while (len - pos >= 12) {
+        uint32_t clen = pm_img_be32(d + pos);
+        const uint8_t *type = d + pos + 4;
+        if (!(type[0] & 0x20) || !memcmp(type, "tRNS", 4)) {
+            memcpy(c + n, d + pos, 12 + (size_t)clen);
+            n += 12 + (size_t)clen;
+        }
+        if (!memcmp(type, "IEND", 4))
+            break;
+        pos += 12 + (size_t)clen;
+    }
+    *out = c;
+    *out_len = n;
+    return 0;
+}
+
+/* Decodes the pixels with libspng into `dst` (need bytes) in format `fmt`. */
+static int spng_pixels(const uint8_t *data, size_t len, const struct png_header *h, int fmt, int flags,
+                       void *dst, size_t need)
+{
+    spng_ctx *ctx = spng_ctx_new2(&pm_spng_alloc, 0);
+    if (!ctx)
+        return pm_errorf(PM_ENOMEM, "out of memory starting the PNG decoder");
+    int err = spng_set_png_buffer(ctx, data, len);
+    if (!err)
+        err = spng_set_image_limits(ctx, h->width, h->height);
+    if (!err)
+        err = spng_set_chunk_limits(ctx, PNG_CHUNK_SIZE_LIMIT, PNG_CHUNK_CACHE_LIMIT);
+    size_t want = 0;
+    if (!err)
+        err = spng_decoded_image_size(ctx, fmt, &want);
+    int rc = 0;
+    if (!err && want != need)
+        rc = pm_errorf(PM_EINTERNAL, "libspng wants %zu bytes for a %ux%u image; expected %zu", want, h->width,
+                       h->height, need);
+    else if (!err)
+        err = spng_decode_image(ctx, dst, need, fmt, flags);
+    if (err)
+        rc = spng_fail(err);
+    spng_ctx_free(ctx);
+    return rc;
+}
+
+/* Caller owns *out on success, and what *meta (may be NULL) gained. A 16-bit
+ * image is decoded at 16 bits; the 8-bit pixels are the high bytes, and with
+ * `meta` the 16-bit samples are kept in meta->deep. */
+int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out, pm_image_meta *meta)
 {
     struct png_header h;
-    int rc = png_walk(data, len, lim, &h);
+    int rc = png_walk(data, len, lim, &h, meta);
     if (rc)
         return rc;
     rc = pm_img_check_limits((int)h.width, (int)h.height, lim);
@@ -173,63 +231,75 @@ int pm_img_png_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_
         return rc;
 
     int channels = png_channels(&h);
-    int gray16 = 0;
+    /* 16-bit: kept at 16 bits for the carrier (meta->deep); without one,
+     * grey is reduced in place and colour is reduced by libspng. */
+    int deep = h.depth == 16 && meta;
+    int gray16 = h.depth == 16 && channels == 1 && !meta;
     int fmt, flags = 0;
     if (channels == 1) {
-        gray16 = h.depth == 16;
-        fmt = gray16 ? SPNG_FMT_PNG : SPNG_FMT_G8;
+        fmt = deep || gray16 ? SPNG_FMT_PNG : SPNG_FMT_G8;
     } else {
-        fmt = channels == 4 ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8;
+        fmt = deep ? SPNG_FMT_RGBA16 : channels == 4 ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8; /* no RGB16 in libspng */
         flags = SPNG_DECODE_TRNS;
     }
-
-    spng_ctx *ctx = spng_ctx_new2(&pm_spng_alloc, 0);
-    if (!ctx)
-        return pm_errorf(PM_ENOMEM, "out of memory starting the PNG decoder");
-    int err = spng_set_png_buffer(ctx, data, len);
-    if (!err)
-        err = spng_set_image_limits(ctx, h.width, h.height);
-    if (!err)
-        err = spng_set_chunk_limits(ctx, PNG_CHUNK_SIZE_LIMIT, PNG_CHUNK_CACHE_LIMIT);
-    size_t need = 0;
-    if (!err)
-        err = spng_decoded_image_size(ctx, fmt, &need);
-    if (err) {
-        rc = spng_fail(err);
-        goto free_ctx;
-    }
+    int dc = channels == 3 && deep ? 4 : channels;
     size_t packed = (size_t)h.width * h.height * (size_t)channels;
-    if (need != packed * (gray16 ? 2 : 1)) {
-        rc = pm_errorf(PM_EINTERNAL, "libspng wants %zu bytes for a %ux%u image; expected %zu", need, h.width,
-                       h.height, packed);
-        goto free_ctx;
-    }
-    rc = pm_img_alloc_raw(out, (int)h.width, (int)h.height, channels, need);
+    size_t need = (size_t)h.width * h.height * (size_t)dc * (deep || gray16 ? 2 : 1);
+    uint16_t *wide = NULL;
+    rc = pm_img_alloc_raw(out, (int)h.width, (int)h.height, channels, deep ? packed : need);
     if (rc)
-        goto free_ctx;
-    err = spng_decode_image(ctx, out->data, need, fmt, flags);
-    if (err) {
-        rc = spng_fail(err);
+        return rc;
+    if (deep && !(wide = pm_malloc(need))) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory decoding a %ux%u 16-bit PNG", h.width, h.height);
         goto free_image;
     }
+    void *dst = deep ? (void *)wide : (void *)out->data;
+    rc = spng_pixels(data, len, &h, fmt, flags, dst, need);
+    if (rc && rc != PM_ENOMEM && rc != PM_EINTERNAL) {
+        /* libspng refuses some damaged ancillary chunks; the pixels do not need them. */
+        uint8_t *c = NULL;
+        size_t cn = 0;
+        int rc2 = critical_copy(data, len, &c, &cn);
+        if (rc2 == 0) {
+            if (cn < len && spng_pixels(c, cn, &h, fmt, flags, dst, need) == 0) {
+                pm_warn("metadata_dropped", "the PNG has a damaged metadata chunk (%s); it was skipped",
+                        pm_error_detail());
+                rc = 0;
+            }
+            pm_free(c);
+        }
+    }
+    if (rc)
+        goto free_image;
     if (gray16) {
         /* Host-endian 16-bit samples to their high byte, in place, front to back. */
-        const uint16_t *s = (const uint16_t *)(const void *)out->data;
+        const uint16_t *g = (const uint16_t *)(const void *)out->data;
         for (size_t i = 0; i < packed; i++)
-            out->data[i] = (uint8_t)(s[i] >> 8);
+            out->data[i] = (uint8_t)(g[i] >> 8);
     }
-    spng_ctx_free(ctx);
+    if (deep) {
+        /* Packs the 16-bit samples to `channels` and takes their high bytes. */
+        for (size_t i = 0, px = (size_t)h.width * h.height; i < px; i++)
+            for (int k = 0; k < channels; k++) {
+                uint16_t v = wide[i * dc + k];
+                wide[i * channels + k] = v;
+                out->data[i * channels + k] = (uint8_t)(v >> 8);
+            }
+        meta->deep = wide;
+        meta->deep_channels = channels;
+        wide = NULL;
+    }
+    pm_free(wide);
     return 0;
 
 free_image:
+    pm_free(wide);
     pm_image_free(out);
-free_ctx:
-    spng_ctx_free(ctx);
     return rc;
 }
 
 /* Caller owns *out_data (pm_free): libspng allocates it with pm_malloc. */
-int pm_img_png_encode(const pm_image *img, uint8_t **out_data, size_t *out_len)
+int pm_img_png_encode(const pm_image *img, const uint16_t *deep, uint8_t **out_data, size_t *out_len)
 {
     int rc = 0;
     spng_ctx *ctx = spng_ctx_new2(&pm_spng_alloc, SPNG_CTX_ENCODER);
@@ -239,16 +309,17 @@ int pm_img_png_encode(const pm_image *img, uint8_t **out_data, size_t *out_len)
     memset(&ihdr, 0, sizeof ihdr);
     ihdr.width = (uint32_t)img->width;
     ihdr.height = (uint32_t)img->height;
-    ihdr.bit_depth = 8;
+    ihdr.bit_depth = deep ? 16 : 8;
     ihdr.color_type = img->channels == 1 ? SPNG_COLOR_TYPE_GRAYSCALE
                       : img->channels == 3 ? SPNG_COLOR_TYPE_TRUECOLOR
                                            : SPNG_COLOR_TYPE_TRUECOLOR_ALPHA;
     int err = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
     if (!err)
         err = spng_set_ihdr(ctx, &ihdr);
-    size_t n = (size_t)img->width * img->height * img->channels;
-    if (!err)
-        err = spng_encode_image(ctx, img->data, n, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    size_t n = (size_t)img->width * img->height * img->channels * (deep ? 2 : 1);
+    if (!err) /* SPNG_FMT_PNG: 16-bit samples in host order */
+        err = spng_encode_image(ctx, deep ? (const void *)deep : (const void *)img->data, n, SPNG_FMT_PNG,
+                                SPNG_ENCODE_FINALIZE);
     if (err) {
         rc = err == SPNG_EMEM ? pm_errorf(PM_ENOMEM, "out of memory encoding a %dx%d PNG", img->width, img->height)
                               : pm_errorf(PM_EINTERNAL, "PNG encoding failed: %s", spng_strerror(err));

@@ -2,10 +2,13 @@
  * size against the data, each chunk against the container), then
  * WebPGetFeatures reads the header, and only then is a pixel buffer sized. */
 #include "image/image_internal.h"
+#include "image/meta.h"
 
 #include <string.h>
 #include <webp/decode.h>
+#include <webp/demux.h>
 #include <webp/encode.h>
+#include <webp/mux.h>
 
 #define WEBP_MAX_SIDE 16383
 
@@ -79,8 +82,107 @@ int pm_img_webp_probe(const uint8_t *data, size_t len, pm_image_info *info)
     return 0;
 }
 
-/* Caller owns *out on success. libwebp decodes straight into our buffer. */
-int pm_img_webp_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out)
+/* Copies the ICCP, EXIF and "XMP " chunks of an extended WebP into *m,
+ * checking the ICC profile and EXIF (a damaged one is dropped with a warning). */
+static void read_meta(const uint8_t *data, size_t len, pm_image_meta *m)
+{
+    WebPData wd = {data, len};
+    WebPDemuxer *dmx = WebPDemux(&wd);
+    if (!dmx)
+        return;
+    static const char *const fourcc[3] = {"ICCP", "EXIF", "XMP "};
+    for (int k = 0; k < 3; k++) {
+        WebPChunkIterator it;
+        if (!WebPDemuxGetChunk(dmx, fourcc[k], 1, &it))
+            continue;
+        const uint8_t *p = it.chunk.bytes;
+        size_t n = it.chunk.size;
+        int bad = 0;
+        if (k == 0)
+            bad = pm_icc_check(p, n) != 0;
+        if (k == 1) {
+            if (n >= 6 && !memcmp(p, "Exif\0\0", 6)) { /* some writers keep the JPEG prefix */
+                p += 6;
+                n -= 6;
+            }
+            bad = pm_exif_check(p, n) != 0;
+        }
+        if (k == 2 && n > PM_META_MAX_XMP)
+            bad = 1;
+        if (bad) {
+            pm_warn("metadata_dropped", "the WebP's %s block is unusable (%s); it was dropped",
+                    k == 0 ? "ICC profile" : k == 1 ? "EXIF" : "XMP", pm_error_detail());
+        } else {
+            uint8_t *c = pm_malloc(n ? n : 1);
+            if (c) {
+                memcpy(c, p, n);
+                if (k == 0) {
+                    m->icc = c;
+                    m->icc_len = n;
+                } else if (k == 1) {
+                    m->exif = c;
+                    m->exif_len = n;
+                } else {
+                    m->xmp = c;
+                    m->xmp_len = n;
+                }
+            }
+        }
+        WebPDemuxReleaseChunkIterator(&it);
+    }
+    WebPDemuxDelete(dmx);
+}
+
+/* Replaces *buf (an encoded WebP) with one that carries `m`'s ICC profile,
+ * EXIF and XMP in an extended (VP8X) container. Frees the old buffer. */
+int pm_img_webp_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
+{
+    if (!m->icc && !m->exif && !m->xmp)
+        return 0;
+    WebPData img = {*buf, *len}, out = {NULL, 0};
+    WebPMux *mux = WebPMuxCreate(&img, 0);
+    if (!mux)
+        return pm_errorf(PM_EINTERNAL, "libwebp cannot open the WebP it encoded to add metadata");
+    int rc = 0;
+    WebPMuxError e = WEBP_MUX_OK;
+    if (m->icc) {
+        WebPData d = {m->icc, m->icc_len};
+        e = WebPMuxSetChunk(mux, "ICCP", &d, 0);
+    }
+    if (e == WEBP_MUX_OK && m->exif) {
+        WebPData d = {m->exif, m->exif_len};
+        e = WebPMuxSetChunk(mux, "EXIF", &d, 0);
+    }
+    if (e == WEBP_MUX_OK && m->xmp) {
+        WebPData d = {m->xmp, m->xmp_len};
+        e = WebPMuxSetChunk(mux, "XMP ", &d, 0);
+    }
+    if (e == WEBP_MUX_OK)
+        e = WebPMuxAssemble(mux, &out);
+    if (e != WEBP_MUX_OK) {
+        rc = e == WEBP_MUX_MEMORY_ERROR ? pm_errorf(PM_ENOMEM, "out of memory adding metadata to the WebP")
+                                        : pm_errorf(PM_EINTERNAL, "libwebp could not add metadata (error %d)", (int)e);
+        goto delete_mux;
+    }
+    uint8_t *copy = pm_malloc(out.size);
+    if (!copy) {
+        rc = pm_errorf(PM_ENOMEM, "out of memory adding metadata to the WebP");
+        goto clear_out;
+    }
+    memcpy(copy, out.bytes, out.size);
+    pm_free(*buf);
+    *buf = copy;
+    *len = out.size;
+clear_out:
+    WebPDataClear(&out);
+delete_mux:
+    WebPMuxDelete(mux);
+    return rc;
+}
+
+/* Caller owns *out on success, and what *meta (may be NULL) gained.
+ * libwebp decodes straight into our buffer. */
+int pm_img_webp_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm_image *out, pm_image_meta *meta)
 {
     WebPDecoderConfig cfg;
     if (!WebPInitDecoderConfig(&cfg))
@@ -107,6 +209,8 @@ int pm_img_webp_decode(const uint8_t *data, size_t len, const pm_limits *lim, pm
         pm_image_free(out);
         return rc;
     }
+    if (meta)
+        read_meta(data, len, meta);
     return 0;
 }
 

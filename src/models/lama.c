@@ -340,9 +340,9 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
 {
     const char *n1 = "generator.model.1.ffc.convl2l.weight";
     const pm_tensor_ref *r = pm_ckpt_find(ck, n1);
-    if (!r)
-        return pm_errorf(PM_ECHECKPOINT,
-                         "this checkpoint has no tensor %s; it is not a LaMa (big-lama, ffc_resnet) generator", n1);
+    if (!r) /* pm_ckpt_open_rooted found no model.1.ffc.convl2l.weight under any root */
+        return pm_errorf(PM_ECHECKPOINT, "%s (%s) is not a LaMa (big-lama, ffc_resnet) generator: none of its tensors is named *model.1.ffc.convl2l.weight",
+                         pm_ckpt_what(ck), pm_ckpt_format(ck));
     if (r->ndim != 4 || r->shape[1] != 4 || r->shape[2] != 7 || r->shape[3] != 7 || r->shape[0] < 1 ||
         r->shape[0] > 1024)
         return pm_errorf(PM_ECHECKPOINT,
@@ -391,7 +391,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
-    if ((rc = pm_ckpt_open(path, "generator.", &ck)))
+    if ((rc = pm_ckpt_open_rooted(path, "generator.", "model.1.ffc.convl2l.weight", &ck)))
         goto free_state;
     pm_ckpt_set_hint(ck, "big-lama");
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))

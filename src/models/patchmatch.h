@@ -1,20 +1,28 @@
 /* The built-in exemplar-based inpainter: multi-scale PatchMatch (Barnes et al.
- * 2009) with EM-style voting (Wexler et al. 2007). Needs no model file.
+ * 2009) with EM-style voting (Wexler et al. 2007), tuned for a textured,
+ * coherent fill rather than a smooth one. Needs no model file.
  *
- * Outline: the image and the hole are reduced to a pyramid. Every level gets
- * a smooth (membrane) fill of its hole, computed coarse to fine (onion peel at
- * the smallest level, then upsampling and over-relaxed Gauss-Seidel sweeps).
- * PatchMatch runs on the finest levels only, from the coarsest one whose hole
- * is still thicker than a patch radius (and whose shorter side stays >=
- * min_size, with source patches left) down to full size. At each of these
- * levels a nearest-neighbour field (NNF) maps each target patch (a patch that
- * overlaps the hole) to a source patch lying fully outside the hole; it is
- * improved by propagation and random search, and the hole is re-estimated by
- * letting every target patch vote for the pixels it covers (weighted by patch
- * similarity and by distance to the hole's border). The coarsest PatchMatch
- * level starts from its smooth fill and a random field; a finer level inherits
- * the coarser field, and its hole starts from the smooth fill near the border
- * and from the upsampled coarser result deep inside.
+ * Outline: the image and the hole are reduced to a pyramid. Every pixel
+ * carries R, G, B and a texture feature (the local mean of the luminance
+ * gradient's magnitude, computed at full size and averaged down the pyramid;
+ * Newson et al. 2014), which the patch distance counts like a fourth channel
+ * so that a textured hole is not filled from flat sources. PatchMatch runs
+ * from the coarsest level whose hole is still thicker than a patch radius (and
+ * whose shorter side stays >= min_size, with source patches left) down to
+ * full size. That coarsest level starts from a smooth (membrane) fill of its
+ * hole and a random field; every finer level inherits the coarser field
+ * (matches scaled by two) and starts from that field's vote at its own
+ * resolution, so the sources' fine detail is copied in, not interpolated.
+ * At each level a nearest-neighbour field (NNF) maps each target patch (a
+ * patch that overlaps the hole) to a source patch lying fully outside the
+ * hole; it is improved by propagation and random search, and the hole is
+ * re-estimated by letting every target patch vote for the pixels it covers
+ * (weighted by patch similarity and by distance to the hole's border). The
+ * last vote at full size takes the dominant mode of the votes (those close to
+ * the heaviest one) instead of their average, which keeps the texture, and a
+ * gradient-domain seam correction (a membrane carrying the mismatch between
+ * the border and what each copied source has there) removes the seam at the
+ * hole's edge.
  *
  * Determinism: for a given seed the result does not depend on the number of
  * threads. Rows are cut into bands of fixed height that depend on the image
@@ -33,7 +41,7 @@
 typedef struct pm_patchmatch_params {
     int patch_size; /* side of a square patch, odd, 3..15; default 7 */
     int em_iters;   /* EM iterations (search + vote) per level, the finest level
-                       running half as many, rounded up; 1..100, default 4 */
+                       running a third as many, rounded up; 1..100, default 8 */
     int pm_iters;   /* PatchMatch passes per EM iteration; default 2 */
     int min_size;   /* the coarsest level keeps its shorter side >= this; default 32 */
     uint64_t seed;  /* random seed; same seed, same result */
@@ -65,37 +73,37 @@ extern const pm_model_desc pm_model_patchmatch;
  */
 
 /* One pyramid level: the working image and what is known about the hole. */
-typedef struct pm_pm_layer {
+typedef struct pm_pmatch_layer {
     int w, h;
     int patch_size;
-    uint8_t *px;        /* w*h*4: R, G, B, 0 (the fourth byte keeps loads aligned) */
-    uint8_t *base;      /* w*h*4: the smooth (membrane) fill of the hole, same layout */
+    uint8_t *px;        /* w*h*4: R, G, B and the texture feature */
     uint8_t *hole;      /* w*h: 1 = to be filled */
     uint8_t *src_ok;    /* w*h: 1 = a patch centred here lies inside and fully outside the hole */
     int32_t *src_list;  /* the n_src indices (y*w + x) where src_ok is 1, in raster order */
     int n_src;
     float *hole_dist;   /* w*h: distance from a hole pixel to the nearest known pixel; 0 outside */
-} pm_pm_layer;
+} pm_pmatch_layer;
 
 /* Allocates a w x h layer for patches of side `patch_size` (all buffers
  * zeroed). The caller owns the buffers and releases them with
- * pm_pm_layer_free. Returns 0, PM_EINVAL or PM_ENOMEM. */
-int pm_pm_layer_alloc(pm_pm_layer *L, int w, int h, int patch_size);
+ * pm_pmatch_layer_free. Returns 0, PM_EINVAL or PM_ENOMEM. */
+int pm_pmatch_layer_alloc(pm_pmatch_layer *L, int w, int h, int patch_size);
 /* Frees the buffers and zeroes the struct; safe on a zeroed struct. */
-void pm_pm_layer_free(pm_pm_layer *L);
+void pm_pmatch_layer_free(pm_pmatch_layer *L);
 /* Computes src_ok, src_list, n_src and hole_dist from L->hole. */
-void pm_pm_layer_analyse(pm_pm_layer *L);
+void pm_pmatch_layer_analyse(pm_pmatch_layer *L);
 /* Builds a layer from an RGB image and a mask of the same size (non-zero =
- * hole); hole pixels keep the image's values as the current estimate. The
- * caller owns *L (pm_pm_layer_free). */
-int pm_pm_layer_from_image(pm_pm_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
+ * hole); hole pixels keep the image's values as the current estimate, known
+ * pixels get their texture feature (hole pixels keep 0). The caller owns *L
+ * (pm_pmatch_layer_free). */
+int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
 
-/* Sum of squared differences over R, G, B between the patch centred at
- * (tx, ty) and the one centred at (sx, sy), both inside the layer. The sum is
- * accumulated row by row and returned as soon as it reaches `limit`, so a
- * result >= limit only means "not better than limit"; pass INT32_MAX for the
- * exact value. */
-int32_t pm_patch_distance(const pm_pm_layer *L, int tx, int ty, int sx, int sy, int32_t limit);
+/* Sum of squared differences over R, G, B and the texture feature between the
+ * patch centred at (tx, ty) and the one centred at (sx, sy), both inside the
+ * layer. The sum is accumulated row by row and returned as soon as it reaches
+ * `limit`, so a result >= limit only means "not better than limit"; pass
+ * INT32_MAX for the exact value. */
+int32_t pm_patch_distance(const pm_pmatch_layer *L, int tx, int ty, int sx, int sy, int32_t limit);
 
 typedef struct pm_nnf_entry {
     int32_t sx, sy; /* centre of the source patch */
@@ -116,20 +124,20 @@ typedef struct pm_nnf {
 /* Allocates the field for the targets of layer L (which must be analysed).
  * The caller owns it (pm_nnf_free). Returns 0 or PM_ENOMEM; a layer without
  * hole gives an empty field (n_targets 0). */
-int pm_nnf_alloc(pm_nnf *f, const pm_pm_layer *L);
+int pm_nnf_alloc(pm_nnf *f, const pm_pmatch_layer *L);
 void pm_nnf_free(pm_nnf *f);
 /* Points every target at a source drawn uniformly from L->src_list, from
  * `seed`, and stores the exact distance. Needs L->n_src > 0. */
-void pm_nnf_init_random(pm_nnf *f, const pm_pm_layer *L, uint64_t seed, int threads);
+void pm_nnf_init_random(pm_nnf *f, const pm_pmatch_layer *L, uint64_t seed, int threads);
 /* Recomputes every stored distance from the current pixels of L (after the
  * pixels changed). */
-void pm_nnf_refresh(pm_nnf *f, const pm_pm_layer *L, int threads);
+void pm_nnf_refresh(pm_nnf *f, const pm_pmatch_layer *L, int threads);
 /* One PatchMatch pass: propagation (from the left and upper neighbours when
  * `pass` is even, right and lower when odd) and random search around the
  * current match plus one candidate drawn from the whole source list. A
  * candidate replaces the current match only when strictly better, so no
  * distance increases. Random numbers come from (seed, pass, band); the result
  * does not depend on `threads`. Returns 0 (it cannot fail). */
-int pm_nnf_pass(pm_nnf *f, const pm_pm_layer *L, int pass, uint64_t seed, int threads);
+int pm_nnf_pass(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads);
 
 #endif

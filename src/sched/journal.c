@@ -26,7 +26,8 @@ static const char schema[] =
     " result_path TEXT NOT NULL DEFAULT '', result_bytes INTEGER NOT NULL DEFAULT 0,"
     " error_code INTEGER NOT NULL DEFAULT 0, error_message TEXT NOT NULL DEFAULT '',"
     " input_size INTEGER NOT NULL DEFAULT 512,"
-    " mask_dilate INTEGER NOT NULL DEFAULT 0);"
+    " mask_dilate INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '',"
+    " file_opts INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS transitions("
     " job_id TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,"
     " at REAL NOT NULL, attempt INTEGER NOT NULL);"
@@ -79,11 +80,15 @@ int pm_journal_open(const char *path, pm_journal **out)
         sqlite3_free(err);
         goto close_db;
     }
-    /* Journals written before colorize took an input size, or before masks
-     * could grow and shrink, lack those columns. */
+    /* Journals written before colorize took an input size, before masks
+     * could grow and shrink, before jobs had owners, or before the file
+     * options (strip_metadata, strip_gps, jpeg_reencode: bits 1, 2, 4 of
+     * file_opts) lack those columns. */
     static const char *const added[][2] = {
         {"SELECT input_size FROM jobs LIMIT 0", "ALTER TABLE jobs ADD COLUMN input_size INTEGER NOT NULL DEFAULT 512"},
         {"SELECT mask_dilate FROM jobs LIMIT 0", "ALTER TABLE jobs ADD COLUMN mask_dilate INTEGER NOT NULL DEFAULT 0"},
+        {"SELECT owner FROM jobs LIMIT 0", "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''"},
+        {"SELECT file_opts FROM jobs LIMIT 0", "ALTER TABLE jobs ADD COLUMN file_opts INTEGER NOT NULL DEFAULT 0"},
     };
     for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
         sqlite3_stmt *probe = NULL;
@@ -98,8 +103,8 @@ int pm_journal_open(const char *path, pm_journal **out)
     }
     if ((rc = prepare(j,
                       "INSERT INTO jobs(id,state,task,model,priority,format,quality,hd_strategy,"
-                      "mask_resize,has_mask,width,height,created,attempts,input_size,mask_dilate)"
-                      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "mask_resize,has_mask,width,height,created,attempts,input_size,mask_dilate,owner,file_opts)"
+                      " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       &j->ins)) ||
         (rc = prepare(j,
                       "UPDATE jobs SET state=?, started=?, finished=?, attempts=?, result_path=?,"
@@ -110,7 +115,7 @@ int pm_journal_open(const char *path, pm_journal **out)
         (rc = prepare(j,
                       "SELECT seq,id,state,task,model,priority,format,quality,hd_strategy,mask_resize,"
                       "has_mask,width,height,created,started,finished,attempts,result_path,"
-                      "result_bytes,error_code,error_message,input_size,mask_dilate FROM jobs ORDER BY seq",
+                      "result_bytes,error_code,error_message,input_size,mask_dilate,owner,file_opts FROM jobs ORDER BY seq",
                       &j->sel)) ||
         (rc = prepare(j, "DELETE FROM jobs WHERE id=?", &j->del_job)) ||
         (rc = prepare(j, "DELETE FROM transitions WHERE job_id=?", &j->del_trans)) ||
@@ -209,6 +214,9 @@ int pm_journal_insert(pm_journal *j, const pm_job_info *info, int64_t *seq)
     sqlite3_bind_int(st, 14, info->attempts);
     sqlite3_bind_int(st, 15, info->spec.input_size);
     sqlite3_bind_int(st, 16, info->spec.mask_dilate);
+    sqlite3_bind_text(st, 17, info->spec.owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 18, (info->spec.strip_metadata ? 1 : 0) | (info->spec.strip_gps ? 2 : 0) |
+                                 (info->spec.jpeg_reencode ? 4 : 0));
     if ((rc = step_done(j, st, "inserting a job")))
         goto end_tx;
     if (seq)
@@ -295,6 +303,11 @@ int pm_journal_load(pm_journal *j, pm_journal_row_fn fn, void *user)
         copy_text(in.error, sizeof in.error, sqlite3_column_text(st, 20));
         in.spec.input_size = sqlite3_column_int(st, 21);
         in.spec.mask_dilate = sqlite3_column_int(st, 22);
+        copy_text(in.spec.owner, sizeof in.spec.owner, sqlite3_column_text(st, 23));
+        int fo = sqlite3_column_int(st, 24);
+        in.spec.strip_metadata = (fo & 1) != 0;
+        in.spec.strip_gps = (fo & 2) != 0;
+        in.spec.jpeg_reencode = (fo & 4) != 0;
         in.queue_position = -1;
         if ((rc = fn(user, &in, seq)) != 0)
             break;

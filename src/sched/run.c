@@ -5,6 +5,7 @@
 #include "pipeline/colorize.h"
 #include "pipeline/mask.h"
 #include "pipeline/resample.h"
+#include "image/meta.h"
 
 #include "base/base.h"
 #include "monitor/monitor.h"
@@ -25,14 +26,16 @@ const char *pm_format_ext(enum pm_format f)
     }
 }
 
-/* `what` names the input in messages ("image", "mask"). */
-int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
-                  const char *what, pm_image *out)
+/* The image with its metadata carrier (meta may be NULL). */
+static int job_decode_meta(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                           const char *what, pm_image *out, pm_image_meta *meta)
 {
     memset(out, 0, sizeof *out);
+    if (meta)
+        memset(meta, 0, sizeof *meta);
     if (len == 0)
         return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
-    int rc = pm_image_decode(data, len, lim, name, out);
+    int rc = pm_image_decode_meta(data, len, lim, name, out, meta);
     if (rc == 0)
         return 0;
     /* Prefix the image layer's sentence with which input it was about. */
@@ -41,6 +44,13 @@ int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const c
     if (detail[0])
         return pm_errorf(rc, "%s: %s", what, detail);
     return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+}
+
+/* `what` names the input in messages ("image", "mask"). */
+int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                  const char *what, pm_image *out)
+{
+    return job_decode_meta(data, len, lim, name, what, out, NULL);
 }
 
 /* The mask as the model will see it (scaled to the image, grown or shrunk)
@@ -146,11 +156,12 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
 {
     int rc;
     pm_image img = {0}, msk = {0}, scaled = {0}, res = {0};
+    pm_image_meta meta = {0};
     *out = NULL;
     *out_len = 0;
     if (!x->model)
         return pm_errorf(PM_ENOENT, "model '%s' is not loaded in this server", x->spec->model);
-    if ((rc = pm_job_decode(x->image, x->image_len, x->limits, NULL, "image", &img)))
+    if ((rc = job_decode_meta(x->image, x->image_len, x->limits, NULL, "image", &img, &meta)))
         return rc;
     if (x->spec->task == PM_TASK_INPAINT) {
         if (!x->mask) {
@@ -186,10 +197,17 @@ int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len)
     }
     if (rc)
         goto free_images;
-    pm_encode_opts eo = encode_opts(x->spec, x->image, x->image_len);
-    rc = pm_image_encode(&res, &eo, out, out_len);
+    pm_encode_req req = {&res, &img, &meta, encode_opts(x->spec, x->image, x->image_len),
+                         /* an explicit quality asks for a whole encode at it */
+                         {x->spec->strip_metadata, x->spec->strip_gps, x->spec->jpeg_reencode || x->spec->quality > 0},
+                         x->spec->task == PM_TASK_INPAINT};
+    pm_encode_report rep;
+    rc = pm_image_encode_full(&req, out, out_len, &rep);
+    for (int i = 0; rc == 0 && i < rep.nwhy; i++)
+        pm_debug("metadata_note", "%s", rep.why[i]);
 
 free_images:
+    pm_image_meta_free(&meta);
     pm_image_free(&res);
     pm_image_free(&scaled);
     pm_image_free(&msk);

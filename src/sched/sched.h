@@ -55,7 +55,11 @@ typedef struct pm_job_spec {
     int hd_strategy;       /* pm_hd_strategy (inpainting) */
     int mask_resize;       /* 1: resize a mask of another size (nearest neighbour) */
     int input_size;        /* colorization: the network's square input (64..2048, multiple of 32) */
+    char owner[32];        /* name of the API key that submitted it; "" = none (no --api-keys) */
     int mask_dilate;       /* inpainting: grow (> 0) or shrink (< 0) the mask by this many pixels */
+    int strip_metadata;    /* 1: the result carries no EXIF, XMP, ICC, DPI or PNG text */
+    int strip_gps;         /* 1: the result's metadata loses its location */
+    int jpeg_reencode;     /* 1: JPEG to JPEG encodes the whole image (no kept blocks) */
 } pm_job_spec;
 
 /* Fills in the defaults (inpaint, priority 5, the input's format, auto strategy). */
@@ -122,6 +126,8 @@ typedef struct pm_sched_config {
     double aging_seconds;       /* a waiting job gains one priority step per this many seconds; 0 = none */
     uint64_t fast_lane_pixels;  /* images of at most this many pixels use the fast lane */
     double max_wait;            /* refuse (429) when the expected wait exceeds this many seconds; 0 = no bound */
+    int owner_max_running;      /* jobs of one owner (spec.owner, not "") running at once; the
+                                   others wait and jobs of other owners go first; 0 = no bound */
 } pm_sched_config;
 
 void pm_sched_default_config(pm_sched_config *cfg);
@@ -254,6 +260,9 @@ int pm_job_measure(const pm_model_desc *d, void *state, const pm_job_spec *spec,
 /* Up to `max` queued jobs in the order they will run, and the running ones.
  * Returns how many were written; *total receives how many there are. */
 int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total);
+
+/* How many of `owner`'s jobs (spec.owner) are queued and running now. */
+void pm_sched_owner_counts(pm_sched *s, const char *owner, int *queued, int *running);
 
 /* The loaded models: name and task of model i (i < count); returns count. */
 int pm_sched_models(pm_sched *s, const pm_model_desc **descs, int max);

@@ -5,6 +5,13 @@
 #include "sched/jobqueue.h"
 #include "sched/sched.h"
 
+#include "sched/admit.h"
+#include "sched/gate.h"
+#include "sched/journal.h"
+#include "sched/memlaw.h"
+#include "monitor/monitor.h"
+
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -30,6 +37,108 @@ typedef struct pm_job {
     uint8_t *result;                  /* owned encoded result, handed to the waiter */
     size_t result_len;
 } pm_job;
+
+/* --- the scheduler (sched.c: job and model tables, creation, drain;
+ * sched_worker.c: workers, finishing jobs, the janitor; sched_submit.c:
+ * submission, lookups, cancel; sched_stats.c: statistics and the admission
+ * gate). Locking: one mutex (s->lock) guards the table, the queue, every
+ * job's fields (except the atomics) and the counters. Nothing slow runs under
+ * it: journal commits, file writes, decoding and the models all run outside
+ * it. Events are emitted with the lock held so that their order is the order
+ * of the state changes. */
+
+#define PM_HASH_BUCKETS 4096
+#define PM_MAX_MODELS 8
+#define PM_PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
+
+typedef struct pm_loaded_model {
+    const pm_model_desc *desc;
+    char *path;      /* owned; NULL for models without a file */
+    void **states;   /* owned; one per worker */
+    uint64_t done, failed, cancelled;
+} pm_loaded_model;
+
+typedef struct pm_worker {
+    pm_sched *s;
+    int index;
+    pthread_t thread;
+    pm_job *job;     /* the job it runs; under s->lock */
+} pm_worker;
+
+struct pm_sched {
+    pm_sched_config cfg;
+    char *data_dir;              /* owned */
+    int lock_fd;                 /* flock on DATA/pixmend.lock */
+    pm_journal *journal;         /* owned */
+
+    /* Lock order (outermost first): s->lock, then the event sink's own lock
+     * (emit_locked calls ev_fn with s->lock held; the server's WebSocket hub
+     * takes its lock inside). No code may call into the scheduler while holding
+     * the hub's lock. The model table (models, laws, nmodels) is written only
+     * under s->lock (pm_sched_add_model publishes a fully loaded entry) and read
+     * under it; an entry never moves or changes its desc once published. */
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv;      /* workers wait for jobs */
+    pthread_cond_t done_cv;      /* sync waiters and the drain wait for ends */
+    pthread_cond_t janitor_cv;
+    pm_jobqueue lanes[PM_LANES]; /* fast (small images) and normal */
+    int reserved;                /* submissions between the bound check and queueing */
+    /* admission */
+    pm_gate gate;
+    uint64_t mem_reserved;       /* predictions of the running jobs */
+    int last_lane;               /* lane of the last job started; -1 = none */
+    pm_memlaw laws[PM_MAX_MODELS]; /* parallel to models */
+    int ntrans, trans_head;      /* ring of the last pause/resume transitions */
+    struct { double t, gauge; int paused; } trans[16];
+    double last_finish;          /* monotonic time of the last finished job; 0 = none */
+    int busy_after_finish;       /* the queue was not empty at that finish */
+    double finish_interval;      /* moving average of busy intervals between finishes */
+    pm_hist disk_write;
+    pm_job *buckets[PM_HASH_BUCKETS];
+    pm_job *oldest, *newest;     /* all jobs, oldest first */
+    int jobs_known;
+    int running;
+    int stop;
+    int draining;
+    atomic_int abort_running;    /* interrupt running jobs without journaling */
+    uint64_t ev_seq;
+    pm_job_event_fn ev_fn;
+    void *ev_user;
+
+    pm_loaded_model models[PM_MAX_MODELS];
+    int nmodels;
+    pm_worker *workers;          /* owned; cfg.workers entries */
+    int workers_started;
+    pthread_t janitor;
+    int janitor_started;
+
+    uint64_t submitted, done, failed, cancelled, timed_out, recovered;
+    double avg_run;              /* exponential moving average, seconds */
+    pm_hist queue_wait, run_seconds;
+    uint64_t results_bytes, results_count;
+};
+
+/* Shared between the scheduler's files; "_locked": call with s->lock held. */
+int pm_sched_queue_count(const pm_sched *s);
+pm_job *pm_sched_job_of(pm_jq_node *n);
+pm_job *pm_sched_find_locked(pm_sched *s, const char *id);
+void pm_sched_table_add_locked(pm_sched *s, pm_job *j);
+void pm_sched_table_remove_locked(pm_sched *s, pm_job *j);
+void pm_sched_job_free(pm_job *j);
+pm_job *pm_sched_job_new(void);
+void pm_sched_snapshot_locked(pm_sched *s, const pm_job *j, pm_job_info *out);
+void pm_sched_emit_locked(pm_sched *s, pm_job_event_type type, const pm_job *j);
+pm_loaded_model *pm_sched_model_find(pm_sched *s, const char *name);
+int pm_sched_resolve_model_locked(pm_sched *s, pm_job_spec *spec);
+char *pm_sched_fmt_u(double v, char *buf);
+char *pm_sched_fmt_d(double v, char *buf);
+void pm_sched_memlaw_path(const pm_sched *s, char *buf, size_t len);
+void pm_sched_remove_inputs(pm_sched *s, const char *id);
+const pm_memlaw *pm_sched_law_of_locked(const pm_sched *s, const char *model);
+uint64_t pm_sched_predict_with(const pm_memlaw *law, const pm_job_info *info, uint64_t extra);
+uint64_t pm_sched_options_extra_locked(const pm_sched *s, const pm_job_info *info);
+double pm_sched_drain_rate_locked(const pm_sched *s);
+double pm_sched_expected_wait_locked(const pm_sched *s);
 
 /* --- run.c: decoding, running a model, encoding */
 

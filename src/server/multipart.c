@@ -4,7 +4,9 @@
 #include "pixmend.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -173,4 +175,29 @@ int pm_multipart_parse(const char *content_type, const uint8_t *body, size_t len
         (*n)++;
         p = next + dl;
     }
+}
+
+int pm_mp_text(const pm_mp_part *p, char *buf, size_t cap)
+{
+    const uint8_t *s = p->data, *e = p->data + p->len;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    if ((size_t)(e - s) >= cap)
+        return -1;
+    memcpy(buf, s, (size_t)(e - s));
+    buf[e - s] = '\0';
+    return 0;
+}
+
+int pm_mp_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
 }

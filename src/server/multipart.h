@@ -27,4 +27,12 @@ int pm_multipart_boundary(const char *content_type, char *boundary, size_t cap);
 int pm_multipart_parse(const char *content_type, const uint8_t *body, size_t len, pm_mp_part *parts,
                        int max, int *n);
 
+/* Copies a text part's value, without surrounding blanks and line breaks,
+ * into buf (NUL-terminated); -1 when it does not fit in cap bytes. */
+int pm_mp_text(const pm_mp_part *p, char *buf, size_t cap);
+
+/* A whole decimal number from lo to hi (the whole string): 0 with *out,
+ * or -1. */
+int pm_mp_int(const char *s, int lo, int hi, int *out);
+
 #endif

@@ -10,9 +10,13 @@
  * {"error": {"code", "message"}} where the message is the sentence of the
  * layer that found the problem (pm_error_detail). */
 #include "server/server.h"
+#include "server/access.h"
+#include "server/codes.h"
+#include "server/headers.h"
 #include "server/metrics.h"
 #include "server/multipart.h"
 #include "server/sb.h"
+#include "server/server_opts.h"
 #include "server/watchdog.h"
 #include "server/ws.h"
 #include "base/base.h"
@@ -50,6 +54,7 @@ struct pm_server {
     pm_metrics metrics;
     pm_server_config cfg;          /* strings below are owned copies */
     char *listen, *web_dir;
+    _Atomic(char *) found;  /* owned: pm_server_set_found's JSON, or NULL */
     atomic_int state;
     atomic_int stopping;    /* 1 once pm_server_stop began: samples no longer reach clients */
     double t_start;
@@ -61,6 +66,7 @@ struct pm_server {
     pthread_cond_t tick_cv;
     int tick_stop;
     pm_sampler *sampler;           /* owned; NULL when sample_interval is 0 */
+    pm_access access;
 };
 
 #define SAMPLE_RING 300            /* samples kept for charts (5 min at 1 s) */
@@ -76,6 +82,7 @@ typedef struct req {
     double t0;
     int status;            /* of the response sent */
     int body_unread;       /* the body was not consumed: close the connection */
+    pm_identity who;       /* the API key that made it (anonymous admin without --api-keys) */
 } req;
 
 void pm_server_default_config(pm_server_config *cfg)
@@ -111,6 +118,10 @@ static void send_response(req *r, int status, const char *ctype, const void *bod
     mg_response_header_add(c, "Content-Type", ctype, -1);
     mg_response_header_add(c, "Content-Length", lenbuf, -1);
     mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    pm_hdr_security(c);
+    pm_hdr_cors(c, r->srv->cfg.cors_origin);
+    if (status == 401)
+        mg_response_header_add(c, "WWW-Authenticate", "Bearer realm=\"pixmend\"", -1);
     for (int i = 0; extra && extra[i]; i += 2)
         mg_response_header_add(c, extra[i], extra[i + 1], -1);
     mg_response_header_send(c);
@@ -168,39 +179,13 @@ static void send_method_not_allowed(req *r, const char *allow)
     send_error_ex(r, 405, "method_not_allowed", msg, 0, allow);
 }
 
-/* Short machine-readable name of a PM_E* code for JSON error objects. */
-static const char *code_name(int rc)
-{
-    switch (rc) {
-    case PM_ENOMEM: return "out_of_memory";
-    case PM_EINVAL: return "bad_request";
-    case PM_EIO: return "io_error";
-    case PM_ENOENT: return "not_found";
-    case PM_ETOOBIG: return "too_large";
-    case PM_EFORMAT: return "unsupported_format";
-    case PM_ECORRUPT: return "corrupt_image";
-    case PM_ETRUNCATED: return "truncated_image";
-    case PM_EEMPTY: return "empty_input";
-    case PM_EEXTENSION: return "extension_mismatch";
-    case PM_EUNSUPPORTED: return "unsupported";
-    case PM_ECHECKPOINT: return "checkpoint_error";
-    case PM_ECANCELLED: return "cancelled";
-    case PM_EBUSY: return "busy";
-    case PM_EMISMATCH: return "mask_mismatch";
-    case PM_EMASKEMPTY: return "empty_mask";
-    case PM_ENOSOURCE: return "no_source";
-    case PM_ETIMEOUT: return "timeout";
-    default: return "internal";
-    }
-}
-
 /* Answers a refused submission: status from the code, counted as rejected. */
 static void send_submit_error(req *r, int rc, const char *msg)
 {
     pm_server *srv = r->srv;
     int status;
     pm_reject_reason why;
-    const char *code = code_name(rc);
+    const char *code = pm_error_code_name(rc);
     int retry = 0;
     switch (rc) {
     case PM_EINVAL:
@@ -261,6 +246,9 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
     pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
     if (j->spec.task == PM_TASK_INPAINT)
         pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
+    pm_sb_printf(sb, ",\"strip_metadata\":%s,\"strip_gps\":%s,\"jpeg_reencode\":%s",
+                 j->spec.strip_metadata ? "true" : "false", j->spec.strip_gps ? "true" : "false",
+                 j->spec.jpeg_reencode ? "true" : "false");
     pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
     json_time(sb, "created_at", j->created);
     json_time(sb, "started_at", j->started);
@@ -269,7 +257,7 @@ static void job_json(pm_sb *sb, const pm_job_info *j)
         pm_sb_printf(sb, ",\"result_url\":\"" API_PREFIX "/jobs/%s/result\",\"result_bytes\":%" PRIu64, j->id,
                      j->result_bytes);
     if (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED) {
-        pm_sb_printf(sb, ",\"error\":{\"code\":\"%s\",\"message\":", code_name(j->error_code));
+        pm_sb_printf(sb, ",\"error\":{\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
         pm_sb_json_str(sb, j->error);
         pm_sb_puts(sb, "}");
     }
@@ -311,13 +299,13 @@ static void on_job_event(void *user, pm_job_event_type type, uint64_t seq, const
         break;
     case PM_EV_FAILED:
     case PM_EV_CANCELLED:
-        pm_sb_printf(&sb, ",\"code\":\"%s\",\"message\":", code_name(j->error_code));
+        pm_sb_printf(&sb, ",\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
         pm_sb_json_str(&sb, j->error);
         break;
     }
     pm_sb_puts(&sb, "}");
     if (!sb.failed)
-        pm_ws_broadcast(srv->hub, j->id, sb.buf, sb.len);
+        pm_ws_broadcast(srv->hub, j->id, j->spec.owner, sb.buf, sb.len);
     pm_sb_free(&sb);
 }
 
@@ -365,14 +353,14 @@ static void on_sample(void *user, const pm_sample *x)
                      t > 0 ? "paused" : "resumed", now, now, usage, st.high_mark, st.low_mark, source, st.pauses,
                      st.queue_depth);
     if (n > 0 && (size_t)n < sizeof msg)
-        pm_ws_broadcast(srv->hub, NULL, msg, (size_t)n);
+        pm_ws_broadcast(srv->hub, NULL, NULL, msg, (size_t)n);
 }
 
 static void broadcast_status(pm_server *srv)
 {
     char *s = status_event(srv);
     if (s)
-        pm_ws_broadcast(srv->hub, NULL, s, strlen(s));
+        pm_ws_broadcast(srv->hub, NULL, NULL, s, strlen(s));
     pm_free(s);
 }
 
@@ -492,33 +480,9 @@ typedef struct form {
     pm_job_spec spec;
 } form;
 
-/* Copies a text field's value, trimmed, into buf; -1 if it is too long. */
-static int field_text(const pm_mp_part *p, char *buf, size_t cap)
-{
-    const uint8_t *s = p->data, *e = p->data + p->len;
-    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        e--;
-    if ((size_t)(e - s) >= cap)
-        return -1;
-    memcpy(buf, s, (size_t)(e - s));
-    buf[e - s] = '\0';
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-#define FIELDS_LIST "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate"
+#define FIELDS_LIST                                                                                         \
+    "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate, " \
+    "strip_metadata, strip_gps, jpeg_reencode"
 
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
@@ -541,7 +505,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
         const pm_mp_part *p = &f->parts[i];
         static const char *const names[] = {"image", "mask", "task", "model", "priority",
                                             "format", "hd_strategy", "mask_resize", "quality", "input_size",
-                                            "mask_dilate"};
+                                            "mask_dilate", "strip_metadata", "strip_gps", "jpeg_reencode"};
         int k = -1;
         for (int n = 0; n < (int)(sizeof names / sizeof names[0]); n++)
             if (strcmp(p->name, names[n]) == 0)
@@ -564,7 +528,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             continue;
         }
         char v[64];
-        if (field_text(p, v, sizeof v)) {
+        if (pm_mp_text(p, v, sizeof v)) {
             snprintf(msg, sizeof msg, "form field '%s' is too long for its kind (at most 63 characters)", names[k]);
             goto bad;
         }
@@ -590,7 +554,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             memcpy(f->spec.model, v, strlen(v) + 1); /* length checked above */
             break;
         case 4:
-            if (parse_int(v, 0, PM_PRIORITY_MAX, &f->spec.priority)) {
+            if (pm_mp_int(v, 0, PM_PRIORITY_MAX, &f->spec.priority)) {
                 snprintf(msg, sizeof msg, "priority must be a whole number from 0 to %d (9 runs first), not '%s'",
                          PM_PRIORITY_MAX, v);
                 goto bad;
@@ -618,23 +582,30 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             break;
         }
         case 7:
+        case 11:
+        case 12:
+        case 13: {
+            int b;
             if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
-                f->spec.mask_resize = 1;
+                b = 1;
             else if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
-                f->spec.mask_resize = 0;
+                b = 0;
             else {
-                snprintf(msg, sizeof msg, "mask_resize must be 1 or 0, not '%s'", v);
+                snprintf(msg, sizeof msg, "%s must be 1 or 0, not '%s'", names[k], v);
                 goto bad;
             }
+            *(k == 7 ? &f->spec.mask_resize : k == 11 ? &f->spec.strip_metadata
+                      : k == 12 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
             break;
+        }
         case 8:
-            if (parse_int(v, 1, 100, &f->spec.quality)) {
+            if (pm_mp_int(v, 1, 100, &f->spec.quality)) {
                 snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
                 goto bad;
             }
             break;
         case 9:
-            if (parse_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
+            if (pm_mp_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
                 snprintf(msg, sizeof msg,
                          "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
                          "not '%s'", v);
@@ -642,7 +613,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             }
             break;
         case 10:
-            if (parse_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
+            if (pm_mp_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
                 snprintf(msg, sizeof msg,
                          "mask_dilate must be a whole number of pixels from -%d to %d (negative shrinks the mask), "
                          "not '%s'", PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, v);
@@ -702,6 +673,35 @@ static int receive_submission(req *r, int task, form *f, uint8_t **body)
 
 /* ------------------------------------------------------------ routes */
 
+/* Submits the form's job as the request's key: 0 with *info; a PM_E* code
+ * (for send_submit_error); or 1 after a 429 for the key's quota was sent. */
+static int submit_owned(req *r, form *f, int sync, pm_job_info *info)
+{
+    pm_access *acc = &r->srv->access;
+    char msg[320];
+    int retry;
+    snprintf(f->spec.owner, sizeof f->spec.owner, "%s", r->who.name);
+    if (acc->auth)
+        pm_auth_submit_lock(acc->auth, &r->who);
+    int rc = pm_access_quota(acc, &r->who, msg, sizeof msg, &retry);
+    if (rc) {
+        pm_metrics_count_rejected(&r->srv->metrics, PM_REJECT_BUSY);
+        send_error_ex(r, rc, "key_quota", msg, retry, NULL);
+        rc = 1;
+    } else {
+        pm_error_clear();
+        rc = pm_sched_submit(r->srv->sched, &f->spec, sync, f->image->data, f->image->len,
+                             f->image->has_filename ? f->image->filename : NULL, f->mask ? f->mask->data : NULL,
+                             f->mask ? f->mask->len : 0,
+                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, info);
+        if (rc == 0 && acc->auth)
+            pm_auth_count(acc->auth, &r->who, PM_AUTH_SUBMITTED);
+    }
+    if (acc->auth)
+        pm_auth_submit_unlock(acc->auth, &r->who);
+    return rc;
+}
+
 static void route_submit(req *r)
 {
     form *f = pm_malloc(sizeof *f);
@@ -713,13 +713,10 @@ static void route_submit(req *r)
     if (receive_submission(r, -1, f, &body))
         goto free_form;
     pm_job_info info;
-    pm_error_clear();
-    int rc = pm_sched_submit(r->srv->sched, &f->spec, 0, f->image->data, f->image->len,
-                             f->image->has_filename ? f->image->filename : NULL,
-                             f->mask ? f->mask->data : NULL, f->mask ? f->mask->len : 0,
-                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, &info);
+    int rc = submit_owned(r, f, 0, &info);
     if (rc) {
-        send_submit_error(r, rc, pm_error_detail());
+        if (rc != 1)
+            send_submit_error(r, rc, pm_error_detail());
         goto free_body;
     }
     pm_sb sb;
@@ -755,15 +752,12 @@ static void route_sync(req *r, enum pm_task task)
     if (receive_submission(r, (int)task, f, &body))
         goto free_form;
     pm_job_info info;
-    pm_error_clear();
-    int rc = pm_sched_submit(srv->sched, &f->spec, 1, f->image->data, f->image->len,
-                             f->image->has_filename ? f->image->filename : NULL,
-                             f->mask ? f->mask->data : NULL, f->mask ? f->mask->len : 0,
-                             f->mask && f->mask->has_filename ? f->mask->filename : NULL, &info);
+    int rc = submit_owned(r, f, 1, &info);
     pm_free(body);
     body = NULL;
     if (rc) {
-        send_submit_error(r, rc, pm_error_detail());
+        if (rc != 1)
+            send_submit_error(r, rc, pm_error_detail());
         goto free_form;
     }
     uint8_t *out = NULL;
@@ -772,7 +766,7 @@ static void route_sync(req *r, enum pm_task task)
     rc = pm_sched_wait(srv->sched, info.id, &fin, &out, &out_len);
     if (rc) {
         int status;
-        const char *code = code_name(rc);
+        const char *code = pm_error_code_name(rc);
         int retry = 0;
         switch (rc) {
         case PM_EINVAL:
@@ -824,11 +818,18 @@ static void send_unknown_job(req *r, const char *id)
     send_error(r, 404, "job_not_found", msg);
 }
 
+/* Job `id` if it exists and the request's key may see it (404 otherwise). */
+static int get_owned(req *r, const char *id, pm_job_info *info)
+{
+    return pm_sched_get(r->srv->sched, id, info) == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
+}
+
 static void route_job(req *r, const char *id)
 {
     pm_job_info info;
-    int rc = strcmp(r->method, "DELETE") == 0 ? pm_sched_cancel(r->srv->sched, id, &info)
-                                               : pm_sched_get(r->srv->sched, id, &info);
+    int rc = get_owned(r, id, &info);
+    if (rc == 0 && strcmp(r->method, "DELETE") == 0)
+        rc = pm_sched_cancel(r->srv->sched, id, &info);
     if (rc == PM_ENOENT) {
         send_unknown_job(r, id);
         return;
@@ -849,7 +850,7 @@ static void route_result(req *r, const char *id)
     pm_server *srv = r->srv;
     pm_job_info info;
     char msg[600];
-    if (pm_sched_get(srv->sched, id, &info)) {
+    if (get_owned(r, id, &info)) {
         send_unknown_job(r, id);
         return;
     }
@@ -876,10 +877,12 @@ static void route_result(req *r, const char *id)
         send_error(r, 404, "result_not_found", msg);
         return;
     }
-    char lenbuf[32], disp[128];
+    char lenbuf[32], disp[160], fname[112];
     snprintf(lenbuf, sizeof lenbuf, "%lld", (long long)st.st_size);
     const char *ext = info.spec.format == PM_FMT_JPEG ? "jpg" : info.spec.format == PM_FMT_WEBP ? "webp" : "png";
-    snprintf(disp, sizeof disp, "inline; filename=\"%s.%s\"", id, ext);
+    snprintf(disp, sizeof disp, "%s.%s", id, ext);
+    pm_hdr_filename(fname, sizeof fname, disp);
+    snprintf(disp, sizeof disp, "inline; filename=\"%s\"", fname);
     mg_response_header_start(r->conn, 200);
     mg_response_header_add(r->conn, "Content-Type",
                            info.spec.format == PM_FMT_JPEG   ? "image/jpeg"
@@ -889,6 +892,8 @@ static void route_result(req *r, const char *id)
     mg_response_header_add(r->conn, "Content-Length", lenbuf, -1);
     mg_response_header_add(r->conn, "Content-Disposition", disp, -1);
     mg_response_header_add(r->conn, "Cache-Control", "private, max-age=3600", -1);
+    pm_hdr_security(r->conn);
+    pm_hdr_cors(r->conn, srv->cfg.cors_origin);
     mg_response_header_send(r->conn);
     r->status = 200;
     pm_metrics_count_response(&srv->metrics, 200);
@@ -925,7 +930,7 @@ static void route_queue(req *r)
     pm_sb_printf(&sb, "{\"depth\":%d,\"max\":%d,\"running\":[", st.queue_depth, st.queue_max);
     int first = 1;
     for (int i = 0; i < n; i++) {
-        if (list[i].state != PM_JOB_RUNNING)
+        if (list[i].state != PM_JOB_RUNNING || !pm_access_owns(&r->who, &list[i]))
             continue;
         pm_sb_puts(&sb, first ? "" : ",");
         first = 0;
@@ -934,7 +939,7 @@ static void route_queue(req *r)
     pm_sb_puts(&sb, "],\"queued\":[");
     first = 1;
     for (int i = 0; i < n; i++) {
-        if (list[i].state != PM_JOB_QUEUED)
+        if (list[i].state != PM_JOB_QUEUED || !pm_access_owns(&r->who, &list[i]))
             continue;
         pm_sb_puts(&sb, first ? "" : ",");
         first = 0;
@@ -1031,9 +1036,11 @@ static void route_stats(req *r)
                      st->models[i].cancelled, l->a, l->b, l->source);
     }
     pm_sb_puts(&sb, "],\"recent_jobs\":[");
-    for (int i = 0; i < nr; i++) {
+    for (int i = 0, shown = 0; i < nr; i++) {
         const pm_job_info *j = &recent[i];
-        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", i ? "," : "", j->id,
+        if (!pm_access_owns(&r->who, j))
+            continue;
+        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", shown++ ? "," : "", j->id,
                      pm_task_name(j->spec.task));
         pm_sb_json_str(&sb, j->spec.model);
         pm_sb_printf(&sb, ",\"state\":\"%s\",\"width\":%d,\"height\":%d,\"lane\":\"%s\"", pm_job_state_name(j->state),
@@ -1095,7 +1102,8 @@ static void route_models(req *r)
                      is_loaded ? "true" : "false", is_loaded && def && strcmp(def, d->name) == 0 ? "true" : "false",
                      d->needs_file ? "true" : "false");
     }
-    pm_sb_puts(&sb, "]}");
+    const char *found = atomic_load(&r->srv->found);
+    pm_sb_printf(&sb, "]%s%s}", found ? ",\"found\":" : "", found ? found : "");
     send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
 }
@@ -1156,6 +1164,22 @@ static int is(const req *r, const char *m)
     return strcmp(r->method, m) == 0;
 }
 
+/* Who makes the request (with --api-keys: a valid key, within its rate);
+ * answers 401 or 429 itself and returns -1. */
+static int authorize(req *r)
+{
+    char msg[256];
+    int retry;
+    int st = pm_access_request(&r->srv->access, r->conn, &r->who, msg, sizeof msg, &retry);
+    if (st == 0)
+        return 0;
+    r->body_unread = 1;
+    if (st == 429)
+        pm_metrics_count_rejected(&r->srv->metrics, PM_REJECT_BUSY);
+    send_error_ex(r, st, st == 401 ? "unauthorized" : "rate_limited", msg, retry, NULL);
+    return -1;
+}
+
 static int api_handler(struct mg_connection *conn, void *cbdata)
 {
     req r;
@@ -1163,7 +1187,11 @@ static int api_handler(struct mg_connection *conn, void *cbdata)
     size_t plen = strlen(API_PREFIX);
     const char *p = strncmp(r.path, API_PREFIX, plen) == 0 ? r.path + plen : r.path;
     int get = is(&r, "GET") || is(&r, "HEAD");
-    if (strcmp(p, "/jobs") == 0) {
+    if (is(&r, "OPTIONS") && r.srv->cfg.cors_origin)
+        r.status = pm_hdr_preflight(conn, r.srv->cfg.cors_origin);
+    else if (authorize(&r))
+        ;
+    else if (strcmp(p, "/jobs") == 0) {
         if (is(&r, "POST"))
             route_submit(&r);
         else
@@ -1286,6 +1314,14 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     req r;
     req_init(&r, cbdata, conn);
     pm_server *srv = cbdata;
+    if (srv->cfg.metrics_auth && srv->access.auth) {
+        if (authorize(&r))
+            return req_done(&r, PM_LOG_INFO);
+        if (!r.who.admin) {
+            send_error(&r, 403, "forbidden", "/metrics needs an admin key on this server (--metrics-auth)");
+            return req_done(&r, PM_LOG_INFO);
+        }
+    }
     pm_sched_stats st;
     pm_ws_stats ws;
     pm_sched_get_stats(srv->sched, &st);
@@ -1304,6 +1340,8 @@ static int metrics_handler(struct mg_connection *conn, void *cbdata)
     pm_sb sb;
     pm_sb_init(&sb);
     pm_metrics_render(&sb, &srv->metrics, &v);
+    if (srv->access.auth)
+        pm_auth_metrics(srv->access.auth, &sb);
     if (sb.failed)
         send_error(&r, 503, "out_of_memory", "out of memory");
     else
@@ -1380,48 +1418,6 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     if ((rc = pm_ws_hub_create(cfg->ws_max_clients, cfg->ws_outbox, status_event, srv, &srv->hub)))
         goto free_server;
 
-    char threads[16], timeout[16];
-    snprintf(threads, sizeof threads, "%d", cfg->http_threads > 0 ? cfg->http_threads : 64);
-    snprintf(timeout, sizeof timeout, "%d", cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 30000);
-    const char *opts[48]; /* name, value pairs and the final NULL: 33 used */
-    int n = 0;
-    opts[n++] = "listening_ports";
-    opts[n++] = srv->listen;
-    opts[n++] = "num_threads";
-    opts[n++] = threads;
-    opts[n++] = "request_timeout_ms";
-    opts[n++] = timeout;
-    opts[n++] = "enable_keep_alive";
-    opts[n++] = "yes";
-    opts[n++] = "keep_alive_timeout_ms";
-    opts[n++] = "5000";
-    opts[n++] = "websocket_timeout_ms";
-    opts[n++] = "10000";
-    opts[n++] = "enable_websocket_ping_pong";
-    opts[n++] = "yes";
-    opts[n++] = "enable_directory_listing";
-    opts[n++] = "no";
-    opts[n++] = "additional_header";
-    opts[n++] = "X-Content-Type-Options: nosniff";
-    /* Static files only: no CGI, no SSI, no cross-origin access. */
-    opts[n++] = "cgi_pattern";
-    opts[n++] = "";
-    opts[n++] = "ssi_pattern";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_origin";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_methods";
-    opts[n++] = "";
-    opts[n++] = "access_control_allow_headers";
-    opts[n++] = "";
-    if (srv->web_dir) {
-        opts[n++] = "document_root";
-        opts[n++] = srv->web_dir;
-        opts[n++] = "static_file_max_age";
-        opts[n++] = "60";
-    }
-    opts[n] = NULL;
-
     /* The sampler and the event sink exist before the first request can be
      * answered: request threads read srv->sampler without a lock. */
     if (cfg->sample_interval > 0 &&
@@ -1429,19 +1425,31 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
         goto free_hub;
     pm_sched_set_event_fn(sched, on_job_event, srv);
 
+    pm_server_opts opts;
+    if ((cfg->tls_cert && (rc = pm_server_tls_prepare())) ||
+        (rc = pm_server_opts_build(cfg, srv->listen, srv->web_dir, &opts)))
+        goto stop_sampler;
+    srv->access = (pm_access){.auth = cfg->auth, .sched = sched, .key_max_queued = cfg->key_max_queued,
+                              .cors_origin = cfg->cors_origin};
+
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
-    mg_init_library(0);
+    cb.begin_request = pm_access_begin_request;
+    cb.init_connection = pm_access_init_connection;
+    cb.connection_close = pm_access_connection_close;
+    if (cfg->tls_cert)
+        cb.init_ssl = pm_server_init_tls;
+    mg_init_library(cfg->tls_cert ? MG_FEATURES_TLS : 0);
     char errtext[256] = "";
     unsigned errcode = 0;
     struct mg_error_data err = {.code = &errcode, .text = errtext, .text_buffer_size = sizeof errtext};
-    struct mg_init_data init = {.callbacks = &cb, .user_data = srv, .configuration_options = opts};
+    struct mg_init_data init = {.callbacks = &cb, .user_data = &srv->cfg, .configuration_options = opts.v};
     srv->ctx = mg_start2(&init, &err);
+    pm_server_opts_free(&opts);
     if (!srv->ctx) {
-        rc = pm_errorf(PM_EIO, "cannot listen on %s: %s; pick another address with --listen HOST:PORT",
-                       srv->listen, errtext[0] ? errtext : "civetweb failed to start");
-        goto stop_sampler;
+        rc = pm_server_start_error(cfg, srv->listen, errtext[0] ? errtext : "civetweb failed to start");
+        goto exit_library;
     }
     struct mg_server_port ports[4];
     int np = mg_get_server_ports(srv->ctx, 4, ports);
@@ -1451,6 +1459,7 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     mg_set_request_handler(srv->ctx, "/healthz", healthz_handler, srv);
     mg_set_request_handler(srv->ctx, "/readyz", readyz_handler, srv);
     mg_set_request_handler(srv->ctx, "/metrics", metrics_handler, srv);
+    pm_ws_hub_set_admit(srv->hub, pm_access_ws_admit, &srv->access);
     pm_ws_hub_attach(srv->hub, srv->ctx, "/ws");
 
     if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
@@ -1458,10 +1467,11 @@ int pm_server_start(const pm_server_config *cfg, pm_sched *sched, pm_server **ou
     *out = srv;
     return 0;
 
+exit_library:
+    mg_exit_library();
 stop_sampler:
     pm_sched_set_event_fn(sched, NULL, NULL);
     pm_sampler_stop(srv->sampler);
-    mg_exit_library();
 free_hub:
     pm_ws_hub_destroy(srv->hub);
 free_server:
@@ -1484,6 +1494,19 @@ const char *pm_server_host(const pm_server *srv)
     return srv->host;
 }
 
+int pm_server_set_found(pm_server *srv, const char *json)
+{
+    char *copy = pm_strdup(json);
+    if (!copy)
+        return pm_errorf(PM_ENOMEM, "out of memory");
+    char *none = NULL;
+    if (!atomic_compare_exchange_strong(&srv->found, &none, copy)) {
+        pm_free(copy);
+        return pm_errorf(PM_EINVAL, "pm_server_set_found: already set");
+    }
+    return 0;
+}
+
 void pm_server_set_state(pm_server *srv, pm_server_state st)
 {
     int old = atomic_exchange(&srv->state, (int)st);
@@ -1491,6 +1514,13 @@ void pm_server_set_state(pm_server *srv, pm_server_state st)
         pm_info("server_state", "server is %s", state_name(st));
         broadcast_status(srv);
     }
+}
+
+void pm_server_keys_reloaded(pm_server *srv)
+{
+    int n = pm_ws_revalidate(srv->hub, pm_access_ws_still_valid, &srv->access);
+    if (n)
+        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key is no longer valid", n);
 }
 
 void pm_server_stop(pm_server *srv)
@@ -1519,5 +1549,6 @@ void pm_server_stop(pm_server *srv)
     pthread_cond_destroy(&srv->tick_cv);
     pm_free(srv->listen);
     pm_free(srv->web_dir);
+    pm_free(atomic_load(&srv->found));
     pm_free(srv);
 }

@@ -26,13 +26,18 @@ typedef struct ws_client {
     struct mg_connection *conn;   /* valid until the close handler returns */
     pthread_t writer;
     int writer_started;
+    int linked;                   /* in hub->clients */
     pthread_mutex_t lock;
     pthread_cond_t cv;
     ws_msg **box;                 /* ring of hub->outbox_max entries, owned */
     int head, count;
     int closing;                  /* the close handler runs: writer must stop */
     int overflowed;               /* stop sending; a close frame goes out once */
+    int revoked;                  /* its credential is no longer valid: close with that reason */
+    uint8_t cred[32];             /* what the admission check identified it by; zeros = nothing */
     char job[64];                 /* "" = every job */
+    char owner[64];               /* the key name whose jobs it sees */
+    int all;                      /* 1: sees every owner's jobs */
     struct ws_client *next;       /* in hub->clients */
 } ws_client;
 
@@ -44,6 +49,8 @@ struct pm_ws_hub {
     int outbox_max;
     pm_ws_greeting_fn greet;
     void *greet_user;
+    pm_ws_admit_fn admit;
+    void *admit_user;
     atomic_ullong connected_total, messages_total, overflowed_total;
 };
 
@@ -109,7 +116,13 @@ static void enqueue_locked(pm_ws_hub *h, ws_client *c, ws_msg *m)
     pthread_cond_signal(&c->cv);
 }
 
-void pm_ws_broadcast(pm_ws_hub *h, const char *job, const char *json, size_t len)
+void pm_ws_hub_set_admit(pm_ws_hub *h, pm_ws_admit_fn fn, void *user)
+{
+    h->admit = fn;
+    h->admit_user = user;
+}
+
+void pm_ws_broadcast(pm_ws_hub *h, const char *job, const char *owner, const char *json, size_t len)
 {
     ws_msg *m = msg_new(json, len);
     if (!m)
@@ -117,6 +130,8 @@ void pm_ws_broadcast(pm_ws_hub *h, const char *job, const char *json, size_t len
     pthread_mutex_lock(&h->lock);
     for (ws_client *c = h->clients; c; c = c->next) {
         if (job && c->job[0] && strcmp(c->job, job) != 0)
+            continue;
+        if (owner && owner[0] && !c->all && strcmp(c->owner, owner) != 0)
             continue;
         pthread_mutex_lock(&c->lock);
         enqueue_locked(h, c, m);
@@ -151,9 +166,13 @@ static void *writer_main(void *arg)
             if (!close_sent) {
                 close_sent = 1;
                 pthread_mutex_unlock(&c->lock);
-                /* Status 1008 (policy violation): the client does not keep up. */
-                static const char reason[] = "\x03\xf0too slow: events dropped";
-                mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, reason, sizeof reason - 1);
+                /* Status 1008 (policy violation): the client does not keep up, or its key was revoked. */
+                static const char slow[] = "\x03\xf0too slow: events dropped";
+                static const char revoked[] = "\x03\xf0the API key was revoked";
+                if (c->revoked)
+                    mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, revoked, sizeof revoked - 1);
+                else
+                    mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, slow, sizeof slow - 1);
                 pthread_mutex_lock(&c->lock);
             }
             continue;
@@ -178,16 +197,40 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static int on_connect(const struct mg_connection *conn, void *cbdata)
+static void client_free(ws_client *c);
+
+/* Before the handshake: the client bound and the admission check. The
+ * client is allocated here (the close handler frees it) so that what the
+ * check decided reaches the ready handler. */
+static int on_connect(const struct mg_connection *cconn, void *cbdata)
 {
-    (void)conn;
     pm_ws_hub *h = cbdata;
+    struct mg_connection *conn = (struct mg_connection *)cconn; /* civetweb passes its own, writable, connection */
     pthread_mutex_lock(&h->lock);
     int full = h->nclients >= h->max_clients;
     pthread_mutex_unlock(&h->lock);
-    if (full)
+    if (full) {
         pm_warn("ws_refused", "WebSocket connection refused: %d clients already", h->max_clients);
-    return full ? 1 : 0;
+        return 1;
+    }
+    ws_client *c = pm_calloc(1, sizeof *c);
+    if (!c)
+        return 1;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->all = 1;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->query_string) {
+        char job[64];
+        if (mg_get_var(ri->query_string, strlen(ri->query_string), "job", job, sizeof job) > 0)
+            snprintf(c->job, sizeof c->job, "%s", job);
+    }
+    if (h->admit && h->admit(h->admit_user, conn, c->job, c->owner, sizeof c->owner, &c->all, c->cred) != 0) {
+        client_free(c);
+        return 1;
+    }
+    mg_set_user_connection_data(conn, c);
+    return 0;
 }
 
 static void client_free(ws_client *c)
@@ -201,24 +244,14 @@ static void client_free(ws_client *c)
 static void on_ready(struct mg_connection *conn, void *cbdata)
 {
     pm_ws_hub *h = cbdata;
-    ws_client *c = pm_calloc(1, sizeof *c);
+    ws_client *c = mg_get_user_connection_data(conn);
     if (!c)
         return;
     c->box = pm_calloc((size_t)h->outbox_max, sizeof *c->box);
-    if (!c->box) {
-        pm_free(c);
-        return;
-    }
+    if (!c->box)
+        return; /* unlinked and without a writer: the close handler frees it */
     c->hub = h;
     c->conn = conn;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    if (ri->query_string) {
-        char job[64];
-        if (mg_get_var(ri->query_string, strlen(ri->query_string), "job", job, sizeof job) > 0)
-            snprintf(c->job, sizeof c->job, "%s", job);
-    }
     if (h->greet) {
         char *g = h->greet(h->greet_user);
         if (g) {
@@ -239,12 +272,11 @@ static void on_ready(struct mg_connection *conn, void *cbdata)
         pthread_mutex_lock(&c->lock);
         drop_queued_locked(h, c);
         pthread_mutex_unlock(&c->lock);
-        client_free(c);
         pm_error("ws_failed", "cannot start a WebSocket writer thread");
-        return;
+        return; /* the close handler frees it */
     }
     c->writer_started = 1;
-    mg_set_user_connection_data(conn, c);
+    c->linked = 1;
     pthread_mutex_lock(&h->lock);
     c->next = h->clients;
     h->clients = c;
@@ -272,7 +304,7 @@ static void on_close(const struct mg_connection *conn, void *cbdata)
         return;
     mg_set_user_connection_data(conn, NULL);
     pthread_mutex_lock(&h->lock);
-    for (ws_client **pp = &h->clients; *pp; pp = &(*pp)->next)
+    for (ws_client **pp = &h->clients; c->linked && *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             h->nclients--;
@@ -291,7 +323,29 @@ static void on_close(const struct mg_connection *conn, void *cbdata)
 
 void pm_ws_hub_attach(pm_ws_hub *h, struct mg_context *ctx, const char *uri)
 {
-    mg_set_websocket_handler(ctx, uri, on_connect, on_ready, on_data, on_close, h);
+    static const char *protocols[] = {PM_WS_SUBPROTOCOL};
+    static struct mg_websocket_subprotocols sub = {1, protocols};
+    mg_set_websocket_handler_with_subprotocols(ctx, uri, &sub, on_connect, on_ready, on_data, on_close, h);
+}
+
+int pm_ws_revalidate(pm_ws_hub *h, pm_ws_still_valid_fn fn, void *user)
+{
+    static const uint8_t none[32];
+    int closed = 0;
+    pthread_mutex_lock(&h->lock);
+    for (ws_client *c = h->clients; c; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (memcmp(c->cred, none, sizeof none) != 0 && !c->overflowed && !c->closing &&
+            !fn(user, c->cred, c->owner, c->all)) {
+            c->revoked = 1;
+            c->overflowed = 1; /* the writer drops what waits and sends the close frame */
+            pthread_cond_signal(&c->cv);
+            closed++;
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return closed;
 }
 
 int pm_ws_flush(pm_ws_hub *h, double seconds)

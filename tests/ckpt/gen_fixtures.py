@@ -373,14 +373,12 @@ def repack_zip64(src, dst):
 
 # ------------------------------------------------------------ 6. failures
 def failures():
-    torch.save({"a": torch.ones(2)}, path("legacy.pt"), _use_new_zipfile_serialization=False)
-    bad("legacy.pt", "PM_EUNSUPPORTED", "legacy serialization")
     torch.save(torch.nn.Linear(2, 2), path("whole_module.pt"))
     bad("whole_module.pt", "PM_ECHECKPOINT", "torch.nn.modules.linear.Linear object")
     torch.save(torch.ones(3), path("one_tensor.pt"))
     bad("one_tensor.pt", "PM_ECHECKPOINT", "holds a single tensor")
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path("scripted.pt"))
-    bad("scripted.pt", "PM_EUNSUPPORTED", "TorchScript")
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), path("ts_empty.pt"))
+    bad("ts_empty.pt", "PM_ECHECKPOINT", "with no parameters or buffers")
     with zipfile.ZipFile(path("nopkl.zip"), "w") as z:
         z.writestr("weights/readme.txt", "no pickle here")
     bad("nopkl.zip", "PM_EFORMAT", "without a data.pkl entry")
@@ -496,6 +494,150 @@ def hostile():
     expect("complex.pth", {"v": torch.zeros(2)})
 
 
+# ------------------------------------------- 8. legacy and TorchScript
+class Head(torch.nn.Module):
+    """A small network with nested, shared and indexed submodules."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                        torch.nn.ReLU())
+        self.proj = torch.nn.Conv2d(4, 2, 1)
+        self.register_buffer("scale", torch.tensor([0.5, 2.0], dtype=torch.float64))
+
+    def forward(self, x):
+        return self.proj(self.body(x)) * self.scale.float()[None, :, None, None]
+
+
+class Wrapper(torch.nn.Module):
+    """As IOPaint wraps a generator: forward(image, mask)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.generator = net
+
+    def forward(self, image, mask):
+        return self.generator(image * (1 - mask)) * mask + image[:, :2] * (1 - mask)
+
+
+def randomized(m):
+    with torch.no_grad():
+        for t in m.state_dict().values():
+            if t.dtype.is_floating_point:
+                t.copy_(torch.randn(t.shape, dtype=t.dtype))
+    return m.eval()
+
+
+def legacy_and_torchscript():
+    # legacy: a state dict with views (slices sharing a storage), several dtypes, nesting
+    base = torch.randn(6, 5)
+    sd = {"w": base, "row": base[2], "col": base[:, 1], "half": torch.randn(3, 2).half(),
+          "bf": torch.randn(4).bfloat16(), "n": torch.tensor(12345678901234, dtype=torch.int64),
+          "nested": {"x": torch.arange(7, dtype=torch.int32), "flag": torch.tensor([True, False])},
+          "empty": torch.zeros(0, 3), "note": "kept out"}
+    torch.save({"state_dict": sd, "epoch": 3}, path("legacy_sd.pt"), _use_new_zipfile_serialization=False)
+    expect("legacy_sd.pt", flatten(sd))
+    torch.save({"a": torch.ones(2)}, path("legacy.pt"), _use_new_zipfile_serialization=False)
+    expect("legacy.pt", {"a": torch.ones(2)})
+    torch.save({"b": torch.arange(5.0)}, path("legacy_p4.pt"), _use_new_zipfile_serialization=False, pickle_protocol=4)
+    expect("legacy_p4.pt", {"b": torch.arange(5.0)})
+    # a truncated legacy file: the appended storages end early
+    data = open(path("legacy_sd.pt"), "rb").read()
+    open(path("legacy_cut.pt"), "wb").write(data[:len(data) - 20])
+    bad("legacy_cut.pt", "PM_ETRUNCATED", "truncated")
+    # TorchScript: scripted, traced, and traced inside a wrapper (names under generator.)
+    head = randomized(Head())
+    x = torch.randn(1, 3, 8, 8)
+    torch.jit.save(torch.jit.script(head), path("ts_script.pt"))
+    expect("ts_script.pt", dict(head.state_dict()))
+    torch.jit.save(torch.jit.trace(head, x), path("ts_gen.pt"))
+    expect("ts_gen.pt", dict(head.state_dict()))
+    wrap = Wrapper(head).eval()
+    torch.jit.save(torch.jit.trace(wrap, (x, (x[:, :1] > 0).float())), path("ts_wrapped.pt"))
+    expect("ts_wrapped.pt", dict(wrap.state_dict()))
+    lin = torch.nn.Linear(2, 2)
+    torch.jit.save(torch.jit.script(lin), path("scripted.pt"))
+    expect("scripted.pt", dict(lin.state_dict()))
+    # a truncated TorchScript archive: the zip's directory is gone
+    data = open(path("ts_gen.pt"), "rb").read()
+    open(path("ts_cut.pt"), "wb").write(data[:len(data) * 2 // 3])
+    bad("ts_cut.pt", "PM_ETRUNCATED", "ts_cut.pt")
+
+
+def write_tar_legacy(fname, storages, tensors, obj):
+    """PyTorch's format before 0.4, as torch.load's legacy_load reads it: a
+    tar with 'storages' (count; per storage (key, location, type), int64
+    element count, bytes; then the views list), 'tensors' (count; per tensor
+    (key, storage key, type), int32 ndim, 4 pad bytes, int64 sizes, strides,
+    offset) and 'pickle' (the object, tensors as persistent ids str(key))."""
+    import pickle as pk
+    import tarfile
+
+    class Ref:
+        def __init__(self, key):
+            self.key = key
+
+    class P(pk.Pickler):
+        def persistent_id(self, o):
+            return str(o.key) if isinstance(o, Ref) else None
+
+    st = pk.dumps(len(storages), protocol=2)
+    for key, flat in storages.items():
+        typ = {torch.float32: torch.FloatStorage, torch.float16: torch.HalfStorage, torch.int64: torch.LongStorage}
+        st += pk.dumps((key, "cpu", typ[flat.dtype]), protocol=2) + struct.pack("<q", flat.numel()) + raw_bytes(flat)
+    st += pk.dumps([], protocol=2)
+    ts = pk.dumps(len(tensors), protocol=2)
+    for key, (skey, shape, stride, offset) in tensors.items():
+        ts += pk.dumps((key, skey, torch.FloatTensor), protocol=2) + struct.pack("<i", len(shape)) + b"\0" * 4
+        ts += struct.pack("<%dq" % len(shape), *shape) + struct.pack("<%dq" % len(stride), *stride)
+        ts += struct.pack("<q", offset)
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump(obj(Ref))
+    with tarfile.open(path(fname), "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("sys_info", pk.dumps({"little_endian": True}, protocol=2)), ("pickle", buf.getvalue()),
+                           ("tensors", ts), ("storages", st)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def tar_legacy():
+    a, h, n = torch.randn(30), torch.randn(6).half(), torch.tensor([123456789012345])
+    storages = {101: a, 102: h, 103: n}
+    tensors = {1: (101, (6, 5), (5, 1), 0), 2: (101, (5,), (1,), 10), 3: (101, (6,), (5,), 1),
+               4: (102, (3, 2), (2, 1), 0), 5: (103, (), (), 0)}
+    write_tar_legacy("tar_legacy.pt", storages, tensors,
+                     lambda R: {"state_dict": {"w": R(1), "row": R(2), "col": R(3), "half": R(4), "n": R(5)},
+                                "epoch": 2})
+    sd = torch.load(path("tar_legacy.pt"))["state_dict"]  # torch reads it: the layout is right
+    assert torch.equal(sd["col"], a.view(6, 5)[:, 1]) and torch.equal(sd["row"], a[10:15])
+    expect("tar_legacy.pt", flatten(sd))
+    import tarfile
+    with tarfile.open(path("tar_legacy.pt")) as t:
+        cut = t.getmember("storages").offset_data + 150  # inside the storages member
+    open(path("tar_cut.pt"), "wb").write(open(path("tar_legacy.pt"), "rb").read()[:cut])
+    bad("tar_cut.pt", "PM_ETRUNCATED", "truncated")
+
+
+def refused():
+    """Pickles naming what no checkpoint needs: refused before anything else."""
+    hostile_zip("system.pth", b"\x80\x02}" + pstr("w") + b"cposix\nsystem\n" + pstr("echo pwned") + b"\x85Rs.")
+    bad("system.pth", "PM_ECORRUPT", "names posix.system")
+    hostile_zip("eval.pth", b"\x80\x02cbuiltins\neval\n" + pstr("1") + b"\x85R.")
+    bad("eval.pth", "PM_ECORRUPT", "names builtins.eval")
+    # a TorchScript archive (constants.pkl present) naming a foreign class
+    with zipfile.ZipFile(path("ts_foreign.pt"), "w") as z:
+        z.writestr("m/data.pkl", b"\x80\x02cnumpy\nndarray\n)\x81.")
+        z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/version", "3\n")
+    bad("ts_foreign.pt", "PM_ECORRUPT", "a TorchScript module tree names only")
+    # legacy stream whose object pickle calls os.system
+    legacy = (b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x02M\xe9\x03.\x80\x02}."
+              + b"\x80\x02cos\nsystem\n" + pstr("id") + b"\x85R." + b"\x80\x02].")
+    open(path("legacy_system.pt"), "wb").write(legacy)
+    bad("legacy_system.pt", "PM_ECORRUPT", "names os.system")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     lightning()
@@ -514,6 +656,9 @@ def main():
     expect("zip64.pth", sd2, blob="ddcolor.pth.ref")
     failures()
     hostile()
+    legacy_and_torchscript()
+    tar_legacy()
+    refused()
     for name, b in blobs.items():
         with open(path(name), "wb") as f:
             f.write(b)

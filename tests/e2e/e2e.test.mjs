@@ -1,13 +1,15 @@
 // End-to-end test of the browser UI: a real `pixmend serve` (built binary, free
-// loopback port, temporary data directory) and Debian's chromium driven by
-// playwright-core. Screenshots go to tests/e2e/out (PM_E2E_OUT).
+// loopback port, temporary data directory) with API keys and HTTPS (a
+// throwaway certificate made here by openssl, which chromium is told to trust
+// by its public key), and Debian's chromium driven by playwright-core.
+// Screenshots go to tests/e2e/out (PM_E2E_OUT).
 //
 // Environment: PIXMEND (the binary), PM_SOURCE_DIR (the checkout; web/ is
 // served from it), CHROMIUM (default /usr/bin/chromium), PM_E2E_OUT.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +26,36 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const MAX_PIXELS = 100000; // small, so that an over-size upload shows the server's error
 const JOB_DELAY_MS = 1200; // each job reports progress for this long before it runs
+const API_KEY = 'e2e-key-0123456789abcdef0123';
+
+// A self-signed certificate for 127.0.0.1 and the base64 SHA-256 of its
+// public key (chromium's --ignore-certificate-errors-spki-list trusts it, so
+// the page is a secure context and its service worker registers).
+function makeTls(dir) {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const pub = execFileSync('openssl', ['x509', '-in', cert, '-pubkey', '-noout']);
+  const der = execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], { input: pub });
+  const spki = execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der }).toString('base64');
+  return { cert, key, spki };
+}
+
+function writeKeys(dir) {
+  const file = path.join(dir, 'keys');
+  fs.writeFileSync(file, `# e2e\ntester:${API_KEY}\n`, { mode: 0o600 });
+  return file;
+}
+let tls = null;
+
+// The test's own calls to the server (node's fetch): with the key, and
+// without verifying the throwaway certificate (the browser verifies it
+// against its pinned public key).
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+function apiFetch(url, init = {}) {
+  return fetch(url, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${API_KEY}` } });
+}
 
 // ------------------------------------------------------------------ photos
 // A 320x240 photo: sky gradient, noisy grass, a red disk at (200, 150) r 26.
@@ -59,7 +91,7 @@ function setGpuUsed(fraction) {
   fs.writeFileSync(nvmlScript, `1 ${Math.round(total * fraction)} ${total} 40\n`);
 }
 
-function startServer(dataDir) {
+function startServer(dataDir, keys) {
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
     if (FAKE_NVML && fs.existsSync(FAKE_NVML)) {
@@ -71,15 +103,15 @@ function startServer(dataDir) {
     const proc = spawn(PIXMEND, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir,
       '--web-dir', path.join(SRC, 'web'), '--max-pixels', String(MAX_PIXELS),
       '--job-delay-ms', String(JOB_DELAY_MS), '--log-level', 'warn', '--drain-seconds', '5',
-      '--sample-interval', '0.1'],
+      '--sample-interval', '0.1', '--api-keys', keys, '--tls-cert', tls.cert, '--tls-key', tls.key],
     { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`pixmend serve did not start in 20 s:\n${out}\n${err}`)); }, 20000);
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = /serving on http:\/\/([\d.]+):(\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve({ proc, base: `http://127.0.0.1:${m[2]}`, stderr: () => err }); }
+      const m = /serving on https:\/\/([\d.]+):(\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve({ proc, base: `https://127.0.0.1:${m[2]}`, stderr: () => err }); }
     });
     proc.stderr.on('data', (d) => { err += d; });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`pixmend serve exited (${code}) before serving:\n${out}\n${err}`)); });
@@ -98,8 +130,32 @@ function stopServer(proc) {
 async function launch(tmp, name, options) {
   const dir = fs.mkdtempSync(path.join(tmp, `${name}-profile-`));
   return chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, acceptDownloads: true, ...options,
+    executablePath: CHROMIUM, headless: true, acceptDownloads: true, ...options,
+    args: [...ARGS, `--ignore-certificate-errors-spki-list=${tls.spki}`],
   });
+}
+
+// The first API call of a new tab is answered 401: the key dialog asks, the
+// key goes into the tab's sessionStorage and every later call carries it.
+async function enterKey(p, { cancelFirst = false } = {}) {
+  await p.waitForSelector('#key-dialog[open]', { timeout: 15000 });
+  if (cancelFirst) {
+    // Cancelled: the dialog stays closed (polling does not reopen it) until the Key button is used.
+    await p.click('#key-cancel');
+    await p.waitForFunction(() => !document.getElementById('key-dialog').open);
+    await p.waitForTimeout(3500); // longer than the model list's retry
+    assert.equal(await p.evaluate(() => document.getElementById('key-dialog').open), false);
+    await p.click('#key-open');
+    await p.waitForSelector('#key-dialog[open]');
+  }
+  assert.match(await p.textContent('#key-why'), /API key/);
+  await p.fill('#key-input', 'too-short');
+  await p.click('#key-form button[type=submit]');
+  assert.match(await p.textContent('#key-error'), /16 to 256/);
+  await p.fill('#key-input', API_KEY);
+  await p.click('#key-form button[type=submit]');
+  await p.waitForFunction(() => !document.getElementById('key-dialog').open);
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('pixmend.apiKey')), API_KEY);
 }
 
 function watchPage(page, errors) {
@@ -158,7 +214,8 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     photo = makePhoto();
     photoPath = path.join(tmp, 'photo.png');
     fs.writeFileSync(photoPath, photo);
-    server = await startServer(path.join(tmp, 'data'));
+    tls = makeTls(tmp);
+    server = await startServer(path.join(tmp, 'data'), writeKeys(tmp));
     ctx = await launch(tmp, 'desktop', { viewport: { width: 1366, height: 768 } });
     // Records what the page hands to fetch() as multipart bodies (chromium does
     // not expose the file parts of a request to the test).
@@ -179,6 +236,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     page = ctx.pages()[0] || await ctx.newPage();
     watchPage(page, errors);
     await page.goto(server.base);
+    await enterKey(page);
     await page.waitForFunction(() => document.querySelector('#ed-model option[value=patchmatch]'));
   });
 
@@ -186,6 +244,21 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     await ctx?.close().catch(() => {});
     if (server) await stopServer(server.proc);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('uses the API key over HTTPS: every call and the WebSocket carry it', async () => {
+    assert.equal(await page.evaluate(() => window.isSecureContext && location.protocol), 'https:');
+    await page.waitForFunction(() => document.getElementById('conn').dataset.state === 'live', null, { timeout: 15000 });
+    const probe = await page.evaluate(async () => {
+      const bare = await fetch('/api/v1/queue');
+      const keyed = await fetch('/api/v1/queue', { headers: { Authorization: `Bearer ${sessionStorage.getItem('pixmend.apiKey')}` } });
+      return { bare: bare.status, www: bare.headers.get('WWW-Authenticate'), keyed: keyed.status, csp: keyed.headers.get('Content-Security-Policy') };
+    });
+    assert.equal(probe.bare, 401);
+    assert.match(probe.www, /^Bearer/);
+    assert.equal(probe.keyed, 200);
+    assert.match(probe.csp, /default-src 'self'/);
+    assert.equal(await page.isVisible('#key-open'), true);
   });
 
   it('lays out at 1366x768 with everything needed on screen', async () => {
@@ -241,7 +314,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
       return f;
     };
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(`${server.base}/api/v1/jobs`, { method: 'POST', body: fd() });
+      const res = await apiFetch(`${server.base}/api/v1/jobs`, { method: 'POST', body: fd() });
       assert.equal(res.status, 202, await res.text());
     }
 
@@ -274,7 +347,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
         null, { timeout: 10000 });
       assert.equal(await page.textContent('#ed-status'), 'Waiting for memory — the job will start automatically');
       assert.equal(await page.getAttribute('#ed-status', 'class'), 'status waiting');
-      const ready = await fetch(`${server.base}/readyz`);
+      const ready = await apiFetch(`${server.base}/readyz`);
       assert.equal(ready.status, 503, 'readyz answers 503 while intake is paused');
       await shot(page, 'desktop-waiting-for-memory.png');
       setGpuUsed(0.2);
@@ -298,7 +371,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     // Pixels: the mask the page sent, the photo, and the server's result.
     const mask = decodePNG(Buffer.from(form.mask.bytes));
     const input = decodePNG(photo);
-    const resultBytes = Buffer.from(await (await fetch(`${server.base}/api/v1/jobs/${job.id}/result`)).arrayBuffer());
+    const resultBytes = Buffer.from(await (await apiFetch(`${server.base}/api/v1/jobs/${job.id}/result`)).arrayBuffer());
     const result = decodePNG(resultBytes);
     assert.deepEqual([mask.width, mask.height, result.width, result.height], [W, H, W, H]);
     let inMask = 0, changedIn = 0, changedOut = 0, redLeft = 0, x0 = W, x1 = 0, y0 = H, y1 = 0;
@@ -371,7 +444,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     const form = (await page.evaluate(() => window.__sent))[0];
     assert.ok(Buffer.from(form.image.bytes).equals(firstResult.bytes), 'the second run does not start from the first result');
     const sentMask = decodePNG(Buffer.from(form.mask.bytes));
-    const result2 = decodePNG(Buffer.from(await (await fetch(`${server.base}/api/v1/jobs/${job.id}/result`)).arrayBuffer()));
+    const result2 = decodePNG(Buffer.from(await (await apiFetch(`${server.base}/api/v1/jobs/${job.id}/result`)).arrayBuffer()));
     const shown = await shownPixels(page);
     let hardN = 0, ring = 0, bad = 0;
     const prev = firstResult.rgba;
@@ -437,7 +510,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.equal(await page.isHidden('#ed-error'), true);
     let state = '';
     for (let i = 0; i < 50 && state !== 'cancelled'; i++) {
-      state = (await (await fetch(`${server.base}/api/v1/jobs/${job.id}`)).json()).state;
+      state = (await (await apiFetch(`${server.base}/api/v1/jobs/${job.id}`)).json()).state;
       if (state !== 'cancelled') await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(state, 'cancelled');
@@ -502,6 +575,7 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
       const p = phone.pages()[0] || await phone.newPage();
       watchPage(p, errors);
       await p.goto(server.base);
+      await enterKey(p, { cancelFirst: true });
       await p.waitForFunction(() => document.querySelector('#ed-model option[value=patchmatch]'));
       await p.setInputFiles('#ed-file', photoPath);
       await p.waitForSelector('#ed-badge:not([hidden])');

@@ -1,13 +1,17 @@
 #!/bin/sh
 # Runs a browser end-to-end test file (default e2e.test.mjs) under CTest.
 # Exit 77 (CTest's SKIP_RETURN_CODE) only when a tool is genuinely missing:
-# node, Debian's chromium, or playwright-core when `npm ci` cannot install it.
+# node, openssl, Debian's chromium, or playwright-core when `npm ci` cannot install it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
 if ! command -v node >/dev/null 2>&1; then
     echo "e2e: SKIP: node is not installed (apt-get install nodejs npm)"
+    exit 77
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "e2e: SKIP: openssl is not installed (the test serves HTTPS with a certificate it makes)"
     exit 77
 fi
 if [ ! -x "$chromium" ]; then

@@ -28,7 +28,7 @@ PIXMEND = os.environ.get("PIXMEND") or os.path.join(
     os.environ.get("PM_BUILD_DIR", "build"), "pixmend")
 SOURCE_DIR = os.environ.get("PM_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
-STARTUP_RE = re.compile(r"pixmend serving on http://([0-9.]+):(\d+) \(models: ([^)]*)\)")
+STARTUP_RE = re.compile(r"pixmend serving on https?://([0-9.]+):(\d+) \(models: ([^)]*)\)")
 
 
 def wait_until(pred, timeout=10.0, step=0.02, what="condition"):
@@ -138,8 +138,9 @@ def _kill_leftovers():
 class Server:
     """One `pixmend serve` process with its own data directory."""
 
-    def __init__(self, args=(), data_dir=None, env=None, wrapper=(), start_timeout=30.0):
+    def __init__(self, args=(), data_dir=None, env=None, wrapper=(), start_timeout=30.0, tls_context=None):
         self.tmp = None
+        self.tls_context = tls_context  # an ssl.SSLContext: talk HTTPS
         if data_dir is None:
             self.tmp = tempfile.TemporaryDirectory(prefix="pmtest-")
             data_dir = os.path.join(self.tmp.name, "data")
@@ -178,7 +179,10 @@ class Server:
 
     # -- HTTP
     def request(self, method, path, body=None, headers=None, timeout=30.0):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls_context:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.tls_context)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
@@ -273,11 +277,15 @@ class ServerCase(unittest.TestCase):
 class WSClient:
     """A minimal RFC 6455 client: text frames, ping/pong, close."""
 
-    def __init__(self, port, path="/ws", timeout=10.0):
+    def __init__(self, port, path="/ws", timeout=10.0, headers=None, tls_context=None):
+        """headers: extra handshake headers {name: value}; tls_context: WSS."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls_context:
+            self.sock = tls_context.wrap_socket(self.sock, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
         req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, port, key))
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (path, port, key, extra))
         self.sock.sendall(req.encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -286,6 +294,7 @@ class WSClient:
                 raise AssertionError("WebSocket handshake: connection closed")
             self.buf += d
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head
         status = head.split(b"\r\n")[0]
         if b" 101 " not in status + b" ":
             raise AssertionError("WebSocket handshake refused: %r" % head)

@@ -54,9 +54,17 @@ class Concurrency(unittest.TestCase):
                 t.join(90)
             self.assertEqual(errors, [])
             self.assertTrue(all(r is not None for r in results))
-            # each answer is its own request's image
+            # each answer is its own request's image: the pixels outside the
+            # mask equal that client's input exactly (the inputs differ by seed,
+            # so two answers swapped between clients of one size would fail)
             for i, (jid, data) in enumerate(results):
-                self.assertEqual(decode(data).size, (48 + i % 5 * 8, 40))
+                w = 48 + i % 5 * 8
+                got, sent = decode(data).convert("RGB"), test_image(w, 40, seed=i)
+                self.assertEqual(got.size, (w, 40))
+                hole = test_mask(w, 40)
+                outside = [(x, y) for y in range(40) for x in range(w) if hole.getpixel((x, y)) == 0]
+                self.assertEqual([got.getpixel(p) for p in outside], [sent.getpixel(p) for p in outside],
+                                 "client %d got another request's image" % i)
             self.assertEqual(len({jid for jid, _ in results}), CLIENTS)
             # the watcher saw every job end exactly once
             ids = {jid for jid, _ in results}

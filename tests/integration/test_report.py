@@ -247,9 +247,38 @@ class PlantedLeak(unittest.TestCase):
         # What --url cannot do is skipped, not passed; what it can do runs.
         self.assertEqual(status, {"oversize": "passed", "five-large": "skipped", "kill9": "skipped"})
 
+    def test_api_key(self):
+        """--url on a server with --api-keys: the key from $PIXMEND_API_KEY is sent."""
+        key = "k" * 24 + "0123456789abcdef"
+        with tempfile.TemporaryDirectory(prefix="pmreport-") as tmp:
+            keys = os.path.join(tmp, "keys")
+            with open(keys, "w") as f:
+                f.write("ops:%s:admin\n" % key)
+            os.chmod(keys, 0o600)
+            srv = Server(args=["--api-keys", keys])
+            try:
+                base = [PIXMEND, "report", "--url", "http://127.0.0.1:%d" % srv.port, "--sizes", "160x120",
+                        "--repeat", "1", "--soak", "0", "--faults", "oversize", "--leak-jobs", "20",
+                        "--out", os.path.join(tmp, "out"), "--quiet"]
+                env = dict(os.environ)
+                env.pop("PIXMEND_API_KEY", None)
+                p = subprocess.run(base, capture_output=True, text=True, timeout=120, env=env)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("does not answer GET /api/v1/stats", p.stderr)
+                env["PIXMEND_API_KEY"] = key
+                p = subprocess.run(base, capture_output=True, text=True, timeout=120, env=env)
+                self.assertIn(p.returncode, (0, 1), p.stderr)
+                with open(os.path.join(tmp, "out", "report.json")) as f:
+                    r = json.load(f)
+                self.assertEqual(r["runs"][0]["runs"], 1, r["runs"])
+                self.assertEqual(r["runs"][0]["errors"], 0)
+            finally:
+                srv.cleanup()
+
     def test_usage_errors(self):
         for args in (["--sizes", "640"], ["--faults", "meteor"], ["--url", "ftp://x"], ["--soak", "soon"],
-                     ["--model", "lama"]):
+                     ["--model", "lama"], ["--api-key", "abcdefabcdefabcdef"],
+                     ["--url", "http://127.0.0.1:1", "--mem-budget", "1G"]):
             p = subprocess.run([PIXMEND, "report"] + args, capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 2, args)
             self.assertIn("pixmend report:", p.stderr)

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/python.h"
 #include "ckpt/ckpt.h"
 #include "ckpt/ckpt_internal.h"
 #include "monitor/monitor.h"
@@ -600,6 +601,60 @@ static void test_flipped(void **state)
 /* pm_ckpt_release gives back the resident pages of a tensor read from the
  * file's mapping: the process's RSS falls by about the tensor's size, and the
  * tensor still reads the same afterwards. */
+/* Rooted opens: every tensor under the root holding `anchor` reads as
+ * prefix+rest with the same bytes; the others are dropped. */
+static void check_rooted(const char *fixture, const char *root, const char *prefix, const char *anchor, int expect)
+{
+    char p[700];
+    fx_path(p, sizeof p, fixture);
+    pm_ckpt *all = NULL, *ck = NULL;
+    assert_int_equal(pm_ckpt_open(p, NULL, &all), 0);
+    assert_int_equal(pm_ckpt_open_rooted(p, prefix, anchor, &ck), 0);
+    assert_int_equal(pm_ckpt_count(ck), expect);
+    size_t rn = strlen(root);
+    int under = 0;
+    for (int i = 0; i < pm_ckpt_count(all); i++) {
+        const pm_tensor_ref *r = pm_ckpt_at(all, i);
+        if (strncmp(r->name, root, rn) != 0)
+            continue;
+        under++;
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", prefix, r->name + rn);
+        const pm_tensor_ref *q = pm_ckpt_find(ck, name);
+        if (!q)
+            fail_msg("%s: rooted open lacks %s (from %s)", fixture, name, r->name);
+        assert_int_equal(q->nbytes, r->nbytes);
+        assert_int_equal(q->ndim, r->ndim);
+        assert_memory_equal(q->data, r->data, r->nbytes);
+    }
+    assert_int_equal(under, expect);
+    pm_ckpt_close(ck);
+    pm_ckpt_close(all);
+}
+
+static void test_rooted(void **state)
+{
+    (void)state;
+    /* a TorchScript wrapper (IOPaint's layout): the network under generator. */
+    check_rooted("ts_wrapped.pt", "generator.", "net.", "body.0.weight", 10);
+    /* a TorchScript module that is the network itself */
+    check_rooted("ts_gen.pt", "", "net.", "body.0.weight", 10);
+    /* names already under the prefix: filtered as pm_ckpt_open does */
+    check_rooted("legacy_sd.pt", "nested.", "nested.", "x", 2);
+    /* no anchor anywhere: the prefix filter alone, with its message */
+    char p[700];
+    fx_path(p, sizeof p, "ts_gen.pt");
+    pm_ckpt *ck = NULL;
+    assert_int_equal(pm_ckpt_open_rooted(p, "generator.", "model.1.ffc.convl2l.weight", &ck), 0);
+    assert_int_equal(pm_ckpt_count(ck), 0);
+    assert_string_equal(pm_ckpt_format(ck), "TorchScript");
+    float f;
+    int64_t one = 1;
+    assert_int_equal(pm_ckpt_get_f32(ck, "generator.model.1.ffc.convl2l.weight", 1, &one, &f), PM_ECHECKPOINT);
+    assert_non_null(strstr(pm_error_detail(), "it holds no generator tensors; its 10 tensors have names like '"));
+    pm_ckpt_close(ck);
+}
+
 static void test_release_pages(void **state)
 {
     (void)state;
@@ -734,6 +789,7 @@ static void test_pickle_damage(void **state)
 
 int main(void)
 {
+    fx_require_python("test_ckpt", "torch, numpy");
     pm_log_setup(PM_LOG_ERROR, PM_LOG_TEXT, NULL); /* skipped-tensor warnings are expected */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dtype_names),
@@ -749,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_pickle_damage),
         cmocka_unit_test(test_pickle_empty_stack),
         cmocka_unit_test(test_release_pages),
+        cmocka_unit_test(test_rooted),
     };
     if (getenv("PM_TEST_FILTER")) /* e.g. PM_TEST_FILTER=test_flipped */
         cmocka_set_test_filter(getenv("PM_TEST_FILTER"));

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/python.h"
 #include "pipeline/colorize.h"
 #include "pipeline/lab.h"
 
@@ -248,6 +249,7 @@ static void test_registry_entry(void **st)
 
 int main(void)
 {
+    fx_require_python("test_colorize", "torch, numpy, cv2");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_option_parsing),
         cmocka_unit_test(test_resize_matches_opencv),

@@ -91,6 +91,7 @@ static int teardown(void **state)
     return 0;
 }
 
+/* For the figures the bomb test prints; nothing asserts on time. */
 static double now(void)
 {
     struct timespec ts;
@@ -397,9 +398,10 @@ static void test_jpeg_scan_bomb(void **state)
     d[n - 2] = 0xff;
     d[n - 1] = 0xd9;
     pm_image img;
-    double t0 = now();
+    /* Refused by the scan limit (not by running out of time): the error
+     * names it. A wall-clock bound here would depend on the machine. */
     FX_ASSERT_ERR(pm_image_decode(d, n, NULL, NULL, &img), PM_ECORRUPT, "scans");
-    assert_true(now() - t0 < 1.0);
+    assert_null(img.data);
     free(d);
 }
 

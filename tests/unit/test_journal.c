@@ -69,6 +69,9 @@ static void test_insert_transition_reload(void **state)
     assert_int_equal(pm_journal_open(path, &j), 0);
     pm_job_info a = job("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 3);
     pm_job_info b = job("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 9);
+    a.spec.strip_gps = 1; /* the file options survive a restart (privacy) */
+    b.spec.strip_metadata = 1;
+    b.spec.jpeg_reencode = 1;
     int64_t sa, sb;
     assert_int_equal(pm_journal_insert(j, &a, &sa), 0);
     assert_int_equal(pm_journal_insert(j, &b, &sb), 0);
@@ -111,6 +114,12 @@ static void test_insert_transition_reload(void **state)
     assert_int_equal(s.rows[1].state, PM_JOB_QUEUED);
     assert_int_equal(s.rows[1].spec.priority, 9);
     assert_int_equal(s.rows[1].has_mask, 1);
+    assert_int_equal(s.rows[0].spec.strip_gps, 1);
+    assert_int_equal(s.rows[0].spec.strip_metadata, 0);
+    assert_int_equal(s.rows[0].spec.jpeg_reencode, 0);
+    assert_int_equal(s.rows[1].spec.strip_gps, 0);
+    assert_int_equal(s.rows[1].spec.strip_metadata, 1);
+    assert_int_equal(s.rows[1].spec.jpeg_reencode, 1);
     assert_int_equal(s.seqs[0], sa);
     assert_int_equal(s.seqs[1], sb);
 

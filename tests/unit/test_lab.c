@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/python.h"
 #include "pipeline/lab.h"
 
 typedef struct samples {
@@ -153,6 +154,7 @@ static void test_lab_to_rgb_matches_opencv(void **st)
 
 int main(void)
 {
+    fx_require_python("test_lab", "numpy, cv2");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_equals_opencv),
         cmocka_unit_test(test_rgb_to_lab_matches_opencv),

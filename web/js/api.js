@@ -1,6 +1,9 @@
 // HTTP side of the pixmend API (docs/api.md): JSON helpers that turn every
 // failure into an ApiError whose message is the server's own sentence, so the
-// UI can show it in words.
+// UI can show it in words. Every call carries the tab's API key (auth.js);
+// a 401 asks for one and sends the call again.
+
+import { withKey, askForKey } from './auth.js';
 
 export const API = '/api/v1';
 
@@ -54,17 +57,28 @@ async function errorFrom(res) {
   return new ApiError(res.status, code, message, retry);
 }
 
-// fetch() with network failures turned into an ApiError.
+const KEY_TRIES = 3; // 401s in a row before the call fails with the server's sentence
+
+// fetch() with the API key, network failures turned into an ApiError, and a
+// 401 answered by asking for a key and trying again.
 export async function request(path, init = {}) {
-  let res;
-  try {
-    res = await fetch(path, { cache: 'no-store', ...init });
-  } catch (err) {
-    if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(0, 'network', 'Cannot reach the pixmend server; check that it is running and try again.');
+  for (let tries = 1; ; tries++) {
+    let res;
+    try {
+      res = await fetch(path, { cache: 'no-store', ...init, headers: withKey(init.headers) });
+    } catch (err) {
+      if (err && err.name === 'AbortError') throw err;
+      throw new ApiError(0, 'network', 'Cannot reach the pixmend server; check that it is running and try again.');
+    }
+    if (res.ok) return res;
+    const err = await errorFrom(res);
+    if (res.status !== 401 || tries >= KEY_TRIES) throw err;
+    try {
+      await askForKey(err.message);
+    } catch {
+      throw err;
+    }
   }
-  if (!res.ok) throw await errorFrom(res);
-  return res;
 }
 
 export async function getJSON(path, init) {
@@ -72,10 +86,17 @@ export async function getJSON(path, init) {
   return res.json();
 }
 
+// The weights the server found on its machine, from the last listModels():
+// {searched: [{dir, exists}], models: [{model, variant, format, path, serve_arg, loaded}]}
+// or null (the server did not look: --models off).
+let found = null;
+export function foundModels() { return found; }
+
 // GET /api/v1/models -> the models this server can run now: [{name, task, ...}]
 // (entries with "loaded": false are known to the build but not configured).
 export async function listModels() {
   const j = await getJSON(`${API}/models`);
+  found = j && typeof j.found === 'object' ? j.found : null;
   const arr = Array.isArray(j) ? j : (j.models || j.items || []);
   return arr.map((m) => (typeof m === 'string' ? { name: m, task: 'inpaint' } : m))
     .filter((m) => m && (m.name || m.id))

@@ -6,14 +6,14 @@ import { View } from './view.js';
 import { Compare } from './compare.js';
 import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
-import { errorText } from './api.js';
+import { errorText, foundModels } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
-  downloadImage, wireOpen, viewKey,
+  downloadImage, wireOpen, viewKey, foundHint,
 } from './ui.js';
 
-export const NO_MODEL_TEXT =
-  'Colorizing needs a DDColor model, and this server has none configured. ' +
+const NO_MODEL_BASE = 'Colorizing needs a DDColor model, and this server has none configured.';
+export const NO_MODEL_TEXT = `${NO_MODEL_BASE} ` +
   'An administrator can add one by starting the server with --model ddcolor=FILE (the DDColor weights).';
 
 export class Colorizer {
@@ -91,7 +91,8 @@ export class Colorizer {
     this.el.tab.setAttribute('aria-disabled', String(!this.available));
     this.el.tab.title = this.available ? '' : 'No colorize model is configured on this server';
     this.el.unavailable.hidden = this.available;
-    this.el.unavailable.textContent = this.available ? '' : NO_MODEL_TEXT;
+    const hint = foundHint(foundModels(), 'ddcolor', 'DDColor');
+    this.el.unavailable.textContent = this.available ? '' : hint ? `${NO_MODEL_BASE} ${hint}` : NO_MODEL_TEXT;
     for (const el of this.el.tools.querySelectorAll('button, input, select')) {
       if (el.id !== 'co-cancel') el.disabled = !this.available;
     }

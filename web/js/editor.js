@@ -12,10 +12,10 @@ import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
 import { MaskTools } from './masktools.js';
 import { Batch } from './batch.js';
-import { errorText } from './api.js';
+import { errorText, foundModels } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
-  downloadImage, wireOpen, viewKey,
+  downloadImage, wireOpen, viewKey, foundHint,
 } from './ui.js';
 
 const HD_STRATEGIES = ['auto', 'original', 'resize', 'crop'];
@@ -91,6 +91,9 @@ export class Editor {
     this.models = models.filter((m) => m.task === 'inpaint');
     fillModelSelect(this.el.model, this.models, prefs.get('model', ''), 'patchmatch',
       'No inpainting model is available on this server.');
+    const hint = this.models.some((m) => m.name === 'lama') ? ''
+      : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
+    this.el.model.title = hint; // a tooltip: the settings column has no room for a paragraph
     this.update();
   }
 

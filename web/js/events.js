@@ -2,6 +2,9 @@
 // back-off. Every JSON event {type, job, ...} is dispatched as a DOM event of
 // that type on `events` (a CustomEvent whose detail is the message) and also as
 // a generic "message" event. "connection" events say {state: live|connecting|offline}.
+// The API key goes in the subprotocol list (auth.js); a new key reconnects.
+
+import { auth, wsProtocols } from './auth.js';
 
 class EventHub extends EventTarget {
   constructor() {
@@ -29,7 +32,8 @@ class EventHub extends EventTarget {
     if (this.ws || typeof WebSocket === 'undefined') return;
     let ws;
     try {
-      ws = new WebSocket(this.url());
+      const protocols = wsProtocols();
+      ws = protocols ? new WebSocket(this.url(), protocols) : new WebSocket(this.url());
     } catch {
       this.retry();
       return;
@@ -76,3 +80,8 @@ class EventHub extends EventTarget {
 }
 
 export const events = new EventHub();
+
+auth.addEventListener('change', () => {
+  if (events.ws) events.ws.close(); // onclose reconnects with the new key
+  else { events.delay = 500; events.retry(); }
+});

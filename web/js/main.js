@@ -9,6 +9,7 @@ import { Colorizer } from './colorize.js';
 import { Dashboard } from './dashboard.js';
 import { imageFromTransfer } from './photo.js';
 import { $ } from './ui.js';
+import { wireKeyButton } from './auth.js';
 
 const editor = new Editor();
 const colorizer = new Colorizer();
@@ -97,6 +98,10 @@ async function loadModels() {
 }
 loadModels();
 refreshAdmission();
+
+// Tool forms never submit (Enter runs the job through the keyboard shortcuts).
+for (const f of document.querySelectorAll('form.tools')) f.addEventListener('submit', (e) => e.preventDefault());
+wireKeyButton();
 
 // -------------------------------------------------------------- keyboard
 const help = $('help');

@@ -47,6 +47,21 @@ export function fillModelSelect(select, models, wanted, fallback, emptyText) {
   select.value = names.includes(wanted) ? wanted : dflt || (names.includes(fallback) ? fallback : names[0]);
 }
 
+// Says where a model's weights could come from: the files the server found
+// but did not load (and how to load them), else where it looked and how to
+// add one. `found` is api.foundModels(); '' when the server did not look.
+export function foundHint(found, model, label) {
+  if (!found || !Array.isArray(found.models)) return '';
+  const idle = found.models.filter((m) => m.model === model && !m.loaded);
+  if (idle.length) {
+    const list = idle.map((m) => `${m.path} (${m.variant}, ${m.format})`).join('; ');
+    return `The server found ${list}; an administrator loads it by restarting with --models auto.`;
+  }
+  const dirs = (found.searched || []).map((d) => d.dir).join(', ');
+  return `No ${label} weights are in the server's caches (${dirs}); an administrator adds one with ` +
+    `--model ${model}=FILE, or puts it there and restarts with --models auto.`;
+}
+
 // Shows a job's progress: el.job (box), el.progress (<progress>), el.status (text).
 export function setJobUI(el, info, paused, text) {
   el.job.hidden = false;

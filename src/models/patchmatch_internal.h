@@ -1,0 +1,104 @@
+/* Internal pieces of the PatchMatch inpainter shared by patchmatch.c (voting,
+ * driver, registry), patchmatch_field.c (layers, patch distance, the
+ * nearest-neighbour field) and patchmatch_fill.c (smooth fill, resampling,
+ * texture features). Not part of the library's interface. */
+#ifndef PM_MODELS_PATCHMATCH_INTERNAL_H
+#define PM_MODELS_PATCHMATCH_INTERNAL_H
+
+#include "models/patchmatch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Rows per band: the unit of parallel work and of random streams. Fixed, so
+ * that the result does not depend on how many threads run the bands. */
+#define PM_BAND_ROWS 16
+
+static inline int pm_pmatch_n_bands(int h)
+{
+    return (h + PM_BAND_ROWS - 1) / PM_BAND_ROWS;
+}
+
+/* ------------------------------------------------------------ random numbers */
+
+static inline uint64_t pm_mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A seed derived from a parent seed and one more number. */
+static inline uint64_t pm_seed2(uint64_t seed, uint64_t k)
+{
+    return pm_mix64(seed ^ pm_mix64(k + 0x632BE59BD9B4E019ull));
+}
+
+typedef struct pm_rng {
+    uint64_t s;
+} pm_rng;
+
+static inline uint64_t pm_rng_next(pm_rng *g)
+{
+    g->s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = g->s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n), n >= 1. */
+static inline uint32_t pm_rng_below(pm_rng *g, uint32_t n)
+{
+    return (uint32_t)(((pm_rng_next(g) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* --------------------------------------------------------- patchmatch_field.c */
+
+/* Half-size level C of F (C allocated at ((F->w + 1) / 2) x ((F->h + 1) / 2)):
+ * hole where any pixel of the 2x2 block is, known pixels the block's mean. */
+void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C);
+/* A PatchMatch pass whose random search starts at `max_radius`. */
+int pm_nnf_pass_radius(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads, int max_radius);
+/* Field f of layer L from the coarser field fc of layer C (matches scaled by
+ * two); a random source where that is not valid. */
+void pm_nnf_upsample(pm_nnf *f, const pm_pmatch_layer *L, const pm_nnf *fc, const pm_pmatch_layer *C, uint64_t seed,
+                     int threads);
+
+/* ---------------------------------------------------------- patchmatch_fill.c */
+
+/* Scratch of the smooth fill, sized for the finest level and allocated once
+ * per run; freed before the search starts. */
+typedef struct pm_fill_work {
+    float *v;       /* 4 floats per pixel: R, G, B and the texture feature */
+    int32_t *list;  /* hole pixel indices */
+    uint8_t *state; /* per pixel: 0 hole, 1 queued, 2 filled */
+} pm_fill_work;
+
+/* Bytes of pm_fill_work per pixel (for the memory estimate). */
+#define PM_FILL_WORK_BYTES_PER_PX (4 * sizeof(float) + sizeof(int32_t) + 1)
+
+/* Allocates the smooth-fill scratch for up to n pixels; the caller owns *F
+ * and releases it with pm_pmatch_fill_work_free. Returns 0 or PM_ENOMEM. */
+int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n);
+void pm_pmatch_fill_work_free(pm_fill_work *F);
+/* Smooth (membrane) fill of the hole of L, all four bytes of a pixel; from
+ * an onion peel when C is NULL, else from the coarser level C upsampled. */
+void pm_pmatch_fill_smooth(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads);
+/* Hole pixels of the fine level F from the coarse estimate C (bilinear, all
+ * four bytes). */
+void pm_pmatch_upsample_pixels(pm_pmatch_layer *F, const pm_pmatch_layer *C);
+/* Texture feature (fourth byte of px) of every known pixel of L: the local
+ * mean of the luminance gradient's magnitude, from known pixels only. Hole
+ * pixels keep theirs (they are estimated with the colours). */
+void pm_pmatch_texture_features(pm_pmatch_layer *L);
+/* Gradient-domain seam correction of the hole of L (level 0), after the
+ * final vote copied hole pixel p from source pixel src[p] (-1: none): adds
+ * to the hole a membrane whose value on the hole's inner ring is the mean
+ * difference between each known 4-neighbour and the pixel the source has at
+ * the same offset. The fill keeps its own detail (the correction is smooth
+ * inside) while its steps across the border become the source's own. */
+void pm_pmatch_seam_correct(pm_pmatch_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads);
+
+#endif
