@@ -42,7 +42,7 @@ class ShortReport(unittest.TestCase):
         cls.proc = subprocess.run(
             [PIXMEND, "report", "--sizes", sizes, "--repeat", "2", "--soak", "10s", "--faults", "all",
              "--leak-jobs", "30", "--out", cls.out, "--quiet"],
-            capture_output=True, text=True, timeout=240)
+            capture_output=True, text=True, timeout=600)
         cls.wall = time.time() - t0
         path = os.path.join(cls.out, "report.json")
         cls.report = None
@@ -203,7 +203,7 @@ class WithModel(unittest.TestCase):
             p = subprocess.run(
                 [PIXMEND, "report", "--model", "lama=" + ckpt, "--sizes", "160x120", "--repeat", "1", "--soak", "2",
                  "--faults", "none", "--leak-jobs", "20", "--out", out, "--quiet"],
-                capture_output=True, text=True, timeout=240)
+                capture_output=True, text=True, timeout=600)
             self.assertIn(p.returncode, (0, 1), p.stderr)
             with open(os.path.join(out, "report.json")) as f:
                 r = json.load(f)
@@ -232,7 +232,7 @@ class PlantedLeak(unittest.TestCase):
                 p = subprocess.run(
                     [PIXMEND, "report", "--url", "http://127.0.0.1:%d" % srv.port, "--sizes", "160x120",
                      "--repeat", "1", "--soak", "0", "--faults", "five-large,kill9,oversize", "--leak-jobs", "20",
-                     "--out", out, "--quiet"], capture_output=True, text=True, timeout=240)
+                     "--out", out, "--quiet"], capture_output=True, text=True, timeout=600)
                 self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
                 with open(os.path.join(out, "report.json")) as f:
                     r = json.load(f)
