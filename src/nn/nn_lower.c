@@ -1,4 +1,5 @@
-/* Lowering a graph's ops onto oneDNN primitives and custom steps (see nn_internal.h). */
+/* Lowering a graph's ops onto oneDNN primitives and custom steps
+ * (see nn_internal.h). */
 #include "nn/nn_internal.h"
 #include "base/base.h"
 #include <math.h>
