@@ -59,19 +59,6 @@ static int usage_error(const pm_batch_spec *bs, const char *fmt, ...)
 
 /* --------------------------------------------------------------- options */
 
-/* `share` of the smaller of host memory and the cgroup limit (0 if unknown). */
-static uint64_t memory_share(double share)
-{
-    uint64_t total = 0, avail = 0, cg_max = 0, cg_cur = 0;
-    int limited = 0;
-    pm_read_meminfo(&total, &avail);
-    pm_read_cgroup_memory(&limited, &cg_max, &cg_cur);
-    uint64_t base = total;
-    if (limited && cg_max > 0 && (base == 0 || cg_max < base))
-        base = cg_max;
-    return (uint64_t)((double)base * share);
-}
-
 int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args *a, pm_batch_spec *bs)
 {
     static const char *const only[] = {"jobs", "mem-budget", "overwrite"};
@@ -96,7 +83,7 @@ int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args
     bs->overwrite = pm_cli_get(defs, a, "overwrite") != NULL;
     bs->quiet = pm_cli_get(defs, a, "quiet") != NULL;
     bs->mask_resize = pm_cli_get(defs, a, "mask-resize") != NULL;
-    bs->mem_budget = memory_share(BATCH_BUDGET_SHARE);
+    bs->mem_budget = pm_memory_share(BATCH_BUDGET_SHARE);
     const char *s = pm_cli_get(defs, a, "mem-budget");
     if (s) {
         size_t len = strlen(s);
@@ -108,7 +95,7 @@ int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args
                 pm_cli_error(cmd, "--mem-budget %s: a share must be a percentage from 0 to 100, such as 60%%", s);
                 return 2;
             }
-            bs->mem_budget = memory_share(pct / 100);
+            bs->mem_budget = pm_memory_share(pct / 100);
         } else if (pm_cli_size(cmd, "mem-budget", s, &bs->mem_budget)) {
             return 2;
         }

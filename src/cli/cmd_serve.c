@@ -117,20 +117,6 @@ static int parse_fraction(const char *opt, const char *s, double *out)
 
 #define BUDGET_SHARE 0.7 /* default --mem-budget: this share of the smaller of host memory and the cgroup limit */
 
-/* `share` of the smaller of host memory and the cgroup limit, in bytes (0
- * when host memory is unreadable): the default --mem-budget, or "N%". */
-static uint64_t budget_share(double share)
-{
-    uint64_t total = 0, avail = 0, cg_max = 0, cg_cur = 0;
-    int limited = 0;
-    pm_read_meminfo(&total, &avail);
-    pm_read_cgroup_memory(&limited, &cg_max, &cg_cur);
-    uint64_t base = total;
-    if (limited && cg_max > 0 && (base == 0 || cg_max < base))
-        base = cg_max;
-    return (uint64_t)((double)base * share);
-}
-
 static int is_dir(const char *p)
 {
     struct stat st;
@@ -222,7 +208,7 @@ static int run(int argc, char **argv)
     if ((s = OPT("test-leak-bytes")) && pm_cli_size(&pm_cmd_serve, "test-leak-bytes", s, &sc.test_leak_bytes))
         return 2;
     sc.max_wait = 900;
-    sc.mem_budget = budget_share(BUDGET_SHARE);
+    sc.mem_budget = pm_memory_share(BUDGET_SHARE);
     if ((s = OPT("sample-interval")) && parse_seconds("sample-interval", s, 0.01, &hc.sample_interval))
         return 2;
     if ((s = OPT("mem-budget"))) {
@@ -236,7 +222,7 @@ static int run(int argc, char **argv)
                              s);
                 return 2;
             }
-            sc.mem_budget = budget_share(pct / 100);
+            sc.mem_budget = pm_memory_share(pct / 100);
         } else if (pm_cli_size(&pm_cmd_serve, "mem-budget", s, &sc.mem_budget)) {
             return 2;
         }

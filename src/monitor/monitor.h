@@ -23,6 +23,10 @@ int pm_read_meminfo(uint64_t *total, uint64_t *available);
  * its cgroup to the root (0 and *has_limit = 0 when unlimited), and
  * memory.current of its own cgroup (0 when unreadable). */
 int pm_read_cgroup_memory(int *has_limit, uint64_t *max, uint64_t *current);
+/* `share` (0..1) of the smaller of host memory and the cgroup v2 limit, in
+ * bytes; 0 when host memory is unreadable. The default memory budget of
+ * serve and batch runs, and what "N%" means for --mem-budget. */
+uint64_t pm_memory_share(double share);
 /* Resident set size of this process, in bytes (from /proc/self/statm). */
 uint64_t pm_read_rss(void);
 /* Peak resident set size (VmHWM), in bytes. */

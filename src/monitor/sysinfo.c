@@ -246,3 +246,15 @@ int pm_sysinfo_read(pm_sysinfo *s)
     }
     return 0;
 }
+
+uint64_t pm_memory_share(double share)
+{
+    uint64_t total = 0, avail = 0, cg_max = 0, cg_cur = 0;
+    int limited = 0;
+    pm_read_meminfo(&total, &avail);
+    pm_read_cgroup_memory(&limited, &cg_max, &cg_cur);
+    uint64_t base = total;
+    if (limited && cg_max > 0 && (base == 0 || cg_max < base))
+        base = cg_max;
+    return (uint64_t)((double)base * share);
+}

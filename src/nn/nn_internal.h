@@ -128,4 +128,25 @@ int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op);
 int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena);
 void pm_nn__free_custom(nn_step *s);
 
+/* Appends room to a growing array (doubling, from 64); runs `fail` when out of memory. */
+#define GROW(arr, n, cap, fail)                                                     \
+    do {                                                                            \
+        if ((n) == (cap)) {                                                         \
+            int nc_ = (cap) ? (cap) * 2 : 64;                                       \
+            void *q_ = pm_realloc((arr), (size_t)nc_ * sizeof *(arr));              \
+            if (!q_) {                                                              \
+                fail;                                                               \
+            }                                                                       \
+            (arr) = q_;                                                             \
+            (cap) = nc_;                                                            \
+        }                                                                           \
+    } while (0)
+
+/* Shared between nn.c and nn_lower.c. */
+int pm_nn__dnnl_err(dnnl_status_t s, const char *what, const char *name);
+dnnl_status_t pm_nn__conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_desc *d, dnnl_alg_kind_t alg,
+                               const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
+                               const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst);
+void pm_nn__set_err(pm_nn_plan *p, int rc);
+
 #endif

@@ -11,23 +11,8 @@ if ! $PY -c 'import PIL' 2>/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $1"; }
-expect() {
-    local name=$1 want=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name"; else bad "$name (exit $got, wanted $want; stderr: $(head -c 300 "$work/err"))"; fi
-}
-one_line() {
-    if [ "$(wc -l <"$work/err")" -eq 1 ] && [ -s "$work/err" ]; then ok "$1: one-line error"; else bad "$1: stderr is not one line: $(cat "$work/err")"; fi
-}
-contains() {
-    if grep -qF -- "$2" "$work/$3"; then ok "$1"; else bad "$1 ('$2' not in $3: $(head -c 300 "$work/$3"))"; fi
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 # check NAME PYTHON-CODE ARGS...: runs the code with sys.argv = ARGS; passes when it exits 0.
 check() {
     local name=$1 code=$2
