@@ -19,7 +19,7 @@
 
 #define BATCH_BUDGET_SHARE 0.7 /* default --mem-budget, as serve's */
 
-enum { ST_TODO = 0, ST_DONE, ST_SKIPPED, ST_FAILED };
+enum { ST_PENDING = 0, ST_DONE, ST_SKIPPED, ST_FAILED };
 
 typedef struct item {
     char *name;       /* file name in IMAGES_DIR (owned) */
@@ -376,7 +376,7 @@ static int plan(batch *b)
         item *it = &b->items[i];
         char path[PATH_MAX];
         struct stat st;
-        if (it->st != ST_TODO || join(path, sizeof path, b->bs->images, it->name))
+        if (it->st != ST_PENDING || join(path, sizeof path, b->bs->images, it->name))
             continue;
         if (b->one_mask.data && stat(path, &st) == 0 && st.st_dev == b->one_mask_st.st_dev &&
             st.st_ino == b->one_mask_st.st_ino)
@@ -457,7 +457,7 @@ static void release(batch *b, uint64_t need)
 }
 
 /* The mask for image `it` of w x h into *mask (caller frees; may alias the
- * shared one through *shared = 1). Returns ST_TODO to go on, ST_SKIPPED or
+ * shared one through *shared = 1). Returns ST_PENDING to go on, ST_SKIPPED or
  * ST_FAILED (with the error set). */
 static int image_mask(batch *b, item *it, int w, int h, pm_image *mask, int *shared)
 {
@@ -467,14 +467,14 @@ static int image_mask(batch *b, item *it, int w, int h, pm_image *mask, int *sha
         if (m->width == w && m->height == h) {
             *mask = *m;
             *shared = 1;
-            return ST_TODO;
+            return ST_PENDING;
         }
         if (!b->bs->mask_resize) {
             skip(it, "the image is %dx%d and the mask %dx%d (--mask-resize scales the mask)", w, h, m->width,
                  m->height);
             return ST_SKIPPED;
         }
-        return pm_resize_nearest(mask, m, w, h) ? ST_FAILED : ST_TODO;
+        return pm_resize_nearest(mask, m, w, h) ? ST_FAILED : ST_PENDING;
     }
     pm_image raw = {0};
     if (pm_image_load(it->mask, &b->bs->lim, &raw)) {
@@ -483,9 +483,9 @@ static int image_mask(batch *b, item *it, int w, int h, pm_image *mask, int *sha
     }
     if (raw.width == w && raw.height == h) {
         *mask = raw;
-        return ST_TODO;
+        return ST_PENDING;
     }
-    int rc = ST_TODO;
+    int rc = ST_PENDING;
     if (!b->bs->mask_resize) {
         pm_errorf(PM_EMISMATCH, "the mask %s is %dx%d but the image is %dx%d; give a mask of the image's size or "
                                 "pass --mask-resize", it->mask, raw.width, raw.height, w, h);
@@ -504,7 +504,7 @@ static int run_one(void *user, int i)
     batch *b = user;
     const pm_batch_spec *bs = b->bs;
     item *it = &b->items[i];
-    if (it->st != ST_TODO)
+    if (it->st != ST_PENDING)
         return 0;
     char in_path[PATH_MAX], out_path[PATH_MAX];
     uint8_t *data = NULL;
@@ -523,7 +523,7 @@ static int run_one(void *user, int i)
     uint64_t px = (uint64_t)info.width * (uint64_t)info.height, work = px;
     if (b->inpaint) {
         st = image_mask(b, it, info.width, info.height, &mask, &shared);
-        if (st != ST_TODO)
+        if (st != ST_PENDING)
             goto free_data;
         st = ST_FAILED;
         uint64_t wp = pm_inpaint_work_pixels(&mask, &bs->io);
@@ -628,7 +628,7 @@ static int run_all(batch *b)
     }
     pm_memlaw_seed(&b->law, bs->model, b->state);
     for (int i = 0; i < b->n; i++)
-        b->to_run += b->items[i].st == ST_TODO;
+        b->to_run += b->items[i].st == ST_PENDING;
     b->bar = !bs->quiet && isatty(STDERR_FILENO);
     b->t0 = pm_now();
     pthread_mutex_lock(&b->lock);
