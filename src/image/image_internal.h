@@ -75,4 +75,14 @@ static inline uint16_t pm_img_le16(const uint8_t *p)
     return (uint16_t)((p[1] << 8) | p[0]);
 }
 
+/* A growing byte buffer for writing metadata segments and chunks. Zero it
+ * to start; p is the caller's (pm_free). After a failed allocation `failed`
+ * is set and further puts do nothing. */
+typedef struct pm_bytes {
+    uint8_t *p;
+    size_t len, cap;
+    int failed;
+} pm_bytes;
+void pm_bytes_put(pm_bytes *b, const void *d, size_t n);
+
 #endif

@@ -88,38 +88,14 @@ void pm_img_jpeg_meta_finish(pm_jpeg_meta_acc *a)
 
 /* ------------------------------------------------------------- writing */
 
-typedef struct seg_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-} seg_buf;
-
-static void sb_put(seg_buf *b, const void *d, size_t n)
-{
-    if (b->failed || !n)
-        return;
-    if (b->cap - b->len < n) {
-        size_t nc = (b->cap + n) * 2;
-        uint8_t *np = pm_realloc(b->p, nc);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
 /* One marker segment from a header part and a body part (total <= SEG_MAX). */
-static void sb_marker(seg_buf *b, uint8_t marker, const void *h, size_t hn, const void *d, size_t dn)
+static void sb_marker(pm_bytes *b, uint8_t marker, const void *h, size_t hn, const void *d, size_t dn)
 {
     size_t seglen = hn + dn + 2;
     uint8_t m[4] = {0xff, marker, (uint8_t)(seglen >> 8), (uint8_t)seglen};
-    sb_put(b, m, 4);
-    sb_put(b, h, hn);
-    sb_put(b, d, dn);
+    pm_bytes_put(b, m, 4);
+    pm_bytes_put(b, h, hn);
+    pm_bytes_put(b, d, dn);
 }
 
 unsigned pm_img_jpeg_meta_fits(const pm_image_meta *m)
@@ -174,8 +150,8 @@ int pm_img_jpeg_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
         if (sl + 4 <= n)
             jfif_end = 4 + sl;
     }
-    seg_buf b = {0};
-    sb_put(&b, d, 2);
+    pm_bytes b = {0};
+    pm_bytes_put(&b, d, 2);
     if (has_density) {
         uint8_t unit;
         unsigned x, y;
@@ -185,7 +161,7 @@ int pm_img_jpeg_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
         sb_marker(&b, 0xe0, app0, sizeof app0, NULL, 0);
         pos = jfif_end;
     } else {
-        sb_put(&b, d + 2, jfif_end - 2);
+        pm_bytes_put(&b, d + 2, jfif_end - 2);
         pos = jfif_end;
     }
     if (m->exif)
@@ -204,7 +180,7 @@ int pm_img_jpeg_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
             sb_marker(&b, 0xe2, h, sizeof h, m->icc + i * piece, take);
         }
     }
-    sb_put(&b, d + pos, n - pos);
+    pm_bytes_put(&b, d + pos, n - pos);
     if (b.failed) {
         pm_free(b.p);
         return pm_errorf(PM_ENOMEM, "out of memory adding metadata to the JPEG");

@@ -368,3 +368,21 @@ int pm_image_save_full(const char *path, const pm_encode_req *req, pm_encode_rep
     pm_free(buf);
     return rc;
 }
+
+void pm_bytes_put(pm_bytes *b, const void *d, size_t n)
+{
+    if (b->failed || !n)
+        return;
+    if (b->cap - b->len < n) {
+        size_t nc = (b->cap + n) * 2;
+        uint8_t *np = pm_realloc(b->p, nc);
+        if (!np) {
+            b->failed = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}

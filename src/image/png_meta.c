@@ -204,30 +204,6 @@ void pm_img_png_meta_chunk(pm_image_meta *m, const uint8_t *type, const uint8_t 
 
 /* ------------------------------------------------------------- writing */
 
-typedef struct chunk_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-} chunk_buf;
-
-static void cb_put(chunk_buf *b, const void *d, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->cap - b->len < n) {
-        size_t nc = (b->cap + n) * 2;
-        uint8_t *np = pm_realloc(b->p, nc);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -237,7 +213,7 @@ static void put_be32(uint8_t *p, uint32_t v)
 }
 
 /* One chunk from up to two payload parts. */
-static void cb_chunk(chunk_buf *b, const char *type, const void *a, size_t an, const void *c, size_t cn)
+static void cb_chunk(pm_bytes *b, const char *type, const void *a, size_t an, const void *c, size_t cn)
 {
     uint8_t hdr[8], crc[4];
     put_be32(hdr, (uint32_t)(an + cn));
@@ -249,12 +225,12 @@ static void cb_chunk(chunk_buf *b, const char *type, const void *a, size_t an, c
     if (cn)
         z = crc32(z, c, (uInt)cn);
     put_be32(crc, (uint32_t)z);
-    cb_put(b, hdr, 8);
+    pm_bytes_put(b, hdr, 8);
     if (an)
-        cb_put(b, a, an);
+        pm_bytes_put(b, a, an);
     if (cn)
-        cb_put(b, c, cn);
-    cb_put(b, crc, 4);
+        pm_bytes_put(b, c, cn);
+    pm_bytes_put(b, crc, 4);
 }
 
 /* Replaces *buf (an encoded PNG: signature + IHDR first) with one that has
@@ -264,8 +240,8 @@ int pm_img_png_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
     const size_t head = 8 + 12 + 13; /* signature + IHDR */
     if (*len < head)
         return pm_errorf(PM_EINTERNAL, "the encoded PNG is too short to add metadata to");
-    chunk_buf b = {0};
-    cb_put(&b, *buf, head);
+    pm_bytes b = {0};
+    pm_bytes_put(&b, *buf, head);
     int rc = 0;
     if (m->icc) {
         uLongf zn = compressBound((uLong)m->icc_len);
@@ -308,7 +284,7 @@ int pm_img_png_put_meta(uint8_t **buf, size_t *len, const pm_image_meta *m)
     }
     for (int i = 0; i < m->ntext; i++)
         cb_chunk(&b, m->text[i].type, m->text[i].data, m->text[i].len, NULL, 0);
-    cb_put(&b, *buf + head, *len - head);
+    pm_bytes_put(&b, *buf + head, *len - head);
     if (b.failed) {
         rc = pm_errorf(PM_ENOMEM, "out of memory adding metadata to the PNG");
         goto free_buf;
