@@ -332,6 +332,8 @@ static int run(int argc, char **argv)
         free(r);
         return 1;
     }
+    if (!r->quiet)
+        rp_print_summary(r, stdout);
     printf("report written to %s/report.{json,md,html}: %s (leak %s, soak %s)\n", r->outdir,
            r->pass ? "all checks passed" : "SOME CHECKS FAILED", r->leak.pass ? "clean" : "FAILED",
            r->soak.pass ? "clean" : "FAILED");

@@ -8,6 +8,7 @@
 #include "pixmend.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,6 +18,9 @@
 #define RP_MAX_POINTS 4096
 #define RP_MAX_DRILLS 8
 #define RP_NTIERS 5
+#define RP_MAX_FIGS 12
+
+typedef struct rp_srv_stats rp_srv_stats; /* /api/v1/stats, parsed (report_api.c) */
 
 /* ------------------------------------------------------------ HTTP (report_http.c) */
 
@@ -35,6 +39,8 @@ int rp_http(const char *host, int port, const char *method, const char *path, co
 void rp_resp_free(rp_resp *r);
 /* Sends "Authorization: Bearer KEY" with every later request (NULL: none). */
 void rp_http_set_key(const char *key);
+/* The key set by rp_http_set_key ("" for none); static storage. */
+const char *rp_http_key(void);
 /* Splits a whole HTTP/1.x answer in buf[0..n) (buf has room for n + 1 bytes)
  * into status and body. Takes buf: on success it is r->body, else freed.
  * PM_EIO when it is not an HTTP answer. */
@@ -76,12 +82,23 @@ void rp_server_kill9(rp_server *s);
 /* VmRSS and VmHWM of the child in bytes (0 when unknown). */
 uint64_t rp_proc_rss(pid_t pid);
 uint64_t rp_proc_hwm(pid_t pid);
+/* Writes "5" to /proc/PID/clear_refs: VmHWM restarts from VmRSS. */
+void rp_proc_reset_hwm(pid_t pid);
 /* Open file descriptors of the child, or -1. */
 int rp_proc_fds(pid_t pid);
 /* The server's RSS: the child's /proc, else /api/v1/stats memory.rss_bytes. */
 uint64_t rp_server_rss(const rp_server *s);
-/* GET and parse /api/v1/stats into a fresh body (caller frees); NULL on failure. */
+/* GET /api/v1/stats into a fresh body (caller frees); NULL on failure. */
 char *rp_stats(const rp_server *s);
+/* GET /api/v1/stats and parse it into *st; 0, or PM_EIO (st zeroed). */
+int rp_stats_read(const rp_server *s, rp_srv_stats *st);
+/* GET /metrics into a fresh body (caller frees); NULL on failure. */
+char *rp_metrics(const rp_server *s);
+/* The same job from a plain outside client (curl, on the synchronous
+ * route), timed by that client: 0 with *seconds, PM_ENOENT without curl,
+ * PM_EIO when the job did not come back with 200. */
+int rp_outside_job(const rp_server *s, const char *image_path, const char *mask_path, const char *model,
+                   double *seconds);
 
 /* Submits an inpaint job asynchronously and waits for it; fills the figures
  * below. Returns 0 when the job ended done and its result was read. */
@@ -93,12 +110,58 @@ typedef struct rp_job {
     double cpu_s;           /* resources.cpu_s */
     double peak_bytes;      /* resources.peak_bytes (heap peak of the job) */
     double predicted_bytes; /* resources.predicted_bytes */
+    double started_at, finished_at; /* the server's clock (Unix seconds), -1 unknown */
     size_t result_len;
     char state[16];
 } rp_job;
 int rp_job_run(const rp_server *s, const uint8_t *body, size_t len, const char *ctype, double timeout_s, rp_job *j);
 /* Polls one job until it is done/failed/cancelled or timeout_s passes. */
 int rp_job_wait(const rp_server *s, const char *id, double timeout_s, rp_job *j);
+
+/* ------------------------------------------------------------ the server's answers (report_api.c) */
+/* Every field the report reads from server JSON is read by these functions.
+ * Fields: the submission's "id"; a job's "state", "started_at",
+ * "finished_at", "resources".{"wall_s","cpu_s","peak_bytes","predicted_bytes"};
+ * /api/v1/stats "jobs".{"submitted","done","recovered"}, "running",
+ * "memory".{"rss_bytes","pm_mem_in_use","pm_mem_peak","budget_bytes",
+ * "host_total_bytes","cgroup_max_bytes"}, "disk_write_ms".{"p50","p95"},
+ * "gpus", "models"[].{"name","memory_law".{"a_bytes","b_bytes_per_pixel",
+ * "source"}}, "samples"[].{"t","gpu_mem_used_bytes"}; /metrics samples by name. */
+
+#define RP_MAX_LAWS 8
+
+typedef struct rp_law {
+    char name[32];
+    double a, b; /* bytes + bytes per pixel */
+    char source[16];
+} rp_law;
+
+struct rp_srv_stats {
+    double submitted, done, recovered, running;            /* -1 when absent */
+    double rss, heap_in_use, heap_peak;                    /* heap: -1 when absent */
+    double budget, host_total, cgroup_max;                 /* 0 when absent */
+    double disk_p50_ms, disk_p95_ms;                       /* -1 when absent */
+    double last_sample_t;                                  /* the newest sample's t, -1 none */
+    int gpus;                                              /* 1 when the server lists a GPU */
+    int nlaws;
+    rp_law laws[RP_MAX_LAWS];
+};
+
+/* The "id" of a submission's answer ("" when absent). */
+void rp_api_job_id(const char *body, char *id, size_t len);
+/* A job's state, times and resources into *j; PM_EIO without a state. */
+int rp_api_job(const char *body, rp_job *j);
+/* 1 when j->state is done, failed or cancelled. */
+int rp_api_job_final(const rp_job *j);
+/* A /api/v1/stats body into *st; PM_EIO when it is not one. */
+int rp_api_stats(const char *body, rp_srv_stats *st);
+/* The law of `model` in *st (points into st), or NULL. */
+const rp_law *rp_api_law(const rp_srv_stats *st, const char *model);
+/* The largest GPU memory in use over a stats body's samples newer than t0;
+ * -1 when the server lists no GPU. */
+double rp_api_gpu_peak_since(const char *body, double t0);
+/* The value of an unlabelled /metrics sample `name`, or dflt. */
+double rp_api_metric(const char *text, const char *name, double dflt);
 
 /* ------------------------------------------------------------ measurements (report_measure.c) */
 
@@ -125,8 +188,12 @@ typedef struct rp_cell { /* one model at one size */
     double process_peak;      /* VmHWM of the server process */
     double predicted;         /* admission's prediction */
     double law_predicted;     /* the fitted law's prediction at the end of the run */
-    double disk_write_ms;     /* server's disk_write_ms p50 after this cell */
+    double disk_write_ms;     /* mean result write of this cell (/metrics), -1 unknown */
     double gpu_peak;          /* GPU memory peak in bytes, -1 when no GPU */
+    /* The same job from a plain outside client, interleaved with ours. */
+    int outside_n;
+    double outside[RP_MAX_REPEAT], outside_p50; /* -1 when not timed */
+    double load1;             /* the 1-minute load average after the cell */
 } rp_cell;
 
 typedef struct rp_series {
@@ -159,8 +226,11 @@ typedef struct rp_soak {
 typedef struct rp_drill {
     char name[32];
     char expected[200];
-    char observed[300];
+    char observed[400];
     int ran, pass;        /* ran = 0: skipped */
+    int nfig;             /* the drill's figures, by name (report.json drills[].figures) */
+    char fig_name[RP_MAX_FIGS][32];
+    double fig_val[RP_MAX_FIGS];
 } rp_drill;
 
 typedef struct rp_tier_row {
@@ -168,12 +238,18 @@ typedef struct rp_tier_row {
     double a, b;                /* the law: bytes + bytes/pixel */
     char source[16];
     int w[RP_NTIERS + 1], h[RP_NTIERS + 1]; /* largest 4:3 image per tier, the last = this box */
-    /* A law fitted here to the measured peaks (RSS above idle; job peak with
-     * --url) against whole-image pixels; fit_n = 0 when fewer than 2 sizes ran. */
+    /* A law fitted here to the measured job peaks against whole-image
+     * pixels (least squares on the relative error); fit_n = 0 when fewer
+     * than 2 sizes ran. */
     int fit_n;
     double fit_a, fit_b, fit_max_error; /* largest |law - measured| / measured */
+    double fit_px[RP_MAX_SIZES], fit_peak[RP_MAX_SIZES], fit_err[RP_MAX_SIZES];
+    double fit_rss[RP_MAX_SIZES], fit_pred[RP_MAX_SIZES]; /* RSS above idle, admission's prediction */
     int fw[RP_NTIERS + 1], fh[RP_NTIERS + 1];
 } rp_tier_row;
+
+/* serve's default --mem-budget share (BUDGET_SHARE in cmd_serve.c). */
+#define RP_DEFAULT_BUDGET_SHARE 0.7
 
 /* Everything the report holds. */
 typedef struct rp_report {
@@ -202,7 +278,10 @@ typedef struct rp_report {
     int ndrills;
     rp_tier_row tiers[RP_MAX_MODELS];
     int ntiers;
-    double box_bytes, budget_share;
+    double box_bytes, budget_share;      /* budget_share: the default, RP_DEFAULT_BUDGET_SHARE */
+    double server_budget_share;          /* the server under test's budget / box, 0 unknown */
+    double load_start[3], load_end[3];   /* /proc/loadavg around the model and size runs */
+    char outside_client[32];             /* "curl", or why none: "none (concurrency > 1)" */
     double disk_write_p50_ms, disk_write_p95_ms;
     char started_at[32];
     double total_s;
@@ -227,7 +306,14 @@ int rp_measure_soak(rp_report *r, rp_progress *p);
 void rp_measure_tiers(rp_report *r);
 /* Least-squares line through (x[i], y[i]). */
 void rp_fit_line(const double *x, const double *y, int n, double *slope, double *intercept);
+/* y = a + b x minimising the sum of ((a + b x[i] - y[i]) / y[i])^2 (y > 0);
+ * a is held at 0 when the free fit would make it negative. */
+void rp_fit_relative(const double *x, const double *y, int n, double *a, double *b);
+/* The largest 4:3 image (*w x *h) whose a + b x pixels fits share x bytes; 0x0 if none. */
+void rp_tier_size(double bytes, double share, double a, double b, int *w, int *h);
 double rp_quantile(const double *v, int n, double q);
+/* The 1, 5 and 15 minute load averages (-1 each when unreadable). */
+void rp_read_loadavg(double load[3]);
 
 /* ------------------------------------------------------------ drills (report_faults.c) */
 int rp_run_drills(rp_report *r, rp_progress *p);
@@ -239,5 +325,8 @@ const char *rp_drill_names(void);
 int rp_write_json(const rp_report *r, const char *path);
 int rp_write_md(const rp_report *r, const char *path);
 int rp_write_html(const rp_report *r, const char *path);
+/* Per model and size: latency (ours and the outside client's), job peak;
+ * the fitted memory laws; the load average. */
+void rp_print_summary(const rp_report *r, FILE *f);
 
 #endif

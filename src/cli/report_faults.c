@@ -28,6 +28,14 @@ static rp_drill *new_drill(rp_report *r, const char *name, const char *expected)
     return d;
 }
 
+static void fig(rp_drill *d, const char *name, double v)
+{
+    if (d->nfig >= RP_MAX_FIGS)
+        return;
+    snprintf(d->fig_name[d->nfig], sizeof d->fig_name[0], "%s", name);
+    d->fig_val[d->nfig++] = v;
+}
+
 static void skip(rp_drill *d, const char *why)
 {
     d->ran = 0;
@@ -37,10 +45,8 @@ static void skip(rp_drill *d, const char *why)
 
 static double submitted(const rp_server *s)
 {
-    char *st = rp_stats(s);
-    double v = rp_json_num(st, "submitted", -1);
-    free(st);
-    return v;
+    rp_srv_stats st;
+    return rp_stats_read(s, &st) == 0 ? st.submitted : -1;
 }
 
 static int healthy(const rp_server *s)
@@ -95,6 +101,9 @@ static void drill_oversize(rp_report *r)
     double after = submitted(&r->srv);
     d->ran = 1;
     d->pass = st == 413 && before == after && healthy(&r->srv);
+    fig(d, "status", st);
+    fig(d, "submitted_before", before);
+    fig(d, "submitted_after", after);
     snprintf(d->observed, sizeof d->observed, "%d for %zu announced bytes; jobs.submitted %.0f -> %.0f", st, announce,
              before, after);
 }
@@ -135,6 +144,10 @@ static void drill_bad_files(rp_report *r, const rp_input *in)
     double after = submitted(&r->srv);
     d->ran = 1;
     d->pass = (t == 422 || t == 415) && (mis == 422 || mis == 415) && before == after;
+    fig(d, "truncated_status", t);
+    fig(d, "mislabelled_status", mis);
+    fig(d, "submitted_before", before);
+    fig(d, "submitted_after", after);
     snprintf(d->observed, sizeof d->observed, "truncated: %d; mislabelled: %d; jobs.submitted %.0f -> %.0f", t, mis,
              before, after);
 }
@@ -158,6 +171,10 @@ static void drill_disconnect(rp_report *r)
     int ok = healthy(&r->srv);
     d->ran = 1;
     d->pass = ok && before == after && fds1 <= fds0;
+    fig(d, "fds_before", fds0);
+    fig(d, "fds_after", fds1);
+    fig(d, "submitted_before", before);
+    fig(d, "submitted_after", after);
     snprintf(d->observed, sizeof d->observed, "healthz %s; jobs.submitted %.0f -> %.0f; descriptors %d -> %d",
              ok ? "200" : "failed", before, after, fds0, fds1);
 }
@@ -233,6 +250,9 @@ static void drill_slow(rp_report *r, const rp_input *in)
     free(body);
     d->ran = 1;
     d->pass = (c.status == 202 || c.status == 408) && worst < 1.0;
+    fig(d, "status", c.status);
+    fig(d, "upload_seconds", c.seconds);
+    fig(d, "slowest_other_seconds", worst);
     snprintf(d->observed, sizeof d->observed, "slow upload answered %d after %.1f s; slowest other answer %.3f s",
              c.status, c.seconds, worst);
 }
@@ -252,20 +272,92 @@ typedef struct big_ctx {
     const char *ctype;
     rp_job job;
     int rc;
+    int *finished; /* shared: threads that have ended */
 } big_ctx;
 
 static void *big_thread(void *arg)
 {
     big_ctx *b = arg;
     b->rc = rp_job_run(b->s, b->body, b->len, b->ctype, 600, &b->job);
+    __atomic_add_fetch(b->finished, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
-static void drill_five_large(rp_report *r, const rp_input *in, double predicted)
+/* The most jobs whose [started_at, finished_at) overlap, from the server's
+ * own records of the jobs that ran. */
+static int max_overlap(const big_ctx *b, int n)
+{
+    int best = 0;
+    for (int i = 0; i < n; i++) {
+        const rp_job *x = &b[i].job;
+        if (x->started_at <= 0 || x->finished_at <= 0)
+            continue;
+        int k = 0;
+        for (int j = 0; j < n; j++) {
+            const rp_job *y = &b[j].job;
+            if (y->started_at > 0 && y->finished_at > 0 && y->started_at <= x->started_at && x->started_at < y->finished_at)
+                k++;
+        }
+        if (k > best)
+            best = k;
+    }
+    return best;
+}
+
+/* Five jobs of `in` at once on s; *max_running: the most the server's
+ * stats showed running. 0, or PM_ENOMEM. */
+static int five_at_once(rp_server *s, const rp_input *in, big_ctx b[5], int *max_running)
+{
+    char ctype[128];
+    uint8_t *body;
+    size_t len;
+    if (rp_multipart(in->image, in->image_len, "photo.jpg", "image/jpeg", in->mask, in->mask_len, "patchmatch",
+                     &body, &len, ctype, sizeof ctype))
+        return PM_ENOMEM;
+    int finished = 0;
+    pthread_t th[5];
+    for (int i = 0; i < 5; i++) {
+        b[i] = (big_ctx){.s = s, .body = body, .len = len, .ctype = ctype, .finished = &finished};
+        pthread_create(&th[i], NULL, big_thread, &b[i]);
+    }
+    /* The server's own count of running jobs, sampled while they run. */
+    *max_running = 0;
+    while (__atomic_load_n(&finished, __ATOMIC_SEQ_CST) < 5) {
+        rp_srv_stats st;
+        if (rp_stats_read(s, &st) == 0 && st.running > *max_running)
+            *max_running = (int)st.running;
+        nap(0.02);
+    }
+    for (int i = 0; i < 5; i++)
+        pthread_join(th[i], NULL);
+    free(body);
+    return 0;
+}
+
+/* Warms the server up with five small jobs at once (so that its worker
+ * threads and their allocator arenas exist), then runs the five large ones;
+ * *idle and *warm: RSS before anything and after the warm-up, *hwm: VmHWM
+ * over the large ones. 0, or PM_ENOMEM. */
+static int five_jobs(rp_server *s, const rp_input *small, const rp_input *in, big_ctx b[5], int *max_running,
+                     double *idle, double *warm, double *hwm)
+{
+    *idle = (double)rp_proc_rss(s->pid);
+    int unused, rc = five_at_once(s, small, b, &unused);
+    if (rc)
+        return rc;
+    *warm = (double)rp_proc_rss(s->pid);
+    rp_proc_reset_hwm(s->pid);
+    rc = five_at_once(s, in, b, max_running);
+    *hwm = (double)rp_proc_hwm(s->pid);
+    return rc;
+}
+
+static void drill_five_large(rp_report *r, const rp_input *small, const rp_input *in, double predicted)
 {
     rp_drill *d = new_drill(r, "five-large",
                             "five large jobs at once under a budget that fits two: each done or refused with "
-                            "429, none lost, peak heap above idle under the budget");
+                            "429, none lost; no more running at once than fit; the server's memory (VmHWM above "
+                            "its idle RSS) under the budget");
     if (r->url) {
         skip(d, "needs a server started with its own --mem-budget (not possible with --url)");
         return;
@@ -284,47 +376,46 @@ static void drill_five_large(rp_report *r, const rp_input *in, double predicted)
         return;
     }
     big_ctx b[5];
-    char ctype[128];
-    uint8_t *body;
-    size_t len;
-    if (rp_multipart(in->image, in->image_len, "photo.jpg", "image/jpeg", in->mask, in->mask_len, "patchmatch",
-                     &body, &len, ctype, sizeof ctype)) {
+    int sampled = 0;
+    double idle = 0, warm = 0, hwm = 0;
+    if (five_jobs(&s, small, in, b, &sampled, &idle, &warm, &hwm)) {
         rp_server_stop(&s);
         skip(d, "out of memory");
         return;
     }
-    double rss0 = (double)rp_proc_rss(s.pid);
-    char *st = rp_stats(&s);
-    double heap0 = rp_json_num(st, "pm_mem_in_use", -1);
-    free(st);
-    pthread_t th[5];
-    for (int i = 0; i < 5; i++) {
-        b[i] = (big_ctx){.s = &s, .body = body, .len = len, .ctype = ctype};
-        pthread_create(&th[i], NULL, big_thread, &b[i]);
-    }
+    rp_server_stop(&s);
     int done = 0, refused = 0, lost = 0;
+    double pred = 0;
     for (int i = 0; i < 5; i++) {
-        pthread_join(th[i], NULL);
         if (b[i].rc == 0)
             done++;
         else if (b[i].job.http_status == 429)
             refused++;
         else
             lost++;
+        if (b[i].job.predicted_bytes > pred)
+            pred = b[i].job.predicted_bytes;
     }
-    double above = (double)rp_proc_hwm(s.pid) - rss0;
-    st = rp_stats(&s);
-    double heap = rp_json_num(st, "pm_mem_peak", -1) - heap0;
-    free(st);
-    free(body);
-    rp_server_stop(&s);
+    /* How many fit: the budget over this server's own prediction per job. */
+    int fit = pred > 0 ? (int)(bud / pred) : 2;
+    int overlap = max_overlap(b, 5);
     d->ran = 1;
-    /* The budget bounds what jobs allocate (the heap pm_mem counts); RSS
-     * also holds freed memory the allocator keeps, so it is shown only. */
-    d->pass = lost == 0 && done >= 1 && heap0 >= 0 && heap <= bud;
+    double above = hwm - warm;
+    fig(d, "done", done);
+    fig(d, "refused_429", refused);
+    fig(d, "lost", lost);
+    fig(d, "max_running_job_times", overlap);
+    fig(d, "max_running_sampled", sampled);
+    fig(d, "fit", fit);
+    fig(d, "predicted_bytes_per_job", pred);
+    fig(d, "budget_bytes", bud);
+    fig(d, "memory_above_warm_bytes", above);
+    fig(d, "memory_above_idle_bytes", hwm - idle);
+    d->pass = lost == 0 && done >= 1 && above > 0 && above <= bud && overlap <= fit && sampled <= fit;
     snprintf(d->observed, sizeof d->observed,
-             "%d done, %d refused (429), %d lost; peak heap above idle %.1f MiB (RSS %.1f MiB), budget %.1f MiB", done,
-             refused, lost, heap / 1048576, above / 1048576, bud / 1048576);
+             "%d done, %d refused (429), %d lost; at most %d running at once (job times; %d in /api/v1/stats "
+             "samples), %d fit; server VmHWM %.1f MiB above its warm RSS (%.1f above idle), budget %.1f MiB",
+             done, refused, lost, overlap, sampled, fit, above / 1048576, (hwm - idle) / 1048576, bud / 1048576);
 }
 
 static void drill_kill9(rp_report *r, const rp_input *in)
@@ -352,7 +443,7 @@ static void drill_kill9(rp_report *r, const rp_input *in)
             rp_resp resp;
             if (rp_http(s.host, s.port, "POST", "/api/v1/jobs", ctype, body, len, 30, &resp) == 0 &&
                 resp.status == 202) {
-                rp_json_str(resp.body, "id", ids[i], sizeof ids[i]);
+                rp_api_job_id(resp.body, ids[i], sizeof ids[i]);
                 submitted_ok++;
             }
             rp_resp_free(&resp);
@@ -378,13 +469,17 @@ static void drill_kill9(rp_report *r, const rp_input *in)
             for (int k = 0; k < i; k++)
                 unique &= strcmp(ids[k], ids[i]) != 0;
         }
-        char *st = rp_stats(&s);
-        double sdone = rp_json_num(st, "done", -1), recovered = rp_json_num(st, "recovered", -1);
-        free(st);
+        rp_srv_stats st;
+        int have = rp_stats_read(&s, &st) == 0;
+        double sdone = have ? st.done : -1, recovered = have ? st.recovered : -1;
         rp_server_stop(&s);
         d->ran = 1;
         /* After the restart the server's done counter counts each recovered job once. */
         d->pass = submitted_ok == 4 && done == 4 && unique && sdone <= 4 && recovered >= 1;
+        fig(d, "accepted", submitted_ok);
+        fig(d, "done_after_restart", done);
+        fig(d, "server_done", sdone);
+        fig(d, "recovered", recovered);
         snprintf(d->observed, sizeof d->observed,
                  "%d of 4 accepted; after the restart %d done with a result; server counted done %.0f, "
                  "recovered %.0f",
@@ -432,7 +527,7 @@ int rp_run_drills(rp_report *r, rp_progress *p)
         case 1: drill_bad_files(r, &small); break;
         case 2: drill_disconnect(r); break;
         case 3: drill_slow(r, &small); break;
-        case 4: drill_five_large(r, &large, predicted); break;
+        case 4: drill_five_large(r, &small, &large, predicted); break;
         default: drill_kill9(r, &small); break;
         }
         rp_progress_tick(p, (i + 1) / 6.0);

@@ -118,6 +118,11 @@ void rp_http_set_key(const char *key)
     snprintf(api_key, sizeof api_key, "%s", key ? key : "");
 }
 
+const char *rp_http_key(void)
+{
+    return api_key;
+}
+
 int rp_http(const char *host, int port, const char *method, const char *path, const char *ctype,
             const void *body, size_t len, double timeout_s, rp_resp *r)
 {

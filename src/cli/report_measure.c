@@ -215,49 +215,89 @@ static void *batch_thread(void *arg)
     return NULL;
 }
 
-/* Writes "5" to /proc/PID/clear_refs so that VmHWM restarts from VmRSS. */
-static void reset_hwm(pid_t pid)
+void rp_read_loadavg(double load[3])
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs("5", f);
-        fclose(f);
+    load[0] = load[1] = load[2] = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
+        load[0] = load[1] = load[2] = -1;
+    fclose(f);
+}
+
+/* Adds one finished job of ours to the cell. */
+static void record(rp_cell *c, const batch *b, double *cpu)
+{
+    if (b->rc) {
+        c->errors++;
+        return;
     }
+    const rp_job *j = &b->job;
+    c->e2e[c->runs] = j->e2e_s;
+    c->engine[c->runs] = j->engine_s;
+    cpu[c->runs] = j->cpu_s;
+    if (j->peak_bytes > c->job_peak)
+        c->job_peak = j->peak_bytes;
+    c->predicted = j->predicted_bytes;
+    c->runs++;
 }
 
-static double max_gpu_used(const char *stats)
+/* One job of the plain outside client; turns r->outside_client off for
+ * good when there is no curl. */
+static void outside_run(rp_report *r, rp_cell *c, const char *const paths[2])
 {
-    double m = -1;
-    if (!stats || !strstr(stats, "\"gpus\":[{"))
-        return -1;
-    for (const char *p = strstr(stats, "\"gpu_mem_used_bytes\":"); p; p = strstr(p + 1, "\"gpu_mem_used_bytes\":")) {
-        double v = strtod(p + 21, NULL);
-        if (v > m)
-            m = v;
-    }
-    return m;
+    double t;
+    int rc = rp_outside_job(&r->srv, paths[0], paths[1], c->model, &t);
+    if (rc == PM_ENOENT)
+        snprintf(r->outside_client, sizeof r->outside_client, "none (no curl)");
+    else if (rc == 0)
+        c->outside[c->outside_n++] = t;
 }
 
-/* The law of `model` from a stats body: *a, *b; 0 when found. */
-static int law_of(const char *stats, const char *model, double *a, double *b, char *source, size_t slen)
+/* The server's result-write seconds so far (sum and count, /metrics). */
+static void disk_writes(const rp_server *s, double *sum, double *count)
 {
-    const char *m = stats ? strstr(stats, "\"models\":[") : NULL;
-    char pat[64];
-    snprintf(pat, sizeof pat, "{\"name\":\"%s\"", model);
-    const char *p = m ? strstr(m, pat) : NULL;
-    if (!p)
-        return PM_ENOENT;
-    *a = rp_json_num(p, "a_bytes", 0);
-    *b = rp_json_num(p, "b_bytes_per_pixel", 0);
-    if (source)
-        rp_json_str(p, "source", source, slen);
-    return 0;
+    char *m = rp_metrics(s);
+    *sum = rp_api_metric(m, "pixmend_disk_write_seconds_sum", -1);
+    *count = rp_api_metric(m, "pixmend_disk_write_seconds_count", -1);
+    free(m);
 }
 
-/* Runs r->repeat jobs of one model at one size, `concurrency` at a time. */
-static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, rp_progress *p, double frac0, double frac1)
+/* The cell's figures once its runs are in. */
+static void summarise(rp_report *r, rp_cell *c, const double *cpu, double rss0, double t_before, double dsum0,
+                      double dcount0)
+{
+    c->e2e_p50 = rp_quantile(c->e2e, c->runs, 0.5);
+    c->e2e_p95 = rp_quantile(c->e2e, c->runs, 0.95);
+    c->e2e_max = rp_quantile(c->e2e, c->runs, 1.0);
+    c->eng_p50 = rp_quantile(c->engine, c->runs, 0.5);
+    c->eng_p95 = rp_quantile(c->engine, c->runs, 0.95);
+    c->eng_max = rp_quantile(c->engine, c->runs, 1.0);
+    c->cpu_s = rp_quantile(cpu, c->runs, 0.5);
+    c->outside_p50 = c->outside_n ? rp_quantile(c->outside, c->outside_n, 0.5) : -1;
+    c->process_peak = r->srv.pid > 0 ? (double)rp_proc_hwm(r->srv.pid) : -1;
+    c->rss_above_base = c->process_peak > 0 && c->process_peak > rss0 ? c->process_peak - rss0 : -1;
+    double dsum, dcount;
+    disk_writes(&r->srv, &dsum, &dcount);
+    c->disk_write_ms = dsum >= 0 && dsum0 >= 0 && dcount > dcount0 ? 1000 * (dsum - dsum0) / (dcount - dcount0) : -1;
+    char *body = rp_stats(&r->srv);
+    rp_srv_stats st;
+    c->gpu_peak = rp_api_gpu_peak_since(body, t_before);
+    const rp_law *law = rp_api_stats(body, &st) == 0 ? rp_api_law(&st, c->model) : NULL;
+    c->law_predicted = law ? law->a + law->b * (double)c->w * c->h : -1;
+    free(body);
+    double load[3];
+    rp_read_loadavg(load);
+    c->load1 = load[0];
+}
+
+/* Runs r->repeat jobs of one model at one size, `concurrency` at a time.
+ * At concurrency 1 each of our jobs has a job of the plain outside client
+ * next to it (alternately before and after), so that the machine's load
+ * falls on both alike. `paths`: the input's files, or NULL. */
+static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, const char *const paths[2], rp_progress *p,
+                        double frac0, double frac1)
 {
     uint8_t *body = NULL;
     size_t len = 0;
@@ -268,13 +308,22 @@ static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, rp_progres
         return rc;
     batch b[16];
     int conc = r->concurrency < 1 ? 1 : r->concurrency > 16 ? 16 : r->concurrency;
-    uint64_t rss0 = rp_server_rss(&r->srv);
+    rp_srv_stats st0;
+    double t_before = rp_stats_read(&r->srv, &st0) == 0 ? st0.last_sample_t : -1, dsum0, dcount0;
+    disk_writes(&r->srv, &dsum0, &dcount0);
+    /* The process peak is measured against the server's idle RSS (before
+     * the first job), so that memory kept from earlier cells is not taken
+     * off this cell's figure. */
+    double rss0 = r->baseline_rss > 0 ? r->baseline_rss : (double)rp_server_rss(&r->srv);
     if (r->srv.pid > 0)
-        reset_hwm(r->srv.pid);
+        rp_proc_reset_hwm(r->srv.pid);
     double cpu[RP_MAX_REPEAT];
     int done = 0;
     while (done < r->repeat) {
         int k = r->repeat - done < conc ? r->repeat - done : conc;
+        int outside = k == 1 && paths && strcmp(r->outside_client, "curl") == 0;
+        if (outside && (done & 1))
+            outside_run(r, c, paths);
         pthread_t th[16];
         for (int i = 0; i < k; i++) {
             b[i] = (batch){.srv = &r->srv, .body = body, .len = len, .ctype = ctype};
@@ -286,54 +335,37 @@ static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, rp_progres
         for (int i = 0; i < k; i++) {
             if (k > 1)
                 pthread_join(th[i], NULL);
-            if (b[i].rc) {
-                c->errors++;
-                continue;
-            }
-            rp_job *j = &b[i].job;
-            c->e2e[c->runs] = j->e2e_s;
-            c->engine[c->runs] = j->engine_s;
-            cpu[c->runs] = j->cpu_s;
-            if (j->peak_bytes > c->job_peak)
-                c->job_peak = j->peak_bytes;
-            c->predicted = j->predicted_bytes;
-            c->runs++;
+            record(c, &b[i], cpu);
         }
+        if (outside && !(done & 1))
+            outside_run(r, c, paths);
         done += k;
         rp_progress_tick(p, frac0 + (frac1 - frac0) * done / r->repeat);
     }
     free(body);
-    c->e2e_p50 = rp_quantile(c->e2e, c->runs, 0.5);
-    c->e2e_p95 = rp_quantile(c->e2e, c->runs, 0.95);
-    c->e2e_max = rp_quantile(c->e2e, c->runs, 1.0);
-    c->eng_p50 = rp_quantile(c->engine, c->runs, 0.5);
-    c->eng_p95 = rp_quantile(c->engine, c->runs, 0.95);
-    c->eng_max = rp_quantile(c->engine, c->runs, 1.0);
-    c->cpu_s = rp_quantile(cpu, c->runs, 0.5);
-    c->process_peak = r->srv.pid > 0 ? (double)rp_proc_hwm(r->srv.pid) : -1;
-    c->rss_above_base = c->process_peak > 0 && c->process_peak > (double)rss0 ? c->process_peak - (double)rss0 : -1;
-    char *st = rp_stats(&r->srv);
-    const char *dw = st ? strstr(st, "\"disk_write_ms\":") : NULL;
-    c->disk_write_ms = rp_json_num(dw, "p50", -1);
-    c->gpu_peak = max_gpu_used(st);
-    double a, bb;
-    c->law_predicted = law_of(st, c->model, &a, &bb, NULL, 0) == 0 ? a + bb * (double)c->w * c->h : -1;
-    free(st);
+    summarise(r, c, cpu, rss0, t_before, dsum0, dcount0);
     return c->runs > 0 ? 0 : PM_EIO;
 }
 
-/* Writes the input next to the report, so that anyone can time it again. */
-static void save_input(const rp_report *r, const rp_input *in)
+/* Writes the input next to the report, so that anyone can time it again
+ * (and the outside client sends these files); paths[] receive their names.
+ * 0, or -1 when a file could not be written. */
+static int save_input(const rp_report *r, const rp_input *in, char paths[2][1200])
 {
-    char path[1200];
+    int rc = 0;
     for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%s-%dx%d.%s", r->outdir, k ? "mask" : "input", in->w, in->h, k ? "png" : "jpg");
-        FILE *f = fopen(path, "wb");
-        if (!f)
+        snprintf(paths[k], 1200, "%s/%s-%dx%d.%s", r->outdir, k ? "mask" : "input", in->w, in->h, k ? "png" : "jpg");
+        FILE *f = fopen(paths[k], "wb");
+        if (!f) {
+            rc = -1;
             continue;
-        fwrite(k ? in->mask : in->image, 1, k ? in->mask_len : in->image_len, f);
-        fclose(f);
+        }
+        if (fwrite(k ? in->mask : in->image, 1, k ? in->mask_len : in->image_len, f) != (k ? in->mask_len : in->image_len))
+            rc = -1;
+        if (fclose(f))
+            rc = -1;
     }
+    return rc;
 }
 
 /* One job per model at the first size, not counted: a fresh server pays
@@ -360,28 +392,33 @@ int rp_measure_cells(rp_report *r, rp_progress *p)
 {
     int ncell = r->nmodels * r->nsizes, k = 0;
     r->baseline_rss = (double)rp_server_rss(&r->srv);
+    snprintf(r->outside_client, sizeof r->outside_client, "%s",
+             r->concurrency > 1 ? "none (concurrency > 1)" : "curl");
     warm_up(r);
+    rp_read_loadavg(r->load_start);
     for (int s = 0; s < r->nsizes; s++) {
         rp_input in;
+        char paths[2][1200];
         if (rp_make_input(r->sizes[s][0], r->sizes[s][1], &in))
             return pm_errorf(PM_ENOMEM, "cannot make the %dx%d test image", r->sizes[s][0], r->sizes[s][1]);
-        save_input(r, &in);
+        const char *files[2] = {paths[0], paths[1]};
+        int saved = save_input(r, &in, paths) == 0;
         for (int m = 0; m < r->nmodels; m++) {
             rp_cell *c = &r->cells[r->ncells++];
             memset(c, 0, sizeof *c);
             snprintf(c->model, sizeof c->model, "%s", r->models[m]);
             c->w = in.w;
             c->h = in.h;
-            measure_cell(r, c, &in, p, (double)k / ncell, (double)(k + 1) / ncell);
+            measure_cell(r, c, &in, saved ? files : NULL, p, (double)k / ncell, (double)(k + 1) / ncell);
             k++;
         }
         rp_input_free(&in);
     }
-    char *st = rp_stats(&r->srv);
-    const char *dw = st ? strstr(st, "\"disk_write_ms\":") : NULL;
-    r->disk_write_p50_ms = rp_json_num(dw, "p50", -1);
-    r->disk_write_p95_ms = rp_json_num(dw, "p95", -1);
-    free(st);
+    rp_read_loadavg(r->load_end);
+    rp_srv_stats st;
+    rp_stats_read(&r->srv, &st);
+    r->disk_write_p50_ms = st.disk_p50_ms;
+    r->disk_write_p95_ms = st.disk_p95_ms;
     return 0;
 }
 
@@ -522,9 +559,8 @@ int rp_measure_soak(rp_report *r, rp_progress *p)
         S->samples.t[i] = pm_now() - t0;
         S->samples.v[i] = (double)rp_server_rss(&r->srv);
         S->samples.fds[i] = r->srv.pid > 0 ? rp_proc_fds(r->srv.pid) : -1;
-        char *st = rp_stats(&r->srv);
-        S->samples.heap[i] = rp_json_num(st, "pm_mem_in_use", -1);
-        free(st);
+        rp_srv_stats st;
+        S->samples.heap[i] = rp_stats_read(&r->srv, &st) == 0 ? st.heap_in_use : -1;
         S->samples.n++;
         rp_progress_tick(p, (pm_now() - t0) / r->soak_s);
         struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
@@ -573,74 +609,105 @@ free_bodies:
 
 static const double tier_gib[RP_NTIERS] = {2, 4, 8, 16, 32};
 
-/* The largest 4:3 image whose a + b x pixels fits share x bytes (0x0 if none). */
-static void tier_size(double bytes, double share, double a, double b, int *w, int *h)
+void rp_tier_size(double bytes, double share, double a, double b, int *w, int *h)
 {
     double px = b > 0 ? (bytes * share - a) / b : 0;
     *w = *h = 0;
     if (px < 1)
         return;
-    double fw = sqrt(px * 4.0 / 3.0);
+    double fw = floor(sqrt(px * 4.0 / 3.0));
+    while (fw > 1 && fw * floor(fw * 3.0 / 4.0) > px)
+        fw -= 1;
     *w = (int)fw;
-    *h = (int)(fw * 3.0 / 4.0);
+    *h = (int)floor(fw * 3.0 / 4.0);
 }
 
-/* Fits t->fit_* to the cells of t->model and sizes the tiers with it. */
+void rp_fit_relative(const double *x, const double *y, int n, double *a, double *b)
+{
+    /* Weighted least squares with weights 1 / y^2: minimises the relative
+     * error, so that a small size counts as much as a large one. */
+    double sw = 0, swx = 0, swy = 0, swxx = 0, swxy = 0;
+    for (int i = 0; i < n; i++) {
+        double w = 1.0 / (y[i] * y[i]);
+        sw += w;
+        swx += w * x[i];
+        swy += w * y[i];
+        swxx += w * x[i] * x[i];
+        swxy += w * x[i] * y[i];
+    }
+    double d = sw * swxx - swx * swx;
+    *a = *b = 0;
+    if (n < 2 || d <= 0)
+        return;
+    *b = (sw * swxy - swx * swy) / d;
+    *a = (swy - *b * swx) / sw;
+    if (*a < 0) { /* a line through 0: b = sum(w x y) / sum(w x^2) */
+        *a = 0;
+        *b = swxy / swxx;
+    }
+}
+
+/* Fits t->fit_* to the job peaks of t->model and sizes the tiers with it. */
 static void fit_measured(const rp_report *r, rp_tier_row *t, double box)
 {
-    double px[RP_MAX_SIZES], peak[RP_MAX_SIZES];
     int n = 0;
     for (int i = 0; i < r->ncells && n < RP_MAX_SIZES; i++) {
         const rp_cell *c = &r->cells[i];
-        double v = c->rss_above_base > 0 ? c->rss_above_base : c->job_peak;
-        if (strcmp(c->model, t->model) != 0 || c->runs == 0 || v <= 0)
+        if (strcmp(c->model, t->model) != 0 || c->runs == 0 || c->job_peak <= 0)
             continue;
-        px[n] = (double)c->w * c->h;
-        peak[n++] = v;
+        t->fit_px[n] = (double)c->w * c->h;
+        t->fit_peak[n] = c->job_peak;
+        t->fit_rss[n] = c->rss_above_base;
+        t->fit_pred[n] = c->predicted;
+        n++;
     }
     if (n < 2)
         return;
-    rp_fit_line(px, peak, n, &t->fit_b, &t->fit_a);
-    if (t->fit_a < 0)
-        t->fit_a = 0;
+    rp_fit_relative(t->fit_px, t->fit_peak, n, &t->fit_a, &t->fit_b);
     if (t->fit_b <= 0)
         return;
     t->fit_n = n;
+    t->fit_max_error = 0;
     for (int i = 0; i < n; i++) {
-        double e = fabs(t->fit_a + t->fit_b * px[i] - peak[i]) / peak[i];
-        if (e > t->fit_max_error)
-            t->fit_max_error = e;
+        t->fit_err[i] = (t->fit_a + t->fit_b * t->fit_px[i] - t->fit_peak[i]) / t->fit_peak[i];
+        if (fabs(t->fit_err[i]) > t->fit_max_error)
+            t->fit_max_error = fabs(t->fit_err[i]);
     }
     for (int i = 0; i <= RP_NTIERS; i++)
-        tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->fit_a, t->fit_b, &t->fw[i],
-                  &t->fh[i]);
+        rp_tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->fit_a, t->fit_b, &t->fw[i],
+                     &t->fh[i]);
 }
 
 void rp_measure_tiers(rp_report *r)
 {
-    char *st = rp_stats(&r->srv);
+    rp_srv_stats st;
+    int have = rp_stats_read(&r->srv, &st) == 0;
     uint64_t host = 0, avail = 0;
     pm_read_meminfo(&host, &avail);
-    double box = rp_json_num(st, "host_total_bytes", (double)host);
-    double cg = rp_json_num(st, "cgroup_max_bytes", 0);
-    if (cg > 0 && cg < box)
-        box = cg;
+    double box = have && st.host_total > 0 ? st.host_total : (double)host;
+    if (have && st.cgroup_max > 0 && st.cgroup_max < box)
+        box = st.cgroup_max;
     r->box_bytes = box;
-    const char *mem = st ? strstr(st, "\"memory\":{") : NULL;
-    double budget = rp_json_num(mem, "budget_bytes", 0);
-    r->budget_share = budget > 0 && box > 0 && budget <= box ? budget / box : 0.7;
+    r->budget_share = RP_DEFAULT_BUDGET_SHARE;
+    r->server_budget_share = have && st.budget > 0 && box > 0 ? st.budget / box : 0;
     r->ntiers = 0;
     for (int m = 0; m < r->nmodels; m++) {
         rp_tier_row *t = &r->tiers[r->ntiers];
         memset(t, 0, sizeof *t);
         snprintf(t->model, sizeof t->model, "%s", r->models[m]);
-        if (law_of(st, t->model, &t->a, &t->b, t->source, sizeof t->source) || t->b <= 0)
-            continue;
-        for (int i = 0; i <= RP_NTIERS; i++)
-            tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->a, t->b, &t->w[i],
-                      &t->h[i]);
+        const rp_law *law = have ? rp_api_law(&st, t->model) : NULL;
+        if (law && law->b > 0) {
+            t->a = law->a;
+            t->b = law->b;
+            snprintf(t->source, sizeof t->source, "%s", law->source);
+            for (int i = 0; i <= RP_NTIERS; i++)
+                rp_tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->a, t->b, &t->w[i],
+                             &t->h[i]);
+        } else {
+            snprintf(t->source, sizeof t->source, "unknown");
+        }
         fit_measured(r, t, box);
-        r->ntiers++;
+        if (t->b > 0 || t->fit_n > 0)
+            r->ntiers++;
     }
-    free(st);
 }

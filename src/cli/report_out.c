@@ -122,8 +122,14 @@ static void json_runs(FILE *f, const rp_report *r)
         jnum(f, "predicted_bytes", c->predicted, 0);
         jnum(f, "law_predicted_bytes", c->law_predicted, 0);
         jnum(f, "law_over_peak", c->law_predicted > 0 && c->job_peak > 0 ? c->law_predicted / c->job_peak : -1, 0);
-        jnum(f, "disk_write_ms_p50", c->disk_write_ms, 0);
-        jnum(f, "gpu_peak_bytes", c->gpu_peak, 1);
+        jnum(f, "disk_write_ms_mean", c->disk_write_ms, 0);
+        jnum(f, "gpu_peak_bytes", c->gpu_peak, 0);
+        fprintf(f, "\"outside_s\":{");
+        jnum(f, "p50", c->outside_p50, 0);
+        json_series(f, "all", c->outside, c->outside_n);
+        fprintf(f, "},");
+        jnum(f, "e2e_over_outside", c->outside_p50 > 0 ? c->e2e_p50 / c->outside_p50 : -1, 0);
+        jnum(f, "load_average_1m", c->load1, 1);
         fprintf(f, "}");
     }
     fprintf(f, "],");
@@ -151,33 +157,56 @@ static void json_health(FILE *f, const rp_report *r)
     fprintf(f, "]},");
 }
 
+static void json_largest(FILE *f, const rp_report *r, const int *w, const int *h)
+{
+    fprintf(f, "[");
+    for (int k = 0; k <= RP_NTIERS; k++)
+        fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
+                k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true", w[k], h[k]);
+    fprintf(f, "]");
+}
+
 static void json_tiers(FILE *f, const rp_report *r)
 {
-    fprintf(f, "\"tiers\":{\"budget_share\":%.4f,\"box_memory_bytes\":%.0f,\"models\":[", r->budget_share,
-            r->box_bytes);
+    fprintf(f, "\"tiers\":{\"budget_share\":%.4f,\"server_budget_share\":", r->budget_share);
+    if (r->server_budget_share > 0)
+        fprintf(f, "%.4f", r->server_budget_share);
+    else
+        fputs("null", f);
+    fprintf(f, ",\"box_memory_bytes\":%.0f,\"models\":[", r->box_bytes);
     for (int i = 0; i < r->ntiers; i++) {
         const rp_tier_row *t = &r->tiers[i];
         fprintf(f, "%s{\"model\":", i ? "," : "");
         jstr(f, t->model);
-        fprintf(f, ",\"law\":{\"a_bytes\":%.0f,\"b_bytes_per_pixel\":%.4f,\"source\":", t->a, t->b);
-        jstr(f, t->source);
-        fprintf(f, "},\"largest\":[");
-        for (int k = 0; k <= RP_NTIERS; k++)
-            fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
-                    k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true",
-                    t->w[k], t->h[k]);
-        fprintf(f, "],\"measured_fit\":");
+        fprintf(f, ",\"law\":");
+        if (t->b > 0) {
+            fprintf(f, "{\"a_bytes\":%.10g,\"b_bytes_per_pixel\":%.10g,\"source\":", t->a, t->b);
+            jstr(f, t->source);
+            fprintf(f, ",\"largest\":");
+            json_largest(f, r, t->w, t->h);
+            fprintf(f, "}");
+        } else {
+            fputs("null", f);
+        }
+        fprintf(f, ",\"measured_fit\":");
         if (t->fit_n < 2) {
             fprintf(f, "null}");
             continue;
         }
-        fprintf(f, "{\"sizes\":%d,\"a_bytes\":%.0f,\"b_bytes_per_pixel\":%.4f,\"max_error\":%.4f,\"largest\":[",
+        fprintf(f, "{\"of\":\"job_peak_bytes\",\"sizes\":%d,\"a_bytes\":%.10g,\"b_bytes_per_pixel\":%.10g,"
+                   "\"max_error\":%.6f,\"points\":[",
                 t->fit_n, t->fit_a, t->fit_b, t->fit_max_error);
-        for (int k = 0; k <= RP_NTIERS; k++)
-            fprintf(f, "%s{\"memory_bytes\":%.0f,\"box\":%s,\"width\":%d,\"height\":%d}", k ? "," : "",
-                    k < RP_NTIERS ? tier_gib[k] * 1073741824.0 : r->box_bytes, k < RP_NTIERS ? "false" : "true",
-                    t->fw[k], t->fh[k]);
-        fprintf(f, "]}}");
+        for (int k = 0; k < t->fit_n; k++) {
+            fprintf(f, "%s{\"pixels\":%.0f,\"measured_bytes\":%.0f,\"fitted_bytes\":%.0f,\"error\":%.6f,", k ? "," : "",
+                    t->fit_px[k], t->fit_peak[k], t->fit_a + t->fit_b * t->fit_px[k], t->fit_err[k]);
+            jnum(f, "admission_bytes", t->fit_pred[k], 0);
+            jnum(f, "law_bytes", t->b > 0 ? t->a + t->b * t->fit_px[k] : -1, 0);
+            jnum(f, "rss_above_baseline_bytes", t->fit_rss[k], 1);
+            fprintf(f, "}");
+        }
+        fprintf(f, "],\"largest\":");
+        json_largest(f, r, t->fw, t->fh);
+        fprintf(f, "}}");
     }
     fprintf(f, "]},");
 }
@@ -191,7 +220,10 @@ int rp_write_json(const rp_report *r, const char *path)
             PM_VERSION_STRING, r->started_at, r->total_s, r->pass ? "true" : "false");
     json_machine(f);
     json_options(f, r);
-    fprintf(f, "\"server\":{\"mode\":\"%s\",\"baseline_rss_bytes\":%.0f,\"disk_write_ms\":{", r->url ? "url" : "own",
+    fprintf(f, "\"load_average\":{\"start\":[%.2f,%.2f,%.2f],\"end\":[%.2f,%.2f,%.2f]},\"outside_client\":",
+            r->load_start[0], r->load_start[1], r->load_start[2], r->load_end[0], r->load_end[1], r->load_end[2]);
+    jstr(f, r->outside_client);
+    fprintf(f, ",\"server\":{\"mode\":\"%s\",\"baseline_rss_bytes\":%.0f,\"disk_write_ms\":{", r->url ? "url" : "own",
             r->baseline_rss);
     jnum(f, "p50", r->disk_write_p50_ms, 0);
     jnum(f, "p95", r->disk_write_p95_ms, 1);
@@ -210,7 +242,10 @@ int rp_write_json(const rp_report *r, const char *path)
         jstr(f, d->expected);
         fprintf(f, ",\"observed\":");
         jstr(f, d->observed);
-        fprintf(f, ",\"status\":\"%s\"}", drill_status(d));
+        fprintf(f, ",\"status\":\"%s\",\"figures\":{", drill_status(d));
+        for (int k = 0; k < d->nfig; k++)
+            fprintf(f, "%s\"%s\":%.10g", k ? "," : "", d->fig_name[k], d->fig_val[k]);
+        fprintf(f, "}}");
     }
     fprintf(f, "]}\n");
     int bad = ferror(f);
@@ -226,23 +261,106 @@ static double mib(double b)
     return b < 0 ? -1 : b / 1048576.0;
 }
 
-/* The tables as Markdown; `html` wraps them for report.html's <pre>-free layout. */
-static void md_tables(FILE *f, const rp_report *r)
+/* One table cell: the value with `fmt`, or n/a for the unknown sentinel. */
+static void md_val(FILE *f, const char *fmt, double v)
+{
+    fputc(' ', f);
+    if (v < 0)
+        fputs("n/a", f);
+    else
+        fprintf(f, fmt, v);
+    fputs(" |", f);
+}
+
+static void md_cells(FILE *f, const rp_report *r)
 {
     fprintf(f, "## Latency and memory per model and size\n\n"
-               "| model | size | runs | end to end p50 / p95 / max (s) | engine p50 / p95 / max (s) | CPU s | job peak "
-               "(MiB) | RSS above idle (MiB) | process peak (MiB) | predicted (MiB) | law now (MiB) | law / peak | errors |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "| model | size | runs | end to end p50 / p95 / max (s) | outside client p50 (s) | ours / outside | "
+               "engine p50 / p95 / max (s) | CPU s | job peak (MiB) | RSS above idle (MiB) | process peak (MiB) | "
+               "admission predicted (MiB) | law now (MiB) | result write (ms) | GPU peak (MiB) | load 1 min | errors |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->ncells; i++) {
         const rp_cell *c = &r->cells[i];
-        fprintf(f, "| %s | %dx%d | %d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d |\n",
-                c->model, c->w, c->h, c->runs, c->e2e_p50, c->e2e_p95, c->e2e_max, c->eng_p50, c->eng_p95, c->eng_max,
-                c->cpu_s, mib(c->job_peak), mib(c->rss_above_base), mib(c->process_peak), mib(c->predicted),
-                mib(c->law_predicted), c->job_peak > 0 ? c->law_predicted / c->job_peak : 0.0, c->errors);
+        fprintf(f, "| %s | %dx%d | %d | %.3f / %.3f / %.3f |", c->model, c->w, c->h, c->runs, c->e2e_p50, c->e2e_p95,
+                c->e2e_max);
+        md_val(f, "%.3f", c->outside_p50);
+        md_val(f, "%.3f", c->outside_p50 > 0 ? c->e2e_p50 / c->outside_p50 : -1);
+        fprintf(f, " %.3f / %.3f / %.3f | %.2f |", c->eng_p50, c->eng_p95, c->eng_max, c->cpu_s);
+        md_val(f, "%.1f", mib(c->job_peak));
+        md_val(f, "%.1f", mib(c->rss_above_base));
+        md_val(f, "%.1f", mib(c->process_peak));
+        md_val(f, "%.1f", mib(c->predicted));
+        md_val(f, "%.1f", mib(c->law_predicted));
+        md_val(f, "%.2f", c->disk_write_ms);
+        md_val(f, "%.1f", mib(c->gpu_peak));
+        md_val(f, "%.2f", c->load1);
+        fprintf(f, " %d |\n", c->errors);
     }
-    fprintf(f, "\nResult disk writes (write, fsync, rename): p50 %.2f ms, p95 %.2f ms. GPU: %s.\n\n",
-            r->disk_write_p50_ms, r->disk_write_p95_ms,
-            r->ncells && r->cells[0].gpu_peak >= 0 ? "see gpu_peak_bytes in report.json" : "none seen by the server");
+    fprintf(f, "\nThe outside client is %s: the same input files sent to `POST /api/v1/inpaint`, one job next to "
+               "each of ours (alternately before and after), timed by the client itself; the ratio compares the "
+               "medians. Load average (1, 5, 15 min) %.2f %.2f %.2f before the runs, %.2f %.2f %.2f after. "
+               "Result writes (write, fsync, rename): p50 %.2f ms, p95 %.2f ms over the whole run. GPU: %s.\n\n",
+            r->outside_client, r->load_start[0], r->load_start[1], r->load_start[2], r->load_end[0], r->load_end[1],
+            r->load_end[2], r->disk_write_p50_ms, r->disk_write_p95_ms,
+            r->ncells && r->cells[0].gpu_peak >= 0 ? "the largest memory in use in the server's samples during each cell"
+                                                    : "n/a (the server sees no GPU)");
+}
+
+static void md_tier_cells(FILE *f, const int *w, const int *h)
+{
+    for (int k = 0; k <= RP_NTIERS; k++)
+        if (w[k] > 0)
+            fprintf(f, " %dx%d |", w[k], h[k]);
+        else
+            fprintf(f, " none |");
+    fputc('\n', f);
+}
+
+static void md_tiers(FILE *f, const rp_report *r)
+{
+    fprintf(f, "## Memory tiers\n\nLargest 4:3 image per model with %.0f %% of the memory as the budget (serve's "
+               "default share), from a law fitted to this run's measured job peaks, and from the law admission uses "
+               "(the server's, `/api/v1/stats`):\n\n"
+               "| model | law | 2 GiB | 4 GiB | 8 GiB | 16 GiB | 32 GiB | this box (%.1f GiB) |\n"
+               "|---|---|---|---|---|---|---|---|\n",
+            r->budget_share * 100, r->box_bytes / 1073741824.0);
+    for (int i = 0; i < r->ntiers; i++) {
+        const rp_tier_row *t = &r->tiers[i];
+        if (t->fit_n >= 2) {
+            fprintf(f, "| %s | fitted here: %.1f MiB + %.2f B/px (%d sizes, worst error %.1f %%%s) |", t->model,
+                    t->fit_a / 1048576, t->fit_b, t->fit_n, t->fit_max_error * 100,
+                    t->fit_max_error > 0.15 ? ", above 15 %: a line does not fit" : "");
+            md_tier_cells(f, t->fw, t->fh);
+        }
+        if (t->b > 0) {
+            fprintf(f, "| %s | admission: %.1f MiB + %.2f B/px (%s) |", t->model, t->a / 1048576, t->b, t->source);
+            md_tier_cells(f, t->w, t->h);
+        }
+    }
+    fprintf(f, "\nEach measured point against the fitted law and admission's:\n\n"
+               "| model | size (pixels) | measured job peak (MiB) | fitted (MiB) | error | admission predicted (MiB) "
+               "| admission / measured | RSS above idle (MiB) |\n|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < r->ntiers; i++) {
+        const rp_tier_row *t = &r->tiers[i];
+        for (int k = 0; k < t->fit_n; k++) {
+            fprintf(f, "| %s | %.0f | %.2f | %.2f | %+.1f %% |", t->model, t->fit_px[k], mib(t->fit_peak[k]),
+                    mib(t->fit_a + t->fit_b * t->fit_px[k]), t->fit_err[k] * 100);
+            md_val(f, "%.2f", mib(t->fit_pred[k]));
+            md_val(f, "%.2f", t->fit_pred[k] > 0 ? t->fit_pred[k] / t->fit_peak[k] : -1);
+            md_val(f, "%.2f", mib(t->fit_rss[k]));
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, "\nThe fit is a + b x pixels by least squares on the relative error (each size counts alike), "
+               "with a held at 0 if it would be negative. The job peak is what the job allocated through pixmend's "
+               "allocator (`resources.peak_bytes`), the quantity admission's law predicts; the server's RSS above "
+               "idle is shown next to it.\n");
+}
+
+/* The tables as Markdown (report.md, and as text inside report.html). */
+static void md_tables(FILE *f, const rp_report *r)
+{
+    md_cells(f, r);
     const rp_leak *L = &r->leak;
     fprintf(f, "## Leak check\n\n%d identical 320x240 jobs after %d warm-up jobs: RSS slope over the second half "
                "**%.0f bytes/job** (bound %.0f; over all %d jobs %.0f), %d errors: **%s**.\n\n",
@@ -252,34 +370,7 @@ static void md_tables(FILE *f, const rp_report *r)
                "descriptors %.0f -> %.0f: **%s** (%s).\n\n",
             S->seconds, S->jobs, S->errors, mib(S->rss_first), mib(S->rss_last), S->drift_bytes / 1048576.0,
             mib(S->heap_first), mib(S->heap_last), S->fds_first, S->fds_last, S->pass ? "clean" : "FAILED", S->why);
-    fprintf(f, "## Memory tiers\n\nLargest 4:3 image per model from its memory law, with %.0f %% of the memory as the "
-               "budget:\n\n| model | law | 2 GiB | 4 GiB | 8 GiB | 16 GiB | 32 GiB | this box (%.1f GiB) |\n"
-               "|---|---|---|---|---|---|---|---|\n",
-            r->budget_share * 100, r->box_bytes / 1073741824.0);
-    for (int i = 0; i < r->ntiers; i++) {
-        const rp_tier_row *t = &r->tiers[i];
-        fprintf(f, "| %s | %.0f MiB + %.1f B/px (%s) |", t->model, t->a / 1048576, t->b, t->source);
-        for (int k = 0; k <= RP_NTIERS; k++)
-            if (t->w[k] > 0)
-                fprintf(f, " %dx%d |", t->w[k], t->h[k]);
-            else
-                fprintf(f, " none |");
-        fputc('\n', f);
-        if (t->fit_n < 2)
-            continue;
-        fprintf(f, "| %s, fitted here | %.0f MiB + %.1f B/px (%d sizes, worst error %.0f %%%s) |", t->model,
-                t->fit_a / 1048576, t->fit_b, t->fit_n, t->fit_max_error * 100,
-                t->fit_max_error > 0.15 ? ": unreliable, use the law above" : "");
-        for (int k = 0; k <= RP_NTIERS; k++)
-            if (t->fw[k] > 0)
-                fprintf(f, " %dx%d |", t->fw[k], t->fh[k]);
-            else
-                fprintf(f, " none |");
-        fputc('\n', f);
-    }
-    fprintf(f, "\nThe law is what admission uses (the server's, from `/api/v1/stats`). The fitted row is a line "
-               "through this run's measured peaks (RSS above idle) against whole-image pixels; with a crop strategy "
-               "the working pixels grow slower than the image, so the line can be far off.\n");
+    md_tiers(f, r);
     fprintf(f, "\n## Fault drills\n\n| drill | expected | observed | result |\n|---|---|---|---|\n");
     for (int i = 0; i < r->ndrills; i++) {
         const rp_drill *d = &r->drills[i];
@@ -432,4 +523,22 @@ int rp_write_html(const rp_report *r, const char *path)
     if (fclose(f) || bad)
         return pm_errorf(PM_EIO, "cannot write %s", path);
     return 0;
+}
+
+void rp_print_summary(const rp_report *r, FILE *f)
+{
+    for (int i = 0; i < r->ncells; i++) {
+        const rp_cell *c = &r->cells[i];
+        fprintf(f, "%-10s %5dx%-5d end to end p50 %.3f s", c->model, c->w, c->h, c->e2e_p50);
+        if (c->outside_p50 > 0)
+            fprintf(f, ", outside client %.3f s (ratio %.2f)", c->outside_p50, c->e2e_p50 / c->outside_p50);
+        fprintf(f, ", job peak %.1f MiB, admission predicted %.1f MiB\n", mib(c->job_peak), mib(c->predicted));
+    }
+    for (int i = 0; i < r->ntiers; i++) {
+        const rp_tier_row *t = &r->tiers[i];
+        if (t->fit_n >= 2)
+            fprintf(f, "%-10s memory fitted here: %.1f MiB + %.2f B/px, worst error %.1f %% over %d sizes\n", t->model,
+                    t->fit_a / 1048576, t->fit_b, t->fit_max_error * 100, t->fit_n);
+    }
+    fprintf(f, "load average %.2f before the runs, %.2f after\n", r->load_start[0], r->load_end[0]);
 }
