@@ -1,6 +1,7 @@
 /* libFuzzer target: how `pixmend report` reads a server's answers (with
  * --url the server is anyone's): the HTTP answer split, then the JSON field
- * readers on the body with the keys the report asks for. */
+ * readers on the body with the keys the report asks for, and report_api.c's
+ * readers of jobs, /api/v1/stats and /metrics. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strlen(out) >= sizeof out)
             __builtin_trap();
     }
+    /* The field readers of report_api.c, each on the same body. */
+    rp_job j;
+    memset(&j, 0, sizeof j);
+    rp_api_job_id(r.body, out, sizeof out);
+    if (rp_api_job(r.body, &j) == 0 && strlen(j.state) >= sizeof j.state)
+        __builtin_trap();
+    (void)rp_api_job_final(&j);
+    rp_srv_stats st;
+    if (rp_api_stats(r.body, &st) == 0) {
+        if (st.nlaws < 0 || st.nlaws > RP_MAX_LAWS)
+            __builtin_trap();
+        for (int i = 0; i < st.nlaws; i++)
+            if (rp_api_law(&st, st.laws[i].name) == NULL)
+                __builtin_trap();
+    }
+    (void)rp_api_gpu_peak_since(r.body, 1.0);
+    (void)rp_api_metric(r.body, "pixmend_disk_write_seconds_sum", -1);
+    (void)rp_api_metric(r.body, "pixmend_jobs_running", -1);
     rp_resp_free(&r);
     return 0;
 }

@@ -225,7 +225,7 @@ typedef struct rp_soak {
 
 typedef struct rp_drill {
     char name[32];
-    char expected[200];
+    char expected[300];
     char observed[400];
     int ran, pass;        /* ran = 0: skipped */
     int nfig;             /* the drill's figures, by name (report.json drills[].figures) */
@@ -246,6 +246,11 @@ typedef struct rp_tier_row {
     double fit_px[RP_MAX_SIZES], fit_peak[RP_MAX_SIZES], fit_err[RP_MAX_SIZES];
     double fit_rss[RP_MAX_SIZES], fit_pred[RP_MAX_SIZES]; /* RSS above idle, admission's prediction */
     int fw[RP_NTIERS + 1], fh[RP_NTIERS + 1];
+    /* The same fit to the server's RSS above idle (what the process paid);
+     * rss_fit_n = 0 with --url or fewer than 2 sizes. */
+    int rss_fit_n;
+    double rss_fit_a, rss_fit_b, rss_fit_max_error;
+    int rw[RP_NTIERS + 1], rh[RP_NTIERS + 1];
 } rp_tier_row;
 
 /* serve's default --mem-budget share (BUDGET_SHARE in cmd_serve.c). */

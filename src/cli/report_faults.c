@@ -357,7 +357,7 @@ static void drill_five_large(rp_report *r, const rp_input *small, const rp_input
     rp_drill *d = new_drill(r, "five-large",
                             "five large jobs at once under a budget that fits two: each done or refused with "
                             "429, none lost; no more running at once than fit; the server's memory (VmHWM above "
-                            "its idle RSS) under the budget");
+                            "its RSS once warmed up by five small jobs) under the budget");
     if (r->url) {
         skip(d, "needs a server started with its own --mem-budget (not possible with --url)");
         return;

@@ -676,6 +676,21 @@ static void fit_measured(const rp_report *r, rp_tier_row *t, double box)
     for (int i = 0; i <= RP_NTIERS; i++)
         rp_tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->fit_a, t->fit_b, &t->fw[i],
                      &t->fh[i]);
+    for (int i = 0; i < n; i++)
+        if (t->fit_rss[i] <= 0)
+            return;
+    rp_fit_relative(t->fit_px, t->fit_rss, n, &t->rss_fit_a, &t->rss_fit_b);
+    if (t->rss_fit_b <= 0)
+        return;
+    t->rss_fit_n = n;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(t->rss_fit_a + t->rss_fit_b * t->fit_px[i] - t->fit_rss[i]) / t->fit_rss[i];
+        if (e > t->rss_fit_max_error)
+            t->rss_fit_max_error = e;
+    }
+    for (int i = 0; i <= RP_NTIERS; i++)
+        rp_tier_size(i < RP_NTIERS ? tier_gib[i] * 1073741824.0 : box, r->budget_share, t->rss_fit_a, t->rss_fit_b,
+                     &t->rw[i], &t->rh[i]);
 }
 
 void rp_measure_tiers(rp_report *r)

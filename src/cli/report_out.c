@@ -188,6 +188,16 @@ static void json_tiers(FILE *f, const rp_report *r)
         } else {
             fputs("null", f);
         }
+        fprintf(f, ",\"process_fit\":");
+        if (t->rss_fit_n >= 2) {
+            fprintf(f, "{\"of\":\"rss_above_baseline_bytes\",\"sizes\":%d,\"a_bytes\":%.10g,"
+                       "\"b_bytes_per_pixel\":%.10g,\"max_error\":%.6f,\"largest\":",
+                    t->rss_fit_n, t->rss_fit_a, t->rss_fit_b, t->rss_fit_max_error);
+            json_largest(f, r, t->rw, t->rh);
+            fprintf(f, "}");
+        } else {
+            fputs("null", f);
+        }
         fprintf(f, ",\"measured_fit\":");
         if (t->fit_n < 2) {
             fprintf(f, "null}");
@@ -327,10 +337,15 @@ static void md_tiers(FILE *f, const rp_report *r)
     for (int i = 0; i < r->ntiers; i++) {
         const rp_tier_row *t = &r->tiers[i];
         if (t->fit_n >= 2) {
-            fprintf(f, "| %s | fitted here: %.1f MiB + %.2f B/px (%d sizes, worst error %.1f %%%s) |", t->model,
+            fprintf(f, "| %s | fitted here: %.2f MiB + %.2f B/px (%d sizes, worst error %.1f %%%s) |", t->model,
                     t->fit_a / 1048576, t->fit_b, t->fit_n, t->fit_max_error * 100,
                     t->fit_max_error > 0.15 ? ", above 15 %: a line does not fit" : "");
             md_tier_cells(f, t->fw, t->fh);
+        }
+        if (t->rss_fit_n >= 2) {
+            fprintf(f, "| %s | the process (RSS above idle) fitted here: %.2f MiB + %.2f B/px (worst error %.1f %%) |",
+                    t->model, t->rss_fit_a / 1048576, t->rss_fit_b, t->rss_fit_max_error * 100);
+            md_tier_cells(f, t->rw, t->rh);
         }
         if (t->b > 0) {
             fprintf(f, "| %s | admission: %.1f MiB + %.2f B/px (%s) |", t->model, t->a / 1048576, t->b, t->source);
@@ -537,7 +552,7 @@ void rp_print_summary(const rp_report *r, FILE *f)
     for (int i = 0; i < r->ntiers; i++) {
         const rp_tier_row *t = &r->tiers[i];
         if (t->fit_n >= 2)
-            fprintf(f, "%-10s memory fitted here: %.1f MiB + %.2f B/px, worst error %.1f %% over %d sizes\n", t->model,
+            fprintf(f, "%-10s memory fitted here: %.2f MiB + %.2f B/px, worst error %.1f %% over %d sizes\n", t->model,
                     t->fit_a / 1048576, t->fit_b, t->fit_max_error * 100, t->fit_n);
     }
     fprintf(f, "load average %.2f before the runs, %.2f after\n", r->load_start[0], r->load_end[0]);
