@@ -248,6 +248,8 @@ static void run_phases(rp_report *r, rp_progress *p)
     double est_cells = 0;
     for (int s = 0; s < r->nsizes; s++)
         est_cells += r->nmodels * r->repeat * (0.3 + (double)r->sizes[s][0] * r->sizes[s][1] / 1.5e6);
+    if (r->concurrency == 1)
+        est_cells *= 2; /* the outside client's job next to each of ours */
     int drills = strcmp(r->faults, "none") != 0;
     p->planned_s = est_cells + r->leak_jobs * 0.15 + r->soak_s + (drills ? 15 : 0);
     rp_progress_phase(p, "models and sizes", est_cells);
