@@ -299,10 +299,11 @@ int rp_outside_job(const rp_server *s, const char *image_path, const char *mask_
     snprintf(v, sizeof v, "http://%s:%d/api/v1/inpaint", s->host, s->port);
     cfg_line(line, sizeof line, "url", v);
     n += (size_t)snprintf(cfg + n, sizeof cfg - n, "%s", line);
-    snprintf(v, sizeof v, "image=@%s;type=image/jpeg;filename=photo.jpg", image_path);
+    /* @"path": curl's quoting, so that a ';' or ',' in --out is a file name. */
+    snprintf(v, sizeof v, "image=@\"%s\";type=image/jpeg;filename=photo.jpg", image_path);
     cfg_line(line, sizeof line, "form", v);
     n += (size_t)snprintf(cfg + n, sizeof cfg - n, "%s", line);
-    snprintf(v, sizeof v, "mask=@%s;type=image/png;filename=mask.png", mask_path);
+    snprintf(v, sizeof v, "mask=@\"%s\";type=image/png;filename=mask.png", mask_path);
     cfg_line(line, sizeof line, "form", v);
     n += (size_t)snprintf(cfg + n, sizeof cfg - n, "%s", line);
     snprintf(v, sizeof v, "model=%s", model);
