@@ -95,10 +95,11 @@ int rp_stats_read(const rp_server *s, rp_srv_stats *st);
 /* GET /metrics into a fresh body (caller frees); NULL on failure. */
 char *rp_metrics(const rp_server *s);
 /* The same job from a plain outside client (curl, on the synchronous
- * route), timed by that client: 0 with *seconds, PM_ENOENT without curl,
+ * route), timed by that client: 0 with *seconds (and *engine_s, the
+ * answer's X-Pixmend-Seconds, -1 when absent), PM_ENOENT without curl,
  * PM_EIO when the job did not come back with 200. */
 int rp_outside_job(const rp_server *s, const char *image_path, const char *mask_path, const char *model,
-                   double *seconds);
+                   double *seconds, double *engine_s);
 
 /* Submits an inpaint job asynchronously and waits for it; fills the figures
  * below. Returns 0 when the job ended done and its result was read. */
@@ -193,6 +194,10 @@ typedef struct rp_cell { /* one model at one size */
     /* The same job from a plain outside client, interleaved with ours. */
     int outside_n;
     double outside[RP_MAX_REPEAT], outside_p50; /* -1 when not timed */
+    double outside_engine[RP_MAX_REPEAT];       /* X-Pixmend-Seconds, -1 when absent */
+    double outside_engine_p50;
+    int npairs;                                 /* runs where both ended well */
+    double pair_ratio[RP_MAX_REPEAT], pair_ratio_p50; /* ours / outside, per pair */
     double load1;             /* the 1-minute load average after the cell */
 } rp_cell;
 

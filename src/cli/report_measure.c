@@ -245,14 +245,28 @@ static void record(rp_cell *c, const batch *b, double *cpu)
 
 /* One job of the plain outside client; turns r->outside_client off for
  * good when there is no curl. */
-static void outside_run(rp_report *r, rp_cell *c, const char *const paths[2])
+static int outside_run(rp_report *r, rp_cell *c, const char *const paths[2])
 {
-    double t;
-    int rc = rp_outside_job(&r->srv, paths[0], paths[1], c->model, &t);
+    double t, eng;
+    int rc = rp_outside_job(&r->srv, paths[0], paths[1], c->model, &t, &eng);
     if (rc == PM_ENOENT)
         snprintf(r->outside_client, sizeof r->outside_client, "none (no curl)");
-    else if (rc == 0)
+    else if (rc == 0) {
+        c->outside_engine[c->outside_n] = eng;
         c->outside[c->outside_n++] = t;
+    }
+    return rc;
+}
+
+/* The median of the values >= 0 in v[0..n), or -1 when there are none. */
+static double known_median(const double *v, int n)
+{
+    double k[RP_MAX_REPEAT];
+    int m = 0;
+    for (int i = 0; i < n && m < RP_MAX_REPEAT; i++)
+        if (v[i] >= 0)
+            k[m++] = v[i];
+    return m ? rp_quantile(k, m, 0.5) : -1;
 }
 
 /* The server's result-write seconds so far (sum and count, /metrics). */
@@ -276,6 +290,8 @@ static void summarise(rp_report *r, rp_cell *c, const double *cpu, double rss0, 
     c->eng_max = rp_quantile(c->engine, c->runs, 1.0);
     c->cpu_s = rp_quantile(cpu, c->runs, 0.5);
     c->outside_p50 = c->outside_n ? rp_quantile(c->outside, c->outside_n, 0.5) : -1;
+    c->outside_engine_p50 = known_median(c->outside_engine, c->outside_n);
+    c->pair_ratio_p50 = c->npairs ? rp_quantile(c->pair_ratio, c->npairs, 0.5) : -1;
     c->process_peak = r->srv.pid > 0 ? (double)rp_proc_hwm(r->srv.pid) : -1;
     c->rss_above_base = c->process_peak > 0 && c->process_peak > rss0 ? c->process_peak - rss0 : -1;
     double dsum, dcount;
@@ -321,9 +337,9 @@ static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, const char
     int done = 0;
     while (done < r->repeat) {
         int k = r->repeat - done < conc ? r->repeat - done : conc;
-        int outside = k == 1 && paths && strcmp(r->outside_client, "curl") == 0;
+        int outside = k == 1 && paths && strcmp(r->outside_client, "curl") == 0, out_rc = -1, runs0 = c->runs;
         if (outside && (done & 1))
-            outside_run(r, c, paths);
+            out_rc = outside_run(r, c, paths);
         pthread_t th[16];
         for (int i = 0; i < k; i++) {
             b[i] = (batch){.srv = &r->srv, .body = body, .len = len, .ctype = ctype};
@@ -338,7 +354,9 @@ static int measure_cell(rp_report *r, rp_cell *c, const rp_input *in, const char
             record(c, &b[i], cpu);
         }
         if (outside && !(done & 1))
-            outside_run(r, c, paths);
+            out_rc = outside_run(r, c, paths);
+        if (out_rc == 0 && c->runs > runs0)
+            c->pair_ratio[c->npairs++] = c->e2e[c->runs - 1] / c->outside[c->outside_n - 1];
         done += k;
         rp_progress_tick(p, frac0 + (frac1 - frac0) * done / r->repeat);
     }
