@@ -146,8 +146,6 @@ class ShortReport(unittest.TestCase):
             for eng, total in zip(c["outside_s"]["engine_all"], c["outside_s"]["all"]):
                 self.assertGreater(eng, 0)
                 self.assertLessEqual(eng, total + 0.002)
-            # The engine's part is inside what the outside client waited for.
-            self.assertGreater(min(c["outside_s"]["all"]), min(c["engine_s"]["all"]) * 0.9)
 
     def test_latency_matches_own_timing(self):
         """Times the report's own input files on a server started here."""
@@ -172,6 +170,11 @@ class ShortReport(unittest.TestCase):
                 # A loose bound: this machine is shared with other builds.
                 self.assertLess(theirs, mine * 2.5 + 0.05, (w, h, theirs, times))
                 self.assertGreater(theirs, mine / 2.5 - 0.05, (w, h, theirs, times))
+                # The report's outside client timed the same route this test does.
+                if self.report["outside_client"] == "curl":
+                    outside = c["outside_s"]["p50"]
+                    self.assertLess(outside, mine * 2.5 + 0.05, (w, h, outside, times))
+                    self.assertGreater(outside, mine / 2.5 - 0.05, (w, h, outside, times))
         finally:
             srv.cleanup()
 
