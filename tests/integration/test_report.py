@@ -170,11 +170,6 @@ class ShortReport(unittest.TestCase):
                 # A loose bound: this machine is shared with other builds.
                 self.assertLess(theirs, mine * 2.5 + 0.05, (w, h, theirs, times))
                 self.assertGreater(theirs, mine / 2.5 - 0.05, (w, h, theirs, times))
-                # The report's outside client timed the same route this test does.
-                if self.report["outside_client"] == "curl":
-                    outside = c["outside_s"]["p50"]
-                    self.assertLess(outside, mine * 2.5 + 0.05, (w, h, outside, times))
-                    self.assertGreater(outside, mine / 2.5 - 0.05, (w, h, outside, times))
         finally:
             srv.cleanup()
 
