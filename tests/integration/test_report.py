@@ -340,6 +340,8 @@ class PlantedLeak(unittest.TestCase):
                     r = json.load(f)
                 self.assertEqual(r["runs"][0]["runs"], 1, r["runs"])
                 self.assertEqual(r["runs"][0]["errors"], 0)
+                if r["outside_client"] == "curl":  # the key reached curl too (on its stdin)
+                    self.assertEqual(len(r["runs"][0]["outside_s"]["all"]), 1, r["runs"])
             finally:
                 srv.cleanup()
 
