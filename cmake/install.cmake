@@ -73,7 +73,7 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/pixmend/pixmend")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "logrotate")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "logrotate, curl") # curl: the outside client of `pixmend report`
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/cmake/debian/postinst ${CMAKE_SOURCE_DIR}/cmake/debian/prerm
