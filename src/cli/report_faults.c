@@ -295,7 +295,8 @@ static int max_overlap(const big_ctx *b, int n)
         int k = 0;
         for (int j = 0; j < n; j++) {
             const rp_job *y = &b[j].job;
-            if (y->started_at > 0 && y->finished_at > 0 && y->started_at <= x->started_at && x->started_at < y->finished_at)
+            if (y->started_at > 0 && y->finished_at > 0 && y->started_at <= x->started_at &&
+                x->started_at < y->finished_at)
                 k++;
         }
         if (k > best)

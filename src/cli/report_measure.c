@@ -378,7 +378,8 @@ static int save_input(const rp_report *r, const rp_input *in, char paths[2][1200
             rc = -1;
             continue;
         }
-        if (fwrite(k ? in->mask : in->image, 1, k ? in->mask_len : in->image_len, f) != (k ? in->mask_len : in->image_len))
+        size_t len = k ? in->mask_len : in->image_len;
+        if (fwrite(k ? in->mask : in->image, 1, len, f) != len)
             rc = -1;
         if (fclose(f))
             rc = -1;

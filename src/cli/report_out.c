@@ -293,7 +293,8 @@ static void md_cells(FILE *f, const rp_report *r)
     fprintf(f, "## Latency and memory per model and size\n\n"
                "| model | size | runs | end to end p50 / p95 / max (s) | outside client p50 (s) | ours / outside | "
                "engine p50 / p95 / max (s) | CPU s | job peak (MiB) | RSS above idle (MiB) | process peak (MiB) | "
-               "admission predicted (MiB) | law now (MiB) | result write (ms) | GPU peak (MiB) | load 1 min | errors |\n"
+               "admission predicted (MiB) | law now (MiB) | result write (ms) | GPU peak (MiB) | load 1 min | "
+               "errors |\n"
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->ncells; i++) {
         const rp_cell *c = &r->cells[i];
@@ -314,12 +315,14 @@ static void md_cells(FILE *f, const rp_report *r)
     }
     fprintf(f, "\nThe outside client is %s: the same input files sent to `POST /api/v1/inpaint`, one job next to "
                "each of ours (alternately before and after), timed by the client itself; the ratio is the median "
-               "of each pair's ratio (a pair ran back to back, under the same load). Load average (1, 5, 15 min) %.2f %.2f %.2f before the runs, %.2f %.2f %.2f after. "
+               "of each pair's ratio (a pair ran back to back, under the same load). Load average (1, 5, 15 min) "
+               "%.2f %.2f %.2f before the runs, %.2f %.2f %.2f after. "
                "Result writes (write, fsync, rename): p50 %.2f ms, p95 %.2f ms over the whole run. GPU: %s.\n\n",
             r->outside_client, r->load_start[0], r->load_start[1], r->load_start[2], r->load_end[0], r->load_end[1],
             r->load_end[2], r->disk_write_p50_ms, r->disk_write_p95_ms,
-            r->ncells && r->cells[0].gpu_peak >= 0 ? "the largest memory in use in the server's samples during each cell"
-                                                    : "n/a (the server sees no GPU)");
+            r->ncells && r->cells[0].gpu_peak >= 0
+                ? "the largest memory in use in the server's samples during each cell"
+                : "n/a (the server sees no GPU)");
 }
 
 static void md_tier_cells(FILE *f, const int *w, const int *h)

@@ -317,7 +317,8 @@ int rp_outside_job(const rp_server *s, const char *image_path, const char *mask_
         n += (size_t)snprintf(cfg + n, sizeof cfg - n, "%s", line);
     }
     n += (size_t)snprintf(cfg + n, sizeof cfg - n,
-                          "silent\noutput = \"/dev/null\"\nmax-time = 3600\nwrite-out = \"%%{http_code} %%{time_total} %%header{x-pixmend-seconds}\"\n");
+                          "silent\noutput = \"/dev/null\"\nmax-time = 3600\n"
+                          "write-out = \"%%{http_code} %%{time_total} %%header{x-pixmend-seconds}\"\n");
     if (n >= sizeof cfg)
         return PM_EINVAL;
     int in[2], out[2];
@@ -347,7 +348,8 @@ int rp_outside_job(const rp_server *s, const char *image_path, const char *mask_
         char buf[128];
         size_t got = 0;
         ssize_t k;
-        while (got + 1 < sizeof buf && ((k = read(out[0], buf + got, sizeof buf - 1 - got)) > 0 || (k < 0 && errno == EINTR)))
+        while (got + 1 < sizeof buf &&
+               ((k = read(out[0], buf + got, sizeof buf - 1 - got)) > 0 || (k < 0 && errno == EINTR)))
             got += k > 0 ? (size_t)k : 0;
         buf[got] = '\0';
         int st, code = 0;
