@@ -38,7 +38,7 @@ static void req_init(req *r, pm_server *srv, struct mg_connection *conn)
 }
 
 /* After an early answer (413, 503, 415 before the body was read), reads and
- * discards what the client pm_srv_is still sending, for up to 2 s and
+ * discards what the client is still sending, for up to 2 s and
  * --max-upload + 16 MiB bytes, so that closing the connection does not reset
  * it before the client has read the answer (a client still sending more than
  * that sees the answer only if it reads while it sends). */
@@ -204,7 +204,7 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
         pm_sb_printf(&sb,
                      "{\"ready\":false,\"state\":\"paused\",\"admission\":{\"paused\":true,\"gauge\":%.4f,"
                      "\"high_mark\":%.4f,\"low_mark\":%.4f,\"source\":\"%s\"},\"error\":{\"code\":\"paused\","
-                     "\"message\":\"intake pm_srv_is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); "
+                     "\"message\":\"intake is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); "
                      "it resumes below %.0f %%\"}}",
                      ss.gauge, ss.high_mark, ss.low_mark, ss.gauge_source, ss.gauge * 100, ss.gauge_source,
                      ss.high_mark * 100, ss.low_mark * 100);
@@ -216,8 +216,8 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
     } else {
         pm_sb_printf(&sb, "{\"ready\":false,\"state\":\"%s\",\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                      pm_srv_state_name(st), pm_srv_state_name(st),
-                     st == PM_SERVER_LOADING ? "the server pm_srv_is loading its models"
-                                             : "the server pm_srv_is shutting down");
+                     st == PM_SERVER_LOADING ? "the server is loading its models"
+                                             : "the server is shutting down");
         const char *extra[] = {"Retry-After", st == PM_SERVER_LOADING ? "5" : "30", NULL};
         pm_srv_send_json(&r, 503, &sb, extra);
     }
@@ -427,7 +427,7 @@ void pm_server_set_state(pm_server *srv, pm_server_state st)
 {
     int old = atomic_exchange(&srv->state, (int)st);
     if (old != (int)st) {
-        pm_info("server_state", "server pm_srv_is %s", pm_srv_state_name(st));
+        pm_info("server_state", "server is %s", pm_srv_state_name(st));
         pm_srv_broadcast_status(srv);
     }
 }
@@ -436,7 +436,7 @@ void pm_server_keys_reloaded(pm_server *srv)
 {
     int n = pm_ws_revalidate(srv->hub, pm_access_ws_still_valid, &srv->access);
     if (n)
-        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key pm_srv_is no longer valid", n);
+        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key is no longer valid", n);
 }
 
 void pm_server_stop(pm_server *srv)

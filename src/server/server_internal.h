@@ -20,6 +20,7 @@
 #include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "sched/gate.h"
+#include "sched/options.h"
 
 #include <civetweb.h>
 #include <errno.h>

@@ -8,7 +8,7 @@ const char *pm_srv_state_name(int st)
     return st == PM_SERVER_READY ? "ready" : st == PM_SERVER_DRAINING ? "draining" : "loading";
 }
 
-/* Sends a complete response. `extra` pm_srv_is a NULL-terminated list of header
+/* Sends a complete response. `extra` is a NULL-terminated list of header
  * name/value pairs (may be NULL). */
 void pm_srv_send_response(req *r, int status, const char *ctype, const void *body, size_t len,
                           const char *const *extra)
@@ -79,7 +79,7 @@ void pm_srv_send_error(req *r, int status, const char *code, const char *msg)
 void pm_srv_send_method_not_allowed(req *r, const char *allow)
 {
     char msg[160];
-    snprintf(msg, sizeof msg, "%s pm_srv_is not allowed on %s; use %s", r->method, r->path, allow);
+    snprintf(msg, sizeof msg, "%s is not allowed on %s; use %s", r->method, r->path, allow);
     pm_srv_send_error_ex(r, 405, "method_not_allowed", msg, 0, allow);
 }
 

@@ -144,7 +144,7 @@ int pm_srv_valid_id(const char *s, size_t n)
 void pm_srv_send_unknown_job(req *r, const char *id)
 {
     char msg[256];
-    snprintf(msg, sizeof msg, "no job '%.40s': the id pm_srv_is unknown or the job expired", id);
+    snprintf(msg, sizeof msg, "no job '%.40s': the id is unknown or the job expired", id);
     pm_srv_send_error(r, 404, "job_not_found", msg);
 }
 
@@ -186,7 +186,7 @@ void pm_srv_route_result(req *r, const char *id)
     }
     if (info.state != PM_JOB_DONE || info.sync) {
         if (info.state == PM_JOB_QUEUED || info.state == PM_JOB_RUNNING) {
-            snprintf(msg, sizeof msg, "job %s pm_srv_is %s; its result pm_srv_is not ready (watch /ws?job=%s or poll %s/jobs/%s)",
+            snprintf(msg, sizeof msg, "job %s is %s; its result is not ready (watch /ws?job=%s or poll %s/jobs/%s)",
                      id, pm_job_state_name(info.state), id, API_PREFIX, id);
             pm_srv_send_error_ex(r, 409, "not_ready", msg, 1, NULL);
         } else {
@@ -203,7 +203,7 @@ void pm_srv_route_result(req *r, const char *id)
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
-        snprintf(msg, sizeof msg, "the result of job %s pm_srv_is gone (expired or evicted)", id);
+        snprintf(msg, sizeof msg, "the result of job %s is gone (expired or evicted)", id);
         pm_srv_send_error(r, 404, "result_not_found", msg);
         return;
     }
