@@ -112,8 +112,12 @@ class Contract(unittest.TestCase):
         finally:
             ws.close()
 
-        # Every event, whatever its type, is one of the schema's.
+        # Every event is one of the schema's (checked against its own type's
+        # definition first, for a precise message, then against the union).
         for m in msgs:
+            own = str(m.get("type", "")).capitalize() + "Event"
+            if own in SCHEMA["$defs"]:
+                check(self, own, m, "event %s" % m["type"])
             check(self, None, m, "event %s" % m.get("type"))
         wanted = EVENT_TYPES if FAKE_NVML and os.path.exists(FAKE_NVML) else EVENT_TYPES - {"paused", "resumed"}
         self.assertEqual({m["type"] for m in msgs} & wanted, wanted)
