@@ -47,6 +47,8 @@ int pm_option_parse(const pm_option_range *o, const char *s, int *out)
             *out = p->value;
             return 0;
         }
+    if (!(*s == '-' || (*s >= '0' && *s <= '9')))
+        return PM_EINVAL; /* strtol would skip spaces and take a '+' */
     char *end;
     long v = strtol(s, &end, 10);
     if (*end || end == s || v < o->min || v > o->max || (v - o->min) % o->step)
