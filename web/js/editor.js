@@ -89,7 +89,7 @@ export class Editor {
   // ---------------------------------------------------------------- models
   setModels(models) {
     this.models = models.filter((m) => m.task === 'inpaint');
-    fillModelSelect(this.el.model, this.models, prefs.get('model', ''), 'patchmatch',
+    fillModelSelect(this.el.model, this.models, prefs.get('model', ''),
       'No inpainting model is available on this server.');
     const hint = this.models.some((m) => m.name === 'lama') ? ''
       : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
