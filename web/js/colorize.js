@@ -103,7 +103,7 @@ export class Colorizer {
   setModels(models) {
     const list = models.filter((m) => m.task === 'colorize');
     this.available = list.length > 0;
-    this.applyLimits(optionLimits());
+    this.applyLimits(optionLimits()?.input_size);
     fillModelSelect(this.el.model, list, prefs.get('coModel', ''), 'No colorize model configured');
     this.el.tab.setAttribute('aria-disabled', String(!this.available));
     this.el.tab.title = this.available ? '' : 'No colorize model is configured on this server';
