@@ -74,9 +74,13 @@ class Contract(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        rc = cls.srv.stop()
+        err = cls.srv.stderr()
         cls.srv.cleanup()
         cls.tmp.cleanup()
+        # Under ASan/UBSan a report ends the server non-zero or at least in its stderr.
+        if rc != 0 or "runtime error" in err or "Sanitizer" in err:
+            raise AssertionError("the server ended with %r: %s" % (rc, err[-2000:]))
 
     @classmethod
     def set_gpu(cls, fraction):
