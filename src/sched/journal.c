@@ -10,11 +10,28 @@
 #include <string.h>
 #include <strings.h>
 
+/* The result columns of the select of jobs, by name: each member holds the
+ * index of the column of the same name (found once, when the journal opens). */
+#define JOB_COLUMN_LIST                                                                                      \
+    X(seq) X(id) X(state) X(task) X(model) X(priority) X(format) X(quality) X(hd_strategy) X(mask_resize)   \
+    X(has_mask) X(width) X(height) X(created) X(started) X(finished) X(attempts) X(result_path)              \
+    X(result_bytes) X(error_code) X(error_message) X(input_size) X(mask_dilate) X(owner) X(strip_metadata)  \
+    X(strip_gps) X(jpeg_reencode)
+
+typedef struct job_cols {
+#define X(f) int f;
+    JOB_COLUMN_LIST
+#undef X
+} job_cols;
+
 struct pm_journal {
     sqlite3 *db;            /* owned */
     pthread_mutex_t lock;   /* one statement sequence at a time */
     sqlite3_stmt *ins, *upd, *trans, *sel, *del_job, *del_trans, *count; /* owned */
+    job_cols cols;          /* of sel */
 };
+
+static int find_columns(sqlite3_stmt *st, job_cols *c);
 
 /* The schema this code writes (PRAGMA user_version). Version 0 is the
  * journal before the version was kept: task, format, hd_strategy and
@@ -273,7 +290,8 @@ int pm_journal_open(const char *path, pm_journal **out)
         (rc = prepare(j, "SELECT seq, " JOB_FIELDS " FROM jobs ORDER BY seq", &j->sel)) ||
         (rc = prepare(j, "DELETE FROM jobs WHERE id = :id", &j->del_job)) ||
         (rc = prepare(j, "DELETE FROM transitions WHERE job_id = :id", &j->del_trans)) ||
-        (rc = prepare(j, "SELECT count(*) FROM transitions WHERE job_id = :id AND to_state = :to", &j->count)))
+        (rc = prepare(j, "SELECT count(*) FROM transitions WHERE job_id = :id AND to_state = :to", &j->count)) ||
+        (rc = find_columns(j->sel, &j->cols)))
         goto finalize;
     pthread_mutex_init(&j->lock, NULL);
     *out = j;
@@ -338,20 +356,21 @@ static int column(sqlite3_stmt *st, const char *name)
     return -1;
 }
 
-static const char *col_text(sqlite3_stmt *st, const char *name)
+/* Finds every column of JOB_COLUMN_LIST in `st`; PM_EINTERNAL names one it lacks. */
+static int find_columns(sqlite3_stmt *st, job_cols *c)
 {
-    const unsigned char *t = sqlite3_column_text(st, column(st, name));
+#define X(f)                                                                                                 \
+    if ((c->f = column(st, #f)) < 0)                                                                         \
+        return pm_errorf(PM_EINTERNAL, "job journal: the select of jobs has no column %s", #f);
+    JOB_COLUMN_LIST
+#undef X
+    return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
     return t ? (const char *)t : "";
-}
-
-static int64_t col_int(sqlite3_stmt *st, const char *name)
-{
-    return (int64_t)sqlite3_column_int64(st, column(st, name));
-}
-
-static double col_double(sqlite3_stmt *st, const char *name)
-{
-    return sqlite3_column_double(st, column(st, name));
 }
 
 static int exec_simple(pm_journal *j, const char *sql)
@@ -482,43 +501,43 @@ end_tx:
 
 /* One row of the jobs table as a job; 0, or -1 for a row whose names this
  * version does not know (a newer pixmend wrote it: left alone). */
-static int read_row(sqlite3_stmt *st, pm_job_info *in)
+static int read_row(sqlite3_stmt *st, const job_cols *c, pm_job_info *in)
 {
     memset(in, 0, sizeof *in);
-    int state = state_parse(col_text(st, "state"));
-    int task = pm_task_parse(col_text(st, "task"));
-    int format = format_parse(col_text(st, "format"));
-    int strategy = pm_hd_strategy_parse(col_text(st, "hd_strategy"));
+    int state = state_parse(col_text(st, c->state));
+    int task = pm_task_parse(col_text(st, c->task));
+    int format = format_parse(col_text(st, c->format));
+    int strategy = pm_hd_strategy_parse(col_text(st, c->hd_strategy));
     if (state < 0 || task < 0 || format < 0 || strategy < 0)
         return -1;
-    snprintf(in->id, sizeof in->id, "%s", col_text(st, "id"));
+    snprintf(in->id, sizeof in->id, "%s", col_text(st, c->id));
     in->state = (pm_job_state)state;
     pm_job_spec *sp = &in->spec;
     sp->task = (enum pm_task)task;
-    snprintf(sp->model, sizeof sp->model, "%s", col_text(st, "model"));
-    sp->priority = (int)col_int(st, "priority");
+    snprintf(sp->model, sizeof sp->model, "%s", col_text(st, c->model));
+    sp->priority = sqlite3_column_int(st, c->priority);
     sp->format = (enum pm_format)format;
-    sp->quality = (int)col_int(st, "quality");
+    sp->quality = sqlite3_column_int(st, c->quality);
     sp->hd_strategy = strategy;
-    sp->mask_resize = (int)col_int(st, "mask_resize");
-    sp->input_size = (int)col_int(st, "input_size");
-    sp->mask_dilate = (int)col_int(st, "mask_dilate");
-    snprintf(sp->owner, sizeof sp->owner, "%s", col_text(st, "owner"));
-    sp->strip_metadata = col_int(st, "strip_metadata") != 0;
-    sp->strip_gps = col_int(st, "strip_gps") != 0;
-    sp->jpeg_reencode = col_int(st, "jpeg_reencode") != 0;
-    in->has_mask = (int)col_int(st, "has_mask");
-    in->width = (int)col_int(st, "width");
-    in->height = (int)col_int(st, "height");
-    in->created = col_double(st, "created");
-    in->started = col_double(st, "started");
-    in->finished = col_double(st, "finished");
-    in->attempts = (int)col_int(st, "attempts");
-    snprintf(in->result_path, sizeof in->result_path, "%s", col_text(st, "result_path"));
-    in->result_bytes = (uint64_t)col_int(st, "result_bytes");
-    const char *code = col_text(st, "error_code");
+    sp->mask_resize = sqlite3_column_int(st, c->mask_resize);
+    sp->input_size = sqlite3_column_int(st, c->input_size);
+    sp->mask_dilate = sqlite3_column_int(st, c->mask_dilate);
+    snprintf(sp->owner, sizeof sp->owner, "%s", col_text(st, c->owner));
+    sp->strip_metadata = sqlite3_column_int(st, c->strip_metadata) != 0;
+    sp->strip_gps = sqlite3_column_int(st, c->strip_gps) != 0;
+    sp->jpeg_reencode = sqlite3_column_int(st, c->jpeg_reencode) != 0;
+    in->has_mask = sqlite3_column_int(st, c->has_mask);
+    in->width = sqlite3_column_int(st, c->width);
+    in->height = sqlite3_column_int(st, c->height);
+    in->created = sqlite3_column_double(st, c->created);
+    in->started = sqlite3_column_double(st, c->started);
+    in->finished = sqlite3_column_double(st, c->finished);
+    in->attempts = sqlite3_column_int(st, c->attempts);
+    snprintf(in->result_path, sizeof in->result_path, "%s", col_text(st, c->result_path));
+    in->result_bytes = (uint64_t)sqlite3_column_int64(st, c->result_bytes);
+    const char *code = col_text(st, c->error_code);
     in->error_code = code[0] ? pm_error_parse(code) : 0;
-    snprintf(in->error, sizeof in->error, "%s", col_text(st, "error_message"));
+    snprintf(in->error, sizeof in->error, "%s", col_text(st, c->error_message));
     in->queue_position = -1;
     return 0;
 }
@@ -531,9 +550,9 @@ int pm_journal_load(pm_journal *j, pm_journal_row_fn fn, void *user)
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         pm_job_info in;
-        if (read_row(st, &in))
+        if (read_row(st, &j->cols, &in))
             continue;
-        if ((rc = fn(user, &in, (int64_t)col_int(st, "seq"))) != 0)
+        if ((rc = fn(user, &in, (int64_t)sqlite3_column_int64(st, j->cols.seq))) != 0)
             break;
     }
     if (rc == 0 && r != SQLITE_DONE && r != SQLITE_ROW)
