@@ -194,6 +194,12 @@ typedef struct pm_image_info {
 /* Reads the header of an encoded image and checks it against `lim` (NULL =
  * defaults). Errors: PM_EEMPTY, PM_EFORMAT, PM_ETRUNCATED, PM_ECORRUPT, PM_ETOOBIG. */
 int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info);
+/* pm_image_probe that also checks the file name `name` (may be NULL) as
+ * pm_image_decode does: PM_EEXTENSION when its extension names another format.
+ * Everything pm_image_decode refuses from the header, this refuses with the
+ * same code and sentence; damage inside the pixel data shows only in a decode. */
+int pm_image_probe_named(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                         pm_image_info *info);
 
 /* Decodes PNG, JPEG or WebP from memory into *out (caller owns; pm_image_free).
  * PNG 16-bit is reduced to 8; palette expands to RGB(A); gray+alpha becomes RGBA;

@@ -11,6 +11,14 @@
 #define PM_XSTR(x) PM_STR_(x)
 #include <stdint.h>
 
+/* The short machine-readable name of a PM_E* code ("too_large",
+ * "corrupt_image", ...; "ok" for 0, "internal" for codes without one): the
+ * "code" of the API's error objects and what the job journal stores. A static
+ * string. pm_error_parse is the inverse ("" and "ok" give 0, unknown names
+ * PM_EINTERNAL). */
+const char *pm_error_name(int code);
+int pm_error_parse(const char *name);
+
 /* Monotonic time in seconds / nanoseconds. */
 double pm_now(void);
 uint64_t pm_now_ns(void);

@@ -322,12 +322,20 @@ static int check_extension(const char *name, enum pm_format fmt)
 
 int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info)
 {
+    return pm_image_probe_named(data, len, lim, NULL, info);
+}
+
+int pm_image_probe_named(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                         pm_image_info *info)
+{
     if (!info)
         return pm_errorf(PM_EINVAL, "pm_image_probe: info is NULL");
     memset(info, 0, sizeof *info);
     enum pm_format fmt;
     int rc = classify(data, len, lim, &fmt);
     if (rc)
+        return rc;
+    if (name && (rc = check_extension(name, fmt)))
         return rc;
     switch (fmt) {
     case PM_FMT_PNG: rc = pm_img_png_probe(data, len, lim, info); break;

@@ -155,9 +155,11 @@ int pm_sched_start(pm_sched *s);
 /* Sets the function that receives job events; NULL to stop. */
 void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user);
 
-/* Accepts a job: checks and decodes its inputs (limits, formats, mask size;
- * errors PM_EINVAL for a missing mask or a mask for colorization, PM_EEMPTY,
- * PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION when undecodable,
+/* Accepts a job: checks its inputs, the image from its header only and the
+ * mask decoded (limits, formats, mask size; errors PM_EINVAL for a missing
+ * mask or a mask for colorization, PM_EEMPTY, PM_EFORMAT/PM_ECORRUPT/
+ * PM_ETRUNCATED/PM_EEXTENSION when the image's header or the mask is
+ * unreadable; damage inside the image's pixel data fails the job instead),
  * PM_ETOOBIG, PM_EMISMATCH when the mask size differs and mask_resize is 0,
  * PM_EMASKEMPTY when the mask (grown or shrunk by mask_dilate) selects nothing,
  * PM_EINVAL when |mask_dilate| exceeds PM_MASK_DILATE_MAX,

@@ -1,8 +1,9 @@
 /* The HTTP service on civetweb (see server.h and docs/api.md).
  *
  * Debian's civetweb runs handlers on threads with 100 KiB stacks: handlers
- * keep big buffers on the heap, and decoding (in pm_sched_submit) runs on a
- * thread of its own.
+ * keep big buffers on the heap. pm_sched_submit runs here: it reads the
+ * image's header and decodes the mask, which peaks at about 39 KiB of the
+ * 100 (tests/unit/test_submit_stack.c, docs/benchmarks.md).
  *
  * Every civetweb thread runs one request at a time; a handler reads the body
  * into memory (bounded by --max-upload and a minimum transfer rate), parses

@@ -98,6 +98,9 @@ void pm_srv_route_sync(req *r, enum pm_task task)
         case PM_EINVAL:
         case PM_EMISMATCH:
         case PM_ENOSOURCE: status = 422; break;
+        case PM_EFORMAT: /* the pixel data, which submission does not decode */
+        case PM_ECORRUPT:
+        case PM_ETRUNCATED: status = 415; break;
         case PM_ETIMEOUT: status = 504; break;
         case PM_ECANCELLED:
             if (atomic_load(&srv->state) == PM_SERVER_DRAINING || pm_sched_draining(srv->sched)) {
