@@ -3,7 +3,6 @@
 #include "base/base.h"
 #include "pipeline/pipeline.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
