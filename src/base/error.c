@@ -28,6 +28,7 @@ const char *pm_strerror(int code)
     case PM_ETIMEOUT: return "timed out";
     case PM_EINTERNAL: return "internal error";
     case PM_EMASKEMPTY: return "the mask selects nothing";
+    case PM_EUNAVAIL: return "a service it depends on is unreachable";
     default: return "unknown error";
     }
 }

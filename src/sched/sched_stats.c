@@ -77,10 +77,14 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->queue_wait = s->queue_wait;
     st->run_seconds = s->run_seconds;
     pthread_mutex_unlock(&s->lock);
+    if (s->cfg.store)
+        s->cfg.store->ops->stats(s->cfg.store, st);
 }
 
 int pm_sched_retry_after(pm_sched *s)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->retry_after(s->cfg.store);
     pthread_mutex_lock(&s->lock);
     double rate = pm_sched_drain_rate_locked(s);
     if (rate <= 0)

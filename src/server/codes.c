@@ -23,6 +23,7 @@ const char *pm_error_code_name(int rc)
     case PM_EMASKEMPTY: return "empty_mask";
     case PM_ENOSOURCE: return "no_source";
     case PM_ETIMEOUT: return "timeout";
+    case PM_EUNAVAIL: return "unavailable";
     default: return "internal";
     }
 }
