@@ -131,13 +131,13 @@ static void parse_stats(const redisReply *r, snapshot *s)
     }
 }
 
-/* Reads the queue's state from Redis (at most every SNAP_MAX_AGE s) into
+/* Reads the queue's state from Redis (unless `force`, at most every SNAP_MAX_AGE s) into
  * *out: 0, or PM_EUNAVAIL (then *out is the last reading). */
-static int snapshot_get(front *f, snapshot *out)
+static int snapshot_get(front *f, snapshot *out, int force)
 {
     double now = pm_now();
     pthread_mutex_lock(&f->lock);
-    int fresh = f->snap.t > 0 && now - f->snap.t < SNAP_MAX_AGE;
+    int fresh = !force && f->snap.t > 0 && now - f->snap.t < SNAP_MAX_AGE;
     if (fresh)
         *out = f->snap;
     pthread_mutex_unlock(&f->lock);
@@ -211,7 +211,7 @@ static int op_admit(pm_jobstore *st, const pm_job_info *job)
 {
     front *f = front_of(st);
     snapshot s;
-    int rc = snapshot_get(f, &s);
+    int rc = snapshot_get(f, &s, 1); /* the bound is checked on a fresh reading */
     if (rc)
         return rc;
     pthread_mutex_lock(&f->lock);
@@ -573,7 +573,7 @@ static void op_stats(pm_jobstore *st, pm_sched_stats *io)
 {
     front *f = front_of(st);
     snapshot s;
-    snapshot_get(f, &s);
+    snapshot_get(f, &s, 0);
     pthread_mutex_lock(&f->lock);
     io->drain_rate = f->rate;
     pthread_mutex_unlock(&f->lock);
@@ -610,7 +610,7 @@ static int op_retry_after(pm_jobstore *st)
 {
     front *f = front_of(st);
     snapshot s;
-    snapshot_get(f, &s);
+    snapshot_get(f, &s, 0);
     pthread_mutex_lock(&f->lock);
     double rate = f->rate;
     pthread_mutex_unlock(&f->lock);

@@ -747,9 +747,10 @@ static void *beat_main(void *arg)
             if (px > largest)
                 largest = px;
         }
-        redisReply *h = pm_rconn_cmdf(&c, "HSET %s %s running=%d slots=%d budget=%llu largest=%llu ts=%.3f",
-                                      PM_FLEET_WORKERS, w->name, running, w->nslots,
-                                      (unsigned long long)st->mem_budget, (unsigned long long)largest, pm_wall_time());
+        char report[200];
+        snprintf(report, sizeof report, "running=%d slots=%d budget=%llu largest=%llu ts=%.3f", running, w->nslots,
+                 (unsigned long long)st->mem_budget, (unsigned long long)largest, pm_wall_time());
+        redisReply *h = pm_rconn_cmdf(&c, "HSET %s %s %s", PM_FLEET_WORKERS, w->name, report);
         free_reply(h);
         redisReply *q[4];
         const char *a0[] = {"XLEN", pm_fleet_stream(0)}, *a1[] = {"XLEN", pm_fleet_stream(1)};
