@@ -36,7 +36,7 @@ static void send_all(int fd, const char *p, size_t n)
 
 static void answer(pm_worker_http *h, int c)
 {
-    char req[2048];
+    char req[2048] = "";
     size_t got = 0;
     double until = pm_now() + 2;
     while (got < sizeof req - 1 && !strstr(req, "\r\n\r\n") && pm_now() < until) {

@@ -345,6 +345,81 @@ class TestFleet(FleetCase):
         self.assertEqual(self.submit(front) is not None, True)
 
 
+class TestFleetWorkers(FleetCase):
+    def test_sigterm_hands_the_running_job_back(self):
+        front = self.front()
+        a = self.worker("a", "--job-delay-ms", str(4000 * SLOW), "--drain-seconds", "0.3")
+        jid = self.submit(front)
+        wait_until(lambda: front.job(jid)["state"] == "running", timeout=20, what="job to start on a")
+        t0 = time.time()
+        self.assertEqual(a.stop(), 0)
+        self.assertLess(time.time() - t0, 10 * SLOW)
+        self.assertIn("handed back to the queue", a.log())
+        j = front.job(jid)
+        self.assertEqual((j["state"], j["attempts"]), ("queued", 0), j)
+        self.worker("b", "--job-delay-ms", "20")
+        j = front.wait_job(jid, timeout=30 * SLOW)
+        self.assertEqual((j["state"], j["attempts"]), ("done", 1), j)
+        self.assertEqual(self.record(jid, "worker"), "b")
+
+    def test_cancel_running_job_on_a_worker(self):
+        front = self.front()
+        self.worker("a", "--job-delay-ms", str(5000 * SLOW))
+        jid = self.submit(front)
+        wait_until(lambda: front.job(jid)["state"] == "running", timeout=20, what="job to start")
+        r = front.request("DELETE", "/api/v1/jobs/" + jid)
+        self.assertEqual(r.status, 202, r)
+        j = front.wait_job(jid, timeout=20 * SLOW)
+        self.assertEqual(j["state"], "cancelled", j)
+        self.assertEqual(front.get("/api/v1/jobs/%s/result" % jid).status, 409)
+
+    def test_worker_never_exceeds_its_budget(self):
+        # patchmatch predicts about 1.27 MB for 64x48: a 2 MB budget fits one job, never two
+        front = self.front()
+        w = self.worker("w", "--workers", "2", "--mem-budget", "2M", "--job-delay-ms", "150")
+        ids = [self.submit(front) for _ in range(5)]
+        seen = []
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                m = w.metrics()
+                seen.append((metric(m, "pixmend_fleet_worker_running_jobs"),
+                             metric(m, "pixmend_fleet_worker_reserved_bytes")))
+                time.sleep(0.02)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        for jid in ids:
+            self.assertEqual(front.wait_job(jid, timeout=40 * SLOW)["state"], "done")
+        stop.set()
+        t.join()
+        seen = [x for x in seen if x[0] is not None]
+        self.assertTrue(seen)
+        # the predictions of the jobs it runs together never exceed its budget: never two at once
+        self.assertTrue(all(b <= 2 * 1024 * 1024 for _, b in seen), seen)
+        one = front.job(ids[0])["resources"]["predicted_bytes"]
+        self.assertTrue(2 * one > 2 * 1024 * 1024 >= one, one)
+        self.assertEqual(max(b for _, b in seen), one, seen)
+
+    def test_front_with_its_own_workers_and_redis_down(self):
+        front = Server(["--redis", self.redis.url, "--workers", "2"])
+        self.things.append(front)
+        ids = [self.submit(front) for _ in range(4)]
+        for jid in ids:
+            self.assertEqual(front.wait_job(jid, timeout=30 * SLOW)["state"], "done")
+        r = front.post_form("/api/v1/inpaint", {}, {"image": ("i.png", self.img, "image/png"),
+                                                    "mask": ("m.png", self.mask, "image/png")})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body[:8], b"\x89PNG\r\n\x1a\n")
+        self.redis.kill9()
+        r = front.get("/api/v1/jobs/" + ids[0])
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("unreachable", r.body.decode())
+        self.redis.start()
+        wait_until(lambda: front.get("/api/v1/jobs/" + ids[0]).status == 200, timeout=10, what="the front to recover")
+        self.assertEqual(front.stop(), 0)
+
+
 class TestFleetStart(unittest.TestCase):
     def test_unreachable_redis_one_line_exit_1(self):
         port = free_port()
