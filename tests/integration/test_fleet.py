@@ -48,7 +48,7 @@ class Redis:
     def _try_ping(self):
         try:
             return self.cmd("PING") == "PONG"
-        except OSError:
+        except (OSError, RuntimeError):  # not listening yet, or LOADING the AOF
             return False
 
     @property
@@ -142,11 +142,18 @@ class Worker:
 
     def cleanup(self):
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()  # SIGTERM: a clean exit lets the sanitizers report
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
         for f in (self.proc.stdout, self.proc.stderr):
             f.close()
         self.tmp.cleanup()
+        if "Sanitizer" in err or "runtime error" in err:
+            raise AssertionError("worker %s: %s" % (self.name, err[-3000:]))
 
 
 def metric(text, name):
@@ -164,9 +171,19 @@ class FleetCase(unittest.TestCase):
         self.mask = png_bytes(test_mask())
 
     def tearDown(self):
+        errors = []
         for t in reversed(self.things):
-            t.cleanup()
+            if isinstance(t, Server) and t.proc.poll() is None:
+                t.stop()
+                err = t.stderr()
+                if "Sanitizer" in err or "runtime error" in err:
+                    errors.append(err[-3000:])
+            try:
+                t.cleanup()
+            except AssertionError as e:
+                errors.append(str(e))
         self.redis.cleanup()
+        self.assertEqual(errors, [])
 
     def front(self, *args):
         s = Server(["--redis", self.redis.url, "--workers", "0"] + list(args))
@@ -193,6 +210,7 @@ class TestFleet(FleetCase):
         w1 = self.worker("w1", "--job-delay-ms", "40")
         w2 = self.worker("w2", "--job-delay-ms", "40")
         ws = WSClient(front.port)
+        self.assertEqual(ws.recv_json()["type"], "status")  # subscribed
         ids = [self.submit(front) for _ in range(16)]
         events = ws.collect(lambda m: sum(1 for e in m if e.get("type") == "done") >= 16, timeout=60 * SLOW)
         ws.close()
@@ -307,6 +325,7 @@ class TestFleet(FleetCase):
         f2 = self.front()
         self.worker("w", "--job-delay-ms", "100")
         ws2 = WSClient(f2.port)
+        self.assertEqual(ws2.recv_json()["type"], "status")
         jid = self.submit(f1)
         ev = ws2.collect(lambda m: any(e.get("job") == jid and e["type"] in TERMINAL for e in m), timeout=30 * SLOW)
         types = [e["type"] for e in ev if e.get("job") == jid]
@@ -320,6 +339,7 @@ class TestFleet(FleetCase):
         r = f3.get("/api/v1/jobs/%s/result" % jid)
         self.assertEqual(r.status, 200)
         ws3 = WSClient(f3.port)
+        self.assertEqual(ws3.recv_json()["type"], "status")
         j2 = self.submit(f2)
         ev = ws3.collect(lambda m: any(e.get("job") == j2 and e["type"] == "done" for e in m), timeout=30 * SLOW)
         self.assertEqual([e["type"] for e in ev if e.get("job") == j2][0], "queued")
