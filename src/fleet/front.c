@@ -49,6 +49,7 @@ typedef struct front {
     pthread_t sub;
     int sub_started;
     atomic_int stop;
+    atomic_int subscribed;     /* the event thread listens (events before that are not seen here) */
 } front;
 
 static front *front_of(pm_jobstore *st)
@@ -673,6 +674,7 @@ static void *sub_main(void *arg)
                 continue;
             }
             freeReplyObject(r);
+            atomic_store(&f->subscribed, 1);
             if (warned)
                 pm_info("fleet_events_back", "receiving job events from Redis again");
             fails = warned = 0;
@@ -711,6 +713,7 @@ int pm_fleet_front_open(const pm_fleet_config *fc, const pm_sched_config *sc, pm
     f->max_wait = sc->max_wait;
     f->result_ttl = sc->result_ttl > 0 ? sc->result_ttl : 86400;
     atomic_init(&f->stop, 0);
+    atomic_init(&f->subscribed, 0);
     pthread_mutex_init(&f->lock, NULL);
     pm_cond_init_monotonic(&f->ended_cv);
     pm_rpool_init(&f->pool, &f->url, 2);
@@ -731,6 +734,8 @@ int pm_fleet_front_open(const pm_fleet_config *fc, const pm_sched_config *sc, pm
         goto destroy;
     }
     f->sub_started = 1;
+    for (int i = 0; i < 200 && !atomic_load(&f->subscribed); i++) /* so that no event of its first jobs is missed */
+        usleep(10000);
     *out = &f->base;
     return 0;
 
