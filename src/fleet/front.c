@@ -381,6 +381,8 @@ static int op_get(pm_jobstore *st, const char *id, pm_job_info *out)
 static int op_cancel(pm_jobstore *st, const char *id, pm_job_info *out)
 {
     front *f = front_of(st);
+    if (!pm_fleet_valid_id(id, strlen(id)))
+        return pm_errorf(PM_ENOENT, "no job %.40s: not a job id", id);
     pm_rconn *c = pm_rpool_get(&f->pool);
     if (!c)
         return PM_EUNAVAIL;

@@ -487,7 +487,7 @@ static void run_job(pm_fleet_worker *w, pm_rconn *c, int i, const entry *e, pm_j
     char detail[512];
     snprintf(detail, sizeof detail, "%s", rc ? pm_error_detail() : "");
     flush_events(w);
-    if (rc == PM_ECANCELLED && atomic_load(&w->handback)) {
+    if ((rc == PM_ECANCELLED && atomic_load(&w->handback)) || rc == PM_EBUSY) { /* stopping, or refused here */
         hand_back_entry(w, c, e, 1);
         pm_info("job_handed_back", "job %s handed back to the queue: worker %s is stopping", job->id, w->name);
     } else {
@@ -602,6 +602,10 @@ static void *feeder_main(void *arg)
     c.timeout = 5; /* above the 1 s BLOCK */
     int fails = 0, warned = 0;
     while (!atomic_load(&w->stop)) {
+        if (pm_sched_paused(w->local)) { /* memory in use is past --pause-at: take nothing until it resumes */
+            sleep_unless_quit(w, 0.2);
+            continue;
+        }
         entry e;
         int err = 0;
         int got = take_reclaim(w, &c, &e, &err);
