@@ -3,55 +3,13 @@
  * as a synchronous job of a local pm_sched (which admits it by its memory law
  * and budget), stores the result and acknowledges the entry in one
  * transaction, so that a result becomes visible exactly once. */
-#include "fleet/fleet_internal.h"
+#include "fleet/worker_internal.h"
 #include "base/base.h"
-#include "monitor/sampler.h"
-#include "sched/gate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define EVQ_CAP 256
-#define TAG_FMT "fleet-slot-%d"
-
-typedef struct slot {
-    int busy;                     /* under w->lock */
-    int lane;
-    char eid[48];                 /* the stream entry */
-    pm_job_info job;              /* the fleet's record as taken */
-    char local_id[PM_JOB_ID_LEN + 1]; /* the local job; "" before it is submitted */
-} slot;
-
-typedef struct evq_item {
-    pm_job_event_type type;
-    pm_job_info info;
-} evq_item;
-
-struct pm_fleet_worker {
-    pm_fleet_config fc;
-    pm_sched_config sc;
-    pm_redis_url url;
-    pm_sched *local;
-    char name[128];
-    int nslots;
-    slot *slots;
-    pthread_t *feeders;
-    int nfeeders;
-    pthread_t beat, pub;
-    int beat_started, pub_started;
-    pm_sampler *sampler;
-    pthread_mutex_t lock;         /* slots, the event queue, the fleet reading */
-    pthread_cond_t cv;            /* the event queue drained, a slot freed */
-    evq_item *evq;
-    int evq_head, evq_count, pub_busy;
-    atomic_int stop;              /* take no new job */
-    atomic_int handback;          /* interrupted jobs go back to the queue */
-    atomic_int quit;              /* threads end */
-    atomic_ullong reclaimed, done, failed, cancelled, handed_back;
-    int depth[2], pending;        /* the fleet's queue at the last heartbeat */
-};
 
 typedef struct entry {
     int lane;
@@ -60,14 +18,14 @@ typedef struct entry {
     int reclaimed;
 } entry;
 
-static void sleep_unless_quit(pm_fleet_worker *w, double s)
+void pm_fw_sleep(pm_fleet_worker *w, double s)
 {
     double until = pm_now() + s;
     while (!atomic_load(&w->quit) && pm_now() < until)
         usleep(20000);
 }
 
-static void free_reply(redisReply *r)
+void pm_fw_free_reply(redisReply *r)
 {
     if (r)
         freeReplyObject(r);
@@ -114,7 +72,7 @@ static int take_reclaim(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
         }
         int got = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY &&
                   r->element[1]->elements > 0 && read_entry(r->element[1]->element[0], lane, e) == 0;
-        free_reply(r);
+        pm_fw_free_reply(r);
         if (got) {
             e->reclaimed = 1;
             return 1;
@@ -138,7 +96,7 @@ static int take_new(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
         int got = r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements == 2 &&
                   r->element[0]->element[1]->elements > 0 &&
                   read_entry(r->element[0]->element[1]->element[0], lane, e) == 0;
-        free_reply(r);
+        pm_fw_free_reply(r);
         if (got)
             return 1;
     }
@@ -168,7 +126,7 @@ static int take_new(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
             }
         }
     }
-    free_reply(r);
+    pm_fw_free_reply(r);
     return got;
 }
 
@@ -178,8 +136,8 @@ static int take_new(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
 static void ack_drop(pm_fleet_worker *w, pm_rconn *c, const entry *e)
 {
     (void)w;
-    free_reply(pm_rconn_cmdf(c, "XACK %s %s %s", pm_fleet_stream(e->lane), PM_FLEET_GROUP, e->eid));
-    free_reply(pm_rconn_cmdf(c, "XDEL %s %s", pm_fleet_stream(e->lane), e->eid));
+    pm_fw_free_reply(pm_rconn_cmdf(c, "XACK %s %s %s", pm_fleet_stream(e->lane), PM_FLEET_GROUP, e->eid));
+    pm_fw_free_reply(pm_rconn_cmdf(c, "XDEL %s %s", pm_fleet_stream(e->lane), e->eid));
 }
 
 /* Runs MULTI, the commands, EXEC: 0, PM_EBUSY (a WATCHed key changed), PM_EUNAVAIL. */
@@ -252,23 +210,23 @@ static void evict_results(pm_fleet_worker *w, pm_rconn *c)
     for (int i = 0; i < 64; i++) {
         redisReply *t = pm_rconn_cmdf(c, "GET %s", PM_FLEET_RESULTS_BYTES);
         uint64_t total = t && t->type == REDIS_REPLY_STRING ? strtoull(t->str, NULL, 10) : 0;
-        free_reply(t);
+        pm_fw_free_reply(t);
         if (total <= w->sc.results_max_bytes)
             return;
         redisReply *p = pm_rconn_cmdf(c, "ZPOPMIN %s", PM_FLEET_RESULTS);
         if (!p || p->type != REDIS_REPLY_ARRAY || p->elements < 2) {
-            free_reply(p);
+            pm_fw_free_reply(p);
             return;
         }
         char key[96];
         pm_fleet_key(key, sizeof key, "result", p->element[0]->str);
         redisReply *l = pm_rconn_cmdf(c, "STRLEN %s", key);
         long long len = l && l->type == REDIS_REPLY_INTEGER ? l->integer : 0;
-        free_reply(l);
-        free_reply(pm_rconn_cmdf(c, "DEL %s", key));
-        free_reply(pm_rconn_cmdf(c, "DECRBY %s %lld", PM_FLEET_RESULTS_BYTES, len));
+        pm_fw_free_reply(l);
+        pm_fw_free_reply(pm_rconn_cmdf(c, "DEL %s", key));
+        pm_fw_free_reply(pm_rconn_cmdf(c, "DECRBY %s %lld", PM_FLEET_RESULTS_BYTES, len));
         pm_info("result_evicted", "result of job %s evicted: results exceed --results-max-bytes", p->element[0]->str);
-        free_reply(p);
+        pm_fw_free_reply(p);
     }
 }
 
@@ -347,16 +305,16 @@ static int finish(pm_fleet_worker *w, pm_rconn *c, const entry *e, const pm_job_
             rc = PM_EUNAVAIL;
             break;
         }
-        free_reply(r);
+        pm_fw_free_reply(r);
         r = pm_rconn_cmdf(c, "HGET %s state", kjob);
         if (!r) {
             rc = PM_EUNAVAIL;
             break;
         }
         int open = r->type == REDIS_REPLY_STRING && (strcmp(r->str, "running") == 0 || strcmp(r->str, "queued") == 0);
-        free_reply(r);
+        pm_fw_free_reply(r);
         if (!open) { /* another worker ended it first (or it expired): this result is not shown */
-            free_reply(pm_rconn_cmdf(c, "UNWATCH"));
+            pm_fw_free_reply(pm_rconn_cmdf(c, "UNWATCH"));
             ack_drop(w, c, e);
             pm_info("fleet_duplicate", "job %s was already ended by another worker; this run's outcome is dropped",
                     fin->id);
@@ -400,7 +358,7 @@ static int get_input(pm_rconn *c, const char *id, const char *what, redisReply *
     if (!*r)
         return PM_EUNAVAIL;
     if ((*r)->type != REDIS_REPLY_STRING) {
-        free_reply(*r);
+        pm_fw_free_reply(*r);
         *r = NULL;
         return pm_errorf(PM_ENOENT, "the job's %s is gone from Redis (deleted or lost)", what);
     }
@@ -464,7 +422,7 @@ static void run_job(pm_fleet_worker *w, pm_rconn *c, int i, const entry *e, pm_j
                                   attempts);
     if (!h)
         goto free_inputs;
-    free_reply(h);
+    pm_fw_free_reply(h);
     slot_set(w, i, e, job);
     pm_job_spec spec = job->spec;
     snprintf(spec.owner, sizeof spec.owner, TAG_FMT, i);
@@ -512,8 +470,8 @@ static void run_job(pm_fleet_worker *w, pm_rconn *c, int i, const entry *e, pm_j
     pm_free(out);
     slot_clear(w, i);
 free_inputs:
-    free_reply(img);
-    free_reply(mask);
+    pm_fw_free_reply(img);
+    pm_fw_free_reply(mask);
 }
 
 /* One taken entry: checks it, counts the delivery, runs it or fails it. */
@@ -537,7 +495,7 @@ static void handle_entry(pm_fleet_worker *w, pm_rconn *c, int i, const entry *e)
     const redisReply *lw = pm_fleet_reply_field(r, "worker");
     if (lw && lw->type == REDIS_REPLY_STRING)
         snprintf(last_worker, sizeof last_worker, "%s", lw->str);
-    free_reply(r);
+    pm_fw_free_reply(r);
     if (rc == PM_ENOENT) {
         pm_warn("fleet_entry_orphan", "entry %s names job %s, which has no record (expired?); dropped", e->eid, e->id);
         ack_drop(w, c, e);
@@ -559,10 +517,10 @@ static void handle_entry(pm_fleet_worker *w, pm_rconn *c, int i, const entry *e)
     if (!r)
         return;
     job.attempts = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : job.attempts + 1;
-    free_reply(r);
+    pm_fw_free_reply(r);
     if (e->reclaimed) {
         atomic_fetch_add(&w->reclaimed, 1);
-        free_reply(pm_rconn_cmdf(c, "HINCRBY %s reclaimed 1", PM_FLEET_STATS));
+        pm_fw_free_reply(pm_rconn_cmdf(c, "HINCRBY %s reclaimed 1", PM_FLEET_STATS));
         pm_info("job_reclaimed", "job %s taken over from worker %s, which stopped without finishing it", job.id,
                 last_worker[0] ? last_worker : "?");
     }
@@ -603,7 +561,7 @@ static void *feeder_main(void *arg)
     int fails = 0, warned = 0;
     while (!atomic_load(&w->stop)) {
         if (pm_sched_paused(w->local)) { /* memory in use is past --pause-at: take nothing until it resumes */
-            sleep_unless_quit(w, 0.2);
+            pm_fw_sleep(w, 0.2);
             continue;
         }
         entry e;
@@ -614,7 +572,7 @@ static void *feeder_main(void *arg)
         if (err) {
             if (!warned++)
                 pm_warn("fleet_redis_down", "worker %s: %s; retrying with backoff", w->name, pm_error_detail());
-            sleep_unless_quit(w, pm_fleet_backoff(fails++));
+            pm_fw_sleep(w, pm_fleet_backoff(fails++));
             if (!c.c && pm_rconn_open(&c, &w->url, 5) == 0)
                 pm_fleet_ensure_groups(&c); /* a Redis restarted without its data has no group */
             continue;
@@ -633,168 +591,6 @@ static void *feeder_main(void *arg)
     return NULL;
 }
 
-/* ---------------------------------------------------------- events, heartbeat */
-
-/* Local events (scheduler lock held: only queue them). */
-static void on_local_event(void *user, pm_job_event_type type, uint64_t seq, const pm_job_info *j)
-{
-    (void)seq;
-    pm_fleet_worker *w = user;
-    if (type != PM_EV_STARTED && type != PM_EV_PROGRESS)
-        return; /* the end is published with the stored result */
-    int i;
-    if (sscanf(j->spec.owner, TAG_FMT, &i) != 1 || i < 0 || i >= w->nslots)
-        return;
-    pthread_mutex_lock(&w->lock);
-    slot *s = &w->slots[i];
-    if (s->busy && (w->evq_count < EVQ_CAP - 8 || (type != PM_EV_PROGRESS && w->evq_count < EVQ_CAP))) {
-        evq_item *it = &w->evq[(w->evq_head + w->evq_count++) % EVQ_CAP];
-        it->type = type;
-        it->info = s->job;
-        it->info.state = PM_JOB_RUNNING;
-        it->info.progress_value = j->progress_value;
-        it->info.progress_max = j->progress_max;
-        pthread_cond_broadcast(&w->cv);
-    }
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* Publishes queued local events in order (and a running job's progress in its record). */
-static void *pub_main(void *arg)
-{
-    pm_fleet_worker *w = arg;
-    pm_rconn c;
-    memset(&c, 0, sizeof c);
-    c.url = w->url;
-    c.timeout = 2;
-    evq_item it;
-    pthread_mutex_lock(&w->lock);
-    while (!atomic_load(&w->quit)) {
-        if (w->evq_count == 0) {
-            struct timespec ts;
-            pm_deadline(&ts, 0.2);
-            pthread_cond_timedwait(&w->cv, &w->lock, &ts);
-            continue;
-        }
-        it = w->evq[w->evq_head];
-        w->evq_head = (w->evq_head + 1) % EVQ_CAP;
-        w->evq_count--;
-        w->pub_busy = 1;
-        pthread_mutex_unlock(&w->lock);
-        size_t mlen = 0;
-        char *msg = pm_fleet_event_message(it.type, &it.info, &mlen);
-        if (msg) {
-            char kjob[96], pv[16], pmx[16];
-            pm_fleet_key(kjob, sizeof kjob, "job", it.info.id);
-            snprintf(pv, sizeof pv, "%d", it.info.progress_value);
-            snprintf(pmx, sizeof pmx, "%d", it.info.progress_max);
-            const char *hs[] = {"HSET", kjob, "progress_value", pv, "progress_max", pmx};
-            const char *pub[] = {"PUBLISH", PM_FLEET_EVENTS, msg};
-            const size_t pub_l[] = {7, strlen(PM_FLEET_EVENTS), mlen};
-            const int ac[] = {6, 3};
-            const char **av[] = {hs, pub};
-            const size_t *al[] = {NULL, pub_l};
-            redisReply *r[2];
-            int skip = it.type != PM_EV_PROGRESS;
-            if (pm_rconn_pipeline(&c, 2 - skip, ac + skip, av + skip, al + skip, r) == 0)
-                for (int k = 0; k < 2 - skip; k++)
-                    freeReplyObject(r[k]);
-            pm_free(msg);
-        }
-        pthread_mutex_lock(&w->lock);
-        w->pub_busy = 0;
-        pthread_cond_broadcast(&w->cv);
-    }
-    pthread_mutex_unlock(&w->lock);
-    pm_rconn_close(&c);
-    return NULL;
-}
-
-/* Keeps running jobs' claims fresh, passes cancel requests on, and
- * publishes this worker's report. */
-static void *beat_main(void *arg)
-{
-    pm_fleet_worker *w = arg;
-    pm_rconn c;
-    memset(&c, 0, sizeof c);
-    c.url = w->url;
-    c.timeout = 2;
-    double period = pm_fleet_refresh_period(w->fc.claim_idle);
-    if (period > 1)
-        period = 1; /* cancel requests and the report stay prompt */
-    pm_sched_stats *st = pm_malloc(sizeof *st);
-    slot *copy = pm_calloc((size_t)w->nslots, sizeof *copy);
-    while (st && copy && !atomic_load(&w->quit)) {
-        pthread_mutex_lock(&w->lock);
-        memcpy(copy, w->slots, (size_t)w->nslots * sizeof *copy);
-        pthread_mutex_unlock(&w->lock);
-        int running = 0;
-        for (int i = 0; i < w->nslots; i++) {
-            if (!copy[i].busy)
-                continue;
-            running++;
-            free_reply(pm_rconn_cmdf(&c, "XCLAIM %s %s %s 0 %s JUSTID", pm_fleet_stream(copy[i].lane), PM_FLEET_GROUP,
-                                     w->name, copy[i].eid));
-            char kjob[96];
-            pm_fleet_key(kjob, sizeof kjob, "job", copy[i].job.id);
-            redisReply *r = pm_rconn_cmdf(&c, "HGET %s cancel", kjob);
-            if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0 && copy[i].local_id[0]) {
-                pm_job_info tmp;
-                pm_sched_cancel(w->local, copy[i].local_id, &tmp);
-            }
-            free_reply(r);
-        }
-        pm_sched_get_stats(w->local, st);
-        uint64_t largest = 0;
-        for (int m = 0; m < st->nmodels; m++) {
-            uint64_t px = st->mem_budget ? pm_memlaw_max_pixels(&st->models[m].law, st->mem_budget) : 0;
-            if (px > largest)
-                largest = px;
-        }
-        char report[200];
-        snprintf(report, sizeof report, "running=%d slots=%d budget=%llu largest=%llu ts=%.3f", running, w->nslots,
-                 (unsigned long long)st->mem_budget, (unsigned long long)largest, pm_wall_time());
-        redisReply *h = pm_rconn_cmdf(&c, "HSET %s %s %s", PM_FLEET_WORKERS, w->name, report);
-        free_reply(h);
-        redisReply *q[4];
-        const char *a0[] = {"XLEN", pm_fleet_stream(0)}, *a1[] = {"XLEN", pm_fleet_stream(1)};
-        const char *a2[] = {"XPENDING", pm_fleet_stream(0), PM_FLEET_GROUP};
-        const char *a3[] = {"XPENDING", pm_fleet_stream(1), PM_FLEET_GROUP};
-        const int ac[] = {2, 2, 3, 3};
-        const char **av[] = {a0, a1, a2, a3};
-        const size_t *al[] = {NULL, NULL, NULL, NULL};
-        if (h && pm_rconn_pipeline(&c, 4, ac, av, al, q) == 0) {
-            int pend[2] = {0, 0};
-            for (int l = 0; l < 2; l++)
-                if (q[2 + l]->type == REDIS_REPLY_ARRAY && q[2 + l]->elements > 0 &&
-                    q[2 + l]->element[0]->type == REDIS_REPLY_INTEGER)
-                    pend[l] = (int)q[2 + l]->element[0]->integer;
-            pthread_mutex_lock(&w->lock);
-            for (int l = 0; l < 2; l++) {
-                int len = q[l]->type == REDIS_REPLY_INTEGER ? (int)q[l]->integer : 0;
-                w->depth[l] = len > pend[l] ? len - pend[l] : 0;
-            }
-            w->pending = pend[0] + pend[1];
-            pthread_mutex_unlock(&w->lock);
-            for (int k = 0; k < 4; k++)
-                freeReplyObject(q[k]);
-        }
-        sleep_unless_quit(w, period);
-    }
-    free_reply(pm_rconn_cmdf(&c, "HDEL %s %s", PM_FLEET_WORKERS, w->name));
-    pm_free(st);
-    pm_free(copy);
-    pm_rconn_close(&c);
-    return NULL;
-}
-
-static void on_sample(void *user, const pm_sample *x)
-{
-    pm_fleet_worker *w = user;
-    const char *source = "host";
-    double usage = pm_gate_usage(x, &source);
-    pm_sched_admission_update(w->local, usage, source);
-}
 
 /* ---------------------------------------------------------- start, stop */
 
@@ -841,14 +637,14 @@ int pm_fleet_worker_start(const pm_fleet_config *fc, const pm_sched_config *sc, 
     pm_rconn_close(&c);
     if (rc)
         goto fail;
-    pm_sched_set_event_fn(local, on_local_event, w);
-    w->pub_started = pthread_create(&w->pub, NULL, pub_main, w) == 0;
-    w->beat_started = w->pub_started && pthread_create(&w->beat, NULL, beat_main, w) == 0;
+    pm_sched_set_event_fn(local, pm_fw_on_local_event, w);
+    w->pub_started = pthread_create(&w->pub, NULL, pm_fw_pub_main, w) == 0;
+    w->beat_started = w->pub_started && pthread_create(&w->beat, NULL, pm_fw_beat_main, w) == 0;
     if (!w->beat_started) {
         rc = pm_errorf(PM_ENOMEM, "cannot start the fleet worker's threads");
         goto fail;
     }
-    pm_sampler_start(&w->sampler, 1.0, 4, on_sample, w); /* without it the gate stays open */
+    pm_sampler_start(&w->sampler, 1.0, 4, pm_fw_on_sample, w); /* without it the gate stays open */
     for (int i = 0; i < w->nslots; i++) {
         feeder_arg *fa = pm_malloc(sizeof *fa);
         if (fa) {
@@ -922,56 +718,3 @@ void pm_fleet_worker_stop(pm_fleet_worker *w)
     pm_free(w);
 }
 
-char *pm_fleet_worker_metrics(pm_fleet_worker *w)
-{
-    pm_sched_stats *st = pm_malloc(sizeof *st);
-    size_t cap = 4096;
-    char *b = pm_malloc(cap);
-    if (!st || !b) {
-        pm_free(st);
-        pm_free(b);
-        return NULL;
-    }
-    pm_sched_get_stats(w->local, st);
-    pthread_mutex_lock(&w->lock);
-    int running = 0, depth[2] = {w->depth[0], w->depth[1]}, pending = w->pending;
-    for (int i = 0; i < w->nslots; i++)
-        running += w->slots[i].busy;
-    pthread_mutex_unlock(&w->lock);
-    snprintf(b, cap,
-             "# HELP pixmend_fleet_queue_depth Jobs waiting in the fleet's streams, by lane (not yet taken).\n"
-             "# TYPE pixmend_fleet_queue_depth gauge\n"
-             "pixmend_fleet_queue_depth{lane=\"fast\"} %d\n"
-             "pixmend_fleet_queue_depth{lane=\"normal\"} %d\n"
-             "# HELP pixmend_fleet_pending Entries taken by a worker and not acknowledged yet.\n"
-             "# TYPE pixmend_fleet_pending gauge\n"
-             "pixmend_fleet_pending %d\n"
-             "# HELP pixmend_fleet_reclaimed_total Jobs this worker took over from a stopped worker.\n"
-             "# TYPE pixmend_fleet_reclaimed_total counter\n"
-             "pixmend_fleet_reclaimed_total{worker=\"%s\"} %llu\n"
-             "# HELP pixmend_fleet_worker_running_jobs Jobs this worker runs now.\n"
-             "# TYPE pixmend_fleet_worker_running_jobs gauge\n"
-             "pixmend_fleet_worker_running_jobs{worker=\"%s\"} %d\n"
-             "# HELP pixmend_fleet_worker_slots Jobs this worker runs at most at once.\n"
-             "# TYPE pixmend_fleet_worker_slots gauge\n"
-             "pixmend_fleet_worker_slots{worker=\"%s\"} %d\n"
-             "# HELP pixmend_fleet_worker_budget_bytes This worker's memory budget (--mem-budget).\n"
-             "# TYPE pixmend_fleet_worker_budget_bytes gauge\n"
-             "pixmend_fleet_worker_budget_bytes{worker=\"%s\"} %llu\n"
-             "# HELP pixmend_fleet_worker_reserved_bytes Predicted peak memory of the jobs it runs now.\n"
-             "# TYPE pixmend_fleet_worker_reserved_bytes gauge\n"
-             "pixmend_fleet_worker_reserved_bytes{worker=\"%s\"} %llu\n"
-             "# HELP pixmend_fleet_worker_jobs_total Jobs this worker ended, by outcome.\n"
-             "# TYPE pixmend_fleet_worker_jobs_total counter\n"
-             "pixmend_fleet_worker_jobs_total{worker=\"%s\",outcome=\"done\"} %llu\n"
-             "pixmend_fleet_worker_jobs_total{worker=\"%s\",outcome=\"failed\"} %llu\n"
-             "pixmend_fleet_worker_jobs_total{worker=\"%s\",outcome=\"cancelled\"} %llu\n"
-             "pixmend_fleet_worker_jobs_total{worker=\"%s\",outcome=\"handed_back\"} %llu\n",
-             depth[0], depth[1], pending, w->name, (unsigned long long)atomic_load(&w->reclaimed), w->name, running,
-             w->name, w->nslots, w->name, (unsigned long long)st->mem_budget, w->name,
-             (unsigned long long)st->mem_reserved, w->name, (unsigned long long)atomic_load(&w->done), w->name,
-             (unsigned long long)atomic_load(&w->failed), w->name, (unsigned long long)atomic_load(&w->cancelled),
-             w->name, (unsigned long long)atomic_load(&w->handed_back));
-    pm_free(st);
-    return b;
-}

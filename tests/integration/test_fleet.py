@@ -112,7 +112,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [PIXMEND, "worker", "--redis", redis.url, "--name", name, "--data-dir",
              os.path.join(self.tmp.name, "data"), "--log-file", self.log_path, "--log-level", "debug",
-             "--metrics-listen", "127.0.0.1:0"] + list(args),
+             "--metrics-listen", "127.0.0.1:0"] + (["--drain-seconds", "1"] if "--drain-seconds" not in args else [])
+            + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
         if "taking jobs from" not in line:
@@ -172,9 +173,12 @@ class FleetCase(unittest.TestCase):
 
     def tearDown(self):
         errors = []
+        for t in self.things:  # all at once: each takes up to a second to notice
+            if t.proc.poll() is None:
+                t.proc.send_signal(signal.SIGTERM)
         for t in reversed(self.things):
-            if isinstance(t, Server) and t.proc.poll() is None:
-                t.stop()
+            if isinstance(t, Server):
+                t.wait_exit()
                 err = t.stderr()
                 if "Sanitizer" in err or "runtime error" in err:
                     errors.append(err[-3000:])
