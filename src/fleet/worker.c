@@ -53,6 +53,19 @@ static int read_entry(const redisReply *x, int lane, entry *e)
     return 0;
 }
 
+/* An error reply to a read: NOGROUP (a Redis that restarted without its
+ * data) gets the group made again; anything else is logged. 1 when `r` was one. */
+static int read_error(pm_fleet_worker *w, pm_rconn *c, const redisReply *r, int *err)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    pm_warn("fleet_read_refused", "worker %s: Redis refused a read: %s", w->name, r->str ? r->str : "?");
+    if (r->str && strncmp(r->str, "NOGROUP", 7) == 0)
+        pm_fleet_ensure_groups(c);
+    *err = PM_EIO;
+    return 1;
+}
+
 static int lane_of_stream(const redisReply *name)
 {
     return name && name->type == REDIS_REPLY_STRING && strcmp(name->str, pm_fleet_stream(0)) == 0 ? 0 : 1;
@@ -68,6 +81,10 @@ static int take_reclaim(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
                                       w->name, idle);
         if (!r) {
             *err = PM_EUNAVAIL;
+            return 0;
+        }
+        if (read_error(w, c, r, err)) {
+            pm_fw_free_reply(r);
             return 0;
         }
         int got = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY &&
@@ -93,6 +110,10 @@ static int take_new(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
             *err = PM_EUNAVAIL;
             return 0;
         }
+        if (read_error(w, c, r, err)) {
+            pm_fw_free_reply(r);
+            return 0;
+        }
         int got = r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->elements == 2 &&
                   r->element[0]->element[1]->elements > 0 &&
                   read_entry(r->element[0]->element[1]->element[0], lane, e) == 0;
@@ -104,6 +125,10 @@ static int take_new(pm_fleet_worker *w, pm_rconn *c, entry *e, int *err)
                                   w->name, pm_fleet_stream(0), pm_fleet_stream(1));
     if (!r) {
         *err = PM_EUNAVAIL;
+        return 0;
+    }
+    if (read_error(w, c, r, err)) {
+        pm_fw_free_reply(r);
         return 0;
     }
     int got = 0;
@@ -570,7 +595,7 @@ static void *feeder_main(void *arg)
         if (!got && !err)
             got = take_new(w, &c, &e, &err);
         if (err) {
-            if (!warned++)
+            if (err == PM_EUNAVAIL && !warned++)
                 pm_warn("fleet_redis_down", "worker %s: %s; retrying with backoff", w->name, pm_error_detail());
             pm_fw_sleep(w, pm_fleet_backoff(fails++));
             if (!c.c && pm_rconn_open(&c, &w->url, 5) == 0)

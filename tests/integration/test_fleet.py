@@ -370,6 +370,17 @@ class TestFleet(FleetCase):
 
 
 class TestFleetWorkers(FleetCase):
+    def test_redis_emptied_groups_made_again(self):
+        front = self.front()
+        w = self.worker("w")
+        self.assertEqual(front.wait_job(self.submit(front), timeout=20 * SLOW)["state"], "done")
+        self.redis.cmd("FLUSHALL")  # a Redis that came back without its data: no streams, no group
+        jid = self.submit(front)
+        self.assertEqual(front.wait_job(jid, timeout=20 * SLOW)["state"], "done")
+        self.assertIn("NOGROUP", w.log())
+        self.assertEqual(self.redis.cmd("XINFO", "GROUPS", "pixmend:jobs:fast")[0][1], "pixmend-workers")
+
+
     def test_sigterm_hands_the_running_job_back(self):
         front = self.front()
         a = self.worker("a", "--job-delay-ms", str(4000 * SLOW), "--drain-seconds", "0.3")
