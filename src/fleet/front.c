@@ -620,6 +620,53 @@ static int op_retry_after(pm_jobstore *st)
     return pm_fleet_retry_after(s.depth[0] + s.depth[1], f->queue_max, rate, f->max_wait);
 }
 
+/* The records of up to `max` entries of lane `lane` (oldest first), with
+ * queue positions for the queued ones. Returns how many were written. */
+static int list_lane(pm_rconn *c, int lane, pm_job_info *out, int max)
+{
+    if (max <= 0)
+        return 0;
+    redisReply *r = pm_rconn_cmdf(c, "XRANGE %s - + COUNT %d", pm_fleet_stream(lane), max);
+    if (!r)
+        return 0;
+    int n = 0, pos = 0;
+    char key[96];
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
+            continue;
+        const redisReply *id = pm_fleet_reply_field(e->element[1], "id");
+        if (!id || id->type != REDIS_REPLY_STRING || !pm_fleet_valid_id(id->str, id->len))
+            continue;
+        pm_fleet_key(key, sizeof key, "job", id->str);
+        redisReply *h = pm_rconn_cmdf(c, "HGETALL %s", key);
+        if (h && pm_fleet_decode_reply(h, &out[n]) == 0 &&
+            (out[n].state == PM_JOB_QUEUED || out[n].state == PM_JOB_RUNNING)) {
+            out[n].queue_position = out[n].state == PM_JOB_QUEUED ? pos++ : -1;
+            n++;
+        }
+        if (h)
+            freeReplyObject(h);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static int op_list(pm_jobstore *st, pm_job_info *out, int max, int *total)
+{
+    front *f = front_of(st);
+    snapshot s;
+    snapshot_get(f, &s, 0);
+    *total = s.depth[0] + s.depth[1] + s.pending;
+    pm_rconn *c = pm_rpool_get(&f->pool);
+    if (!c)
+        return 0;
+    int n = list_lane(c, 0, out, max);
+    n += list_lane(c, 1, out + n, max - n);
+    pm_rpool_put(&f->pool, c);
+    return n;
+}
+
 static void op_set_event_fn(pm_jobstore *st, pm_job_event_fn fn, void *user)
 {
     front *f = front_of(st);
@@ -630,7 +677,16 @@ static void op_set_event_fn(pm_jobstore *st, pm_job_event_fn fn, void *user)
 }
 
 static const pm_jobstore_ops front_ops = {
-    op_admit, op_enqueue, op_get, op_cancel, op_wait, op_result_path, op_stats, op_retry_after, op_set_event_fn,
+    .admit = op_admit,
+    .enqueue = op_enqueue,
+    .get = op_get,
+    .cancel = op_cancel,
+    .wait = op_wait,
+    .result_path = op_result_path,
+    .stats = op_stats,
+    .retry_after = op_retry_after,
+    .list = op_list,
+    .set_event_fn = op_set_event_fn,
 };
 
 /* ------------------------------------------------------------ events */

@@ -105,6 +105,8 @@ int pm_sched_retry_after(pm_sched *s)
 
 int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->list(s->cfg.store, out, max, total);
     int n = 0;
     pthread_mutex_lock(&s->lock);
     *total = s->running + pm_sched_queue_count(s);

@@ -15,7 +15,7 @@
  * With a store set, pm_sched_submit still checks the inputs, resolves the
  * model and applies the memory law, then hands the accepted job to
  * store->enqueue; pm_sched_get, _cancel, _wait, _result_path, _get_stats,
- * _retry_after and _set_event_fn are answered by the store. Every function
+ * _retry_after, _list and _set_event_fn are answered by the store. Every function
  * here may be called from any thread. A store whose backend is unreachable
  * answers PM_EUNAVAIL with a sentence saying what is down. */
 #ifndef PM_SCHED_STORE_H
@@ -43,6 +43,8 @@ typedef struct pm_jobstore_ops {
      * filled the rest from its own tables). */
     void (*stats)(pm_jobstore *st, pm_sched_stats *io);
     int (*retry_after)(pm_jobstore *st);
+    /* As pm_sched_list: running then queued jobs, fast lane first. */
+    int (*list)(pm_jobstore *st, pm_job_info *out, int max, int *total);
     void (*set_event_fn)(pm_jobstore *st, pm_job_event_fn fn, void *user);
 } pm_jobstore_ops;
 
