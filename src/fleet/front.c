@@ -667,6 +667,66 @@ static int op_list(pm_jobstore *st, pm_job_info *out, int max, int *total)
     return n;
 }
 
+/* Counts from the streams themselves (each entry's record: owner and
+ * state), so that no counter can drift when a worker dies mid-update. One
+ * XRANGE per lane and one pipelined round of HMGET. */
+static void op_owner_counts(pm_jobstore *st, const char *owner, int *queued, int *running)
+{
+    front *f = front_of(st);
+    *queued = *running = 0;
+    pm_rconn *c = pm_rpool_get(&f->pool);
+    if (!c)
+        return;
+    enum { MAXIDS = 4096 };
+    char(*ids)[PM_JOB_ID_LEN + 1] = pm_malloc(MAXIDS * sizeof *ids);
+    char(*keys)[96] = pm_malloc(MAXIDS * sizeof *keys);
+    const char ***argv = pm_malloc(MAXIDS * sizeof *argv);
+    const char **args = pm_malloc(MAXIDS * 4 * sizeof *args);
+    int *argc = pm_malloc(MAXIDS * sizeof *argc);
+    const size_t **lens = pm_calloc(MAXIDS, sizeof *lens);
+    redisReply **rep = pm_malloc(MAXIDS * sizeof *rep);
+    int n = 0;
+    for (int lane = 0; lane < 2 && ids && keys && argv && args && argc && lens && rep; lane++) {
+        redisReply *r = pm_rconn_cmdf(c, "XRANGE %s - + COUNT %d", pm_fleet_stream(lane), MAXIDS);
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && n < MAXIDS; i++) {
+            const redisReply *e = r->element[i];
+            const redisReply *id = e->type == REDIS_REPLY_ARRAY && e->elements >= 2
+                                       ? pm_fleet_reply_field(e->element[1], "id")
+                                       : NULL;
+            if (id && id->type == REDIS_REPLY_STRING && pm_fleet_valid_id(id->str, id->len)) {
+                memcpy(ids[n], id->str, PM_JOB_ID_LEN + 1);
+                pm_fleet_key(keys[n], sizeof keys[n], "job", ids[n]);
+                const char **a = args + 4 * n;
+                a[0] = "HMGET", a[1] = keys[n], a[2] = "owner", a[3] = "state";
+                argv[n] = a;
+                argc[n] = 4;
+                n++;
+            }
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    if (n > 0 && pm_rconn_pipeline(c, n, argc, argv, lens, rep) == 0) {
+        for (int i = 0; i < n; i++) {
+            const redisReply *r = rep[i];
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+                r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, owner) == 0) {
+                *queued += strcmp(r->element[1]->str, "queued") == 0;
+                *running += strcmp(r->element[1]->str, "running") == 0;
+            }
+            freeReplyObject(rep[i]);
+        }
+    }
+    pm_rpool_put(&f->pool, c);
+    pm_free(ids);
+    pm_free(keys);
+    pm_free(argv);
+    pm_free(args);
+    pm_free(argc);
+    pm_free(lens);
+    pm_free(rep);
+}
+
 static void op_set_event_fn(pm_jobstore *st, pm_job_event_fn fn, void *user)
 {
     front *f = front_of(st);
@@ -686,6 +746,7 @@ static const pm_jobstore_ops front_ops = {
     .stats = op_stats,
     .retry_after = op_retry_after,
     .list = op_list,
+    .owner_counts = op_owner_counts,
     .set_event_fn = op_set_event_fn,
 };
 

@@ -128,6 +128,10 @@ int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 
 void pm_sched_owner_counts(pm_sched *s, const char *owner, int *queued, int *running)
 {
+    if (s->cfg.store) {
+        s->cfg.store->ops->owner_counts(s->cfg.store, owner, queued, running);
+        return;
+    }
     int q = 0, r = 0;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->cfg.workers; i++)

@@ -15,7 +15,8 @@
  * With a store set, pm_sched_submit still checks the inputs, resolves the
  * model and applies the memory law, then hands the accepted job to
  * store->enqueue; pm_sched_get, _cancel, _wait, _result_path, _get_stats,
- * _retry_after, _list and _set_event_fn are answered by the store. Every function
+ * _retry_after, _list, _owner_counts and _set_event_fn are answered by the
+ * store. Every function
  * here may be called from any thread. A store whose backend is unreachable
  * answers PM_EUNAVAIL with a sentence saying what is down. */
 #ifndef PM_SCHED_STORE_H
@@ -45,6 +46,8 @@ typedef struct pm_jobstore_ops {
     int (*retry_after)(pm_jobstore *st);
     /* As pm_sched_list: running then queued jobs, fast lane first. */
     int (*list)(pm_jobstore *st, pm_job_info *out, int max, int *total);
+    /* As pm_sched_owner_counts, over the whole store. */
+    void (*owner_counts)(pm_jobstore *st, const char *owner, int *queued, int *running);
     void (*set_event_fn)(pm_jobstore *st, pm_job_event_fn fn, void *user);
 } pm_jobstore_ops;
 

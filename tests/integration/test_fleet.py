@@ -328,6 +328,28 @@ class TestFleet(FleetCase):
         self.assertEqual(r.status, 413, r)
         self.assertIn("no worker could run it", r.body.decode())
 
+    def test_key_quota_counts_the_fleet(self):
+        keys = os.path.join(self.redis.dir, "keys")
+        with open(keys, "w") as f:
+            f.write("alice:alice-key-0123456789abcdef\nbob:bob-key-0123456789abcdef0\n")
+        os.chmod(keys, 0o600)
+        f1 = self.front("--api-keys", keys, "--key-max-queued", "1")
+        f2 = self.front("--api-keys", keys, "--key-max-queued", "1")
+        auth = lambda k: {"Authorization": "Bearer " + k}  # noqa: E731
+        from pmtest import job_files, multipart
+        ctype, body = multipart({}, job_files(self.img, self.mask))
+        r = f1.request("POST", "/api/v1/jobs", body=body, headers=dict(auth("alice-key-0123456789abcdef"),
+                                                                      **{"Content-Type": ctype}))
+        self.assertEqual(r.status, 202, r)
+        # the same key on another front: its job waits in the fleet, so the quota is reached there too
+        r = f2.request("POST", "/api/v1/jobs", body=body, headers=dict(auth("alice-key-0123456789abcdef"),
+                                                                      **{"Content-Type": ctype}))
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("key_quota", r.body.decode())
+        r = f2.request("POST", "/api/v1/jobs", body=body, headers=dict(auth("bob-key-0123456789abcdef0"),
+                                                                      **{"Content-Type": ctype}))
+        self.assertEqual(r.status, 202, r)
+
     def test_front_killed_new_front_serves_results_and_events(self):
         f1 = self.front()
         f2 = self.front()
