@@ -5,6 +5,10 @@
 #include "pixmend.h"
 
 #include <stddef.h>
+
+/* A macro's value as a string literal: PM_XSTR(PM_QUALITY_DEFAULT) is "92". */
+#define PM_STR_(x) #x
+#define PM_XSTR(x) PM_STR_(x)
 #include <stdint.h>
 
 /* Monotonic time in seconds / nanoseconds. */

@@ -532,7 +532,7 @@ static int run_one(void *user, int i)
     }
     /* The service's prediction: the law at the working pixels, plus the
      * full-size buffers when the model works on part of the image. */
-    need = pm_memlaw_predict(&b->law, work) + (work < px ? 9 * px : 0);
+    need = pm_memlaw_predict(&b->law, work) + (work < px ? PM_MEMLAW_FULL_IMAGE_BYTES * px : 0);
     if (!b->inpaint && bs->model->mem_estimate) {
         /* As serve: the law is fitted at the default input size; another
          * size adds the engine's estimate there less at the default. */

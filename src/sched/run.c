@@ -15,17 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Input size of the colorization network (DDColor's published setting). */
-
-const char *pm_format_ext(enum pm_format f)
-{
-    switch (f) {
-    case PM_FMT_JPEG: return "jpg";
-    case PM_FMT_WEBP: return "webp";
-    default: return "png";
-    }
-}
-
 /* The image with its metadata carrier (meta may be NULL). */
 static int job_decode_meta(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
                            const char *what, pm_image *out, pm_image_meta *meta)

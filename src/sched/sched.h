@@ -36,6 +36,8 @@ typedef enum pm_job_state {
 #define PM_JOB_ID_LEN 32     /* hex characters */
 #define PM_PRIORITY_MAX 9    /* priorities 0..9; 9 runs first */
 #define PM_PRIORITY_DEFAULT 5
+#define PM_SCHED_MAX_MODELS 8  /* models one scheduler loads */
+#define PM_SCHED_TRANSITIONS 16 /* admission pauses/resumes kept for the stats */
 
 /* "queued", "running", ... */
 const char *pm_job_state_name(pm_job_state s);
@@ -217,7 +219,7 @@ typedef struct pm_sched_stats {
     double gauge, high_mark, low_mark;
     const char *gauge_source;    /* static string */
     int ntransitions;            /* the last ones, oldest first */
-    struct { double t, gauge; int paused; } transitions[16];
+    struct { double t, gauge; int paused; } transitions[PM_SCHED_TRANSITIONS];
     /* per loaded model: outcomes and the memory law */
     int nmodels;
     struct {
@@ -225,7 +227,7 @@ typedef struct pm_sched_stats {
         enum pm_task task;
         uint64_t done, failed, cancelled;
         pm_memlaw law;
-    } models[8];
+    } models[PM_SCHED_MAX_MODELS];
     /* the fleet (jobs in Redis; all 0 on a single box) */
     int fleet;                   /* 1: the queue is the fleet's */
     int fleet_pending;           /* entries taken by a worker and not acknowledged yet */

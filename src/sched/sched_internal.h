@@ -49,7 +49,6 @@ typedef struct pm_job {
  * of the state changes. */
 
 #define PM_HASH_BUCKETS 4096
-#define PM_MAX_MODELS 8
 #define PM_PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
 
 typedef struct pm_loaded_model {
@@ -88,9 +87,9 @@ struct pm_sched {
     pm_gate gate;
     uint64_t mem_reserved;       /* predictions of the running jobs */
     int last_lane;               /* lane of the last job started; -1 = none */
-    pm_memlaw laws[PM_MAX_MODELS]; /* parallel to models */
+    pm_memlaw laws[PM_SCHED_MAX_MODELS]; /* parallel to models */
     int ntrans, trans_head;      /* ring of the last pause/resume transitions */
-    struct { double t, gauge; int paused; } trans[16];
+    struct { double t, gauge; int paused; } trans[PM_SCHED_TRANSITIONS];
     double last_finish;          /* monotonic time of the last finished job; 0 = none */
     int busy_after_finish;       /* the queue was not empty at that finish */
     double finish_interval;      /* moving average of busy intervals between finishes */
@@ -106,7 +105,7 @@ struct pm_sched {
     pm_job_event_fn ev_fn;
     void *ev_user;
 
-    pm_loaded_model models[PM_MAX_MODELS];
+    pm_loaded_model models[PM_SCHED_MAX_MODELS];
     int nmodels;
     pm_worker *workers;          /* owned; cfg.workers entries */
     int workers_started;
@@ -177,10 +176,6 @@ typedef struct pm_job_exec {
 /* Decodes the inputs, runs the model, encodes the result in spec->format.
  * On success *out (caller owns, pm_free) holds the encoded bytes. */
 int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len);
-
-/* "png", "jpg", "webp" */
-const char *pm_format_ext(enum pm_format f);
-/* "image/png", ... */
 
 /* --- store.c: the data directory */
 

@@ -51,7 +51,7 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->low_mark = s->gate.low;
     st->ntransitions = s->ntrans;
     for (int i = 0; i < s->ntrans; i++) {
-        int k = (s->trans_head - s->ntrans + i + 16) % 16;
+        int k = (s->trans_head - s->ntrans + i + PM_SCHED_TRANSITIONS) % PM_SCHED_TRANSITIONS;
         st->transitions[i].t = s->trans[k].t;
         st->transitions[i].gauge = s->trans[k].gauge;
         st->transitions[i].paused = s->trans[k].paused;
@@ -157,8 +157,8 @@ int pm_sched_admission_update(pm_sched *s, double usage, const char *source)
         s->trans[k].t = pm_wall_time();
         s->trans[k].gauge = usage;
         s->trans[k].paused = t > 0;
-        s->trans_head = (k + 1) % 16;
-        if (s->ntrans < 16)
+        s->trans_head = (k + 1) % PM_SCHED_TRANSITIONS;
+        if (s->ntrans < PM_SCHED_TRANSITIONS)
             s->ntrans++;
     }
     if (t < 0)

@@ -33,7 +33,7 @@ class Events(ServerCase):
         self.assertEqual(len(set(seqs)), len(seqs))
         # progress counts up within each phase (a phase is a run of one `max`;
         # the test delay and the engine are two phases here)
-        prog = [(e["max"], e["value"]) for e in events if e["type"] == "progress"]
+        prog = [(e["progress"]["max"], e["progress"]["value"]) for e in events if e["type"] == "progress"]
         for (m0, v0), (m1, v1) in zip(prog, prog[1:]):
             if m0 == m1:
                 self.assertLessEqual(v0, v1, prog)
@@ -45,7 +45,7 @@ class Events(ServerCase):
             first = ws.recv_json()
             self.assertEqual(first["type"], "status")
             self.assertEqual(first["state"], "ready")
-            for k in ("queue_depth", "running", "workers"):
+            for k in ("queue", "running", "workers", "admission"):
                 self.assertIn(k, first)
         finally:
             ws.close()
@@ -57,10 +57,10 @@ class Events(ServerCase):
             msgs = ws.collect(ended(jid))
             ev = job_events(msgs, jid)
             self.assertOrdered(ev, "done")
-            self.assertEqual(ev[0]["position"], 0)
+            self.assertEqual(ev[0]["queue_position"], 0)
             self.assertGreaterEqual(len([e for e in ev if e["type"] == "progress"]), 2)
-            self.assertEqual(ev[-1]["result"], "/api/v1/jobs/%s/result" % jid)
-            self.assertEqual(self.srv.get(ev[-1]["result"]).status, 200)
+            self.assertEqual(ev[-1]["result_url"], "/api/v1/jobs/%s/result" % jid)
+            self.assertEqual(self.srv.get(ev[-1]["result_url"]).status, 200)
         finally:
             ws.close()
 
@@ -75,7 +75,7 @@ class Events(ServerCase):
             msgs = ws.collect(ended(b))
             self.assertTrue(all(m.get("job") in (None, b) for m in msgs if m["type"] != "status"), msgs)
             self.assertEqual(msgs[-1]["type"], "cancelled")
-            self.assertEqual(msgs[-1]["code"], "cancelled")
+            self.assertEqual(msgs[-1]["error"]["code"], "cancelled")
             self.srv.wait_job(a)
         finally:
             ws.close()
@@ -87,8 +87,8 @@ class Events(ServerCase):
             jid = self.srv.submit(self.img_png, full).json()["id"]
             ev = job_events(ws.collect(ended(jid)), jid)
             self.assertOrdered(ev, "failed")
-            self.assertEqual(ev[-1]["code"], "no_source")
-            self.assertGreater(len(ev[-1]["message"]), 10)
+            self.assertEqual(ev[-1]["error"]["code"], "no_source")
+            self.assertGreater(len(ev[-1]["error"]["message"]), 10)
         finally:
             ws.close()
 

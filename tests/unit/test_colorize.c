@@ -61,15 +61,6 @@ static int teardown(void **st)
 static void test_option_parsing(void **st)
 {
     (void)st;
-    assert_int_equal(pm_colorize_size_parse("512"), 512);
-    assert_int_equal(pm_colorize_size_parse("96"), 96);
-    assert_int_equal(pm_colorize_size_parse("portrait"), PM_COLORIZE_SIZE_PORTRAIT);
-    assert_int_equal(pm_colorize_size_parse("building"), 1024);
-    const char *bad[] = {"500", "0", "-512", "abc", "512x", "", "4096", "16"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(pm_colorize_size_parse(bad[i]), -1);
-        assert_non_null(strstr(pm_error_detail(), "32"));
-    }
     assert_int_equal(pm_upsample_parse("nearest"), PM_UPSAMPLE_NEAREST);
     assert_int_equal(pm_upsample_parse("bilinear"), PM_UPSAMPLE_BILINEAR);
     assert_int_equal(pm_upsample_parse("cubic"), -1);
