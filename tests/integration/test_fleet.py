@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from pmtest import (PIXMEND, Server, WSClient, png_bytes, run_tests, test_image, test_mask,  # noqa: E402
+from pmtest import (PIXMEND, SOURCE_DIR, Server, WSClient, png_bytes, run_tests, test_image, test_mask,  # noqa: E402
                     wait_until)
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -218,6 +218,17 @@ class TestFleet(FleetCase):
         ids = [self.submit(front) for _ in range(16)]
         events = ws.collect(lambda m: sum(1 for e in m if e.get("type") == "done") >= 16, timeout=60 * SLOW)
         ws.close()
+        try:  # the events of a fleet are the single box's, field for field (docs/events.schema.json)
+            import json
+            import jsonschema
+            with open(os.path.join(SOURCE_DIR, "docs", "events.schema.json")) as f:
+                schema = json.load(f)
+            v = jsonschema.Draft202012Validator(schema)
+            for e in events:
+                errs = list(v.iter_errors(e))
+                self.assertEqual(errs, [], "event %r: %s" % (e, "; ".join(x.message for x in errs[:3])))
+        except ImportError:
+            pass
         done = [e["job"] for e in events if e.get("type") == "done"]
         self.assertEqual(sorted(done), sorted(ids), "each job's done event exactly once")
         for jid in ids:
