@@ -220,6 +220,7 @@ static int run(int argc, char **argv)
     pm_fleet_worker *fw = NULL;
     char names[256], wdir[4200];
     if (so.o.fc.redis_url) {
+        signal(SIGPIPE, SIG_IGN); /* a write to a Redis that went away fails with EPIPE, answered 503 */
         if (pm_fleet_front_open(&so.o.fc, sc, &fleet)) {
             pm_cli_error(&pm_cmd_serve, "%s", pm_error_detail());
             goto close_log;

@@ -91,6 +91,7 @@ static int run(int argc, char **argv)
         return 1;
     }
     pm_log_install_sighup();
+    signal(SIGPIPE, SIG_IGN); /* a write to a Redis that went away fails with EPIPE; the worker reconnects */
     sigset_t stop_sigs;
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGTERM);

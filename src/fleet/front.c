@@ -203,9 +203,14 @@ static int snapshot_get(front *f, snapshot *out, int force)
 
 /* ------------------------------------------------------------------ ops */
 
-static double gib(uint64_t b)
+/* "3.50 GiB" or "12.0 MiB" into buf. */
+static const char *human(uint64_t b, char *buf)
 {
-    return (double)b / (1024.0 * 1024.0 * 1024.0);
+    if (b >= (1ull << 30))
+        snprintf(buf, 32, "%.2f GiB", (double)b / (1024.0 * 1024.0 * 1024.0));
+    else
+        snprintf(buf, 32, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+    return buf;
 }
 
 static int op_admit(pm_jobstore *st, const pm_job_info *job)
@@ -223,10 +228,10 @@ static int op_admit(pm_jobstore *st, const pm_job_info *job)
         return pm_errorf(rc, "%s", why);
     if (s.nworkers > 0 && job->predicted_bytes > s.max_budget)
         return pm_errorf(PM_ETOOBIG,
-                         "this %dx%d %s job needs about %.2f GiB; the largest budget of the fleet's %d worker(s) is "
-                         "%.2f GiB (their --mem-budget), so no worker could run it; send a smaller image",
-                         job->width, job->height, pm_task_name(job->spec.task), gib(job->predicted_bytes),
-                         s.nworkers, gib(s.max_budget));
+                         "this %dx%d %s job needs about %s; the largest budget of the fleet's %d worker(s) is "
+                         "%s (their --mem-budget), so no worker could run it; send a smaller image",
+                         job->width, job->height, pm_task_name(job->spec.task),
+                         human(job->predicted_bytes, (char[32]){0}), s.nworkers, human(s.max_budget, (char[32]){0}));
     return 0;
 }
 

@@ -697,6 +697,8 @@ void pm_fleet_worker_stop(pm_fleet_worker *w)
     if (!w)
         return;
     atomic_store(&w->stop, 1);
+    if (!w->slots) /* a start that failed before its slots existed */
+        w->nslots = 0;
     pthread_mutex_lock(&w->lock);
     int busy = 0;
     for (int i = 0; i < w->nslots; i++)

@@ -388,8 +388,12 @@ class TestFleet(FleetCase):
 
     def test_redis_restart_loses_nothing_accepted(self):
         front = self.front()
+        # a worker whose gate stays paused takes nothing, and lives through the outage
+        survivor = self.worker("survivor", "--pause-at", "0.01", "--resume-below", "0.005")
+        wait_until(lambda: "admission_paused" in survivor.log(), timeout=10, what="the survivor's gate to close")
         ids = [self.submit(front) for _ in range(4)]
         self.redis.kill9()  # a crash: only the AOF (appendfsync always) keeps what was accepted
+        time.sleep(1.5)  # its heartbeat writes to the dead connection (no SIGPIPE death)
         r = front.submit(self.img, self.mask)
         self.assertEqual(r.status, 503, r)
         self.assertIn("unreachable", r.body.decode())
@@ -403,6 +407,7 @@ class TestFleet(FleetCase):
         self.worker("w")
         for jid in ids:
             self.assertEqual(front.wait_job(jid, timeout=30 * SLOW)["state"], "done")
+        self.assertIsNone(survivor.proc.poll(), "the worker lived through Redis's restart")
         self.assertEqual(self.submit(front) is not None, True)
 
 
