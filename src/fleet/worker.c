@@ -227,9 +227,39 @@ static void flush_events(pm_fleet_worker *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Drops results, oldest first, while they exceed --results-max-bytes. */
+/* Forgets result `member` ("<id>:<bytes>" of pixmend:results) once: when
+ * this call removed it from the set, deletes the result and takes its bytes
+ * off the total. Returns 1 when it did. */
+static int drop_result(pm_rconn *c, const char *member, int popped)
+{
+    char id[PM_JOB_ID_LEN + 1], key[96];
+    unsigned long long bytes = 0;
+    if (sscanf(member, "%32[0-9a-f]:%llu", id, &bytes) != 2)
+        bytes = 0;
+    if (!popped) {
+        redisReply *z = pm_rconn_cmdf(c, "ZREM %s %s", PM_FLEET_RESULTS, member);
+        int mine = z && z->type == REDIS_REPLY_INTEGER && z->integer == 1;
+        pm_fw_free_reply(z);
+        if (!mine)
+            return 0; /* another worker took it */
+    }
+    pm_fleet_key(key, sizeof key, "result", id);
+    pm_fw_free_reply(pm_rconn_cmdf(c, "DEL %s", key));
+    pm_fw_free_reply(pm_rconn_cmdf(c, "DECRBY %s %llu", PM_FLEET_RESULTS_BYTES, bytes));
+    return 1;
+}
+
+/* Keeps the results' total true and under --results-max-bytes: first the
+ * entries whose result expired (--result-ttl) leave the set and the total,
+ * then the oldest results are evicted while the total exceeds the cap. */
 static void evict_results(pm_fleet_worker *w, pm_rconn *c)
 {
+    double ttl = w->sc.result_ttl > 0 ? w->sc.result_ttl : 86400;
+    redisReply *x = pm_rconn_cmdf(c, "ZRANGEBYSCORE %s -inf %.6f LIMIT 0 256", PM_FLEET_RESULTS, pm_wall_time() - ttl);
+    for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY && i < x->elements; i++)
+        if (x->element[i]->type == REDIS_REPLY_STRING)
+            drop_result(c, x->element[i]->str, 0);
+    pm_fw_free_reply(x);
     if (!w->sc.results_max_bytes)
         return;
     for (int i = 0; i < 64; i++) {
@@ -239,18 +269,12 @@ static void evict_results(pm_fleet_worker *w, pm_rconn *c)
         if (total <= w->sc.results_max_bytes)
             return;
         redisReply *p = pm_rconn_cmdf(c, "ZPOPMIN %s", PM_FLEET_RESULTS);
-        if (!p || p->type != REDIS_REPLY_ARRAY || p->elements < 2) {
+        if (!p || p->type != REDIS_REPLY_ARRAY || p->elements < 2 || p->element[0]->type != REDIS_REPLY_STRING) {
             pm_fw_free_reply(p);
             return;
         }
-        char key[96];
-        pm_fleet_key(key, sizeof key, "result", p->element[0]->str);
-        redisReply *l = pm_rconn_cmdf(c, "STRLEN %s", key);
-        long long len = l && l->type == REDIS_REPLY_INTEGER ? l->integer : 0;
-        pm_fw_free_reply(l);
-        pm_fw_free_reply(pm_rconn_cmdf(c, "DEL %s", key));
-        pm_fw_free_reply(pm_rconn_cmdf(c, "DECRBY %s %lld", PM_FLEET_RESULTS_BYTES, len));
-        pm_info("result_evicted", "result of job %s evicted: results exceed --results-max-bytes", p->element[0]->str);
+        drop_result(c, p->element[0]->str, 1);
+        pm_info("result_evicted", "result %s evicted: results exceed --results-max-bytes", p->element[0]->str);
         pm_fw_free_reply(p);
     }
 }
@@ -297,7 +321,9 @@ static int finish(pm_fleet_worker *w, pm_rconn *c, const entry *e, const pm_job_
     const size_t setr_l[] = {3, strlen(kres), out_len, 2, strlen(ttl)};
     const char *exp[] = {"PEXPIRE", kjob, ttl};
     const char *del[] = {"DEL", kimg, kmask};
-    const char *zadd[] = {"ZADD", PM_FLEET_RESULTS, fints, fin->id};
+    char member[64];
+    snprintf(member, sizeof member, "%s:%zu", fin->id, out_len);
+    const char *zadd[] = {"ZADD", PM_FLEET_RESULTS, fints, member};
     const char *incr[] = {"INCRBY", PM_FLEET_RESULTS_BYTES, rbytes};
     const char *pub[] = {"PUBLISH", PM_FLEET_EVENTS, msg};
     const size_t pub_l[] = {7, strlen(PM_FLEET_EVENTS), mlen};

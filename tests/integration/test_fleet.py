@@ -423,6 +423,26 @@ class TestFleetWorkers(FleetCase):
         self.assertEqual(self.redis.cmd("XINFO", "GROUPS", "pixmend:jobs:fast")[0][1], "pixmend-workers")
 
 
+    def test_results_cap_and_ttl(self):
+        front = self.front()
+        self.worker("w", "--results-max-bytes", "1000", "--result-ttl", "2")
+        ids = []
+        for _ in range(4):  # about 380 bytes each: the cap keeps the newest two
+            ids.append(self.submit(front))
+            self.assertEqual(front.wait_job(ids[-1], timeout=20 * SLOW)["state"], "done")
+        sizes = [front.job(j)["result_bytes"] for j in ids]
+        # the worker evicts right after storing (the job is visible a moment before)
+        wait_until(lambda: int(self.redis.cmd("GET", "pixmend:results:bytes")) == sum(sizes[-2:]), timeout=10,
+                   what="the results' total to be the newest two")
+        self.assertEqual(front.get("/api/v1/jobs/%s/result" % ids[0]).status, 404)
+        self.assertEqual(front.get("/api/v1/jobs/%s/result" % ids[-1]).status, 200)
+        time.sleep(2.2)  # past --result-ttl: the next end takes the expired ones off the total
+        j = self.submit(front)
+        self.assertEqual(front.wait_job(j, timeout=20 * SLOW)["state"], "done")
+        wait_until(lambda: int(self.redis.cmd("GET", "pixmend:results:bytes")) == front.job(j)["result_bytes"],
+                   timeout=10, what="the expired results to leave the total")
+        self.assertEqual(self.redis.cmd("ZCARD", "pixmend:results"), 1)
+
     def test_sigterm_hands_the_running_job_back(self):
         front = self.front()
         a = self.worker("a", "--job-delay-ms", str(4000 * SLOW), "--drain-seconds", "0.3")
