@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ typedef struct snapshot {
     pm_sched_stats w;         /* only fleet_workers and models' counters used */
     int nmodel_counts;
     struct { char name[32]; uint64_t done, failed, cancelled; } mc[8];
+    int nadmit;               /* per model: the most working pixels a live worker admits */
+    struct { char name[32]; uint64_t pixels; int unbounded; } admit[8];
 } snapshot;
 
 typedef struct front {
@@ -59,10 +62,43 @@ static front *front_of(pm_jobstore *st)
 
 /* --------------------------------------------------------------- snapshot */
 
+/* " models=patchmatch:123,lama:inf" of one worker's report into s->admit
+ * (the largest over workers). */
+static void parse_models(const char *p, snapshot *s)
+{
+    if (!p)
+        return;
+    p += 8;
+    while (*p && *p != ' ') {
+        char name[32], val[24];
+        int n = 0;
+        if (sscanf(p, "%31[^:,]:%23[^, ]%n", name, val, &n) != 2 || n == 0)
+            return;
+        p += n;
+        if (*p == ',')
+            p++;
+        int m;
+        for (m = 0; m < s->nadmit && strcmp(s->admit[m].name, name) != 0; m++)
+            ;
+        if (m == s->nadmit) {
+            if (m >= 8)
+                continue;
+            s->nadmit++;
+            memset(&s->admit[m], 0, sizeof s->admit[m]);
+            snprintf(s->admit[m].name, sizeof s->admit[m].name, "%s", name);
+        }
+        if (strcmp(val, "inf") == 0)
+            s->admit[m].unbounded = 1;
+        else if (strtoull(val, NULL, 10) > s->admit[m].pixels)
+            s->admit[m].pixels = strtoull(val, NULL, 10);
+    }
+}
+
 static void parse_workers(const redisReply *r, snapshot *s, double now_wall)
 {
     s->nworkers = 0;
     s->max_budget = 0;
+    s->nadmit = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -78,6 +114,7 @@ static void parse_workers(const redisReply *r, snapshot *s, double now_wall)
             continue;
         if (budget > s->max_budget)
             s->max_budget = budget;
+        parse_models(strstr(v->str, " models="), s);
         if (s->nworkers < 16) {
             int n = s->nworkers++;
             snprintf(s->w.fleet_workers[n].name, sizeof s->w.fleet_workers[n].name, "%.*s",
@@ -213,6 +250,38 @@ static const char *human(uint64_t b, char *buf)
     return buf;
 }
 
+/* 0 when a live worker loads the job's model and admits its working pixels
+ * (workers publish the most their law and budget admit per model); else
+ * PM_ENOENT or PM_ETOOBIG naming what would fit. */
+static int fits_a_worker(const snapshot *s, const pm_job_info *job)
+{
+    int m;
+    for (m = 0; m < s->nadmit && strcmp(s->admit[m].name, job->spec.model) != 0; m++)
+        ;
+    if (m == s->nadmit)
+        return pm_errorf(PM_ENOENT,
+                         "none of the fleet's %d worker(s) has model %s loaded; start workers with --model %s=FILE",
+                         s->nworkers, job->spec.model, job->spec.model);
+    uint64_t work = job->work_pixels ? job->work_pixels : (uint64_t)job->width * (uint64_t)job->height;
+    uint64_t best = s->admit[m].pixels;
+    if (s->admit[m].unbounded || work <= best)
+        return 0;
+    if (best == 0)
+        return pm_errorf(PM_ETOOBIG,
+                         "this %dx%d %s job needs about %s; no worker of the fleet admits even the smallest image "
+                         "for model %s (their --mem-budget, the largest %s), so no worker could run it",
+                         job->width, job->height, pm_task_name(job->spec.task),
+                         human(job->predicted_bytes, (char[32]){0}), job->spec.model, human(s->max_budget, (char[32]){0}));
+    double k = sqrt((double)best / (double)work);
+    return pm_errorf(PM_ETOOBIG,
+                     "this %dx%d %s job works on %.1f MP at once (about %s); the fleet's workers admit at most "
+                     "%.1f MP for model %s (their --mem-budget and memory laws), so no worker could run it; the "
+                     "largest image that fits is about %dx%d",
+                     job->width, job->height, pm_task_name(job->spec.task), (double)work / 1e6,
+                     human(job->predicted_bytes, (char[32]){0}), (double)best / 1e6, job->spec.model,
+                     (int)(job->width * k), (int)(job->height * k));
+}
+
 static int op_admit(pm_jobstore *st, const pm_job_info *job)
 {
     front *f = front_of(st);
@@ -226,13 +295,9 @@ static int op_admit(pm_jobstore *st, const pm_job_info *job)
     char why[300];
     if ((rc = pm_fleet_queue_verdict(s.depth[0] + s.depth[1], f->queue_max, rate, f->max_wait, why, sizeof why)))
         return pm_errorf(rc, "%s", why);
-    if (s.nworkers > 0 && job->predicted_bytes > s.max_budget)
-        return pm_errorf(PM_ETOOBIG,
-                         "this %dx%d %s job needs about %s; the largest budget of the fleet's %d worker(s) is "
-                         "%s (their --mem-budget), so no worker could run it; send a smaller image",
-                         job->width, job->height, pm_task_name(job->spec.task),
-                         human(job->predicted_bytes, (char[32]){0}), s.nworkers, human(s.max_budget, (char[32]){0}));
-    return 0;
+    if (s.nworkers > 0)
+        return fits_a_worker(&s, job);
+    return 0; /* no worker yet: the job waits for one */
 }
 
 /* Runs the queued commands as MULTI ... EXEC on `c`: 0, PM_EUNAVAIL, or

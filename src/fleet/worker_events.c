@@ -121,15 +121,23 @@ void *pm_fw_beat_main(void *arg)
             pm_fw_free_reply(r);
         }
         pm_sched_get_stats(w->local, st);
+        /* per model, the most working pixels its law admits within the budget ("inf": no budget) */
         uint64_t largest = 0;
-        for (int m = 0; m < st->nmodels; m++) {
+        char models[400] = "";
+        size_t used = 0;
+        for (int m = 0; m < st->nmodels && used < sizeof models; m++) {
             uint64_t px = st->mem_budget ? pm_memlaw_max_pixels(&st->models[m].law, st->mem_budget) : 0;
             if (px > largest)
                 largest = px;
+            char v[32];
+            snprintf(v, sizeof v, "%llu", (unsigned long long)px);
+            used += (size_t)snprintf(models + used, sizeof models - used, "%s%s:%s", m ? "," : "",
+                                     st->models[m].name, st->mem_budget ? v : "inf");
         }
-        char report[200];
-        snprintf(report, sizeof report, "running=%d slots=%d budget=%llu largest=%llu ts=%.3f", running, w->nslots,
-                 (unsigned long long)st->mem_budget, (unsigned long long)largest, pm_wall_time());
+        char report[600];
+        snprintf(report, sizeof report, "running=%d slots=%d budget=%llu largest=%llu ts=%.3f models=%s", running,
+                 w->nslots, (unsigned long long)st->mem_budget, (unsigned long long)largest, pm_wall_time(),
+                 models);
         redisReply *h = pm_rconn_cmdf(&c, "HSET %s %s %s", PM_FLEET_WORKERS, w->name, report);
         pm_fw_free_reply(h);
         redisReply *q[4];

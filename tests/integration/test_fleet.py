@@ -338,6 +338,16 @@ class TestFleet(FleetCase):
         r = front.submit(png_bytes(test_image(400, 300)), png_bytes(test_mask(400, 300)))
         self.assertEqual(r.status, 413, r)
         self.assertIn("no worker could run it", r.body.decode())
+        self.assertIn("admits even the smallest image for model patchmatch", r.body.decode())
+        # a worker with room for about 0.1 MP: the answer names the largest image that fits
+        self.worker("medium", "--mem-budget", "9M")
+        wait_until(lambda: "medium" in str(self.redis.cmd("HKEYS", "pixmend:workers")), timeout=10,
+                   what="the second worker's report")
+        time.sleep(0.2)
+        r = front.submit(png_bytes(test_image(800, 600)), png_bytes(test_mask(800, 600)))
+        self.assertEqual(r.status, 413, r)
+        self.assertIn("the largest image that fits is about", r.body.decode())
+        self.assertEqual(front.submit(self.img, self.mask, model="nosuch").status, 404)
 
     def test_key_quota_counts_the_fleet(self):
         keys = os.path.join(self.redis.dir, "keys")
