@@ -42,6 +42,7 @@ typedef struct front {
 
     pthread_mutex_t lock;      /* ev_fn, seq, the snapshot, the rate */
     pthread_cond_t ended_cv;   /* a job ended (for wait) */
+    uint64_t ended_gen;        /* ends seen: a waiter sleeps only while it is unchanged (no lost wake-up) */
     pm_job_event_fn ev_fn;
     void *ev_user;
     uint64_t ev_seq;
@@ -585,25 +586,21 @@ static int op_wait(pm_jobstore *st, const char *id, pm_job_info *info, uint8_t *
     pm_job_info j;
     int rc;
     for (;;) {
-        rc = op_get(st, id, &j);
-        if (rc == PM_EUNAVAIL) {
-            struct timespec ts;
-            pm_deadline(&ts, 0.5);
-            pthread_mutex_lock(&f->lock);
-            pthread_cond_timedwait(&f->ended_cv, &f->lock, &ts);
-            pthread_mutex_unlock(&f->lock);
-            if (atomic_load(&f->stop))
-                return rc;
-            continue;
-        }
-        if (rc)
-            return rc;
-        if (j.state != PM_JOB_QUEUED && j.state != PM_JOB_RUNNING)
-            break;
-        struct timespec ts;
-        pm_deadline(&ts, 0.25); /* the event usually wakes it sooner */
         pthread_mutex_lock(&f->lock);
-        pthread_cond_timedwait(&f->ended_cv, &f->lock, &ts);
+        uint64_t gen = f->ended_gen; /* read before the record: an end after it wakes the wait below */
+        pthread_mutex_unlock(&f->lock);
+        rc = op_get(st, id, &j);
+        if (rc && rc != PM_EUNAVAIL)
+            return rc;
+        if (!rc && j.state != PM_JOB_QUEUED && j.state != PM_JOB_RUNNING)
+            break;
+        if (rc && atomic_load(&f->stop))
+            return rc;
+        struct timespec ts;
+        pm_deadline(&ts, rc ? 0.5 : 0.25); /* Redis down: try again; else the end's event wakes it */
+        pthread_mutex_lock(&f->lock);
+        while (f->ended_gen == gen && pthread_cond_timedwait(&f->ended_cv, &f->lock, &ts) == 0)
+            ;
         pthread_mutex_unlock(&f->lock);
     }
     if (info)
@@ -837,8 +834,10 @@ static void deliver(front *f, const redisReply *r)
     uint64_t seq = ++f->ev_seq;
     if (f->ev_fn)
         f->ev_fn(f->ev_user, type, seq, &job);
-    if (type == PM_EV_DONE || type == PM_EV_FAILED || type == PM_EV_CANCELLED)
+    if (type == PM_EV_DONE || type == PM_EV_FAILED || type == PM_EV_CANCELLED) {
+        f->ended_gen++;
         pthread_cond_broadcast(&f->ended_cv);
+    }
     pthread_mutex_unlock(&f->lock);
 }
 
