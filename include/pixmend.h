@@ -48,7 +48,8 @@ enum pm_error {
     PM_ETIMEOUT = -17,    /* took longer than allowed */
     PM_EINTERNAL = -18,   /* a bug: an invariant did not hold */
     PM_EMASKEMPTY = -19,  /* the mask selects nothing (no pixel to fill) */
-    PM_ERROR_MIN = -19
+    PM_EUNAVAIL = -20,    /* a service it depends on (the fleet's Redis) is unreachable */
+    PM_ERROR_MIN = -20
 };
 
 /* Short, static name of a code ("image too large"). Never NULL. */

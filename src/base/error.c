@@ -29,6 +29,7 @@ const char *pm_strerror(int code)
     case PM_ETIMEOUT: return "timed out";
     case PM_EINTERNAL: return "internal error";
     case PM_EMASKEMPTY: return "the mask selects nothing";
+    case PM_EUNAVAIL: return "a service it depends on is unreachable";
     default: return "unknown error";
     }
 }
@@ -44,6 +45,7 @@ static const struct {
     {PM_EEXTENSION, "extension_mismatch"}, {PM_EUNSUPPORTED, "unsupported"}, {PM_ECHECKPOINT, "checkpoint_error"},
     {PM_ECANCELLED, "cancelled"},     {PM_EBUSY, "busy"},                {PM_EMISMATCH, "mask_mismatch"},
     {PM_EMASKEMPTY, "empty_mask"},    {PM_ENOSOURCE, "no_source"},       {PM_ETIMEOUT, "timeout"},
+    {PM_EUNAVAIL, "unavailable"},
     {PM_EINTERNAL, "internal"},
 };
 

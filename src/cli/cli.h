@@ -67,6 +67,7 @@ extern const pm_command pm_cmd_bench;
 extern const pm_command pm_cmd_calibrate;
 extern const pm_command pm_cmd_report;
 extern const pm_command pm_cmd_models;
+extern const pm_command pm_cmd_worker;
 
 /* cmd_models.c, shared with serve: the searched folders and the models
  * found as JSON ({"searched": [...], "models": [...]}, each model with

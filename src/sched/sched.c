@@ -583,6 +583,8 @@ void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user)
     s->ev_fn = fn;
     s->ev_user = user;
     pthread_mutex_unlock(&s->lock);
+    if (s->cfg.store)
+        s->cfg.store->ops->set_event_fn(s->cfg.store, fn, user);
 }
 
 

@@ -130,6 +130,9 @@ typedef struct pm_sched_config {
     double max_wait;            /* refuse (429) when the expected wait exceeds this many seconds; 0 = no bound */
     int owner_max_running;      /* jobs of one owner (spec.owner, not "") running at once; the
                                    others wait and jobs of other owners go first; 0 = no bound */
+    struct pm_jobstore *store;  /* NULL: jobs live in this process (journal, queue, data directory);
+                                   else there (sched/store.h; the fleet's Redis): no worker thread
+                                   starts and `workers` only sizes the model states. Not owned. */
 } pm_sched_config;
 
 void pm_sched_default_config(pm_sched_config *cfg);
@@ -227,6 +230,16 @@ typedef struct pm_sched_stats {
         uint64_t done, failed, cancelled;
         pm_memlaw law;
     } models[PM_SCHED_MAX_MODELS];
+    /* the fleet (jobs in Redis; all 0 on a single box) */
+    int fleet;                   /* 1: the queue is the fleet's */
+    int fleet_pending;           /* entries taken by a worker and not acknowledged yet */
+    uint64_t fleet_reclaimed;    /* entries taken over from a stopped worker (XAUTOCLAIM) */
+    int fleet_nworkers;          /* workers that reported within the last seconds */
+    struct {
+        char name[64];
+        int running, slots;
+        uint64_t budget, largest_pixels;
+    } fleet_workers[16];
 } pm_sched_stats;
 
 void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st);

@@ -9,6 +9,7 @@
 #include "sched/gate.h"
 #include "sched/journal.h"
 #include "sched/memlaw.h"
+#include "sched/store.h"
 #include "monitor/monitor.h"
 
 #include <pthread.h>
@@ -138,6 +139,13 @@ uint64_t pm_sched_predict_with(const pm_memlaw *law, const pm_job_info *info, ui
 uint64_t pm_sched_options_extra_locked(const pm_sched *s, const pm_job_info *info);
 double pm_sched_drain_rate_locked(const pm_sched *s);
 double pm_sched_expected_wait_locked(const pm_sched *s);
+
+/* --- sched_remote.c: submission when jobs live in a store (sched/store.h) */
+
+/* Stores and queues a checked job in s->cfg.store; *info is its snapshot. */
+int pm_sched_remote_submit(pm_sched *s, const pm_job_spec *spec, int sync, const uint8_t *image, size_t image_len,
+                           const uint8_t *mask, size_t mask_len, int w, int h, uint64_t work_px, uint64_t predicted,
+                           pm_job_info *info);
 
 /* --- run.c: decoding, running a model, encoding */
 

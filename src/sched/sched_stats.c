@@ -77,10 +77,14 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->queue_wait = s->queue_wait;
     st->run_seconds = s->run_seconds;
     pthread_mutex_unlock(&s->lock);
+    if (s->cfg.store)
+        s->cfg.store->ops->stats(s->cfg.store, st);
 }
 
 int pm_sched_retry_after(pm_sched *s)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->retry_after(s->cfg.store);
     pthread_mutex_lock(&s->lock);
     double rate = pm_sched_drain_rate_locked(s);
     if (rate <= 0)
@@ -101,6 +105,8 @@ int pm_sched_retry_after(pm_sched *s)
 
 int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->list(s->cfg.store, out, max, total);
     int n = 0;
     pthread_mutex_lock(&s->lock);
     *total = s->running + pm_sched_queue_count(s);
@@ -122,6 +128,10 @@ int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 
 void pm_sched_owner_counts(pm_sched *s, const char *owner, int *queued, int *running)
 {
+    if (s->cfg.store) {
+        s->cfg.store->ops->owner_counts(s->cfg.store, owner, queued, running);
+        return;
+    }
     int q = 0, r = 0;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->cfg.workers; i++)

@@ -159,6 +159,9 @@ int pm_sched_submit(pm_sched *s, const pm_job_spec *spec_in, int sync, const uin
     uint64_t predicted;
     if ((rc = check_fits_budget(s, &spec, w, h, work_px, &predicted)))
         return rc;
+    if (s->cfg.store) /* the fleet: the job is stored and queued in Redis (sched_remote.c) */
+        return pm_sched_remote_submit(s, &spec, sync, image, image_len, mask, mask_len, w, h, work_px, predicted,
+                                      info);
 
     pm_job *j = pm_sched_job_new();
     if (!j)
@@ -243,6 +246,8 @@ int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out,
 {
     *out = NULL;
     *out_len = 0;
+    if (s->cfg.store)
+        return s->cfg.store->ops->wait(s->cfg.store, id, info, out, out_len);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (!j || !j->info.sync) {
@@ -270,6 +275,8 @@ int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out,
 
 int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->get(s->cfg.store, id, info);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (j)
@@ -283,6 +290,8 @@ int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info)
 
 int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->cancel(s->cfg.store, id, info);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (!j) {
@@ -336,6 +345,8 @@ int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
 
 int pm_sched_result_path(pm_sched *s, const pm_job_info *info, char *buf, size_t len)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->result_path(s->cfg.store, info, buf, len);
     if (info->state != PM_JOB_DONE || !info->result_path[0])
         return pm_errorf(PM_ENOENT, "job %s has no result", info->id);
     snprintf(buf, len, "%s/%s", s->data_dir, info->result_path);

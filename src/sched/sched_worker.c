@@ -583,7 +583,7 @@ static void *janitor_main(void *arg)
 
 int pm_sched_start(pm_sched *s)
 {
-    for (int i = 0; i < s->cfg.workers; i++) {
+    for (int i = 0; i < s->cfg.workers && !s->cfg.store; i++) { /* the fleet's workers are other processes */
         s->workers[i].s = s;
         s->workers[i].index = i;
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)

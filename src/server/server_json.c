@@ -114,7 +114,8 @@ void pm_srv_send_submit_error(req *r, int rc, const char *msg)
             retry = pm_sched_retry_after(srv->sched);
         }
         break;
-    case PM_ENOMEM: status = 503; why = PM_REJECT_UNAVAILABLE; retry = 5; break;
+    case PM_ENOMEM:
+    case PM_EUNAVAIL: status = 503; why = PM_REJECT_UNAVAILABLE; retry = 5; break;
     default: status = 500; why = PM_REJECT_INVALID; break;
     }
     pm_metrics_count_rejected(&srv->metrics, why);

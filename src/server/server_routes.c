@@ -148,7 +148,10 @@ void pm_srv_send_unknown_job(req *r, const char *id)
 /* Job `id` if it exists and the request's key may see it (404 otherwise). */
 static int get_owned(req *r, const char *id, pm_job_info *info)
 {
-    return pm_sched_get(r->srv->sched, id, info) == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
+    int rc = pm_sched_get(r->srv->sched, id, info);
+    if (rc == PM_EUNAVAIL) /* the fleet's Redis is down: 503 with its reason, not "no such job" */
+        return rc;
+    return rc == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
 }
 
 void pm_srv_route_job(req *r, const char *id)
@@ -157,6 +160,10 @@ void pm_srv_route_job(req *r, const char *id)
     int rc = get_owned(r, id, &info);
     if (rc == 0 && strcmp(r->method, "DELETE") == 0)
         rc = pm_sched_cancel(r->srv->sched, id, &info);
+    if (rc == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
     if (rc == PM_ENOENT) {
         pm_srv_send_unknown_job(r, id);
         return;
@@ -177,7 +184,12 @@ void pm_srv_route_result(req *r, const char *id)
     pm_server *srv = r->srv;
     pm_job_info info;
     char msg[600];
-    if (get_owned(r, id, &info)) {
+    int rc = get_owned(r, id, &info);
+    if (rc == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
+    if (rc) {
         pm_srv_send_unknown_job(r, id);
         return;
     }
@@ -194,7 +206,10 @@ void pm_srv_route_result(req *r, const char *id)
         return;
     }
     char path[4096];
-    pm_sched_result_path(srv->sched, &info, path, sizeof path);
+    if (pm_sched_result_path(srv->sched, &info, path, sizeof path) == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
