@@ -23,6 +23,7 @@ static const pm_optdef opts[] = {
     {"models", 0, 1},
     {"workers", 0, 1},
     {"threads", 't', 1},
+    {"precision", 0, 1},
     {"max-upload", 0, 1},
     {"max-pixels", 0, 1},
     {"max-side", 0, 1},
@@ -174,6 +175,13 @@ static int run(int argc, char **argv)
         return 2;
     if (pm_cli_opt_int(&pm_cmd_serve, opts, &a, "threads", 0, 1024, &sc.threads))
         return 2;
+    if ((s = OPT("precision"))) {
+        if (strcmp(s, "fp32") != 0 && strcmp(s, "bf16") != 0) {
+            pm_cli_error(&pm_cmd_serve, "--precision must be fp32 or bf16, not '%s'", s);
+            return 2;
+        }
+        sc.precision = strcmp(s, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32;
+    }
     if ((s = OPT("max-upload"))) {
         if (pm_cli_size(&pm_cmd_serve, "max-upload", s, &hc.max_upload))
             return 2;
@@ -400,6 +408,8 @@ const pm_command pm_cmd_serve = {
     "                              /api/v1/models; off does not look\n"
     "      --workers N             compute workers (default 1: one compute device)\n"
     "  -t, --threads N             engine threads per worker (default 0 = all cores)\n"
+    "      --precision P           fp32 (default) or bf16 for LaMa and DDColor (CPUs with\n"
+    "                              avx512_bf16 or AMX)\n"
     "      --max-upload BYTES      largest request body (default 64M); larger gets 413\n"
     "      --max-pixels N          largest image in pixels (default 16M)\n"
     "      --max-side N            longest image side (default 8192)\n"
