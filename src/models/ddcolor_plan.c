@@ -4,8 +4,9 @@
 
 /* Attention scores of all heads are computed at once up to this many floats. */
 #define SMALL_SCORES (4 << 20)
-/* Above this many keys, keys and values are projected one head at a time. */
-#define PER_HEAD_KEYS 4096
+/* Above this many keys (beyond input size 512), keys and values are
+ * projected one head at a time. */
+#define PER_HEAD_KEYS 16384
 
 /* The graph being built. */
 typedef struct gb {

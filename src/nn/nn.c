@@ -810,11 +810,14 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         if (io && io->fill && (rc = io->fill(io->user, &v)) != 0)
             goto free_arena;
     }
+    int one = 0;
     for (int i = 0; i < p->nsteps; i++) {
         nn_step *s = &p->steps[i];
         uint64_t t0 = p->profile ? pm_now_ns() : 0;
         switch (s->kind) {
         case ST_PRIM:
+            if (s->one_thread != one) /* small ops on one thread */
+                pm_nn_set_threads((one = s->one_thread) ? 1 : p->threads);
             if (dnnl_primitive_execute(s->prim, p->ctx->stream, s->nargs, s->exec) != dnnl_success) {
                 rc = pm_errorf(PM_EINTERNAL, "oneDNN failed to run %s", s->name);
                 goto free_arena;
@@ -841,6 +844,8 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         }
     }
     dnnl_stream_wait(p->ctx->stream);
+    if (one)
+        pm_nn_set_threads(p->threads);
     if (io && io->read) {
         pm_nn_view v;
         if ((rc = tensor_view(p, p->output, arena, &v)) != 0)

@@ -264,16 +264,29 @@ static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, 
     return pm_nn__fixed_mem(p, want, buf);
 }
 
-/* Creates the step of a primitive description with its arguments so far. */
-static nn_step *prim_step(pm_nn_plan *p, const char *name, dnnl_primitive_desc_t pd)
+/* Creates the step of a primitive description; `one` marks a small op (its
+ * description was made on one thread). */
+static nn_step *prim_step(pm_nn_plan *p, const char *name, dnnl_primitive_desc_t pd, int one)
 {
     nn_step *s = pm_nn__new_step(p, ST_PRIM, name);
+    if (s)
+        s->one_thread = one;
     if (!s || dnnl_primitive_create(&s->prim, pd) != dnnl_success) {
+        pm_nn_set_threads(p->threads);
         pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "oneDNN could not create the primitive of %s", name));
         return NULL;
     }
+    pm_nn_set_threads(p->threads);
     pm_nn__set_impl(s, pd);
     return s;
+}
+
+/* Small ops are planned (and run) on one thread: 1 when so. */
+static int small(pm_nn_plan *p, double work)
+{
+    int one = work < NN_SMALL_WORK;
+    pm_nn_set_threads(one ? 1 : p->threads);
+    return one;
 }
 
 int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
@@ -298,6 +311,7 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
     dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t md;
     dnnl_status_t st = dnnl_success;
+    int one = small(p, (double)c->batch * (double)c->rows * (double)c->cols * (double)a->cols);
     if ((rc = pm_nn__make_attr(&attr, 0, &op->post, &vec_md)) == 0) {
         st = dnnl_matmul_desc_init(&md, &amd, own ? &bany : &bmd, op->k0 ? &bias_md : NULL, &cmd);
         if (st == dnnl_success)
@@ -308,7 +322,7 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
     if (!rc && own &&
         !(bm = own_weights(p, &bmd, b->data + b->off, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))))
         rc = pm_errorf(PM_ENOMEM, "out of memory for the weights of %s", op->name);
-    nn_step *s = rc ? NULL : prim_step(p, op->name, pd);
+    nn_step *s = rc ? NULL : prim_step(p, op->name, pd, one);
     int n = 0;
     if (s) {
         arg(s, &n, DNNL_ARG_SRC, at, am);
@@ -328,6 +342,7 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
     } else if (!rc) {
         rc = p->err;
     }
+    pm_nn_set_threads(p->threads);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     if (attr)
@@ -354,11 +369,12 @@ int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s = dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &smd, NULL, op->eps,
                                                                  dnnl_use_scale | dnnl_use_shift);
+    int one = small(p, (double)x.c * x.h * x.w);
     if ((rc = pm_nn__make_attr(&attr, 0, NULL, NULL)) == 0 && s == dnnl_success)
         s = dnnl_primitive_desc_create(&pd, &ld, attr, p->ctx->eng, NULL);
     if (!rc && s != dnnl_success)
         rc = pm_nn__dnnl_err(s, "a layer normalisation", op->name);
-    nn_step *st = rc ? NULL : prim_step(p, op->name, pd);
+    nn_step *st = rc ? NULL : prim_step(p, op->name, pd, one);
     int n = 0;
     if (st) {
         dnnl_memory_t k0 = pm_nn__fixed_mem(p, &cmd, (void *)op->k0), k1 = pm_nn__fixed_mem(p, &cmd, (void *)op->k1);
@@ -374,6 +390,7 @@ int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
     } else if (!rc) {
         rc = p->err;
     }
+    pm_nn_set_threads(p->threads);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     if (attr)
@@ -394,11 +411,12 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s = dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1);
+    int one = small(p, (double)op->m[0].rows * op->m[0].cols);
     if ((rc = pm_nn__make_attr(&attr, 0, NULL, NULL)) == 0 && s == dnnl_success)
         s = dnnl_primitive_desc_create(&pd, &sd, attr, p->ctx->eng, NULL);
     if (!rc && s != dnnl_success)
         rc = pm_nn__dnnl_err(s, "a softmax", op->name);
-    nn_step *st = rc ? NULL : prim_step(p, op->name, pd);
+    nn_step *st = rc ? NULL : prim_step(p, op->name, pd, one);
     int n = 0;
     if (st) {
         arg(st, &n, DNNL_ARG_SRC, t, NULL);
@@ -408,6 +426,7 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
     } else if (!rc) {
         rc = p->err;
     }
+    pm_nn_set_threads(p->threads);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     if (attr)
@@ -533,7 +552,7 @@ int pm_nn__run_elt(pm_nn_plan *p, nn_step *s, uint8_t *arena)
     if (s->elt == ELT_SINEPOS)
         for (int k = 0; k < vd.c / 2; k++)
             dim_t[k] = powf(10000.0f, 2.0f * (float)(k / 2) / (float)(vd.c / 2));
-    int H = vd.h, nt = p->threads;
+    int H = vd.h, nt = (double)vd.c * vd.h * vd.w < NN_SMALL_WORK ? 1 : p->threads;
     PM_OMP_FOR(nt)
     for (int y = 0; y < H; y++)
         elt_row(s, &vs, &vd, y, dim_t);

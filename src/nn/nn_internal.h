@@ -92,6 +92,7 @@ typedef struct nn_step {
     int value;           /* mark */
     int elt;             /* nn_elt_kind */
     const float *k0, *k1;
+    int one_thread;      /* a small op: runs (and was planned) on one thread */
     /* profile */
     double flops;
     double seconds;
@@ -170,6 +171,10 @@ int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_po
 int pm_nn__post_args(pm_nn_plan *p, nn_step *s, int *n, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md,
                      int base);
 void pm_nn__set_impl(nn_step *s, const_dnnl_primitive_desc_t pd);
+
+/* Below this much work (multiply-adds or elements) an op runs on one
+ * thread: waking the others costs more. */
+#define NN_SMALL_WORK (256 << 10)
 
 /* nn_graph.c */
 int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op);

@@ -90,9 +90,9 @@ def driver_ab(drv, ckpt, x, size, work, tag):
 
 
 def part_model(drv, work):
-    # 288: the stride-4 level has 72 x 72 > 4096 keys, where keys and values
-    # are projected one head at a time.
-    for name, cfg, seed, sizes in (("A", CFG_A, 1, (64, 96, 288)), ("B", CFG_B, 2, (96,))):
+    # 544: the stride-4 level has 136 x 136 > 16384 keys, where keys and
+    # values are projected one head at a time.
+    for name, cfg, seed, sizes in (("A", CFG_A, 1, (64, 96, 544)), ("B", CFG_B, 2, (96,))):
         m = make_model(cfg, seed, sizes[0])
         pth, binp = os.path.join(work, name + ".pth"), os.path.join(work, name + ".bin")
         ref.save_checkpoints(m, pth, binp)
