@@ -8,8 +8,15 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ building */
+
+void pm_nn_plan_release_constants(pm_nn_plan *p)
+{
+    p->release_consts = 1;
+}
 
 pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t)
 {
@@ -241,13 +248,6 @@ static int mat_arg(pm_nn_plan *p, const char *name, const pm_nn_mat *m, pm_nn_dt
     return 0;
 }
 
-static void arg(nn_step *s, int *n, int kind, int tensor, dnnl_memory_t mem)
-{
-    s->arg_kind[*n] = kind;
-    s->arg_tensor[*n] = tensor;
-    s->arg_mem[(*n)++] = mem;
-}
-
 /* A plan-owned copy of constant weights in the format the product wants. */
 static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, const float *data,
                                  const dnnl_memory_desc_t *want)
@@ -261,32 +261,65 @@ static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, 
     p->owned_bytes += bytes;
     if (pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
+#ifdef MADV_PAGEOUT
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)data + dnnl_memory_desc_get_size(from)) & ~((uintptr_t)pg - 1);
+    if (p->release_consts && pg > 0 && e > b)
+        (void)madvise((void *)b, e - b, MADV_PAGEOUT); /* read once: give the pages back */
+#endif
     return pm_nn__fixed_mem(p, want, buf);
 }
 
-/* Creates the step of a primitive description; `one` marks a small op (its
- * description was made on one thread). */
-static nn_step *prim_step(pm_nn_plan *p, const char *name, dnnl_primitive_desc_t pd, int one)
+/* The step of a primitive from an op description (st: its status): the
+ * attribute with `post` (vectors described by vec_md), on one thread when
+ * `work` is small. *pd (the caller destroys it) answers queries; the caller
+ * adds the arguments and calls step_done. NULL after recording an error. */
+static nn_step *desc_step(pm_nn_plan *p, const char *name, const void *desc, dnnl_status_t st, const pm_nn_post *post,
+                          const dnnl_memory_desc_t *vec_md, double work, dnnl_primitive_desc_t *pd)
 {
-    nn_step *s = pm_nn__new_step(p, ST_PRIM, name);
-    if (s)
-        s->one_thread = one;
-    if (!s || dnnl_primitive_create(&s->prim, pd) != dnnl_success) {
-        pm_nn_set_threads(p->threads);
+    dnnl_primitive_attr_t attr = NULL;
+    nn_step *s = NULL;
+    int one = work < NN_SMALL_WORK;
+    *pd = NULL;
+    pm_nn_set_threads(one ? 1 : p->threads);
+    if (pm_nn__make_attr(&attr, 0, post, vec_md))
+        st = dnnl_out_of_memory;
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(pd, desc, attr, p->ctx->eng, NULL);
+    if (st != dnnl_success)
+        pm_nn__set_err(p, pm_nn__dnnl_err(st, "a primitive", name));
+    else if (!(s = pm_nn__new_step(p, ST_PRIM, name)) || dnnl_primitive_create(&s->prim, *pd) != dnnl_success) {
         pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "oneDNN could not create the primitive of %s", name));
-        return NULL;
+        s = NULL;
+    }
+    if (s) {
+        s->one_thread = one;
+        pm_nn__set_impl(s, *pd);
     }
     pm_nn_set_threads(p->threads);
-    pm_nn__set_impl(s, pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
     return s;
 }
 
-/* Small ops are planned (and run) on one thread: 1 when so. */
-static int small(pm_nn_plan *p, double work)
+/* Adds the scratchpad and fixes the argument count n of the last step;
+ * destroys pd. Returns p->err. */
+static int step_done(pm_nn_plan *p, dnnl_primitive_desc_t pd, int n)
 {
-    int one = work < NN_SMALL_WORK;
-    pm_nn_set_threads(one ? 1 : p->threads);
-    return one;
+    if (pd && !p->err && !pm_nn__add_scratchpad(p, pd, &n))
+        p->steps[p->nsteps - 1].nargs = n;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return p->err;
+}
+
+static void arg(pm_nn_plan *p, int *n, int kind, int tensor, dnnl_memory_t mem)
+{
+    nn_step *s = &p->steps[p->nsteps - 1];
+    s->arg_kind[*n] = kind;
+    s->arg_tensor[*n] = tensor;
+    s->arg_mem[(*n)++] = mem;
 }
 
 int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
@@ -296,7 +329,7 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
     pm_nn_dt adt = a->t >= 0 ? p->t[a->t].dt : b->t >= 0 ? p->t[b->t].dt : PM_NN_F32;
     pm_nn_dt bdt = b->t >= 0 ? p->t[b->t].dt : adt;
     int own = b->t < 0 && bdt != PM_NN_F32; /* constant weights, converted */
-    dnnl_memory_desc_t amd, bmd, cmd, bany, bias_md, vec_md;
+    dnnl_memory_desc_t amd, bmd, cmd, bany, bias_md;
     int at, bt, ct, rc;
     dnnl_memory_t am, bm, cm;
     if ((rc = mat_arg(p, op->name, a, adt, 0, nd, &amd, &at, &am)) ||
@@ -305,51 +338,27 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
         return rc;
     dnnl_dims_t vd = {1, 1, c->cols}, vd2 = {1, c->cols}, bd = {b->batch, b->rows, b->cols}, bd2 = {b->rows, b->cols};
     dnnl_memory_desc_init_by_tag(&bias_md, nd, nd == 3 ? vd : vd2, dnnl_f32, nd == 3 ? dnnl_abc : dnnl_ab);
-    vec_md = bias_md;
     dnnl_memory_desc_init_by_tag(&bany, nd, nd == 3 ? bd : bd2, pm_nn__dnnl_dt(bdt), dnnl_format_tag_any);
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t md;
-    dnnl_status_t st = dnnl_success;
-    int one = small(p, (double)c->batch * (double)c->rows * (double)c->cols * (double)a->cols);
-    if ((rc = pm_nn__make_attr(&attr, 0, &op->post, &vec_md)) == 0) {
-        st = dnnl_matmul_desc_init(&md, &amd, own ? &bany : &bmd, op->k0 ? &bias_md : NULL, &cmd);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(&pd, &md, attr, p->ctx->eng, NULL);
-        if (st != dnnl_success)
-            rc = pm_nn__dnnl_err(st, "a matrix product", op->name);
-    }
-    if (!rc && own &&
-        !(bm = own_weights(p, &bmd, b->data + b->off, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))))
-        rc = pm_errorf(PM_ENOMEM, "out of memory for the weights of %s", op->name);
-    nn_step *s = rc ? NULL : prim_step(p, op->name, pd, one);
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, &amd, own ? &bany : &bmd, op->k0 ? &bias_md : NULL, &cmd);
+    double flops = 2.0 * (double)c->batch * (double)c->rows * (double)c->cols * (double)a->cols;
+    nn_step *s = desc_step(p, op->name, &md, st, &op->post, &bias_md, flops / 2, &pd);
     int n = 0;
-    if (s) {
-        arg(s, &n, DNNL_ARG_SRC, at, am);
-        arg(s, &n, DNNL_ARG_WEIGHTS, own ? -1 : bt, bm);
-        if (op->k0) {
-            dnnl_memory_t m = pm_nn__fixed_mem(p, &bias_md, (void *)op->k0);
-            s = &p->steps[p->nsteps - 1];
-            arg(s, &n, DNNL_ARG_BIAS, -1, m);
-        }
-        arg(s, &n, DNNL_ARG_DST, ct, cm);
-        if (!(rc = pm_nn__add_scratchpad(p, pd, &n)) &&
-            !(rc = pm_nn__post_args(p, &p->steps[p->nsteps - 1], &n, &op->post, &vec_md, 0))) {
-            s = &p->steps[p->nsteps - 1];
-            s->nargs = n;
-            s->flops = 2.0 * (double)c->batch * (double)c->rows * (double)c->cols * (double)a->cols;
-        }
-    } else if (!rc) {
-        rc = p->err;
+    if (s && own &&
+        !(bm = own_weights(p, &bmd, b->data + b->off, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))))
+        pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "out of memory for the weights of %s", op->name));
+    if (s && !p->err) {
+        s->flops = flops;
+        arg(p, &n, DNNL_ARG_SRC, at, am);
+        arg(p, &n, DNNL_ARG_WEIGHTS, own ? -1 : bt, bm);
+        if (op->k0)
+            arg(p, &n, DNNL_ARG_BIAS, -1, pm_nn__fixed_mem(p, &bias_md, (void *)op->k0));
+        arg(p, &n, DNNL_ARG_DST, ct, cm);
+        if ((rc = pm_nn__post_args(p, &p->steps[p->nsteps - 1], &n, &op->post, &bias_md, 0)))
+            pm_nn__set_err(p, rc);
     }
-    pm_nn_set_threads(p->threads);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (rc)
-        pm_nn__set_err(p, rc);
-    return rc;
+    return step_done(p, pd, n);
 }
 
 int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
@@ -365,39 +374,17 @@ int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
     dnnl_dims_t cd = {x.c};
     dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
     dnnl_layer_normalization_desc_t ld;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &smd, NULL, op->eps,
-                                                                 dnnl_use_scale | dnnl_use_shift);
-    int one = small(p, (double)x.c * x.h * x.w);
-    if ((rc = pm_nn__make_attr(&attr, 0, NULL, NULL)) == 0 && s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd, &ld, attr, p->ctx->eng, NULL);
-    if (!rc && s != dnnl_success)
-        rc = pm_nn__dnnl_err(s, "a layer normalisation", op->name);
-    nn_step *st = rc ? NULL : prim_step(p, op->name, pd, one);
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &smd, NULL, op->eps,
+                                                                  dnnl_use_scale | dnnl_use_shift);
     int n = 0;
-    if (st) {
-        dnnl_memory_t k0 = pm_nn__fixed_mem(p, &cmd, (void *)op->k0), k1 = pm_nn__fixed_mem(p, &cmd, (void *)op->k1);
-        st = &p->steps[p->nsteps - 1];
-        arg(st, &n, DNNL_ARG_SRC, st_, sm);
-        arg(st, &n, DNNL_ARG_DST, dt_, dm);
-        arg(st, &n, DNNL_ARG_SCALE, -1, k0);
-        arg(st, &n, DNNL_ARG_SHIFT, -1, k1);
-        if (!k0 || !k1)
-            rc = pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
-        else if (!(rc = pm_nn__add_scratchpad(p, pd, &n)))
-            p->steps[p->nsteps - 1].nargs = n;
-    } else if (!rc) {
-        rc = p->err;
+    if (desc_step(p, op->name, &ld, st, NULL, NULL, (double)x.c * x.h * x.w, &pd)) {
+        arg(p, &n, DNNL_ARG_SRC, st_, sm);
+        arg(p, &n, DNNL_ARG_DST, dt_, dm);
+        arg(p, &n, DNNL_ARG_SCALE, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k0));
+        arg(p, &n, DNNL_ARG_SHIFT, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k1));
     }
-    pm_nn_set_threads(p->threads);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (rc)
-        pm_nn__set_err(p, rc);
-    return rc;
+    return step_done(p, pd, n);
 }
 
 int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
@@ -408,32 +395,14 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
     if ((rc = mat_arg(p, op->name, &op->m[0], PM_NN_F32, 1, 2, &md, &t, &m)))
         return rc;
     dnnl_softmax_desc_t sd;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1);
-    int one = small(p, (double)op->m[0].rows * op->m[0].cols);
-    if ((rc = pm_nn__make_attr(&attr, 0, NULL, NULL)) == 0 && s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd, &sd, attr, p->ctx->eng, NULL);
-    if (!rc && s != dnnl_success)
-        rc = pm_nn__dnnl_err(s, "a softmax", op->name);
-    nn_step *st = rc ? NULL : prim_step(p, op->name, pd, one);
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1);
     int n = 0;
-    if (st) {
-        arg(st, &n, DNNL_ARG_SRC, t, NULL);
-        arg(st, &n, DNNL_ARG_DST, t, NULL);
-        if (!(rc = pm_nn__add_scratchpad(p, pd, &n)))
-            p->steps[p->nsteps - 1].nargs = n;
-    } else if (!rc) {
-        rc = p->err;
+    if (desc_step(p, op->name, &sd, st, NULL, NULL, (double)op->m[0].rows * op->m[0].cols, &pd)) {
+        arg(p, &n, DNNL_ARG_SRC, t, NULL);
+        arg(p, &n, DNNL_ARG_DST, t, NULL);
     }
-    pm_nn_set_threads(p->threads);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (rc)
-        pm_nn__set_err(p, rc);
-    return rc;
+    return step_done(p, pd, n);
 }
 
 /* Element-wise steps read and write non-blocked layouts (nhwc, nchw, views). */

@@ -120,6 +120,7 @@ struct pm_nn_plan {
     float **owned;
     int nowned, cap_owned;
     size_t owned_bytes;  /* of weights converted at plan time */
+    int release_consts;  /* give converted constants' pages back */
 };
 
 /* nn.c */
@@ -165,7 +166,6 @@ int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
 dnnl_memory_t pm_nn__fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data);
 int pm_nn__resolve(pm_nn_plan *p, int t);
 void pm_nn__fix_default(pm_nn_plan *p, int t);
-int pm_nn__post_attr(dnnl_post_ops_t po, const pm_nn_post *post);
 int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_post *post,
                      const dnnl_memory_desc_t *vec_md);
 int pm_nn__post_args(pm_nn_plan *p, nn_step *s, int *n, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md,

@@ -135,47 +135,9 @@ static int is_ref(dnnl_primitive_desc_t pd)
     return impl && strncmp(impl, "ref", 3) == 0;
 }
 
-/* Appends the post-op list to `po`. */
-int pm_nn__post_attr(dnnl_post_ops_t po, const pm_nn_post *post)
-{
-    dnnl_status_t st = dnnl_success;
-    for (int i = 0; post && i < post->n && st == dnnl_success; i++) {
-        switch (post->op[i].kind) {
-        case PM_NN_PO_SCALE:
-            st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, post->op[i].scale, 0.0f);
-            break;
-        case PM_NN_PO_RELU:
-            st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-            break;
-        case PM_NN_PO_GELU:
-            st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
-            break;
-        case PM_NN_PO_SUM:
-            st = dnnl_post_ops_append_sum(po, 1.0f);
-            break;
-        default: /* vectors: described by pm_nn__post_args */
-            break;
-        }
-    }
-    return st == dnnl_success ? 0 : PM_EINTERNAL;
-}
-
-/* Binary post-ops need their description in the attribute, which is made
- * before the vectors' memory: both are done here, given the vector md. */
-static int post_binary(dnnl_post_ops_t po, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md)
-{
-    for (int i = 0; post && i < post->n; i++) {
-        int k = post->op[i].kind;
-        if ((k == PM_NN_PO_MUL || k == PM_NN_PO_ADD) &&
-            dnnl_post_ops_append_binary(po, k == PM_NN_PO_MUL ? dnnl_binary_mul : dnnl_binary_add, vec_md) !=
-                dnnl_success)
-            return PM_EINTERNAL;
-    }
-    return 0;
-}
-
 /* The attribute of a primitive: user scratchpad, `flags` (sum, relu,
- * sigmoid) then `post`, in order. Caller owns *attr. */
+ * sigmoid) then the list `post` in order (vectors described by vec_md).
+ * Caller owns *attr. */
 int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_post *post,
                      const dnnl_memory_desc_t *vec_md)
 {
@@ -184,22 +146,27 @@ int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_po
     if (dnnl_primitive_attr_create(attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success)
         return PM_ENOMEM;
     dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_success;
     if (flags & PM_NN_SUM)
-        dnnl_post_ops_append_sum(po, 1.0f);
+        st = dnnl_post_ops_append_sum(po, 1.0f);
     if (flags & PM_NN_RELU)
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
     if (flags & PM_NN_SIGMOID)
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
-    int rc = 0;
-    for (int i = 0; post && i < post->n && !rc; i++) {
-        pm_nn_post one = {1, {post->op[i]}};
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
+    static const dnnl_alg_kind_t elt[] = {0, dnnl_eltwise_linear, dnnl_eltwise_relu, dnnl_eltwise_gelu_erf};
+    for (int i = 0; post && i < post->n && st == dnnl_success; i++) {
         int k = post->op[i].kind;
-        rc = k == PM_NN_PO_MUL || k == PM_NN_PO_ADD ? post_binary(po, &one, vec_md) : pm_nn__post_attr(po, &one);
+        if (k == PM_NN_PO_SUM)
+            st = dnnl_post_ops_append_sum(po, 1.0f);
+        else if (k == PM_NN_PO_MUL || k == PM_NN_PO_ADD)
+            st = dnnl_post_ops_append_binary(po, k == PM_NN_PO_MUL ? dnnl_binary_mul : dnnl_binary_add, vec_md);
+        else
+            st = dnnl_post_ops_append_eltwise(po, 1.0f, elt[k], k == PM_NN_PO_SCALE ? post->op[i].scale : 0.0f, 0.0f);
     }
-    if (!rc && dnnl_primitive_attr_set_post_ops(*attr, po) != dnnl_success)
-        rc = PM_EINTERNAL;
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(*attr, po);
     dnnl_post_ops_destroy(po);
-    return rc;
+    return st == dnnl_success ? 0 : PM_EINTERNAL;
 }
 
 int pm_nn__post_args(pm_nn_plan *p, nn_step *s, int *n, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md,
