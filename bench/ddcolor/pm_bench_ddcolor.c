@@ -63,6 +63,7 @@ static int cmd_ab(int argc, char **argv)
     if (!m)
         return 1;
     printf("load_s %.4f\n", secs);
+    printf("load_rss_hwm_bytes %lld\n", (long long)pm_read_peak_rss());
     for (int r = 0; r <= runs; r++) {
         double t = pm_now();
         int rc = pm_ddcolor_predict(m, in, size, ab, NULL);
