@@ -137,6 +137,7 @@ static int ddcolor_one(const pm_command *cmd, const pm_args *a, const char *mode
         in[i] = 0.5f + 0.3f * sinf((float)(i % (size_t)size) * 0.05f) * cosf((float)(i / (size_t)size) * 0.07f);
     pm_model_opts o = {threads, prec, 0};
     pm_ddcolor *m = NULL;
+    pm_reset_peak_rss(); /* each precision's own peak (the fp32 model is freed first) */
     double t0 = pm_wall_time();
     int rc = pm_ddcolor_load(model, &o, &m);
     double load_s = pm_wall_time() - t0, warm_s = 0;

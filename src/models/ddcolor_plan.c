@@ -185,8 +185,10 @@ static pm_nn_t colour_decoder(gb *g, const pm_nn_t dout[3])
         pm_nn_shape(p, dout[l], &ch, &h, &w);
         npx[l] = h * w;
         pm_nn_post le = {1, {{PM_NN_PO_ADD, 0, m->level_embed + l * hid}}};
-        src[l] = pm_nn_new(p, (int)hid, h, w, PM_NN_F32);
-        pos[l] = pm_nn_new(p, (int)hid, h, w, PM_NN_F32);
+        /* the memory in the model's type: its key and value projections
+         * (the largest products of the decoder) then run in it too */
+        src[l] = pm_nn_new(p, (int)hid, h, w, m->dt);
+        pos[l] = pm_nn_new(p, (int)hid, h, w, m->dt);
         linear(g, "cd@proj", &m->proj[l], of(g, dout[l]), of(g, src[l]), &le);
         pm_nn_add_sine_pos(p, "cd@pos", src[l], pos[l]);
     }
