@@ -15,7 +15,7 @@
 static const pm_optdef opts[] = {
     {"output", 'o', 1},      {"model", 'm', 1},     {"input-size", 0, 1},     {"upsample", 0, 1},
     {"threads", 't', 1},     {"quality", 'q', 1},   {"max-pixels", 0, 1},     {"max-side", 0, 1},
-    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},
+    {"max-file-bytes", 0, 1}, {"quiet", 0, 0},       {"precision", 0, 1},
     {"batch", 0, 0},          {"jobs", 'j', 1},     {"overwrite", 0, 0},      {"mem-budget", 0, 1},
     PM_CLI_META_OPTS,         {0},
 };
@@ -78,6 +78,13 @@ static int run(int argc, char **argv)
     }
     if (pm_cli_opt_int(cmd, opts, &a, "threads", 1, 1024, &mo.threads))
         return 2;
+    if ((v = pm_cli_get(opts, &a, "precision"))) {
+        if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0) {
+            pm_cli_error(cmd, "--precision must be fp32 or bf16, not '%s'", v);
+            return 2;
+        }
+        mo.precision = strcmp(v, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32;
+    }
     if (pm_cli_opt_int(cmd, opts, &a, "quality", 1, 100, &eo.quality))
         return 2;
 
@@ -147,6 +154,8 @@ const pm_command pm_cmd_colorize = {
     "  --upsample M           how colours are enlarged to the image: nearest (default,\n"
     "                         as DDColor does) or bilinear (smoother colour edges)\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
+    "  --precision P          fp32 (default) or bf16 (CPUs with avx512_bf16 or AMX; about\n"
+    "                         half the weights' memory, within 40 dB PSNR of fp32)\n"
     "  -q, --quality Q        JPEG/WebP quality 1-100 (default " PM_XSTR(PM_QUALITY_DEFAULT) ")\n"
     "  --max-pixels N         refuse larger images: 16000000, 16M or 16MP (default 16M)\n"
     "  --max-side N           refuse images with a longer side (default 8192)\n"

@@ -299,6 +299,8 @@ const pm_command pm_cmd_serve = {
     "      --workers N             compute workers (default 1: one compute device); with --redis,\n"
     "                              the fleet's jobs this process runs at once (0 = a front only)\n"
     "  -t, --threads N             engine threads per worker (default 0 = all cores)\n"
+    "      --precision P           fp32 (default) or bf16 for LaMa and DDColor (CPUs with\n"
+    "                              avx512_bf16 or AMX)\n"
     "      --max-upload BYTES      largest request body (default 64M); larger gets 413\n"
     "      --max-pixels N          largest image in pixels (default 16M)\n"
     "      --max-side N            longest image side (default 8192)\n"

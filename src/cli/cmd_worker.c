@@ -170,6 +170,8 @@ const pm_command pm_cmd_worker = {
     "                              every worker and front; the built-in patchmatch is always loaded\n"
     "      --workers N             jobs run at once (default 1)\n"
     "  -t, --threads N             engine threads per job (default 0 = all cores)\n"
+    "      --precision P           fp32 (default) or bf16 for LaMa and DDColor (CPUs with\n"
+    "                              avx512_bf16 or AMX; refused at start elsewhere)\n"
     "      --mem-budget B|N%       predicted peak memory the running jobs may use together\n"
     "                              (default 70% of host memory or the cgroup limit)\n"
     "      --pause-at F            take no job while memory in use reaches F (default 0.85) ...\n"

@@ -159,6 +159,13 @@ int pm_cli_sched_opts(const pm_command *cmd, const pm_optdef *opts, const pm_arg
         return 2;
     if (pm_cli_opt_int(cmd, opts, a, "threads", 0, 1024, &sc->threads))
         return 2;
+    if ((s = pm_cli_get(opts, a, "precision"))) {
+        if (strcmp(s, "fp32") != 0 && strcmp(s, "bf16") != 0) {
+            pm_cli_error(cmd, "--precision must be fp32 or bf16, not '%s'", s);
+            return 2;
+        }
+        sc->precision = strcmp(s, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32;
+    }
     if ((s = pm_cli_get(opts, a, "max-upload"))) {
         if (pm_cli_size(cmd, "max-upload", s, &o->max_upload))
             return 2;

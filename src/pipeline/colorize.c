@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "nn/dd_dnnl.h"
 #include "pipeline/lab.h"
 
 pm_colorize_opts pm_colorize_default_opts(void)
@@ -160,6 +159,17 @@ typedef struct merge_job {
     const float *bxl, *byl;
 } merge_job;
 
+static void merge_rows(void *user, int64_t b, int64_t e);
+
+/* Rows [8i, 8i + 8) (pm_parallel_for). */
+static int merge_band(void *user, int i)
+{
+    const merge_job *j = user;
+    int64_t b = (int64_t)i * 8, e = b + 8 < j->in->height ? b + 8 : j->in->height;
+    merge_rows(user, b, e);
+    return 0;
+}
+
 static void merge_rows(void *user, int64_t b, int64_t e)
 {
     const merge_job *j = user;
@@ -288,7 +298,7 @@ int pm_colorize_run(const pm_model_desc *model, void *state, const pm_image *in,
     bilinear_index(S, w, bx0, bx1, bxl);
     bilinear_index(S, h, by0, by1, byl);
     merge_job j = {in, out, lut, ab, S, o.upsample, nx, ny, bx0, bx1, by0, by1, bxl, byl};
-    dd_parallel(h, 8, merge_rows, &j);
+    pm_parallel_for((h + 7) / 8, 0, merge_band, &j);
 free_block:
     pm_free(block);
     return rc;

@@ -543,7 +543,7 @@ int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
         pm_errorf(PM_ENOMEM, "out of memory loading model '%s'", name);
         goto free_entry;
     }
-    pm_model_opts mo = {.threads = s->cfg.threads, .precision = PM_PREC_FP32, .seed = 0};
+    pm_model_opts mo = {.threads = s->cfg.threads, .precision = (enum pm_precision)s->cfg.precision, .seed = 0};
     double t0 = pm_now();
     int loaded = 0;
     for (; loaded < s->cfg.workers; loaded++)

@@ -113,6 +113,7 @@ typedef struct pm_sched_config {
     const char *data_dir;       /* created if missing; journal, inputs, outputs */
     int workers;                /* compute workers; default 1 */
     int threads;                /* engine threads per worker; 0 = all cores */
+    int precision;              /* enum pm_precision of the neural models; 0 = fp32 */
     int queue_max;              /* queued jobs at most; default 64 */
     double job_timeout;         /* seconds a job may run; 0 = no limit */
     double result_ttl;          /* seconds a finished job and its result are kept */

@@ -16,6 +16,7 @@
 #include "support/python.h"
 #include "pipeline/colorize.h"
 #include "pipeline/lab.h"
+#include "nn/nn.h"
 
 static char ckpt[256], resize_bin[256];
 static pm_ddcolor *model;
@@ -234,8 +235,20 @@ static void test_registry_entry(void **st)
     pm_model_ddcolor.unload(state);
     assert_int_equal(pm_model_ddcolor.load("/nonexistent/ddcolor.pth", &o, &state), PM_ENOENT);
     assert_null(state);
+    /* bf16: loads and colorizes where the CPU runs bf16 natively, refused elsewhere */
     o.precision = PM_PREC_BF16;
-    assert_int_equal(pm_model_ddcolor.load(ckpt, &o, &state), PM_EUNSUPPORTED);
+    if (!pm_nn_cpu_has_bf16()) {
+        assert_int_equal(pm_model_ddcolor.load(ckpt, &o, &state), PM_EUNSUPPORTED);
+        return;
+    }
+    assert_int_equal(pm_model_ddcolor.load(ckpt, &o, &state), 0);
+    assert_int_equal(pm_image_alloc(&in, 33, 21, 1), 0);
+    fill(&in, 1);
+    assert_int_equal(pm_colorize_run(&pm_model_ddcolor, state, &in, &co, &out, NULL), 0);
+    assert_int_equal(out.width, 33);
+    pm_image_free(&out);
+    pm_image_free(&in);
+    pm_model_ddcolor.unload(state);
 }
 
 int main(void)
