@@ -24,8 +24,9 @@
 
 /* The last EM iteration of the finest level takes the dominant mode of the
  * votes instead of their average (see vote_band): votes within PM_MODE_TAU
- * (RGB distance) of the heaviest. */
-#define PM_MODE_TAU 30
+ * (RGB distance) of the heaviest. On the bench, 0 / 15 / 30 give detail
+ * 0.90 / 0.86 / 0.80 and SSIM 0.499 / 0.505 / 0.508; 0 shows jagged joins. */
+#define PM_MODE_TAU 15
 
 /* Smooth-fill sweeps at the smallest level and at each finer one. */
 #define PM_SMOOTH_ITERS_COARSEST 60

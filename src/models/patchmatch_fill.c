@@ -513,8 +513,7 @@ int pm_pmatch_find_lines(const pm_pmatch_layer *L, pm_pmatch_line *out, int max)
             if (L->hole[i] || !(L->hole[i - 1] || L->hole[i + 1] || L->hole[i - w] || L->hole[i + w]) ||
                 !find_line(L, x, y, &out[n]))
                 continue;
-            /* Not a copy of one found already (a parallel line within 1.5 px). */
-            int dup = 0;
+            int dup = 0; /* a parallel line within 1.5 px is found already */
             for (int k = 0; k < n && !dup; k++)
                 dup = fabsf(out[k].ux * out[n].ux + out[k].uy * out[n].uy) > PM_LINE_COS &&
                       fabsf(-(x - out[k].bx) * out[k].uy + (y - out[k].by) * out[k].ux) < 1.5f;
