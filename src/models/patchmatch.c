@@ -121,7 +121,9 @@ static int vote_band(void *user, int band)
                     memset(acc, 0, sizeof acc), wsum = 0;
                 for (int dy = -r; dy <= r; dy++) {
                     int qy = y - dy - f->y0;
-                    for (int dx = -r; dx <= r && qy >= 0 && qy < f->h; dx++) {
+                    if (qy < 0 || qy >= f->h)
+                        continue;
+                    for (int dx = -r; dx <= r; dx++) {
                         int qx = x - dx - f->x0;
                         size_t qi = (size_t)qy * f->w + qx;
                         if (qx < 0 || qx >= f->w || !f->is_target[qi])
@@ -129,9 +131,8 @@ static int vote_band(void *user, int band)
                         const pm_nnf_entry *e = &f->e[qi];
                         const uint8_t *s = L->px + ((size_t)(e->sy + dy) * w + (size_t)(e->sx + dx)) * 4;
                         float wt = j->wq[qi];
-                        int d0 = pass ? s[0] - sbest[0] : 0, d1 = pass ? s[1] - sbest[1] : 0;
-                        int d2 = pass ? s[2] - sbest[2] : 0;
-                        if (d0 * d0 + d1 * d1 + d2 * d2 > PM_MODE_TAU * PM_MODE_TAU)
+                        if (pass && (s[0] - sbest[0]) * (s[0] - sbest[0]) + (s[1] - sbest[1]) * (s[1] - sbest[1]) +
+                                            (s[2] - sbest[2]) * (s[2] - sbest[2]) > PM_MODE_TAU * PM_MODE_TAU)
                             continue;
                         if (wt > wbest)
                             wbest = wt, sbest = s;
@@ -282,7 +283,6 @@ static int em_iters_at(const pm_patchmatch_params *p, int level)
 static int build_pyramid(pm_pmatch_layer *lv, int *nlev, int *npm, const pm_patchmatch_params *p)
 {
     int ps = p->patch_size, rc = 0, pm_open = 1;
-    float stop = (float)(ps / 2);
     while (*nlev < PM_MAX_LEVELS) {
         pm_pmatch_layer *F = &lv[*nlev - 1];
         int cw = (F->w + 1) / 2, ch = (F->h + 1) / 2;
@@ -304,7 +304,7 @@ static int build_pyramid(pm_pmatch_layer *lv, int *nlev, int *npm, const pm_patc
             break;
         }
         if (pm_open && (cw < ch ? cw : ch) >= p->min_size && cw >= ps && ch >= ps &&
-            thick > stop && C->n_src >= PM_MIN_COARSE_SOURCES)
+            thick > (float)(ps / 2) && C->n_src >= PM_MIN_COARSE_SOURCES)
             (*npm)++;
         else
             pm_open = 0;
