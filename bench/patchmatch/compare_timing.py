@@ -67,7 +67,8 @@ def main():
                 subprocess.run(cmd, check=True, capture_output=True)
                 c1 = os.times()
                 res[k]["wall_" + case].append(time.perf_counter() - t0)
-                res[k]["cpu_" + case].append(c1.children_user - c0.children_user + c1.children_system - c0.children_system)
+                res[k]["cpu_" + case].append(c1.children_user - c0.children_user +
+                                             c1.children_system - c0.children_system)
     print("load average before %.2f %.2f %.2f, after %.2f %.2f %.2f" % (*load0, *os.getloadavg()))
     for key in ("wall_1280", "cpu_1280", "wall_hd", "cpu_hd"):
         a, b = statistics.median(res["a"][key]), statistics.median(res["b"][key])
