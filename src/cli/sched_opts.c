@@ -72,7 +72,7 @@ static int parse_fraction(const pm_command *cmd, const char *opt, const char *s,
     return 0;
 }
 
-static int parse_budget(const pm_command *cmd, const char *s, uint64_t *out)
+int pm_cli_mem_budget(const pm_command *cmd, const char *s, uint64_t *out)
 {
     size_t len = strlen(s);
     if (len > 1 && s[len - 1] == '%') {
@@ -190,7 +190,7 @@ int pm_cli_sched_opts(const pm_command *cmd, const pm_optdef *opts, const pm_arg
         return 2;
     sc->max_wait = 900;
     sc->mem_budget = pm_memory_share(BUDGET_SHARE);
-    if ((s = pm_cli_get(opts, a, "mem-budget")) && parse_budget(cmd, s, &sc->mem_budget))
+    if ((s = pm_cli_get(opts, a, "mem-budget")) && pm_cli_mem_budget(cmd, s, &sc->mem_budget))
         return 2;
     if ((s = pm_cli_get(opts, a, "pause-at")) && parse_fraction(cmd, "pause-at", s, &sc->pause_at))
         return 2;

@@ -72,16 +72,24 @@ void pm_fleet_encode(const pm_job_info *j, pm_fleet_fields *f)
     pm_fleet_add(f, "cpu_seconds", "%.6f", j->cpu_seconds);
 }
 
-/* Field parsers: 0, or -1 when malformed. */
-static int parse_ll(const char *v, size_t n, long long lo, long long hi, long long *out)
+/* Copies a field's n bytes into b (size len) as a string: 0, or -1 when it
+ * is empty or too long to be a number. */
+static int field_text(const char *v, size_t n, char *b, size_t len)
 {
-    char b[32];
-    if (n == 0 || n >= sizeof b)
+    if (n == 0 || n >= len)
         return -1;
     memcpy(b, v, n);
     b[n] = '\0';
-    char *end;
     errno = 0;
+    return 0;
+}
+
+/* Field parsers: 0, or -1 when malformed. */
+static int parse_ll(const char *v, size_t n, long long lo, long long hi, long long *out)
+{
+    char b[32], *end;
+    if (field_text(v, n, b, sizeof b))
+        return -1;
     long long x = strtoll(b, &end, 10);
     if (errno || *end || x < lo || x > hi)
         return -1;
@@ -91,13 +99,9 @@ static int parse_ll(const char *v, size_t n, long long lo, long long hi, long lo
 
 static int parse_u64(const char *v, size_t n, uint64_t *out)
 {
-    char b[32];
-    if (n == 0 || n >= sizeof b || v[0] == '-')
+    char b[32], *end;
+    if (field_text(v, n, b, sizeof b) || b[0] == '-')
         return -1;
-    memcpy(b, v, n);
-    b[n] = '\0';
-    char *end;
-    errno = 0;
     unsigned long long x = strtoull(b, &end, 10);
     if (errno || *end)
         return -1;
@@ -107,13 +111,9 @@ static int parse_u64(const char *v, size_t n, uint64_t *out)
 
 static int parse_time(const char *v, size_t n, double *out)
 {
-    char b[48];
-    if (n == 0 || n >= sizeof b)
+    char b[48], *end;
+    if (field_text(v, n, b, sizeof b))
         return -1;
-    memcpy(b, v, n);
-    b[n] = '\0';
-    char *end;
-    errno = 0;
     double x = strtod(b, &end);
     if (errno || *end || !isfinite(x) || x < 0)
         return -1;

@@ -15,6 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Returns rc after prefixing the image layer's sentence with which input
+ * ("image", "mask") it was about. */
+static int input_error(int rc, const char *what)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", pm_error_detail());
+    if (detail[0])
+        return pm_errorf(rc, "%s: %s", what, detail);
+    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+}
+
 /* The image with its metadata carrier (meta may be NULL). */
 static int job_decode_meta(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
                            const char *what, pm_image *out, pm_image_meta *meta)
@@ -25,14 +36,7 @@ static int job_decode_meta(const uint8_t *data, size_t len, const pm_limits *lim
     if (len == 0)
         return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
     int rc = pm_image_decode_meta(data, len, lim, name, out, meta);
-    if (rc == 0)
-        return 0;
-    /* Prefix the image layer's sentence with which input it was about. */
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", pm_error_detail());
-    if (detail[0])
-        return pm_errorf(rc, "%s: %s", what, detail);
-    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+    return rc ? input_error(rc, what) : 0;
 }
 
 /* `what` names the input in messages ("image", "mask"). */
@@ -50,13 +54,7 @@ static int job_probe(const uint8_t *data, size_t len, const pm_limits *lim, cons
     if (len == 0)
         return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
     int rc = pm_image_probe_named(data, len, lim, name, info);
-    if (rc == 0)
-        return 0;
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", pm_error_detail());
-    if (detail[0])
-        return pm_errorf(rc, "%s: %s", what, detail);
-    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+    return rc ? input_error(rc, what) : 0;
 }
 
 /* The mask as the model will see it (scaled to the image's w x h, grown or
