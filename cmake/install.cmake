@@ -16,7 +16,7 @@ target_compile_definitions(pixmend PRIVATE PM_INSTALL_WEB_DIR="${CMAKE_INSTALL_F
 
 # Man pages: pixmend.1 is written by hand; pixmend-CMD.1 is made from
 # `pixmend CMD --help` at build time, so it never disagrees with the program.
-set(PM_MAN_COMMANDS version probe inpaint colorize serve bench calibrate models report)
+set(PM_MAN_COMMANDS version probe inpaint colorize serve worker bench calibrate models report)
 set(PM_MAN_PAGES "")
 set(PM_MAN_DIR ${CMAKE_BINARY_DIR}/man)
 add_custom_command(OUTPUT ${PM_MAN_DIR}/pixmend.1.gz

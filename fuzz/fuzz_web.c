@@ -5,6 +5,11 @@
  *   2  an upload's file name made safe for a header (pm_hdr_filename)
  *   3  a WebSocket Origin (pm_origin_ok)
  *   4  a whole key file (pm_auth_create)
+ *   5  a numeric form field's value, for each option of the table
+ *      (pm_option_parse: an accepted value is in range and on the step, or
+ *      a preset's)
+ *   6  a format name (pm_format_parse: an accepted name's id parses back
+ *      to the same format)
  * and traps when a result breaks its promise (an accepted path with a '..'
  * segment, a header file name with a character outside the safe set, ...). */
 #include <stdint.h>
@@ -15,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pixmend.h"
+#include "sched/options.h"
 #include "server/auth.h"
 #include "server/headers.h"
 
@@ -60,6 +67,21 @@ static void check_path(const char *p)
         __builtin_trap();
 }
 
+static void check_option_values(const char *v)
+{
+    for (int i = 0; pm_option_at(i); i++) {
+        const pm_option_range *o = pm_option_at(i);
+        int x = 0;
+        if (pm_option_parse(o, v, &x))
+            continue;
+        int preset = 0;
+        for (const pm_option_preset *p = o->presets; p && p->name; p++)
+            preset |= strcmp(p->name, v) == 0 && p->value == x;
+        if (!preset && (x < o->min || x > o->max || (x - o->min) % o->step))
+            __builtin_trap();
+    }
+}
+
 static void check_filename(const char *name)
 {
     char out[128];
@@ -80,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0'; /* stops at the first NUL, as the C strings it stands for do */
     pm_identity who;
-    switch (data[0] % 5) {
+    switch (data[0] % 7) {
     case 0:
         if (pm_auth_check(keys, text, 0, &who) == 0 && (who.slot < 0 || !who.name[0]))
             __builtin_trap();
@@ -109,6 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (a) {
             __builtin_trap();
         }
+        break;
+    }
+    case 5:
+        check_option_values(text);
+        break;
+    case 6: {
+        enum pm_format f = pm_format_parse(text);
+        if (f != PM_FMT_UNKNOWN && pm_format_parse(pm_format_id(f)) != f)
+            __builtin_trap();
         break;
     }
     }

@@ -171,6 +171,9 @@ int main(int argc, char **argv)
     web("path_ok", 1, "/js/main.js");
     web("filename", 2, "a\";\r\nX-Evil: 1.png");
     web("origin", 3, "http://127.0.0.1:8080");
+    web("option", 5, "1024");
+    web("option_preset", 5, "portrait");
+    web("format", 6, "JPG");
     web("keyfile", 4, "# keys\nalice:fuzz-key-0123456789abcdef\nbob:sha256:"
                       "3f1a4a0c1ea8d56e0b2da5c1bb7dbd3c4e8e2e74b44c3b6fb8f0e8a8e0a3bd2a:admin\n");
     return 0;

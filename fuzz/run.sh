@@ -18,10 +18,10 @@ build=${PM_FUZZ_BUILD:-$root/build-fuzz}
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang cmake -S "$root" -B "$build" -DPM_FUZZ=ON
 fi
-cmake --build "$build" -j2 --target fuzz_png fuzz_jpeg fuzz_webp fuzz_ckpt fuzz_web fuzz_meta fuzz_report_http fuzz_seed_corpus
+cmake --build "$build" -j2 --target fuzz_png fuzz_jpeg fuzz_webp fuzz_ckpt fuzz_web fuzz_meta fuzz_report_http fuzz_fleet fuzz_seed_corpus
 
 status=0
-for t in png jpeg webp ckpt web meta report_http; do
+for t in png jpeg webp ckpt web meta report_http fleet; do
   corpus=$build/fuzz/corpus/$t
   artifacts=$build/fuzz/artifacts/$t
   mkdir -p "$corpus" "$artifacts"

@@ -48,7 +48,8 @@ enum pm_error {
     PM_ETIMEOUT = -17,    /* took longer than allowed */
     PM_EINTERNAL = -18,   /* a bug: an invariant did not hold */
     PM_EMASKEMPTY = -19,  /* the mask selects nothing (no pixel to fill) */
-    PM_ERROR_MIN = -19
+    PM_EUNAVAIL = -20,    /* a service it depends on (the fleet's Redis) is unreachable */
+    PM_ERROR_MIN = -20
 };
 
 /* Short, static name of a code ("image too large"). Never NULL. */
@@ -168,8 +169,20 @@ pm_limits pm_default_limits(void);
 enum pm_format pm_format_sniff(const uint8_t *data, size_t len);
 /* Format named by a file name's extension (.png .jpg .jpeg .webp), or UNKNOWN. */
 enum pm_format pm_format_from_name(const char *path);
-/* "PNG", "JPEG", "WebP", "unknown". */
+/* "PNG", "JPEG", "WebP", "unknown": the name in sentences. */
 const char *pm_format_name(enum pm_format f);
+/* The formats in one table (format.c): the i-th format (0, 1, ...), and
+ * PM_FMT_UNKNOWN past the last. */
+enum pm_format pm_format_at(int i);
+/* "png", "jpeg", "webp" (the `format` the API, the CLI and the job JSON
+ * use), or NULL for PM_FMT_UNKNOWN. */
+const char *pm_format_id(enum pm_format f);
+/* A format's id or file extension ("jpg"), any case -> the format; UNKNOWN otherwise. */
+enum pm_format pm_format_parse(const char *s);
+/* The extension results are written with, without the dot ("png", "jpg",
+ * "webp"), and the media type ("image/png", ...); PNG's for UNKNOWN. */
+const char *pm_format_ext(enum pm_format f);
+const char *pm_format_mime(enum pm_format f);
 
 /* Header facts, read without decoding pixels. */
 typedef struct pm_image_info {
@@ -182,6 +195,12 @@ typedef struct pm_image_info {
 /* Reads the header of an encoded image and checks it against `lim` (NULL =
  * defaults). Errors: PM_EEMPTY, PM_EFORMAT, PM_ETRUNCATED, PM_ECORRUPT, PM_ETOOBIG. */
 int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info);
+/* pm_image_probe that also checks the file name `name` (may be NULL) as
+ * pm_image_decode does: PM_EEXTENSION when its extension names another format.
+ * Everything pm_image_decode refuses from the header, this refuses with the
+ * same code and sentence; damage inside the pixel data shows only in a decode. */
+int pm_image_probe_named(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                         pm_image_info *info);
 
 /* Decodes PNG, JPEG or WebP from memory into *out (caller owns; pm_image_free).
  * PNG 16-bit is reduced to 8; palette expands to RGB(A); gray+alpha becomes RGBA;
@@ -195,9 +214,13 @@ int pm_image_decode(const uint8_t *data, size_t len, const pm_limits *lim,
 /* Reads and decodes a file. The size limit is checked with stat() before reading. */
 int pm_image_load(const char *path, const pm_limits *lim, pm_image *out);
 
+#define PM_QUALITY_MIN 1
+#define PM_QUALITY_MAX 100
+#define PM_QUALITY_DEFAULT 92 /* when neither the job nor a JPEG input gives one */
+
 typedef struct pm_encode_opts {
     enum pm_format format;
-    int quality;   /* JPEG and lossy WebP, 1..100; default 92 */
+    int quality;   /* JPEG and lossy WebP, PM_QUALITY_MIN..MAX; default PM_QUALITY_DEFAULT */
     int lossless;  /* WebP: 1 = lossless */
 } pm_encode_opts;
 

@@ -29,9 +29,11 @@ static int fail(int rc)
     return 1;
 }
 
+/* PM_BENCH_PRECISION=bf16 (run_bench.py --precision bf16) loads in bf16. */
 static pm_ddcolor *load(const char *path, int threads, double *secs)
 {
-    pm_model_opts o = {threads, PM_PREC_FP32, 0};
+    const char *prec = getenv("PM_BENCH_PRECISION");
+    pm_model_opts o = {threads, prec && strcmp(prec, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32, 0};
     pm_ddcolor *m;
     double t = pm_now();
     int rc = pm_ddcolor_load(path, &o, &m);
@@ -61,6 +63,7 @@ static int cmd_ab(int argc, char **argv)
     if (!m)
         return 1;
     printf("load_s %.4f\n", secs);
+    printf("load_rss_hwm_bytes %lld\n", (long long)pm_read_peak_rss());
     for (int r = 0; r <= runs; r++) {
         double t = pm_now();
         int rc = pm_ddcolor_predict(m, in, size, ab, NULL);

@@ -3,6 +3,7 @@
 
   run_bench.py --bin PM_BENCH_DDCOLOR --work DIR [--variants L,T] [--size 512]
                [--threads 2] [--runs 3] [--torch-runs N] [--mem-law] [--quick]
+               [--precision fp32|bf16]
 
 For each variant a random checkpoint with the official shapes and key layout
 is written once (DDColor-L 912 MiB, DDColor-T 220 MiB; tests/golden_ddcolor/
@@ -22,6 +23,8 @@ next to each figure: the machine is shared.
 RSS before the run, the weights already resident) for several image sizes at
 input size 512, a least-squares
 fit a + b * pixels, and pixmend's own estimate for the same sizes.
+--precision bf16: pixmend in bf16 (the PyTorch side stays fp32; the
+max |ab| difference then shows bf16's rounding, not an error).
 --quick: a reduced configuration at 64 x 64, one run each (a smoke test for
 CTest; its timings mean nothing).
 """
@@ -195,6 +198,7 @@ def main():
     ap.add_argument("--torch-runs", type=int, default=None)
     ap.add_argument("--mem-law", action="store_true")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     # internal: the PyTorch process
     ap.add_argument("--torch-worker", action="store_true")
     ap.add_argument("--variant")
@@ -205,6 +209,7 @@ def main():
     if a.torch_worker:
         torch_worker(a)
         return
+    os.environ["PM_BENCH_PRECISION"] = a.precision
     if not a.bin:
         sys.exit("--bin PM_BENCH_DDCOLOR is required")
     os.makedirs(a.work, exist_ok=True)
@@ -212,8 +217,8 @@ def main():
         a.variants, a.size, a.runs, a.torch_runs = "quick", 64, 1, 1
     if a.torch_runs is None:
         a.torch_runs = a.runs
-    print("DDColor at %dx%d, %d threads each, pixmend %d runs, PyTorch %d runs (after one warm-up each)" % (
-        a.size, a.size, a.threads, a.runs, a.torch_runs), flush=True)
+    print("DDColor at %dx%d, %d threads each, pixmend (%s) %d runs, PyTorch %d runs (after one warm-up each)" % (
+        a.size, a.size, a.threads, a.precision, a.runs, a.torch_runs), flush=True)
     results = []
     for v in filter(None, a.variants.split(",")):
         results.append(bench_variant(a, v, a.size))

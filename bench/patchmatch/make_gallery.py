@@ -22,7 +22,9 @@ import run_bench as rb  # noqa: E402
 
 # (image, mask name as in run_bench's table)
 CASES = [("grass", "boxes6"), ("gravel", "blobs10"), ("brick-box", "edge"), ("horizon-box", "edge"),
-         ("wall-box", "edge"), ("chelsea", "boxes6"), ("coffee", "strokes4"), ("astronaut", "boxes6")]
+         ("wall-box", "edge"), ("camera-tripod", "structure"), ("rocket-pole", "structure"),
+         ("brick-mortar", "structure"), ("fence", "structure"), ("diagonal", "structure"), ("chelsea", "boxes6"),
+         ("coffee", "strokes4"), ("astronaut", "boxes6")]
 
 
 def crop_box(m, size):
@@ -53,7 +55,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     cases = {(c[0], c[1]): c for c in rb.build_cases(False)}
     for name, mname in CASES:
-        _, _, rgb, m, _ = cases[(name, mname)]
+        rgb, m = cases[(name, mname)][2:4]
         holed = rgb.copy()
         holed[m > 0] = 0
         base = os.path.join(args.work, "gallery_%s_%s" % (name, mname))

@@ -6,7 +6,10 @@ Telea and Navier-Stokes (cv2.inpaint, radius 3) and shift-map
 
 Images: photographs shipped with Debian's python3-skimage (skimage.data), at
 their own sizes (grey ones as RGB), plus "edge" cases built from them in which
-a straight edge (a horizon, a wall edge) crosses the hole.
+a straight edge (a horizon, a wall edge) crosses the hole, and "structure"
+cases with straight lines across the hole: synthetic (a fence, a brick grid,
+a thin diagonal line over gravel) and real (skimage's brick mortar, camera's
+tripod leg, rocket's launch-tower pole).
 Masks: strokes, boxes and blobs (3-15 % of the image), from fixed seeds.
 The pixels under the mask are set to black before any inpainter sees them, and
 every result is composited (pixels outside the hole taken from the input),
@@ -24,6 +27,13 @@ Metrics, against the original image, inside the hole:
           in the original (1 = the edge is as smooth as the photo there).
   edge    (edge cases only) PSNR over the hole pixels within 8 px of the
           straight edge: whether the edge comes out continuous.
+  line    (cases with known straight lines across the hole) the deviation, in
+          pixels, of the filled edge from its straight continuation: at every
+          1-px station of a line inside the hole, the shift (|s| <= 5 px) that
+          best aligns the luminance profile across the line (21 px, averaged
+          over 17 px along it) with the original's; 5 when the profile's
+          contrast is below 0.4 of the original's (the edge is lost). Mean
+          over the stations; 0 = the edge continues straight.
 Shift-map is slow (seconds per image); its results are cached in WORK/cache
 under a hash of its input, so a rerun only recomputes pixmend.
 
@@ -33,9 +43,10 @@ Timing: skimage's motorcycle_left cropped to 4:3 and resized to 1280x960 with a
 
 Usage:
   /usr/bin/python3 bench/patchmatch/run_bench.py --bin build/bench/patchmatch/pm_bench_patchmatch
-  options: --quick (3 images x 2 masks, no shift-map, no timing), --work DIR,
+  options: --quick (3 images x 2 masks and 2 structure cases, no shift-map,
+           no timing), --work DIR,
            --repeat N, --threads N, --no-timing, --pm-args "--em 6",
-           --json FILE, --min-margin DB, --min-detail R
+           --json FILE, --min-margin DB, --min-detail R, --max-line-dev PX
 Always run with /usr/bin/python3 (Debian's numpy, cv2, skimage).
 """
 import argparse
@@ -56,6 +67,7 @@ from skimage.metrics import structural_similarity
 
 SKIMAGE_DIR = os.path.dirname(skimage.data.__file__)
 METHODS = ("pixmend", "ns", "telea", "shiftmap")
+TEXTURES = ("brick", "grass", "gravel")  # the texture photographs; the others are "photographs" in the summary
 
 
 def rgb_of(img):
@@ -149,20 +161,71 @@ def edge_cases():
     line = xx - (200 + 0.25 * yy)
     wall = np.where((line < 0)[:, :, None], brick, (grass * np.array([0.6, 0.9, 0.5])).astype(np.uint8))
     # A fence: brick's mortar lines are straight; a box across several of them.
-    for name, img, edge_d, boxes in (
-            ("horizon", hz, np.abs(yy - 199.5), [(150, 160, 330, 240)]),
-            ("wall", wall, np.abs(line) / np.hypot(1, 0.25), [(190, 220, 290, 300)]),
-            ("horizon", hz, np.abs(yy - 199.5), [(40, 185, 480, 215)]),
+    # The horizon and the wall edge are texture boundaries (about the same
+    # mean luminance on both sides), which the line deviation cannot see:
+    # edge PSNR measures them.
+    for name, img, edge_d, boxes, lines in (
+            ("horizon", hz, np.abs(yy - 199.5), [(150, 160, 330, 240)], None),
+            ("wall", wall, np.abs(line) / np.hypot(1, 0.25), [(190, 220, 290, 300)], None),
+            ("horizon", hz, np.abs(yy - 199.5), [(40, 185, 480, 215)], None),
     ):
         m = np.zeros((512, 512), np.uint8)
         for x0, y0, x1, y1 in boxes:
             m[y0:y1, x0:x1] = 255
         cases.append(("%s-%s" % (name, "strip" if boxes[0][2] - boxes[0][0] > 300 else "box"),
-                      np.ascontiguousarray(img), m, edge_d <= 8))
+                      np.ascontiguousarray(img), m, edge_d <= 8, lines))
     bm = np.zeros((512, 512), np.uint8)
     bm[230:300, 120:260] = 255
-    cases.append(("brick-box", brick, bm, None))
+    # The mortar lines' centres, from a Hough transform of the original.
+    cases.append(("brick-box", brick, bm, None, [((219.5, 170), (219.5, 358)), ((143, 358), (152, 170)),
+                                                ((181, 358), (186, 170)), ((253.5, 172), (257, 358))]))
     return cases
+
+
+def grain(h, w, seed, sigma, amp):
+    """Smooth random grain (Gaussian-filtered noise), amplitude about amp."""
+    return ndimage.gaussian_filter(np.random.RandomState(seed).standard_normal((h, w)), sigma) * amp / 0.25
+
+
+def structure_cases():
+    """Straight lines across the hole: (name, rgb, mask, lines), lines the
+    segments ((x0, y0), (x1, y1)) of the original's edges that cross it."""
+    H = W = 512
+    yy, xx = np.mgrid[0:H, 0:W]
+    grass = rgb_of(skimage.data.grass()).astype(np.float32)
+    gravel = rgb_of(skimage.data.gravel()).astype(np.float32)
+    cases = []
+
+    def box(y0, y1, x0, x1, shape=(H, W)):
+        m = np.zeros(shape, np.uint8)
+        m[y0:y1, x0:x1] = 255
+        return m
+    # A fence: vertical wooden planks (period 48 px, 10 px gaps) over grass.
+    g = grain(H, W, 1, (6, 0.8), 10)
+    fence = np.where(((xx % 48) < 10)[:, :, None], grass * np.array([0.5, 0.8, 0.4]),
+                     np.stack([170 + g, 130 + g, 90 + g], 2))
+    cases.append(("fence", fence, box(200, 290, 150, 260),
+                  [((x, 150), (x, 340)) for x0 in (144, 192, 240) for x in (x0 - 0.5, x0 + 9.5) if 150 < x < 260]))
+    # A brick grid: running bond, 64x28 bricks, 6 px mortar, with grain.
+    g = grain(H, W, 2, 1.2, 12)
+    mortar = ((yy % 28) < 6) | (((xx + 32 * ((yy // 28) % 2)) % 64) < 6)
+    bricks = np.where(mortar[:, :, None], np.stack([200 + g * .5] * 3, 2),
+                      np.stack([150 + g, 70 + g * .8, 50 + g * .7], 2))
+    cases.append(("brickgrid", bricks, box(190, 290, 180, 300),
+                  [((150, y), (330, y)) for y0 in range(196, 290, 28) for y in (y0 - 0.5, y0 + 5.5) if 190 < y < 290]))
+    # A thin dark line (3 px, 30 degrees) over gravel at half contrast.
+    t = np.tan(np.radians(30))
+    d = (yy - 100) * np.cos(np.radians(30)) - xx * np.sin(np.radians(30))
+    diag = np.where((np.abs(d) < 1.5)[:, :, None], 40.0, (0.45 * gravel + 70) * np.array([0.9, 0.85, 0.75]))
+    cases.append(("diagonal", diag, box(220, 300, 260, 340), [((220, 100 + 220 * t), (380, 100 + 380 * t))]))
+    # Real photographs; the lines' centres from a Hough transform of the original.
+    cases.append(("brick-mortar", rgb_of(skimage.data.brick()), box(300, 360, 180, 280),
+                  [((219.5, 240), (219.5, 418)), ((256, 240), (259, 418))]))
+    cases.append(("camera-tripod", rgb_of(skimage.data.camera()), box(375, 430, 320, 380),
+                  [((303.5, 318.5), (391, 484.5))]))
+    rocket = rgb_of(skimage.data.rocket())
+    cases.append(("rocket-pole", rocket, box(150, 180, 430, 462, rocket.shape[:2]), [((445.5, 124), (449.5, 208))]))
+    return [(n, np.clip(i, 0, 255).astype(np.uint8), m, ln) for n, i, m, ln in cases]
 
 
 def write_pnm(path, img):
@@ -260,12 +323,51 @@ def seam_ratio(ref, out, m):
     return float(num / max(den, 1.0))
 
 
-def evaluate(ref, out, m, edge):
+def evaluate(ref, out, m, edge, lines=None):
     r = {"psnr": hole_psnr(ref, out, m > 0), "ssim": hole_ssim(ref, out, m),
          "detail": detail_ratio(ref, out, m), "seam": seam_ratio(ref, out, m)}
     if edge is not None:
         r["edge"] = hole_psnr(ref, out, (m > 0) & edge)
+    if lines:
+        r["line"] = line_dev(ref, out, m, lines)
     return r
+
+
+def line_profiles(img, line, half=10, along=8):
+    """Luminance profiles across the segment (2 half + 1 samples, averaged
+    over 2 along + 1 px along it) at its 1-px stations, and the stations."""
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    (x0, y0), (x1, y1) = line
+    n = np.hypot(x1 - x0, y1 - y0)
+    ux, uy = (x1 - x0) / n, (y1 - y0) / n
+    t = np.arange(0, n)[:, None, None] + np.arange(-along, along + 1)[None, :, None]
+    s = np.arange(-half, half + 1)[None, None, :]
+    px, py = x0 + t * ux - s * uy, y0 + t * uy + s * ux
+    v = ndimage.map_coordinates(g, [py.ravel(), px.ravel()], order=1, mode="nearest").reshape(px.shape)
+    ts = np.arange(0, n)
+    return x0 + ts * ux, y0 + ts * uy, v.mean(1)
+
+
+def line_dev(ref, out, m, lines, K=5, half=10):
+    """Mean deviation (px) of the filled edges from their straight
+    continuation (see the module's docstring)."""
+    devs = []
+    for ln in lines:
+        sx, sy, P0 = line_profiles(ref, ln, half)
+        _, _, P1 = line_profiles(out, ln, half)
+        for k in range(len(sx)):
+            xi, yi = int(round(sx[k])), int(round(sy[k]))
+            if not (0 <= xi < m.shape[1] and 0 <= yi < m.shape[0]) or not m[yi, xi]:
+                continue
+            p0 = P0[k][K:2 * half + 1 - K] - P0[k][K:2 * half + 1 - K].mean()
+            errs = []
+            for sh in range(-K, K + 1):
+                p1 = P1[k][K + sh:2 * half + 1 - K + sh]
+                errs.append((float(((p1 - p1.mean() - p0) ** 2).mean()), abs(sh), sh))
+            _, _, best = min(errs)
+            lost = P1[k][K + best:2 * half + 1 - K + best].std() < 0.4 * P0[k].std()
+            devs.append(K if lost else abs(best))
+    return float(np.mean(devs)) if devs else float("nan")
 
 
 def build_cases(quick):
@@ -277,10 +379,14 @@ def build_cases(quick):
         h, w = rgb.shape[:2]
         for mi, (shape, frac) in enumerate(masks):
             seed = 1000 * (ii + 1) + 10 * mi + int(frac * 100)
-            cases.append((name, "%s%d" % (shape, round(frac * 100)), rgb, make_mask(shape, frac, h, w, seed), None))
+            cases.append((name, "%s%d" % (shape, round(frac * 100)), rgb, make_mask(shape, frac, h, w, seed), None,
+                          None))
     if not quick:
-        for name, rgb, m, edge in edge_cases():
-            cases.append((name, "edge", rgb, m, edge))
+        for name, rgb, m, edge, lines in edge_cases():
+            cases.append((name, "edge", rgb, m, edge, lines))
+    for name, rgb, m, lines in structure_cases():
+        if not quick or name in ("camera-tripod", "fence"):
+            cases.append((name, "structure", rgb, m, None, lines))
     return cases
 
 
@@ -289,6 +395,8 @@ def fmt_row(r, methods):
     for k in ("psnr", "ssim", "detail", "seam"):
         f = "%.2f" if k != "ssim" else "%.3f"
         cells.append(" / ".join(f % r[meth][k] for meth in methods))
+    if "line" in r["pixmend"]:
+        cells.append("line dev " + " / ".join("%.2f" % r[meth]["line"] for meth in methods))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -341,6 +449,8 @@ def main():
     ap.add_argument("--methods", default=",".join(METHODS), help="methods to compare, pixmend first")
     ap.add_argument("--min-margin", type=float, default=None,
                     help="exit 1 unless pixmend's mean PSNR beats Navier-Stokes' by this many dB")
+    ap.add_argument("--max-line-dev", type=float, default=None,
+                    help="exit 1 unless pixmend's mean line deviation (px) is at most this")
     ap.add_argument("--min-detail", type=float, default=None,
                     help="exit 1 unless pixmend's mean detail ratio is at least this")
     args = ap.parse_args()
@@ -353,7 +463,7 @@ def main():
 
     rows = []
     print("per case: " + " / ".join(methods))
-    for k, (name, mname, rgb, m, edge) in enumerate(build_cases(args.quick)):
+    for k, (name, mname, rgb, m, edge, lines) in enumerate(build_cases(args.quick)):
         if args.timing_only or (args.only and name not in args.only.split(",")):
             continue
         h, w = rgb.shape[:2]
@@ -366,11 +476,11 @@ def main():
         pm_out = read_ppm(base + "_pm.ppm")
         row = {"image": name, "size": "%dx%d" % (w, h), "mask": mname, "cover": float((m > 0).mean()),
                "outside_exact": bool(np.array_equal(holed[m == 0], pm_out[m == 0]))}
-        row["pixmend"] = evaluate(rgb, pm_out, m, edge)
+        row["pixmend"] = evaluate(rgb, pm_out, m, edge, lines)
         row["pixmend"]["ms"] = info["median_ms"]
         for meth in methods[1:]:
             out, ms = run_cv(meth, holed, m, cache_dir)
-            row[meth] = evaluate(rgb, composite(holed, out, m), m, edge)
+            row[meth] = evaluate(rgb, composite(holed, out, m), m, edge, lines)
             row[meth]["ms"] = ms
         rows.append(row)
         print(fmt_row(row, methods) + ("" if row["outside_exact"] else "  OUTSIDE CHANGED"), flush=True)
@@ -381,20 +491,37 @@ def main():
         vals = [r[meth][key] for r in sel if key in r[meth]]
         return statistics.fmean(vals) if vals else float("nan")
 
+    names = {"pixmend": "**pixmend**", "ns": "Navier-Stokes", "telea": "Telea", "shiftmap": "shift-map"}
+
+    def group(r):
+        if r["mask"] in ("edge", "structure"):
+            return r["mask"]
+        return "textures" if r["image"] in TEXTURES else "photographs"
+    groups = ("photographs", "textures", "edge", "structure")
     print()
-    print("| method | PSNR (dB) | SSIM | detail ratio | seam ratio | edge PSNR (dB) | time per case (ms) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| method | PSNR (dB) | SSIM | detail ratio | seam ratio | edge PSNR (dB) | line dev (px) | "
+          "time per case (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     summary = {}
     for meth in methods:
-        summary[meth] = {k: mean(meth, k) for k in ("psnr", "ssim", "detail", "seam", "edge", "ms")}
+        summary[meth] = {k: mean(meth, k) for k in ("psnr", "ssim", "detail", "seam", "edge", "line", "ms")}
+        summary[meth]["groups"] = {g: {k: mean(meth, k, [r for r in rows if group(r) == g])
+                                       for k in ("psnr", "ssim", "detail", "seam", "line")} for g in groups}
         s = summary[meth]
-        print("| %s | %.2f | %.3f | %.2f | %.2f | %.2f | %.0f |" % (
-            {"pixmend": "**pixmend**", "ns": "Navier-Stokes", "telea": "Telea", "shiftmap": "shift-map"}[meth],
-            s["psnr"], s["ssim"], s["detail"], s["seam"], s["edge"], s["ms"]))
+        print("| %s | %.2f | %.3f | %.2f | %.2f | %.2f | %.2f | %.0f |" % (
+            names[meth], s["psnr"], s["ssim"], s["detail"], s["seam"], s["edge"], s["line"], s["ms"]))
     if rows:
-        print("(%d cases, mean hole %.1f %%; edge PSNR over the %d edge cases)" % (
-            len(rows), 100 * statistics.fmean(r["cover"] for r in rows),
-            sum(1 for r in rows if "edge" in r["pixmend"])))
+        print("(%d cases, mean hole %.1f %%; edge PSNR over the %d edge cases, line deviation over the %d cases "
+              "with known lines)" % (len(rows), 100 * statistics.fmean(r["cover"] for r in rows),
+                                     sum(1 for r in rows if "edge" in r["pixmend"]),
+                                     sum(1 for r in rows if "line" in r["pixmend"])))
+        for g in groups:
+            n = sum(1 for r in rows if group(r) == g)
+            if n:
+                gs = {m: summary[m]["groups"][g] for m in methods}
+                print("%s (%d cases): %s" % (g, n, "; ".join("%s PSNR %.2f, SSIM %.3f, detail %.2f, seam %.2f%s" % (
+                    names[m], gs[m]["psnr"], gs[m]["ssim"], gs[m]["detail"], gs[m]["seam"],
+                    ", line dev %.2f" % gs[m]["line"] if g == "structure" else "") for m in methods)))
     print("outside-hole pixels bit-exact in all cases: %s" % all(r["outside_exact"] for r in rows))
 
     timing = None
@@ -447,6 +574,9 @@ def main():
     margin = summary["pixmend"]["psnr"] - summary["ns"]["psnr"]
     if args.min_margin is not None and margin < args.min_margin:
         print("FAIL: mean PSNR margin over Navier-Stokes %.2f dB < %.2f dB" % (margin, args.min_margin))
+        rc = 1
+    if args.max_line_dev is not None and not summary["pixmend"]["line"] <= args.max_line_dev:
+        print("FAIL: mean line deviation %.2f px > %.2f px" % (summary["pixmend"]["line"], args.max_line_dev))
         rc = 1
     if args.min_detail is not None and summary["pixmend"]["detail"] < args.min_detail:
         print("FAIL: mean detail ratio %.2f < %.2f" % (summary["pixmend"]["detail"], args.min_detail))

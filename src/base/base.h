@@ -5,7 +5,19 @@
 #include "pixmend.h"
 
 #include <stddef.h>
+
+/* A macro's value as a string literal: PM_XSTR(PM_QUALITY_DEFAULT) is "92". */
+#define PM_STR_(x) #x
+#define PM_XSTR(x) PM_STR_(x)
 #include <stdint.h>
+
+/* The short machine-readable name of a PM_E* code ("too_large",
+ * "corrupt_image", ...; "ok" for 0, "internal" for codes without one): the
+ * "code" of the API's error objects and what the job journal stores. A static
+ * string. pm_error_parse is the inverse ("" and "ok" give 0, unknown names
+ * PM_EINTERNAL). */
+const char *pm_error_name(int code);
+int pm_error_parse(const char *name);
 
 /* Monotonic time in seconds / nanoseconds. */
 double pm_now(void);

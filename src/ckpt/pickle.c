@@ -568,307 +568,337 @@ static int refuse(pm_pickle *p)
                      p->what, p->part, mn, g->u.glob.mod, nn, g->u.glob.name, p->op_pos, p->refused);
 }
 
+/* The opcodes come in groups, one function each; a group function returns
+ * NOT_MINE for an opcode of another group, else 0 or an error. */
+#define NOT_MINE 1
+
+/* PROTO, FRAME, MARK and the stack's own opcodes (POP, POP_MARK, DUP). */
+static int op_stack(pm_pickle *p, uint8_t op)
+{
+    int rc = 0;
+    uint64_t n = 0;
+    size_t first = 0;
+    pm_pv *a = NULL;
+    switch (op) {
+    case 0x80: /* PROTO */
+        if ((rc = need(p, 1)))
+            return rc;
+        if (p->buf[p->pos] > 5)
+            return pm_errorf(PM_EUNSUPPORTED, "%s: its pickle uses protocol %u; pixmend reads protocols up to 5",
+                             p->what, p->buf[p->pos]);
+        p->pos++;
+        return 0;
+    case 0x95: /* FRAME: a length hint only */
+        return read_len(p, 8, &n);
+    case '(': /* MARK */
+        if (p->nmarks == p->marks_cap) {
+            size_t cap = p->marks_cap ? p->marks_cap * 2 : 64;
+            size_t *m = pm_realloc(p->marks, cap * sizeof *m);
+            if (!m)
+                return no_memory(p);
+            p->marks = m;
+            p->marks_cap = cap;
+        }
+        p->marks[p->nmarks++] = p->sp;
+        return 0;
+    case '0': /* POP: a value, or the mark when none is above it */
+        if (p->sp > floor_sp(p)) {
+            p->sp--;
+            return 0;
+        }
+        return pop_mark(p, &first);
+    case '1': /* POP_MARK */
+        if ((rc = pop_mark(p, &first)))
+            return rc;
+        p->sp = first;
+        return 0;
+    case '2': /* DUP */
+        if ((rc = top(p, &a)))
+            return rc;
+        return push(p, a);
+    case 0x98: /* READONLY_BUFFER */
+        return top(p, &a);
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* LONG1, LONG4: little-endian two's complement; wider than 8 bytes = PV_BIGINT. */
+static int op_long(pm_pickle *p, uint8_t op)
+{
+    uint64_t n = 0;
+    int rc;
+    if ((rc = read_len(p, op == 0x8a ? 1 : 4, &n)))
+        return rc;
+    if (op == 0x8b && n > INT32_MAX)
+        return damaged(p, "LONG4 has a negative length");
+    if ((rc = need(p, n)))
+        return rc;
+    if (n > 8) {
+        rc = push(p, new_pv(p, PV_BIGINT));
+    } else {
+        uint64_t u = n ? rd_le(p->buf + p->pos, (int)n) : 0;
+        if (n && n < 8 && (p->buf[p->pos + n - 1] & 0x80))
+            u |= ~(uint64_t)0 << (8 * n);
+        rc = push(p, new_int(p, (int64_t)u));
+    }
+    p->pos += (size_t)n;
+    return rc;
+}
+
+/* The binary scalars: strings and bytes, integers, floats, None, booleans. */
+static int op_binary_value(pm_pickle *p, uint8_t op)
+{
+    int rc;
+    uint64_t n = 0;
+    switch (op) {
+    case 'X': case 0x8c: case 0x8d: /* BINUNICODE, SHORT_BINUNICODE, BINUNICODE8 */
+    case 'T': case 'U':             /* BINSTRING, SHORT_BINSTRING */
+    case 'B': case 'C': case 0x8e: case 0x96: { /* BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8 */
+        int w = (op == 0x8c || op == 'U' || op == 'C') ? 1 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
+        if ((rc = read_len(p, w, &n)))
+            return rc;
+        if (op == 'T' && n > INT32_MAX)
+            return damaged(p, "BINSTRING has a negative length");
+        if ((rc = need(p, n)))
+            return rc;
+        enum pm_pv_kind k = (op == 'B' || op == 'C' || op == 0x8e || op == 0x96) ? PV_BYTES : PV_STR;
+        rc = push(p, new_str(p, k, (const char *)p->buf + p->pos, (size_t)n));
+        p->pos += (size_t)n;
+        return rc;
+    }
+    case 'J': /* BININT */
+        if ((rc = read_len(p, 4, &n)))
+            return rc;
+        return push(p, new_int(p, (int32_t)(uint32_t)n));
+    case 'K': /* BININT1 */
+    case 'M': /* BININT2 */
+        if ((rc = read_len(p, op == 'K' ? 1 : 2, &n)))
+            return rc;
+        return push(p, new_int(p, (int64_t)n));
+    case 0x8a: case 0x8b: /* LONG1, LONG4 */
+        return op_long(p, op);
+    case 'G': { /* BINFLOAT: big-endian double */
+        if ((rc = need(p, 8)))
+            return rc;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++)
+            u = u << 8 | p->buf[p->pos + i];
+        p->pos += 8;
+        pm_pv *v = new_pv(p, PV_FLOAT);
+        if (v)
+            memcpy(&v->u.f, &u, 8);
+        return push(p, v);
+    }
+    case 'N': return push(p, new_pv(p, PV_NONE));
+    case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
+        pm_pv *v = new_pv(p, PV_BOOL);
+        if (v)
+            v->u.i = op == 0x88;
+        return push(p, v);
+    }
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* The text scalars of protocol 0: INT, LONG, FLOAT, STRING, UNICODE. */
+static int op_text_value(pm_pickle *p, uint8_t op)
+{
+    const char *s1 = NULL;
+    size_t n1 = 0;
+    int64_t iv = 0;
+    int rc;
+    if (op != 'I' && op != 'L' && op != 'F' && op != 'S' && op != 'V')
+        return NOT_MINE;
+    if ((rc = read_line(p, &s1, &n1)))
+        return rc;
+    switch (op) {
+    case 'I': case 'L': /* INT, LONG (text) */
+        if (op == 'I' && (eq(s1, n1, "00") || eq(s1, n1, "01"))) {
+            pm_pv *v = new_pv(p, PV_BOOL);
+            if (v)
+                v->u.i = s1[1] == '1';
+            return push(p, v);
+        }
+        if (parse_int_line(s1, n1, &iv) == 0)
+            return push(p, new_int(p, iv));
+        return push(p, new_pv(p, PV_BIGINT));
+    case 'F': { /* FLOAT (text) */
+        char tmp[64];
+        size_t k = n1 < sizeof tmp - 1 ? n1 : sizeof tmp - 1;
+        memcpy(tmp, s1, k);
+        tmp[k] = '\0';
+        pm_pv *v = new_pv(p, PV_FLOAT);
+        if (v)
+            v->u.f = strtod(tmp, NULL);
+        return push(p, v);
+    }
+    default: /* STRING (quoted repr), UNICODE (raw-unicode-escape) */
+        if (op == 'S' && n1 >= 2 && (s1[0] == '\'' || s1[0] == '"') && s1[n1 - 1] == s1[0]) {
+            s1++;
+            n1 -= 2;
+        }
+        return push(p, new_str(p, PV_STR, s1, n1));
+    }
+}
+
+/* Building collections: empty ones, from the mark, from the top items, and
+ * adding to them (APPEND(S), SETITEM(S), ADDITEMS). */
+static int op_collection(pm_pickle *p, uint8_t op)
+{
+    int rc;
+    pm_pv *a = NULL, *b = NULL, *c = NULL;
+    switch (op) {
+    case '}': return push(p, new_pv(p, PV_DICT));
+    case ']': return push(p, new_pv(p, PV_LIST));
+    case ')': return push(p, new_pv(p, PV_TUPLE));
+    case 0x8f: return push(p, new_pv(p, PV_SET)); /* EMPTY_SET */
+    case 't': return collection_from_mark(p, PV_TUPLE);
+    case 'l': return collection_from_mark(p, PV_LIST);
+    case 'd': return collection_from_mark(p, PV_DICT);
+    case 0x91: return collection_from_mark(p, PV_SET); /* FROZENSET */
+    case 0x85: return tuple_of_top(p, 1);
+    case 0x86: return tuple_of_top(p, 2);
+    case 0x87: return tuple_of_top(p, 3);
+    case 'a': /* APPEND */
+        if ((rc = pop(p, &a)) || (rc = top(p, &b)))
+            return rc;
+        return b->kind == PV_LIST ? seq_append(p, b, a) : 0;
+    case 'e': return add_from_mark(p, 0);  /* APPENDS */
+    case 0x90: return add_from_mark(p, 0); /* ADDITEMS (sets: items dropped) */
+    case 's': /* SETITEM */
+        if ((rc = pop(p, &a)) || (rc = pop(p, &b)) || (rc = top(p, &c)))
+            return rc;
+        return c->kind == PV_DICT ? dict_set(p, c, b, a) : 0;
+    case 'u': return add_from_mark(p, 1); /* SETITEMS */
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* The memo: BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET, GET, PUT. */
+static int op_memo(pm_pickle *p, uint8_t op)
+{
+    int rc;
+    uint64_t n = 0;
+    const char *s1 = NULL;
+    size_t n1 = 0;
+    int64_t iv = 0;
+    switch (op) {
+    case 'q': case 'h': /* BINPUT, BINGET */
+    case 'r': case 'j': /* LONG_BINPUT, LONG_BINGET */
+        if ((rc = read_len(p, op == 'q' || op == 'h' ? 1 : 4, &n)))
+            return rc;
+        return op == 'q' || op == 'r' ? memo_put(p, n) : memo_get(p, n);
+    case 0x94: return memo_put(p, p->memo_count); /* MEMOIZE */
+    case 'g': case 'p': /* GET, PUT (text) */
+        if ((rc = read_line(p, &s1, &n1)))
+            return rc;
+        if (parse_int_line(s1, n1, &iv) || iv < 0)
+            return damaged(p, "a memo index is not a number");
+        return op == 'g' ? memo_get(p, (uint64_t)iv) : memo_put(p, (uint64_t)iv);
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* Globals and objects: GLOBAL, STACK_GLOBAL, REDUCE, NEWOBJ(_EX), BUILD,
+ * INST, OBJ, the persistent ids and the extension codes. Nothing is called:
+ * apply() knows the few functions a checkpoint needs, the rest are objects. */
+static int op_object(pm_pickle *p, uint8_t op)
+{
+    int rc;
+    uint64_t n = 0;
+    pm_pv *a = NULL, *b = NULL, *c = NULL;
+    const char *s1 = NULL, *s2 = NULL;
+    size_t n1 = 0, n2 = 0, first = 0;
+    switch (op) {
+    case 'c': /* GLOBAL module\nname\n */
+        if ((rc = read_line(p, &s1, &n1)) || (rc = read_line(p, &s2, &n2)))
+            return rc;
+        return push(p, new_global(p, s1, n1, s2, n2));
+    case 0x93: /* STACK_GLOBAL */
+        if ((rc = pop(p, &a)) || (rc = pop(p, &b)))
+            return rc;
+        if (a->kind != PV_STR || b->kind != PV_STR)
+            return damaged(p, "STACK_GLOBAL needs two strings");
+        return push(p, new_global(p, b->u.s.p, b->u.s.n, a->u.s.p, a->u.s.n));
+    case 'R': /* REDUCE */
+        if ((rc = pop(p, &a)) || (rc = pop(p, &b)))
+            return rc;
+        if ((rc = apply(p, b, a, 0, &c)))
+            return rc;
+        return push(p, c);
+    case 0x81: /* NEWOBJ: cls.__new__(cls, *args) */
+    case 0x92: /* NEWOBJ_EX: cls, args, kwargs */
+        if ((rc = pop(p, &a)) || (op == 0x92 && (rc = pop(p, &a))) || (rc = pop(p, &b)))
+            return rc;
+        if (b->kind == PV_GLOBAL && b->u.glob.fn == FN_ORDERED_DICT)
+            return push(p, new_pv(p, PV_DICT));
+        return push(p, new_object(p, b, NULL));
+    case 'b': /* BUILD: obj.__setstate__(state); an object keeps its first state */
+        if ((rc = pop(p, &a)) || (rc = top(p, &b)))
+            return rc;
+        if (b->kind == PV_OBJECT && !b->u.obj.state)
+            b->u.obj.state = a;
+        return 0;
+    case 'Q': /* BINPERSID */
+        if ((rc = pop(p, &a)))
+            return rc;
+        return push(p, persistent_load(p, a));
+    case 'P': /* PERSID (text): not what torch writes */
+        if ((rc = read_line(p, &s1, &n1)))
+            return rc;
+        return push(p, new_object(p, NULL, NULL));
+    case 'i': /* INST module\nname\n, args from mark */
+        if ((rc = read_line(p, &s1, &n1)) || (rc = read_line(p, &s2, &n2)) || (rc = pop_mark(p, &first)))
+            return rc;
+        p->sp = first;
+        a = new_global(p, s1, n1, s2, n2);
+        return push(p, a ? new_object(p, a, NULL) : NULL);
+    case 'o': /* OBJ: cls and args from mark */
+        if ((rc = pop_mark(p, &first)))
+            return rc;
+        if (first == p->sp)
+            return damaged(p, "OBJ has no class");
+        a = p->stack[first];
+        p->sp = first;
+        return push(p, new_object(p, a, NULL));
+    case 0x82: case 0x83: case 0x84: /* EXT1/2/4: extension registry codes */
+        if ((rc = read_len(p, op == 0x82 ? 1 : op == 0x83 ? 2 : 4, &n)))
+            return rc;
+        return push(p, new_object(p, NULL, NULL));
+    default:
+        return NOT_MINE;
+    }
+}
+
 /* The interpreter loop: one opcode per iteration until STOP. */
 static int run(pm_pickle *p, pm_pv **root)
 {
+    static int (*const groups[])(pm_pickle *, uint8_t) = {op_binary_value, op_collection, op_memo,
+                                                          op_object,       op_stack,      op_text_value};
     for (;;) {
-        int rc = 0;
-        uint64_t n = 0;
-        pm_pv *a = NULL, *b = NULL, *c = NULL;
-        const char *s1 = NULL, *s2 = NULL;
-        size_t n1 = 0, n2 = 0;
-        size_t first = 0;
-        int64_t iv = 0;
-
         if (p->pos >= p->len)
             return pm_errorf(PM_ETRUNCATED, "%s: its pickle (%s) ends at byte %zu without a STOP; the file is truncated or corrupt",
                              p->what, p->part, p->len);
         p->op_pos = p->pos;
         uint8_t op = p->buf[p->pos++];
-        switch (op) {
-        case 0x80: /* PROTO */
-            if ((rc = need(p, 1)))
-                return rc;
-            if (p->buf[p->pos] > 5)
-                return pm_errorf(PM_EUNSUPPORTED, "%s: its pickle uses protocol %u; pixmend reads protocols up to 5",
-                                 p->what, p->buf[p->pos]);
-            p->pos++;
-            break;
-        case 0x95: /* FRAME: a length hint only */
-            if ((rc = read_len(p, 8, &n)))
-                return rc;
-            break;
-        case '}': rc = push(p, new_pv(p, PV_DICT)); break;
-        case ']': rc = push(p, new_pv(p, PV_LIST)); break;
-        case ')': rc = push(p, new_pv(p, PV_TUPLE)); break;
-        case 0x8f: rc = push(p, new_pv(p, PV_SET)); break; /* EMPTY_SET */
-        case '(': /* MARK */
-            if (p->nmarks == p->marks_cap) {
-                size_t cap = p->marks_cap ? p->marks_cap * 2 : 64;
-                size_t *m = pm_realloc(p->marks, cap * sizeof *m);
-                if (!m)
-                    return no_memory(p);
-                p->marks = m;
-                p->marks_cap = cap;
-            }
-            p->marks[p->nmarks++] = p->sp;
-            break;
-        case 'X': case 0x8c: case 0x8d: /* BINUNICODE, SHORT_BINUNICODE, BINUNICODE8 */
-        case 'T': case 'U':             /* BINSTRING, SHORT_BINSTRING */
-        case 'B': case 'C': case 0x8e: case 0x96: { /* BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8 */
-            int w = (op == 0x8c || op == 'U' || op == 'C') ? 1 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
-            if ((rc = read_len(p, w, &n)))
-                return rc;
-            if (op == 'T' && n > INT32_MAX)
-                return damaged(p, "BINSTRING has a negative length");
-            if ((rc = need(p, n)))
-                return rc;
-            enum pm_pv_kind k = (op == 'B' || op == 'C' || op == 0x8e || op == 0x96) ? PV_BYTES : PV_STR;
-            rc = push(p, new_str(p, k, (const char *)p->buf + p->pos, (size_t)n));
-            p->pos += (size_t)n;
-            break;
-        }
-        case 'J': /* BININT */
-            if ((rc = read_len(p, 4, &n)))
-                return rc;
-            rc = push(p, new_int(p, (int32_t)(uint32_t)n));
-            break;
-        case 'K': /* BININT1 */
-            if ((rc = read_len(p, 1, &n)))
-                return rc;
-            rc = push(p, new_int(p, (int64_t)n));
-            break;
-        case 'M': /* BININT2 */
-            if ((rc = read_len(p, 2, &n)))
-                return rc;
-            rc = push(p, new_int(p, (int64_t)n));
-            break;
-        case 0x8a: case 0x8b: { /* LONG1, LONG4: little-endian two's complement */
-            if ((rc = read_len(p, op == 0x8a ? 1 : 4, &n)))
-                return rc;
-            if (op == 0x8b && n > INT32_MAX)
-                return damaged(p, "LONG4 has a negative length");
-            if ((rc = need(p, n)))
-                return rc;
-            if (n > 8) {
-                rc = push(p, new_pv(p, PV_BIGINT));
-            } else {
-                uint64_t u = n ? rd_le(p->buf + p->pos, (int)n) : 0;
-                if (n && n < 8 && (p->buf[p->pos + n - 1] & 0x80))
-                    u |= ~(uint64_t)0 << (8 * n);
-                rc = push(p, new_int(p, (int64_t)u));
-            }
-            p->pos += (size_t)n;
-            break;
-        }
-        case 'G': { /* BINFLOAT: big-endian double */
-            if ((rc = need(p, 8)))
-                return rc;
-            uint64_t u = 0;
-            for (int i = 0; i < 8; i++)
-                u = u << 8 | p->buf[p->pos + i];
-            p->pos += 8;
-            pm_pv *v = new_pv(p, PV_FLOAT);
-            if (v)
-                memcpy(&v->u.f, &u, 8);
-            rc = push(p, v);
-            break;
-        }
-        case 'N': rc = push(p, new_pv(p, PV_NONE)); break;
-        case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
-            pm_pv *v = new_pv(p, PV_BOOL);
-            if (v)
-                v->u.i = op == 0x88;
-            rc = push(p, v);
-            break;
-        }
-        case 't': rc = collection_from_mark(p, PV_TUPLE); break;
-        case 'l': rc = collection_from_mark(p, PV_LIST); break;
-        case 'd': rc = collection_from_mark(p, PV_DICT); break;
-        case 0x91: rc = collection_from_mark(p, PV_SET); break; /* FROZENSET */
-        case 0x85: rc = tuple_of_top(p, 1); break;
-        case 0x86: rc = tuple_of_top(p, 2); break;
-        case 0x87: rc = tuple_of_top(p, 3); break;
-        case 'a': /* APPEND */
-            if ((rc = pop(p, &a)) || (rc = top(p, &b)))
-                return rc;
-            if (b->kind == PV_LIST)
-                rc = seq_append(p, b, a);
-            break;
-        case 'e': rc = add_from_mark(p, 0); break; /* APPENDS */
-        case 0x90: rc = add_from_mark(p, 0); break; /* ADDITEMS (sets: items dropped) */
-        case 's': /* SETITEM */
-            if ((rc = pop(p, &a)) || (rc = pop(p, &b)) || (rc = top(p, &c)))
-                return rc;
-            if (c->kind == PV_DICT)
-                rc = dict_set(p, c, b, a);
-            break;
-        case 'u': rc = add_from_mark(p, 1); break; /* SETITEMS */
-        case 'c': /* GLOBAL module\nname\n */
-            if ((rc = read_line(p, &s1, &n1)) || (rc = read_line(p, &s2, &n2)))
-                return rc;
-            rc = push(p, new_global(p, s1, n1, s2, n2));
-            break;
-        case 0x93: /* STACK_GLOBAL */
-            if ((rc = pop(p, &a)) || (rc = pop(p, &b)))
-                return rc;
-            if (a->kind != PV_STR || b->kind != PV_STR)
-                return damaged(p, "STACK_GLOBAL needs two strings");
-            rc = push(p, new_global(p, b->u.s.p, b->u.s.n, a->u.s.p, a->u.s.n));
-            break;
-        case 'R': /* REDUCE */
-            if ((rc = pop(p, &a)) || (rc = pop(p, &b)))
-                return rc;
-            if ((rc = apply(p, b, a, 0, &c)))
-                return rc;
-            rc = push(p, c);
-            break;
-        case 0x81: /* NEWOBJ: cls.__new__(cls, *args) */
-            if ((rc = pop(p, &a)) || (rc = pop(p, &b)))
-                return rc;
-            if (b->kind == PV_GLOBAL && b->u.glob.fn == FN_ORDERED_DICT)
-                rc = push(p, new_pv(p, PV_DICT));
-            else
-                rc = push(p, new_object(p, b, NULL));
-            break;
-        case 0x92: /* NEWOBJ_EX: cls, args, kwargs */
-            if ((rc = pop(p, &a)) || (rc = pop(p, &a)) || (rc = pop(p, &b)))
-                return rc;
-            if (b->kind == PV_GLOBAL && b->u.glob.fn == FN_ORDERED_DICT)
-                rc = push(p, new_pv(p, PV_DICT));
-            else
-                rc = push(p, new_object(p, b, NULL));
-            break;
-        case 'b': /* BUILD: obj.__setstate__(state); an object keeps its first state */
-            if ((rc = pop(p, &a)) || (rc = top(p, &b)))
-                return rc;
-            if (b->kind == PV_OBJECT && !b->u.obj.state)
-                b->u.obj.state = a;
-            break;
-        case 'q': /* BINPUT */
-            if ((rc = read_len(p, 1, &n)))
-                return rc;
-            rc = memo_put(p, n);
-            break;
-        case 'r': /* LONG_BINPUT */
-            if ((rc = read_len(p, 4, &n)))
-                return rc;
-            rc = memo_put(p, n);
-            break;
-        case 0x94: rc = memo_put(p, p->memo_count); break; /* MEMOIZE */
-        case 'h': /* BINGET */
-            if ((rc = read_len(p, 1, &n)))
-                return rc;
-            rc = memo_get(p, n);
-            break;
-        case 'j': /* LONG_BINGET */
-            if ((rc = read_len(p, 4, &n)))
-                return rc;
-            rc = memo_get(p, n);
-            break;
-        case 'Q': /* BINPERSID */
-            if ((rc = pop(p, &a)))
-                return rc;
-            rc = push(p, persistent_load(p, a));
-            break;
-        case 'P': /* PERSID (text): not what torch writes */
-            if ((rc = read_line(p, &s1, &n1)))
-                return rc;
-            rc = push(p, new_object(p, NULL, NULL));
-            break;
-        case '.': /* STOP */
-            if ((rc = pop(p, root)))
+        if (op == '.') { /* STOP */
+            int rc = pop(p, root);
+            if (rc)
                 return rc;
             return p->refused ? refuse(p) : 0;
-        case '0': /* POP: a value, or the mark when none is above it */
-            if (p->sp > floor_sp(p))
-                p->sp--;
-            else
-                rc = pop_mark(p, &first);
-            break;
-        case '1': /* POP_MARK */
-            if ((rc = pop_mark(p, &first)))
-                return rc;
-            p->sp = first;
-            break;
-        case '2': /* DUP */
-            if ((rc = top(p, &a)))
-                return rc;
-            rc = push(p, a);
-            break;
-        case 'I': case 'L': /* INT, LONG (text) */
-            if ((rc = read_line(p, &s1, &n1)))
-                return rc;
-            if (op == 'I' && (eq(s1, n1, "00") || eq(s1, n1, "01"))) {
-                pm_pv *v = new_pv(p, PV_BOOL);
-                if (v)
-                    v->u.i = s1[1] == '1';
-                rc = push(p, v);
-            } else if (parse_int_line(s1, n1, &iv) == 0) {
-                rc = push(p, new_int(p, iv));
-            } else {
-                rc = push(p, new_pv(p, PV_BIGINT));
-            }
-            break;
-        case 'F': { /* FLOAT (text) */
-            if ((rc = read_line(p, &s1, &n1)))
-                return rc;
-            char tmp[64];
-            size_t k = n1 < sizeof tmp - 1 ? n1 : sizeof tmp - 1;
-            memcpy(tmp, s1, k);
-            tmp[k] = '\0';
-            pm_pv *v = new_pv(p, PV_FLOAT);
-            if (v)
-                v->u.f = strtod(tmp, NULL);
-            rc = push(p, v);
-            break;
         }
-        case 'S': case 'V': /* STRING (quoted repr), UNICODE (raw-unicode-escape) */
-            if ((rc = read_line(p, &s1, &n1)))
-                return rc;
-            if (op == 'S' && n1 >= 2 && (s1[0] == '\'' || s1[0] == '"') && s1[n1 - 1] == s1[0]) {
-                s1++;
-                n1 -= 2;
-            }
-            rc = push(p, new_str(p, PV_STR, s1, n1));
-            break;
-        case 'g': case 'p': /* GET, PUT (text) */
-            if ((rc = read_line(p, &s1, &n1)))
-                return rc;
-            if (parse_int_line(s1, n1, &iv) || iv < 0)
-                return damaged(p, "a memo index is not a number");
-            rc = op == 'g' ? memo_get(p, (uint64_t)iv) : memo_put(p, (uint64_t)iv);
-            break;
-        case 'i': /* INST module\nname\n, args from mark */
-            if ((rc = read_line(p, &s1, &n1)) || (rc = read_line(p, &s2, &n2)) || (rc = pop_mark(p, &first)))
-                return rc;
-            p->sp = first;
-            a = new_global(p, s1, n1, s2, n2);
-            rc = push(p, a ? new_object(p, a, NULL) : NULL);
-            break;
-        case 'o': /* OBJ: cls and args from mark */
-            if ((rc = pop_mark(p, &first)))
-                return rc;
-            if (first == p->sp)
-                return damaged(p, "OBJ has no class");
-            a = p->stack[first];
-            p->sp = first;
-            rc = push(p, new_object(p, a, NULL));
-            break;
-        case 0x82: case 0x83: case 0x84: /* EXT1/2/4: extension registry codes */
-            if ((rc = read_len(p, op == 0x82 ? 1 : op == 0x83 ? 2 : 4, &n)))
-                return rc;
-            rc = push(p, new_object(p, NULL, NULL));
-            break;
-        case 0x98: /* READONLY_BUFFER */
-            rc = top(p, &a);
-            break;
-        case 0x97: /* NEXT_BUFFER */
+        int rc = NOT_MINE;
+        for (size_t i = 0; rc == NOT_MINE && i < sizeof groups / sizeof groups[0]; i++)
+            rc = groups[i](p, op);
+        if (rc == NOT_MINE && op == 0x97) /* NEXT_BUFFER */
             return pm_errorf(PM_EUNSUPPORTED, "%s: its pickle refers to out-of-band buffers (protocol 5 NEXT_BUFFER), which torch.save never writes",
                              p->what);
-        default:
+        if (rc == NOT_MINE)
             return damaged(p, "unknown opcode 0x%02x", op);
-        }
         if (rc)
             return rc;
         if (p->refused)

@@ -85,25 +85,8 @@ int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args
     bs->mask_resize = pm_cli_get(defs, a, "mask-resize") != NULL;
     bs->mem_budget = pm_memory_share(BATCH_BUDGET_SHARE);
     const char *s = pm_cli_get(defs, a, "mem-budget");
-    if (s) {
-        size_t len = strlen(s);
-        if (len > 1 && s[len - 1] == '%') {
-            char *end;
-            errno = 0;
-            double pct = strtod(s, &end);
-            if (errno || end != s + len - 1 || !(pct > 0) || pct > 100) {
-                pm_cli_error(cmd, "--mem-budget %s: a share must be a percentage from 0 to 100, such as 60%%", s);
-                return 2;
-            }
-            bs->mem_budget = pm_memory_share(pct / 100);
-        } else if (pm_cli_size(cmd, "mem-budget", s, &bs->mem_budget)) {
-            return 2;
-        }
-        if (bs->mem_budget < (1u << 20)) {
-            pm_cli_error(cmd, "--mem-budget must be at least 1M (bytes the running images may use together)");
-            return 2;
-        }
-    }
+    if (s && pm_cli_mem_budget(cmd, s, &bs->mem_budget))
+        return 2;
     return 0;
 }
 
@@ -532,7 +515,7 @@ static int run_one(void *user, int i)
     }
     /* The service's prediction: the law at the working pixels, plus the
      * full-size buffers when the model works on part of the image. */
-    need = pm_memlaw_predict(&b->law, work) + (work < px ? 9 * px : 0);
+    need = pm_memlaw_predict(&b->law, work) + (work < px ? PM_MEMLAW_FULL_IMAGE_BYTES * px : 0);
     if (!b->inpaint && bs->model->mem_estimate) {
         /* As serve: the law is fitted at the default input size; another
          * size adds the engine's estimate there less at the default. */

@@ -41,6 +41,10 @@ const char *pm_cli_get(const pm_optdef *defs, const pm_args *a, const char *name
 int pm_cli_int(const pm_command *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 /* Parses a size like 64M, 2G, 1048576; returns 2 after an error line. */
 int pm_cli_size(const pm_command *cmd, const char *opt, const char *s, uint64_t *out);
+
+/* --mem-budget's value: bytes ("8G") or a share of the memory pixmend may use
+ * ("60%"), at least 1M. Returns 0, or 2 after an error line. */
+int pm_cli_mem_budget(const pm_command *cmd, const char *s, uint64_t *out);
 /* Parses a pixel count: 16000000, 16M, 16MP or 500K; returns 2 after an error line. */
 int pm_cli_pixels(const pm_command *cmd, const char *opt, const char *s, uint64_t *out);
 /* When option `name` of defs was given, parses it as an integer in [lo, hi]
@@ -67,6 +71,7 @@ extern const pm_command pm_cmd_bench;
 extern const pm_command pm_cmd_calibrate;
 extern const pm_command pm_cmd_report;
 extern const pm_command pm_cmd_models;
+extern const pm_command pm_cmd_worker;
 
 /* cmd_models.c, shared with serve: the searched folders and the models
  * found as JSON ({"searched": [...], "models": [...]}, each model with

@@ -4,9 +4,12 @@
 #include "cli/cli.h"
 #include "base/base.h"
 #include "monitor/monitor.h"
+#include "models/ddcolor.h"
 #include "models/lama.h"
+#include "nn/nn.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,136 @@ static int run_torch(const pm_command *cmd, const char *python, const char *ckpt
     return 0;
 }
 
+/* The machine's ceiling in fp32 and (where oneDNN runs it natively) bf16:
+ * one convolution of the dominant shape alone. Prints one line; 0 or -1. */
+static int ceiling(int threads, double *f32, double *bf16)
+{
+    pm_nn_ctx *ctx;
+    *f32 = *bf16 = 0;
+    if (pm_nn_ctx_create(&ctx) || pm_nn_ceiling(ctx, PM_NN_F32, threads, 9, f32) ||
+        (pm_nn_cpu_has_bf16() && pm_nn_ceiling(ctx, PM_NN_BF16, threads, 9, bf16))) {
+        pm_nn_ctx_destroy(ctx);
+        return -1;
+    }
+    pm_nn_ctx_destroy(ctx);
+    double la[3] = {0};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3)
+            la[0] = la[1] = la[2] = 0;
+        fclose(f);
+    }
+    printf("ceiling  one 3x3 conv 384->384 on 64x64, alone: fp32 %.0f GFLOP/s, bf16 %s%.0f GFLOP/s%s"
+           "  (load average %.2f %.2f %.2f)\n", *f32, *bf16 > 0 ? "" : "n/a ", *bf16,
+           *bf16 > 0 ? "" : " (no native bf16 here)", la[0], la[1], la[2]);
+    return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One DDColor precision: load, a warm-up run (the plan), `runs` timed runs.
+ * *median_s gets the median. Returns 0 or 1 after a one-line error. */
+static int ddcolor_one(const pm_command *cmd, const pm_args *a, const char *model, int size, int threads, int runs,
+                       enum pm_precision prec, double ceil, double *median_s)
+{
+    size_t plane = (size_t)size * size;
+    float *in = pm_malloc(plane * 5 * sizeof(float)), *ab = in ? in + plane * 3 : NULL;
+    double t[64];
+    if (!in) {
+        pm_cli_error(cmd, "out of memory for a %dx%d input", size, size);
+        return 1;
+    }
+    for (size_t i = 0; i < plane * 3; i++)
+        in[i] = 0.5f + 0.3f * sinf((float)(i % (size_t)size) * 0.05f) * cosf((float)(i / (size_t)size) * 0.07f);
+    pm_model_opts o = {threads, prec, 0};
+    pm_ddcolor *m = NULL;
+    pm_reset_peak_rss(); /* each precision's own peak (the fp32 model is freed first) */
+    double t0 = pm_wall_time();
+    int rc = pm_ddcolor_load(model, &o, &m);
+    double load_s = pm_wall_time() - t0, warm_s = 0;
+    if (!rc) {
+        t0 = pm_wall_time();
+        rc = pm_ddcolor_predict(m, in, size, ab, NULL);
+        warm_s = pm_wall_time() - t0;
+    }
+    if (!rc && pm_cli_get(opts, a, "profile"))
+        pm_ddcolor_profile(m, NULL);
+    for (int i = 0; i < runs && !rc; i++) {
+        t0 = pm_wall_time();
+        rc = pm_ddcolor_predict(m, in, size, ab, NULL);
+        t[i] = pm_wall_time() - t0;
+    }
+    if (rc) {
+        pm_cli_error(cmd, "%s", pm_error_detail());
+        pm_ddcolor_free(m);
+        pm_free(in);
+        return 1;
+    }
+    if (pm_cli_get(opts, a, "profile"))
+        pm_ddcolor_profile(m, stderr);
+    qsort(t, (size_t)runs, sizeof *t, cmp_d);
+    *median_s = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    double gf = pm_ddcolor_gflop(m);
+    printf("pixmend  %s median %8.3f s (min %.3f, max %.3f)  load %.2f s, first run %.2f s, workspace %.0f MB, "
+           "peak RSS %.0f MB, %.1f GFLOP, %.0f GFLOP/s",
+           prec == PM_PREC_BF16 ? "bf16" : "fp32", *median_s, t[0], t[runs - 1], load_s, warm_s,
+           (double)pm_ddcolor_workspace_bytes(m, size) / 1e6, hwm_mb(), gf, gf / *median_s);
+    if (ceil > 0)
+        printf(", efficiency %.2f of the %s ceiling", gf / *median_s / ceil, prec == PM_PREC_BF16 ? "bf16" : "fp32");
+    printf("\n");
+    fflush(stdout);
+    pm_ddcolor_free(m);
+    pm_free(in);
+    return 0;
+}
+
+/* pixmend bench ddcolor: fp32, bf16 or both side by side. */
+static int bench_ddcolor(const pm_command *cmd, const pm_args *a)
+{
+    const char *model = pm_cli_get(opts, a, "model"), *v;
+    if (!model) {
+        pm_cli_error(cmd, "--model FILE is required: a DDColor checkpoint (ddcolor_paper.pth, ...)");
+        return 2;
+    }
+    long size = PM_DDCOLOR_SIZE_DEFAULT, threads = 0, runs = 3;
+    if ((v = pm_cli_get(opts, a, "size")) && pm_cli_int(cmd, "size", v, 32, 4096, &size))
+        return 2;
+    if (size % 32) {
+        pm_cli_error(cmd, "--size %ld is not a multiple of 32 (DDColor works on multiples of 32)", size);
+        return 2;
+    }
+    if (((v = pm_cli_get(opts, a, "threads")) && pm_cli_int(cmd, "threads", v, 1, 1024, &threads)) ||
+        ((v = pm_cli_get(opts, a, "runs")) && pm_cli_int(cmd, "runs", v, 1, 64, &runs)))
+        return 2;
+    int both = 0;
+    enum pm_precision prec = PM_PREC_FP32;
+    if ((v = pm_cli_get(opts, a, "precision"))) {
+        both = strcmp(v, "both") == 0;
+        prec = strcmp(v, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32;
+        if (!both && strcmp(v, "bf16") != 0 && strcmp(v, "fp32") != 0) {
+            pm_cli_error(cmd, "--precision must be fp32, bf16 or both, not '%s'", v);
+            return 2;
+        }
+    }
+    int nthreads = threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    printf("DDColor %ldx%ld, %d threads, %ld timed runs\n", size, size, nthreads, runs);
+    double cf = 0, cb = 0, tf = 0, tb = 0;
+    ceiling(nthreads, &cf, &cb);
+    if ((both || prec == PM_PREC_FP32) &&
+        ddcolor_one(cmd, a, model, (int)size, nthreads, (int)runs, PM_PREC_FP32, cf, &tf))
+        return 1;
+    if ((both || prec == PM_PREC_BF16) &&
+        ddcolor_one(cmd, a, model, (int)size, nthreads, (int)runs, PM_PREC_BF16, cb, &tb))
+        return 1;
+    if (both)
+        printf("ratio    bf16 is %.2fx faster than fp32 (median)\n", tf / tb);
+    return 0;
+}
+
 static int run(int argc, char **argv)
 {
     const pm_command *cmd = &pm_cmd_bench;
@@ -94,8 +227,10 @@ static int run(int argc, char **argv)
     int rc = pm_cli_parse(cmd, opts, 1, 1, argc, argv, &a);
     if (rc)
         return rc == 1 ? 0 : 2;
+    if (strcmp(a.pos[0], "ddcolor") == 0)
+        return bench_ddcolor(cmd, &a);
     if (strcmp(a.pos[0], "lama") != 0) {
-        pm_cli_error(cmd, "unknown benchmark '%s'; the one available is 'lama'", a.pos[0]);
+        pm_cli_error(cmd, "unknown benchmark '%s'; the ones available are 'lama' and 'ddcolor'", a.pos[0]);
         return 2;
     }
     const char *model = pm_cli_get(opts, &a, "model");
@@ -155,6 +290,13 @@ static int run(int argc, char **argv)
            "  load %.2f s, plan %.2f s, %.1f GFLOP, %.0f GFLOP/s\n",
            r.median_s, r.min_s, r.max_s, peak, load_peak, run_peak, load_s, r.plan_s, r.gflop,
            r.gflop / r.median_s);
+    double cf, cb;
+    if (ceiling(nthreads, &cf, &cb) == 0) {
+        double c = o.precision == PM_PREC_BF16 ? cb : cf;
+        if (c > 0)
+            printf("efficiency %.2f of the %s ceiling (%.0f of %.0f GFLOP/s)\n", r.gflop / r.median_s / c,
+                   o.precision == PM_PREC_BF16 ? "bf16" : "fp32", r.gflop / r.median_s, c);
+    }
     fflush(stdout);
     if (pm_cli_get(opts, &a, "no-torch"))
         return 0;
@@ -171,15 +313,20 @@ static int run(int argc, char **argv)
 }
 
 const pm_command pm_cmd_bench = {
-    "bench", "measure LaMa on this machine against PyTorch (time, peak RSS)",
-    "usage: pixmend bench lama --model FILE [--size N] [options]\n\n"
+    "bench", "measure LaMa and DDColor on this machine (time, peak RSS, share of the machine's ceiling)",
+    "usage: pixmend bench lama --model FILE [--size N] [options]\n"
+    "       pixmend bench ddcolor --model FILE [--size N] [--precision fp32|bf16|both] [options]\n\n"
     "Loads a big-lama checkpoint, times forward passes of a random N x N input (after\n"
     "one warm-up) and reports the median time and the peak RSS of loading and of the\n"
     "passes. Then the same checkpoint runs in PyTorch (python3-torch, through\n"
     "bench/lama/bench_lama.py of the source tree) with the same thread count and\n"
-    "input, and the ratios are printed.\n\n"
-    "  -m, --model FILE      big-lama checkpoint (best.ckpt or safetensors)\n"
-    "  -s, --size N          square input side, a multiple of 8 (default 512)\n"
+    "input, and the ratios are printed. `ddcolor` times DDColor (L or tiny) the same way,\n"
+    "both precisions side by side with --precision both (the PyTorch comparison of\n"
+    "DDColor is bench/ddcolor/run_bench.py). Both print the machine's ceiling: one\n"
+    "3x3 convolution 384->384 on 64x64 timed alone in fp32 and bf16, and each\n"
+    "model's speed as a share of it.\n\n"
+    "  -m, --model FILE      big-lama checkpoint (best.ckpt or safetensors), or DDColor's\n"
+    "  -s, --size N          square input side, a multiple of 8 (DDColor: 32; default 512)\n"
     "  -t, --threads N       compute threads (default: all cores)\n"
     "  -p, --precision P     fp32 (default) or bf16 (CPUs with AVX512-BF16)\n"
     "  -r, --runs R          timed passes (default 3)\n"

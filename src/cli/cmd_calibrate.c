@@ -100,22 +100,36 @@ static double mib(double b)
     return b / (1024.0 * 1024.0);
 }
 
-static int run(int argc, char **argv)
+/* One calibration: what the command line asked for and what was measured. */
+typedef struct calibration {
+    const pm_model_desc *d;
+    char name[32];
+    const char *file;     /* weights, NULL when the model needs none */
+    const char *data_dir;
+    pm_model_opts mo;
+    int sizes[MAX_SIZES], nsizes;
+    double px[MAX_SIZES], peak[MAX_SIZES], secs[MAX_SIZES];
+    uint64_t heap[MAX_SIZES], rss[MAX_SIZES];
+} calibration;
+
+/* Fills *c from the command line; returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, calibration *c)
 {
     pm_args a;
     int rc = pm_cli_parse(&pm_cmd_calibrate, opts, 0, 0, argc, argv, &a);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *model_arg = pm_cli_get(opts, &a, "model");
-    const char *data_dir = pm_cli_get(opts, &a, "data-dir");
     const char *sizes_arg = pm_cli_get(opts, &a, "sizes");
+    c->data_dir = pm_cli_get(opts, &a, "data-dir");
     if (!model_arg)
         model_arg = "patchmatch";
-    if (!data_dir)
-        data_dir = "pixmend-data";
-    int sizes[MAX_SIZES] = {256, 512, 1024};
-    int nsizes = 3;
-    if (sizes_arg && (nsizes = parse_sizes(sizes_arg, sizes)) < 1) {
+    if (!c->data_dir)
+        c->data_dir = "pixmend-data";
+    static const int default_sizes[] = {256, 512, 1024};
+    memcpy(c->sizes, default_sizes, sizeof default_sizes);
+    c->nsizes = 3;
+    if (sizes_arg && (c->nsizes = parse_sizes(sizes_arg, c->sizes)) < 1) {
         pm_cli_error(&pm_cmd_calibrate, "--sizes must be 1 to %d square sides from 32 to 4096, such as 256,512,1024; "
                                         "not '%s'", MAX_SIZES, sizes_arg);
         return 2;
@@ -124,143 +138,162 @@ static int run(int argc, char **argv)
     const char *t = pm_cli_get(opts, &a, "threads");
     if (t && pm_cli_int(&pm_cmd_calibrate, "threads", t, 0, 1024, &threads))
         return 2;
-
-    char name[32];
     const char *eq = strchr(model_arg, '=');
-    const char *file = eq ? eq + 1 : NULL;
-    snprintf(name, sizeof name, "%.*s", (int)(eq ? eq - model_arg : (long)strlen(model_arg)), model_arg);
-    const pm_model_desc *d = pm_model_find(name);
-    if (!d) {
-        pm_cli_error(&pm_cmd_calibrate, "unknown model '%s' (known: patchmatch, lama, ddcolor)", name);
+    c->file = eq ? eq + 1 : NULL;
+    snprintf(c->name, sizeof c->name, "%.*s", (int)(eq ? eq - model_arg : (long)strlen(model_arg)), model_arg);
+    c->d = pm_model_find(c->name);
+    if (!c->d) {
+        pm_cli_error(&pm_cmd_calibrate, "unknown model '%s' (known: patchmatch, lama, ddcolor)", c->name);
         return 2;
     }
-    if (d->needs_file && (!file || !*file)) {
-        pm_cli_error(&pm_cmd_calibrate, "model %s needs its weights file: --model %s=FILE", name, name);
+    if (c->d->needs_file && (!c->file || !*c->file)) {
+        pm_cli_error(&pm_cmd_calibrate, "model %s needs its weights file: --model %s=FILE", c->name, c->name);
         return 2;
     }
-    pm_model_opts mo = {.threads = (int)threads, .precision = PM_PREC_FP32, .seed = 1};
-    void *state = NULL;
-    if (d->load(d->needs_file ? file : NULL, &mo, &state)) {
-        pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", name, pm_error_detail());
-        return 1;
-    }
+    if (!c->d->needs_file)
+        c->file = NULL;
+    c->mo = (pm_model_opts){.threads = (int)threads, .precision = PM_PREC_FP32, .seed = 1};
+    return -1;
+}
 
-    int exit_code = 1;
-    pm_memlaw law;
-    pm_memlaw_seed(&law, d, state);
-    pm_memlaw seed = law;
-    /* Each size is measured on a freshly loaded model: the first job of a
-     * worker (plans, caches and workspaces the engine keeps afterwards are
-     * built inside it) is the peak that admission must cover. */
-    d->unload(state);
-    state = NULL;
+/* Runs the model once at each size, each on a freshly loaded model: the
+ * first job of a worker (plans, caches and workspaces the engine keeps
+ * afterwards are built inside it) is the peak that admission must cover.
+ * Fills c's measurements; 0, or 1 after printing why not. */
+static int measure_sizes(calibration *c)
+{
+    const pm_model_desc *d = c->d;
     pm_limits lim = pm_default_limits();
     pm_job_spec spec;
     pm_job_spec_default(&spec);
     spec.task = d->task;
-    snprintf(spec.model, sizeof spec.model, "%s", name);
+    snprintf(spec.model, sizeof spec.model, "%s", c->name);
     /* The whole image processed: the law is the worst case of the strategies
      * (crop and resize work on less than the image). */
     spec.hd_strategy = PM_HD_ORIGINAL;
-    double px[MAX_SIZES], peak[MAX_SIZES];
-    uint64_t heap[MAX_SIZES], rss[MAX_SIZES];
-    double secs[MAX_SIZES];
-    printf("calibrating %s at %d size(s); peak = bytes above the start of each run (max of pm_* heap and VmHWM)\n",
-           name, nsizes);
-    for (int i = 0; i < nsizes; i++) {
-        int size = sizes[i];
+    for (int i = 0; i < c->nsizes; i++) {
+        int size = c->sizes[i];
         uint8_t *image, *mask;
         size_t image_len, mask_len;
-        if ((rc = make_inputs(size, d->task == PM_TASK_INPAINT, &image, &image_len, &mask, &mask_len))) {
+        void *state = NULL;
+        if (make_inputs(size, d->task == PM_TASK_INPAINT, &image, &image_len, &mask, &mask_len)) {
             pm_cli_error(&pm_cmd_calibrate, "cannot make a %dx%d test image: %s", size, size, pm_error_detail());
-            goto unload;
+            return 1;
         }
         uint64_t h = 0, r = 0;
         double sec = 0;
-        if (d->load(d->needs_file ? file : NULL, &mo, &state)) {
+        if (d->load(c->file, &c->mo, &state)) {
             pm_free(image);
             pm_free(mask);
-            state = NULL;
-            pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", name, pm_error_detail());
-            goto unload;
+            pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", c->name, pm_error_detail());
+            return 1;
         }
-        rc = pm_job_measure(d, state, &spec, &lim, image, image_len, mask, mask_len, &h, &r, &sec);
+        int rc = pm_job_measure(d, state, &spec, &lim, image, image_len, mask, mask_len, &h, &r, &sec);
         d->unload(state);
-        state = NULL;
 #ifdef __GLIBC__
         malloc_trim(0); /* the next size starts from memory given back, not from free lists */
 #endif
         pm_free(image);
         pm_free(mask);
         if (rc) {
-            pm_cli_error(&pm_cmd_calibrate, "model %s failed at %dx%d: %s", name, size, size, pm_error_detail());
-            goto unload;
+            pm_cli_error(&pm_cmd_calibrate, "model %s failed at %dx%d: %s", c->name, size, size, pm_error_detail());
+            return 1;
         }
-        heap[i] = h;
-        rss[i] = r;
-        secs[i] = sec;
-        px[i] = (double)size * size;
-        peak[i] = (double)(h > r ? h : r);
+        c->heap[i] = h;
+        c->rss[i] = r;
+        c->secs[i] = sec;
+        c->px[i] = (double)size * size;
+        c->peak[i] = (double)(h > r ? h : r);
     }
-    if ((rc = pm_memlaw_fit(&law, px, peak, nsizes))) {
-        pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
-        goto unload;
-    }
+    return 0;
+}
+
+/* The table of measurements against the fitted law and the engine's seed. */
+static void print_fit(const calibration *c, const pm_memlaw *law, const pm_memlaw *seed)
+{
     printf("\n%9s %10s %11s %11s %11s %11s %8s %11s %8s\n", "size", "pixels", "heap MiB", "VmHWM MiB",
            "peak MiB", "law MiB", "error", "seed MiB", "seed err");
     double worst = 0;
-    for (int i = 0; i < nsizes; i++) {
-        double pred = (double)pm_memlaw_predict(&law, (uint64_t)px[i]);
-        double sp = (double)pm_memlaw_predict(&seed, (uint64_t)px[i]);
-        double err = (pred - peak[i]) / peak[i] * 100, serr = (sp - peak[i]) / peak[i] * 100;
+    for (int i = 0; i < c->nsizes; i++) {
+        double pred = (double)pm_memlaw_predict(law, (uint64_t)c->px[i]);
+        double sp = (double)pm_memlaw_predict(seed, (uint64_t)c->px[i]);
+        double err = (pred - c->peak[i]) / c->peak[i] * 100, serr = (sp - c->peak[i]) / c->peak[i] * 100;
         if (fabs(err) > worst)
             worst = fabs(err);
-        printf("%4dx%-4d %10.0f %11.1f %11.1f %11.1f %11.1f %+7.1f%% %11.1f %+7.1f%%  (%.2f s)\n", sizes[i], sizes[i],
-               px[i], mib((double)heap[i]), mib((double)rss[i]), mib(peak[i]), mib(pred), err, mib(sp), serr,
-               secs[i]);
+        printf("%4dx%-4d %10.0f %11.1f %11.1f %11.1f %11.1f %+7.1f%% %11.1f %+7.1f%%  (%.2f s)\n", c->sizes[i],
+               c->sizes[i], c->px[i], mib((double)c->heap[i]), mib((double)c->rss[i]), mib(c->peak[i]), mib(pred),
+               err, mib(sp), serr, c->secs[i]);
     }
     printf("\nlaw: peak_bytes = %.0f + %.3f x pixels   (seed from the engine's estimate: %.0f + %.3f x pixels)\n",
-           law.a, law.b, seed.a, seed.b);
+           law->a, law->b, seed->a, seed->b);
     printf("largest prediction error: %.1f %% (goal: within 15 %%)%s\n", worst,
            worst <= 15 ? "" : "; the law stays above every measurement, so admission stays safe");
-    if (law.held_by_seed && worst > 15)
+    if (law->held_by_seed && worst > 15)
         printf("note: the engine's own estimate held the law up (a law may not predict more than %.0f %% below "
                "it from 256x256 up)\n",
                PM_MEMLAW_MARGIN * 100);
+}
 
-    /* Store: keep the other models' laws in the file. */
+/* Stores `law` in DATA_DIR/memlaw.json, keeping the other models' laws;
+ * 0, or 1 after printing why not. */
+static int store_law(const char *data_dir, const char *name, const pm_memlaw *law)
+{
     char path[4096];
     if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
         pm_cli_error(&pm_cmd_calibrate, "cannot create %s: %s; pick a writable --data-dir", data_dir, strerror(errno));
-        goto unload;
+        return 1;
     }
     snprintf(path, sizeof path, "%s/" PM_MEMLAW_FILE, data_dir);
     pm_memlaw laws[MAX_LAWS];
     int n = 0;
-    rc = pm_memlaw_load(path, laws, MAX_LAWS - 1, &n);
+    int rc = pm_memlaw_load(path, laws, MAX_LAWS - 1, &n);
     if (rc && rc != PM_ENOENT) {
         pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
-        goto unload;
+        return 1;
     }
     if (rc == PM_ENOENT)
         n = 0;
     int k = 0;
     while (k < n && strcmp(laws[k].model, name) != 0)
         k++;
-    laws[k] = law;
+    laws[k] = *law;
     if (k == n)
         n++;
     if (pm_memlaw_save(path, laws, n)) {
         pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
-        goto unload;
+        return 1;
     }
     printf("stored in %s (pixmend serve --data-dir %s reads it at start)\n", path, data_dir);
-    exit_code = 0;
+    return 0;
+}
 
-unload:
-    if (state)
-        d->unload(state);
-    return exit_code;
+static int run(int argc, char **argv)
+{
+    calibration c;
+    memset(&c, 0, sizeof c);
+    int rc = parse_args(argc, argv, &c);
+    if (rc >= 0)
+        return rc;
+    /* The engine's own estimate seeds the law (and bounds it below). */
+    void *state = NULL;
+    if (c.d->load(c.file, &c.mo, &state)) {
+        pm_cli_error(&pm_cmd_calibrate, "cannot load model %s: %s", c.name, pm_error_detail());
+        return 1;
+    }
+    pm_memlaw law;
+    pm_memlaw_seed(&law, c.d, state);
+    pm_memlaw seed = law;
+    c.d->unload(state);
+    printf("calibrating %s at %d size(s); peak = bytes above the start of each run (max of pm_* heap and VmHWM)\n",
+           c.name, c.nsizes);
+    if (measure_sizes(&c))
+        return 1;
+    if (pm_memlaw_fit(&law, c.px, c.peak, c.nsizes)) {
+        pm_cli_error(&pm_cmd_calibrate, "%s", pm_error_detail());
+        return 1;
+    }
+    print_fit(&c, &law, &seed);
+    return store_law(c.data_dir, c.name, &law);
 }
 
 const pm_command pm_cmd_calibrate = {

@@ -10,6 +10,7 @@ static const pm_command *const commands[] = {
     &pm_cmd_inpaint,
     &pm_cmd_colorize,
     &pm_cmd_serve,
+    &pm_cmd_worker,
     &pm_cmd_bench,
     &pm_cmd_calibrate,
     &pm_cmd_report,

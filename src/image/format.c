@@ -121,6 +121,41 @@ static enum pm_format sniff_prefix(const uint8_t *d, size_t len)
     return PM_FMT_UNKNOWN;
 }
 
+/* The one table of image formats: the name the API, the CLI and the job
+ * JSON use, the name in sentences, the extension results are written with,
+ * the other extension recognised, and the media type. */
+static const struct format_row {
+    enum pm_format format;
+    const char *id, *display, *ext, *alt_ext, *mime;
+} formats[] = {
+    {PM_FMT_PNG, "png", "PNG", "png", NULL, "image/png"},
+    {PM_FMT_JPEG, "jpeg", "JPEG", "jpg", "jpeg", "image/jpeg"},
+    {PM_FMT_WEBP, "webp", "WebP", "webp", NULL, "image/webp"},
+};
+#define NFORMATS ((int)(sizeof formats / sizeof formats[0]))
+
+static const struct format_row *format_row(enum pm_format f)
+{
+    for (int i = 0; i < NFORMATS; i++)
+        if (formats[i].format == f)
+            return &formats[i];
+    return NULL;
+}
+
+enum pm_format pm_format_at(int i)
+{
+    return i >= 0 && i < NFORMATS ? formats[i].format : PM_FMT_UNKNOWN;
+}
+
+enum pm_format pm_format_parse(const char *s)
+{
+    for (int i = 0; s && i < NFORMATS; i++)
+        if (!strcasecmp(s, formats[i].id) || !strcasecmp(s, formats[i].ext) ||
+            (formats[i].alt_ext && !strcasecmp(s, formats[i].alt_ext)))
+            return formats[i].format;
+    return PM_FMT_UNKNOWN;
+}
+
 enum pm_format pm_format_from_name(const char *path)
 {
     if (!path)
@@ -130,33 +165,34 @@ enum pm_format pm_format_from_name(const char *path)
     const char *dot = strrchr(base, '.');
     if (!dot || dot == base)
         return PM_FMT_UNKNOWN;
-    if (!strcasecmp(dot, ".png"))
-        return PM_FMT_PNG;
-    if (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"))
-        return PM_FMT_JPEG;
-    if (!strcasecmp(dot, ".webp"))
-        return PM_FMT_WEBP;
+    for (int i = 0; i < NFORMATS; i++)
+        if (!strcasecmp(dot + 1, formats[i].ext) || (formats[i].alt_ext && !strcasecmp(dot + 1, formats[i].alt_ext)))
+            return formats[i].format;
     return PM_FMT_UNKNOWN;
 }
 
 const char *pm_format_name(enum pm_format f)
 {
-    switch (f) {
-    case PM_FMT_PNG: return "PNG";
-    case PM_FMT_JPEG: return "JPEG";
-    case PM_FMT_WEBP: return "WebP";
-    default: return "unknown";
-    }
+    const struct format_row *r = format_row(f);
+    return r ? r->display : "unknown";
 }
 
-static const char *format_ext(enum pm_format f)
+const char *pm_format_id(enum pm_format f)
 {
-    switch (f) {
-    case PM_FMT_PNG: return ".png";
-    case PM_FMT_JPEG: return ".jpg";
-    case PM_FMT_WEBP: return ".webp";
-    default: return "";
-    }
+    const struct format_row *r = format_row(f);
+    return r ? r->id : NULL;
+}
+
+const char *pm_format_ext(enum pm_format f)
+{
+    const struct format_row *r = format_row(f);
+    return r ? r->ext : formats[0].ext;
+}
+
+const char *pm_format_mime(enum pm_format f)
+{
+    const struct format_row *r = format_row(f);
+    return r ? r->mime : formats[0].mime;
 }
 
 /* True when the first bytes read as text (ASCII or UTF-8, no control bytes
@@ -280,11 +316,17 @@ static int check_extension(const char *name, enum pm_format fmt)
     const char *base = slash ? slash + 1 : name;
     const char *dot = strrchr(base, '.');
     int stem = (int)(dot - name);
-    return pm_errorf(PM_EEXTENSION, "%s contains %s data; rename it to %.*s%s", name, pm_format_name(fmt),
-                     stem, name, format_ext(fmt));
+    return pm_errorf(PM_EEXTENSION, "%s contains %s data; rename it to %.*s.%s", name, pm_format_name(fmt),
+                     stem, name, pm_format_ext(fmt));
 }
 
 int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_image_info *info)
+{
+    return pm_image_probe_named(data, len, lim, NULL, info);
+}
+
+int pm_image_probe_named(const uint8_t *data, size_t len, const pm_limits *lim, const char *name,
+                         pm_image_info *info)
 {
     if (!info)
         return pm_errorf(PM_EINVAL, "pm_image_probe: info is NULL");
@@ -292,6 +334,8 @@ int pm_image_probe(const uint8_t *data, size_t len, const pm_limits *lim, pm_ima
     enum pm_format fmt;
     int rc = classify(data, len, lim, &fmt);
     if (rc)
+        return rc;
+    if (name && (rc = check_extension(name, fmt)))
         return rc;
     switch (fmt) {
     case PM_FMT_PNG: rc = pm_img_png_probe(data, len, lim, info); break;
@@ -364,7 +408,7 @@ pm_encode_opts pm_default_encode_opts(enum pm_format f)
 {
     pm_encode_opts o;
     o.format = f;
-    o.quality = 92;
+    o.quality = PM_QUALITY_DEFAULT;
     o.lossless = 0;
     return o;
 }

@@ -1,28 +1,25 @@
-/* DDColor in C (see ddcolor.h and the DDColor section of docs: models.md).
- *
- * Activations are NHWC (pixel-major). One prediction runs a plan: a list of
- * steps, each a oneDNN primitive or one of the dd_ops, built once per input
- * size with every buffer allocated up front.
- *
- * Two places compute the reference's result in another order, with the same
- * value up to float rounding:
- *   - BatchNorms are folded (into the 1x1 conv before them, into fused
- *     post-ops after a 3x3 conv, into an affine step on the skip input);
- *   - the refine conv is linear in the einsum's 100 maps, and the einsum is
- *     linear in the blurred full-resolution features, and the blur is linear
- *     too: so the refine weights are applied to the colour embeddings first
- *     (2 x E), then to each pixel-shuffle sub-position of the last conv's
- *     output (dd_reduce2), and the blur is done on those 2 channels. The
- *     256-channel full-resolution features are never materialised. */
+/* DDColor in C (see ddcolor.h and the DDColor section of docs: models.md):
+ * its weight namespace (names, shapes, configuration, folding) and the
+ * registry entry. The graph is built on the engine in ddcolor_plan.c. */
 #include "models/ddcolor_internal.h"
 
-/* With m->lock held: publishes the plan's size and bytes (0 when none). */
-void pm_dd__publish_plan(pm_ddcolor *m)
+#include <sys/mman.h>
+#include <unistd.h>
+
+void pm_dd__release_pages(pm_ddcolor *m)
 {
-    pthread_mutex_lock(&m->plan_lock);
-    m->plan_size = m->plan ? m->plan->size : 0;
-    m->plan_bytes = m->plan ? m->plan->bytes : 0;
-    pthread_mutex_unlock(&m->plan_lock);
+#ifdef MADV_PAGEOUT
+    long pg = sysconf(_SC_PAGESIZE);
+    for (int i = 0; pg > 0 && i < pm_ckpt_count(m->ck); i++) {
+        const pm_tensor_ref *r = pm_ckpt_at(m->ck, i);
+        uintptr_t b = ((uintptr_t)r->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+        uintptr_t e = ((uintptr_t)r->data + r->nbytes) & ~((uintptr_t)pg - 1);
+        if (r->data && e > b)
+            (void)madvise((void *)b, e - b, MADV_PAGEOUT);
+    }
+#else
+    (void)m;
+#endif
 }
 
 /* ----------------------------------------------------- weight access */
@@ -173,7 +170,10 @@ static int get_bn(pm_ddcolor *m, float **a, float **b, int n, const char *base)
         return rc;
     if (!(*a = alloc_owned(m, (size_t)n)) || !(*b = alloc_owned(m, (size_t)n)))
         return PM_ENOMEM;
-    dd_bn_fold(w, bi, mu, var, n, 1e-5f, *a, *b);
+    for (int c = 0; c < n; c++) { /* as PyTorch computes it, in float */
+        (*a)[c] = 1.0f / sqrtf(var[c] + 1e-5f) * w[c];
+        (*b)[c] = bi[c] - mu[c] * (*a)[c];
+    }
     return 0;
 }
 
@@ -212,6 +212,19 @@ static int get_attn(pm_ddcolor *m, attn_w *a, int hid, const char *base)
     char ob[200];
     snprintf(ob, sizeof ob, "%s.out_proj", base);
     return get_lin(m, &a->o, hid, hid, ob);
+}
+
+/* Convolution weights [oc][ic/groups][k][k] (f32 `w`, optional bias) in the
+ * engine's format for type dt and a typical input of ref x ref. */
+static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, const float *b, int ic, int oc, int k, int stride,
+                  int pad, int groups, int ref, pm_nn_dt dt)
+{
+    pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = k, .kw = k, .stride = stride, .pad_t = pad, .pad_l = pad,
+                         .pad_b = pad, .pad_r = pad, .dt = dt, .ref_h = ref, .ref_w = ref, .groups = groups};
+    int rc = pm_nn_weights_init(m->ctx, out, &d, w, b);
+    if (!rc)
+        m->owned_bytes += out->bytes;
+    return rc;
 }
 
 /* --------------------------------------------------- configuration */
@@ -338,8 +351,11 @@ static int load_weights(pm_ddcolor *m)
     memcpy(m->std, std, sizeof m->std);
 
     /* encoder */
-    if ((rc = get(m, &m->stem_w, 4, SH(c->dims[0], 3, 4, 4), "encoder.arch.downsample_layers.0.0.weight")) ||
-        (rc = get(m, &m->stem_b, 1, SH(c->dims[0]), "encoder.arch.downsample_layers.0.0.bias")) ||
+    const float *cw, *cb;
+    int ref = PM_DDCOLOR_SIZE_DEFAULT;
+    if ((rc = get(m, &cw, 4, SH(c->dims[0], 3, 4, 4), "encoder.arch.downsample_layers.0.0.weight")) ||
+        (rc = get(m, &cb, 1, SH(c->dims[0]), "encoder.arch.downsample_layers.0.0.bias")) ||
+        (rc = conv_w(m, &m->stem, cw, cb, 3, c->dims[0], 4, 4, 0, 1, ref, PM_NN_F32)) ||
         (rc = get_ln(m, &m->stem_ln, c->dims[0], "encoder.arch.downsample_layers.0.1")))
         return rc;
     for (int i = 0; i < 4; i++) {
@@ -347,8 +363,9 @@ static int load_weights(pm_ddcolor *m)
         if (i > 0) {
             snprintf(b, sizeof b, "encoder.arch.downsample_layers.%d.0", i);
             if ((rc = get_ln(m, &m->ds_ln[i], c->dims[i - 1], b)) ||
-                (rc = get(m, &m->ds_w[i], 4, SH(d, c->dims[i - 1], 2, 2), "encoder.arch.downsample_layers.%d.1.weight", i)) ||
-                (rc = get(m, &m->ds_b[i], 1, SH(d), "encoder.arch.downsample_layers.%d.1.bias", i)))
+                (rc = get(m, &cw, 4, SH(d, c->dims[i - 1], 2, 2), "encoder.arch.downsample_layers.%d.1.weight", i)) ||
+                (rc = get(m, &cb, 1, SH(d), "encoder.arch.downsample_layers.%d.1.bias", i)) ||
+                (rc = conv_w(m, &m->ds[i], cw, cb, c->dims[i - 1], d, 2, 2, 0, 1, ref >> (1 + i), m->dt)))
                 return rc;
         }
         snprintf(b, sizeof b, "encoder.arch.norm%d", i);
@@ -359,8 +376,9 @@ static int load_weights(pm_ddcolor *m)
             return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
         for (int j = 0; j < c->depths[i]; j++) {
             block_w *k = &m->blocks[i][j];
-            if ((rc = get(m, &k->dw_w, 4, SH(d, 1, 7, 7), "encoder.arch.stages.%d.%d.dwconv.weight", i, j)) ||
-                (rc = get(m, &k->dw_b, 1, SH(d), "encoder.arch.stages.%d.%d.dwconv.bias", i, j)) ||
+            if ((rc = get(m, &cw, 4, SH(d, 1, 7, 7), "encoder.arch.stages.%d.%d.dwconv.weight", i, j)) ||
+                (rc = get(m, &cb, 1, SH(d), "encoder.arch.stages.%d.%d.dwconv.bias", i, j)) ||
+                (rc = conv_w(m, &k->dw, cw, cb, d, d, 7, 1, 3, d, ref >> (2 + i), m->dt)) ||
                 (rc = get(m, &k->gamma, 1, SH(d), "encoder.arch.stages.%d.%d.gamma", i, j)))
                 return rc;
             snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.norm", i, j);
@@ -394,7 +412,8 @@ static int load_weights(pm_ddcolor *m)
         if ((rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, b)))
             return rc;
         snprintf(b, sizeof b, "decoder.layers.%d.conv.0", k);
-        if ((rc = get_sn(m, &u->conv_w, &sigma, 4, SH(u->n, u->n + u->cs, 3, 3), b)))
+        if ((rc = get_sn(m, &cw, &sigma, 4, SH(u->n, u->n + u->cs, 3, 3), b)) ||
+            (rc = conv_w(m, &u->conv, cw, NULL, u->n + u->cs, u->n, 3, 1, 1, 1, ref >> (4 - k), m->dt)))
             return rc;
         u->conv_inv_sigma = 1.0f / sigma;
         snprintf(b, sizeof b, "decoder.layers.%d.conv.2", k);
@@ -467,15 +486,20 @@ static int load_weights(pm_ddcolor *m)
     return 0;
 }
 
-void pm_dd__plan_free(dd_plan *p);
-
 void pm_ddcolor_free(pm_ddcolor *m)
 {
     if (!m)
         return;
-    if (m->plan)
-        pm_dd__plan_free(m->plan);
-    dd_engine_free(&m->eng);
+    pm_nn_plan_free(m->plan);
+    pm_nn_weights_free(&m->stem);
+    for (int i = 0; i < 4; i++) {
+        pm_nn_weights_free(&m->ds[i]);
+        for (int j = 0; m->blocks[i] && j < m->cfg.depths[i]; j++)
+            pm_nn_weights_free(&m->blocks[i][j].dw);
+    }
+    for (int k = 0; k < 3; k++)
+        pm_nn_weights_free(&m->dec[k].conv);
+    pm_nn_ctx_destroy(m->ctx);
     for (int i = 0; i < m->nowned; i++)
         pm_free(m->owned[i]);
     pm_free(m->owned);
@@ -501,23 +525,21 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     pthread_mutex_init(&m->plan_lock, NULL);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->threads = opts && opts->threads > 0 ? opts->threads : pm_cpu_count();
-    if (opts && opts->precision != PM_PREC_FP32) {
+    m->dt = opts && opts->precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
+    if (m->dt == PM_NN_BF16 && !pm_nn_cpu_has_bf16()) {
         pm_ddcolor_free(m);
-        return pm_errorf(PM_EUNSUPPORTED, "DDColor runs in fp32 only; drop the bf16 precision option");
+        return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
     }
     int rc = pm_ckpt_open(path, NULL, &m->ck);
     if (rc)
         goto free_model;
     pm_ckpt_set_hint(m->ck, "DDColor");
-    if ((rc = detect_config(m)) || (rc = load_weights(m)) || (rc = dd_engine_init(&m->eng)))
+    if ((rc = detect_config(m)) || (rc = pm_nn_ctx_create(&m->ctx)) || (rc = load_weights(m)))
         goto free_model;
     /* Opening and folding read the whole file; let go of those pages: what a
      * run needs is faulted back in by its first use (from the page cache),
-     * convolution weights only while a plan is built, unused tensors never. */
-    for (int i = 0; i < pm_ckpt_count(m->ck); i++) {
-        const pm_tensor_ref *r = pm_ckpt_at(m->ck, i);
-        dd_release_pages(r->data, r->nbytes);
-    }
+     * weights converted for a plan only while it is built, unused tensors never. */
+    pm_dd__release_pages(m);
     *out = m;
     return 0;
 free_model:

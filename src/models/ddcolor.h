@@ -26,7 +26,10 @@ typedef struct pm_ddcolor pm_ddcolor;
 
 /* Loads a .pth ({'params': state_dict}) or a bare state dict
  * (pytorch_model.bin). Spectral norms and BatchNorms are folded here. The
- * checkpoint stays mapped: float32 weights are used in place.
+ * checkpoint stays mapped: float32 weights are used in place (fp32), or
+ * converted when a plan is built (opts->precision PM_PREC_BF16: the encoder
+ * and the pixel decoder in bf16, the colour decoder in fp32; needs a CPU
+ * with native bf16, pm_nn_cpu_has_bf16).
  * Errors: PM_ENOENT/PM_EIO/PM_EFORMAT from the reader; PM_ECHECKPOINT naming
  * the missing or misshapen tensor. Caller owns *out (pm_ddcolor_free). */
 int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **out);
@@ -45,6 +48,13 @@ int pm_ddcolor_progress_steps(const pm_ddcolor *m);
  * Calls on one model are serialised. Returns PM_ECANCELLED when ctx->progress
  * asks to stop. Buffers belong to the caller. */
 int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, const pm_run_ctx *ctx);
+
+/* Work (GFLOP) of one prediction at the planned size; 0 before the first. */
+double pm_ddcolor_gflop(const pm_ddcolor *m);
+
+/* Per-layer timing of the cached plan: file NULL starts counting (from
+ * zero); a FILE* prints the table of the runs since, and stops. */
+void pm_ddcolor_profile(pm_ddcolor *m, void *file);
 
 /* Frees the cached plan (its buffers and reordered weights); the next
  * prediction builds one again. For an idle server, and for measuring. */

@@ -13,8 +13,7 @@
 
 #include "base/base.h"
 #include "ckpt/ckpt.h"
-#include "nn/dd_dnnl.h"
-#include "nn/dd_ops.h"
+#include "nn/nn.h"
 
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 
@@ -28,7 +27,8 @@ typedef struct ln_w {
 } ln_w;
 
 typedef struct block_w {
-    const float *dw_w, *dw_b, *gamma;
+    pm_nn_weights dw; /* depthwise 7x7 with its bias */
+    const float *gamma;
     ln_w norm;
     lin_w pw1, pw2;
 } block_w;
@@ -38,7 +38,7 @@ typedef struct unet_w {
     const float *shuf_w;      /* [4n, cin] weight_orig, in place */
     float *shuf_a, *shuf_b;   /* its BatchNorm as x*a + b, a divided by the spectral norm */
     float *skip_a, *skip_b;   /* BatchNorm of the skip input as x*a + b */
-    const float *conv_w;      /* [n, n+cs, 3, 3] weight_orig, in place */
+    pm_nn_weights conv;       /* 3x3 [n, n+cs] weight_orig (not yet divided by its norm) */
     float conv_inv_sigma;     /* 1 / its spectral norm */
     float *bn_a, *bn_b;       /* BatchNorm after the conv's ReLU */
 } unet_w;
@@ -54,56 +54,18 @@ typedef struct layer_w {
     ln_w ffn_norm;
 } layer_w;
 
-/* ------------------------------------------------------------- plan */
-
-enum op_kind { OP_NORMALIZE, OP_SHUFBLUR, OP_AFFRELU, OP_ADD, OP_POS, OP_COPY, OP_FOLDREF, OP_REDUCE, OP_FINAL };
-
-typedef struct op_arg {
-    enum op_kind kind;
-    const float *a, *b, *c, *d;
-    float *out;
-    int64_t n;
-    int i0, i1, i2, i3;
-} op_arg;
-
-typedef struct dd_step {
-    dd_prim prim; /* used when prim.prim != NULL */
-    op_arg op;
-    int nthr;     /* OpenMP threads it runs on (1 for tiny ops: waking threads costs more) */
-    int tick;     /* a progress step ends here */
-} dd_step;
-
-/* Rounds a float count up to 64 bytes. */
-#define A16(x) (((x) + 15) & ~(int64_t)15)
-
-/* Below these sizes an op runs on one thread. */
-#define SMALL_MACS (8 << 20)
-#define SMALL_ELEMS (256 << 10)
-
-typedef struct dd_plan {
-    int size;
-    int threads; /* the model's thread count */
-    dd_step *steps;
-    int nsteps, cap;
-    void **bufs; /* pm_malloc_aligned buffers owned by the plan */
-    int nbufs, bcap;
-    uint64_t bytes;
-    int ticks;
-    const float *io_rgb; /* set for each run */
-    float *io_ab;
-} dd_plan;
-
 struct pm_ddcolor {
     pm_ddcolor_config cfg;
     char path[512];
     char prefix[128];
     pm_ckpt *ck;
     int threads;
+    pm_nn_dt dt;  /* of the encoder and the pixel decoder (the colour decoder is f32) */
     void **owned; /* pm_malloc'd weight buffers */
     int nowned, cowned;
     uint64_t owned_bytes, mapped_bytes;
 
-    const float *stem_w, *stem_b, *ds_w[4], *ds_b[4];
+    pm_nn_weights stem, ds[4];
     ln_w stem_ln, ds_ln[4], feat_ln[4];
     block_w *blocks[4];
     unet_w dec[3];
@@ -118,8 +80,9 @@ struct pm_ddcolor {
     const float *ref_b;
     float mean[3], std[3];
 
-    dd_engine eng;
-    dd_plan *plan;               /* under lock */
+    pm_nn_ctx *ctx;
+    pm_nn_plan *plan;            /* under lock */
+    int ticks;                   /* progress steps of a run */
     pthread_mutex_t lock;        /* held while a run uses or replaces the plan */
     /* The current plan's size and bytes, for pm_ddcolor_workspace_bytes
      * (admission asks while a run holds `lock`). plan_lock is a leaf: nothing
@@ -130,10 +93,8 @@ struct pm_ddcolor {
     uint64_t plan_bytes;
 };
 
-/* Shared between ddcolor.c and ddcolor_plan.c. */
-/* Frees a plan's primitives and buffers, and the plan. */
-void pm_dd__plan_free(dd_plan *p);
-/* With m->lock held: publishes the plan's size and bytes (0 when none). */
-void pm_dd__publish_plan(pm_ddcolor *m);
+/* ddcolor.c, for ddcolor_plan.c: gives the checkpoint's pages back to the
+ * kernel (they fault back in when read). */
+void pm_dd__release_pages(pm_ddcolor *m);
 
 #endif

@@ -963,17 +963,7 @@ int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_be
     res->max_s = t[runs - 1];
     res->arena_bytes = pm_nn_plan_arena_bytes(p);
     res->weight_bytes = s->weight_bytes;
-    {
-        /* convolution work: head, blocks, tail */
-        double n = (double)hp * wp, g = s->ngf;
-        double head = 2 * n * (4 * g * 49) + 2 * (n / 4) * (g * 2 * g * 9) + 2 * (n / 16) * (2 * g * 4 * g * 9) +
-                      2 * (n / 64) * (4 * g * 8 * g * 9);
-        double wf = (double)(wp / 8 / 2 + 1) / (double)(wp / 8);
-        double ffc = 2 * (n / 64) * (2 * g * 8 * g * 9 + 2 * g * 6 * g * 9 + 6 * g * 3 * g * 2 + 6 * g * 6 * g * wf);
-        double tail = 2 * (n / 64) * (8 * g * 4 * g * 9) + 2 * (n / 16) * (4 * g * 2 * g * 9) +
-                      2 * (n / 4) * (2 * g * g * 9) + 2 * n * (g * 3 * 49);
-        res->gflop = (head + 2 * s->blocks * ffc + tail) / 1e9;
-    }
+    res->gflop = pm_nn_plan_gflop(p);
 unlock:
     pthread_mutex_unlock(&s->lock);
     pm_free(t);

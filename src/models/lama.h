@@ -56,7 +56,7 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h);
 typedef struct pm_lama_bench_result {
     double median_s, min_s, max_s; /* forward pass (plan already built) */
     double plan_s;                 /* building the plan for this size */
-    double gflop;                  /* convolution work of one forward */
+    double gflop;                  /* convolution work of one forward (its plan's) */
     size_t arena_bytes;            /* activations + scratch of one run */
     size_t weight_bytes;           /* loaded weights */
 } pm_lama_bench_result;

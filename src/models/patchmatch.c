@@ -22,11 +22,11 @@
 #define PM_DIST_CAP 40.0f
 #define PM_SIM_CAP 30.0f
 
-/* The last EM iteration of the PM_BEST_VOTE_LEVELS finest levels takes the
- * dominant mode of the votes instead of their average (see vote_mode): votes
- * within PM_MODE_TAU (RGB distance) of the heaviest. */
-#define PM_BEST_VOTE_LEVELS 1
-#define PM_MODE_TAU 30
+/* The last EM iteration of the finest level takes the dominant mode of the
+ * votes instead of their average (see vote_band): votes within PM_MODE_TAU
+ * (RGB distance) of the heaviest. On the bench, 0 / 15 / 30 give detail
+ * 0.90 / 0.86 / 0.80 and SSIM 0.499 / 0.505 / 0.508; 0 shows jagged joins. */
+#define PM_MODE_TAU 15
 
 /* Smooth-fill sweeps at the smallest level and at each finer one. */
 #define PM_SMOOTH_ITERS_COARSEST 60
@@ -92,47 +92,14 @@ struct vote_job {
     int32_t *src_of;        /* best: per pixel, the source pixel copied (or NULL) */
 };
 
-/* The weighted mean, over the target patches covering hole pixel (x, y), of
- * the votes within PM_MODE_TAU (RGB distance) of the heaviest vote `best`:
- * the dominant mode of the votes, without the outliers that an average over
- * all of them would blur in. Writes the pixel's four bytes. */
-static void vote_mode(pm_pmatch_layer *L, const pm_nnf *f, const float *wq, int x, int y, const uint8_t *best)
-{
-    int r = L->patch_size / 2, w = L->w;
-    float m[4] = {0, 0, 0, 0}, ms = 0;
-    for (int dy = -r; dy <= r; dy++) {
-        int qy = y - dy - f->y0;
-        if (qy < 0 || qy >= f->h)
-            continue;
-        for (int dx = -r; dx <= r; dx++) {
-            int qx = x - dx - f->x0;
-            if (qx < 0 || qx >= f->w)
-                continue;
-            size_t qi = (size_t)qy * f->w + qx;
-            if (!f->is_target[qi])
-                continue;
-            const pm_nnf_entry *e = &f->e[qi];
-            const uint8_t *s = L->px + ((size_t)(e->sy + dy) * w + (size_t)(e->sx + dx)) * 4;
-            int d0 = s[0] - best[0], d1 = s[1] - best[1], d2 = s[2] - best[2];
-            if (d0 * d0 + d1 * d1 + d2 * d2 > PM_MODE_TAU * PM_MODE_TAU)
-                continue;
-            float wt = wq[qi];
-            m[0] += wt * s[0], m[1] += wt * s[1], m[2] += wt * s[2], m[3] += wt * s[3];
-            ms += wt;
-        }
-    }
-    /* The heaviest vote itself always counts, so ms > 0. */
-    uint8_t *o = L->px + 4 * ((size_t)y * w + x);
-    for (int c = 0; c < 4; c++)
-        o[c] = (uint8_t)(m[c] / ms + 0.5f);
-}
-
 /* Every hole pixel becomes the weighted mean of what the target patches that
  * cover it say it should be (R, G, B and the texture feature), or, with
- * j->best, the mean of the dominant mode around the heaviest vote (see
- * vote_mode), which keeps the source's fine detail; src_of then records the
- * source pixel of that heaviest vote. Reads only known pixels (sources lie
- * outside the hole), writes only hole pixels of its own rows. */
+ * j->best, the weighted mean of the votes within PM_MODE_TAU (RGB distance)
+ * of the heaviest vote: the dominant mode, without the outliers that an
+ * average over all of them would blur in, which keeps the source's fine
+ * detail; src_of then records the source pixel of that heaviest vote. Reads
+ * only known pixels (sources lie outside the hole), writes only hole pixels
+ * of its own rows. */
 static int vote_band(void *user, int band)
 {
     struct vote_job *j = user;
@@ -148,40 +115,37 @@ static int vote_band(void *user, int band)
                 continue;
             float acc[4] = {0, 0, 0, 0}, wsum = 0, wbest = -1.0f;
             const uint8_t *sbest = NULL;
-            for (int dy = -r; dy <= r; dy++) {
-                int qy = y - dy - f->y0;
-                if (qy < 0 || qy >= f->h)
-                    continue;
-                for (int dx = -r; dx <= r; dx++) {
-                    int qx = x - dx - f->x0;
-                    if (qx < 0 || qx >= f->w)
+            /* Pass 0: all votes and the heaviest; pass 1 (best): the mode. */
+            for (int pass = 0; pass <= (j->best && sbest ? 1 : 0); pass++) {
+                if (pass)
+                    memset(acc, 0, sizeof acc), wsum = 0;
+                for (int dy = -r; dy <= r; dy++) {
+                    int qy = y - dy - f->y0;
+                    if (qy < 0 || qy >= f->h)
                         continue;
-                    size_t qi = (size_t)qy * f->w + qx;
-                    if (!f->is_target[qi])
-                        continue;
-                    const pm_nnf_entry *e = &f->e[qi];
-                    const uint8_t *s = L->px + ((size_t)(e->sy + dy) * w + (size_t)(e->sx + dx)) * 4;
-                    float wt = j->wq[qi];
-                    if (wt > wbest) {
-                        wbest = wt;
-                        sbest = s;
+                    for (int dx = -r; dx <= r; dx++) {
+                        int qx = x - dx - f->x0;
+                        size_t qi = (size_t)qy * f->w + qx;
+                        if (qx < 0 || qx >= f->w || !f->is_target[qi])
+                            continue;
+                        const pm_nnf_entry *e = &f->e[qi];
+                        const uint8_t *s = L->px + ((size_t)(e->sy + dy) * w + (size_t)(e->sx + dx)) * 4;
+                        float wt = j->wq[qi];
+                        if (pass && (s[0] - sbest[0]) * (s[0] - sbest[0]) + (s[1] - sbest[1]) * (s[1] - sbest[1]) +
+                                            (s[2] - sbest[2]) * (s[2] - sbest[2]) > PM_MODE_TAU * PM_MODE_TAU)
+                            continue;
+                        if (wt > wbest)
+                            wbest = wt, sbest = s;
+                        acc[0] += wt * s[0], acc[1] += wt * s[1], acc[2] += wt * s[2], acc[3] += wt * s[3];
+                        wsum += wt;
                     }
-                    acc[0] += wt * s[0];
-                    acc[1] += wt * s[1];
-                    acc[2] += wt * s[2];
-                    acc[3] += wt * s[3];
-                    wsum += wt;
                 }
             }
-            if (j->best && sbest) {
-                vote_mode(L, f, j->wq, x, y, sbest);
-                if (j->src_of)
-                    j->src_of[p] = (int32_t)((sbest - L->px) / 4);
-            } else if (wsum > 0) {
-                for (int c = 0; c < 4; c++) {
-                    float v = acc[c] / wsum + 0.5f;
-                    L->px[4 * p + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
+            if (j->best && sbest && j->src_of)
+                j->src_of[p] = (int32_t)((sbest - L->px) / 4);
+            for (int c = 0; c < 4 && wsum > 0; c++) {
+                float v = acc[c] / wsum + 0.5f;
+                L->px[4 * p + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
     }
@@ -309,16 +273,6 @@ static int em_iters_at(const pm_patchmatch_params *p, int level)
     return level == 0 ? (p->em_iters + PM_FINEST_DIV - 1) / PM_FINEST_DIV : p->em_iters;
 }
 
-static float max_hole_dist(const pm_pmatch_layer *L)
-{
-    float m = 0;
-    size_t n = (size_t)L->w * L->h;
-    for (size_t i = 0; i < n; i++)
-        if (L->hole_dist[i] > m)
-            m = L->hole_dist[i];
-    return m;
-}
-
 /* The pyramid below level 0 (lv[0] analysed; *nlev is 1 on entry). Levels
  * 0..*npm-1 run PatchMatch: a coarser one is added while the hole at the
  * current level is still thicker than a patch radius, the coarser level keeps
@@ -329,7 +283,6 @@ static float max_hole_dist(const pm_pmatch_layer *L)
 static int build_pyramid(pm_pmatch_layer *lv, int *nlev, int *npm, const pm_patchmatch_params *p)
 {
     int ps = p->patch_size, rc = 0, pm_open = 1;
-    float stop = (float)(ps / 2);
     while (*nlev < PM_MAX_LEVELS) {
         pm_pmatch_layer *F = &lv[*nlev - 1];
         int cw = (F->w + 1) / 2, ch = (F->h + 1) / 2;
@@ -341,14 +294,17 @@ static int build_pyramid(pm_pmatch_layer *lv, int *nlev, int *npm, const pm_patc
         pm_pmatch_downsample(F, C);
         pm_pmatch_layer_analyse(C);
         size_t known = 0;
+        float thick = 0; /* the largest distance inside F's hole to a known pixel */
         for (size_t i = 0; i < (size_t)cw * ch; i++)
             known += !C->hole[i];
+        for (size_t i = 0; i < (size_t)F->w * F->h; i++)
+            thick = F->hole_dist[i] > thick ? F->hole_dist[i] : thick;
         if (known == 0) {
             pm_pmatch_layer_free(C);
             break;
         }
         if (pm_open && (cw < ch ? cw : ch) >= p->min_size && cw >= ps && ch >= ps &&
-            max_hole_dist(F) > stop && C->n_src >= PM_MIN_COARSE_SOURCES)
+            thick > (float)(ps / 2) && C->n_src >= PM_MIN_COARSE_SOURCES)
             (*npm)++;
         else
             pm_open = 0;
@@ -381,7 +337,7 @@ static int smooth_start(pm_pmatch_layer *lv, int nlev, int npm, int threads)
  * 0 copies the heaviest vote and records the sources in src_of. Returns 0,
  * PM_ENOMEM or PM_ECANCELLED; everything it allocates is freed. */
 static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p, int threads, int32_t *src_of,
-                     const pm_run_ctx *ctx, int total)
+                     const pm_run_ctx *ctx, int total, const pm_pmatch_line *lines, int nlines)
 {
     pm_nnf fine, coarse;
     pm_level_work work;
@@ -406,8 +362,11 @@ static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p
              * level's resolution, which copies the sources' own detail (the
              * bilinear upsampling above only seeds the distances). */
             vote(L, &fine, &work, 0, NULL, threads);
-            pm_nnf_refresh(&fine, L, threads);
         }
+        /* ... with the straight edges that cross the hole painted in. */
+        for (int k = 0; k < nlines; k++)
+            pm_pmatch_paint_line(L, &lines[k], l);
+        pm_nnf_refresh(&fine, L, threads);
         int iters = em_iters_at(p, l);
         int maxside = L->w > L->h ? L->w : L->h;
         for (int it = 0; it < iters; it++) {
@@ -415,7 +374,7 @@ static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p
             for (int k = 0; k < p->pm_iters; k++)
                 pm_nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads,
                                    l == npm - 1 ? maxside : maxside / PM_INHERITED_SEARCH_DIV);
-            vote(L, &fine, &work, it + 1 == iters && l < PM_BEST_VOTE_LEVELS, l == 0 ? src_of : NULL, threads);
+            vote(L, &fine, &work, it + 1 == iters && l == 0, l == 0 ? src_of : NULL, threads);
             if (it + 1 < iters)
                 pm_nnf_refresh(&fine, L, threads);
             done++;
@@ -467,17 +426,15 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
     int w = rgb->width, h = rgb->height, ps = p->patch_size;
     size_t npx = (size_t)w * h;
 
-    size_t nhole = 0;
-    for (size_t i = 0; i < npx; i++)
-        nhole += mask->data[i] != 0;
-
     /* Level 0: the image, with the hole's content forgotten. */
+    size_t nhole = 0;
     if ((rc = pm_pmatch_layer_alloc(&lv[0], w, h, ps)) != 0)
         return rc;
     nlev = 1;
     for (size_t i = 0; i < npx; i++) {
         uint8_t hole = mask->data[i] != 0;
         lv[0].hole[i] = hole;
+        nhole += hole;
         for (int c = 0; c < 3; c++)
             lv[0].px[4 * i + c] = hole ? 0 : rgb->data[3 * i + c];
     }
@@ -500,6 +457,8 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
         goto free_levels;
     }
 
+    pm_pmatch_line lines[PM_MAX_LINES];
+    int nlines = pm_pmatch_find_lines(&lv[0], lines, PM_MAX_LINES);
     int npm = 1;
     if ((rc = build_pyramid(lv, &nlev, &npm, p)) != 0)
         goto free_levels;
@@ -519,7 +478,7 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
     }
     for (size_t i = 0; i < npx; i++)
         src_of[i] = -1;
-    if ((rc = em_levels(lv, npm, p, threads, src_of, ctx, total)) != 0)
+    if ((rc = em_levels(lv, npm, p, threads, src_of, ctx, total, lines, nlines)) != 0)
         goto free_levels;
     {
         pm_fill_work fw;
@@ -550,22 +509,17 @@ free_levels:
 
 /* --------------------------------------------------------------- registry */
 
-typedef struct pm_pmatch_state {
-    pm_patchmatch_params params;
-} pm_pmatch_state;
-
-/* Needs no file; *state is owned by the caller (pm_model_patchmatch.unload). */
+/* Needs no file; the state, the parameters, is owned by the caller
+ * (pm_model_patchmatch.unload). */
 static int pm_pmatch_load(const char *path, const pm_model_opts *opts, void **state)
 {
     (void)path;
-    pm_pmatch_state *s = pm_malloc(sizeof *s);
+    pm_patchmatch_params *s = pm_malloc(sizeof *s);
     if (!s)
         return pm_errorf(PM_ENOMEM, "out of memory loading the PatchMatch inpainter");
-    s->params = pm_patchmatch_default_params();
-    if (opts) {
-        s->params.threads = opts->threads;
-        s->params.seed = opts->seed;
-    }
+    *s = pm_patchmatch_default_params();
+    s->threads = opts ? opts->threads : s->threads;
+    s->seed = opts ? opts->seed : s->seed;
     *state = s;
     return 0;
 }
@@ -578,8 +532,7 @@ static void pm_pmatch_unload(void *state)
 static int pm_pmatch_run(void *state, const pm_image *rgb, const pm_image *mask, pm_image *out,
                      const pm_run_ctx *ctx)
 {
-    const pm_pmatch_state *s = state;
-    return pm_patchmatch_inpaint(rgb, mask, s ? &s->params : NULL, out, ctx);
+    return pm_patchmatch_inpaint(rgb, mask, state, out, ctx);
 }
 
 /* Peak bytes for a w x h image, with every level's buffers, the source map,

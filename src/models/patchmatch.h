@@ -2,27 +2,25 @@
  * 2009) with EM-style voting (Wexler et al. 2007), tuned for a textured,
  * coherent fill rather than a smooth one. Needs no model file.
  *
- * Outline: the image and the hole are reduced to a pyramid. Every pixel
- * carries R, G, B and a texture feature (the local mean of the luminance
- * gradient's magnitude, computed at full size and averaged down the pyramid;
- * Newson et al. 2014), which the patch distance counts like a fourth channel
- * so that a textured hole is not filled from flat sources. PatchMatch runs
- * from the coarsest level whose hole is still thicker than a patch radius (and
- * whose shorter side stays >= min_size, with source patches left) down to
- * full size. That coarsest level starts from a smooth (membrane) fill of its
- * hole and a random field; every finer level inherits the coarser field
- * (matches scaled by two) and starts from that field's vote at its own
- * resolution, so the sources' fine detail is copied in, not interpolated.
- * At each level a nearest-neighbour field (NNF) maps each target patch (a
- * patch that overlaps the hole) to a source patch lying fully outside the
- * hole; it is improved by propagation and random search, and the hole is
- * re-estimated by letting every target patch vote for the pixels it covers
- * (weighted by patch similarity and by distance to the hole's border). The
- * last vote at full size takes the dominant mode of the votes (those close to
- * the heaviest one) instead of their average, which keeps the texture, and a
- * gradient-domain seam correction (a membrane carrying the mismatch between
- * the border and what each copied source has there) removes the seam at the
- * hole's edge.
+ * Outline: every pixel carries R, G, B and a texture feature (the local mean
+ * of the luminance gradient's magnitude; Newson et al. 2014) that the patch
+ * distance counts like a fourth channel. Straight edges that cross the hole
+ * (coherent edges on its border whose straight continuation leaves it with
+ * the same profile across) are found at full size and painted as bands into
+ * every level's starting estimate, so the search carries them across (the
+ * structure term; Criminisi et al. 2004 carry isophotes by fill order).
+ * PatchMatch runs from the coarsest level of the pyramid whose hole is still
+ * thicker than a patch radius (shorter side >= min_size) down to full size;
+ * that level starts from a smooth (membrane) fill and a random field, every
+ * finer one from the coarser field (matches scaled by two) and its vote. At
+ * each level a nearest-neighbour field maps each target patch (one that
+ * overlaps the hole) to a source patch fully outside it, improved by
+ * propagation and random search; every target patch then votes for the
+ * pixels it covers (weighted by similarity and by distance to the border).
+ * The last vote at full size takes the dominant mode of the votes, which
+ * keeps the texture, and a gradient-domain seam correction (a membrane
+ * carrying the mismatch between the border and what the copied sources have
+ * there) removes the seam at the hole's edge.
  *
  * Determinism: for a given seed the result does not depend on the number of
  * threads. Rows are cut into bands of fixed height that depend on the image

@@ -92,51 +92,22 @@ void pm_pmatch_layer_analyse(pm_pmatch_layer *L)
                 L->src_list[L->n_src++] = (int32_t)i;
         }
     }
-    /* Two-pass chamfer distance (1, sqrt 2) from the known pixels. */
-    const float big = 1e9f, d1 = 1.0f, d2 = 1.41421356f;
+    /* Two-pass chamfer distance (1, sqrt 2) from the known pixels: the
+     * forward pass looks left and up, the backward one right and down. */
+    static const int ox[4] = {-1, -1, 0, 1}, oy[4] = {0, -1, -1, -1};
+    static const float od[4] = {1.0f, 1.41421356f, 1.0f, 1.41421356f};
     float *D = L->hole_dist;
-    for (int y = 0; y < h; y++) {
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            if (!L->hole[i]) {
-                D[i] = 0.0f;
-                continue;
-            }
-            float d = big;
-            if (x > 0 && D[i - 1] + d1 < d)
-                d = D[i - 1] + d1;
-            if (y > 0) {
-                const float *up = D + i - w;
-                if (up[0] + d1 < d)
-                    d = up[0] + d1;
-                if (x > 0 && up[-1] + d2 < d)
-                    d = up[-1] + d2;
-                if (x + 1 < w && up[1] + d2 < d)
-                    d = up[1] + d2;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < w * h; k++) {
+            int i = pass ? w * h - 1 - k : k, x = i % w, y = i / w, sg = pass ? -1 : 1;
+            float d = L->hole[i] ? (pass ? D[i] : 1e9f) : 0.0f;
+            for (int m = 0; m < 4 && L->hole[i]; m++) {
+                int xx = x + sg * ox[m], yy = y + sg * oy[m];
+                if (xx >= 0 && yy >= 0 && xx < w && yy < h && D[(size_t)yy * w + xx] + od[m] < d)
+                    d = D[(size_t)yy * w + xx] + od[m];
             }
             D[i] = d;
         }
-    }
-    for (int y = h - 1; y >= 0; y--) {
-        for (int x = w - 1; x >= 0; x--) {
-            size_t i = (size_t)y * w + x;
-            if (!L->hole[i])
-                continue;
-            float d = D[i];
-            if (x + 1 < w && D[i + 1] + d1 < d)
-                d = D[i + 1] + d1;
-            if (y + 1 < h) {
-                const float *dn = D + i + w;
-                if (dn[0] + d1 < d)
-                    d = dn[0] + d1;
-                if (x + 1 < w && dn[1] + d2 < d)
-                    d = dn[1] + d2;
-                if (x > 0 && dn[-1] + d2 < d)
-                    d = dn[-1] + d2;
-            }
-            D[i] = d;
-        }
-    }
 }
 
 int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size)
@@ -352,9 +323,12 @@ struct band_job {
     const pm_nnf *fc;     /* coarse field (upsampling) */
     int pass;
     int max_radius; /* random search starts at this radius */
+    int init;       /* init_band: draw a random source first */
     uint64_t seed;
 };
 
+/* The exact distance of every target of a band, after pointing it at a
+ * random source when j->init. */
 static int init_band(void *user, int band)
 {
     struct band_job *j = user;
@@ -365,12 +339,14 @@ static int init_band(void *user, int band)
     for (int y = band * PM_BAND_ROWS; y < y1; y++) {
         for (int x = 0; x < f->w; x++) {
             size_t i = (size_t)y * f->w + x;
+            pm_nnf_entry *e = &f->e[i];
             if (!f->is_target[i])
                 continue;
-            int32_t s = L->src_list[pm_rng_below(&g, (uint32_t)L->n_src)];
-            pm_nnf_entry *e = &f->e[i];
-            e->sx = s % L->w;
-            e->sy = s / L->w;
+            if (j->init) {
+                int32_t s = L->src_list[pm_rng_below(&g, (uint32_t)L->n_src)];
+                e->sx = s % L->w;
+                e->sy = s / L->w;
+            }
             e->d = pm_patch_distance(L, x + f->x0, y + f->y0, e->sx, e->sy, INT32_MAX);
         }
     }
@@ -381,23 +357,8 @@ void pm_nnf_init_random(pm_nnf *f, const pm_pmatch_layer *L, uint64_t seed, int 
 {
     if (!f->n_targets || L->n_src <= 0)
         return;
-    struct band_job j = {.f = f, .L = L, .seed = seed};
+    struct band_job j = {.f = f, .L = L, .seed = seed, .init = 1};
     pm_parallel_for(pm_pmatch_n_bands(f->h), threads, init_band, &j);
-}
-
-static int refresh_band(void *user, int band)
-{
-    struct band_job *j = user;
-    pm_nnf *f = j->f;
-    int y1 = (band + 1) * PM_BAND_ROWS < f->h ? (band + 1) * PM_BAND_ROWS : f->h;
-    for (int y = band * PM_BAND_ROWS; y < y1; y++) {
-        for (int x = 0; x < f->w; x++) {
-            size_t i = (size_t)y * f->w + x;
-            if (f->is_target[i])
-                f->e[i].d = pm_patch_distance(j->L, x + f->x0, y + f->y0, f->e[i].sx, f->e[i].sy, INT32_MAX);
-        }
-    }
-    return 0;
 }
 
 void pm_nnf_refresh(pm_nnf *f, const pm_pmatch_layer *L, int threads)
@@ -405,7 +366,7 @@ void pm_nnf_refresh(pm_nnf *f, const pm_pmatch_layer *L, int threads)
     if (!f->n_targets)
         return;
     struct band_job j = {.f = f, .L = L};
-    pm_parallel_for(pm_pmatch_n_bands(f->h), threads, refresh_band, &j);
+    pm_parallel_for(pm_pmatch_n_bands(f->h), threads, init_band, &j);
 }
 
 /* Tries source (sx, sy) for target (tx, ty); keeps it when strictly better. */

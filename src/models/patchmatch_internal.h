@@ -95,10 +95,33 @@ void pm_pmatch_upsample_pixels(pm_pmatch_layer *F, const pm_pmatch_layer *C);
 void pm_pmatch_texture_features(pm_pmatch_layer *L);
 /* Gradient-domain seam correction of the hole of L (level 0), after the
  * final vote copied hole pixel p from source pixel src[p] (-1: none): adds
- * to the hole a membrane whose value on the hole's inner ring is the mean
- * difference between each known 4-neighbour and the pixel the source has at
- * the same offset. The fill keeps its own detail (the correction is smooth
- * inside) while its steps across the border become the source's own. */
+ * to the hole the membrane whose boundary value at each known pixel next to
+ * the hole is the mean difference between it and what the neighbouring hole
+ * pixels' sources have at the same offset. The fill keeps its own detail
+ * (the correction is smooth inside) while its steps across the border
+ * become the source's own. */
 void pm_pmatch_seam_correct(pm_pmatch_layer *L, const int32_t *src, pm_fill_work *F, int iters, int threads);
+
+/* A straight edge that crosses the hole of level 0: it enters at known pixel
+ * (bx, by), runs along (ux, uy) and leaves at the known pixel len further. */
+typedef struct pm_pmatch_line {
+    float bx, by, ux, uy, len;
+} pm_pmatch_line;
+
+#define PM_LINE_WIN 3            /* structure tensor window radius */
+#define PM_LINE_R 3              /* half-width of the painted band */
+#define PM_LINE_COHERENCE 0.5f  /* (l1 - l2) / (l1 + l2) of the tensor */
+#define PM_LINE_MIN_ENERGY 300.0f /* mean squared central difference */
+#define PM_LINE_MIN_STEP 24      /* luminance range across the line */
+#define PM_LINE_COS 0.995f       /* directions agree within about 6 degrees */
+#define PM_MAX_LINES 64
+
+/* Finds up to `max` straight edges crossing the hole of L (level 0): coherent
+ * edges on the hole's border whose straight continuation leaves the hole at
+ * a known pixel with the same orientation and the same profile across. */
+int pm_pmatch_find_lines(const pm_pmatch_layer *L, pm_pmatch_line *out, int max);
+/* Paints line l into the hole of level `level` of the pyramid (see
+ * patchmatch_fill.c); a starting estimate that carries the edge across. */
+void pm_pmatch_paint_line(pm_pmatch_layer *L, const pm_pmatch_line *l, int level);
 
 #endif

@@ -159,6 +159,19 @@ dnnl_status_t pm_nn__conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_des
     return dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, alg, src, wei, bias, dst, strides, pl, pr);
 }
 
+/* The weights of d as oneDNN sees them: [oc][ic][kh][kw], grouped
+ * [g][oc/g][ic/g][kh][kw]; `plain` 1: PyTorch's layout, 0: any. */
+void pm_nn__wei_md(dnnl_memory_desc_t *md, const pm_nn_conv_desc *d, pm_nn_dt dt, int plain)
+{
+    int g = d->groups > 1 ? d->groups : 1;
+    dnnl_dims_t w4 = {d->oc, d->ic, d->kh, d->kw}, w5 = {g, d->oc / g, d->ic / g, d->kh, d->kw};
+    if (g > 1)
+        dnnl_memory_desc_init_by_tag(md, 5, w5, pm_nn__dnnl_dt(dt), plain ? dnnl_goihw : dnnl_format_tag_any);
+    else
+        dnnl_memory_desc_init_by_tag(md, 4, w4, pm_nn__dnnl_dt(dt),
+                                     !plain ? dnnl_format_tag_any : d->transposed ? dnnl_iohw : dnnl_oihw);
+}
+
 static void out_size(const pm_nn_conv_desc *d, int h, int w, int *oh, int *ow)
 {
     if (d->transposed) {
@@ -170,7 +183,7 @@ static void out_size(const pm_nn_conv_desc *d, int h, int w, int *oh, int *ow)
     }
 }
 
-static int exec_reorder(pm_nn_ctx *ctx, const dnnl_memory_desc_t *smd, void *src, const dnnl_memory_desc_t *dmd,
+int pm_nn__exec_reorder(pm_nn_ctx *ctx, const dnnl_memory_desc_t *smd, void *src, const dnnl_memory_desc_t *dmd,
                         void *dst)
 {
     int rc = 0;
@@ -211,21 +224,20 @@ int pm_nn_weights_init(pm_nn_ctx *ctx, pm_nn_weights *w, const pm_nn_conv_desc *
     int oh, ow;
     out_size(d, d->ref_h, d->ref_w, &oh, &ow);
     dnnl_dims_t ddims = {1, d->oc, oh, ow};
-    dnnl_dims_t wdims = {d->oc, d->ic, d->kh, d->kw};
     dnnl_dims_t bdims = {d->oc};
     dnnl_data_type_t dt = pm_nn__dnnl_dt(d->dt);
     if (oh < 1 || ow < 1)
         return pm_errorf(PM_EINVAL, "reference size %dx%d too small for a %dx%d kernel", d->ref_w, d->ref_h, d->kw, d->kh);
     dnnl_memory_desc_init_by_tag(&src_any, 4, sdims, dt, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dst_any, 4, ddims, dt, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&wei_any, 4, wdims, dt, dnnl_format_tag_any);
+    pm_nn__wei_md(&wei_any, d, d->dt, 0);
     dnnl_memory_desc_init_by_tag(&bias_md, 1, bdims, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&plain_md, 4, wdims, dnnl_f32, d->transposed ? dnnl_iohw : dnnl_oihw);
+    pm_nn__wei_md(&plain_md, d, PM_NN_F32, 1);
 
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd = NULL;
     if (d->winograd && !d->transposed) {
-        dnnl_memory_desc_init_by_tag(&w->md, 4, wdims, dt, dnnl_oihw);
+        pm_nn__wei_md(&w->md, d, d->dt, 1);
     } else {
         if (pm_nn__conv_desc(&cd, d, dnnl_convolution_direct, &src_any, &wei_any, bias ? &bias_md : NULL, &dst_any) !=
                 dnnl_success ||
@@ -240,7 +252,7 @@ int pm_nn_weights_init(pm_nn_ctx *ctx, pm_nn_weights *w, const pm_nn_conv_desc *
     w->data = pm_malloc_aligned(wbytes);
     if (!w->data)
         return pm_errorf(PM_ENOMEM, "out of memory for %zu bytes of weights", wbytes);
-    rc = exec_reorder(ctx, &plain_md, (void *)plain, &w->md, w->data);
+    rc = pm_nn__exec_reorder(ctx, &plain_md, (void *)plain, &w->md, w->data);
     if (rc)
         goto free_data;
     w->bytes = wbytes;
@@ -350,7 +362,7 @@ nn_step *pm_nn__new_step(pm_nn_plan *p, enum nn_step_kind kind, const char *name
     return s;
 }
 
-static nn_op *new_op(pm_nn_plan *p, enum nn_op_kind kind, const char *name)
+nn_op *pm_nn__new_op(pm_nn_plan *p, enum nn_op_kind kind, const char *name)
 {
     if (p->err)
         return NULL;
@@ -368,7 +380,7 @@ static nn_op *new_op(pm_nn_plan *p, enum nn_op_kind kind, const char *name)
     return o;
 }
 
-static int valid(pm_nn_plan *p, pm_nn_t t, const char *what)
+int pm_nn__valid(pm_nn_plan *p, pm_nn_t t, const char *what)
 {
     if (t < 0 || t >= p->nt) {
         pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "invalid tensor for %s", what));
@@ -400,7 +412,7 @@ pm_nn_t pm_nn_new(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt)
 
 void pm_nn_output(pm_nn_plan *p, pm_nn_t t)
 {
-    if (p->err || !valid(p, t, "output"))
+    if (p->err || !pm_nn__valid(p, t, "output"))
         return;
     p->t[t].is_output = 1;
     p->output = t;
@@ -420,8 +432,8 @@ void pm_nn_shape(const pm_nn_plan *p, pm_nn_t t, int *c, int *h, int *w)
 static pm_nn_t conv_op(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
                        pm_nn_t dst, pm_nn_dt out_dt, float bias_scale, int pad_over, int pad_t, int pad_b)
 {
-    nn_op *o = new_op(p, OP_CONV, name);
-    if (!o || !valid(p, src, name))
+    nn_op *o = pm_nn__new_op(p, OP_CONV, name);
+    if (!o || !pm_nn__valid(p, src, name))
         return -1;
     const nn_tensor *s = &p->t[src];
     if (s->c != w->d.ic) {
@@ -440,7 +452,7 @@ static pm_nn_t conv_op(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn
         return -1;
     }
     if (flags & (PM_NN_SUM | PM_NN_INTO)) {
-        if (!valid(p, dst, name))
+        if (!pm_nn__valid(p, dst, name))
             return -1;
         const nn_tensor *t = &p->t[dst];
         if (t->c != w->d.oc || t->h != oh || t->w != ow) {
@@ -472,6 +484,15 @@ pm_nn_t pm_nn_conv(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_wei
     return conv_op(p, name, src, w, flags, dst, out_dt, bias_scale, 0, 0, 0);
 }
 
+pm_nn_t pm_nn_conv_post(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w,
+                        const pm_nn_post *po, pm_nn_dt out_dt)
+{
+    pm_nn_t d = conv_op(p, name, src, w, 0, -1, out_dt, 1.0f, 0, 0, 0);
+    if (d >= 0 && po)
+        p->ops[p->nops - 1].post = *po;
+    return d;
+}
+
 pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w, unsigned flags,
                        pm_nn_t dst, pm_nn_dt out_dt, int pad_t, int pad_b)
 {
@@ -481,8 +502,8 @@ pm_nn_t pm_nn_conv_pad(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn
 pm_nn_t pm_nn_conv_small(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_small_weights *w,
                          unsigned flags, pm_nn_t dst)
 {
-    nn_op *o = new_op(p, OP_SMALLCONV, name);
-    if (!o || !valid(p, src, name))
+    nn_op *o = pm_nn__new_op(p, OP_SMALLCONV, name);
+    if (!o || !pm_nn__valid(p, src, name))
         return -1;
     const nn_tensor *s = &p->t[src];
     int oh = s->h - w->k + 1, ow = s->w - w->k + 1;
@@ -491,7 +512,7 @@ pm_nn_t pm_nn_conv_small(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_
         return -1;
     }
     if (flags & PM_NN_INTO) {
-        if (!valid(p, dst, name))
+        if (!pm_nn__valid(p, dst, name))
             return -1;
         if (p->t[dst].c != w->oc || p->t[dst].h != oh || p->t[dst].w != ow || p->t[dst].dt != PM_NN_F32) {
             pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
@@ -519,7 +540,7 @@ int pm_nn__root(const pm_nn_plan *p, int t)
 
 pm_nn_t pm_nn_rows(pm_nn_plan *p, pm_nn_t t, int r0, int r1)
 {
-    if (p->err || !valid(p, t, "a row view"))
+    if (p->err || !pm_nn__valid(p, t, "a row view"))
         return -1;
     nn_tensor s = p->t[t];
     if (r0 < 0 || r1 > s.h || r0 >= r1) {
@@ -537,8 +558,8 @@ pm_nn_t pm_nn_rows(pm_nn_plan *p, pm_nn_t t, int r0, int r1)
 
 void pm_nn_reflect_border(pm_nn_plan *p, const char *name, pm_nn_t t, int top, int bottom, int left, int right)
 {
-    nn_op *o = new_op(p, OP_BORDER, name);
-    if (!o || !valid(p, t, name))
+    nn_op *o = pm_nn__new_op(p, OP_BORDER, name);
+    if (!o || !pm_nn__valid(p, t, name))
         return;
     const nn_tensor *x = &p->t[t];
     if (top < 0 || bottom < 0 || left < 0 || right < 0 || 2 * top >= x->h || 2 * bottom >= x->h ||
@@ -561,8 +582,8 @@ static int reflect_index(int i, int n)
 pm_nn_t pm_nn_pad_window(pm_nn_plan *p, const char *name, pm_nn_t src, int src_row0, int full_h, int r0, int r1,
                          int pad_cols)
 {
-    nn_op *o = new_op(p, OP_PAD, name);
-    if (!o || !valid(p, src, name))
+    nn_op *o = pm_nn__new_op(p, OP_PAD, name);
+    if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
     if (pad_cols < 0 || pad_cols >= s.w || r1 <= r0 || -r0 >= full_h || r1 - 1 >= 2 * full_h - 1) {
@@ -592,15 +613,15 @@ pm_nn_t pm_nn_pad_window(pm_nn_plan *p, const char *name, pm_nn_t src, int src_r
 
 pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad, pm_nn_t add)
 {
-    nn_op *o = new_op(p, OP_PAD, name);
-    if (!o || !valid(p, src, name))
+    nn_op *o = pm_nn__new_op(p, OP_PAD, name);
+    if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
     if (pad < 0 || pad >= s.h || pad >= s.w) {
         pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: reflect padding %d needs a tensor larger than %dx%d", name, pad, s.w, s.h));
         return -1;
     }
-    if (add >= 0 && (!valid(p, add, name) || p->t[add].c != s.c || p->t[add].h != s.h || p->t[add].w != s.w)) {
+    if (add >= 0 && (!pm_nn__valid(p, add, name) || p->t[add].c != s.c || p->t[add].h != s.h || p->t[add].w != s.w)) {
         pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: added tensor has the wrong shape", name));
         return -1;
     }
@@ -620,8 +641,8 @@ pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad,
 
 void pm_nn_add(pm_nn_plan *p, const char *name, pm_nn_t dst, pm_nn_t src)
 {
-    nn_op *o = new_op(p, OP_ADD, name);
-    if (!o || !valid(p, src, name) || !valid(p, dst, name))
+    nn_op *o = pm_nn__new_op(p, OP_ADD, name);
+    if (!o || !pm_nn__valid(p, src, name) || !pm_nn__valid(p, dst, name))
         return;
     if (p->t[dst].c != p->t[src].c || p->t[dst].h != p->t[src].h || p->t[dst].w != p->t[src].w) {
         pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: shapes differ", name));
@@ -633,8 +654,8 @@ void pm_nn_add(pm_nn_plan *p, const char *name, pm_nn_t dst, pm_nn_t src)
 
 pm_nn_t pm_nn_concat(pm_nn_plan *p, const char *name, pm_nn_t a, pm_nn_t b)
 {
-    nn_op *o = new_op(p, OP_CONCAT, name);
-    if (!o || !valid(p, a, name) || !valid(p, b, name))
+    nn_op *o = pm_nn__new_op(p, OP_CONCAT, name);
+    if (!o || !pm_nn__valid(p, a, name) || !pm_nn__valid(p, b, name))
         return -1;
     nn_tensor ta = p->t[a], tb = p->t[b];
     if (ta.h != tb.h || ta.w != tb.w || ta.dt != tb.dt) {
@@ -653,8 +674,8 @@ pm_nn_t pm_nn_concat(pm_nn_plan *p, const char *name, pm_nn_t a, pm_nn_t b)
 
 pm_nn_t pm_nn_rfft2(pm_nn_plan *p, const char *name, pm_nn_t src)
 {
-    nn_op *o = new_op(p, OP_RFFT, name);
-    if (!o || !valid(p, src, name))
+    nn_op *o = pm_nn__new_op(p, OP_RFFT, name);
+    if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
     if (s.dt != PM_NN_F32) {
@@ -673,8 +694,8 @@ pm_nn_t pm_nn_rfft2(pm_nn_plan *p, const char *name, pm_nn_t src)
 pm_nn_t pm_nn_irfft2_add(pm_nn_plan *p, const char *name, pm_nn_t freq, int w, float scale, pm_nn_t add,
                          pm_nn_dt out_dt)
 {
-    nn_op *o = new_op(p, OP_IRFFT, name);
-    if (!o || !valid(p, freq, name) || !valid(p, add, name))
+    nn_op *o = pm_nn__new_op(p, OP_IRFFT, name);
+    if (!o || !pm_nn__valid(p, freq, name) || !pm_nn__valid(p, add, name))
         return -1;
     nn_tensor f = p->t[freq], a = p->t[add];
     if (f.dt != PM_NN_F32 || f.c != 2 * a.c || f.h != a.h || a.w != w || f.w != w / 2 + 1) {
@@ -712,11 +733,11 @@ int pm_nn__layout_md(const pm_nn_plan *p, dnnl_memory_desc_t *md, int c, int h, 
 
 pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], pm_nn_t dst)
 {
-    nn_op *o = new_op(p, OP_INTERLEAVE, name);
+    nn_op *o = pm_nn__new_op(p, OP_INTERLEAVE, name);
     if (!o)
         return -1;
     for (int i = 0; i < 4; i++) {
-        if (!valid(p, t[i], name))
+        if (!pm_nn__valid(p, t[i], name))
             return -1;
         if (p->t[t[i]].c != p->t[t[0]].c || p->t[t[i]].h != p->t[t[0]].h || p->t[t[i]].w != p->t[t[0]].w ||
             p->t[t[i]].dt != p->t[t[0]].dt) {
@@ -727,7 +748,7 @@ pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], p
     nn_tensor a = p->t[t[0]];
     int d = dst;
     if (d >= 0) {
-        if (!valid(p, d, name))
+        if (!pm_nn__valid(p, d, name))
             return -1;
         if (p->t[d].c != a.c || p->t[d].h != 2 * a.h || p->t[d].w != 2 * a.w || p->t[d].dt != a.dt) {
             pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
@@ -747,7 +768,7 @@ pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], p
 
 void pm_nn_mark(pm_nn_plan *p, int value)
 {
-    nn_op *o = new_op(p, OP_MARK, "mark");
+    nn_op *o = pm_nn__new_op(p, OP_MARK, "mark");
     if (o)
         o->value = value;
 }
@@ -789,11 +810,14 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         if (io && io->fill && (rc = io->fill(io->user, &v)) != 0)
             goto free_arena;
     }
+    int one = 0;
     for (int i = 0; i < p->nsteps; i++) {
         nn_step *s = &p->steps[i];
         uint64_t t0 = p->profile ? pm_now_ns() : 0;
         switch (s->kind) {
         case ST_PRIM:
+            if (s->one_thread != one) /* small ops on one thread */
+                pm_nn_set_threads((one = s->one_thread) ? 1 : p->threads);
             if (dnnl_primitive_execute(s->prim, p->ctx->stream, s->nargs, s->exec) != dnnl_success) {
                 rc = pm_errorf(PM_EINTERNAL, "oneDNN failed to run %s", s->name);
                 goto free_arena;
@@ -820,6 +844,8 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io)
         }
     }
     dnnl_stream_wait(p->ctx->stream);
+    if (one)
+        pm_nn_set_threads(p->threads);
     if (io && io->read) {
         pm_nn_view v;
         if ((rc = tensor_view(p, p->output, arena, &v)) != 0)

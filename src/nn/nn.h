@@ -89,6 +89,8 @@ typedef struct pm_nn_conv_desc {
     int ref_h, ref_w;  /* a typical input size, to choose the stored format */
     int winograd;      /* 1: weights for a Winograd convolution; stored plain
                           (oihw), which its per-run transform reads */
+    int groups;        /* channel groups (0 or 1: none; ic = oc = groups:
+                          depthwise); plain weights [oc][ic/groups][kh][kw] */
 } pm_nn_conv_desc;
 
 /* Weights of one convolution with BatchNorm already folded in, stored in the
@@ -233,6 +235,86 @@ pm_nn_t pm_nn_rfft2(pm_nn_plan *p, const char *name, pm_nn_t src);
 pm_nn_t pm_nn_irfft2_add(pm_nn_plan *p, const char *name, pm_nn_t freq, int w, float scale,
                          pm_nn_t add, pm_nn_dt out_dt);
 
+/* ------------------------------------------- ops of transformer-like models */
+
+/* Post-operations applied in order to an op's result (after its bias):
+ * PM_NN_PO_MUL / PM_NN_PO_ADD take a vector of one float per output channel
+ * (not owned; it must outlive the plan), PM_NN_PO_SCALE a factor, PM_NN_PO_SUM
+ * adds the destination's previous content. */
+enum pm_nn_po_kind { PM_NN_PO_SCALE = 1, PM_NN_PO_RELU, PM_NN_PO_GELU, PM_NN_PO_MUL, PM_NN_PO_ADD, PM_NN_PO_SUM };
+#define PM_NN_MAX_POST 4
+typedef struct pm_nn_post {
+    int n;
+    struct { int kind; float scale; const float *vec; } op[PM_NN_MAX_POST];
+} pm_nn_post;
+
+/* A matrix, or a stack of `batch` matrices, over the elements of a tensor in
+ * nhwc order (pixel-major, channels contiguous; the tensor is brought to that
+ * layout), or over constant f32 data when t < 0: element (b, r, c) lies at
+ * off + b * bs + r * rs + c * cs. Constant data is not owned; it must outlive
+ * the plan (a bf16 product copies it at plan time). */
+typedef struct pm_nn_mat {
+    pm_nn_t t;
+    const float *data;
+    int64_t off, rows, cols, rs, cs, batch, bs;
+} pm_nn_mat;
+/* A tensor C x H x W as an (H*W) x C matrix. */
+pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t);
+/* The K x N operand of a PyTorch Linear weight stored [N][ld] (ld >= K). */
+pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld);
+
+/* Constant weights a product converts at plan time (bf16) are read once
+ * there: after converting, the plan gives their pages back to the kernel
+ * (madvise MADV_PAGEOUT; for a read-only file mapping such as a checkpoint:
+ * the content stays valid and faults back in if read again). */
+void pm_nn_plan_release_constants(pm_nn_plan *p);
+
+/* dst = post(src x wei + bias): src M x K, wei K x N, dst M x N, bias N floats
+ * or NULL (not owned); batched when a batch is > 1 (a batch of 1 broadcasts;
+ * no bias or vector post-op then). src and wei have one type (a constant wei
+ * takes src's), dst f32 or bf16. dst must be a tensor. */
+void pm_nn_matmul(pm_nn_plan *p, const char *name, pm_nn_mat src, pm_nn_mat wei, const float *bias, pm_nn_mat dst,
+                  const pm_nn_post *po);
+
+/* A convolution with a post-op list (see pm_nn_conv); returns the new dst. */
+pm_nn_t pm_nn_conv_post(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn_weights *w,
+                        const pm_nn_post *po, pm_nn_dt out_dt);
+
+/* Layer normalisation over the channels of each pixel, with per-channel
+ * scale and shift (C floats, not owned). dst < 0: a new tensor; dst == src:
+ * in place. Returns dst. */
+pm_nn_t pm_nn_layernorm(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst, const float *scale,
+                        const float *shift, float eps);
+
+/* Softmax along each row of a matrix, in place (f32). */
+void pm_nn_softmax(pm_nn_plan *p, const char *name, pm_nn_mat m);
+
+/* The same tensor in another type (a reorder). */
+pm_nn_t pm_nn_cast(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_dt dt);
+
+/* A view of channels [c0, c1) of tensor t (all pixels), to be written by the
+ * element-wise ops below (e.g. the two halves of a concatenation). */
+pm_nn_t pm_nn_channels(pm_nn_plan *p, pm_nn_t t, int c0, int c1);
+
+/* dst = max(0, src * scale[c] + shift[c]) (relu 1) or without the max
+ * (relu 0); vectors of C floats, not owned. dst same shape; may be a view. */
+void pm_nn_affine(pm_nn_plan *p, const char *name, pm_nn_t src, const float *scale, const float *shift, int relu,
+                  pm_nn_t dst);
+
+/* Pixel shuffle by r, replication pad (left 1, top 1) and 2x2 average pool
+ * with stride 1, in one pass: src r*r*n x h x w -> dst n x rh x rw, output
+ * channel c at sub-position (i, j) from input channel c*r*r + i*r + j. */
+void pm_nn_shuffle_blur(pm_nn_plan *p, const char *name, pm_nn_t src, int r, pm_nn_t dst);
+
+/* dst = src + k, or dst = k when src < 0; k is constant f32 data in nhwc
+ * order of dst's shape (not owned). dst may equal src. */
+void pm_nn_add_const(pm_nn_plan *p, const char *name, pm_nn_t src, const float *k, pm_nn_t dst);
+
+/* dst = src + DETR sine positions (C channels per pixel: the first C/2
+ * encode y, the rest x, as (sin, cos) pairs of pos / 10000^(2j/(C/2)), pos =
+ * (1..H) / (H + 1e-6) * 2 pi). */
+void pm_nn_add_sine_pos(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst);
+
 /* A progress point: when the run reaches it, progress(user, value, max) is
  * called (see pm_nn_run_io). */
 void pm_nn_mark(pm_nn_plan *p, int value);
@@ -242,6 +324,9 @@ int pm_nn_plan_finish(pm_nn_plan *p);
 
 /* Bytes of the arena a run allocates (valid after finish). */
 size_t pm_nn_plan_arena_bytes(const pm_nn_plan *p);
+
+/* Bytes of constant weights the plan converted and holds (bf16 products). */
+size_t pm_nn_plan_weight_bytes(const pm_nn_plan *p);
 
 /* Tensor shape (valid during building). */
 void pm_nn_shape(const pm_nn_plan *p, pm_nn_t t, int *c, int *h, int *w);
@@ -264,6 +349,14 @@ int pm_nn_plan_run(pm_nn_plan *p, const pm_nn_run_io *io);
 /* Per-step timing: when enabled, runs accumulate each step's time; the
  * report prints steps grouped by name prefix up to the first '#'. */
 void pm_nn_plan_profile(pm_nn_plan *p, int enable);
+/* Work of one run of a finished plan: the convolutions and matrix products. */
+double pm_nn_plan_gflop(const pm_nn_plan *p);
+
+/* The machine's ceiling: the median speed (GFLOP/s) over `runs` runs of one
+ * convolution of the dominant shape (3x3, 384 -> 384 channels, 64x64, nhwc)
+ * in type dt on `threads` threads, timed alone. */
+int pm_nn_ceiling(pm_nn_ctx *ctx, pm_nn_dt dt, int threads, int runs, double *gflops);
+
 /* Writes a per-step table (name, primitive implementation, calls, ms, GFLOP/s). */
 void pm_nn_plan_profile_print(const pm_nn_plan *p, void *file /* FILE* */);
 /* Describes the plan: arena size and the step with the most live bytes;

@@ -21,7 +21,10 @@ struct pm_nn_ctx {
     dnnl_stream_t stream;
 };
 
-enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER, OP_SMALLCONV };
+enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER, OP_SMALLCONV,
+                  OP_MATMUL, OP_LNORM, OP_SOFTMAX, OP_CAST, OP_ELT };
+/* element-wise ops (OP_ELT, ST_ELT) */
+enum nn_elt_kind { ELT_AFFINE, ELT_SHUFBLUR, ELT_ADDCONST, ELT_SINEPOS };
 
 typedef struct nn_op {
     enum nn_op_kind kind;
@@ -37,6 +40,11 @@ typedef struct nn_op {
     int value;   /* mark */
     int pad_over, pad_t, pad_b;       /* conv: top/bottom padding override */
     int row0, full_h, win0, border[4]; /* pad window; reflect border t, b, l, r */
+    pm_nn_post post;  /* conv, matmul */
+    pm_nn_mat m[3];   /* matmul src, wei, dst; softmax m[0] */
+    const float *k0, *k1; /* constants: bias / scale, shift / added data */
+    float eps;
+    int elt;          /* nn_elt_kind */
 } nn_op;
 
 typedef struct nn_tensor {
@@ -53,9 +61,10 @@ typedef struct nn_tensor {
     int row0;               /* first row in the parent */
     size_t view_off;        /* byte offset in the root (resolved) */
     int force_nhwc;         /* has views: must be nhwc */
+    int c0;                 /* first channel in the parent (channel views) */
 } nn_tensor;
 
-enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE, ST_BORDER, ST_SMALLCONV };
+enum nn_step_kind { ST_PRIM, ST_PAD, ST_ADD, ST_RFFT, ST_IRFFT, ST_MARK, ST_INTERLEAVE, ST_BORDER, ST_SMALLCONV, ST_ELT };
 
 #define NN_MAX_ARGS 8
 
@@ -81,6 +90,9 @@ typedef struct nn_step {
     fftwf_plan fplan;
     int groups, gsize;   /* FFT channel groups of gsize channels */
     int value;           /* mark */
+    int elt;             /* nn_elt_kind */
+    const float *k0, *k1;
+    int one_thread;      /* a small op: runs (and was planned) on one thread */
     /* profile */
     double flops;
     double seconds;
@@ -107,9 +119,15 @@ struct pm_nn_plan {
     int nwmem, cap_wmem;
     float **owned;
     int nowned, cap_owned;
+    size_t owned_bytes;  /* of weights converted at plan time */
+    int release_consts;  /* give converted constants' pages back */
 };
 
 /* nn.c */
+nn_op *pm_nn__new_op(pm_nn_plan *p, enum nn_op_kind kind, const char *name);
+int pm_nn__valid(pm_nn_plan *p, pm_nn_t t, const char *what);
+int pm_nn__exec_reorder(pm_nn_ctx *ctx, const dnnl_memory_desc_t *smd, void *src, const dnnl_memory_desc_t *dmd,
+                        void *dst);
 int pm_nn__new_tensor(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt);
 nn_step *pm_nn__new_step(pm_nn_plan *p, enum nn_step_kind kind, const char *name);
 int pm_nn__md_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, int c, int h, int w, pm_nn_dt dt);
@@ -142,11 +160,35 @@ void pm_nn__free_custom(nn_step *s);
         }                                                                           \
     } while (0)
 
+/* nn_lower.c, for nn_graph.c */
+int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md, int into);
+int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n);
+dnnl_memory_t pm_nn__fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data);
+int pm_nn__resolve(pm_nn_plan *p, int t);
+void pm_nn__fix_default(pm_nn_plan *p, int t);
+int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_post *post,
+                     const dnnl_memory_desc_t *vec_md);
+int pm_nn__post_args(pm_nn_plan *p, nn_step *s, int *n, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md,
+                     int base);
+void pm_nn__set_impl(nn_step *s, const_dnnl_primitive_desc_t pd);
+
+/* Below this much work (multiply-adds or elements) an op runs on one
+ * thread: waking the others costs more. */
+#define NN_SMALL_WORK (256 << 10)
+
+/* nn_graph.c */
+int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op);
+int pm_nn__lower_elt(pm_nn_plan *p, const nn_op *op);
+int pm_nn__run_elt(pm_nn_plan *p, nn_step *s, uint8_t *arena);
+
 /* Shared between nn.c and nn_lower.c. */
 int pm_nn__dnnl_err(dnnl_status_t s, const char *what, const char *name);
 dnnl_status_t pm_nn__conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_desc *d, dnnl_alg_kind_t alg,
                                const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
                                const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst);
 void pm_nn__set_err(pm_nn_plan *p, int rc);
+void pm_nn__wei_md(dnnl_memory_desc_t *md, const pm_nn_conv_desc *d, pm_nn_dt dt, int plain);
 
 #endif

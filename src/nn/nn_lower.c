@@ -11,7 +11,7 @@
 
 /* Decides the layout of views (from their parent, which must be nhwc) and
  * of tensors that have views (nhwc). Other tensors are left to producers. */
-static int resolve(pm_nn_plan *p, int t)
+int pm_nn__resolve(pm_nn_plan *p, int t)
 {
     if (t < 0 || p->t[t].fixed)
         return 0;
@@ -25,16 +25,21 @@ static int resolve(pm_nn_plan *p, int t)
         }
         return 0;
     }
-    int rc = resolve(p, x.parent);
+    int rc = pm_nn__resolve(p, x.parent);
     if (rc)
         return rc;
     const nn_tensor *par = &p->t[x.parent];
     pm_nn_view v;
     if (!par->fixed || pm_nn_view_from_md(&v, &par->md) || !(v.blk == 1 && (v.sc == 1 || v.c == 1)))
         return p->err = pm_errorf(PM_EUNSUPPORTED, "a row view needs an nhwc tensor");
-    dnnl_memory_desc_init_by_tag(&md, 4, dims, pm_nn__dnnl_dt(x.dt), dnnl_nhwc);
     size_t es = x.dt == PM_NN_BF16 ? 2 : 4;
-    size_t off = par->view_off + (size_t)x.row0 * x.w * x.c * es;
+    if (x.c == par->c) {
+        dnnl_memory_desc_init_by_tag(&md, 4, dims, pm_nn__dnnl_dt(x.dt), dnnl_nhwc);
+    } else { /* channels [c0, c0 + c) of every pixel */
+        dnnl_dims_t st = {(dnnl_dim_t)x.h * v.sh, 1, v.sh, v.sw};
+        dnnl_memory_desc_init_by_strides(&md, 4, dims, pm_nn__dnnl_dt(x.dt), st);
+    }
+    size_t off = par->view_off + ((size_t)x.row0 * (size_t)v.sh + (size_t)x.c0) * es;
     pm_nn__fix(p, t, &md);
     p->t[t].view_off = off;
     return 0;
@@ -46,14 +51,14 @@ static int resolve_op(pm_nn_plan *p, const nn_op *op)
     int ids[8] = {op->src, op->dst, op->add, op->b, op->quad[0], op->quad[1], op->quad[2], op->quad[3]};
     for (int i = 0; i < 8 && !rc; i++)
         if (ids[i] >= 0 && (op->kind == OP_INTERLEAVE || i < 4))
-            rc = resolve(p, ids[i]);
+            rc = pm_nn__resolve(p, ids[i]);
     return rc;
 }
 
 /* Gives the last step (the primitive of `pd`) a scratchpad tensor when the
  * primitive wants one, as argument `*n` (incremented). The tensor belongs to
  * the plan's arena. Returns 0, or p->err when the tensor cannot be made. */
-static int add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
+int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
 {
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (!sp || dnnl_memory_desc_get_size(sp) == 0)
@@ -69,13 +74,15 @@ static int add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
     return 0;
 }
 
-/* A reorder of tensor `src` into a new tensor of description `md`. */
-static int add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md)
+/* A reorder of tensor `src` into tensor `into` (unfixed), or into a new
+ * tensor when into < 0, of description `md`. Returns the tensor or -1. */
+int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md, int into)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    int d = pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w,
-                              md->data_type == dnnl_bf16 ? PM_NN_BF16 : PM_NN_F32);
+    int d = into >= 0 ? into
+                      : pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w,
+                                          md->data_type == dnnl_bf16 ? PM_NN_BF16 : PM_NN_F32);
     if (d < 0)
         return -1;
     pm_nn__fix(p, d, md);
@@ -98,7 +105,7 @@ static int add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memo
     s->arg_kind[1] = DNNL_ARG_TO;
     s->arg_tensor[1] = d;
     int nargs = 2;
-    if (add_scratchpad(p, pd, &nargs)) {
+    if (pm_nn__add_scratchpad(p, pd, &nargs)) {
         d = -1;
         goto release;
     }
@@ -111,7 +118,7 @@ release:
     return d;
 }
 
-static dnnl_memory_t fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data)
+dnnl_memory_t pm_nn__fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data)
 {
     dnnl_memory_t m = NULL;
     GROW(p->wmem, p->nwmem, p->cap_wmem, return NULL);
@@ -128,32 +135,81 @@ static int is_ref(dnnl_primitive_desc_t pd)
     return impl && strncmp(impl, "ref", 3) == 0;
 }
 
-static int lower_conv(pm_nn_plan *p, const nn_op *op)
+/* The attribute of a primitive: user scratchpad, `flags` (sum, relu,
+ * sigmoid) then the list `post` in order (vectors described by vec_md).
+ * Caller owns *attr. */
+int pm_nn__make_attr(dnnl_primitive_attr_t *attr, unsigned flags, const pm_nn_post *post,
+                     const dnnl_memory_desc_t *vec_md)
 {
-    const pm_nn_weights *w = op->w;
-    pm_nn_conv_desc dd = w->d;
-    if (op->pad_over) {
-        dd.pad_t = op->pad_t;
-        dd.pad_b = op->pad_b;
+    dnnl_post_ops_t po = NULL;
+    *attr = NULL;
+    if (dnnl_primitive_attr_create(attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success)
+        return PM_ENOMEM;
+    dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    dnnl_status_t st = dnnl_success;
+    if (flags & PM_NN_SUM)
+        st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (flags & PM_NN_RELU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (flags & PM_NN_SIGMOID)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
+    static const dnnl_alg_kind_t elt[] = {0, dnnl_eltwise_linear, dnnl_eltwise_relu, dnnl_eltwise_gelu_erf};
+    for (int i = 0; post && i < post->n && st == dnnl_success; i++) {
+        int k = post->op[i].kind;
+        if (k == PM_NN_PO_SUM)
+            st = dnnl_post_ops_append_sum(po, 1.0f);
+        else if (k == PM_NN_PO_MUL || k == PM_NN_PO_ADD)
+            st = dnnl_post_ops_append_binary(po, k == PM_NN_PO_MUL ? dnnl_binary_mul : dnnl_binary_add, vec_md);
+        else
+            st = dnnl_post_ops_append_eltwise(po, 1.0f, elt[k], k == PM_NN_PO_SCALE ? post->op[i].scale : 0.0f, 0.0f);
     }
-    const pm_nn_conv_desc *d = &dd;
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    dnnl_post_ops_destroy(po);
+    return st == dnnl_success ? 0 : PM_EINTERNAL;
+}
+
+int pm_nn__post_args(pm_nn_plan *p, nn_step *s, int *n, const pm_nn_post *post, const dnnl_memory_desc_t *vec_md,
+                     int base)
+{
+    for (int i = 0; post && i < post->n; i++) {
+        int k = post->op[i].kind;
+        if (k != PM_NN_PO_MUL && k != PM_NN_PO_ADD)
+            continue;
+        dnnl_memory_t m = pm_nn__fixed_mem(p, vec_md, (void *)post->op[i].vec);
+        if (!m || *n >= NN_MAX_ARGS)
+            return pm_errorf(PM_ENOMEM, "out of memory for %s", s->name);
+        s->arg_kind[*n] = DNNL_ARG_ATTR_MULTIPLE_POST_OP(base + i) | DNNL_ARG_SRC_1;
+        s->arg_tensor[*n] = -1;
+        s->arg_mem[(*n)++] = m;
+    }
+    return 0;
+}
+
+void pm_nn__set_impl(nn_step *s, const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(s->impl, sizeof s->impl, "%s", impl ? impl : "?");
+}
+
+/* The convolution's primitive description: Winograd when asked and
+ * possible, else the plan's layout where a non-reference implementation
+ * takes it, else the formats oneDNN prefers. *pd is owned by the caller. */
+static int conv_pd(pm_nn_plan *p, const nn_op *op, const pm_nn_conv_desc *d, dnnl_primitive_attr_t attr,
+                   dnnl_convolution_desc_t *cd, dnnl_primitive_desc_t *pd)
+{
     int src = op->src, dst = op->dst;
-    int rc = 0;
-    dnnl_data_type_t dt = pm_nn__dnnl_dt(d->dt);
-    dnnl_memory_desc_t src_any, wei_any, bias_md, dst_md;
-    dnnl_dims_t sdims = {1, d->ic, p->t[src].h, p->t[src].w};
-    dnnl_dims_t ddims = {1, d->oc, p->t[dst].h, p->t[dst].w};
-    dnnl_dims_t wdims = {d->oc, d->ic, d->kh, d->kw};
+    dnnl_memory_desc_t src_any, wei_any, bias_md, dst_md, src_pref, dst_pref;
+    dnnl_dims_t sdims = {1, d->ic, p->t[src].h, p->t[src].w}, ddims = {1, d->oc, p->t[dst].h, p->t[dst].w};
     dnnl_dims_t bdims = {d->oc};
-    dnnl_memory_desc_init_by_tag(&src_any, 4, sdims, dt, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&wei_any, 4, wdims, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&src_any, 4, sdims, pm_nn__dnnl_dt(d->dt), dnnl_format_tag_any);
+    pm_nn__wei_md(&wei_any, d, d->dt, 0);
     dnnl_memory_desc_init_by_tag(&bias_md, 1, bdims, dnnl_f32, dnnl_x);
     if (p->t[dst].fixed)
         dst_md = p->t[dst].md;
     else
         dnnl_memory_desc_init_by_tag(&dst_md, 4, ddims, pm_nn__dnnl_dt(op->out_dt), dnnl_format_tag_any);
-    /* the plan's layout, where a non-reference implementation takes it */
-    dnnl_memory_desc_t src_pref, dst_pref;
     int prefer = p->layout != PM_NN_LAYOUT_ANY;
     if (prefer) {
         if (p->t[src].fixed)
@@ -165,124 +221,149 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
         else
             pm_nn__layout_md(p, &dst_pref, d->oc, p->t[dst].h, p->t[dst].w, op->out_dt);
     }
+    const dnnl_memory_desc_t *bmd = op->w->bias ? &bias_md : NULL;
+    *pd = NULL;
+    int wino = (op->flags & PM_NN_WINOGRAD) && d->dt == PM_NN_F32 && d->kh == 3 && d->kw == 3 && d->stride == 1 &&
+               !d->transposed && d->groups <= 1;
+    if (wino && (pm_nn__conv_desc(cd, d, dnnl_convolution_winograd, &src_any, &wei_any, bmd, &dst_md) != dnnl_success ||
+                 dnnl_primitive_desc_create(pd, cd, attr, p->ctx->eng, NULL) != dnnl_success))
+        *pd = NULL;
+    if (!*pd && prefer) {
+        if (pm_nn__conv_desc(cd, d, dnnl_convolution_direct, &src_pref, &wei_any, bmd, &dst_pref) != dnnl_success ||
+            dnnl_primitive_desc_create(pd, cd, attr, p->ctx->eng, NULL) != dnnl_success)
+            *pd = NULL;
+        else if (is_ref(*pd)) {
+            dnnl_primitive_desc_destroy(*pd);
+            *pd = NULL;
+        }
+    }
+    if (!*pd) {
+        dnnl_status_t st = pm_nn__conv_desc(cd, d, dnnl_convolution_direct, &src_any, &wei_any, bmd, &dst_md);
+        if (st == dnnl_success)
+            st = dnnl_primitive_desc_create(pd, cd, attr, p->ctx->eng, NULL);
+        if (st != dnnl_success) {
+            *pd = NULL;
+            return pm_nn__dnnl_err(st, "a convolution", op->name);
+        }
+    }
+    /* the producer's format as is, unless only a reference implementation takes it */
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(*pd, dnnl_query_src_md, 0);
+    dnnl_primitive_desc_t pd2 = NULL;
+    if (p->t[src].fixed && !dnnl_memory_desc_equal(want, &p->t[src].md)) {
+        dnnl_alg_kind_t alg = cd->alg_kind == dnnl_deconvolution_direct ? dnnl_convolution_direct : cd->alg_kind;
+        dnnl_convolution_desc_t cd2;
+        if (pm_nn__conv_desc(&cd2, d, alg, &p->t[src].md, &wei_any, bmd, &dst_md) == dnnl_success &&
+            dnnl_primitive_desc_create(&pd2, &cd2, attr, p->ctx->eng, NULL) == dnnl_success && !is_ref(pd2)) {
+            dnnl_primitive_desc_destroy(*pd);
+            *pd = pd2;
+        } else if (pd2) {
+            dnnl_primitive_desc_destroy(pd2);
+        }
+    }
+    return 0;
+}
 
+/* The weights argument of a convolution: its stored memory, or a per-run
+ * reorder step into the format `wwant` (*wtensor then names its tensor). */
+static int conv_weights(pm_nn_plan *p, const nn_op *op, const dnnl_memory_desc_t *wwant, dnnl_memory_t *wm,
+                        int *wtensor)
+{
+    const pm_nn_weights *w = op->w;
+    dnnl_memory_t stored = pm_nn__fixed_mem(p, &w->md, w->data);
+    *wm = stored;
+    *wtensor = -1;
+    if (!stored)
+        return pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
+    if (dnnl_memory_desc_equal(wwant, &w->md))
+        return 0;
+    dnnl_primitive_desc_t rpd = NULL;
+    *wtensor = pm_nn__new_tensor(p, 0, 0, 0, w->d.dt);
+    if (*wtensor < 0)
+        return p->err;
+    pm_nn__fix(p, *wtensor, wwant);
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s#w", op->name);
+    nn_step *s = pm_nn__new_step(p, ST_PRIM, nm);
+    if (!s || dnnl_reorder_primitive_desc_create(&rpd, &w->md, p->ctx->eng, wwant, p->ctx->eng, NULL) != dnnl_success ||
+        dnnl_primitive_create(&s->prim, rpd) != dnnl_success) {
+        if (rpd)
+            dnnl_primitive_desc_destroy(rpd);
+        return pm_errorf(PM_EINTERNAL, "oneDNN could not reorder the weights of %s", op->name);
+    }
+    dnnl_primitive_desc_destroy(rpd);
+    snprintf(s->impl, sizeof s->impl, "weights reorder");
+    s->arg_kind[0] = DNNL_ARG_FROM;
+    s->arg_tensor[0] = -1;
+    s->arg_mem[0] = stored;
+    s->arg_kind[1] = DNNL_ARG_TO;
+    s->arg_tensor[1] = *wtensor;
+    s->nargs = 2;
+    *wm = NULL;
+    return 0;
+}
+
+/* The bias memory of a convolution, scaled by op->scale when that is not 1. */
+static dnnl_memory_t conv_bias(pm_nn_plan *p, const nn_op *op, const dnnl_memory_desc_t *bias_md)
+{
+    int oc = op->w->d.oc;
+    float *b = op->w->bias;
+    if (op->scale != 1.0f) {
+        GROW(p->owned, p->nowned, p->cap_owned, return NULL);
+        if (!(b = pm_malloc((size_t)oc * sizeof(float))))
+            return NULL;
+        p->owned[p->nowned++] = b;
+        for (int i = 0; i < oc; i++)
+            b[i] = op->w->bias[i] * op->scale;
+    }
+    return pm_nn__fixed_mem(p, bias_md, b);
+}
+
+static int lower_conv(pm_nn_plan *p, const nn_op *op)
+{
+    const pm_nn_weights *w = op->w;
+    pm_nn_conv_desc dd = w->d;
+    if (op->pad_over) {
+        dd.pad_t = op->pad_t;
+        dd.pad_b = op->pad_b;
+    }
+    const pm_nn_conv_desc *d = &dd;
+    int src = op->src, dst = op->dst, rc = 0;
+    dnnl_memory_desc_t bias_md, vec_md;
+    dnnl_dims_t bdims = {d->oc}, vdims = {1, d->oc, 1, 1};
+    dnnl_memory_desc_init_by_tag(&bias_md, 1, bdims, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&vec_md, 4, vdims, dnnl_f32, dnnl_nchw);
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t pd = NULL, pd2 = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success) {
-        rc = pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_convolution_desc_t cd;
+    if ((rc = pm_nn__make_attr(&attr, op->flags, &op->post, &vec_md))) {
+        rc = pm_errorf(rc, "oneDNN could not describe the post-operations of %s", op->name);
         goto release;
     }
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (op->flags & PM_NN_SUM)
-        dnnl_post_ops_append_sum(po, 1.0f);
-    if (op->flags & PM_NN_RELU)
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-    if (op->flags & PM_NN_SIGMOID)
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f);
-    dnnl_primitive_attr_set_post_ops(attr, po);
-
-    const dnnl_memory_desc_t *bmd = w->bias ? &bias_md : NULL;
-    dnnl_convolution_desc_t cd;
-    int wino = (op->flags & PM_NN_WINOGRAD) && d->dt == PM_NN_F32 && d->kh == 3 && d->kw == 3 && d->stride == 1 && !d->transposed;
-    if (wino) {
-        if (pm_nn__conv_desc(&cd, d, dnnl_convolution_winograd, &src_any, &wei_any, bmd, &dst_md) != dnnl_success ||
-            dnnl_primitive_desc_create(&pd, &cd, attr, p->ctx->eng, NULL) != dnnl_success)
-            pd = NULL;
-    }
-    if (!pd && prefer) {
-        if (pm_nn__conv_desc(&cd, d, dnnl_convolution_direct, &src_pref, &wei_any, bmd, &dst_pref) != dnnl_success ||
-            dnnl_primitive_desc_create(&pd, &cd, attr, p->ctx->eng, NULL) != dnnl_success)
-            pd = NULL;
-        else if (is_ref(pd)) {
-            dnnl_primitive_desc_destroy(pd);
-            pd = NULL;
-        }
-    }
-    if (!pd) {
-        dnnl_status_t st = pm_nn__conv_desc(&cd, d, dnnl_convolution_direct, &src_any, &wei_any, bmd, &dst_md);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(&pd, &cd, attr, p->ctx->eng, NULL);
-        if (st != dnnl_success) {
-            pd = NULL;
-            rc = pm_nn__dnnl_err(st, "a convolution", op->name);
-            goto release;
-        }
-    }
+    if ((rc = conv_pd(p, op, d, attr, &cd, &pd)))
+        goto release;
     const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     if (!p->t[src].fixed) {
         pm_nn__fix(p, src, want);
     } else if (!dnnl_memory_desc_equal(want, &p->t[src].md)) {
-        /* Try the producer's format as is; keep it unless only a reference
-         * implementation takes it. */
-        dnnl_alg_kind_t alg = cd.alg_kind == dnnl_deconvolution_direct ? dnnl_convolution_direct : cd.alg_kind;
-        if (pm_nn__conv_desc(&cd, d, alg, &p->t[src].md, &wei_any, bmd, &dst_md) == dnnl_success &&
-            dnnl_primitive_desc_create(&pd2, &cd, attr, p->ctx->eng, NULL) == dnnl_success && !is_ref(pd2)) {
-            dnnl_primitive_desc_destroy(pd);
-            pd = pd2;
-            pd2 = NULL;
-        } else {
-            char nm[64];
-            snprintf(nm, sizeof nm, "%s#in", op->name);
-            int r = add_reorder(p, nm, src, want);
-            if (r < 0) {
-                rc = p->err ? p->err : PM_EINTERNAL;
-                goto release;
-            }
-            src = r;
-        }
-    }
-    const dnnl_memory_desc_t *dwant = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    if (!p->t[dst].fixed)
-        pm_nn__fix(p, dst, dwant);
-
-    /* weights: stored format, or a per-run reorder into the one wanted */
-    const dnnl_memory_desc_t *wwant = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_memory_t wm_stored = fixed_mem(p, &w->md, w->data);
-    if (!wm_stored) {
-        rc = pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
-        goto release;
-    }
-    int wtensor = -1;
-    dnnl_memory_t wm = wm_stored;
-    if (!dnnl_memory_desc_equal(wwant, &w->md)) {
-        dnnl_primitive_desc_t rpd = NULL;
-        wtensor = pm_nn__new_tensor(p, 0, 0, 0, d->dt);
-        if (wtensor < 0) {
-            rc = p->err;
-            goto release;
-        }
-        pm_nn__fix(p, wtensor, wwant);
         char nm[64];
-        snprintf(nm, sizeof nm, "%s#w", op->name);
-        nn_step *s = pm_nn__new_step(p, ST_PRIM, nm);
-        if (!s || dnnl_reorder_primitive_desc_create(&rpd, &w->md, p->ctx->eng, wwant, p->ctx->eng, NULL) !=
-                      dnnl_success ||
-            dnnl_primitive_create(&s->prim, rpd) != dnnl_success) {
-            if (rpd)
-                dnnl_primitive_desc_destroy(rpd);
-            rc = pm_errorf(PM_EINTERNAL, "oneDNN could not reorder the weights of %s", op->name);
+        snprintf(nm, sizeof nm, "%s#in", op->name);
+        if ((src = pm_nn__add_reorder(p, nm, src, want, -1)) < 0) {
+            rc = p->err ? p->err : PM_EINTERNAL;
             goto release;
         }
-        dnnl_primitive_desc_destroy(rpd);
-        snprintf(s->impl, sizeof s->impl, "weights reorder");
-        s->arg_kind[0] = DNNL_ARG_FROM;
-        s->arg_tensor[0] = -1;
-        s->arg_mem[0] = wm_stored;
-        s->arg_kind[1] = DNNL_ARG_TO;
-        s->arg_tensor[1] = wtensor;
-        s->nargs = 2;
-        wm = NULL;
     }
-
+    if (!p->t[dst].fixed)
+        pm_nn__fix(p, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+    dnnl_memory_t wm;
+    int wtensor;
+    if ((rc = conv_weights(p, op, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wm, &wtensor)))
+        goto release;
     nn_step *s = pm_nn__new_step(p, ST_PRIM, op->name);
     if (!s || dnnl_primitive_create(&s->prim, pd) != dnnl_success) {
         rc = pm_errorf(PM_ENOMEM, "oneDNN could not create the primitive of %s", op->name);
         goto release;
     }
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(s->impl, sizeof s->impl, "%s", impl ? impl : "?");
+    pm_nn__set_impl(s, pd);
     int n = 0;
     s->arg_kind[n] = DNNL_ARG_SRC;
     s->arg_tensor[n++] = src;
@@ -290,19 +371,7 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     s->arg_tensor[n] = wtensor;
     s->arg_mem[n++] = wm;
     if (w->bias) {
-        float *b = w->bias;
-        if (op->scale != 1.0f) {
-            GROW(p->owned, p->nowned, p->cap_owned, rc = pm_errorf(PM_ENOMEM, "out of memory"); goto release);
-            b = pm_malloc((size_t)d->oc * sizeof(float));
-            if (!b) {
-                rc = pm_errorf(PM_ENOMEM, "out of memory");
-                goto release;
-            }
-            p->owned[p->nowned++] = b;
-            for (int i = 0; i < d->oc; i++)
-                b[i] = w->bias[i] * op->scale;
-        }
-        dnnl_memory_t bm = fixed_mem(p, &bias_md, b);
+        dnnl_memory_t bm = conv_bias(p, op, &bias_md);
         if (!bm) {
             rc = pm_errorf(PM_ENOMEM, "out of memory");
             goto release;
@@ -314,20 +383,20 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     }
     s->arg_kind[n] = DNNL_ARG_DST;
     s->arg_tensor[n++] = dst;
-    if ((rc = add_scratchpad(p, pd, &n)))
+    if ((rc = pm_nn__add_scratchpad(p, pd, &n)))
+        goto release;
+    s = &p->steps[p->nsteps - 1];
+    int nflags = !!(op->flags & PM_NN_SUM) + !!(op->flags & PM_NN_RELU) + !!(op->flags & PM_NN_SIGMOID);
+    if ((rc = pm_nn__post_args(p, s, &n, &op->post, &vec_md, nflags)))
         goto release;
     s = &p->steps[p->nsteps - 1];
     s->nargs = n;
     int ih = p->t[op->src].h, iw = p->t[op->src].w;
     double pix = d->transposed ? (double)ih * iw : (double)p->t[dst].h * p->t[dst].w;
-    s->flops = 2.0 * d->ic * d->oc * d->kh * d->kw * pix;
+    s->flops = 2.0 * d->ic * d->oc * d->kh * d->kw * pix / (d->groups > 1 ? d->groups : 1);
 release:
-    if (pd2)
-        dnnl_primitive_desc_destroy(pd2);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
-    if (po)
-        dnnl_post_ops_destroy(po);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (rc)
@@ -353,11 +422,11 @@ static int as_layout_of(pm_nn_plan *p, int t, int like, const char *name)
         return t;
     char nm[64];
     snprintf(nm, sizeof nm, "%s#in", name);
-    return add_reorder(p, nm, t, &md);
+    return pm_nn__add_reorder(p, nm, t, &md, -1);
 }
 
 /* Fixes an undecided tensor to the plan's layout (nchw when it has none). */
-static void fix_default(pm_nn_plan *p, int t)
+void pm_nn__fix_default(pm_nn_plan *p, int t)
 {
     if (p->t[t].fixed)
         return;
@@ -371,7 +440,7 @@ static void fix_default(pm_nn_plan *p, int t)
 
 static int lower_pad(pm_nn_plan *p, const nn_op *op)
 {
-    fix_default(p, op->src);
+    pm_nn__fix_default(p, op->src);
     pm_nn_view v;
     if (pm_nn_view_from_md(&v, &p->t[op->src].md)) {
         /* a layout the copy loops do not know: go through nchw */
@@ -381,7 +450,7 @@ static int lower_pad(pm_nn_plan *p, const nn_op *op)
             pm_nn__set_err(p, pm_errorf(PM_EUNSUPPORTED, "%s: layout not supported for an in-place sum", op->name));
             return p->err;
         }
-        int r = add_reorder(p, op->name, op->src, &md);
+        int r = pm_nn__add_reorder(p, op->name, op->src, &md, -1);
         if (r < 0)
             return p->err;
         nn_op o2 = *op;
@@ -403,7 +472,7 @@ static int lower_pad(pm_nn_plan *p, const nn_op *op)
         if (!dnnl_memory_desc_equal(&md, &p->t[src].md)) {
             if (add >= 0)
                 return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: layouts of an in-place sum disagree", op->name);
-            src = add_reorder(p, op->name, src, &md);
+            src = pm_nn__add_reorder(p, op->name, src, &md, -1);
             if (src < 0)
                 return p->err;
         }
@@ -428,13 +497,13 @@ static int lower_pad(pm_nn_plan *p, const nn_op *op)
 
 static int lower_add(pm_nn_plan *p, const nn_op *op)
 {
-    fix_default(p, op->dst);
+    pm_nn__fix_default(p, op->dst);
     int src = as_layout_of(p, op->src, op->dst, op->name);
     if (src < 0)
         return p->err ? p->err : PM_EINTERNAL;
     if (p->t[src].dt != p->t[op->dst].dt) {
         dnnl_memory_desc_t md = p->t[op->dst].md;
-        src = add_reorder(p, op->name, src, &md);
+        src = pm_nn__add_reorder(p, op->name, src, &md, -1);
         if (src < 0)
             return p->err;
     }
@@ -449,8 +518,8 @@ static int lower_add(pm_nn_plan *p, const nn_op *op)
 
 static int lower_concat(pm_nn_plan *p, const nn_op *op)
 {
-    fix_default(p, op->src);
-    fix_default(p, op->b);
+    pm_nn__fix_default(p, op->src);
+    pm_nn__fix_default(p, op->b);
     dnnl_memory_desc_t mds[2] = {p->t[op->src].md, p->t[op->b].md};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
@@ -477,7 +546,7 @@ static int lower_concat(pm_nn_plan *p, const nn_op *op)
     s->arg_kind[2] = DNNL_ARG_DST;
     s->arg_tensor[2] = op->dst;
     int nargs = 3;
-    if ((rc = add_scratchpad(p, pd, &nargs)))
+    if ((rc = pm_nn__add_scratchpad(p, pd, &nargs)))
         goto release;
     p->steps[p->nsteps - 1].nargs = nargs;
 release:
@@ -611,7 +680,7 @@ int pm_nn_plan_finish(pm_nn_plan *p)
             lower_concat(p, op);
             break;
         case OP_RFFT:
-            fix_default(p, op->src);
+            pm_nn__fix_default(p, op->src);
             pm_nn__lower_fft(p, op);
             break;
         case OP_IRFFT:
@@ -625,6 +694,25 @@ int pm_nn_plan_finish(pm_nn_plan *p)
             break;
         case OP_SMALLCONV:
             pm_nn__lower_smallconv(p, op);
+            break;
+        case OP_MATMUL:
+            pm_nn__lower_matmul(p, op);
+            break;
+        case OP_LNORM:
+            pm_nn__lower_lnorm(p, op);
+            break;
+        case OP_SOFTMAX:
+            pm_nn__lower_softmax(p, op);
+            break;
+        case OP_CAST: {
+            pm_nn__fix_default(p, op->src);
+            dnnl_memory_desc_t md;
+            pm_nn__md_like(&md, &p->t[op->src].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, op->out_dt);
+            pm_nn__add_reorder(p, op->name, op->src, &md, op->dst);
+            break;
+        }
+        case OP_ELT:
+            pm_nn__lower_elt(p, op);
             break;
         case OP_MARK: {
             nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");

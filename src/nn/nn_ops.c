@@ -542,6 +542,8 @@ int pm_nn__run_custom(pm_nn_plan *p, nn_step *s, uint8_t *arena)
         return run_interleave(p, s, arena);
     case ST_BORDER:
         return run_border(p, s, arena);
+    case ST_ELT:
+        return pm_nn__run_elt(p, s, arena);
     case ST_SMALLCONV:
         return pm_nn__run_smallconv(p, s, arena);
     default:

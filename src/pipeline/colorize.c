@@ -9,33 +9,12 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "nn/dd_dnnl.h"
 #include "pipeline/lab.h"
 
 pm_colorize_opts pm_colorize_default_opts(void)
 {
     pm_colorize_opts o = {PM_COLORIZE_SIZE_DEFAULT, PM_UPSAMPLE_NEAREST};
     return o;
-}
-
-int pm_colorize_size_parse(const char *s)
-{
-    if (!s || !*s) {
-        pm_errorf(PM_EINVAL, "input size is empty; give a multiple of 32 (e.g. 512), 'portrait' or 'building'");
-        return -1;
-    }
-    if (strcmp(s, "portrait") == 0)
-        return PM_COLORIZE_SIZE_PORTRAIT;
-    if (strcmp(s, "building") == 0)
-        return PM_COLORIZE_SIZE_BUILDING;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || end == s || v < 32 || v > PM_COLORIZE_SIZE_MAX || v % 32) {
-        pm_errorf(PM_EINVAL, "input size '%s' is not a multiple of 32 from 32 to %d; use e.g. 512 (portrait) or "
-                  "1024 (building)", s, PM_COLORIZE_SIZE_MAX);
-        return -1;
-    }
-    return (int)v;
 }
 
 int pm_upsample_parse(const char *s)
@@ -180,6 +159,17 @@ typedef struct merge_job {
     const float *bxl, *byl;
 } merge_job;
 
+static void merge_rows(void *user, int64_t b, int64_t e);
+
+/* Rows [8i, 8i + 8) (pm_parallel_for). */
+static int merge_band(void *user, int i)
+{
+    const merge_job *j = user;
+    int64_t b = (int64_t)i * 8, e = b + 8 < j->in->height ? b + 8 : j->in->height;
+    merge_rows(user, b, e);
+    return 0;
+}
+
 static void merge_rows(void *user, int64_t b, int64_t e)
 {
     const merge_job *j = user;
@@ -259,9 +249,11 @@ int pm_colorize_run(const pm_model_desc *model, void *state, const pm_image *in,
         (in->channels != 1 && in->channels != 3 && in->channels != 4))
         return pm_errorf(PM_EINVAL, "colorize needs a grey, RGB or RGBA image (got %d channels, %dx%d)",
                          in ? in->channels : 0, in ? in->width : 0, in ? in->height : 0);
-    if (o.input_size < 32 || o.input_size > PM_COLORIZE_SIZE_MAX || o.input_size % 32)
-        return pm_errorf(PM_EINVAL, "input size %d is not a multiple of 32 from 32 to %d; use e.g. 512",
-                         o.input_size, PM_COLORIZE_SIZE_MAX);
+    if (o.input_size < PM_COLORIZE_SIZE_MIN || o.input_size > PM_COLORIZE_SIZE_MAX ||
+        o.input_size % PM_COLORIZE_SIZE_STEP)
+        return pm_errorf(PM_EINVAL, "input size %d is not a multiple of %d from %d to %d; use e.g. %d",
+                         o.input_size, PM_COLORIZE_SIZE_STEP, PM_COLORIZE_SIZE_MIN, PM_COLORIZE_SIZE_MAX,
+                         PM_COLORIZE_SIZE_DEFAULT);
     if (o.upsample != PM_UPSAMPLE_NEAREST && o.upsample != PM_UPSAMPLE_BILINEAR)
         return pm_errorf(PM_EINVAL, "unknown upsampling mode %d; use nearest or bilinear", (int)o.upsample);
     int S = o.input_size, w = in->width, h = in->height;
@@ -306,7 +298,7 @@ int pm_colorize_run(const pm_model_desc *model, void *state, const pm_image *in,
     bilinear_index(S, w, bx0, bx1, bxl);
     bilinear_index(S, h, by0, by1, byl);
     merge_job j = {in, out, lut, ab, S, o.upsample, nx, ny, bx0, bx1, by0, by1, bxl, byl};
-    dd_parallel(h, 8, merge_rows, &j);
+    pm_parallel_for((h + 7) / 8, 0, merge_band, &j);
 free_block:
     pm_free(block);
     return rc;

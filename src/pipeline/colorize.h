@@ -17,7 +17,9 @@
 #define PM_COLORIZE_SIZE_DEFAULT PM_DDCOLOR_SIZE_DEFAULT
 #define PM_COLORIZE_SIZE_PORTRAIT 512   /* deployments use 460-680 for portraits */
 #define PM_COLORIZE_SIZE_BUILDING 1024  /* and 960-1280 for buildings */
+#define PM_COLORIZE_SIZE_MIN 64
 #define PM_COLORIZE_SIZE_MAX 2048
+#define PM_COLORIZE_SIZE_STEP 32        /* the network's patch grid: sizes are multiples of it */
 
 typedef enum pm_upsample {
     PM_UPSAMPLE_NEAREST = 0, /* as the reference does */
@@ -25,15 +27,14 @@ typedef enum pm_upsample {
 } pm_upsample;
 
 typedef struct pm_colorize_opts {
-    int input_size;      /* S: the network's square input; multiple of 32; default 512 */
+    int input_size;      /* S: the network's square input, PM_COLORIZE_SIZE_MIN..MAX, a multiple of
+                          * PM_COLORIZE_SIZE_STEP; default PM_COLORIZE_SIZE_DEFAULT. Parsed from
+                          * text (and presets) by the option table, sched/options.h. */
     pm_upsample upsample;
 } pm_colorize_opts;
 
 pm_colorize_opts pm_colorize_default_opts(void);
 
-/* "512" (any multiple of 32 from 32 to PM_COLORIZE_SIZE_MAX), "portrait" or
- * "building" -> size; -1 (with a detail message) otherwise. */
-int pm_colorize_size_parse(const char *s);
 /* "nearest" / "bilinear" -> pm_upsample; -1 if unknown. */
 int pm_upsample_parse(const char *s);
 const char *pm_upsample_name(pm_upsample u);

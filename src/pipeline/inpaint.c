@@ -25,6 +25,11 @@ int pm_hd_strategy_parse(const char *s)
     return -1;
 }
 
+const char *pm_hd_strategy_name(int s)
+{
+    return s >= 0 && s < 4 ? strategy_names[s] : "auto";
+}
+
 typedef struct pm_box {
     int x0, y0, x1, y1; /* half-open: [x0, x1) x [y0, y1) */
 } pm_box;

@@ -26,6 +26,8 @@ typedef struct pm_inpaint_opts {
 pm_inpaint_opts pm_inpaint_default_opts(void);
 /* "auto", "original", "resize", "crop" -> strategy; -1 if unknown. */
 int pm_hd_strategy_parse(const char *s);
+/* The inverse: the strategy's name ("auto" for values out of range). A static string. */
+const char *pm_hd_strategy_name(int s);
 
 /* Inpaints `img` (1, 3 or 4 channels) where `mask` (1, 3 or 4 channels, same
  * size; any non-zero first channel = fill) says, with model `m` whose loaded

@@ -4,7 +4,9 @@
  * Table jobs holds one row per accepted job (id unique); table transitions
  * holds one row per state change, written in the same transaction as the
  * change, guarded by the state the job must be in (so a job cannot reach
- * `done` twice). Thread-safe: one connection behind a mutex. */
+ * `done` twice). Enums are stored by name; PRAGMA user_version is the schema
+ * version (2), and older journals are upgraded when opened (journal.c,
+ * docs/operations.md). Thread-safe: one connection behind a mutex. */
 #ifndef PM_JOURNAL_H
 #define PM_JOURNAL_H
 
@@ -14,7 +16,8 @@
 
 typedef struct pm_journal pm_journal;
 
-/* Opens or creates the journal at `path`. Caller owns *out (pm_journal_close). */
+/* Opens or creates the journal at `path`, upgrading an older one; PM_EIO
+ * for one a newer pixmend wrote. Caller owns *out (pm_journal_close). */
 int pm_journal_open(const char *path, pm_journal **out);
 void pm_journal_close(pm_journal *j);
 

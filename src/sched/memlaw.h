@@ -21,6 +21,10 @@
 #define PM_MEMLAW_MARGIN 0.25
 #define PM_MEMLAW_REF_PIXELS 65536.0 /* 256 x 256: the margin holds from this size up */
 #define PM_MEMLAW_FILE "memlaw.json"
+/* Bytes a pixel of the whole image that a worker holds beside the model when
+ * the model works on part of it (decoded input 3 and mask 1, output 3, the
+ * encoded result about 2): outside the law, added to its prediction. */
+#define PM_MEMLAW_FULL_IMAGE_BYTES 9
 
 typedef struct pm_memlaw {
     char model[32];

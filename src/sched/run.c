@@ -15,15 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Input size of the colorization network (DDColor's published setting). */
-
-const char *pm_format_ext(enum pm_format f)
+/* Returns rc after prefixing the image layer's sentence with which input
+ * ("image", "mask") it was about. */
+static int input_error(int rc, const char *what)
 {
-    switch (f) {
-    case PM_FMT_JPEG: return "jpg";
-    case PM_FMT_WEBP: return "webp";
-    default: return "png";
-    }
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", pm_error_detail());
+    if (detail[0])
+        return pm_errorf(rc, "%s: %s", what, detail);
+    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
 }
 
 /* The image with its metadata carrier (meta may be NULL). */
@@ -36,14 +36,7 @@ static int job_decode_meta(const uint8_t *data, size_t len, const pm_limits *lim
     if (len == 0)
         return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
     int rc = pm_image_decode_meta(data, len, lim, name, out, meta);
-    if (rc == 0)
-        return 0;
-    /* Prefix the image layer's sentence with which input it was about. */
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", pm_error_detail());
-    if (detail[0])
-        return pm_errorf(rc, "%s: %s", what, detail);
-    return pm_errorf(rc, "%s: %s", what, pm_strerror(rc));
+    return rc ? input_error(rc, what) : 0;
 }
 
 /* `what` names the input in messages ("image", "mask"). */
@@ -53,17 +46,28 @@ int pm_job_decode(const uint8_t *data, size_t len, const pm_limits *lim, const c
     return job_decode_meta(data, len, lim, name, what, out, NULL);
 }
 
-/* The mask as the model will see it (scaled to the image, grown or shrunk)
- * must select something; *work_px (may be NULL) receives the pixels the model
- * works on at once. Owns nothing. */
-static int check_mask(const pm_job_spec *spec, const pm_image *msk, const pm_image *img, uint64_t *work_px)
+/* The image's header, read and checked as job_decode_meta would decode it
+ * (same codes, same sentences), without decoding a pixel. */
+static int job_probe(const uint8_t *data, size_t len, const pm_limits *lim, const char *name, const char *what,
+                     pm_image_info *info)
+{
+    if (len == 0)
+        return pm_errorf(PM_EEMPTY, "the %s is empty (0 bytes); send a PNG, JPEG or WebP file", what);
+    int rc = pm_image_probe_named(data, len, lim, name, info);
+    return rc ? input_error(rc, what) : 0;
+}
+
+/* The mask as the model will see it (scaled to the image's w x h, grown or
+ * shrunk) must select something; *work_px (may be NULL) receives the pixels
+ * the model works on at once. Owns nothing. */
+static int check_mask(const pm_job_spec *spec, const pm_image *msk, int w, int h, uint64_t *work_px)
 {
     pm_image scaled = {0}, prep = {0};
     const pm_image *use = msk;
     size_t holes = 0;
     int rc = 0;
-    if (msk->width != img->width || msk->height != img->height) {
-        if ((rc = pm_resize_nearest(&scaled, msk, img->width, img->height)))
+    if (msk->width != w || msk->height != h) {
+        if ((rc = pm_resize_nearest(&scaled, msk, w, h)))
             return rc;
         use = &scaled;
     }
@@ -96,37 +100,41 @@ free_masks:
     return rc;
 }
 
+/* The image is only probed (its header sizes the job; damage inside its
+ * pixel data fails the job when the worker decodes it). The mask is decoded:
+ * the empty-mask refusal and the crop boxes that size an inpainting job need
+ * its pixels. Runs on HTTP threads (civetweb's 100 KiB stacks): the codecs
+ * keep their state on the heap (tests/unit/test_submit_stack.c measures the
+ * stack this takes). */
 int pm_job_check_inputs(const pm_job_spec *spec, const pm_limits *lim, const uint8_t *image,
                         size_t image_len, const char *image_name, const uint8_t *mask,
                         size_t mask_len, const char *mask_name, int *w, int *h, uint64_t *work_px)
 {
     int rc;
-    pm_image img = {0}, msk = {0};
+    pm_image_info info;
+    pm_image msk = {0};
     if (spec->task == PM_TASK_INPAINT && !mask)
         return pm_errorf(PM_EINVAL, "inpainting needs a mask: add a 'mask' file part (white = fill)");
     if (spec->task == PM_TASK_COLORIZE && mask)
         return pm_errorf(PM_EINVAL, "colorization takes no mask; leave out the 'mask' part");
-    if ((rc = pm_job_decode(image, image_len, lim, image_name, "image", &img)))
+    if ((rc = job_probe(image, image_len, lim, image_name, "image", &info)))
         return rc;
-    *w = img.width;
-    *h = img.height;
+    *w = info.width;
+    *h = info.height;
     if (work_px)
-        *work_px = (uint64_t)img.width * (uint64_t)img.height;
-    if (mask) {
-        if ((rc = pm_job_decode(mask, mask_len, lim, mask_name, "mask", &msk)))
-            goto free_image;
-        if ((msk.width != img.width || msk.height != img.height) && !spec->mask_resize) {
-            rc = pm_errorf(PM_EMISMATCH,
-                           "the mask is %dx%d but the image is %dx%d; send a mask of the same size "
-                           "or set mask_resize=1 to scale it (nearest neighbour)",
-                           msk.width, msk.height, img.width, img.height);
-        } else {
-            rc = check_mask(spec, &msk, &img, work_px);
-        }
-        pm_image_free(&msk);
-    }
-free_image:
-    pm_image_free(&img);
+        *work_px = (uint64_t)info.width * (uint64_t)info.height;
+    if (!mask)
+        return 0;
+    if ((rc = pm_job_decode(mask, mask_len, lim, mask_name, "mask", &msk)))
+        return rc;
+    if ((msk.width != info.width || msk.height != info.height) && !spec->mask_resize)
+        rc = pm_errorf(PM_EMISMATCH,
+                       "the mask is %dx%d but the image is %dx%d; send a mask of the same size "
+                       "or set mask_resize=1 to scale it (nearest neighbour)",
+                       msk.width, msk.height, info.width, info.height);
+    else
+        rc = check_mask(spec, &msk, info.width, info.height, work_px);
+    pm_image_free(&msk);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "sched/journal.h"
 #include "sched/sched_internal.h"
 #include "base/base.h"
+#include "pipeline/colorize.h"
 #include "pipeline/pipeline.h"
 
 #include <errno.h>
@@ -55,7 +56,7 @@ void pm_job_spec_default(pm_job_spec *spec)
     spec->priority = PM_PRIORITY_DEFAULT;
     spec->format = PM_FMT_UNKNOWN;
     spec->hd_strategy = PM_HD_AUTO;
-    spec->input_size = 512;
+    spec->input_size = PM_COLORIZE_SIZE_DEFAULT;
 }
 
 void pm_sched_default_config(pm_sched_config *cfg)
@@ -494,9 +495,9 @@ static void load_law(pm_sched *s, pm_memlaw *law)
 {
     char path[4096];
     pm_sched_memlaw_path(s, path, sizeof path);
-    pm_memlaw file[PM_MAX_MODELS * 2];
+    pm_memlaw file[PM_SCHED_MAX_MODELS * 2];
     int n = 0;
-    int rc = pm_memlaw_load(path, file, PM_MAX_MODELS * 2, &n);
+    int rc = pm_memlaw_load(path, file, PM_SCHED_MAX_MODELS * 2, &n);
     if (rc == PM_ENOENT)
         return;
     if (rc) {
@@ -525,12 +526,12 @@ int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
 {
     const char *name = d->name;
     pthread_mutex_lock(&s->lock);
-    int dup = pm_sched_model_find(s, name) != NULL, full = s->nmodels >= PM_MAX_MODELS;
+    int dup = pm_sched_model_find(s, name) != NULL, full = s->nmodels >= PM_SCHED_MAX_MODELS;
     pthread_mutex_unlock(&s->lock);
     if (dup)
         return pm_errorf(PM_EINVAL, "model '%s' is given twice", name);
     if (full)
-        return pm_errorf(PM_EINVAL, "at most %d models", PM_MAX_MODELS);
+        return pm_errorf(PM_EINVAL, "at most %d models", PM_SCHED_MAX_MODELS);
     if (d->needs_file && !path)
         return pm_errorf(PM_EINVAL, "model '%s' needs a weights file: --model %s=FILE", name, name);
     pm_loaded_model m = {.desc = d};
@@ -542,7 +543,7 @@ int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
         pm_errorf(PM_ENOMEM, "out of memory loading model '%s'", name);
         goto free_entry;
     }
-    pm_model_opts mo = {.threads = s->cfg.threads, .precision = PM_PREC_FP32, .seed = 0};
+    pm_model_opts mo = {.threads = s->cfg.threads, .precision = (enum pm_precision)s->cfg.precision, .seed = 0};
     double t0 = pm_now();
     int loaded = 0;
     for (; loaded < s->cfg.workers; loaded++)
@@ -552,7 +553,7 @@ int pm_sched_add_model(pm_sched *s, const pm_model_desc *d, const char *path)
     pm_memlaw_seed(&law, d, m.states[0]);
     load_law(s, &law);
     pthread_mutex_lock(&s->lock);
-    if (pm_sched_model_find(s, name) || s->nmodels >= PM_MAX_MODELS) {
+    if (pm_sched_model_find(s, name) || s->nmodels >= PM_SCHED_MAX_MODELS) {
         pthread_mutex_unlock(&s->lock);
         rc = pm_errorf(PM_EINVAL, "model '%s' was loaded twice at once", name);
         goto unload_states;
@@ -582,6 +583,8 @@ void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user)
     s->ev_fn = fn;
     s->ev_user = user;
     pthread_mutex_unlock(&s->lock);
+    if (s->cfg.store)
+        s->cfg.store->ops->set_event_fn(s->cfg.store, fn, user);
 }
 
 

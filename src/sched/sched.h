@@ -36,6 +36,8 @@ typedef enum pm_job_state {
 #define PM_JOB_ID_LEN 32     /* hex characters */
 #define PM_PRIORITY_MAX 9    /* priorities 0..9; 9 runs first */
 #define PM_PRIORITY_DEFAULT 5
+#define PM_SCHED_MAX_MODELS 8  /* models one scheduler loads */
+#define PM_SCHED_TRANSITIONS 16 /* admission pauses/resumes kept for the stats */
 
 /* "queued", "running", ... */
 const char *pm_job_state_name(pm_job_state s);
@@ -111,6 +113,7 @@ typedef struct pm_sched_config {
     const char *data_dir;       /* created if missing; journal, inputs, outputs */
     int workers;                /* compute workers; default 1 */
     int threads;                /* engine threads per worker; 0 = all cores */
+    int precision;              /* enum pm_precision of the neural models; 0 = fp32 */
     int queue_max;              /* queued jobs at most; default 64 */
     double job_timeout;         /* seconds a job may run; 0 = no limit */
     double result_ttl;          /* seconds a finished job and its result are kept */
@@ -128,6 +131,9 @@ typedef struct pm_sched_config {
     double max_wait;            /* refuse (429) when the expected wait exceeds this many seconds; 0 = no bound */
     int owner_max_running;      /* jobs of one owner (spec.owner, not "") running at once; the
                                    others wait and jobs of other owners go first; 0 = no bound */
+    struct pm_jobstore *store;  /* NULL: jobs live in this process (journal, queue, data directory);
+                                   else there (sched/store.h; the fleet's Redis): no worker thread
+                                   starts and `workers` only sizes the model states. Not owned. */
 } pm_sched_config;
 
 void pm_sched_default_config(pm_sched_config *cfg);
@@ -153,9 +159,11 @@ int pm_sched_start(pm_sched *s);
 /* Sets the function that receives job events; NULL to stop. */
 void pm_sched_set_event_fn(pm_sched *s, pm_job_event_fn fn, void *user);
 
-/* Accepts a job: checks and decodes its inputs (limits, formats, mask size;
- * errors PM_EINVAL for a missing mask or a mask for colorization, PM_EEMPTY,
- * PM_EFORMAT/PM_ECORRUPT/PM_ETRUNCATED/PM_EEXTENSION when undecodable,
+/* Accepts a job: checks its inputs, the image from its header only and the
+ * mask decoded (limits, formats, mask size; errors PM_EINVAL for a missing
+ * mask or a mask for colorization, PM_EEMPTY, PM_EFORMAT/PM_ECORRUPT/
+ * PM_ETRUNCATED/PM_EEXTENSION when the image's header or the mask is
+ * unreadable; damage inside the image's pixel data fails the job instead),
  * PM_ETOOBIG, PM_EMISMATCH when the mask size differs and mask_resize is 0,
  * PM_EMASKEMPTY when the mask (grown or shrunk by mask_dilate) selects nothing,
  * PM_EINVAL when |mask_dilate| exceeds PM_MASK_DILATE_MAX,
@@ -214,7 +222,7 @@ typedef struct pm_sched_stats {
     double gauge, high_mark, low_mark;
     const char *gauge_source;    /* static string */
     int ntransitions;            /* the last ones, oldest first */
-    struct { double t, gauge; int paused; } transitions[16];
+    struct { double t, gauge; int paused; } transitions[PM_SCHED_TRANSITIONS];
     /* per loaded model: outcomes and the memory law */
     int nmodels;
     struct {
@@ -222,7 +230,17 @@ typedef struct pm_sched_stats {
         enum pm_task task;
         uint64_t done, failed, cancelled;
         pm_memlaw law;
-    } models[8];
+    } models[PM_SCHED_MAX_MODELS];
+    /* the fleet (jobs in Redis; all 0 on a single box) */
+    int fleet;                   /* 1: the queue is the fleet's */
+    int fleet_pending;           /* entries taken by a worker and not acknowledged yet */
+    uint64_t fleet_reclaimed;    /* entries taken over from a stopped worker (XAUTOCLAIM) */
+    int fleet_nworkers;          /* workers that reported within the last seconds */
+    struct {
+        char name[64];
+        int running, slots;
+        uint64_t budget, largest_pixels;
+    } fleet_workers[16];
 } pm_sched_stats;
 
 void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st);

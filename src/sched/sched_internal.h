@@ -9,6 +9,7 @@
 #include "sched/gate.h"
 #include "sched/journal.h"
 #include "sched/memlaw.h"
+#include "sched/store.h"
 #include "monitor/monitor.h"
 
 #include <pthread.h>
@@ -48,7 +49,6 @@ typedef struct pm_job {
  * of the state changes. */
 
 #define PM_HASH_BUCKETS 4096
-#define PM_MAX_MODELS 8
 #define PM_PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
 
 typedef struct pm_loaded_model {
@@ -87,9 +87,9 @@ struct pm_sched {
     pm_gate gate;
     uint64_t mem_reserved;       /* predictions of the running jobs */
     int last_lane;               /* lane of the last job started; -1 = none */
-    pm_memlaw laws[PM_MAX_MODELS]; /* parallel to models */
+    pm_memlaw laws[PM_SCHED_MAX_MODELS]; /* parallel to models */
     int ntrans, trans_head;      /* ring of the last pause/resume transitions */
-    struct { double t, gauge; int paused; } trans[16];
+    struct { double t, gauge; int paused; } trans[PM_SCHED_TRANSITIONS];
     double last_finish;          /* monotonic time of the last finished job; 0 = none */
     int busy_after_finish;       /* the queue was not empty at that finish */
     double finish_interval;      /* moving average of busy intervals between finishes */
@@ -105,7 +105,7 @@ struct pm_sched {
     pm_job_event_fn ev_fn;
     void *ev_user;
 
-    pm_loaded_model models[PM_MAX_MODELS];
+    pm_loaded_model models[PM_SCHED_MAX_MODELS];
     int nmodels;
     pm_worker *workers;          /* owned; cfg.workers entries */
     int workers_started;
@@ -140,6 +140,13 @@ uint64_t pm_sched_options_extra_locked(const pm_sched *s, const pm_job_info *inf
 double pm_sched_drain_rate_locked(const pm_sched *s);
 double pm_sched_expected_wait_locked(const pm_sched *s);
 
+/* --- sched_remote.c: submission when jobs live in a store (sched/store.h) */
+
+/* Stores and queues a checked job in s->cfg.store; *info is its snapshot. */
+int pm_sched_remote_submit(pm_sched *s, const pm_job_spec *spec, int sync, const uint8_t *image, size_t image_len,
+                           const uint8_t *mask, size_t mask_len, int w, int h, uint64_t work_px, uint64_t predicted,
+                           pm_job_info *info);
+
 /* --- run.c: decoding, running a model, encoding */
 
 /* Decodes `data` with limits; on success *out is the caller's (pm_image_free). */
@@ -169,10 +176,6 @@ typedef struct pm_job_exec {
 /* Decodes the inputs, runs the model, encodes the result in spec->format.
  * On success *out (caller owns, pm_free) holds the encoded bytes. */
 int pm_job_execute(const pm_job_exec *x, uint8_t **out, size_t *out_len);
-
-/* "png", "jpg", "webp" */
-const char *pm_format_ext(enum pm_format f);
-/* "image/png", ... */
 
 /* --- store.c: the data directory */
 

@@ -51,7 +51,7 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->low_mark = s->gate.low;
     st->ntransitions = s->ntrans;
     for (int i = 0; i < s->ntrans; i++) {
-        int k = (s->trans_head - s->ntrans + i + 16) % 16;
+        int k = (s->trans_head - s->ntrans + i + PM_SCHED_TRANSITIONS) % PM_SCHED_TRANSITIONS;
         st->transitions[i].t = s->trans[k].t;
         st->transitions[i].gauge = s->trans[k].gauge;
         st->transitions[i].paused = s->trans[k].paused;
@@ -77,10 +77,14 @@ void pm_sched_get_stats(pm_sched *s, pm_sched_stats *st)
     st->queue_wait = s->queue_wait;
     st->run_seconds = s->run_seconds;
     pthread_mutex_unlock(&s->lock);
+    if (s->cfg.store)
+        s->cfg.store->ops->stats(s->cfg.store, st);
 }
 
 int pm_sched_retry_after(pm_sched *s)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->retry_after(s->cfg.store);
     pthread_mutex_lock(&s->lock);
     double rate = pm_sched_drain_rate_locked(s);
     if (rate <= 0)
@@ -101,6 +105,8 @@ int pm_sched_retry_after(pm_sched *s)
 
 int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->list(s->cfg.store, out, max, total);
     int n = 0;
     pthread_mutex_lock(&s->lock);
     *total = s->running + pm_sched_queue_count(s);
@@ -122,6 +128,10 @@ int pm_sched_list(pm_sched *s, pm_job_info *out, int max, int *total)
 
 void pm_sched_owner_counts(pm_sched *s, const char *owner, int *queued, int *running)
 {
+    if (s->cfg.store) {
+        s->cfg.store->ops->owner_counts(s->cfg.store, owner, queued, running);
+        return;
+    }
     int q = 0, r = 0;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->cfg.workers; i++)
@@ -147,8 +157,8 @@ int pm_sched_admission_update(pm_sched *s, double usage, const char *source)
         s->trans[k].t = pm_wall_time();
         s->trans[k].gauge = usage;
         s->trans[k].paused = t > 0;
-        s->trans_head = (k + 1) % 16;
-        if (s->ntrans < 16)
+        s->trans_head = (k + 1) % PM_SCHED_TRANSITIONS;
+        if (s->ntrans < PM_SCHED_TRANSITIONS)
             s->ntrans++;
     }
     if (t < 0)

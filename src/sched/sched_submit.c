@@ -132,9 +132,11 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
     return d;
 }
 
-static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const uint8_t *image,
-                       size_t image_len, const char *image_name, const uint8_t *mask, size_t mask_len,
-                       const char *mask_name, pm_job_info *info)
+/* Runs on the caller's thread, HTTP threads with small stacks included:
+ * the image is only probed and the mask decoded (pm_job_check_inputs). */
+int pm_sched_submit(pm_sched *s, const pm_job_spec *spec_in, int sync, const uint8_t *image,
+                    size_t image_len, const char *image_name, const uint8_t *mask, size_t mask_len,
+                    const char *mask_name, pm_job_info *info)
 {
     int rc;
     pm_job_spec spec = *spec_in;
@@ -144,7 +146,7 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     }
     int w = 0, h = 0;
 
-    /* Refuse early when full, before spending time decoding. */
+    /* Refuse early when full, before spending time on the inputs. */
     pthread_mutex_lock(&s->lock);
     int full = full_locked(s);
     rc = full ? busy_error(s) : 0;
@@ -157,6 +159,9 @@ static int submit_impl(pm_sched *s, const pm_job_spec *spec_in, int sync, const 
     uint64_t predicted;
     if ((rc = check_fits_budget(s, &spec, w, h, work_px, &predicted)))
         return rc;
+    if (s->cfg.store) /* the fleet: the job is stored and queued in Redis (sched_remote.c) */
+        return pm_sched_remote_submit(s, &spec, sync, image, image_len, mask, mask_len, w, h, work_px, predicted,
+                                      info);
 
     pm_job *j = pm_sched_job_new();
     if (!j)
@@ -237,55 +242,12 @@ free_job:
     return rc;
 }
 
-typedef struct submit_args {
-    pm_sched *s;
-    const pm_job_spec *spec;
-    int sync;
-    const uint8_t *image, *mask;
-    size_t image_len, mask_len;
-    const char *image_name, *mask_name;
-    pm_job_info *info;
-    int rc;
-    char detail[512];
-} submit_args;
-
-static void *submit_thread(void *arg)
-{
-    submit_args *a = arg;
-    a->rc = submit_impl(a->s, a->spec, a->sync, a->image, a->image_len, a->image_name, a->mask, a->mask_len,
-                        a->mask_name, a->info);
-    if (a->rc)
-        snprintf(a->detail, sizeof a->detail, "%s", pm_error_detail());
-    return NULL;
-}
-
-/* Runs the submission on a thread with a full-size stack: callers may be
- * HTTP threads with small stacks, and decoding goes deep into the codecs. */
-int pm_sched_submit(pm_sched *s, const pm_job_spec *spec, int sync, const uint8_t *image,
-                    size_t image_len, const char *image_name, const uint8_t *mask,
-                    size_t mask_len, const char *mask_name, pm_job_info *info)
-{
-    submit_args a = {.s = s, .spec = spec, .sync = sync, .image = image, .image_len = image_len,
-                     .image_name = image_name, .mask = mask, .mask_len = mask_len, .mask_name = mask_name,
-                     .info = info};
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 8u << 20);
-    int started = pthread_create(&t, &attr, submit_thread, &a) == 0;
-    pthread_attr_destroy(&attr);
-    if (!started)
-        return pm_errorf(PM_ENOMEM, "cannot start a thread to check the upload; the server is out of resources");
-    pthread_join(t, NULL);
-    if (a.rc)
-        pm_errorf(a.rc, "%s", a.detail);
-    return a.rc;
-}
-
 int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
+    if (s->cfg.store)
+        return s->cfg.store->ops->wait(s->cfg.store, id, info, out, out_len);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (!j || !j->info.sync) {
@@ -313,6 +275,8 @@ int pm_sched_wait(pm_sched *s, const char *id, pm_job_info *info, uint8_t **out,
 
 int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->get(s->cfg.store, id, info);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (j)
@@ -326,6 +290,8 @@ int pm_sched_get(pm_sched *s, const char *id, pm_job_info *info)
 
 int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->cancel(s->cfg.store, id, info);
     pthread_mutex_lock(&s->lock);
     pm_job *j = pm_sched_find_locked(s, id);
     if (!j) {
@@ -379,6 +345,8 @@ int pm_sched_cancel(pm_sched *s, const char *id, pm_job_info *info)
 
 int pm_sched_result_path(pm_sched *s, const pm_job_info *info, char *buf, size_t len)
 {
+    if (s->cfg.store)
+        return s->cfg.store->ops->result_path(s->cfg.store, info, buf, len);
     if (info->state != PM_JOB_DONE || !info->result_path[0])
         return pm_errorf(PM_ENOENT, "job %s has no result", info->id);
     snprintf(buf, len, "%s/%s", s->data_dir, info->result_path);

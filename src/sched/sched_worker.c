@@ -170,7 +170,7 @@ static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
         pm_memlaw *law = &s->laws[i];
         uint64_t px = law_pixels(fin), whole = (uint64_t)fin->width * (uint64_t)fin->height;
         /* the full-size buffers and the job's options (input size) are outside the law */
-        uint64_t full = (px < whole ? 9 * whole : 0) + pm_sched_options_extra_locked(s, fin);
+        uint64_t full = (px < whole ? PM_MEMLAW_FULL_IMAGE_BYTES * whole : 0) + pm_sched_options_extra_locked(s, fin);
         uint64_t before = pm_memlaw_predict(law, px);
         if (fin->peak_bytes <= full || !pm_memlaw_observe(law, px, fin->peak_bytes - full))
             return 0;
@@ -185,7 +185,7 @@ static int learn_peak_locked(pm_sched *s, const pm_job_info *fin)
 
 static void save_laws(pm_sched *s)
 {
-    pm_memlaw copy[PM_MAX_MODELS];
+    pm_memlaw copy[PM_SCHED_MAX_MODELS];
     pthread_mutex_lock(&s->lock);
     int n = s->nmodels;
     memcpy(copy, s->laws, sizeof copy[0] * (size_t)n);
@@ -356,11 +356,11 @@ const pm_memlaw *pm_sched_law_of_locked(const pm_sched *s, const char *model)
 
 /* A job's predicted peak: the law at its working pixels, plus, when the
  * model works on part of the image, the full-size buffers the worker holds
- * meanwhile (decoded input and mask, output, encoded result: 9 bytes a pixel). */
+ * meanwhile (PM_MEMLAW_FULL_IMAGE_BYTES a pixel). */
 uint64_t pm_sched_predict_with(const pm_memlaw *law, const pm_job_info *info, uint64_t extra)
 {
     uint64_t px = (uint64_t)info->width * (uint64_t)info->height, wp = law_pixels(info);
-    return pm_memlaw_predict(law, wp) + (wp < px ? 9 * px : 0) + extra;
+    return pm_memlaw_predict(law, wp) + (wp < px ? PM_MEMLAW_FULL_IMAGE_BYTES * px : 0) + extra;
 }
 
 /* Locked: what a job's own options add to its model's law, which is fitted
@@ -583,7 +583,7 @@ static void *janitor_main(void *arg)
 
 int pm_sched_start(pm_sched *s)
 {
-    for (int i = 0; i < s->cfg.workers; i++) {
+    for (int i = 0; i < s->cfg.workers && !s->cfg.store; i++) { /* the fleet's workers are other processes */
         s->workers[i].s = s;
         s->workers[i].index = i;
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)

@@ -101,6 +101,33 @@ static void gpu_series(pm_sb *sb, const pm_sample *x, const char *name, const ch
     }
 }
 
+/* A front of a fleet (serve --redis): the shared queue and the workers' reports. */
+static void render_fleet(pm_sb *sb, const pm_sched_stats *s)
+{
+    static const char *const lanes[2] = {"fast", "normal"};
+    header(sb, "pixmend_fleet_queue_depth", "gauge", "Jobs waiting in the fleet's streams, by lane (not yet taken).");
+    for (int l = 0; l < 2; l++)
+        pm_sb_printf(sb, "pixmend_fleet_queue_depth{lane=\"%s\"} %d\n", lanes[l], s->lane_depth[l]);
+    scalar(sb, "pixmend_fleet_pending", "gauge", "Entries taken by a worker and not acknowledged yet.", "%d",
+           s->fleet_pending);
+    scalar(sb, "pixmend_fleet_reclaimed_total", "counter", "Jobs taken over from a stopped worker (XAUTOCLAIM).",
+           "%llu", (unsigned long long)s->fleet_reclaimed);
+    scalar(sb, "pixmend_fleet_workers", "gauge", "Workers that reported within the last 15 s.", "%d",
+           s->fleet_nworkers);
+    header(sb, "pixmend_fleet_worker_running_jobs", "gauge", "Jobs each worker runs now (its last report).");
+    for (int i = 0; i < s->fleet_nworkers && i < 16; i++) {
+        pm_sb_puts(sb, "pixmend_fleet_worker_running_jobs{worker=\"");
+        label_value(sb, s->fleet_workers[i].name);
+        pm_sb_printf(sb, "\"} %d\n", s->fleet_workers[i].running);
+    }
+    header(sb, "pixmend_fleet_worker_budget_bytes", "gauge", "Each worker's memory budget (--mem-budget).");
+    for (int i = 0; i < s->fleet_nworkers && i < 16; i++) {
+        pm_sb_puts(sb, "pixmend_fleet_worker_budget_bytes{worker=\"");
+        label_value(sb, s->fleet_workers[i].name);
+        pm_sb_printf(sb, "\"} %llu\n", (unsigned long long)s->fleet_workers[i].budget);
+    }
+}
+
 void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
 {
     const pm_sched_stats *s = v->sched;
@@ -141,6 +168,8 @@ void pm_metrics_render(pm_sb *sb, pm_metrics *m, const pm_metrics_view *v)
            "%.6f", s->drain_rate);
     scalar(sb, "pixmend_jobs_running", "gauge", "Jobs running now.",
            "%d", s->running);
+    if (s->fleet)
+        render_fleet(sb, s);
     scalar(sb, "pixmend_workers", "gauge", "Compute workers.",
            "%d", s->workers);
     scalar(sb, "pixmend_job_run_seconds_avg", "gauge", "Moving average of a finished job's run time.",

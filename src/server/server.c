@@ -1,8 +1,9 @@
 /* The HTTP service on civetweb (see server.h and docs/api.md).
  *
  * Debian's civetweb runs handlers on threads with 100 KiB stacks: handlers
- * keep big buffers on the heap, and decoding (in pm_sched_submit) runs on a
- * thread of its own.
+ * keep big buffers on the heap. pm_sched_submit runs here: it reads the
+ * image's header and decodes the mask, which peaks at about 39 KiB of the
+ * 100 (tests/unit/test_submit_stack.c, docs/benchmarks.md).
  *
  * Every civetweb thread runs one request at a time; a handler reads the body
  * into memory (bounded by --max-upload and a minimum transfer rate), parses
@@ -38,7 +39,7 @@ static void req_init(req *r, pm_server *srv, struct mg_connection *conn)
 }
 
 /* After an early answer (413, 503, 415 before the body was read), reads and
- * discards what the client pm_srv_is still sending, for up to 2 s and
+ * discards what the client is still sending, for up to 2 s and
  * --max-upload + 16 MiB bytes, so that closing the connection does not reset
  * it before the client has read the answer (a client still sending more than
  * that sees the answer only if it reads while it sends). */
@@ -167,24 +168,20 @@ static int healthz_handler(struct mg_connection *conn, void *cbdata)
     pm_server *srv = cbdata;
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sched_stats ss;
-    pm_sched_get_stats(srv->sched, &ss);
-    uint64_t host_total = 0, host_avail = 0, cg_max = 0, cg_cur = 0;
-    int cg_limited = 0;
-    pm_read_meminfo(&host_total, &host_avail);
-    pm_read_cgroup_memory(&cg_limited, &cg_max, &cg_cur);
-    pm_sb_printf(&sb,
-                 "{\"status\":\"ok\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_s\":%.3f,"
-                 "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu,"
-                 "\"budget_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"host_total_bytes\":%" PRIu64
-                 ",\"host_available_bytes\":%" PRIu64 ",\"cgroup\":",
-                 pm_srv_state_name(atomic_load(&srv->state)), PM_VERSION_STRING, pm_now() - srv->t_start, pm_read_rss(),
-                 pm_mem_in_use(), pm_mem_peak(), ss.mem_budget, ss.mem_reserved, host_total, host_avail);
-    if (cg_limited)
-        pm_sb_printf(&sb, "{\"max_bytes\":%" PRIu64 ",\"current_bytes\":%" PRIu64 "}", cg_max, cg_cur);
-    else
-        pm_sb_puts(&sb, "null");
-    pm_sb_printf(&sb, "},\"admission\":{\"paused\":%s,\"gauge\":%.4f}}", ss.paused ? "true" : "false", ss.gauge);
+    pm_sched_stats *ss = pm_malloc(sizeof *ss); /* large: not on a civetweb stack */
+    if (!ss) {
+        pm_srv_send_error(&r, 503, "out_of_memory", "out of memory; retry later");
+        return req_done(&r, PM_LOG_DEBUG);
+    }
+    pm_sched_get_stats(srv->sched, ss);
+    pm_sb_puts(&sb, "{\"status\":\"ok\",");
+    pm_srv_server_members(&sb, srv);
+    pm_sb_puts(&sb, ",\"memory\":{");
+    pm_srv_memory_members(&sb, ss);
+    pm_sb_puts(&sb, "},\"admission\":{");
+    pm_srv_admission_members(&sb, ss, 0);
+    pm_sb_puts(&sb, "}}");
+    pm_free(ss);
     pm_srv_send_json(&r, 200, &sb, NULL);
     pm_sb_free(&sb);
     return req_done(&r, PM_LOG_DEBUG);
@@ -200,27 +197,27 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
     pm_sb_init(&sb);
     pm_sched_stats ss;
     pm_sched_get_stats(srv->sched, &ss);
-    if (st == PM_SERVER_READY && ss.paused) {
-        pm_sb_printf(&sb,
-                     "{\"ready\":false,\"state\":\"paused\",\"admission\":{\"paused\":true,\"gauge\":%.4f,"
-                     "\"high_mark\":%.4f,\"low_mark\":%.4f,\"source\":\"%s\"},\"error\":{\"code\":\"paused\","
-                     "\"message\":\"intake pm_srv_is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); "
-                     "it resumes below %.0f %%\"}}",
-                     ss.gauge, ss.high_mark, ss.low_mark, ss.gauge_source, ss.gauge * 100, ss.gauge_source,
-                     ss.high_mark * 100, ss.low_mark * 100);
-        const char *extra[] = {"Retry-After", "10", NULL};
-        pm_srv_send_json(&r, 503, &sb, extra);
-    } else if (st == PM_SERVER_READY) {
-        pm_sb_puts(&sb, "{\"ready\":true,\"state\":\"ready\"}");
-        pm_srv_send_json(&r, 200, &sb, NULL);
-    } else {
-        pm_sb_printf(&sb, "{\"ready\":false,\"state\":\"%s\",\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                     pm_srv_state_name(st), pm_srv_state_name(st),
-                     st == PM_SERVER_LOADING ? "the server pm_srv_is loading its models"
-                                             : "the server pm_srv_is shutting down");
-        const char *extra[] = {"Retry-After", st == PM_SERVER_LOADING ? "5" : "30", NULL};
-        pm_srv_send_json(&r, 503, &sb, extra);
+    int ready = st == PM_SERVER_READY && !ss.paused;
+    char msg[256] = "";
+    if (st == PM_SERVER_READY && ss.paused)
+        snprintf(msg, sizeof msg,
+                 "intake is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); it resumes below "
+                 "%.0f %%",
+                 ss.gauge * 100, ss.gauge_source, ss.high_mark * 100, ss.low_mark * 100);
+    else if (!ready)
+        snprintf(msg, sizeof msg, "%s",
+                 st == PM_SERVER_LOADING ? "the server is loading its models" : "the server is shutting down");
+    const char *state = st == PM_SERVER_READY && ss.paused ? "paused" : pm_srv_state_name(st);
+    pm_sb_printf(&sb, "{\"ready\":%s,\"state\":\"%s\",\"admission\":{", ready ? "true" : "false", state);
+    pm_srv_admission_members(&sb, &ss, 0);
+    pm_sb_puts(&sb, "}");
+    if (!ready) {
+        pm_sb_puts(&sb, ",\"error\":");
+        pm_srv_error_obj(&sb, state, msg);
     }
+    pm_sb_puts(&sb, "}");
+    const char *extra[] = {"Retry-After", st == PM_SERVER_LOADING ? "5" : st == PM_SERVER_READY ? "10" : "30", NULL};
+    pm_srv_send_json(&r, ready ? 200 : 503, &sb, ready ? NULL : extra);
     pm_sb_free(&sb);
     return req_done(&r, PM_LOG_DEBUG);
 }
@@ -427,7 +424,7 @@ void pm_server_set_state(pm_server *srv, pm_server_state st)
 {
     int old = atomic_exchange(&srv->state, (int)st);
     if (old != (int)st) {
-        pm_info("server_state", "server pm_srv_is %s", pm_srv_state_name(st));
+        pm_info("server_state", "server is %s", pm_srv_state_name(st));
         pm_srv_broadcast_status(srv);
     }
 }
@@ -436,7 +433,7 @@ void pm_server_keys_reloaded(pm_server *srv)
 {
     int n = pm_ws_revalidate(srv->hub, pm_access_ws_still_valid, &srv->access);
     if (n)
-        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key pm_srv_is no longer valid", n);
+        pm_info("ws_revoked", "%d WebSocket client(s) closed: their API key is no longer valid", n);
 }
 
 void pm_server_stop(pm_server *srv)

@@ -20,7 +20,7 @@ static int read_body(req *r, uint8_t **out, size_t *out_len)
     if (cl >= 0 && (uint64_t)cl > max) {
         r->body_unread = 1;
         snprintf(msg, sizeof msg,
-                 "the request body pm_srv_is %lld bytes; this server accepts at most %" PRIu64
+                 "the request body is %lld bytes; this server accepts at most %" PRIu64
                  " bytes (%.1f MiB, --max-upload)",
                  cl, max, (double)max / 1048576.0);
         pm_metrics_count_rejected(&srv->metrics, PM_REJECT_TOO_LARGE);
@@ -114,6 +114,20 @@ static int read_body(req *r, uint8_t **out, size_t *out_len)
     "image, mask, task, model, priority, format, hd_strategy, mask_resize, quality, input_size, mask_dilate, " \
     "strip_metadata, strip_gps, jpeg_reencode"
 
+/* A numeric field through the option table (sched/options.h): 0 with *out,
+ * or -1 with the sentence in msg. */
+static int parse_option(const char *name, const char *v, int *out, char *msg, size_t n)
+{
+    const pm_option_range *o = pm_option_find(name);
+    if (o && pm_option_parse(o, v, out) == 0)
+        return 0;
+    char what[200] = "";
+    if (o)
+        pm_option_describe(o, what, sizeof what);
+    snprintf(msg, n, "%s must be %s, not '%.63s'", name, what, v);
+    return -1;
+}
+
 /* Parses the form of a submission. `task` < 0: the form names it; otherwise
  * the route fixes it. Sends a 400/415 response and returns -1 on bad input. */
 static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f)
@@ -145,7 +159,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             goto bad;
         }
         if (seen & (1u << k)) {
-            snprintf(msg, sizeof msg, "form field '%s' pm_srv_is given twice", names[k]);
+            snprintf(msg, sizeof msg, "form field '%s' is given twice", names[k]);
             goto bad;
         }
         seen |= 1u << k;
@@ -159,7 +173,7 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
         }
         char v[64];
         if (pm_mp_text(p, v, sizeof v)) {
-            snprintf(msg, sizeof msg, "form field '%s' pm_srv_is too long for its kind (at most 63 characters)", names[k]);
+            snprintf(msg, sizeof msg, "form field '%s' is too long for its kind (at most 63 characters)", names[k]);
             goto bad;
         }
         switch (k) {
@@ -184,21 +198,21 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
             memcpy(f->spec.model, v, strlen(v) + 1); /* length checked above */
             break;
         case 4:
-            if (pm_mp_int(v, 0, PM_PRIORITY_MAX, &f->spec.priority)) {
-                snprintf(msg, sizeof msg, "priority must be a whole number from 0 to %d (9 runs first), not '%s'",
-                         PM_PRIORITY_MAX, v);
+        case 8:
+        case 9:
+        case 10:
+            if (parse_option(names[k], v, k == 4 ? &f->spec.priority : k == 8 ? &f->spec.quality
+                                           : k == 9 ? &f->spec.input_size : &f->spec.mask_dilate, msg, sizeof msg))
                 goto bad;
-            }
             break;
         case 5:
-            if (strcasecmp(v, "png") == 0)
-                f->spec.format = PM_FMT_PNG;
-            else if (strcasecmp(v, "jpeg") == 0 || strcasecmp(v, "jpg") == 0)
-                f->spec.format = PM_FMT_JPEG;
-            else if (strcasecmp(v, "webp") == 0)
-                f->spec.format = PM_FMT_WEBP;
-            else {
-                snprintf(msg, sizeof msg, "format must be png, jpeg or webp, not '%s'", v);
+            f->spec.format = pm_format_parse(v);
+            if (f->spec.format == PM_FMT_UNKNOWN) {
+                int n = snprintf(msg, sizeof msg, "format must be one of");
+                for (int i = 0; pm_format_at(i) != PM_FMT_UNKNOWN && n > 0 && (size_t)n < sizeof msg; i++)
+                    n += snprintf(msg + n, sizeof msg - (size_t)n, "%s %s", i ? "," : "", pm_format_id(pm_format_at(i)));
+                if (n > 0 && (size_t)n < sizeof msg)
+                    snprintf(msg + n, sizeof msg - (size_t)n, ", not '%s'", v);
                 goto bad;
             }
             break;
@@ -228,28 +242,6 @@ static int parse_form(req *r, const uint8_t *body, size_t len, int task, form *f
                       : k == 12 ? &f->spec.strip_gps : &f->spec.jpeg_reencode) = b;
             break;
         }
-        case 8:
-            if (pm_mp_int(v, 1, 100, &f->spec.quality)) {
-                snprintf(msg, sizeof msg, "quality must be a whole number from 1 to 100, not '%s'", v);
-                goto bad;
-            }
-            break;
-        case 9:
-            if (pm_mp_int(v, 64, 2048, &f->spec.input_size) || f->spec.input_size % 32) {
-                snprintf(msg, sizeof msg,
-                         "input_size must be a multiple of 32 from 64 to 2048 (portrait 512, building 1024), "
-                         "not '%s'", v);
-                goto bad;
-            }
-            break;
-        case 10:
-            if (pm_mp_int(v, -PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, &f->spec.mask_dilate)) {
-                snprintf(msg, sizeof msg,
-                         "mask_dilate must be a whole number of pixels from -%d to %d (negative shrinks the mask), "
-                         "not '%s'", PM_MASK_DILATE_MAX, PM_MASK_DILATE_MAX, v);
-                goto bad;
-            }
-            break;
         }
     }
     if (!f->image) {
@@ -265,7 +257,7 @@ bad:
 }
 
 /* Checks the state and the Content-Type, reads the body and parses the form.
- * On success *body pm_srv_is the caller's (pm_free). */
+ * On success *body is the caller's (pm_free). */
 int pm_srv_receive_submission(req *r, int task, form *f, uint8_t **body)
 {
     pm_server *srv = r->srv;
@@ -275,11 +267,11 @@ int pm_srv_receive_submission(req *r, int task, form *f, uint8_t **body)
         r->body_unread = 1;
         pm_metrics_count_rejected(&srv->metrics, PM_REJECT_UNAVAILABLE);
         if (st == PM_SERVER_LOADING)
-            pm_srv_send_error_ex(r, 503, "loading", "the server pm_srv_is still loading its models; retry in a few seconds", 5,
+            pm_srv_send_error_ex(r, 503, "loading", "the server is still loading its models; retry in a few seconds", 5,
                           NULL);
         else
             pm_srv_send_error_ex(r, 503, "draining",
-                          "the server pm_srv_is shutting down and accepts no new jobs; retry on another instance or later",
+                          "the server is shutting down and accepts no new jobs; retry on another instance or later",
                           30, NULL);
         return -1;
     }

@@ -20,6 +20,7 @@
 #include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
 #include "sched/gate.h"
+#include "sched/options.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -88,10 +89,37 @@ typedef struct form {
     pm_job_spec spec;
 } form;
 
-/* Shared between the server's files (pm_srv_: private to src/server/). */
+/* The parts of a job object pm_srv_job_fields writes (server_json.c). */
+enum {
+    PM_JF_STATE = 1u << 0,     /* state */
+    PM_JF_TASK = 1u << 1,      /* task, model, priority */
+    PM_JF_OPTIONS = 1u << 2,   /* format, sync, mask_dilate | input_size, strip_metadata, strip_gps, jpeg_reencode */
+    PM_JF_QUEUE = 1u << 3,     /* queue_position (null unless queued), lane */
+    PM_JF_PROGRESS = 1u << 4,  /* progress {value, max} */
+    PM_JF_ATTEMPTS = 1u << 5,  /* attempts */
+    PM_JF_SIZE = 1u << 6,      /* width, height */
+    PM_JF_TIMES = 1u << 7,     /* created_at, started_at, finished_at */
+    PM_JF_RESULT = 1u << 8,    /* result_url (null for sync jobs), result_bytes (null until done) */
+    PM_JF_ERROR = 1u << 9,     /* error {code, message}, only when failed or cancelled */
+    PM_JF_RESOURCES = 1u << 10, /* resources {predicted_bytes, wall_s, cpu_s, peak_bytes} */
+    PM_JF_ALL = (1u << 11) - 1,
+};
+
+/* Shared between the server's files (pm_srv_: private to src/server/).
+ * The JSON writers append to sb: pm_srv_job_fields writes ,"key":value
+ * pairs (a comma before each); the *_members writers write the members of
+ * one object without its braces (no leading comma). */
 int pm_srv_is(const req *r, const char *m);
 void pm_srv_broadcast_status(pm_server *srv);
 void pm_srv_job_json(pm_sb *sb, const pm_job_info *j);
+void pm_srv_job_open(pm_sb *sb, const pm_job_info *j); /* the job object without its closing brace */
+void pm_srv_job_fields(pm_sb *sb, const pm_job_info *j, unsigned fields);
+void pm_srv_error_obj(pm_sb *sb, const char *code, const char *message);
+void pm_srv_server_members(pm_sb *sb, pm_server *srv);
+void pm_srv_queue_members(pm_sb *sb, const pm_sched_stats *st, int detail);
+void pm_srv_memory_members(pm_sb *sb, const pm_sched_stats *st);
+void pm_srv_admission_members(pm_sb *sb, const pm_sched_stats *st, int transitions);
+void pm_srv_ws_members(pm_sb *sb, const pm_ws_stats *ws);
 void pm_srv_json_time(pm_sb *sb, const char *key, double t);
 void pm_srv_on_job_event(void *user, pm_job_event_type type, uint64_t seq, const pm_job_info *j);
 void pm_srv_on_sample(void *user, const pm_sample *x);

@@ -8,7 +8,7 @@ const char *pm_srv_state_name(int st)
     return st == PM_SERVER_READY ? "ready" : st == PM_SERVER_DRAINING ? "draining" : "loading";
 }
 
-/* Sends a complete response. `extra` pm_srv_is a NULL-terminated list of header
+/* Sends a complete response. `extra` is a NULL-terminated list of header
  * name/value pairs (may be NULL). */
 void pm_srv_send_response(req *r, int status, const char *ctype, const void *body, size_t len,
                           const char *const *extra)
@@ -50,11 +50,9 @@ void pm_srv_send_error_ex(req *r, int status, const char *code, const char *msg,
 {
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sb_puts(&sb, "{\"error\":{\"code\":");
-    pm_sb_json_str(&sb, code);
-    pm_sb_puts(&sb, ",\"message\":");
-    pm_sb_json_str(&sb, msg);
-    pm_sb_puts(&sb, "}}");
+    pm_sb_puts(&sb, "{\"error\":");
+    pm_srv_error_obj(&sb, code, msg);
+    pm_sb_puts(&sb, "}");
     const char *extra[7] = {0};
     int n = 0;
     char ra[16];
@@ -79,7 +77,7 @@ void pm_srv_send_error(req *r, int status, const char *code, const char *msg)
 void pm_srv_send_method_not_allowed(req *r, const char *allow)
 {
     char msg[160];
-    snprintf(msg, sizeof msg, "%s pm_srv_is not allowed on %s; use %s", r->method, r->path, allow);
+    snprintf(msg, sizeof msg, "%s is not allowed on %s; use %s", r->method, r->path, allow);
     pm_srv_send_error_ex(r, 405, "method_not_allowed", msg, 0, allow);
 }
 
@@ -116,14 +114,23 @@ void pm_srv_send_submit_error(req *r, int rc, const char *msg)
             retry = pm_sched_retry_after(srv->sched);
         }
         break;
-    case PM_ENOMEM: status = 503; why = PM_REJECT_UNAVAILABLE; retry = 5; break;
+    case PM_ENOMEM:
+    case PM_EUNAVAIL: status = 503; why = PM_REJECT_UNAVAILABLE; retry = 5; break;
     default: status = 500; why = PM_REJECT_INVALID; break;
     }
     pm_metrics_count_rejected(&srv->metrics, why);
     pm_srv_send_error_ex(r, status, code, msg && msg[0] ? msg : pm_strerror(rc), retry, NULL);
 }
 
-/* ------------------------------------------------------------ JSON of jobs */
+/* ------------------------------------------------------------ the wire format
+ *
+ * One writer per concept, each field name written once: the job object (REST
+ * answers, the queue, the stats' recent jobs, and the parts WebSocket job
+ * events carry), the error object, and the server, queue, memory, admission
+ * and WebSocket summaries shared by /api/v1/stats, /healthz, /readyz and the
+ * status/paused/resumed events. docs/api.md lists the names and
+ * docs/events.schema.json describes every object; tests/integration/
+ * test_contract.py checks real answers and events against that schema. */
 
 void pm_srv_json_time(pm_sb *sb, const char *key, double t)
 {
@@ -133,46 +140,109 @@ void pm_srv_json_time(pm_sb *sb, const char *key, double t)
         pm_sb_printf(sb, ",\"%s\":null", key);
 }
 
-void pm_srv_job_json(pm_sb *sb, const pm_job_info *j)
+void pm_srv_error_obj(pm_sb *sb, const char *code, const char *message)
+{
+    pm_sb_puts(sb, "{\"code\":");
+    pm_sb_json_str(sb, code);
+    pm_sb_puts(sb, ",\"message\":");
+    pm_sb_json_str(sb, message);
+    pm_sb_puts(sb, "}");
+}
+
+static const char *bool_str(int v)
+{
+    return v ? "true" : "false";
+}
+
+void pm_srv_job_fields(pm_sb *sb, const pm_job_info *j, unsigned fields)
+{
+    int ended = j->state == PM_JOB_DONE || j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED;
+    if (fields & PM_JF_STATE)
+        pm_sb_printf(sb, ",\"state\":\"%s\"", pm_job_state_name(j->state));
+    if (fields & PM_JF_TASK) {
+        pm_sb_printf(sb, ",\"task\":\"%s\",\"model\":", pm_task_name(j->spec.task));
+        pm_sb_json_str(sb, j->spec.model);
+        pm_sb_printf(sb, ",\"priority\":%d", j->spec.priority);
+    }
+    if (fields & PM_JF_OPTIONS) {
+        const char *fmt = pm_format_id(j->spec.format);
+        pm_sb_printf(sb, ",\"format\":%s%s%s,\"sync\":%s", fmt ? "\"" : "", fmt ? fmt : "null", fmt ? "\"" : "",
+                     bool_str(j->sync));
+        if (j->spec.task == PM_TASK_INPAINT)
+            pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
+        else
+            pm_sb_printf(sb, ",\"input_size\":%d", j->spec.input_size);
+        pm_sb_printf(sb, ",\"strip_metadata\":%s,\"strip_gps\":%s,\"jpeg_reencode\":%s",
+                     bool_str(j->spec.strip_metadata), bool_str(j->spec.strip_gps), bool_str(j->spec.jpeg_reencode));
+    }
+    if (fields & PM_JF_QUEUE) {
+        if (j->state == PM_JOB_QUEUED && j->queue_position >= 0)
+            pm_sb_printf(sb, ",\"queue_position\":%d", j->queue_position);
+        else
+            pm_sb_puts(sb, ",\"queue_position\":null");
+        pm_sb_printf(sb, ",\"lane\":\"%s\"", j->lane == 0 ? "fast" : "normal");
+    }
+    if (fields & PM_JF_PROGRESS)
+        pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
+    if (fields & PM_JF_ATTEMPTS)
+        pm_sb_printf(sb, ",\"attempts\":%d", j->attempts);
+    if (fields & PM_JF_SIZE)
+        pm_sb_printf(sb, ",\"width\":%d,\"height\":%d", j->width, j->height);
+    if (fields & PM_JF_TIMES) {
+        pm_srv_json_time(sb, "created_at", j->created);
+        pm_srv_json_time(sb, "started_at", j->started);
+        pm_srv_json_time(sb, "finished_at", j->finished);
+    }
+    if (fields & PM_JF_RESULT) {
+        if (j->sync)
+            pm_sb_puts(sb, ",\"result_url\":null");
+        else
+            pm_sb_printf(sb, ",\"result_url\":\"" API_PREFIX "/jobs/%s/result\"", j->id);
+        if (j->state == PM_JOB_DONE)
+            pm_sb_printf(sb, ",\"result_bytes\":%" PRIu64, j->result_bytes);
+        else
+            pm_sb_puts(sb, ",\"result_bytes\":null");
+    }
+    if ((fields & PM_JF_ERROR) && (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED)) {
+        pm_sb_puts(sb, ",\"error\":");
+        pm_srv_error_obj(sb, pm_error_code_name(j->error_code), j->error);
+    }
+    if (fields & PM_JF_RESOURCES) {
+        pm_sb_printf(sb, ",\"resources\":{\"predicted_bytes\":%" PRIu64, j->predicted_bytes);
+        if (ended && j->finished > 0 && j->started > 0)
+            pm_sb_printf(sb, ",\"wall_s\":%.3f,\"cpu_s\":%.3f,\"peak_bytes\":%" PRIu64 "}",
+                         j->finished > j->started ? j->finished - j->started : 0.0, j->cpu_seconds, j->peak_bytes);
+        else
+            pm_sb_puts(sb, ",\"wall_s\":null,\"cpu_s\":null,\"peak_bytes\":null}");
+    }
+}
+
+void pm_srv_job_open(pm_sb *sb, const pm_job_info *j)
 {
     pm_sb_puts(sb, "{\"id\":");
     pm_sb_json_str(sb, j->id);
-    pm_sb_printf(sb, ",\"state\":\"%s\",\"task\":\"%s\",\"model\":", pm_job_state_name(j->state),
-                 pm_task_name(j->spec.task));
-    pm_sb_json_str(sb, j->spec.model);
-    pm_sb_printf(sb, ",\"priority\":%d,\"format\":\"%s\",\"sync\":%s", j->spec.priority,
-                 j->spec.format == PM_FMT_JPEG ? "jpeg" : j->spec.format == PM_FMT_WEBP ? "webp" : "png",
-                 j->sync ? "true" : "false");
-    if (j->state == PM_JOB_QUEUED)
-        pm_sb_printf(sb, ",\"queue_position\":%d", j->queue_position);
-    else
-        pm_sb_puts(sb, ",\"queue_position\":null");
-    pm_sb_printf(sb, ",\"progress\":{\"value\":%d,\"max\":%d}", j->progress_value, j->progress_max);
-    if (j->spec.task == PM_TASK_INPAINT)
-        pm_sb_printf(sb, ",\"mask_dilate\":%d", j->spec.mask_dilate);
-    pm_sb_printf(sb, ",\"strip_metadata\":%s,\"strip_gps\":%s,\"jpeg_reencode\":%s",
-                 j->spec.strip_metadata ? "true" : "false", j->spec.strip_gps ? "true" : "false",
-                 j->spec.jpeg_reencode ? "true" : "false");
-    pm_sb_printf(sb, ",\"attempts\":%d,\"width\":%d,\"height\":%d", j->attempts, j->width, j->height);
-    pm_srv_json_time(sb, "created_at", j->created);
-    pm_srv_json_time(sb, "started_at", j->started);
-    pm_srv_json_time(sb, "finished_at", j->finished);
-    if (j->state == PM_JOB_DONE && !j->sync)
-        pm_sb_printf(sb, ",\"result_url\":\"" API_PREFIX "/jobs/%s/result\",\"result_bytes\":%" PRIu64, j->id,
-                     j->result_bytes);
-    if (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED) {
-        pm_sb_printf(sb, ",\"error\":{\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
-        pm_sb_json_str(sb, j->error);
-        pm_sb_puts(sb, "}");
-    }
-    pm_sb_printf(sb, ",\"lane\":\"%s\",\"resources\":{\"predicted_bytes\":%" PRIu64,
-                 j->lane == 0 ? "fast" : "normal", j->predicted_bytes);
-    if (j->finished > 0 && j->started > 0)
-        pm_sb_printf(sb, ",\"wall_s\":%.3f,\"cpu_s\":%.3f,\"peak_bytes\":%" PRIu64 "}",
-                     j->finished > j->started ? j->finished - j->started : 0.0, j->cpu_seconds, j->peak_bytes);
-    else
-        pm_sb_puts(sb, ",\"wall_s\":null,\"cpu_s\":null,\"peak_bytes\":null}");
+    pm_srv_job_fields(sb, j, PM_JF_ALL);
+}
+
+void pm_srv_job_json(pm_sb *sb, const pm_job_info *j)
+{
+    pm_srv_job_open(sb, j);
     pm_sb_puts(sb, "}");
+}
+
+/* What a WebSocket event of each type carries of its job (besides "job",
+ * its id, and "seq"). */
+static unsigned event_fields(pm_job_event_type type)
+{
+    switch (type) {
+    case PM_EV_QUEUED: return PM_JF_STATE | PM_JF_TASK | PM_JF_QUEUE;
+    case PM_EV_STARTED: return PM_JF_STATE | PM_JF_ATTEMPTS;
+    case PM_EV_PROGRESS: return PM_JF_STATE | PM_JF_PROGRESS;
+    case PM_EV_DONE: return PM_JF_STATE | PM_JF_RESULT | PM_JF_RESOURCES;
+    case PM_EV_FAILED:
+    case PM_EV_CANCELLED: return PM_JF_STATE | PM_JF_ERROR | PM_JF_RESOURCES;
+    }
+    return PM_JF_STATE;
 }
 
 /* The event a WebSocket client receives; called under the scheduler's lock. */
@@ -181,53 +251,94 @@ void pm_srv_on_job_event(void *user, pm_job_event_type type, uint64_t seq, const
     pm_server *srv = user;
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sb_printf(&sb, "{\"type\":\"%s\",\"job\":\"%s\",\"seq\":%" PRIu64 ",\"state\":\"%s\"",
-                 pm_job_event_name(type), j->id, seq, pm_job_state_name(j->state));
-    switch (type) {
-    case PM_EV_QUEUED:
-        pm_sb_printf(&sb, ",\"position\":%d,\"priority\":%d,\"task\":\"%s\",\"model\":", j->queue_position,
-                     j->spec.priority, pm_task_name(j->spec.task));
-        pm_sb_json_str(&sb, j->spec.model);
-        break;
-    case PM_EV_STARTED:
-        pm_sb_printf(&sb, ",\"attempt\":%d", j->attempts);
-        break;
-    case PM_EV_PROGRESS:
-        pm_sb_printf(&sb, ",\"value\":%d,\"max\":%d", j->progress_value, j->progress_max);
-        break;
-    case PM_EV_DONE:
-        if (!j->sync)
-            pm_sb_printf(&sb, ",\"result\":\"" API_PREFIX "/jobs/%s/result\"", j->id);
-        pm_sb_printf(&sb, ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f", j->result_bytes,
-                     j->finished > j->started ? j->finished - j->started : 0.0);
-        break;
-    case PM_EV_FAILED:
-    case PM_EV_CANCELLED:
-        pm_sb_printf(&sb, ",\"code\":\"%s\",\"message\":", pm_error_code_name(j->error_code));
-        pm_sb_json_str(&sb, j->error);
-        break;
-    }
+    pm_sb_printf(&sb, "{\"type\":\"%s\",\"seq\":%" PRIu64 ",\"job\":", pm_job_event_name(type), seq);
+    pm_sb_json_str(&sb, j->id);
+    pm_srv_job_fields(&sb, j, event_fields(type));
     pm_sb_puts(&sb, "}");
     if (!sb.failed)
         pm_ws_broadcast(srv->hub, j->id, j->spec.owner, sb.buf, sb.len);
     pm_sb_free(&sb);
 }
 
+void pm_srv_server_members(pm_sb *sb, pm_server *srv)
+{
+    pm_sb_printf(sb, "\"state\":\"%s\",\"version\":\"%s\",\"uptime_s\":%.3f",
+                 pm_srv_state_name(atomic_load(&srv->state)), PM_VERSION_STRING, pm_now() - srv->t_start);
+}
+
+void pm_srv_queue_members(pm_sb *sb, const pm_sched_stats *st, int detail)
+{
+    pm_sb_printf(sb, "\"depth\":%d,\"max\":%d", st->queue_depth, st->queue_max);
+    if (detail)
+        pm_sb_printf(sb,
+                     ",\"lanes\":{\"fast\":%d,\"normal\":%d},\"fast_lane_pixels\":%" PRIu64
+                     ",\"drain_rate\":%.4f,\"max_wait_s\":%g,\"aging_s\":%g",
+                     st->lane_depth[0], st->lane_depth[1], st->fast_lane_pixels, st->drain_rate, st->max_wait,
+                     st->aging_seconds);
+}
+
+void pm_srv_memory_members(pm_sb *sb, const pm_sched_stats *st)
+{
+    uint64_t host_total = 0, host_avail = 0, cg_max = 0, cg_cur = 0;
+    int cg_limited = 0;
+    pm_read_meminfo(&host_total, &host_avail);
+    pm_read_cgroup_memory(&cg_limited, &cg_max, &cg_cur);
+    pm_sb_printf(sb,
+                 "\"rss_bytes\":%" PRIu64 ",\"budget_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64
+                 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu,\"host_total_bytes\":%" PRIu64
+                 ",\"host_available_bytes\":%" PRIu64,
+                 pm_read_rss(), st->mem_budget, st->mem_reserved, pm_mem_in_use(), pm_mem_peak(), host_total,
+                 host_avail);
+    if (cg_limited)
+        pm_sb_printf(sb, ",\"cgroup_max_bytes\":%" PRIu64 ",\"cgroup_current_bytes\":%" PRIu64, cg_max, cg_cur);
+    else
+        pm_sb_puts(sb, ",\"cgroup_max_bytes\":null,\"cgroup_current_bytes\":null");
+}
+
+void pm_srv_admission_members(pm_sb *sb, const pm_sched_stats *st, int transitions)
+{
+    pm_sb_printf(sb,
+                 "\"paused\":%s,\"gauge\":%.4f,\"source\":\"%s\",\"high_mark\":%.4f,\"low_mark\":%.4f,"
+                 "\"pauses\":%" PRIu64 ",\"resumes\":%" PRIu64,
+                 bool_str(st->paused), st->gauge, st->gauge_source ? st->gauge_source : "host", st->high_mark,
+                 st->low_mark, st->pauses, st->resumes);
+    if (!transitions)
+        return;
+    pm_sb_puts(sb, ",\"transitions\":[");
+    for (int i = 0; i < st->ntransitions; i++)
+        pm_sb_printf(sb, "%s{\"t\":%.3f,\"paused\":%s,\"gauge\":%.4f}", i ? "," : "", st->transitions[i].t,
+                     bool_str(st->transitions[i].paused), st->transitions[i].gauge);
+    pm_sb_puts(sb, "]");
+}
+
+void pm_srv_ws_members(pm_sb *sb, const pm_ws_stats *ws)
+{
+    pm_sb_printf(sb, "\"clients\":%d,\"messages\":%" PRIu64 ",\"overflows\":%" PRIu64, ws->clients,
+                 ws->messages_total, ws->overflowed_total);
+}
+
 /* A server-wide status event; caller owns the result (pm_free). */
 char *pm_srv_status_event(void *user)
 {
     pm_server *srv = user;
-    pm_sched_stats st;
+    pm_sched_stats *st = pm_malloc(sizeof *st); /* large: not on a civetweb stack */
+    if (!st)
+        return NULL;
     pm_ws_stats ws;
-    pm_sched_get_stats(srv->sched, &st);
+    pm_sched_get_stats(srv->sched, st);
     pm_ws_get_stats(srv->hub, &ws);
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sb_printf(&sb,
-                 "{\"type\":\"status\",\"state\":\"%s\",\"queue_depth\":%d,\"queue_max\":%d,\"running\":%d,"
-                 "\"workers\":%d,\"ws_clients\":%d,\"time\":%.3f,\"paused\":%s}",
-                 pm_srv_state_name(atomic_load(&srv->state)), st.queue_depth, st.queue_max, st.running, st.workers,
-                 ws.clients, pm_wall_time(), st.paused ? "true" : "false");
+    pm_sb_printf(&sb, "{\"type\":\"status\",\"t\":%.3f,", pm_wall_time());
+    pm_srv_server_members(&sb, srv);
+    pm_sb_puts(&sb, ",\"queue\":{");
+    pm_srv_queue_members(&sb, st, 0);
+    pm_sb_printf(&sb, "},\"running\":%d,\"workers\":%d,\"websocket\":{", st->running, st->workers);
+    pm_srv_ws_members(&sb, &ws);
+    pm_sb_puts(&sb, "},\"admission\":{");
+    pm_srv_admission_members(&sb, st, 0);
+    pm_sb_puts(&sb, "}}");
+    pm_free(st);
     if (sb.failed) {
         pm_sb_free(&sb);
         return NULL;
@@ -247,17 +358,21 @@ void pm_srv_on_sample(void *user, const pm_sample *x)
     int t = pm_sched_admission_update(srv->sched, usage, source);
     if (!t)
         return;
-    pm_sched_stats st;
-    pm_sched_get_stats(srv->sched, &st);
-    double now = pm_wall_time();
-    char msg[320];
-    int n = snprintf(msg, sizeof msg,
-                     "{\"type\":\"%s\",\"t\":%.3f,\"time\":%.3f,\"gauge\":%.4f,\"high_mark\":%.4f,"
-                     "\"low_mark\":%.4f,\"source\":\"%s\",\"pauses\":%" PRIu64 ",\"queue_depth\":%d}",
-                     t > 0 ? "paused" : "resumed", now, now, usage, st.high_mark, st.low_mark, source, st.pauses,
-                     st.queue_depth);
-    if (n > 0 && (size_t)n < sizeof msg)
-        pm_ws_broadcast(srv->hub, NULL, NULL, msg, (size_t)n);
+    pm_sched_stats *st = pm_malloc(sizeof *st);
+    if (!st)
+        return;
+    pm_sched_get_stats(srv->sched, st);
+    pm_sb sb;
+    pm_sb_init(&sb);
+    pm_sb_printf(&sb, "{\"type\":\"%s\",\"t\":%.3f,\"admission\":{", t > 0 ? "paused" : "resumed", pm_wall_time());
+    pm_srv_admission_members(&sb, st, 0);
+    pm_sb_puts(&sb, "},\"queue\":{");
+    pm_srv_queue_members(&sb, st, 0);
+    pm_sb_puts(&sb, "}}");
+    if (!sb.failed)
+        pm_ws_broadcast(srv->hub, NULL, NULL, sb.buf, sb.len);
+    pm_sb_free(&sb);
+    pm_free(st);
 }
 
 void pm_srv_broadcast_status(pm_server *srv)

@@ -51,14 +51,10 @@ void pm_srv_route_submit(req *r)
     }
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sb_printf(&sb,
-                 "{\"id\":\"%s\",\"state\":\"%s\",\"queue_position\":%d,\"task\":\"%s\",\"model\":", info.id,
-                 pm_job_state_name(info.state), info.queue_position, pm_task_name(info.spec.task));
-    pm_sb_json_str(&sb, info.spec.model);
-    pm_sb_printf(&sb,
-                 ",\"status_url\":\"" API_PREFIX "/jobs/%s\",\"result_url\":\"" API_PREFIX
-                 "/jobs/%s/result\",\"events_url\":\"/ws?job=%s\"}",
-                 info.id, info.id, info.id);
+    /* The job object, and where to follow it. */
+    pm_srv_job_open(&sb, &info);
+    pm_sb_printf(&sb, ",\"status_url\":\"" API_PREFIX "/jobs/%s\",\"events_url\":\"/ws?job=%s\"}", info.id,
+                 info.id);
     char loc[96];
     snprintf(loc, sizeof loc, API_PREFIX "/jobs/%s", info.id);
     const char *extra[] = {"Location", loc, NULL};
@@ -102,6 +98,9 @@ void pm_srv_route_sync(req *r, enum pm_task task)
         case PM_EINVAL:
         case PM_EMISMATCH:
         case PM_ENOSOURCE: status = 422; break;
+        case PM_EFORMAT: /* the pixel data, which submission does not decode */
+        case PM_ECORRUPT:
+        case PM_ETRUNCATED: status = 415; break;
         case PM_ETIMEOUT: status = 504; break;
         case PM_ECANCELLED:
             if (atomic_load(&srv->state) == PM_SERVER_DRAINING || pm_sched_draining(srv->sched)) {
@@ -122,9 +121,7 @@ void pm_srv_route_sync(req *r, enum pm_task task)
     snprintf(secs, sizeof secs, "%.3f", fin.finished > fin.started ? fin.finished - fin.started : 0.0);
     const char *extra[] = {"X-Pixmend-Job", fin.id, "X-Pixmend-Seconds", secs, "X-Pixmend-Model", fin.spec.model,
                            NULL};
-    enum pm_format fmt = fin.spec.format;
-    pm_srv_send_response(r, 200, fmt == PM_FMT_JPEG ? "image/jpeg" : fmt == PM_FMT_WEBP ? "image/webp" : "image/png", out,
-                  out_len, extra);
+    pm_srv_send_response(r, 200, pm_format_mime(fin.spec.format), out, out_len, extra);
     pm_free(out);
 free_form:
     pm_free(body);
@@ -144,14 +141,17 @@ int pm_srv_valid_id(const char *s, size_t n)
 void pm_srv_send_unknown_job(req *r, const char *id)
 {
     char msg[256];
-    snprintf(msg, sizeof msg, "no job '%.40s': the id pm_srv_is unknown or the job expired", id);
+    snprintf(msg, sizeof msg, "no job '%.40s': the id is unknown or the job expired", id);
     pm_srv_send_error(r, 404, "job_not_found", msg);
 }
 
 /* Job `id` if it exists and the request's key may see it (404 otherwise). */
 static int get_owned(req *r, const char *id, pm_job_info *info)
 {
-    return pm_sched_get(r->srv->sched, id, info) == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
+    int rc = pm_sched_get(r->srv->sched, id, info);
+    if (rc == PM_EUNAVAIL) /* the fleet's Redis is down: 503 with its reason, not "no such job" */
+        return rc;
+    return rc == 0 && pm_access_owns(&r->who, info) ? 0 : PM_ENOENT;
 }
 
 void pm_srv_route_job(req *r, const char *id)
@@ -160,6 +160,10 @@ void pm_srv_route_job(req *r, const char *id)
     int rc = get_owned(r, id, &info);
     if (rc == 0 && strcmp(r->method, "DELETE") == 0)
         rc = pm_sched_cancel(r->srv->sched, id, &info);
+    if (rc == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
     if (rc == PM_ENOENT) {
         pm_srv_send_unknown_job(r, id);
         return;
@@ -180,13 +184,18 @@ void pm_srv_route_result(req *r, const char *id)
     pm_server *srv = r->srv;
     pm_job_info info;
     char msg[600];
-    if (get_owned(r, id, &info)) {
+    int rc = get_owned(r, id, &info);
+    if (rc == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
+    if (rc) {
         pm_srv_send_unknown_job(r, id);
         return;
     }
     if (info.state != PM_JOB_DONE || info.sync) {
         if (info.state == PM_JOB_QUEUED || info.state == PM_JOB_RUNNING) {
-            snprintf(msg, sizeof msg, "job %s pm_srv_is %s; its result pm_srv_is not ready (watch /ws?job=%s or poll %s/jobs/%s)",
+            snprintf(msg, sizeof msg, "job %s is %s; its result is not ready (watch /ws?job=%s or poll %s/jobs/%s)",
                      id, pm_job_state_name(info.state), id, API_PREFIX, id);
             pm_srv_send_error_ex(r, 409, "not_ready", msg, 1, NULL);
         } else {
@@ -197,28 +206,26 @@ void pm_srv_route_result(req *r, const char *id)
         return;
     }
     char path[4096];
-    pm_sched_result_path(srv->sched, &info, path, sizeof path);
+    if (pm_sched_result_path(srv->sched, &info, path, sizeof path) == PM_EUNAVAIL) {
+        pm_srv_send_error_ex(r, 503, "unavailable", pm_error_detail(), 5, NULL);
+        return;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
-        snprintf(msg, sizeof msg, "the result of job %s pm_srv_is gone (expired or evicted)", id);
+        snprintf(msg, sizeof msg, "the result of job %s is gone (expired or evicted)", id);
         pm_srv_send_error(r, 404, "result_not_found", msg);
         return;
     }
     char lenbuf[32], disp[160], fname[112];
     snprintf(lenbuf, sizeof lenbuf, "%lld", (long long)st.st_size);
-    const char *ext = info.spec.format == PM_FMT_JPEG ? "jpg" : info.spec.format == PM_FMT_WEBP ? "webp" : "png";
-    snprintf(disp, sizeof disp, "%s.%s", id, ext);
+    snprintf(disp, sizeof disp, "%s.%s", id, pm_format_ext(info.spec.format));
     pm_hdr_filename(fname, sizeof fname, disp);
     snprintf(disp, sizeof disp, "inline; filename=\"%s\"", fname);
     mg_response_header_start(r->conn, 200);
-    mg_response_header_add(r->conn, "Content-Type",
-                           info.spec.format == PM_FMT_JPEG   ? "image/jpeg"
-                           : info.spec.format == PM_FMT_WEBP ? "image/webp"
-                                                             : "image/png",
-                           -1);
+    mg_response_header_add(r->conn, "Content-Type", pm_format_mime(info.spec.format), -1);
     mg_response_header_add(r->conn, "Content-Length", lenbuf, -1);
     mg_response_header_add(r->conn, "Content-Disposition", disp, -1);
     mg_response_header_add(r->conn, "Cache-Control", "private, max-age=3600", -1);
@@ -257,7 +264,9 @@ void pm_srv_route_queue(req *r)
     int n = pm_sched_list(s, list, max, &total);
     pm_sb sb;
     pm_sb_init(&sb);
-    pm_sb_printf(&sb, "{\"depth\":%d,\"max\":%d,\"running\":[", st.queue_depth, st.queue_max);
+    pm_sb_puts(&sb, "{");
+    pm_srv_queue_members(&sb, &st, 0);
+    pm_sb_puts(&sb, ",\"running\":[");
     int first = 1;
     for (int i = 0; i < n; i++) {
         if (list[i].state != PM_JOB_RUNNING || !pm_access_owns(&r->who, &list[i]))
@@ -303,49 +312,35 @@ void pm_srv_route_stats(req *r)
     const pm_sample *x = nh > 0 ? &hist[nh - 1] : NULL;
     pm_sb sb;
     pm_sb_init(&sb);
+    pm_sb_puts(&sb, "{");
+    pm_srv_server_members(&sb, srv);
     pm_sb_printf(&sb,
-                 "{\"version\":\"%s\",\"state\":\"%s\",\"uptime_s\":%.3f,\"jobs\":{\"submitted\":%" PRIu64
-                 ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"rejected\":%" PRIu64
-                 ",\"timed_out\":%" PRIu64 ",\"recovered\":%" PRIu64 "},",
-                 PM_VERSION_STRING, pm_srv_state_name(atomic_load(&srv->state)), pm_now() - srv->t_start, st->submitted,
-                 st->done, st->failed, st->cancelled, pm_metrics_rejected_total(&srv->metrics), st->timed_out,
-                 st->recovered);
+                 ",\"jobs\":{\"submitted\":%" PRIu64 ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64
+                 ",\"cancelled\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"timed_out\":%" PRIu64 ",\"recovered\":%" PRIu64
+                 "},\"queue\":{",
+                 st->submitted, st->done, st->failed, st->cancelled, pm_metrics_rejected_total(&srv->metrics),
+                 st->timed_out, st->recovered);
+    pm_srv_queue_members(&sb, st, 1);
     pm_sb_printf(&sb,
-                 "\"queue\":{\"depth\":%d,\"max\":%d,\"lanes\":{\"fast\":%d,\"normal\":%d},\"fast_lane_pixels\":%" PRIu64
-                 ",\"drain_rate\":%.4f,\"max_wait_s\":%g,\"aging_s\":%g},\"running\":%d,\"workers\":%d,\"threads\":%d,"
-                 "\"avg_run_seconds\":%.6f,\"results\":{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "},",
-                 st->queue_depth, st->queue_max, st->lane_depth[0], st->lane_depth[1], st->fast_lane_pixels,
-                 st->drain_rate, st->max_wait, st->aging_seconds, st->running, st->workers, st->threads,
-                 st->avg_run_seconds, st->results_count, st->results_bytes);
+                 "},\"running\":%d,\"workers\":%d,\"threads\":%d,\"avg_run_seconds\":%.6f,\"results\":{\"files\":%" PRIu64
+                 ",\"bytes\":%" PRIu64 "},",
+                 st->running, st->workers, st->threads, st->avg_run_seconds, st->results_count, st->results_bytes);
     pm_sb_puts(&sb, "\"cpu\":{\"per_core\":[");
     for (int i = 0; x && i < x->ncpu; i++)
         pm_sb_printf(&sb, "%s%.1f", i ? "," : "", x->cpu_percent[i]);
-    pm_sb_printf(&sb, "],\"total\":%.1f,\"process\":%.1f},", x ? x->cpu_total_percent : 0.0,
+    pm_sb_printf(&sb, "],\"total\":%.1f,\"process\":%.1f},\"memory\":{", x ? x->cpu_total_percent : 0.0,
                  x ? x->process_cpu_percent : 0.0);
-    pm_sb_printf(&sb,
-                 "\"memory\":{\"rss_bytes\":%" PRIu64 ",\"budget_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64
-                 ",\"pm_mem_in_use\":%zu,\"pm_mem_peak\":%zu,\"host_total_bytes\":%" PRIu64
-                 ",\"host_available_bytes\":%" PRIu64 ",\"cgroup_max_bytes\":%" PRIu64 ",\"cgroup_current_bytes\":%" PRIu64
-                 "},",
-                 pm_read_rss(), st->mem_budget, st->mem_reserved, pm_mem_in_use(), pm_mem_peak(),
-                 x ? x->host_total : 0, x ? x->host_available : 0, x && x->has_cgroup_limit ? x->cgroup_max : 0,
-                 x && x->has_cgroup_limit ? x->cgroup_current : 0);
-    pm_sb_puts(&sb, "\"gpus\":[");
+    pm_srv_memory_members(&sb, st);
+    pm_sb_puts(&sb, "},\"gpus\":[");
     for (int i = 0; x && i < x->ngpu; i++) {
         pm_sb_printf(&sb, "%s{\"index\":%d,\"name\":", i ? "," : "", i);
         pm_sb_json_str(&sb, x->gpu[i].name);
         pm_sb_printf(&sb, ",\"mem_used_bytes\":%" PRIu64 ",\"mem_total_bytes\":%" PRIu64 ",\"util_percent\":%u}",
                      x->gpu[i].mem_used, x->gpu[i].mem_total, x->gpu[i].util_percent);
     }
-    pm_sb_printf(&sb,
-                 "],\"admission\":{\"paused\":%s,\"gauge\":%.4f,\"source\":\"%s\",\"high_mark\":%.4f,\"low_mark\":%.4f,"
-                 "\"pauses\":%" PRIu64 ",\"resumes\":%" PRIu64 ",\"budget_bytes\":%" PRIu64 ",\"transitions\":[",
-                 st->paused ? "true" : "false", st->gauge, st->gauge_source ? st->gauge_source : "host", st->high_mark,
-                 st->low_mark, st->pauses, st->resumes, st->mem_budget);
-    for (int i = 0; i < st->ntransitions; i++)
-        pm_sb_printf(&sb, "%s{\"t\":%.3f,\"paused\":%s,\"gauge\":%.4f}", i ? "," : "", st->transitions[i].t,
-                     st->transitions[i].paused ? "true" : "false", st->transitions[i].gauge);
-    pm_sb_printf(&sb, "]},\"latency_ms\":{\"p50\":%.1f,\"p90\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "},",
+    pm_sb_puts(&sb, "],\"admission\":{");
+    pm_srv_admission_members(&sb, st, 1);
+    pm_sb_printf(&sb, "},\"latency_ms\":{\"p50\":%.1f,\"p90\":%.1f,\"p95\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "},",
                  pm_hist_quantile(&st->run_seconds, 0.5) * 1000, pm_hist_quantile(&st->run_seconds, 0.9) * 1000,
                  pm_hist_quantile(&st->run_seconds, 0.95) * 1000, pm_hist_quantile(&st->run_seconds, 0.99) * 1000,
                  st->run_seconds.count);
@@ -367,24 +362,10 @@ void pm_srv_route_stats(req *r)
     }
     pm_sb_puts(&sb, "],\"recent_jobs\":[");
     for (int i = 0, shown = 0; i < nr; i++) {
-        const pm_job_info *j = &recent[i];
-        if (!pm_access_owns(&r->who, j))
+        if (!pm_access_owns(&r->who, &recent[i]))
             continue;
-        pm_sb_printf(&sb, "%s{\"id\":\"%s\",\"task\":\"%s\",\"model\":", shown++ ? "," : "", j->id,
-                     pm_task_name(j->spec.task));
-        pm_sb_json_str(&sb, j->spec.model);
-        pm_sb_printf(&sb, ",\"state\":\"%s\",\"width\":%d,\"height\":%d,\"lane\":\"%s\"", pm_job_state_name(j->state),
-                     j->width, j->height, j->lane == 0 ? "fast" : "normal");
-        pm_srv_json_time(&sb, "created_at", j->created);
-        pm_srv_json_time(&sb, "started_at", j->started);
-        pm_srv_json_time(&sb, "finished_at", j->finished);
-        pm_sb_printf(&sb, ",\"predicted_bytes\":%" PRIu64 ",\"peak_bytes\":%" PRIu64 ",\"error\":", j->predicted_bytes,
-                     j->peak_bytes);
-        if (j->error[0] && (j->state == PM_JOB_FAILED || j->state == PM_JOB_CANCELLED))
-            pm_sb_json_str(&sb, j->error);
-        else
-            pm_sb_puts(&sb, "null");
-        pm_sb_puts(&sb, "}");
+        pm_sb_puts(&sb, shown++ ? "," : "");
+        pm_srv_job_json(&sb, &recent[i]);
     }
     pm_sb_puts(&sb, "],\"samples\":[");
     for (int i = 0; i < nh; i++) {
@@ -397,8 +378,9 @@ void pm_srv_route_stats(req *r)
             pm_sb_printf(&sb, ",\"gpu_mem_used_bytes\":%" PRIu64, h->gpu[0].mem_used);
         pm_sb_puts(&sb, "}");
     }
-    pm_sb_printf(&sb, "],\"websocket\":{\"clients\":%d,\"messages\":%" PRIu64 ",\"overflows\":%" PRIu64 "}}", ws.clients,
-                 ws.messages_total, ws.overflowed_total);
+    pm_sb_puts(&sb, "],\"websocket\":{");
+    pm_srv_ws_members(&sb, &ws);
+    pm_sb_puts(&sb, "}}");
     pm_srv_send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
 free_buffers:
@@ -407,13 +389,32 @@ free_buffers:
     pm_free(st);
 }
 
+/* "limits" (the option table, sched/options.h) and "formats" (format.c):
+ * what a submission's fields accept, for clients such as the web UI. */
+static void limits_members(pm_sb *sb)
+{
+    pm_sb_puts(sb, "\"limits\":{");
+    for (int i = 0; pm_option_at(i); i++) {
+        const pm_option_range *o = pm_option_at(i);
+        pm_sb_printf(sb, "%s\"%s\":{\"min\":%d,\"max\":%d,\"step\":%d,\"default\":%d,\"presets\":{", i ? "," : "",
+                     o->name, o->min, o->max, o->step, o->dflt);
+        for (const pm_option_preset *p = o->presets; p && p->name; p++)
+            pm_sb_printf(sb, "%s\"%s\":%d", p == o->presets ? "" : ",", p->name, p->value);
+        pm_sb_puts(sb, "}}");
+    }
+    pm_sb_puts(sb, "},\"formats\":[");
+    for (int i = 0; pm_format_at(i) != PM_FMT_UNKNOWN; i++)
+        pm_sb_printf(sb, "%s\"%s\"", i ? "," : "", pm_format_id(pm_format_at(i)));
+    pm_sb_puts(sb, "]");
+}
+
 void pm_srv_route_models(req *r)
 {
     pm_sched *s = r->srv->sched;
-    const pm_model_desc *loaded[16];
-    int nl = pm_sched_models(s, loaded, 16);
-    if (nl > 16)
-        nl = 16;
+    const pm_model_desc *loaded[PM_SCHED_MAX_MODELS];
+    int nl = pm_sched_models(s, loaded, PM_SCHED_MAX_MODELS);
+    if (nl > PM_SCHED_MAX_MODELS)
+        nl = PM_SCHED_MAX_MODELS;
     const char *def_inpaint = pm_sched_default_model(s, PM_TASK_INPAINT);
     const char *def_color = pm_sched_default_model(s, PM_TASK_COLORIZE);
     pm_sb sb;
@@ -432,8 +433,10 @@ void pm_srv_route_models(req *r)
                      is_loaded ? "true" : "false", is_loaded && def && strcmp(def, d->name) == 0 ? "true" : "false",
                      d->needs_file ? "true" : "false");
     }
+    pm_sb_puts(&sb, "],");
+    limits_members(&sb);
     const char *found = atomic_load(&r->srv->found);
-    pm_sb_printf(&sb, "]%s%s}", found ? ",\"found\":" : "", found ? found : "");
+    pm_sb_printf(&sb, "%s%s}", found ? ",\"found\":" : "", found ? found : "");
     pm_srv_send_json(r, 200, &sb, NULL);
     pm_sb_free(&sb);
 }

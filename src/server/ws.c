@@ -241,6 +241,20 @@ static void client_free(ws_client *c)
     pm_free(c);
 }
 
+/* Takes c out of the hub's list if it is in it. */
+static void unlink_client(pm_ws_hub *h, ws_client *c)
+{
+    pthread_mutex_lock(&h->lock);
+    for (ws_client **pp = &h->clients; c->linked && *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            h->nclients--;
+            break;
+        }
+    c->linked = 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
 static void on_ready(struct mg_connection *conn, void *cbdata)
 {
     pm_ws_hub *h = cbdata;
@@ -252,23 +266,37 @@ static void on_ready(struct mg_connection *conn, void *cbdata)
         return; /* unlinked and without a writer: the close handler frees it */
     c->hub = h;
     c->conn = conn;
+    /* The greeting is queued and the client linked under the hub's lock, and
+     * only then does the writer start: a client that has read its greeting
+     * receives every broadcast made after it (a greeting sent before the link
+     * let a broadcast in between, e.g. the "draining" status, miss it). */
+    ws_msg *greeting = NULL;
     if (h->greet) {
-        char *g = h->greet(h->greet_user);
+        char *g = h->greet(h->greet_user); /* outside h->lock: it takes the scheduler's lock */
         if (g) {
-            ws_msg *m = msg_new(g, strlen(g));
+            greeting = msg_new(g, strlen(g));
             pm_free(g);
-            if (m) {
-                enqueue_locked(h, c, m);
-                msg_release(m);
-            }
         }
     }
+    pthread_mutex_lock(&h->lock);
+    if (greeting) {
+        pthread_mutex_lock(&c->lock);
+        enqueue_locked(h, c, greeting);
+        pthread_mutex_unlock(&c->lock);
+    }
+    c->linked = 1;
+    c->next = h->clients;
+    h->clients = c;
+    h->nclients++;
+    pthread_mutex_unlock(&h->lock);
+    msg_release(greeting);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     int started = pthread_create(&c->writer, &attr, writer_main, c) == 0;
     pthread_attr_destroy(&attr);
     if (!started) {
+        unlink_client(h, c);
         pthread_mutex_lock(&c->lock);
         drop_queued_locked(h, c);
         pthread_mutex_unlock(&c->lock);
@@ -276,12 +304,6 @@ static void on_ready(struct mg_connection *conn, void *cbdata)
         return; /* the close handler frees it */
     }
     c->writer_started = 1;
-    c->linked = 1;
-    pthread_mutex_lock(&h->lock);
-    c->next = h->clients;
-    h->clients = c;
-    h->nclients++;
-    pthread_mutex_unlock(&h->lock);
     atomic_fetch_add(&h->connected_total, 1);
     pm_debug("ws_connected", "WebSocket client connected%s%s", c->job[0] ? " for job " : "", c->job);
 }
@@ -303,14 +325,7 @@ static void on_close(const struct mg_connection *conn, void *cbdata)
     if (!c)
         return;
     mg_set_user_connection_data(conn, NULL);
-    pthread_mutex_lock(&h->lock);
-    for (ws_client **pp = &h->clients; c->linked && *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            h->nclients--;
-            break;
-        }
-    pthread_mutex_unlock(&h->lock);
+    unlink_client(h, c);
     pthread_mutex_lock(&c->lock);
     c->closing = 1;
     pthread_cond_signal(&c->cv);

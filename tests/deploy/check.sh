@@ -33,6 +33,29 @@ run "promtool test rules" bash -c "cd '$src/tests/deploy' && promtool test rules
 
 # Kubernetes: YAML lint, and the objects carry what operators rely on.
 run "yamllint kubernetes" yamllint -d relaxed "$src/deploy/kubernetes/pixmend.yaml"
+run "yamllint kubernetes fleet" yamllint -d relaxed "$src/deploy/kubernetes/fleet.yaml"
+run "kubernetes fleet matches the code's names" /usr/bin/python3 - "$src/deploy/kubernetes/fleet.yaml" "$src/src/fleet" <<'PY'
+import re, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+code = open(sys.argv[2] + "/claim.c").read() + open(sys.argv[2] + "/fleet_internal.h").read()
+group = re.search(r'#define PM_FLEET_GROUP "([^"]+)"', code).group(1)
+streams = {"pixmend:" + m for m in re.findall(r'PM_FLEET_PREFIX "(jobs:[a-z]+)"', code)}
+redis = by[("StatefulSet", "pixmend-redis")]["spec"]["template"]["spec"]["containers"][0]["args"]
+assert redis[redis.index("--appendonly") + 1] == "yes", redis
+assert redis[redis.index("--maxmemory-policy") + 1] == "noeviction", redis
+front = by[("Deployment", "pixmend-front")]["spec"]["template"]["spec"]["containers"][0]["args"]
+assert front[0] == "serve" and front[front.index("--workers") + 1] == "0" and "--redis" in front, front
+worker = by[("Deployment", "pixmend-worker")]["spec"]["template"]["spec"]
+args = worker["containers"][0]["args"]
+assert args[0] == "worker" and "--redis" in args, args
+assert worker["terminationGracePeriodSeconds"] > float(args[args.index("--drain-seconds") + 1])
+trig = by[("ScaledObject", "pixmend-worker")]["spec"]["triggers"]
+assert {t["metadata"]["stream"] for t in trig} == streams, (trig, streams)
+assert all(t["type"] == "redis-streams" and t["metadata"]["consumerGroup"] == group for t in trig)
+hpa = by[("HorizontalPodAutoscaler", "pixmend-worker-hpa")]["spec"]["metrics"][0]["external"]["metric"]["name"]
+assert hpa == "pixmend_fleet_queue_depth", hpa
+PY
 run "kubernetes probes and resources" /usr/bin/python3 - "$src/deploy/kubernetes/pixmend.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]

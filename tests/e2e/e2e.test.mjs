@@ -550,6 +550,12 @@ describe('pixmend browser UI', { timeout: 180000 }, () => {
     assert.equal(await page.isVisible('#co-unavailable'), true);
     assert.match(await page.textContent('#co-unavailable'), /no colorize model|none configured/i);
     assert.equal(await page.isDisabled('#co-run'), true);
+    // The input sizes are the server's table (GET /api/v1/models), not copies in the page.
+    const { limits } = await (await apiFetch(`${server.base}/api/v1/models`)).json();
+    const size = limits.input_size;
+    assert.deepEqual(await page.$eval('#co-custom', (c) => [c.min, c.max, c.step].map(Number)), [size.min, size.max, size.step]);
+    const presets = await page.$$eval('.co-preset', (spans) => spans.map((s) => [s.dataset.preset, s.textContent]));
+    assert.deepEqual(presets, Object.entries(size.presets).map(([k, v]) => [k, ` (${v})`]));
     await shot(page, 'desktop-colorize-off.png');
   });
 

@@ -47,7 +47,9 @@ static int write_all(const char *path, const void *p, size_t n)
 
 static pm_ddcolor *load(const char *path, int threads)
 {
-    pm_model_opts o = {threads, PM_PREC_FP32, 0};
+    /* PM_DRIVER_PRECISION=bf16 loads the model in bf16 (the bf16 part) */
+    const char *prec = getenv("PM_DRIVER_PRECISION");
+    pm_model_opts o = {threads, prec && strcmp(prec, "bf16") == 0 ? PM_PREC_BF16 : PM_PREC_FP32, 0};
     pm_ddcolor *m;
     int rc = pm_ddcolor_load(path, &o, &m);
     if (rc) {

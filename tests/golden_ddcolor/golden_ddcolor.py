@@ -15,6 +15,9 @@ errors:   a missing tensor, a misshapen tensor and a foreign checkpoint are
           progress callback stops the run and leaves the model usable.
 tiny:     the DDColor-T configuration at full width (random weights), at a
           small input size.
+bf16:     the whole pipeline in bf16 against fp32 on the same checkpoints
+          (a reduced configuration and DDColor-T): PSNR >= 40 dB; exits 77
+          (skipped) on a CPU without native bf16.
 """
 import argparse
 import os
@@ -87,9 +90,9 @@ def driver_ab(drv, ckpt, x, size, work, tag):
 
 
 def part_model(drv, work):
-    # 288: the stride-4 level has 72 x 72 > 4096 keys, where keys and values
-    # are projected one head at a time.
-    for name, cfg, seed, sizes in (("A", CFG_A, 1, (64, 96, 288)), ("B", CFG_B, 2, (96,))):
+    # 544: the stride-4 level has 136 x 136 > 16384 keys, where keys and
+    # values are projected one head at a time.
+    for name, cfg, seed, sizes in (("A", CFG_A, 1, (64, 96, 544)), ("B", CFG_B, 2, (96,))):
         m = make_model(cfg, seed, sizes[0])
         pth, binp = os.path.join(work, name + ".pth"), os.path.join(work, name + ".bin")
         ref.save_checkpoints(m, pth, binp)
@@ -211,15 +214,48 @@ def part_tiny(drv, work):
     os.remove(pth)
 
 
+def psnr(a, b):
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def part_bf16(drv, work):
+    cases = [("A", make_model(CFG_A, 6, 96), 96, (97, 150)), ("T", make_model(ref.CONFIG_T, 7, 64), 64, (80, 64))]
+    for name, m, size, (h, w) in cases:
+        pth = os.path.join(work, name + ".pth")
+        ref.save_checkpoints(m, pth)
+        img = smooth_image(h, w, 3, 90)
+        inp = os.path.join(work, name + ".raw")
+        img.tofile(inp)
+        out = {}
+        for prec in ("fp32", "bf16"):
+            outp = os.path.join(work, "%s_%s.raw" % (name, prec))
+            env = dict(os.environ, PM_DRIVER_PRECISION=prec)
+            r = run([drv, "pipe", pth, inp, str(w), str(h), "3", str(size), "nearest", outp, "2"], env=env)
+            if r.returncode != 0 and "no native bf16" in r.stderr:
+                print("skipped: " + r.stderr.strip())
+                sys.exit(77)
+            if r.returncode != 0:
+                check(False, "%s %s: driver failed: %s" % (name, prec, r.stderr.strip()))
+                break
+            out[prec] = np.fromfile(outp, np.uint8).reshape(h, w, 3)
+        if len(out) == 2:
+            q = psnr(out["bf16"], out["fp32"])
+            d = np.abs(out["bf16"].astype(int) - out["fp32"].astype(int))
+            check(q >= 40.0, "config %s, %dx%d at input %d: bf16 vs fp32 PSNR %.1f dB (max |diff| %d LSB)"
+                  % (name, w, h, size, q, d.max()))
+        os.remove(pth)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--part", required=True, choices=["model", "pipeline", "errors", "tiny"])
+    ap.add_argument("--part", required=True, choices=["model", "pipeline", "errors", "tiny", "bf16"])
     a = ap.parse_args()
     work = os.path.join(a.work, a.part)
     os.makedirs(work, exist_ok=True)
-    {"model": part_model, "pipeline": part_pipeline, "errors": part_errors, "tiny": part_tiny}[a.part](a.driver, work)
+    {"model": part_model, "pipeline": part_pipeline, "errors": part_errors, "tiny": part_tiny, "bf16": part_bf16}[a.part](a.driver, work)
     if FAILS:
         print("%d check(s) failed" % len(FAILS))
         sys.exit(1)

@@ -277,9 +277,16 @@ class ServerCase(unittest.TestCase):
 class WSClient:
     """A minimal RFC 6455 client: text frames, ping/pong, close."""
 
-    def __init__(self, port, path="/ws", timeout=10.0, headers=None, tls_context=None):
-        """headers: extra handshake headers {name: value}; tls_context: WSS."""
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, path="/ws", timeout=10.0, headers=None, tls_context=None, rcvbuf=None):
+        """headers: extra handshake headers {name: value}; tls_context: WSS;
+        rcvbuf: a small SO_RCVBUF (set before connecting), for clients that never read."""
+        if rcvbuf:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls_context:
             self.sock = tls_context.wrap_socket(self.sock, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()

@@ -111,6 +111,26 @@ class Errors(ServerCase):
         self.assertError(self.srv.submit(self.img_png[: len(self.img_png) // 2], self.mask_png), 415, "truncated_image",
                          ["truncated"])
 
+    def test_415_damage_inside_the_pixel_data(self):
+        # Submission reads only the image's header: a PNG whose chunks are whole
+        # (lengths, CRCs) but whose compressed pixels are garbage is accepted
+        # and the job fails with the decoder's sentence; /inpaint answers 415.
+        import struct
+        import zlib
+        png = self.img_png
+        i = png.index(b"IDAT") - 4
+        n = struct.unpack(">I", png[i:i + 4])[0]
+        junk = bytes((37 * k + 11) & 0xFF for k in range(n))
+        bad = png[:i + 8] + junk + struct.pack(">I", zlib.crc32(b"IDAT" + junk) & 0xFFFFFFFF) + png[i + 12 + n:]
+        r = self.srv.submit(bad, self.mask_png)
+        self.assertEqual(r.status, 202, r)
+        job = self.srv.wait_job(r.json()["id"])
+        self.assertEqual(job["state"], "failed", job)
+        self.assertEqual(job["error"]["code"], "corrupt_image", job)
+        self.assertIn("image:", job["error"]["message"])
+        r = self.srv.post_form("/api/v1/inpaint", {}, job_files(bad, self.mask_png))
+        self.assertError(r, 415, "corrupt_image", ["image:"])
+
     def test_415_mask_undecodable_names_mask(self):
         self.assertError(self.srv.submit(self.img_png, b"\x89PNG\r\n\x1a\n" + b"\0" * 30), 415, None, ["mask"])
 

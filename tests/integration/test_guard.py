@@ -100,9 +100,9 @@ class Gate(unittest.TestCase):
         self.gpu.set(0.9)
         ev = ws.collect(lambda ms: any(x["type"] == "paused" for x in ms), timeout=20)
         paused = [x for x in ev if x["type"] == "paused"][0]
-        self.assertAlmostEqual(paused["gauge"], 0.9, places=2)
+        self.assertAlmostEqual(paused["admission"]["gauge"], 0.9, places=2)
         self.assertGreater(paused["t"], 1e9)
-        self.assertEqual(paused["source"], "gpu0")
+        self.assertEqual(paused["admission"]["source"], "gpu0")
         r = srv.get("/readyz")
         self.assertEqual(r.status, 503)
         self.assertEqual(r.json()["state"], "paused")
@@ -130,7 +130,7 @@ class Gate(unittest.TestCase):
         # 0.7: resumed; the queued job runs.
         self.gpu.set(0.7)
         ev = ws.collect(lambda ms: any(x["type"] == "resumed" for x in ms), timeout=20)
-        self.assertAlmostEqual([x for x in ev if x["type"] == "resumed"][0]["gauge"], 0.7, places=2)
+        self.assertAlmostEqual([x for x in ev if x["type"] == "resumed"][0]["admission"]["gauge"], 0.7, places=2)
         j = srv.wait_job(jid, timeout=30)
         self.assertEqual(j["state"], "done")
         res = j["resources"]
@@ -174,7 +174,7 @@ class Memory(unittest.TestCase):
             for k in ("rss_bytes", "budget_bytes", "reserved_bytes", "host_available_bytes", "host_total_bytes"):
                 self.assertIn(k, h["memory"])
             self.assertEqual(h["memory"]["budget_bytes"], 8000000)
-            self.assertIn("cgroup", h["memory"])
+            self.assertIn("cgroup_max_bytes", h["memory"])
             # No GPU: no GPU rows anywhere.
             self.assertEqual(srv.get("/api/v1/stats").json()["gpus"], [])
             text = srv.get("/metrics").body.decode()

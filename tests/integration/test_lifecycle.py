@@ -142,6 +142,60 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(srv2.get(j["result_url"]).body, first)
         srv2.stop()
 
+    def test_journal_of_an_earlier_version_is_upgraded(self):
+        # A journal as pixmend wrote it before the schema was versioned
+        # (user_version 0: task, format, hd_strategy and error_code as C enum
+        # integers, file options as bits), with its inputs on disk: the new
+        # server upgrades it, runs the queued job and reports the failed one.
+        os.makedirs(os.path.join(self.data, "inputs"))
+        queued, failed = "0" * 31 + "a", "0" * 31 + "b"
+        for kind, data in (("image", self.img), ("mask", self.mask)):
+            with open(os.path.join(self.data, "inputs", "%s.%s" % (queued, kind)), "wb") as f:
+                f.write(data)
+        db = sqlite3.connect(os.path.join(self.data, "journal.sqlite"))
+        db.executescript(
+            "CREATE TABLE jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
+            " task INTEGER NOT NULL, model TEXT NOT NULL, priority INTEGER NOT NULL, format INTEGER NOT NULL,"
+            " quality INTEGER NOT NULL, hd_strategy INTEGER NOT NULL, mask_resize INTEGER NOT NULL,"
+            " has_mask INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, created REAL NOT NULL,"
+            " started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+            " result_path TEXT NOT NULL DEFAULT '', result_bytes INTEGER NOT NULL DEFAULT 0,"
+            " error_code INTEGER NOT NULL DEFAULT 0, error_message TEXT NOT NULL DEFAULT '',"
+            " input_size INTEGER NOT NULL DEFAULT 512, mask_dilate INTEGER NOT NULL DEFAULT 0,"
+            " owner TEXT NOT NULL DEFAULT '', file_opts INTEGER NOT NULL DEFAULT 0);"
+            "CREATE TABLE transitions(job_id TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,"
+            " at REAL NOT NULL, attempt INTEGER NOT NULL);"
+            "CREATE INDEX transitions_job ON transitions(job_id);")
+        now = time.time()
+        db.execute("INSERT INTO jobs(id,state,task,model,priority,format,quality,hd_strategy,mask_resize,has_mask,"
+                   "width,height,created,attempts,input_size,mask_dilate,owner,file_opts)"
+                   " VALUES(?,'queued',0,'patchmatch',5,3,0,3,0,1,64,48,?,0,512,0,'',0)", (queued, now - 5))
+        db.execute("INSERT INTO jobs(id,state,task,model,priority,format,quality,hd_strategy,mask_resize,has_mask,"
+                   "width,height,created,started,finished,attempts,error_code,error_message)"
+                   " VALUES(?,'failed',0,'patchmatch',5,1,0,0,0,1,64,48,?,?,?,1,-7,'image: the PNG data is damaged')",
+                   (failed, now - 4, now - 3, now - 2))
+        for jid, to in ((queued, "queued"), (failed, "queued")):
+            db.execute("INSERT INTO transitions VALUES(?,'',?,?,0)", (jid, to, now - 5))
+        db.commit()
+        db.close()
+        srv = self.start()
+        job = srv.wait_job(queued)
+        self.assertEqual(job["state"], "done", job)
+        self.assertEqual(job["format"], "webp")
+        self.assertEqual(decode(srv.get(job["result_url"]).body).size, (64, 48))
+        job = srv.job(failed)
+        self.assertEqual(job["state"], "failed", job)
+        self.assertEqual(job["error"]["code"], "corrupt_image")
+        self.assertIn("damaged", job["error"]["message"])
+        db = sqlite3.connect(os.path.join(self.data, "journal.sqlite"))
+        try:
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+            self.assertEqual(db.execute("SELECT task, format, hd_strategy FROM jobs WHERE id=?", (queued,)).fetchone(),
+                             ("inpaint", "webp", "crop"))
+        finally:
+            db.close()
+        srv.stop()
+
     def test_second_server_on_same_data_dir_refused(self):
         srv = self.start()
         with self.assertRaises(AssertionError) as cm:

@@ -1,6 +1,7 @@
 """docs/openapi.yaml against the running server: every documented operation
 exists and answers with a documented status, content type, headers and a
-body that matches its schema; docs/api.md lists the same routes."""
+body that matches its schema (a schema with additionalProperties: false
+admits no other field); docs/api.md lists the same routes."""
 import json
 import os
 import re
@@ -44,9 +45,17 @@ class Spec:
             for r in s.get("required", []):
                 if r not in value:
                     raise AssertionError("%s: missing required property %r in %r" % (where, r, sorted(value)))
-            for k, sub in s.get("properties", {}).items():
+            props = s.get("properties", {})
+            for k, sub in props.items():
                 if k in value:
                     self.validate(sub, value[k], where + "." + k)
+            extra = s.get("additionalProperties", True)
+            for k in value:
+                if k in props or extra is True:
+                    continue
+                if extra is False:
+                    raise AssertionError("%s: undocumented property %r" % (where, k))
+                self.validate(extra, value[k], where + "." + k)
         elif t == "array":
             if not isinstance(value, list):
                 raise AssertionError("%s: expected an array" % where)

@@ -36,14 +36,9 @@ async function errorFrom(res) {
   let message = '';
   const text = await res.text().catch(() => '');
   try {
-    const j = JSON.parse(text);
-    const e = j && (j.error || j);
-    if (e && typeof e === 'object') {
-      if (e.code) code = String(e.code);
-      if (e.message) message = String(e.message);
-    } else if (typeof e === 'string') {
-      message = e;
-    }
+    const { error } = JSON.parse(text);
+    code = error.code;
+    message = error.message;
   } catch {
     message = text.trim().slice(0, 300);
   }
@@ -86,26 +81,27 @@ export async function getJSON(path, init) {
   return res.json();
 }
 
-// The weights the server found on its machine, from the last listModels():
+// From the last listModels(): the weights the server found on its machine,
 // {searched: [{dir, exists}], models: [{model, variant, format, path, serve_arg, loaded}]}
-// or null (the server did not look: --models off).
+// or null (the server did not look: --models off); and the server's option
+// table, {input_size: {min, max, step, default, presets}, priority, quality,
+// mask_dilate} (null before the first answer).
 let found = null;
+let limits = null;
 export function foundModels() { return found; }
+export function optionLimits() { return limits; }
 
-// GET /api/v1/models -> the models this server can run now: [{name, task, ...}]
-// (entries with "loaded": false are known to the build but not configured).
+// GET /api/v1/models -> the models this server can run now: [{name, task, loaded, default, needs_file}]
+// (the others are known to the build but not configured).
 export async function listModels() {
   const j = await getJSON(`${API}/models`);
-  found = j && typeof j.found === 'object' ? j.found : null;
-  const arr = Array.isArray(j) ? j : (j.models || j.items || []);
-  return arr.map((m) => (typeof m === 'string' ? { name: m, task: 'inpaint' } : m))
-    .filter((m) => m && (m.name || m.id))
-    .map((m) => ({ ...m, name: m.name || m.id, task: m.task || 'inpaint' }))
-    .filter((m) => m.loaded !== false);
+  found = j.found ?? null;
+  limits = j.limits;
+  return j.models.filter((m) => m.loaded);
 }
 
 // POST /api/v1/jobs. fields: plain values; files: {name: [blob, filename]}.
-// Returns the 202 body {id, state, queue_position}.
+// Returns the 202 body: the job object plus status_url and events_url.
 export async function submitJob(fields, files) {
   const fd = new FormData();
   for (const [k, v] of Object.entries(fields)) {

@@ -8,15 +8,13 @@
 
 import { runJob, describe, admission } from './jobs.js';
 import { errorText } from './api.js';
-import { loadPhoto, sniffType, saveBlob } from './photo.js';
+import { loadPhoto, sniffType, saveBlob, extOf } from './photo.js';
 import { makeZip } from './zip.js';
 import { $, prefs } from './ui.js';
 
 const PARALLEL = 3; // jobs submitted at once; the rest wait here, not in the server's queue
-const EXT = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
-
 function resultName(name, type) {
-  const ext = EXT[type];
+  const ext = extOf(type);
   if (!ext) return name;
   const base = name.replace(/\.[^./\\]+$/, '');
   const cur = (/\.([^./\\]+)$/.exec(name) || [])[1] || '';

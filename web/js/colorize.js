@@ -6,7 +6,7 @@ import { View } from './view.js';
 import { Compare } from './compare.js';
 import { loadPhoto, decodeResult } from './photo.js';
 import { runJob, admission } from './jobs.js';
-import { errorText, foundModels } from './api.js';
+import { errorText, foundModels, optionLimits } from './api.js';
 import {
   $, prefs, fillModelSelect, showMessage, showJobState, setJobDone, setJobFailed, setBusyUI,
   downloadImage, wireOpen, viewKey, foundHint,
@@ -46,20 +46,34 @@ export class Colorizer {
       hover: (ip, p) => { this.el.canvas.style.cursor = this.compare.hit(p) ? 'ew-resize' : 'default'; },
     };
     this.wire();
-    const preset = prefs.get('coSize', '512');
-    const custom = prefs.get('coCustom', 768);
-    this.el.custom.value = String(custom);
+    const preset = prefs.get('coSize', 'portrait');
     for (const r of this.radios) r.checked = r.value === preset;
     if (!this.radios.some((r) => r.checked)) this.radios[0].checked = true;
-    this.syncPreset();
     this.setModels([]);
+  }
+
+  // The input size's range, step, default and presets come from the server
+  // (limits.input_size of GET /api/v1/models); nothing here copies them.
+  applyLimits(lim) {
+    if (!lim || this.limits === lim) return;
+    this.limits = lim;
+    const c = this.el.custom;
+    c.min = String(lim.min);
+    c.max = String(lim.max);
+    c.step = String(lim.step);
+    c.value = String(prefs.get('coCustom', lim.default));
+    for (const span of this.el.tools.querySelectorAll('.co-preset')) {
+      const v = lim.presets[span.dataset.preset];
+      span.textContent = v === undefined ? '' : ` (${v})`;
+      span.closest('label').hidden = v === undefined;
+    }
   }
 
   wire() {
     const e = this.el;
     wireOpen(e, (f, name) => this.open(f, name));
     for (const r of this.radios) r.addEventListener('change', () => this.syncPreset());
-    e.custom.addEventListener('change', () => prefs.set('coCustom', Number(e.custom.value) || 768));
+    e.custom.addEventListener('change', () => { if (Number(e.custom.value)) prefs.set('coCustom', Number(e.custom.value)); });
     e.model.addEventListener('change', () => prefs.set('coModel', e.model.value));
     e.run.addEventListener('click', () => this.run());
     e.cancel.addEventListener('click', () => this.job?.controller.abort());
@@ -68,26 +82,29 @@ export class Colorizer {
   }
 
   syncPreset() {
-    const v = this.radios.find((r) => r.checked)?.value || '512';
+    const v = this.radios.find((r) => r.checked).value;
     this.el.custom.disabled = v !== 'custom' || !this.available;
     prefs.set('coSize', v);
   }
 
+  // The input_size to send: a preset's size, or the custom size on the server's step.
   inputSize() {
-    const v = this.radios.find((r) => r.checked)?.value || '512';
-    if (v !== 'custom') return Number(v);
+    const lim = this.limits;
+    const v = this.radios.find((r) => r.checked).value;
+    if (v !== 'custom') return lim.presets[v];
     const n = Math.round(Number(this.el.custom.value));
-    if (!Number.isFinite(n) || n < 64 || n > 2048) {
-      throw new Error('The custom input size must be a whole number of pixels from 64 to 2048.');
+    if (!Number.isFinite(n) || n < lim.min || n > lim.max) {
+      throw new Error(`The custom input size must be a whole number of pixels from ${lim.min} to ${lim.max}.`);
     }
-    return Math.round(n / 32) * 32; // the network takes multiples of 32
+    return lim.min + Math.round((n - lim.min) / lim.step) * lim.step;
   }
 
   // models: every model the server offers; only task "colorize" ones count.
   setModels(models) {
     const list = models.filter((m) => m.task === 'colorize');
     this.available = list.length > 0;
-    fillModelSelect(this.el.model, list, prefs.get('coModel', ''), 'ddcolor', 'No colorize model configured');
+    this.applyLimits(optionLimits()?.input_size);
+    fillModelSelect(this.el.model, list, prefs.get('coModel', ''), 'No colorize model configured');
     this.el.tab.setAttribute('aria-disabled', String(!this.available));
     this.el.tab.title = this.available ? '' : 'No colorize model is configured on this server';
     this.el.unavailable.hidden = this.available;

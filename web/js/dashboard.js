@@ -1,10 +1,11 @@
-// The dashboard: polls GET /api/v1/stats (and takes "status" events from /ws),
-// keeps a few minutes of samples, and draws them. Every field is optional:
-// what the server does not report is left out (docs/ui.md lists the fields).
+// The dashboard: polls GET /api/v1/stats and GET /api/v1/queue, takes job and
+// paused/resumed events from /ws, keeps a few minutes of samples, and draws
+// them. It reads the server's field names as docs/api.md and
+// docs/events.schema.json give them, and no others.
 
 import { getStats, getQueue, getJob, errorText } from './api.js';
 import { events } from './events.js';
-import { admission, pausedFrom } from './jobs.js';
+import { admission } from './jobs.js';
 import { TimeChart, HeatStrip, PALETTE } from './chart.js';
 import { $, showMessage } from './ui.js';
 
@@ -14,116 +15,45 @@ const PAUSED_BAND = 'rgba(227, 179, 65, .22)';
 const PAUSE_COLOR = '#c47f00';
 const RESUME_COLOR = '#1a7f37';
 const NOT_REPORTED = 'Not reported by this server';
+const TERMINAL = new Set(['done', 'failed', 'cancelled']);
 
-// ------------------------------------------------------------- field access
-function at(obj, path) {
-  let o = obj;
-  for (const k of path.split('.')) {
-    if (o == null || typeof o !== 'object') return undefined;
-    o = o[k];
-  }
-  return o;
-}
-// First finite number among the paths.
-function num(obj, ...paths) {
-  for (const p of paths) {
-    const v = at(obj, p);
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-  }
-  return undefined;
-}
-function arr(obj, ...paths) {
-  for (const p of paths) {
-    const v = at(obj, p);
-    if (Array.isArray(v)) return v;
-  }
-  return undefined;
-}
-function obj(o, ...paths) {
-  for (const p of paths) {
-    const v = at(o, p);
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v;
-  }
-  return undefined;
-}
-function ms(o, base) {
-  const m = num(o, `${base}_ms`, base);
-  if (m !== undefined) return m;
-  const s = num(o, `${base}_s`);
-  return s !== undefined ? s * 1000 : undefined;
-}
-function fraction(v) {
-  if (v === undefined) return undefined;
-  return v > 1.5 ? v / 100 : v;
-}
+// Seconds since the epoch (the server's times) -> ms; undefined for null.
 function timeMs(v) {
-  if (typeof v === 'number') return v > 1e12 ? v : v * 1000;
-  if (typeof v === 'string') { const t = Date.parse(v); return Number.isNaN(t) ? undefined : t; }
-  return undefined;
+  return typeof v === 'number' ? v * 1000 : undefined;
 }
 
-// The stats object in the shape the charts use; undefined where absent.
+// GET /api/v1/stats in the shape the charts use. The names are the server's
+// one set (docs/api.md, docs/events.schema.json); there are no alternatives.
 export function normalize(s, t = Date.now()) {
-  const n = { t };
-  n.uptime = num(s, 'uptime_s', 'uptime');
-  n.version = at(s, 'version');
-  n.state = typeof s.state === 'string' ? s.state : undefined;
-  const per = arr(s, 'cpu.per_core', 'cpu.per_core_percent', 'cpu.cores_percent', 'cpu_per_core');
-  n.cpuCores = per ? per.map((v) => (typeof v === 'number' ? v : num(v, 'percent', 'util', 'busy'))) : undefined;
-  n.cpuTotal = num(s, 'cpu.total', 'cpu.total_percent', 'cpu.percent', 'cpu_percent');
-  if (n.cpuTotal === undefined && n.cpuCores && n.cpuCores.length) {
-    n.cpuTotal = n.cpuCores.reduce((a, b) => a + (b || 0), 0) / n.cpuCores.length;
-  }
-  n.rss = num(s, 'memory.rss_bytes', 'memory.rss', 'rss_bytes', 'rss');
-  n.budget = num(s, 'memory.budget_bytes', 'memory.budget', 'admission.budget_bytes', 'budget_bytes', 'mem_budget');
-  n.reserved = num(s, 'memory.reserved_bytes', 'memory.in_use_bytes', 'memory.predicted_bytes', 'admission.reserved_bytes');
-  n.heap = num(s, 'memory.heap_bytes', 'memory.pm_mem_in_use', 'memory.heap');
-  n.limit = num(s, 'memory.limit_bytes', 'memory.cgroup_limit_bytes', 'memory.host_total_bytes');
-  const gpus = arr(s, 'gpus', 'gpu.devices') || (obj(s, 'gpu') ? [obj(s, 'gpu')] : undefined);
-  n.gpus = gpus ? gpus.map((g, i) => ({
-    name: g.name || `GPU ${g.index ?? i}`,
-    used: num(g, 'mem_used_bytes', 'mem_used', 'memory_used_bytes', 'memory.used'),
-    total: num(g, 'mem_total_bytes', 'mem_total', 'memory_total_bytes', 'memory.total'),
-    util: num(g, 'util_percent', 'util', 'utilization'),
-  })) : undefined;
-  const lanes = obj(s, 'queue.lanes', 'lanes');
-  if (lanes) {
-    n.lanes = {};
-    for (const [k, v] of Object.entries(lanes)) {
-      const d = typeof v === 'number' ? v : num(v, 'depth', 'queued', 'length');
-      if (d !== undefined) n.lanes[k] = d;
-    }
-  } else {
-    const la = arr(s, 'queue.lanes', 'lanes');
-    if (la) {
-      n.lanes = {};
-      la.forEach((l, i) => { const d = num(l, 'depth', 'queued', 'length'); if (d !== undefined) n.lanes[l.name || `lane ${i}`] = d; });
-    }
-  }
-  n.depth = num(s, 'queue.depth', 'queue.queued', 'queue_depth', 'queued');
-  if (n.depth === undefined && n.lanes) n.depth = Object.values(n.lanes).reduce((a, b) => a + b, 0);
-  n.running = num(s, 'queue.running', 'running', 'jobs.running');
-  n.workers = num(s, 'queue.workers', 'workers', 'queue.slots');
-  n.paused = pausedFrom(s);
-  n.gauge = fraction(num(s, 'admission.gauge', 'admission.usage', 'admission.gauge_percent', 'memory.gauge'));
-  n.high = fraction(num(s, 'admission.high_mark', 'admission.high', 'admission.high_percent'));
-  n.low = fraction(num(s, 'admission.low_mark', 'admission.low', 'admission.low_percent'));
-  n.pauses = num(s, 'admission.pauses', 'admission.pauses_total', 'admission.paused_total');
-  n.transitions = (arr(s, 'admission.transitions', 'admission.events') || [])
-    .map((e) => ({ t: timeMs(e.t ?? e.time ?? e.at), paused: e.paused ?? (e.type === 'paused' || e.state === 'paused') }))
-    .filter((e) => e.t !== undefined);
-  const lat = obj(s, 'latency_ms', 'latency') || {};
-  const scale = at(s, 'latency_ms') ? 1 : undefined;
-  n.latency = {};
-  for (const p of ['p50', 'p90', 'p95', 'p99']) {
-    const v = scale ? num(lat, p) : ms(lat, p);
-    if (v !== undefined) n.latency[p] = v;
-  }
-  n.avgRun = ms(s, 'avg_run') ?? (num(s, 'avg_run_seconds') !== undefined ? num(s, 'avg_run_seconds') * 1000 : undefined);
-  if (n.avgRun === 0) n.avgRun = undefined;
-  n.counters = obj(s, 'jobs', 'counters');
-  n.recent = arr(s, 'recent_jobs', 'jobs.recent', 'recent');
-  return n;
+  const { cpu, memory, queue, admission: adm, latency_ms: lat } = s;
+  return {
+    t,
+    uptime: s.uptime_s,
+    version: s.version,
+    state: s.state,
+    cpuCores: cpu.per_core,
+    cpuTotal: cpu.total,
+    rss: memory.rss_bytes,
+    budget: memory.budget_bytes,
+    reserved: memory.reserved_bytes,
+    heap: memory.pm_mem_in_use,
+    gpus: s.gpus.map((g) => ({ name: g.name, used: g.mem_used_bytes, total: g.mem_total_bytes, util: g.util_percent })),
+    lanes: { ...queue.lanes },
+    depth: queue.depth,
+    running: s.running,
+    workers: s.workers,
+    paused: adm.paused,
+    gauge: adm.gauge,
+    high: adm.high_mark,
+    low: adm.low_mark,
+    pauses: adm.pauses,
+    transitions: adm.transitions.map((e) => ({ t: timeMs(e.t), paused: e.paused })),
+    // Percentiles only once a job finished (the server reports 0 before).
+    latency: lat.count > 0 ? { p50: lat.p50, p90: lat.p90, p95: lat.p95, p99: lat.p99 } : {},
+    avgRun: s.avg_run_seconds > 0 ? s.avg_run_seconds * 1000 : undefined,
+    counters: s.jobs,
+    recent: s.recent_jobs,
+  };
 }
 
 // ---------------------------------------------------------------- formats
@@ -175,12 +105,8 @@ export class Dashboard {
     this.latChart = new TimeChart(this.c.lat.canvas);
     this.gpuChart = new TimeChart(this.c.gpu.canvas);
 
-    events.addEventListener('status', (e) => {
-      const s = e.detail.stats || e.detail;
-      if (s && (s.cpu || s.memory || s.queue || s.admission)) this.ingest(s);
-    });
-    events.addEventListener('paused', (e) => this.transition(true, timeMs(e.detail.t ?? e.detail.time)));
-    events.addEventListener('resumed', (e) => this.transition(false, timeMs(e.detail.t ?? e.detail.time)));
+    events.addEventListener('paused', (e) => this.transition(true, timeMs(e.detail.t)));
+    events.addEventListener('resumed', (e) => this.transition(false, timeMs(e.detail.t)));
     events.addEventListener('message', (e) => this.jobEvent(e.detail));
     document.addEventListener('visibilitychange', () => this.schedule(0));
     this.schedule(0);
@@ -253,73 +179,51 @@ export class Dashboard {
     if (this.visible) this.render();
   }
 
-  // Lane depths and the listed jobs from GET /api/v1/queue ({depth, queued: [job],
-  // running: [job]}); lanes only where the jobs name one.
+  // The jobs GET /api/v1/queue lists ({depth, max, running: [Job], queued: [Job]}).
   mergeQueue(n, q) {
-    const queued = Array.isArray(q) ? q : arr(q, 'queued', 'jobs', 'items') || [];
-    const running = arr(q, 'running') || [];
-    if (!n.lanes && queued.some((it) => it.lane)) {
-      n.lanes = {};
-      for (const it of queued) n.lanes[it.lane || 'normal'] = (n.lanes[it.lane || 'normal'] || 0) + 1;
-    }
-    if (n.depth === undefined) n.depth = num(q, 'depth', 'length') ?? queued.length;
-    if (n.running === undefined && running.length) n.running = running.length;
-    for (const it of [...queued, ...running]) this.upsertJob(it);
+    for (const it of [...q.queued, ...q.running]) this.upsertJob(it);
   }
 
+  // A job event from /ws: {type, seq, job (the id), state, ...the job's own fields}.
   jobEvent(m) {
     const kinds = { queued: 'queued', started: 'running', progress: 'running', done: 'done', failed: 'failed', cancelled: 'cancelled' };
     if (!kinds[m.type]) return;
-    const id = m.job && typeof m.job === 'object' ? m.job.id : m.job ?? m.id;
-    if (id === undefined) return;
     const now = Date.now();
-    const row = this.jobs.get(String(id)) || { id: String(id), submitted: now };
-    const { id: _ignored, ...fields } = this.rowFrom(m.job && typeof m.job === 'object' ? m.job : m);
-    delete fields.state;
-    Object.assign(row, fields);
-    row.state = kinds[m.type];
+    const row = this.jobs.get(m.job) || { id: m.job, submitted: now };
+    if (m.type === 'queued') Object.assign(row, { task: m.task, model: m.model, lane: m.lane, priority: m.priority });
+    row.state = m.state;
     if (m.type === 'started') row.started = row.started || now;
-    if (['done', 'failed', 'cancelled'].includes(m.type)) row.finished = row.finished || now;
-    if (m.type === 'failed') row.note = m.message || (m.error && m.error.message) || row.note;
-    if (m.type === 'queued' && typeof (m.position ?? m.queue_position) === 'number') row.note = `position ${m.position ?? m.queue_position}`;
+    if (TERMINAL.has(m.type)) row.finished = row.finished || now;
+    if (m.error) row.note = m.error.message;
+    if (m.type === 'queued') row.note = `position ${m.queue_position}`;
     if (m.type === 'started' && row.note && row.note.startsWith('position')) row.note = '';
     this.jobs.set(row.id, row);
     this.trimJobs();
     // A finished job's size and timings come from GET /api/v1/jobs/{id}, once.
-    if (['done', 'failed', 'cancelled'].includes(m.type) && !row.detailed) {
+    if (TERMINAL.has(m.type) && !row.detailed) {
       row.detailed = true;
       getJob(row.id).then((j) => { this.upsertJob(j); if (this.visible) this.renderJobs(); }, () => {});
     }
     if (this.visible) this.renderJobs();
   }
 
+  // A row of the jobs table from a Job object (docs/api.md).
   rowFrom(j) {
-    const r = {};
-    if (j.id !== undefined) r.id = String(j.id);
-    for (const k of ['task', 'model', 'state', 'lane', 'priority']) if (j[k] !== undefined) r[k] = j[k];
-    const w = j.width ?? at(j, 'image.width');
-    const h = j.height ?? at(j, 'image.height');
-    if (w && h) r.size = `${w}×${h}`;
-    const sub = timeMs(j.submitted_at ?? j.created_at ?? j.queued_at);
+    const r = { id: j.id, task: j.task, model: j.model, state: j.state, lane: j.lane, priority: j.priority };
+    if (j.width && j.height) r.size = `${j.width}×${j.height}`;
+    r.submitted = timeMs(j.created_at);
     const st = timeMs(j.started_at);
-    const fi = timeMs(j.finished_at ?? j.done_at);
-    if (sub) r.submitted = sub;
+    const fi = timeMs(j.finished_at);
     if (st) r.started = st;
     if (fi) r.finished = fi;
-    const wait = num(j, 'wait_ms', 'queue_ms');
-    const secs = num(j, 'seconds', 'run_seconds');
-    const run = num(j, 'run_ms', 'duration_ms', 'elapsed_ms') ?? (secs !== undefined ? secs * 1000 : undefined);
-    if (wait !== undefined) r.wait = wait;
-    if (run !== undefined) r.run = run;
-    const err = j.error && typeof j.error === 'object' ? j.error.message : j.error || j.message;
-    if (err) r.note = String(err);
+    if (j.resources.wall_s !== null) r.run = j.resources.wall_s * 1000;
+    r.note = j.error ? j.error.message : '';
     return r;
   }
 
   upsertJob(j) {
-    if (!j || j.id === undefined) return;
     const r = this.rowFrom(j);
-    const row = this.jobs.get(r.id) || { submitted: Date.now() };
+    const row = this.jobs.get(r.id) || {};
     this.jobs.set(r.id, Object.assign(row, r));
     this.trimJobs();
   }

@@ -8,7 +8,7 @@
 import { View } from './view.js';
 import { Compare } from './compare.js';
 import { Mask, TINT, feather, maskPNG, composite, canvasBlob } from './mask.js';
-import { loadPhoto, decodeResult } from './photo.js';
+import { loadPhoto, decodeResult, withExt } from './photo.js';
 import { runJob, admission } from './jobs.js';
 import { MaskTools } from './masktools.js';
 import { Batch } from './batch.js';
@@ -89,7 +89,7 @@ export class Editor {
   // ---------------------------------------------------------------- models
   setModels(models) {
     this.models = models.filter((m) => m.task === 'inpaint');
-    fillModelSelect(this.el.model, this.models, prefs.get('model', ''), 'patchmatch',
+    fillModelSelect(this.el.model, this.models, prefs.get('model', ''),
       'No inpainting model is available on this server.');
     const hint = this.models.some((m) => m.name === 'lama') ? ''
       : `LaMa (learned fills) is not loaded. ${foundHint(foundModels(), 'lama', 'LaMa')}`;
@@ -315,7 +315,7 @@ export class Editor {
       const soft = this.featherPx > 0 ? feather(bin, this.featherPx) : null;
       const maskBlob = await maskPNG(soft ? soft.send : bin.data, bin.w, bin.h);
       const imageBlob = before.blob || await canvasBlob(toCanvas(before), 'image/png');
-      const imageName = nameFor(this.photo.name, imageBlob.type);
+      const imageName = withExt(this.photo.name || 'photo', imageBlob.type);
       const fields = {
         task: 'inpaint',
         model: this.el.model.value,
@@ -413,10 +413,4 @@ function toCanvas(img) {
   c.height = img.height;
   c.getContext('2d').drawImage(img.bitmap, 0, 0);
   return c;
-}
-
-function nameFor(name, type) {
-  const ext = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' }[type] || 'png';
-  const base = (name || 'photo').replace(/\.[^./\\]+$/, '');
-  return `${base}.${ext}`;
 }

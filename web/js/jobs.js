@@ -23,45 +23,22 @@ class Admission extends EventTarget {
 }
 export const admission = new Admission();
 
-// Reads the paused flag from a stats or status object, whatever its shape; undefined if absent.
-export function pausedFrom(s) {
-  if (!s || typeof s !== 'object') return undefined;
-  const a = s.admission;
-  if (a && typeof a === 'object') {
-    if (typeof a.paused === 'boolean') return a.paused;
-    if (typeof a.state === 'string') return a.state === 'paused';
-  }
-  if (typeof s.paused === 'boolean') return s.paused;
-  if (typeof s.intake_paused === 'boolean') return s.intake_paused;
-  if (typeof s.admission === 'string') return s.admission === 'paused';
-  return undefined;
-}
-
+// The admission object of stats, /healthz, /readyz and the status, paused
+// and resumed events (docs/api.md) says whether intake is paused.
 events.addEventListener('paused', () => admission.set(true, 'ws'));
 events.addEventListener('resumed', () => admission.set(false, 'ws'));
-events.addEventListener('status', (e) => {
-  const p = pausedFrom(e.detail) ?? pausedFrom(e.detail.stats);
-  if (p !== undefined) admission.set(p, 'ws');
-});
+events.addEventListener('status', (e) => admission.set(e.detail.admission.paused, 'ws'));
 
 export async function refreshAdmission() {
   try {
-    const p = pausedFrom(await getStats());
-    if (p !== undefined) admission.set(p, 'stats');
+    admission.set((await getStats()).admission.paused, 'stats');
   } catch { /* the dashboard shows stats errors */ }
 }
 
 // ---------------------------------------------------------------- one job
-const TERMINAL = new Set(['done', 'failed', 'cancelled', 'rejected']);
+const TERMINAL = new Set(['done', 'failed', 'cancelled']);
 
-function numberOr(v, d) { return typeof v === 'number' && Number.isFinite(v) ? v : d; }
 
-function messageOf(o) {
-  if (!o) return '';
-  if (typeof o.error === 'string') return o.error;
-  if (o.error && o.error.message) return o.error.message;
-  return o.message || o.reason || '';
-}
 
 // Submits a job and follows it. fields/files as for submitJob(); onUpdate(info)
 // is called with {id, state, position, value, max}; `signal` (AbortSignal)
@@ -98,33 +75,30 @@ export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
         reject(err);
       }
     };
-    const apply = (j, fromEvent) => {
-      if (finished || !j) return;
-      const state = fromEvent ? ({ queued: 'queued', started: 'running', progress: 'running' })[j.type] || j.type : j.state;
-      const patch = {};
-      if (state) patch.state = state;
-      const pos = j.queue_position ?? j.position;
-      if (typeof pos === 'number') patch.position = pos;
-      const prog = j.progress && typeof j.progress === 'object' ? j.progress : j;
-      if (typeof prog.value === 'number' && typeof prog.max === 'number') {
-        patch.value = prog.value;
-        patch.max = prog.max;
+    // j: a Job object (GET /api/v1/jobs/{id}) or a job event, which carries
+    // some of the job's fields under the same names (docs/api.md).
+    const apply = (j) => {
+      if (finished) return;
+      const patch = { state: j.state };
+      if ('queue_position' in j && j.queue_position !== null) patch.position = j.queue_position;
+      if (j.progress) {
+        patch.value = j.progress.value;
+        patch.max = j.progress.max;
       }
-      const url = j.result_url || (typeof j.result === 'string' ? j.result : null) || j.url;
-      if (url) resultUrl = url;
+      if (j.result_url) resultUrl = j.result_url;
       update(patch);
-      if (state === 'done') finishDone();
-      else if (state === 'failed' || state === 'rejected') {
-        fail(new ApiError(422, (j.error && j.error.code) || 'failed', messageOf(j) || 'The job failed on the server.'));
-      } else if (state === 'cancelled') {
-        fail(new ApiError(409, 'cancelled', messageOf(j) || 'The job was cancelled on the server.'));
+      if (j.state === 'done') finishDone();
+      else if (j.state === 'failed') {
+        fail(new ApiError(422, j.error.code, j.error.message || 'The job failed on the server.'));
+      } else if (j.state === 'cancelled') {
+        fail(new ApiError(409, 'cancelled', j.error.message || 'The job was cancelled on the server.'));
       }
     };
 
     const poll = async () => {
       if (finished || !info.id) return;
       try {
-        apply(await getJob(info.id), false);
+        apply(await getJob(info.id));
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
           fail(new ApiError(404, 'not_found', 'The server no longer knows this job (it may have been restarted with a fresh data directory).'));
@@ -150,10 +124,8 @@ export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
     for (const type of ['queued', 'started', 'progress', 'done', 'failed', 'cancelled']) {
       const fn = (e) => {
         const m = e.detail;
-        const jid = m.job && typeof m.job === 'object' ? m.job.id : (m.job ?? m.id);
-        const msg = m.job && typeof m.job === 'object' ? { ...m.job, ...m, job: m.job.id } : m;
-        if (!info.id) { early.push([jid, msg]); return; }
-        if (String(jid) === String(info.id)) apply(msg, true);
+        if (!info.id) { early.push(m); return; }
+        if (m.job === info.id) apply(m);
       };
       handlers.push([type, fn]);
       events.addEventListener(type, fn);
@@ -162,8 +134,8 @@ export function runJob(fields, files, { onUpdate = () => {}, signal } = {}) {
     submitJob(fields, files).then((r) => {
       if (finished) { if (r && r.id) cancelJob(r.id).catch(() => {}); return; }
       info.id = r.id;
-      update({ state: r.state || 'queued', position: numberOr(r.queue_position, null) });
-      for (const [jid, msg] of early) if (String(jid) === String(r.id)) apply(msg, true);
+      apply(r); // the 202 answer is the job object
+      for (const m of early) if (m.job === r.id) apply(m);
       if (TERMINAL.has(info.state)) return;
       pollTimer = setTimeout(poll, events.live ? 1500 : 500);
     }, fail);

@@ -4,8 +4,15 @@
 import { canvasBlob, makeCanvas } from './mask.js';
 import { jpegQuality } from './jpegquality.js';
 
+// The page's one table of formats: the server's format names (GET
+// /api/v1/models "formats") -> media type, and media type -> file extension.
 const TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
 const EXT = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
+
+// The extension files of this media type get ('png', 'jpg', 'webp'), or undefined.
+export function extOf(type) {
+  return EXT[type];
+}
 
 // Format of the bytes from their magic: 'image/png' | 'image/jpeg' | 'image/webp' | ''.
 export async function sniffType(blob) {
@@ -55,7 +62,8 @@ export function imageFromTransfer(dt) {
   return null;
 }
 
-function withExt(name, type) {
+// `name` with the extension of `type` (png when unknown) in place of its own.
+export function withExt(name, type) {
   const base = name.replace(/\.[^./\\]+$/, '');
   return `${base}.${EXT[type] || 'png'}`;
 }

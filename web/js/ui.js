@@ -25,10 +25,10 @@ export const prefs = {
   },
 };
 
-// Fills a <select> with models: keeps `wanted` when offered, else the model
-// flagged default, else `fallback`, else the first. An empty list leaves one
-// disabled option that says `emptyText`.
-export function fillModelSelect(select, models, wanted, fallback, emptyText) {
+// Fills a <select> with models ({name, default}, from GET /api/v1/models):
+// keeps `wanted` when offered, else the model the server marks default, else
+// the first. An empty list leaves one disabled option that says `emptyText`.
+export function fillModelSelect(select, models, wanted, emptyText) {
   select.replaceChildren();
   if (!models.length) {
     const o = new Option(emptyText, '');
@@ -37,14 +37,10 @@ export function fillModelSelect(select, models, wanted, fallback, emptyText) {
     return;
   }
   select.disabled = false;
-  for (const m of models) {
-    const o = new Option(m.label || m.display_name || m.name, m.name);
-    if (m.description) o.title = m.description;
-    select.add(o);
-  }
+  for (const m of models) select.add(new Option(m.name, m.name));
   const names = models.map((m) => m.name);
   const dflt = models.find((m) => m.default)?.name;
-  select.value = names.includes(wanted) ? wanted : dflt || (names.includes(fallback) ? fallback : names[0]);
+  select.value = names.includes(wanted) ? wanted : dflt || names[0];
 }
 
 // Says where a model's weights could come from: the files the server found
