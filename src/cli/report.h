@@ -207,7 +207,9 @@ typedef struct rp_series {
     double heap[RP_MAX_POINTS]; /* soak: the server's pm_mem_in_use, -1 when unread */
 } rp_series;
 
-#define RP_LEAK_MAX_WARMUP 60
+#define RP_LEAK_MAX_WARMUP 400
+#define RP_LEAK_WINDOW 20 /* jobs over which the warm-up judges RSS level */
+#define RP_LEAK_MAX_WARMUP_BYTES (256.0 * 1048576)
 
 typedef struct rp_leak {
     int jobs, errors;

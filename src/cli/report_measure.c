@@ -456,11 +456,14 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
                           &body, &len, ctype, sizeof ctype);
     if (rc)
         goto free_input;
-    /* Warm-up: at least 10 jobs, then until RSS rose by less than the bound
-     * over the last 5 (each new HTTP thread and allocator arena shows as a
-     * step at first), at most RP_LEAK_MAX_WARMUP. */
+    /* Warm-up: at least RP_LEAK_WINDOW jobs, then until RSS rose by less
+     * than the bound per job over the last RP_LEAK_WINDOW (each new HTTP thread and allocator arena shows as a
+     * step at first: with the mask decoded on the HTTP threads, a server's
+     * RSS climbs for about 230 jobs here and then stays level), at most
+     * RP_LEAK_MAX_WARMUP jobs or RP_LEAK_MAX_WARMUP_BYTES of growth (a leak
+     * of the bound or more never levels off; it is measured from there). */
     int n = r->leak_jobs;
-    double x[RP_MAX_POINTS], recent[5] = {0};
+    double x[RP_MAX_POINTS], recent[RP_LEAK_WINDOW] = {0}, rss_start = (double)rp_server_rss(&r->srv);
     L->jobs = 0;
     L->threshold = 65536;
     for (int i = 0; L->rss.n < n && L->rss.n < RP_MAX_POINTS; i++) {
@@ -471,9 +474,10 @@ int rp_measure_leak(rp_report *r, rp_progress *p)
         rp_resp_free(&resp);
         double rss = (double)rp_server_rss(&r->srv);
         if (L->warmup == i) {
-            double rise = rss - recent[i % 5];
-            recent[i % 5] = rss;
-            if (i < 10 || (i < RP_LEAK_MAX_WARMUP && rise > 5 * L->threshold)) {
+            double rise = rss - recent[i % RP_LEAK_WINDOW];
+            recent[i % RP_LEAK_WINDOW] = rss;
+            if (i < RP_LEAK_WINDOW || (i < RP_LEAK_MAX_WARMUP && rise > RP_LEAK_WINDOW * L->threshold &&
+                                       rss - rss_start < RP_LEAK_MAX_WARMUP_BYTES)) {
                 L->warmup++;
                 rp_progress_tick(p, 0.3 * L->warmup / RP_LEAK_MAX_WARMUP);
                 continue;
