@@ -115,6 +115,11 @@ void pm_free_aligned(void *p);
 size_t pm_mem_in_use(void);   /* bytes currently allocated through pm_* */
 size_t pm_mem_peak(void);     /* high-water mark since start or last reset */
 void pm_mem_reset_peak(void); /* sets the peak to the current use */
+/* For long-running processes (serve, worker): blocks of 128 KiB and more are
+ * mapped on their own and given back to the system when freed, so that a
+ * finished job's image buffers leave the RSS instead of staying in glibc's
+ * arenas (whose dynamic threshold otherwise grows to 32 MiB). */
+void pm_mem_return_large_blocks(void);
 
 /* Per-thread accounting: between begin and end, the pm_* allocations made by
  * the calling thread are also counted in *s (and their frees on the same

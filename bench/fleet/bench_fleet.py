@@ -65,22 +65,24 @@ def overhead(rounds):
 
 def drain(redis, front, nworkers, jobs, img, mask):
     workers = [tf.Worker(redis, "bench-t%d" % i, ["--threads", "1"]) for i in range(nworkers)]
-    # queue first while no worker takes: submit with workers stopped is not possible, so time
-    # from the first submission to the last end
     t0 = time.perf_counter()
     ids = []
     for _ in range(jobs):
         r = front.submit(img, mask)
         assert r.status == 202, r
         ids.append(r.json()["id"])
-    for jid in ids:
-        wait_until(lambda: front.job(jid)["state"] in ("done", "failed"), timeout=600, step=0.05)
+    for jid in ids:  # polled slowly: the client shares the two cores with the workers
+        wait_until(lambda: front.job(jid)["state"] in ("done", "failed"), timeout=600, step=0.5)
     dt = time.perf_counter() - t0
-    bad = [jid for jid in ids if front.job(jid)["state"] != "done"]
+    recs = [front.job(jid) for jid in ids]
+    bad = [r["id"] for r in recs if r["state"] != "done"]
     assert not bad, bad
     for w in workers:
         w.cleanup()
-    return jobs / dt
+    # The workers' own span, from the first start to the last finish: the
+    # submissions and the client's polling fall outside it.
+    span = max(r["finished_at"] for r in recs) - min(r["started_at"] for r in recs)
+    return jobs / span, jobs / dt
 
 
 def throughput(jobs):
@@ -94,9 +96,11 @@ def throughput(jobs):
     front.cleanup()
     redis.cleanup()
     print("throughput: %d PatchMatch jobs (640x480, 240x210 hole), --threads 1 per worker" % jobs)
-    print("  one worker   %.3f jobs/s" % one)
-    print("  two workers  %.3f jobs/s" % two)
-    print("  ratio        %.2fx  (goal: >= 1.8x on two free cores)" % (two / one))
+    print("  (jobs/s over the workers' span, first start to last finish; in brackets over the client's")
+    print("   whole wait, submissions and polling included)")
+    print("  one worker   %.3f jobs/s  (%.3f)" % one)
+    print("  two workers  %.3f jobs/s  (%.3f)" % two)
+    print("  ratio        %.2fx  (%.2fx)  (goal: >= 1.8x on two free cores)" % (two[0] / one[0], two[1] / one[1]))
 
 
 def main():

@@ -4,6 +4,7 @@
  * returned pointer 64-byte aligned when the underlying block is. */
 #include "pixmend.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,4 +156,11 @@ size_t pm_mem_peak(void)
 void pm_mem_reset_peak(void)
 {
     atomic_store(&peak, atomic_load(&in_use));
+}
+
+void pm_mem_return_large_blocks(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 }

@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH_BUDGET_SHARE 0.7 /* default --mem-budget, as serve's */
 
 enum { ST_PENDING = 0, ST_DONE, ST_SKIPPED, ST_FAILED };
 
@@ -83,7 +82,7 @@ int pm_batch_options(const pm_command *cmd, const pm_optdef *defs, const pm_args
     bs->overwrite = pm_cli_get(defs, a, "overwrite") != NULL;
     bs->quiet = pm_cli_get(defs, a, "quiet") != NULL;
     bs->mask_resize = pm_cli_get(defs, a, "mask-resize") != NULL;
-    bs->mem_budget = pm_memory_share(BATCH_BUDGET_SHARE);
+    bs->mem_budget = pm_memory_share(PM_DEFAULT_BUDGET_SHARE);
     const char *s = pm_cli_get(defs, a, "mem-budget");
     if (s && pm_cli_mem_budget(cmd, s, &bs->mem_budget))
         return 2;

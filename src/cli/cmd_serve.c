@@ -194,6 +194,7 @@ static int run(int argc, char **argv)
     serve_opts so;
     if (pm_cli_sched_opts(&pm_cmd_serve, opts, &a, argc, argv, &so.o) || serve_only_opts(&a, &so))
         return 2;
+    pm_mem_return_large_blocks(); /* finished jobs give their memory back */
     pm_sched_config *sc = &so.o.sc;
     pm_auth *auth = NULL;
     if ((rc = pm_serve_access_setup(opts, &a, &so.hc, sc, &auth)))

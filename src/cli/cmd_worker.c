@@ -75,6 +75,7 @@ static int run(int argc, char **argv)
     pm_sched_opts o;
     if (pm_cli_sched_opts(&pm_cmd_worker, opts, &a, argc, argv, &o))
         return 2;
+    pm_mem_return_large_blocks(); /* finished jobs give their memory back */
     if (!o.fc.redis_url) {
         pm_cli_error(&pm_cmd_worker, "--redis URL is required: the fleet's Redis, e.g. redis://10.0.0.5:6379/0");
         return 2;

@@ -260,8 +260,6 @@ typedef struct rp_tier_row {
     int rw[RP_NTIERS + 1], rh[RP_NTIERS + 1];
 } rp_tier_row;
 
-/* serve's default --mem-budget share (BUDGET_SHARE in cmd_serve.c). */
-#define RP_DEFAULT_BUDGET_SHARE 0.7
 
 /* Everything the report holds. */
 typedef struct rp_report {
@@ -290,7 +288,7 @@ typedef struct rp_report {
     int ndrills;
     rp_tier_row tiers[RP_MAX_MODELS];
     int ntiers;
-    double box_bytes, budget_share;      /* budget_share: the default, RP_DEFAULT_BUDGET_SHARE */
+    double box_bytes, budget_share;      /* budget_share: the default, PM_DEFAULT_BUDGET_SHARE */
     double server_budget_share;          /* the server under test's budget / box, 0 unknown */
     double load_start[3], load_end[3];   /* /proc/loadavg around the model and size runs */
     char outside_client[32];             /* "curl", or why none: "none (concurrency > 1)" */

@@ -726,7 +726,7 @@ void rp_measure_tiers(rp_report *r)
     if (have && st.cgroup_max > 0 && st.cgroup_max < box)
         box = st.cgroup_max;
     r->box_bytes = box;
-    r->budget_share = RP_DEFAULT_BUDGET_SHARE;
+    r->budget_share = PM_DEFAULT_BUDGET_SHARE;
     r->server_budget_share = have && st.budget > 0 && box > 0 ? st.budget / box : 0;
     r->ntiers = 0;
     for (int m = 0; m < r->nmodels; m++) {

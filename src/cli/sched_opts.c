@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUDGET_SHARE 0.7 /* default --mem-budget: this share of the smaller of host memory and the cgroup limit */
 
 int pm_cli_collect_repeated(const pm_optdef *opts, int argc, char **argv, const char *name, char short_name,
                             const char **out, int max)
@@ -189,7 +188,7 @@ int pm_cli_sched_opts(const pm_command *cmd, const pm_optdef *opts, const pm_arg
     if (pm_cli_opt_int(cmd, opts, a, "job-delay-ms", 0, 3600000, &sc->job_delay_ms))
         return 2;
     sc->max_wait = 900;
-    sc->mem_budget = pm_memory_share(BUDGET_SHARE);
+    sc->mem_budget = pm_memory_share(PM_DEFAULT_BUDGET_SHARE);
     if ((s = pm_cli_get(opts, a, "mem-budget")) && pm_cli_mem_budget(cmd, s, &sc->mem_budget))
         return 2;
     if ((s = pm_cli_get(opts, a, "pause-at")) && parse_fraction(cmd, "pause-at", s, &sc->pause_at))

@@ -27,6 +27,8 @@ int pm_read_cgroup_memory(int *has_limit, uint64_t *max, uint64_t *current);
  * bytes; 0 when host memory is unreadable. The default memory budget of
  * serve and batch runs, and what "N%" means for --mem-budget. */
 uint64_t pm_memory_share(double share);
+/* The default --mem-budget of serve, worker and batch runs: this share. */
+#define PM_DEFAULT_BUDGET_SHARE 0.7
 /* Resident set size of this process, in bytes (from /proc/self/statm). */
 uint64_t pm_read_rss(void);
 /* Peak resident set size (VmHWM), in bytes. */
