@@ -435,3 +435,19 @@ def run_tests(module_name, overall_timeout=240):
     suite = loader.loadTestsFromNames(names, mod) if names else loader.loadTestsFromModule(mod)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+def result_bytes_of(img, mask, args=("--threads", "1")):
+    """The size of the result a single box makes of (img, mask), measured on a
+    server of its own: tests that bound the results' store by bytes size the
+    bound from it instead of assuming what an engine's output compresses to."""
+    srv = Server(list(args))
+    try:
+        r = srv.submit(img, mask)
+        assert r.status == 202, r
+        j = srv.wait_job(r.json()["id"])
+        assert j["state"] == "done", j
+        return j["result_bytes"]
+    finally:
+        srv.cleanup()
+

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from pmtest import (PIXMEND, SOURCE_DIR, Server, WSClient, png_bytes, run_tests, test_image, test_mask,  # noqa: E402
+from pmtest import (PIXMEND, SOURCE_DIR, Server, WSClient, png_bytes, result_bytes_of, run_tests, test_image, test_mask,  # noqa: E402
                     wait_until)
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -434,10 +434,11 @@ class TestFleetWorkers(FleetCase):
 
 
     def test_results_cap_and_ttl(self):
+        size = result_bytes_of(self.img, self.mask)
         front = self.front()
-        self.worker("w", "--results-max-bytes", "1000", "--result-ttl", "2")
+        self.worker("w", "--results-max-bytes", str(size * 5 // 2), "--result-ttl", "2")
         ids = []
-        for _ in range(4):  # about 380 bytes each: the cap keeps the newest two
+        for _ in range(4):  # the cap keeps the newest two
             ids.append(self.submit(front))
             self.assertEqual(front.wait_job(ids[-1], timeout=20 * SLOW)["state"], "done")
         sizes = [front.job(j)["result_bytes"] for j in ids]

@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pmtest  # noqa: E402
-from pmtest import Server, WSClient, decode, job_files, png_bytes, test_image, test_mask, wait_until  # noqa: E402
+from pmtest import Server, WSClient, decode, job_files, png_bytes, result_bytes_of, test_image, test_mask, wait_until  # noqa: E402
 
 
 def journal_done_counts(data_dir):
@@ -228,20 +228,21 @@ class Lifecycle(unittest.TestCase):
         srv.stop()
 
     def test_results_cap_evicts_oldest(self):
-        srv = self.start("--results-max-bytes", "1500")
+        size = result_bytes_of(self.img, self.mask)
+        cap = size * 5 // 2  # room for two results, not three
+        srv = self.start("--results-max-bytes", str(cap))
         ids = []
         for _ in range(4):
             (jid,) = self.submit_many(srv, 1)
             ids.append(jid)
             srv.wait_job(jid)
-        size = srv.job(ids[-1])["result_bytes"]
-        keep = 1500 // size
-        self.assertGreaterEqual(keep, 1)
+        self.assertEqual(srv.job(ids[-1])["result_bytes"], size)
+        keep = 2
         wait_until(lambda: sum(srv.get("/api/v1/jobs/" + i).status == 200 for i in ids) == keep, timeout=10,
                    what="eviction")
         alive = [srv.get("/api/v1/jobs/" + i).status == 200 for i in ids]
         self.assertEqual(alive, [False] * (4 - keep) + [True] * keep)
-        self.assertLessEqual(srv.get("/api/v1/stats").json()["results"]["bytes"], 1500)
+        self.assertLessEqual(srv.get("/api/v1/stats").json()["results"]["bytes"], cap)
         srv.stop()
 
 
