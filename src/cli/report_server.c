@@ -199,14 +199,20 @@ int rp_proc_fds(pid_t pid)
     return n;
 }
 
-char *rp_stats(const rp_server *s)
+/* The body of a 200 answer to GET path (the caller frees it), or NULL. */
+static char *get_body(const rp_server *s, const char *path)
 {
     rp_resp r;
-    if (rp_http(s->host, s->port, "GET", "/api/v1/stats", NULL, NULL, 0, 10, &r) || r.status != 200) {
+    if (rp_http(s->host, s->port, "GET", path, NULL, NULL, 0, 10, &r) || r.status != 200) {
         rp_resp_free(&r);
         return NULL;
     }
     return r.body;
+}
+
+char *rp_stats(const rp_server *s)
+{
+    return get_body(s, "/api/v1/stats");
 }
 
 int rp_stats_read(const rp_server *s, rp_srv_stats *st)
@@ -219,12 +225,7 @@ int rp_stats_read(const rp_server *s, rp_srv_stats *st)
 
 char *rp_metrics(const rp_server *s)
 {
-    rp_resp r;
-    if (rp_http(s->host, s->port, "GET", "/metrics", NULL, NULL, 0, 10, &r) || r.status != 200) {
-        rp_resp_free(&r);
-        return NULL;
-    }
-    return r.body;
+    return get_body(s, "/metrics");
 }
 
 uint64_t rp_server_rss(const rp_server *s)
