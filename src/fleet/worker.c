@@ -392,7 +392,7 @@ static void fail_entry(pm_fleet_worker *w, pm_rconn *c, const entry *e, pm_job_i
     job->state = PM_JOB_FAILED;
     job->finished = pm_wall_time();
     job->error_code = code;
-    snprintf(job->error, sizeof job->error, "%s", why);
+    snprintf(job->error, sizeof job->error, "%.*s", (int)sizeof job->error - 1, why); /* truncated on purpose */
     pm_warn("job_failed", "job %s failed on worker %s: %s", job->id, w->name, why);
     if (finish(w, c, e, job, NULL, 0) == 0)
         atomic_fetch_add(&w->failed, 1);

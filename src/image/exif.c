@@ -168,8 +168,8 @@ static void remove_entry(tiff *x, size_t ifd, int i)
 
 int pm_exif_check(const uint8_t *t, size_t n)
 {
-    tiff x;
-    size_t ifd;
+    tiff x = {0};
+    size_t ifd = 0;
     if (n > PM_META_MAX_EXIF)
         return pm_errorf(PM_ETOOBIG, "the EXIF block is %zu bytes, more than the %u KiB pixmend keeps", n,
                          PM_META_MAX_EXIF >> 10);
@@ -181,8 +181,8 @@ int pm_exif_check(const uint8_t *t, size_t n)
  * rotated as other viewers show them). */
 int pm_exif_orientation(const uint8_t *t, size_t n)
 {
-    tiff x;
-    size_t ifd;
+    tiff x = {0};
+    size_t ifd = 0;
     if (tiff_open_loose(&x, t, n, &ifd))
         return 1;
     unsigned count = rd16(&x, ifd);
@@ -209,8 +209,8 @@ int pm_exif_orientation(const uint8_t *t, size_t n)
 
 int pm_exif_set_orientation(uint8_t *t, size_t n, int v)
 {
-    tiff x;
-    size_t ifd;
+    tiff x = {0};
+    size_t ifd = 0;
     if (tiff_open(&x, t, n, &ifd))
         return 0;
     int i = find_tag(&x, ifd, 0x0112);
@@ -231,8 +231,8 @@ int pm_exif_set_orientation(uint8_t *t, size_t n, int v)
 
 int pm_exif_strip_gps(uint8_t *t, size_t n)
 {
-    tiff x;
-    size_t ifd;
+    tiff x = {0};
+    size_t ifd = 0;
     if (tiff_open(&x, t, n, &ifd))
         return PM_ECORRUPT;
     int i = find_tag(&x, ifd, 0x8825);
@@ -250,8 +250,8 @@ int pm_exif_strip_gps(uint8_t *t, size_t n)
 
 int pm_exif_drop_thumbnail(uint8_t *t, size_t n)
 {
-    tiff x;
-    size_t ifd;
+    tiff x = {0};
+    size_t ifd = 0;
     if (tiff_open(&x, t, n, &ifd))
         return 0;
     size_t next_at = ifd + 2 + 12 * (size_t)rd16(&x, ifd);
