@@ -204,6 +204,15 @@ class FleetCase(unittest.TestCase):
         self.assertEqual(r.status, 202, r)
         return r.json()["id"]
 
+    def submit_to_budget(self, front, name, budget, w, h):
+        """Starts worker `name` with --mem-budget `budget`, waits for the
+        front to see its report, then submits a w x h job; the answer."""
+        self.worker(name, "--mem-budget", budget)
+        wait_until(lambda: name in str(self.redis.cmd("HKEYS", "pixmend:workers")), timeout=10,
+                   what="worker %s's report" % name)
+        time.sleep(0.2)
+        return front.submit(png_bytes(test_image(w, h)), png_bytes(test_mask(w, h)))
+
     def record(self, jid, field):
         return self.redis.cmd("HGET", "pixmend:job:" + jid, field)
 
@@ -331,20 +340,12 @@ class TestFleet(FleetCase):
         self.assertEqual(r.status, 202, r)
         self.assertEqual(front.job(a)["state"], "cancelled")
         # a worker whose budget fits no job: the front answers 413 naming the fleet's budget
-        self.worker("small", "--mem-budget", "1M")
-        wait_until(lambda: "small" in str(self.redis.cmd("HKEYS", "pixmend:workers")), timeout=10,
-                   what="the worker's report")
-        time.sleep(0.2)
-        r = front.submit(png_bytes(test_image(400, 300)), png_bytes(test_mask(400, 300)))
+        r = self.submit_to_budget(front, "small", "1M", 400, 300)
         self.assertEqual(r.status, 413, r)
         self.assertIn("no worker could run it", r.body.decode())
         self.assertIn("admits even the smallest image for model patchmatch", r.body.decode())
         # a worker with room for about 0.1 MP: the answer names the largest image that fits
-        self.worker("medium", "--mem-budget", "9M")
-        wait_until(lambda: "medium" in str(self.redis.cmd("HKEYS", "pixmend:workers")), timeout=10,
-                   what="the second worker's report")
-        time.sleep(0.2)
-        r = front.submit(png_bytes(test_image(800, 600)), png_bytes(test_mask(800, 600)))
+        r = self.submit_to_budget(front, "medium", "9M", 800, 600)
         self.assertEqual(r.status, 413, r)
         self.assertIn("the largest image that fits is about", r.body.decode())
         self.assertEqual(front.submit(self.img, self.mask, model="nosuch").status, 404)
