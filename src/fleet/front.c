@@ -643,7 +643,10 @@ static void op_stats(pm_jobstore *st, pm_sched_stats *io)
 {
     front *f = front_of(st);
     snapshot s;
-    snapshot_get(f, &s, 0);
+    if (snapshot_get(f, &s, 0))
+        snprintf(io->fleet_down, sizeof io->fleet_down, "%s", pm_error_detail());
+    else
+        io->fleet_down[0] = '\0';
     pthread_mutex_lock(&f->lock);
     io->drain_rate = f->rate;
     pthread_mutex_unlock(&f->lock);

@@ -236,6 +236,7 @@ typedef struct pm_sched_stats {
     int fleet_pending;           /* entries taken by a worker and not acknowledged yet */
     uint64_t fleet_reclaimed;    /* entries taken over from a stopped worker (XAUTOCLAIM) */
     int fleet_nworkers;          /* workers that reported within the last seconds */
+    char fleet_down[192];        /* non-empty while the fleet's Redis cannot be reached: why */
     struct {
         char name[64];
         int running, slots;

@@ -108,6 +108,8 @@ static void render_fleet(pm_sb *sb, const pm_sched_stats *s)
     header(sb, "pixmend_fleet_queue_depth", "gauge", "Jobs waiting in the fleet's streams, by lane (not yet taken).");
     for (int l = 0; l < 2; l++)
         pm_sb_printf(sb, "pixmend_fleet_queue_depth{lane=\"%s\"} %d\n", lanes[l], s->lane_depth[l]);
+    scalar(sb, "pixmend_fleet_redis_up", "gauge", "1 while the fleet's Redis answers, 0 while it cannot be reached.",
+           "%d", s->fleet_down[0] ? 0 : 1);
     scalar(sb, "pixmend_fleet_pending", "gauge", "Entries taken by a worker and not acknowledged yet.", "%d",
            s->fleet_pending);
     scalar(sb, "pixmend_fleet_reclaimed_total", "counter", "Jobs taken over from a stopped worker (XAUTOCLAIM).",

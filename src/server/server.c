@@ -197,9 +197,12 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
     pm_sb_init(&sb);
     pm_sched_stats ss;
     pm_sched_get_stats(srv->sched, &ss);
-    int ready = st == PM_SERVER_READY && !ss.paused;
+    int down = st == PM_SERVER_READY && ss.fleet && ss.fleet_down[0];
+    int ready = st == PM_SERVER_READY && !ss.paused && !down;
     char msg[256] = "";
-    if (st == PM_SERVER_READY && ss.paused)
+    if (down)
+        snprintf(msg, sizeof msg, "%.200s; submissions answer 503 until it is back", ss.fleet_down);
+    else if (st == PM_SERVER_READY && ss.paused)
         snprintf(msg, sizeof msg,
                  "intake is paused: memory in use (%.0f %% by %s) reached the pause mark (%.0f %%); it resumes below "
                  "%.0f %%",
@@ -207,7 +210,7 @@ static int readyz_handler(struct mg_connection *conn, void *cbdata)
     else if (!ready)
         snprintf(msg, sizeof msg, "%s",
                  st == PM_SERVER_LOADING ? "the server is loading its models" : "the server is shutting down");
-    const char *state = st == PM_SERVER_READY && ss.paused ? "paused" : pm_srv_state_name(st);
+    const char *state = down ? "unavailable" : st == PM_SERVER_READY && ss.paused ? "paused" : pm_srv_state_name(st);
     pm_sb_printf(&sb, "{\"ready\":%s,\"state\":\"%s\",\"admission\":{", ready ? "true" : "false", state);
     pm_srv_admission_members(&sb, &ss, 0);
     pm_sb_puts(&sb, "}");

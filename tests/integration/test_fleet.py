@@ -2,6 +2,7 @@
 pixmend worker). Each test starts its own redis-server (Debian's) on a free
 loopback port with a temporary directory and AOF with appendfsync always,
 and stops it. Skips (77) when redis-server is not installed."""
+import json
 import os
 import shutil
 import signal
@@ -228,7 +229,6 @@ class TestFleet(FleetCase):
         events = ws.collect(lambda m: sum(1 for e in m if e.get("type") == "done") >= 16, timeout=60 * SLOW)
         ws.close()
         try:  # the events of a fleet are the single box's, field for field (docs/events.schema.json)
-            import json
             import jsonschema
             with open(os.path.join(SOURCE_DIR, "docs", "events.schema.json")) as f:
                 schema = json.load(f)
@@ -408,13 +408,21 @@ class TestFleet(FleetCase):
         r = front.submit(self.img, self.mask)
         self.assertEqual(r.status, 503, r)
         self.assertIn("unreachable", r.body.decode())
-        w = Worker.__new__(Worker)  # a worker started while Redis is down would exit 1: check that too
+        # a load balancer's probe takes the front out while its queue is gone
+        r = front.get("/readyz")
+        self.assertEqual(r.status, 503, r)
+        ready = json.loads(r.body)
+        self.assertEqual(ready["state"], "unavailable")
+        self.assertIn("unreachable", ready["error"]["message"])
+        self.assertEqual(metric(front.get("/metrics").body.decode(), "pixmend_fleet_redis_up"), 0)
+        # a worker started while Redis is down exits 1 with one line
         p = subprocess.run([PIXMEND, "worker", "--redis", self.redis.url], capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertEqual(len(p.stderr.decode().strip().splitlines()), 1, p.stderr)
         self.assertIn("unreachable", p.stderr.decode())
-        del w
         self.redis.start()
+        wait_until(lambda: front.get("/readyz").status == 200, timeout=10, what="the front to be ready again")
+        self.assertEqual(metric(front.get("/metrics").body.decode(), "pixmend_fleet_redis_up"), 1)
         self.worker("w")
         for jid in ids:
             self.assertEqual(front.wait_job(jid, timeout=30 * SLOW)["state"], "done")
