@@ -17,8 +17,8 @@
  * overlaps the hole) to a source patch fully outside it, improved by
  * propagation and random search; every target patch then votes for the
  * pixels it covers (weighted by similarity and by distance to the border).
- * The last vote at full size takes the dominant mode of the votes, which
- * keeps the texture, and a gradient-domain seam correction (a membrane
+ * The votes at full size take the dominant mode of the votes, which keeps
+ * the texture, and a gradient-domain seam correction (a membrane
  * carrying the mismatch between the border and what the copied sources have
  * there) removes the seam at the hole's edge.
  *
