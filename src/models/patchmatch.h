@@ -39,7 +39,7 @@
 typedef struct pm_patchmatch_params {
     int patch_size; /* side of a square patch, odd, 3..15; default 7 */
     int em_iters;   /* EM iterations (search + vote) per level, the finest level
-                       running a third as many, rounded up; 1..100, default 8 */
+                       running a quarter as many, rounded up; 1..100, default 8 */
     int pm_iters;   /* PatchMatch passes per EM iteration; default 2 */
     int min_size;   /* the coarsest level keeps its shorter side >= this; default 32 */
     uint64_t seed;  /* random seed; same seed, same result */
