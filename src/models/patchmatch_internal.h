@@ -73,18 +73,20 @@ void pm_nnf_upsample(pm_nnf *f, const pm_pmatch_layer *L, const pm_nnf *fc, cons
 typedef struct pm_fill_work {
     float *v;       /* 4 floats per pixel: R, G, B and the texture feature */
     int32_t *list;  /* hole pixel indices */
-    uint8_t *state; /* per pixel: 0 hole, 1 queued, 2 filled */
+    uint8_t *ring;  /* per pixel, seam correction: 1 = a hole pixel with a known 4-neighbour */
+    float *dist;    /* per pixel: distance to the nearest known pixel */
 } pm_fill_work;
 
 /* Bytes of pm_fill_work per pixel (for the memory estimate). */
-#define PM_FILL_WORK_BYTES_PER_PX (4 * sizeof(float) + sizeof(int32_t) + 1)
+#define PM_FILL_WORK_BYTES_PER_PX (5 * sizeof(float) + sizeof(int32_t) + 1)
 
 /* Allocates the smooth-fill scratch for up to n pixels; the caller owns *F
  * and releases it with pm_pmatch_fill_work_free. Returns 0 or PM_ENOMEM. */
 int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n);
 void pm_pmatch_fill_work_free(pm_fill_work *F);
 /* Smooth (membrane) fill of the hole of L, all four bytes of a pixel; from
- * an onion peel when C is NULL, else from the coarser level C upsampled. */
+ * the nearest known pixel's value when C is NULL, else from the
+ * coarser level C upsampled. */
 void pm_pmatch_fill_smooth(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads);
 /* Hole pixels of the fine level F from the coarse estimate C (bilinear, all
  * four bytes). */
