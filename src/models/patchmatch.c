@@ -83,14 +83,13 @@ static int check_params(const pm_patchmatch_params *p)
     return 0;
 }
 
-
 /* ------------------------------------------------------------------ voting */
 
 struct vote_job {
     pm_pmatch_layer *L;
     const pm_nnf *f;
     const float *wq; /* per field entry: vote weight of that target patch */
-    int hx0, hy0, hx1, hy1; /* hole bounding box, inclusive */
+    int hx0, hy0, hx1, hy1; /* the box that holds the hole, inclusive */
     int best;               /* 1: take the single heaviest vote, no averaging */
     int32_t *src_of;        /* best: per pixel, the source pixel copied (or NULL) */
 };
@@ -189,7 +188,6 @@ static int32_t select_kth(int32_t *a, int n, int k)
 typedef struct pm_level_work {
     float *wq;     /* field-sized: vote weights */
     int32_t *sel;  /* n_targets: distances for the percentile */
-    int hx0, hy0, hx1, hy1; /* hole bounding box, inclusive (hx1 < 0: no hole) */
 } pm_level_work;
 
 static void level_work_free(pm_level_work *W)
@@ -199,28 +197,11 @@ static void level_work_free(pm_level_work *W)
     memset(W, 0, sizeof *W);
 }
 
-/* Allocates the vote scratch for field f of layer L and finds the hole's
- * bounding box; the caller owns *W and releases it with level_work_free. */
-static int level_work_alloc(pm_level_work *W, const pm_nnf *f, const pm_pmatch_layer *L)
+/* Allocates the vote scratch for field f; the caller owns *W and releases it
+ * with level_work_free. */
+static int level_work_alloc(pm_level_work *W, const pm_nnf *f)
 {
     memset(W, 0, sizeof *W);
-    W->hx0 = L->w;
-    W->hy0 = L->h;
-    W->hx1 = W->hy1 = -1;
-    for (int y = 0; y < L->h; y++) {
-        const uint8_t *hr = L->hole + (size_t)y * L->w;
-        for (int x = 0; x < L->w; x++) {
-            if (!hr[x])
-                continue;
-            if (x < W->hx0)
-                W->hx0 = x;
-            if (x > W->hx1)
-                W->hx1 = x;
-            if (y < W->hy0)
-                W->hy0 = y;
-            W->hy1 = y;
-        }
-    }
     size_t n = (size_t)f->w * f->h;
     W->wq = pm_calloc(n ? n : 1, sizeof *W->wq);
     W->sel = pm_calloc(f->n_targets ? (size_t)f->n_targets : 1, sizeof *W->sel);
@@ -258,13 +239,12 @@ static void vote(pm_pmatch_layer *L, const pm_nnf *f, pm_level_work *W, int best
             W->wq[i] = expf(-a - lg * dist);
         }
     }
-    if (W->hx1 < 0)
-        return;
-    struct vote_job j = {.L = L, .f = f, .wq = W->wq, .hx0 = W->hx0, .hy0 = W->hy0, .hx1 = W->hx1, .hy1 = W->hy1,
-                         .best = best, .src_of = src_of};
-    pm_parallel_for(pm_pmatch_n_bands(W->hy1 - W->hy0 + 1), threads, vote_band, &j);
+    /* Every hole pixel lies in a target's window, and targets lie inside. */
+    int r = L->patch_size / 2;
+    struct vote_job j = {.L = L, .f = f, .wq = W->wq, .hx0 = f->x0 - r, .hy0 = f->y0 - r,
+                         .hx1 = f->x0 + f->w - 1 + r, .hy1 = f->y0 + f->h - 1 + r, .best = best, .src_of = src_of};
+    pm_parallel_for(pm_pmatch_n_bands(j.hy1 - j.hy0 + 1), threads, vote_band, &j);
 }
-
 
 /* ----------------------------------------------------------------- driver */
 
@@ -353,7 +333,7 @@ static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p
         uint64_t lseed = pm_seed2(p->seed, (uint64_t)l);
         if ((rc = pm_nnf_alloc(&fine, L)) != 0)
             goto free_fields;
-        if ((rc = level_work_alloc(&work, &fine, L)) != 0)
+        if ((rc = level_work_alloc(&work, &fine)) != 0)
             goto free_fields;
         if (l == npm - 1) {
             pm_nnf_init_random(&fine, L, pm_seed2(lseed, 0xA11), threads);
@@ -431,16 +411,11 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
 
     /* Level 0: the image, with the hole's content forgotten. */
     size_t nhole = 0;
-    if ((rc = pm_pmatch_layer_alloc(&lv[0], w, h, ps)) != 0)
+    if ((rc = pm_pmatch_layer_from_image(&lv[0], rgb, mask, ps)) != 0)
         return rc;
     nlev = 1;
-    for (size_t i = 0; i < npx; i++) {
-        uint8_t hole = mask->data[i] != 0;
-        lv[0].hole[i] = hole;
-        nhole += hole;
-        for (int c = 0; c < 3; c++)
-            lv[0].px[4 * i + c] = hole ? 0 : rgb->data[3 * i + c];
-    }
+    for (size_t i = 0; i < npx; i++)
+        nhole += lv[0].hole[i];
     if (nhole == 0)
         goto compose;
     if (w < ps || h < ps) {
@@ -450,8 +425,6 @@ int pm_patchmatch_inpaint(const pm_image *rgb, const pm_image *mask, const pm_pa
                        w, h, ps, ps);
         goto free_levels;
     }
-    pm_pmatch_layer_analyse(&lv[0]);
-    pm_pmatch_texture_features(&lv[0]);
     if (lv[0].n_src == 0) {
         rc = pm_errorf(PM_ENOSOURCE,
                        "the mask covers %.1f%% of the %dx%d image and leaves no %dx%d area untouched, so there "

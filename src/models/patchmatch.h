@@ -91,8 +91,8 @@ void pm_pmatch_layer_free(pm_pmatch_layer *L);
 /* Computes src_ok, src_list, n_src and hole_dist from L->hole. */
 void pm_pmatch_layer_analyse(pm_pmatch_layer *L);
 /* Builds a layer from an RGB image and a mask of the same size (non-zero =
- * hole); hole pixels keep the image's values as the current estimate, known
- * pixels get their texture feature (hole pixels keep 0). The caller owns *L
+ * hole); hole pixels are zeroed (their content is forgotten), known pixels
+ * get their texture feature, and the layer is analysed. The caller owns *L
  * (pm_pmatch_layer_free). */
 int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
 

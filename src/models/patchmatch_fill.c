@@ -138,34 +138,23 @@ static void sor_sweeps(float *v, int32_t *list, int qn, int w, int h, int iters,
  * the known pixels' values are the boundary): from the bilinear upsampling
  * of the coarser level C (so that a few sweeps per level converge: a
  * multigrid cascade), or, when C is NULL, from the value of the nearest
- * known pixel (two chamfer passes, as in pm_pmatch_layer_analyse, that carry
- * the values along); then over-relaxed red-black Gauss-Seidel sweeps, whose
+ * known pixel (pm_pmatch_chamfer); then over-relaxed red-black Gauss-Seidel sweeps, whose
  * result does not depend on the thread count. Leaves the hole pixels in
  * F->list and returns their number. */
 static int membrane(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads)
 {
-    static const int ox[4] = {-1, -1, 0, 1}, oy[4] = {0, -1, -1, -1};
-    static const float od[4] = {1.0f, 1.41421356f, 1.0f, 1.41421356f};
-    int qn = 0, w = L->w, h = L->h;
-    float *D = F->dist;
+    int qn = 0;
     if (C)
         pm_pmatch_upsample_pixels(L, C);
-    for (int pass = 0; pass < 2; pass++)
-        for (int k = 0; k < w * h; k++) {
-            int i = pass ? w * h - 1 - k : k, x = i % w, y = i / w, sg = pass ? -1 : 1;
-            if (pass == 0 && L->hole[i])
-                F->list[qn++] = i;
-            D[i] = L->hole[i] ? (pass ? D[i] : 1e9f) : 0.0f;
-            for (int m = 0; m < 4 && L->hole[i] && !C; m++) {
-                int xx = x + sg * ox[m], yy = y + sg * oy[m], j = yy * w + xx;
-                if (xx < 0 || yy < 0 || xx >= w || yy >= h || D[j] + od[m] >= D[i])
-                    continue;
-                D[i] = D[j] + od[m];
-                memcpy(F->v + 4 * (size_t)i, F->v + 4 * (size_t)j, 4 * sizeof *F->v);
-            }
-            for (int c = 0; c < 4 && C && L->hole[i]; c++)
-                F->v[4 * (size_t)i + c] = L->px[4 * (size_t)i + c];
-        }
+    else
+        pm_pmatch_chamfer(L->hole, L->w, L->h, F->dist, F->v);
+    for (int i = 0; i < L->w * L->h; i++) {
+        if (!L->hole[i])
+            continue;
+        F->list[qn++] = i;
+        for (int c = 0; c < 4 && C; c++)
+            F->v[4 * (size_t)i + c] = L->px[4 * (size_t)i + c];
+    }
     sor_sweeps(F->v, F->list, qn, L->w, L->h, iters, threads);
     return qn;
 }

@@ -39,13 +39,12 @@ typedef struct pm_rng {
     uint64_t s;
 } pm_rng;
 
+/* SplitMix64: the state advances by the constant pm_mix64 adds. */
 static inline uint64_t pm_rng_next(pm_rng *g)
 {
+    uint64_t z = pm_mix64(g->s);
     g->s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = g->s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return z;
 }
 
 /* Uniform in [0, n), n >= 1. */
@@ -59,6 +58,10 @@ static inline uint32_t pm_rng_below(pm_rng *g, uint32_t n)
 /* Half-size level C of F (C allocated at ((F->w + 1) / 2) x ((F->h + 1) / 2)):
  * hole where any pixel of the 2x2 block is, known pixels the block's mean. */
 void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C);
+/* Two-pass chamfer distance (1, sqrt 2) D of every pixel to the nearest one
+ * where hole is 0; with v (4 floats a pixel) non-NULL, every hole pixel also
+ * takes the v of the known pixel its distance comes from. */
+void pm_pmatch_chamfer(const uint8_t *hole, int w, int h, float *D, float *v);
 /* A PatchMatch pass whose random search starts at `max_radius`. */
 int pm_nnf_pass_radius(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads, int max_radius);
 /* Field f of layer L from the coarser field fc of layer C (matches scaled by
