@@ -40,8 +40,11 @@
 /* Random search starts at the longer side of the level at the coarsest
  * PatchMatch level, and at 1/PM_INHERITED_SEARCH_DIV of it at finer levels,
  * whose field is inherited and already close (one candidate per target is
- * still drawn from all sources). */
+ * still drawn from all sources); at level 0, 1/PM_FINEST_SEARCH_DIV: 64
+ * rather than 8 there costs 0.03 dB on the bench and saves 15 % of the
+ * engine's CPU time at 2560x1920 (32 at all finer levels lost 0.09 dB). */
 #define PM_INHERITED_SEARCH_DIV 8
+#define PM_FINEST_SEARCH_DIV 64
 
 /* A coarser level is only used when it keeps at least this many source
  * patches to copy from. */
@@ -225,19 +228,16 @@ static void vote(pm_pmatch_layer *L, const pm_nnf *f, pm_level_work *W, int best
     if (d75 < 1.0f)
         d75 = 1.0f;
     const float lg = logf(PM_GAMMA);
-    for (int y = 0; y < f->h; y++) {
-        for (int x = 0; x < f->w; x++) {
-            size_t i = (size_t)y * f->w + x;
-            if (!f->is_target[i])
-                continue;
-            float a = (float)f->e[i].d / (2.0f * d75);
-            if (a > PM_SIM_CAP)
-                a = PM_SIM_CAP;
-            float dist = L->hole_dist[(size_t)(y + f->y0) * L->w + (x + f->x0)];
-            if (dist > PM_DIST_CAP)
-                dist = PM_DIST_CAP;
-            W->wq[i] = expf(-a - lg * dist);
-        }
+    for (size_t i = 0; i < n; i++) {
+        if (!f->is_target[i])
+            continue;
+        float a = (float)f->e[i].d / (2.0f * d75);
+        if (a > PM_SIM_CAP)
+            a = PM_SIM_CAP;
+        float dist = L->hole_dist[(i / f->w + f->y0) * L->w + (i % f->w + f->x0)];
+        if (dist > PM_DIST_CAP)
+            dist = PM_DIST_CAP;
+        W->wq[i] = expf(-a - lg * dist);
     }
     /* Every hole pixel lies in a target's window, and targets lie inside. */
     int r = L->patch_size / 2;
@@ -352,11 +352,11 @@ static int em_levels(pm_pmatch_layer *lv, int npm, const pm_patchmatch_params *p
         pm_nnf_refresh(&fine, L, threads);
         int iters = em_iters_at(p, l);
         int maxside = L->w > L->h ? L->w : L->h;
+        int div = l == npm - 1 ? 1 : l ? PM_INHERITED_SEARCH_DIV : PM_FINEST_SEARCH_DIV;
         for (int it = 0; it < iters; it++) {
             uint64_t iseed = pm_seed2(lseed, (uint64_t)it + 1);
             for (int k = 0; k < p->pm_iters; k++)
-                pm_nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads,
-                                   l == npm - 1 ? maxside : maxside / PM_INHERITED_SEARCH_DIV);
+                pm_nnf_pass_radius(&fine, L, k, pm_seed2(iseed, (uint64_t)k), threads, maxside / div);
             vote(L, &fine, &work, l == 0, l == 0 ? src_of : NULL, threads);
             if (it + 1 < iters)
                 pm_nnf_refresh(&fine, L, threads);
