@@ -93,7 +93,7 @@ struct vote_job {
     const pm_nnf *f;
     const float *wq; /* per field entry: vote weight of that target patch */
     int hx0, hy0, hx1, hy1; /* the box that holds the hole, inclusive */
-    int best;               /* 1: take the single heaviest vote, no averaging */
+    int best;               /* 1: the dominant mode of the votes (vote_band) */
     int32_t *src_of;        /* best: per pixel, the source pixel copied (or NULL) */
 };
 

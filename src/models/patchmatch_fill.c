@@ -138,9 +138,9 @@ static void sor_sweeps(float *v, int32_t *list, int qn, int w, int h, int iters,
  * the known pixels' values are the boundary): from the bilinear upsampling
  * of the coarser level C (so that a few sweeps per level converge: a
  * multigrid cascade), or, when C is NULL, from the value of the nearest
- * known pixel (pm_pmatch_chamfer); then over-relaxed red-black Gauss-Seidel sweeps, whose
- * result does not depend on the thread count. Leaves the hole pixels in
- * F->list and returns their number. */
+ * known pixel (pm_pmatch_chamfer); then over-relaxed red-black Gauss-Seidel
+ * sweeps, whose result does not depend on the thread count. Leaves the hole
+ * pixels in F->list and returns their number. */
 static int membrane(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads)
 {
     int qn = 0;
