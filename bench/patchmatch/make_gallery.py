@@ -24,7 +24,7 @@ import run_bench as rb  # noqa: E402
 CASES = [("grass", "boxes6"), ("gravel", "blobs10"), ("brick-box", "edge"), ("horizon-box", "edge"),
          ("wall-box", "edge"), ("camera-tripod", "structure"), ("rocket-pole", "structure"),
          ("brick-mortar", "structure"), ("fence", "structure"), ("diagonal", "structure"), ("chelsea", "boxes6"),
-         ("coffee", "strokes4"), ("astronaut", "boxes6")]
+         ("coffee", "strokes4"), ("astronaut", "boxes6"), ("motorcycle", "boxes6")]
 
 
 def crop_box(m, size):

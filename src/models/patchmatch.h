@@ -17,8 +17,8 @@
  * overlaps the hole) to a source patch fully outside it, improved by
  * propagation and random search; every target patch then votes for the
  * pixels it covers (weighted by similarity and by distance to the border).
- * The last vote at full size takes the dominant mode of the votes, which
- * keeps the texture, and a gradient-domain seam correction (a membrane
+ * The votes at full size take the dominant mode of the votes, which keeps
+ * the texture, and a gradient-domain seam correction (a membrane
  * carrying the mismatch between the border and what the copied sources have
  * there) removes the seam at the hole's edge.
  *
@@ -39,7 +39,7 @@
 typedef struct pm_patchmatch_params {
     int patch_size; /* side of a square patch, odd, 3..15; default 7 */
     int em_iters;   /* EM iterations (search + vote) per level, the finest level
-                       running a third as many, rounded up; 1..100, default 8 */
+                       running a quarter as many, rounded up; 1..100, default 8 */
     int pm_iters;   /* PatchMatch passes per EM iteration; default 2 */
     int min_size;   /* the coarsest level keeps its shorter side >= this; default 32 */
     uint64_t seed;  /* random seed; same seed, same result */
@@ -91,8 +91,8 @@ void pm_pmatch_layer_free(pm_pmatch_layer *L);
 /* Computes src_ok, src_list, n_src and hole_dist from L->hole. */
 void pm_pmatch_layer_analyse(pm_pmatch_layer *L);
 /* Builds a layer from an RGB image and a mask of the same size (non-zero =
- * hole); hole pixels keep the image's values as the current estimate, known
- * pixels get their texture feature (hole pixels keep 0). The caller owns *L
+ * hole); hole pixels are zeroed (their content is forgotten), known pixels
+ * get their texture feature, and the layer is analysed. The caller owns *L
  * (pm_pmatch_layer_free). */
 int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm_image *mask, int patch_size);
 

@@ -92,21 +92,26 @@ void pm_pmatch_layer_analyse(pm_pmatch_layer *L)
                 L->src_list[L->n_src++] = (int32_t)i;
         }
     }
-    /* Two-pass chamfer distance (1, sqrt 2) from the known pixels: the
-     * forward pass looks left and up, the backward one right and down. */
+    pm_pmatch_chamfer(L->hole, w, h, L->hole_dist, NULL);
+}
+
+void pm_pmatch_chamfer(const uint8_t *hole, int w, int h, float *D, float *v)
+{
+    /* The forward pass looks left and up, the backward one right and down. */
     static const int ox[4] = {-1, -1, 0, 1}, oy[4] = {0, -1, -1, -1};
     static const float od[4] = {1.0f, 1.41421356f, 1.0f, 1.41421356f};
-    float *D = L->hole_dist;
     for (int pass = 0; pass < 2; pass++)
         for (int k = 0; k < w * h; k++) {
             int i = pass ? w * h - 1 - k : k, x = i % w, y = i / w, sg = pass ? -1 : 1;
-            float d = L->hole[i] ? (pass ? D[i] : 1e9f) : 0.0f;
-            for (int m = 0; m < 4 && L->hole[i]; m++) {
-                int xx = x + sg * ox[m], yy = y + sg * oy[m];
-                if (xx >= 0 && yy >= 0 && xx < w && yy < h && D[(size_t)yy * w + xx] + od[m] < d)
-                    d = D[(size_t)yy * w + xx] + od[m];
+            D[i] = hole[i] ? (pass ? D[i] : 1e9f) : 0.0f;
+            for (int m = 0; m < 4 && hole[i]; m++) {
+                int xx = x + sg * ox[m], yy = y + sg * oy[m], j = yy * w + xx;
+                if (xx < 0 || yy < 0 || xx >= w || yy >= h || D[j] + od[m] >= D[i])
+                    continue;
+                D[i] = D[j] + od[m];
+                if (v)
+                    memcpy(v + 4 * (size_t)i, v + 4 * (size_t)j, 4 * sizeof *v);
             }
-            D[i] = d;
         }
 }
 
@@ -117,11 +122,9 @@ int pm_pmatch_layer_from_image(pm_pmatch_layer *L, const pm_image *rgb, const pm
         return rc;
     size_t n = (size_t)rgb->width * rgb->height;
     for (size_t i = 0; i < n; i++) {
-        L->px[4 * i + 0] = rgb->data[3 * i + 0];
-        L->px[4 * i + 1] = rgb->data[3 * i + 1];
-        L->px[4 * i + 2] = rgb->data[3 * i + 2];
-        L->px[4 * i + 3] = 0;
         L->hole[i] = mask->data[i] != 0;
+        for (int c = 0; c < 3; c++)
+            L->px[4 * i + c] = L->hole[i] ? 0 : rgb->data[3 * i + c];
     }
     pm_pmatch_layer_analyse(L);
     pm_pmatch_texture_features(L);
@@ -139,23 +142,15 @@ void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C)
     for (int y = 0; y < C->h; y++) {
         for (int x = 0; x < C->w; x++) {
             unsigned sum[4] = {0, 0, 0, 0}, cnt = 0, holes = 0;
-            for (int dy = 0; dy < 2; dy++) {
-                int fy = 2 * y + dy;
-                if (fy >= F->h)
+            for (int k = 0; k < 4; k++) { /* the 2x2 block */
+                int fx = 2 * x + (k & 1), fy = 2 * y + (k >> 1);
+                if (fx >= F->w || fy >= F->h)
                     continue;
-                for (int dx = 0; dx < 2; dx++) {
-                    int fx = 2 * x + dx;
-                    if (fx >= F->w)
-                        continue;
-                    size_t fi = (size_t)fy * F->w + fx;
-                    if (F->hole[fi]) {
-                        holes++;
-                        continue;
-                    }
-                    for (int c = 0; c < 4; c++)
-                        sum[c] += F->px[4 * fi + c];
-                    cnt++;
-                }
+                size_t fi = (size_t)fy * F->w + fx;
+                holes += F->hole[fi];
+                cnt += !F->hole[fi];
+                for (int c = 0; c < 4 && !F->hole[fi]; c++)
+                    sum[c] += F->px[4 * fi + c];
             }
             size_t ci = (size_t)y * C->w + x;
             C->hole[ci] = holes > 0;
@@ -490,8 +485,8 @@ static int upsample_band(void *user, int band)
                 sy = 2 * ce->sy + (ty - 2 * cy);
             } else if (C->src_ok[(size_t)cy * C->w + cx]) {
                 /* The parent is known at the coarse level: copy from there. */
-                sx = 2 * cx + (tx - 2 * cx);
-                sy = 2 * cy + (ty - 2 * cy);
+                sx = tx;
+                sy = ty;
             }
             if (sx < r || sx >= L->w - r || sy < r || sy >= L->h - r || !L->src_ok[(size_t)sy * L->w + sx]) {
                 int32_t s = L->src_list[pm_rng_below(&g, (uint32_t)L->n_src)];

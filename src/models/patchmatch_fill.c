@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* The smooth (membrane) fill: successive over-relaxation sweeps after the
- * onion peel of the coarsest level, and after upsampling at every finer one. */
+ * start of the coarsest level, and after upsampling at every finer one. */
 #define PM_SOR_OMEGA 1.8f
 
 /* Texture feature: the mean over a 3x3 window of
@@ -52,7 +52,8 @@ void pm_pmatch_fill_work_free(pm_fill_work *F)
 {
     pm_free(F->v);
     pm_free(F->list);
-    pm_free(F->state);
+    pm_free(F->ring);
+    pm_free(F->dist);
     memset(F, 0, sizeof *F);
 }
 
@@ -60,87 +61,13 @@ int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n)
 {
     F->v = pm_malloc(n * 4 * sizeof *F->v);
     F->list = pm_malloc(n * sizeof *F->list);
-    F->state = pm_malloc(n);
-    if (!F->v || !F->list || !F->state) {
+    F->ring = pm_malloc(n);
+    F->dist = pm_malloc(n * sizeof *F->dist);
+    if (!F->v || !F->list || !F->ring || !F->dist) {
         pm_pmatch_fill_work_free(F);
         return pm_errorf(PM_ENOMEM, "out of memory for the initial fill of a %zu-pixel image", n);
     }
     return 0;
-}
-
-/* Onion peel: each ring of hole pixels, from the border inwards, takes the
- * mean of its already filled 8-neighbours. Leaves the hole pixels in
- * F->list in ring order and returns how many there are. */
-static int onion_peel(pm_pmatch_layer *L, pm_fill_work *F)
-{
-    int w = L->w, h = L->h;
-    size_t n = (size_t)w * h;
-    float *v = F->v;
-    int32_t *queue = F->list;
-    uint8_t *state = F->state;
-    for (size_t i = 0; i < n; i++)
-        state[i] = L->hole[i] ? 0 : 2;
-    int qn = 0;
-    for (int y = 0; y < h; y++) {
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            if (state[i] != 0)
-                continue;
-            int edge = 0;
-            for (int dy = -1; dy <= 1 && !edge; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = x + dx, yy = y + dy;
-                    if (xx >= 0 && xx < w && yy >= 0 && yy < h && state[(size_t)yy * w + xx] == 2) {
-                        edge = 1;
-                        break;
-                    }
-                }
-            if (edge) {
-                state[i] = 1;
-                queue[qn++] = (int32_t)i;
-            }
-        }
-    }
-    int start = 0;
-    while (start < qn) {
-        int end = qn;
-        for (int k = start; k < end; k++) {
-            int i = queue[k], x = i % w, y = i / w;
-            float s[4] = {0, 0, 0, 0};
-            int cnt = 0;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = x + dx, yy = y + dy;
-                    if (xx < 0 || xx >= w || yy < 0 || yy >= h)
-                        continue;
-                    size_t j = (size_t)yy * w + xx;
-                    if (state[j] != 2)
-                        continue;
-                    for (int c = 0; c < 4; c++)
-                        s[c] += v[4 * j + c];
-                    cnt++;
-                }
-            for (int c = 0; c < 4; c++)
-                v[4 * (size_t)i + c] = cnt ? s[c] / (float)cnt : 0.0f;
-        }
-        for (int k = start; k < end; k++) {
-            int i = queue[k], x = i % w, y = i / w;
-            state[i] = 2;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = x + dx, yy = y + dy;
-                    if (xx < 0 || xx >= w || yy < 0 || yy >= h)
-                        continue;
-                    size_t j = (size_t)yy * w + xx;
-                    if (state[j] == 0) {
-                        state[j] = 1;
-                        queue[qn++] = (int32_t)j;
-                    }
-                }
-        }
-        start = end;
-    }
-    return qn;
 }
 
 /* Hole pixels per unit of parallel work in the smooth fill; below
@@ -202,37 +129,31 @@ static void sor_sweeps(float *v, int32_t *list, int qn, int w, int h, int iters,
     for (int it = 0; it < iters; it++) {
         for (int colour = 0; colour < 2; colour++) {
             struct sor_job *j = colour ? &black : &red;
-            int chunks = (j->n + PM_SOR_CHUNK - 1) / PM_SOR_CHUNK;
-            if (par > 1) {
-                pm_parallel_for(chunks, par, sor_chunk, j);
-            } else {
-                for (int k = 0; k < chunks; k++)
-                    sor_chunk(j, k);
-            }
+            pm_parallel_for((j->n + PM_SOR_CHUNK - 1) / PM_SOR_CHUNK, par, sor_chunk, j);
         }
     }
 }
 
 /* Smooth (membrane) fill of the hole of level L in F->v (4 floats a pixel;
- * the known pixels' values are the boundary): from an onion peel when C is
- * NULL, else from the bilinear upsampling of the coarser level C (so that a
- * few sweeps per level converge: a multigrid cascade); then over-relaxed
- * red-black Gauss-Seidel sweeps, whose result does not depend on the thread
- * count. Leaves the hole pixels in F->list and returns their number. */
+ * the known pixels' values are the boundary): from the bilinear upsampling
+ * of the coarser level C (so that a few sweeps per level converge: a
+ * multigrid cascade), or, when C is NULL, from the value of the nearest
+ * known pixel (pm_pmatch_chamfer); then over-relaxed red-black Gauss-Seidel
+ * sweeps, whose result does not depend on the thread count. Leaves the hole
+ * pixels in F->list and returns their number. */
 static int membrane(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads)
 {
     int qn = 0;
-    if (!C) {
-        qn = onion_peel(L, F);
-    } else {
+    if (C)
         pm_pmatch_upsample_pixels(L, C);
-        for (size_t i = 0; i < (size_t)L->w * L->h; i++) {
-            if (!L->hole[i])
-                continue;
-            F->list[qn++] = (int32_t)i;
-            for (int c = 0; c < 4; c++)
-                F->v[4 * i + c] = L->px[4 * i + c];
-        }
+    else
+        pm_pmatch_chamfer(L->hole, L->w, L->h, F->dist, F->v);
+    for (int i = 0; i < L->w * L->h; i++) {
+        if (!L->hole[i])
+            continue;
+        F->list[qn++] = i;
+        for (int c = 0; c < 4 && C; c++)
+            F->v[4 * (size_t)i + c] = L->px[4 * (size_t)i + c];
     }
     sor_sweeps(F->v, F->list, qn, L->w, L->h, iters, threads);
     return qn;
@@ -307,7 +228,7 @@ void pm_pmatch_seam_correct(pm_pmatch_layer *L, const int32_t *src, pm_fill_work
     size_t n = (size_t)w * h;
     static const int nx[4] = {-1, 1, 0, 0}, ny[4] = {0, 0, -1, 1};
     float *v = F->v, lo[3] = {255, 255, 255}, hi[3] = {0, 0, 0};
-    uint8_t *ring = F->state; /* 1: a hole pixel with a known 4-neighbour */
+    uint8_t *ring = F->ring;
     /* The ring: each such hole pixel p takes the mean, over its known
      * 4-neighbours, of their value minus what p's source has at the same
      * offset; it becomes a fixed (known) pixel of the membrane. */

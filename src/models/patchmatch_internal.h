@@ -39,13 +39,12 @@ typedef struct pm_rng {
     uint64_t s;
 } pm_rng;
 
+/* SplitMix64: the state advances by the constant pm_mix64 adds. */
 static inline uint64_t pm_rng_next(pm_rng *g)
 {
+    uint64_t z = pm_mix64(g->s);
     g->s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = g->s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return z;
 }
 
 /* Uniform in [0, n), n >= 1. */
@@ -59,6 +58,10 @@ static inline uint32_t pm_rng_below(pm_rng *g, uint32_t n)
 /* Half-size level C of F (C allocated at ((F->w + 1) / 2) x ((F->h + 1) / 2)):
  * hole where any pixel of the 2x2 block is, known pixels the block's mean. */
 void pm_pmatch_downsample(const pm_pmatch_layer *F, pm_pmatch_layer *C);
+/* Two-pass chamfer distance (1, sqrt 2) D of every pixel to the nearest one
+ * where hole is 0; with v (4 floats a pixel) non-NULL, every hole pixel also
+ * takes the v of the known pixel its distance comes from. */
+void pm_pmatch_chamfer(const uint8_t *hole, int w, int h, float *D, float *v);
 /* A PatchMatch pass whose random search starts at `max_radius`. */
 int pm_nnf_pass_radius(pm_nnf *f, const pm_pmatch_layer *L, int pass, uint64_t seed, int threads, int max_radius);
 /* Field f of layer L from the coarser field fc of layer C (matches scaled by
@@ -73,18 +76,20 @@ void pm_nnf_upsample(pm_nnf *f, const pm_pmatch_layer *L, const pm_nnf *fc, cons
 typedef struct pm_fill_work {
     float *v;       /* 4 floats per pixel: R, G, B and the texture feature */
     int32_t *list;  /* hole pixel indices */
-    uint8_t *state; /* per pixel: 0 hole, 1 queued, 2 filled */
+    uint8_t *ring;  /* per pixel, seam correction: 1 = a hole pixel with a known 4-neighbour */
+    float *dist;    /* per pixel: distance to the nearest known pixel */
 } pm_fill_work;
 
 /* Bytes of pm_fill_work per pixel (for the memory estimate). */
-#define PM_FILL_WORK_BYTES_PER_PX (4 * sizeof(float) + sizeof(int32_t) + 1)
+#define PM_FILL_WORK_BYTES_PER_PX (5 * sizeof(float) + sizeof(int32_t) + 1)
 
 /* Allocates the smooth-fill scratch for up to n pixels; the caller owns *F
  * and releases it with pm_pmatch_fill_work_free. Returns 0 or PM_ENOMEM. */
 int pm_pmatch_fill_work_alloc(pm_fill_work *F, size_t n);
 void pm_pmatch_fill_work_free(pm_fill_work *F);
 /* Smooth (membrane) fill of the hole of L, all four bytes of a pixel; from
- * an onion peel when C is NULL, else from the coarser level C upsampled. */
+ * the nearest known pixel's value when C is NULL, else from the
+ * coarser level C upsampled. */
 void pm_pmatch_fill_smooth(pm_pmatch_layer *L, const pm_pmatch_layer *C, pm_fill_work *F, int iters, int threads);
 /* Hole pixels of the fine level F from the coarse estimate C (bilinear, all
  * four bytes). */

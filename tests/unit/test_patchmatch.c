@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "models/patchmatch.h"
+#include "models/patchmatch_internal.h"
 
 /* ------------------------------------------------------------- test images */
 
@@ -458,6 +459,46 @@ static void test_texture_detail(void **state)
     pm_image_free(&mask);
 }
 
+/* The chamfer pass that starts the smooth fill and the seam membrane: every
+ * hole pixel's distance lies between the Euclidean distance to the nearest
+ * known pixel and 1.09 times it (a (1, sqrt 2) chamfer overestimates by at
+ * most 8.3 %), and the value it carries is that of a known pixel no farther
+ * than that distance. Known pixels keep distance 0 and their value. */
+static void test_chamfer_carries_nearest(void **state)
+{
+    (void)state;
+    enum { W = 60, H = 50 };
+    uint8_t hole[W * H];
+    float D[W * H], v[4 * W * H];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int i = y * W + x;
+            hole[i] = (x - 25) * (x - 25) + (y - 22) * (y - 22) < 15 * 15 || (x < 9 && y >= 38) || (x > 40 && y == 7);
+            float init[4] = {hole[i] ? -1.0f : (float)x, hole[i] ? -1.0f : (float)y, 7.0f, (float)i};
+            memcpy(v + 4 * i, init, sizeof init);
+        }
+    pm_pmatch_chamfer(hole, W, H, D, v);
+    int holes = 0;
+    for (int i = 0; i < W * H; i++) {
+        if (!hole[i]) {
+            assert_true(D[i] == 0.0f && v[4 * i] == (float)(i % W) && v[4 * i + 1] == (float)(i / W));
+            continue;
+        }
+        holes++;
+        double dmin = 1e9;
+        for (int j = 0; j < W * H; j++)
+            if (!hole[j])
+                dmin = fmin(dmin, hypot(i % W - j % W, i / W - j / W));
+        int jx = (int)v[4 * i], jy = (int)v[4 * i + 1];
+        assert_true(jx >= 0 && jy >= 0 && jx < W && jy < H && !hole[jy * W + jx]);
+        double carried = hypot(i % W - jx, i / W - jy);
+        assert_true(D[i] >= dmin - 1e-4 && D[i] <= 1.09 * dmin + 1e-4);
+        assert_true(carried <= D[i] + 1e-4);
+        assert_true(v[4 * i + 2] == 7.0f && v[4 * i + 3] == (float)(jy * W + jx));
+    }
+    assert_true(holes > 700);
+}
+
 /* A straight edge between two textures crosses a box hole: it must come out
  * continuous and sharp. Away from the edge (4 px or more), the 3x3 mean of
  * at least 90 % of the hole pixels lies within a fifth of the two textures'
@@ -889,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_texture_detail),
         cmocka_unit_test(test_edge_continues),
         cmocka_unit_test(test_line_continues),
+        cmocka_unit_test(test_chamfer_carries_nearest),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_determinism_large_hole),
         cmocka_unit_test(test_hole_content_ignored),
