@@ -265,7 +265,7 @@ pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld);
 
 /* Constant weights a product converts at plan time (bf16) are read once
  * there: after converting, the plan gives their pages back to the kernel
- * (madvise MADV_DONTNEED; for a read-only file mapping such as a checkpoint:
+ * (madvise MADV_PAGEOUT; for a read-only file mapping such as a checkpoint:
  * the content stays valid and faults back in if read again). */
 void pm_nn_plan_release_constants(pm_nn_plan *p);
 

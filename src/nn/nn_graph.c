@@ -261,12 +261,12 @@ static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, 
     p->owned_bytes += bytes;
     if (pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
-#ifdef MADV_DONTNEED
+#ifdef MADV_PAGEOUT
     long pg = sysconf(_SC_PAGESIZE);
     uintptr_t b = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     uintptr_t e = ((uintptr_t)data + dnnl_memory_desc_get_size(from)) & ~((uintptr_t)pg - 1);
     if (p->release_consts && pg > 0 && e > b)
-        (void)madvise((void *)b, e - b, MADV_DONTNEED); /* read once: give the pages back */
+        (void)madvise((void *)b, e - b, MADV_PAGEOUT); /* read once: give the pages back */
 #endif
     return pm_nn__fixed_mem(p, want, buf);
 }
