@@ -392,7 +392,7 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
     dnnl_memory_desc_t md;
     int t, rc;
     dnnl_memory_t m;
-    if ((rc = mat_arg(p, op->name, &op->m[0], p->t[op->m[0].t].dt, 1, 2, &md, &t, &m)))
+    if ((rc = mat_arg(p, op->name, &op->m[0], PM_NN_F32, 1, 2, &md, &t, &m)))
         return rc;
     dnnl_softmax_desc_t sd;
     dnnl_primitive_desc_t pd;
