@@ -164,9 +164,11 @@ static int ddcolor_one(const pm_command *cmd, const pm_args *a, const char *mode
     qsort(t, (size_t)runs, sizeof *t, cmp_d);
     *median_s = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
     double gf = pm_ddcolor_gflop(m);
-    printf("pixmend  %s median %8.3f s (min %.3f, max %.3f)  load %.2f s, first run %.2f s, workspace %.0f MB, "
-           "peak RSS %.0f MB, %.1f GFLOP, %.0f GFLOP/s",
+    /* set-up: what a one-shot process pays over one planned run */
+    printf("pixmend  %s median %8.3f s (min %.3f, max %.3f)  load %.2f s, first run %.2f s (set-up %.2f s), "
+           "workspace %.0f MB, peak RSS %.0f MB, %.1f GFLOP, %.0f GFLOP/s",
            prec == PM_PREC_BF16 ? "bf16" : "fp32", *median_s, t[0], t[runs - 1], load_s, warm_s,
+           load_s + warm_s - *median_s,
            (double)pm_ddcolor_workspace_bytes(m, size) / 1e6, hwm_mb(), gf, gf / *median_s);
     if (ceil > 0)
         printf(", efficiency %.2f of the %s ceiling", gf / *median_s / ceil, prec == PM_PREC_BF16 ? "bf16" : "fp32");
@@ -324,7 +326,8 @@ const pm_command pm_cmd_bench = {
     "both precisions side by side with --precision both (the PyTorch comparison of\n"
     "DDColor is bench/ddcolor/run_bench.py). Both print the machine's ceiling: one\n"
     "3x3 convolution 384->384 on 64x64 timed alone in fp32 and bf16, and each\n"
-    "model's speed as a share of it.\n\n"
+    "model's speed as a share of it. DDColor's line also gives the set-up a\n"
+    "one-shot process pays over a planned run (load + first run - the median).\n\n"
     "  -m, --model FILE      big-lama checkpoint (best.ckpt or safetensors), or DDColor's\n"
     "  -s, --size N          square input side, a multiple of 8 (DDColor: 32; default 512)\n"
     "  -t, --threads N       compute threads (default: all cores)\n"

@@ -3,23 +3,12 @@
  * registry entry. The graph is built on the engine in ddcolor_plan.c. */
 #include "models/ddcolor_internal.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 void pm_dd__release_pages(pm_ddcolor *m)
 {
-#ifdef MADV_PAGEOUT
-    long pg = sysconf(_SC_PAGESIZE);
-    for (int i = 0; pg > 0 && i < pm_ckpt_count(m->ck); i++) {
-        const pm_tensor_ref *r = pm_ckpt_at(m->ck, i);
-        uintptr_t b = ((uintptr_t)r->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-        uintptr_t e = ((uintptr_t)r->data + r->nbytes) & ~((uintptr_t)pg - 1);
-        if (r->data && e > b)
-            (void)madvise((void *)b, e - b, MADV_PAGEOUT);
-    }
-#else
-    (void)m;
-#endif
+    /* MADV_DONTNEED on the mapping (the page cache keeps the file), nothing
+     * on copies the reader made */
+    for (int i = 0; i < pm_ckpt_count(m->ck); i++)
+        pm_ckpt_release(m->ck, pm_ckpt_at(m->ck, i));
 }
 
 /* ----------------------------------------------------- weight access */

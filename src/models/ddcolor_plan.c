@@ -68,14 +68,20 @@ static void attention(gb *g, const char *tag, const attn_w *a, pm_nn_t qsrc, pm_
     for (int i = 0; i < 5; i++)
         snprintf(n[i], sizeof n[i], "%s@%s", tag, what[i]);
     pm_nn_post qscale = {1, {{PM_NN_PO_SCALE, 1.0f / sqrtf((float)hd), NULL}}};
+    /* cross-attention: queries and keys in the model's type (scores, softmax
+     * and values f32: oneDNN's bf16 product of scores by values is slower);
+     * self-attention, on 100 f32 queries, all f32 */
+    pm_nn_dt dt = ksrc == qsrc ? PM_NN_F32 : g->m->dt;
     pm_nn_t qm = mat(g, Q, hid, PM_NN_F32), att = mat(g, Q, hid, PM_NN_F32);
     linear(g, n[0], &a->q, of(g, qsrc), of(g, qm), &qscale);
+    if (dt != PM_NN_F32)
+        qm = pm_nn_cast(p, n[0], qm, dt);
     if (nk > PER_HEAD_KEYS) {
         /* many keys: keys and values projected head by head (hd columns each) */
         for (int64_t h = 0; h < c->heads; h++) {
             lin_w kh = {a->k.w + h * hd * hid, a->k.b + h * hd, (int)hd, (int)hid};
             lin_w vh = {a->v.w + h * hd * hid, a->v.b + h * hd, (int)hd, (int)hid};
-            pm_nn_t km = mat(g, nk, hd, PM_NN_F32), vm = mat(g, nk, hd, PM_NN_F32), sc = mat(g, Q, nk, PM_NN_F32);
+            pm_nn_t km = mat(g, nk, hd, dt), vm = mat(g, nk, hd, PM_NN_F32), sc = mat(g, Q, nk, PM_NN_F32);
             linear(g, n[1], &kh, of(g, ksrc), of(g, km), NULL);
             linear(g, n[1], &vh, of(g, vsrc), of(g, vm), NULL);
             pm_nn_matmul(p, n[2], sub(qm, h * hd, Q, hd, hid, 1, 1, 0), sub(km, 0, hd, nk, 1, hd, 1, 0), NULL,
@@ -84,7 +90,7 @@ static void attention(gb *g, const char *tag, const attn_w *a, pm_nn_t qsrc, pm_
             pm_nn_matmul(p, n[4], of(g, sc), of(g, vm), NULL, sub(att, h * hd, Q, hd, hid, 1, 1, 0), NULL);
         }
     } else {
-        pm_nn_t km = mat(g, nk, hid, PM_NN_F32), vm = mat(g, nk, hid, PM_NN_F32);
+        pm_nn_t km = mat(g, nk, hid, dt), vm = mat(g, nk, hid, PM_NN_F32);
         linear(g, n[1], &a->k, of(g, ksrc), of(g, km), NULL);
         linear(g, n[1], &a->v, of(g, vsrc), of(g, vm), NULL);
         /* all heads in one batched product when their scores fit SMALL_SCORES */

@@ -324,39 +324,29 @@ static int scratch_tensor(pm_nn_plan *p, size_t floats)
 }
 
 /* FFTW plans are made with FFTW_MEASURE on scratch arrays (once per shape;
- * FFTW keeps what it learnt for the process), under the planner lock. */
-static fftwf_plan plan_r2c(int H, int W, int G, const pm_nn_view *vo, size_t out_bytes, unsigned extra)
-{
-    fftwf_iodim dims[2] = {{H, W * G, (int)(vo->sh / 2)}, {W, G, (int)(vo->sw / 2)}};
-    fftwf_iodim many = {G, 1, 1};
-    float *in = fftwf_malloc((size_t)H * W * G * sizeof(float));
-    fftwf_complex *out = fftwf_malloc(out_bytes);
-    fftwf_plan pl = NULL;
-    if (in && out) {
-        pthread_mutex_lock(&fftw_lock);
-        pl = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, in, out, FFTW_MEASURE | extra);
-        pthread_mutex_unlock(&fftw_lock);
-    }
-    fftwf_free(in);
-    fftwf_free(out);
-    return pl;
-}
-
-static fftwf_plan plan_c2r(int H, int W, int G)
+ * FFTW keeps what it learnt for the process), under the planner lock:
+ * r2c into a spectrum with the strides of *vo (out_bytes), or c2r when vo
+ * is NULL. */
+static fftwf_plan plan_fft(int H, int W, int G, const pm_nn_view *vo, size_t out_bytes, unsigned extra)
 {
     int wf = W / 2 + 1;
-    fftwf_iodim dims[2] = {{H, wf * G, W * G}, {W, G, G}};
     fftwf_iodim many = {G, 1, 1};
-    fftwf_complex *in = fftwf_malloc((size_t)H * wf * G * sizeof(fftwf_complex));
-    float *out = fftwf_malloc((size_t)H * W * G * sizeof(float));
+    float *re = fftwf_malloc((size_t)H * W * G * sizeof(float));
+    fftwf_complex *cx = fftwf_malloc(vo ? out_bytes : (size_t)H * wf * G * sizeof(fftwf_complex));
     fftwf_plan pl = NULL;
-    if (in && out) {
+    if (re && cx) {
         pthread_mutex_lock(&fftw_lock);
-        pl = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, in, out, FFTW_MEASURE | FFTW_DESTROY_INPUT);
+        if (vo) {
+            fftwf_iodim dims[2] = {{H, W * G, (int)(vo->sh / 2)}, {W, G, (int)(vo->sw / 2)}};
+            pl = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, re, cx, FFTW_MEASURE | extra);
+        } else {
+            fftwf_iodim dims[2] = {{H, wf * G, W * G}, {W, G, G}};
+            pl = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, cx, re, FFTW_MEASURE | FFTW_DESTROY_INPUT);
+        }
         pthread_mutex_unlock(&fftw_lock);
     }
-    fftwf_free(in);
-    fftwf_free(out);
+    fftwf_free(re);
+    fftwf_free(cx);
     return pl;
 }
 
@@ -394,7 +384,7 @@ int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op)
     for (int g = 0; g < s->groups; g++)
         if (pm_nn_view_off(&vo, 2 * g * G, 0, 0) % 4 != 0)
             extra = FFTW_UNALIGNED;
-    s->fplan = plan_r2c(H, W, G, &vo, p->t[op->dst].bytes, extra);
+    s->fplan = plan_fft(H, W, G, &vo, p->t[op->dst].bytes, extra);
     s->flops = 2.5 * C * H * W * __builtin_log2((double)H * W);
     if (!s->fplan)
         return p->err = pm_errorf(PM_EINTERNAL, "FFTW could not plan a %dx%d real FFT for %s", W, H, op->name);
@@ -440,7 +430,7 @@ int pm_nn__lower_ifft(pm_nn_plan *p, const nn_op *op)
     s->gsize = G;
     s->groups = C / G;
     s->scale = op->scale;
-    s->fplan = plan_c2r(H, W, G);
+    s->fplan = plan_fft(H, W, G, NULL, 0, 0);
     s->flops = 2.5 * C * H * W * __builtin_log2((double)H * W);
     if (!s->fplan)
         return p->err = pm_errorf(PM_EINTERNAL, "FFTW could not plan a %dx%d inverse FFT for %s", W, H, op->name);
