@@ -443,18 +443,23 @@ close_fd:
     return rc;
 }
 
+void pm_map_release(const void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (n)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
 {
-    if (!ck || !r || !ck->map || r->nbytes == 0)
+    if (!ck || !ck->map)
         return;
-    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
     uintptr_t mlo = (uintptr_t)ck->map, mhi = mlo + ck->map_len;
-    if (lo < mlo || hi > mhi)
-        return; /* a copy the reader made, not the mapping */
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    lo &= ~(page - 1); /* mlo is page-aligned, so lo stays inside the mapping */
-    hi = (hi + page - 1) & ~(page - 1);
-    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (!r)
+        pm_map_release(ck->map, ck->map_len);
+    else if ((uintptr_t)r->data >= mlo && (uintptr_t)r->data + r->nbytes <= mhi)
+        pm_map_release(r->data, r->nbytes); /* not a copy the reader made */
 }
 
 /* Frees names, materialised and inflated tensors, the mapping; every

@@ -67,13 +67,13 @@ const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name);
  * the tensor and say what was expected and what was found. */
 int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst);
 
-/* Gives back the resident file pages behind tensor r, for a caller that has
- * read r once and will not read it again soon (e.g. after converting it to
- * its own layout): without this the whole file stays resident next to the
- * weights made from it until pm_ckpt_close. Only tensors in ck's own mapping
- * (pm_ckpt_open) are affected; copies the reader made and checkpoints opened
- * from memory are left alone. r stays valid: a page touched again is read
- * from the file again. NULL r is fine. */
+/* Gives back the resident file pages behind tensor r (NULL: the whole file),
+ * for a caller that has read r once and will not read it again soon (e.g.
+ * after converting it to its own layout): without this the whole file stays
+ * resident next to the weights made from it until pm_ckpt_close. Only ck's
+ * own mapping (pm_ckpt_open) is affected; copies the reader made and
+ * checkpoints opened from memory are left alone. r stays valid: a page
+ * touched again is read from the file again. */
 void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r);
 
 /* Like pm_ckpt_open on bytes already in memory; `name` (e.g. the file's

@@ -3,25 +3,6 @@
  * registry entry. The graph is built on the engine in ddcolor_plan.c. */
 #include "models/ddcolor_internal.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
-void pm_dd__release_pages(pm_ddcolor *m)
-{
-#ifdef MADV_PAGEOUT
-    long pg = sysconf(_SC_PAGESIZE);
-    for (int i = 0; pg > 0 && i < pm_ckpt_count(m->ck); i++) {
-        const pm_tensor_ref *r = pm_ckpt_at(m->ck, i);
-        uintptr_t b = ((uintptr_t)r->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-        uintptr_t e = ((uintptr_t)r->data + r->nbytes) & ~((uintptr_t)pg - 1);
-        if (r->data && e > b)
-            (void)madvise((void *)b, e - b, MADV_PAGEOUT);
-    }
-#else
-    (void)m;
-#endif
-}
-
 /* ----------------------------------------------------- weight access */
 
 static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
@@ -539,7 +520,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     /* Opening and folding read the whole file; let go of those pages: what a
      * run needs is faulted back in by its first use (from the page cache),
      * weights converted for a plan only while it is built, unused tensors never. */
-    pm_dd__release_pages(m);
+    pm_ckpt_release(m->ck, NULL);
     *out = m;
     return 0;
 free_model:

@@ -93,8 +93,4 @@ struct pm_ddcolor {
     uint64_t plan_bytes;
 };
 
-/* ddcolor.c, for ddcolor_plan.c: gives the checkpoint's pages back to the
- * kernel (they fault back in when read). */
-void pm_dd__release_pages(pm_ddcolor *m);
-
 #endif

@@ -174,8 +174,8 @@ void pm_nn_add_const(pm_nn_plan *p, const char *name, pm_nn_t src, const float *
 void pm_nn_add_sine_pos(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst)
 {
     nn_op *o = elt_op(p, name, ELT_SINEPOS, src, dst);
-    if (o && same_shape(p, src, dst, name) && (p->t[dst].c % 2 || p->t[dst].c / 2 > 1024))
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: %d channels (even, at most 2048)", name, p->t[dst].c));
+    if (o && same_shape(p, src, dst, name) && p->t[dst].c % 2)
+        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: %d channels (an even number)", name, p->t[dst].c));
 }
 
 /* ------------------------------------------------------------ lowering */
@@ -248,18 +248,24 @@ static int mat_arg(pm_nn_plan *p, const char *name, const pm_nn_mat *m, pm_nn_dt
     return 0;
 }
 
+/* A buffer of `bytes` the plan owns (freed with it); NULL when out of memory. */
+static void *plan_alloc(pm_nn_plan *p, size_t bytes)
+{
+    GROW(p->owned, p->nowned, p->cap_owned, return NULL);
+    float *buf = pm_malloc(bytes ? bytes : 4);
+    if (buf) {
+        p->owned[p->nowned++] = buf;
+        p->owned_bytes += bytes;
+    }
+    return buf;
+}
+
 /* A plan-owned copy of constant weights in the format the product wants. */
 static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, const float *data,
                                  const dnnl_memory_desc_t *want)
 {
-    size_t bytes = dnnl_memory_desc_get_size(want);
-    GROW(p->owned, p->nowned, p->cap_owned, return NULL);
-    float *buf = pm_malloc(bytes ? bytes : 4);
-    if (!buf)
-        return NULL;
-    p->owned[p->nowned++] = buf;
-    p->owned_bytes += bytes;
-    if (pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
+    void *buf = plan_alloc(p, dnnl_memory_desc_get_size(want));
+    if (!buf || pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
 #ifdef MADV_PAGEOUT
     long pg = sysconf(_SC_PAGESIZE);
@@ -440,6 +446,22 @@ int pm_nn__lower_elt(pm_nn_plan *p, const nn_op *op)
     s->k1 = op->k1;
     s->flags = op->flags;
     s->pad = op->pad;
+    if (op->elt == ELT_SINEPOS) { /* the terms of each row, then of each column */
+        const nn_tensor *d = &p->t[op->dst];
+        int npf = d->c / 2;
+        float *tab = plan_alloc(p, (size_t)(d->h + d->w) * npf * sizeof(float));
+        if (!tab)
+            return p->err = pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
+        for (int i = 0; i < d->h + d->w; i++) {
+            int n = i < d->h ? d->h : d->w, j = i < d->h ? i : i - d->h;
+            float pos = (float)(j + 1) / ((float)n + 1e-6f) * (float)(2.0 * M_PI);
+            for (int k = 0; k < npf; k++) {
+                float a = pos / powf(10000.0f, 2.0f * (float)(k / 2) / (float)npf);
+                tab[(size_t)i * npf + k] = k % 2 ? cosf(a) : sinf(a);
+            }
+        }
+        s->k0 = tab;
+    }
     return 0;
 }
 
@@ -459,7 +481,7 @@ static inline void st(const pm_nn_view *v, ptrdiff_t i, float x)
 }
 
 /* One output row y of an element-wise step. */
-static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd, int y, const float *dim_t)
+static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd, int y)
 {
     int C = vd->c, W = vd->w;
     for (int x = 0; x < W; x++) {
@@ -477,14 +499,12 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
                 st(vd, o + c * vd->sc, (vs->data ? ld(vs, i + c * vs->sc) : 0.0f) + k[c]);
             break;
         }
-        case ELT_SINEPOS: {
+        case ELT_SINEPOS: { /* k0: the terms of each row, then of each column */
             int npf = C / 2;
-            const float scale = (float)(2.0 * M_PI);
-            float py = (float)(y + 1) / ((float)vd->h + 1e-6f) * scale, px = (float)(x + 1) / ((float)W + 1e-6f) * scale;
+            const float *ty = s->k0 + (size_t)y * npf, *tx = s->k0 + (size_t)(vd->h + x) * npf;
             for (int k = 0; k < npf; k++) {
-                float ay = py / dim_t[k], ax = px / dim_t[k];
-                st(vd, o + k * vd->sc, ld(vs, i + k * vs->sc) + (k % 2 ? cosf(ay) : sinf(ay)));
-                st(vd, o + (npf + k) * vd->sc, ld(vs, i + (npf + k) * vs->sc) + (k % 2 ? cosf(ax) : sinf(ax)));
+                st(vd, o + k * vd->sc, ld(vs, i + k * vs->sc) + ty[k]);
+                st(vd, o + (npf + k) * vd->sc, ld(vs, i + (npf + k) * vs->sc) + tx[k]);
             }
             break;
         }
@@ -517,13 +537,9 @@ int pm_nn__run_elt(pm_nn_plan *p, nn_step *s, uint8_t *arena)
     vd.data = arena + p->t[s->t_dst].off;
     if (s->t_src >= 0)
         vs.data = arena + p->t[s->t_src].off;
-    float dim_t[1024];
-    if (s->elt == ELT_SINEPOS)
-        for (int k = 0; k < vd.c / 2; k++)
-            dim_t[k] = powf(10000.0f, 2.0f * (float)(k / 2) / (float)(vd.c / 2));
     int H = vd.h, nt = (double)vd.c * vd.h * vd.w < NN_SMALL_WORK ? 1 : p->threads;
     PM_OMP_FOR(nt)
     for (int y = 0; y < H; y++)
-        elt_row(s, &vs, &vd, y, dim_t);
+        elt_row(s, &vs, &vd, y);
     return 0;
 }
