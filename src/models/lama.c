@@ -6,14 +6,11 @@
 #include "ckpt/ckpt.h"
 #include "nn/nn.h"
 
-#include <errno.h>
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
 #define BN_EPS 1e-5f
@@ -51,142 +48,85 @@ typedef struct lama_state {
 
 /* ---------------------------------------------------------------- loading */
 
+#define REF 512 /* reference input side for choosing weight formats */
+
 typedef struct loader {
     const pm_ckpt *ck;
-    float *scratch;      /* owned: the weight tensor being converted (reused) */
-    size_t scratch_cap;  /* floats */
     pm_nn_ctx *ctx;
     pm_nn_dt dt;
-    int ref;      /* reference input side for choosing weight formats */
-    size_t bytes; /* weights loaded so far */
+    size_t bytes; /* weights made so far */
 } loader;
 
-/* Reads tensor generator.<name> (printf-style) of the given shape into a new
- * buffer the caller owns (pm_free) -- or, when *out is L->scratch on entry,
- * into the loader's scratch buffer (grown as needed; owned by the loader,
- * valid until the next such read). */
-static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+/* Reads tensor generator.<name> of the given shape into dst (float32) and
+ * gives its file pages back: it is read once. */
+static int read_tensor(loader *L, float *dst, int ndim, const int64_t *shape, const char *name)
 {
-    char name[160];
-    int n = snprintf(name, sizeof name, "generator.");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name + n, sizeof name - (size_t)n, fmt, ap);
-    va_end(ap);
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++)
-        count *= (size_t)shape[i];
-    int use_scratch = *out == L->scratch && L->scratch; /* caller asks for the scratch buffer */
-    if (use_scratch && count > L->scratch_cap) {
-        pm_free(L->scratch);
-        L->scratch = pm_malloc(count * sizeof(float));
-        L->scratch_cap = L->scratch ? count : 0;
-        if (!L->scratch)
-            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
-    }
-    if (!use_scratch) {
-        *out = pm_malloc(count * sizeof(float));
-        if (!*out)
-            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
-    } else {
-        *out = L->scratch;
-    }
-    int rc = pm_ckpt_get_f32(L->ck, name, ndim, shape, *out);
-    if (rc) {
-        if (!use_scratch)
-            pm_free(*out);
-        *out = NULL;
-        return rc;
-    }
-    pm_ckpt_release(L->ck, pm_ckpt_find(L->ck, name)); /* read once: free its file pages */
-    return 0;
-}
-
-typedef struct bn {
-    float *g, *b, *m, *v;
-} bn;
-
-static void bn_free(bn *x)
-{
-    pm_free(x->g);
-    pm_free(x->b);
-    pm_free(x->m);
-    pm_free(x->v);
-    memset(x, 0, sizeof *x);
-}
-
-/* BatchNorm `prefix`.{weight,bias,running_mean,running_var} of c channels. */
-static int read_bn(loader *L, bn *x, int c, const char *prefix)
-{
-    memset(x, 0, sizeof *x);
-    int64_t s[1] = {c};
-    int rc;
-    if ((rc = read_tensor(L, &x->g, 1, s, "%s.weight", prefix)) ||
-        (rc = read_tensor(L, &x->b, 1, s, "%s.bias", prefix)) ||
-        (rc = read_tensor(L, &x->m, 1, s, "%s.running_mean", prefix)) ||
-        (rc = read_tensor(L, &x->v, 1, s, "%s.running_var", prefix))) {
-        bn_free(x);
-        return rc;
-    }
-    for (int i = 0; i < c; i++)
-        if (!(x->v[i] >= 0.0f) || !isfinite(x->v[i]))
-            return bn_free(x), pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be "
-                                                         "finite and non-negative: the checkpoint is damaged",
-                                         prefix, i, (double)x->v[i]);
-    return 0;
-}
-
-typedef struct conv_spec {
-    int ic, oc, k, stride, transposed;
-    int ref;       /* reference input side */
-    int winograd;
-} conv_spec;
-
-/* Reads conv tensor `wname` ([oc][ic][k][k], or [ic][oc][k][k] when
- * transposed), an optional conv bias `bname`, and folds an optional
- * BatchNorm `bnp` (shift folded when `bn_shift`). *wt is the loader's
- * scratch buffer (valid until the next read_folded); *bias is a new buffer
- * the caller owns (pm_free), NULL when there is neither a conv bias, nor a
- * folded shift, nor `want_bias`. */
-static int read_folded(loader *L, const conv_spec *c, const char *wname, const char *bname, const char *bnp,
-                       int bn_shift, int want_bias, float **wt, float **bias)
-{
-    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
-    int64_t bshape[1] = {c->oc};
-    bn b = {0};
-    *bias = NULL;
-    if (!L->scratch && !(L->scratch = pm_malloc(sizeof(float)))) /* a first, tiny scratch */
-        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-    L->scratch_cap = L->scratch_cap ? L->scratch_cap : 1;
-    *wt = L->scratch;
-    int rc = read_tensor(L, wt, 4, shape, "%s", wname);
-    if (rc)
-        goto fail;
-    if (bname) {
-        if ((rc = read_tensor(L, bias, 1, bshape, "%s", bname)))
-            goto fail;
-    } else if (want_bias || (bnp && bn_shift)) {
-        *bias = pm_calloc((size_t)c->oc, sizeof **bias);
-        if (!*bias) {
-            rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-            goto fail;
-        }
-    }
-    if (bnp) {
-        if ((rc = read_bn(L, &b, c->oc, bnp)))
-            goto fail;
-        pm_nn_fold_bn(*wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
-        bn_free(&b);
-    }
-    return 0;
-fail:
-    pm_free(*bias);
-    *wt = *bias = NULL;
+    char full[160];
+    snprintf(full, sizeof full, "generator.%s", name);
+    int rc = pm_ckpt_get_f32(L->ck, full, ndim, shape, dst);
+    if (!rc)
+        pm_ckpt_release(L->ck, pm_ckpt_find(L->ck, full));
     return rc;
 }
 
+/* Folds BatchNorm `prefix`.{weight,bias,running_mean,running_var} of oc
+ * channels into wt and bias, its shift only when `shift` (pm_nn_fold_bn). */
+static int fold_bn(loader *L, const char *prefix, float *wt, float *bias, int oc, int ic, int kk, int transposed,
+                   int shift)
+{
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    int64_t s[1] = {oc};
+    char name[128];
+    float *v = pm_malloc((size_t)4 * oc * sizeof *v), *var = v + (size_t)3 * oc;
+    int rc = v ? 0 : pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    for (int i = 0; i < 4 && !rc; i++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, part[i]);
+        rc = read_tensor(L, v + (size_t)i * oc, 1, s, name);
+    }
+    for (int i = 0; i < oc && !rc; i++)
+        if (!(var[i] >= 0.0f) || !isfinite(var[i]))
+            rc = pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be finite and "
+                                           "non-negative: the checkpoint is damaged", prefix, i, (double)var[i]);
+    if (!rc)
+        pm_nn_fold_bn(wt, bias, oc, ic, kk, transposed, v, v + oc, v + 2 * oc, var, BN_EPS, shift);
+    pm_free(v);
+    return rc;
+}
+
+/* A convolution of the checkpoint: weight `w` ([oc][ic][k][k], or
+ * [ic][oc][k][k] when transposed), optional bias `b` and BatchNorm `bn`. */
+typedef struct conv_spec {
+    int ic, oc, k, stride, transposed;
+    int ref; /* reference input side */
+    int winograd;
+    const char *w, *b, *bn;
+    int shift; /* fold the BatchNorm's shift (else only its scale) and keep a bias */
+} conv_spec;
+
+/* Reads c's weight and bias and folds its BatchNorm: *wt and *bias are new
+ * buffers the caller owns (pm_free); *bias is NULL when c has neither a
+ * bias nor a shift. */
+static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
+{
+    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k}, bs[1] = {c->oc};
+    int has_bias = c->b || c->shift;
+    *wt = pm_malloc((size_t)c->ic * c->oc * c->k * c->k * sizeof **wt);
+    *bias = has_bias ? pm_calloc((size_t)c->oc, sizeof **bias) : NULL;
+    int rc = !*wt || (has_bias && !*bias) ? pm_errorf(PM_ENOMEM, "out of memory loading LaMa")
+                                          : read_tensor(L, *wt, 4, shape, c->w);
+    if (!rc && c->b)
+        rc = read_tensor(L, *bias, 1, bs, c->b);
+    if (!rc && c->bn)
+        rc = fold_bn(L, c->bn, *wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, c->shift);
+    if (rc) {
+        pm_free(*wt);
+        pm_free(*bias);
+        *wt = *bias = NULL;
+    }
+    return rc;
+}
+
+/* The weights of d from plain wt and bias, counted in L->bytes. */
 static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, const float *wt, const float *bias)
 {
     int rc = pm_nn_weights_init(L->ctx, w, d, wt, bias);
@@ -196,23 +136,15 @@ static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, c
 }
 
 /* A convolution with its BatchNorm folded (see read_folded). */
-static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
-                     const char *bnp, int bn_shift, int want_bias)
+static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c)
 {
     float *wt, *bias;
-    int rc = read_folded(L, c, wname, bname, bnp, bn_shift, want_bias, &wt, &bias);
-    if (rc)
-        return rc;
-    pm_nn_conv_desc d = {.ic = c->ic,
-                         .oc = c->oc,
-                         .kh = c->k,
-                         .kw = c->k,
-                         .stride = c->stride,
-                         .dt = L->dt,
-                         .ref_h = c->ref,
-                         .ref_w = c->ref,
-                         .winograd = c->winograd};
-    rc = make_weights(L, w, &d, wt, bias);
+    int rc = read_folded(L, c, &wt, &bias);
+    pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = c->k, .kw = c->k, .stride = c->stride, .dt = L->dt,
+                         .ref_h = c->ref, .ref_w = c->ref, .winograd = c->winograd};
+    if (!rc)
+        rc = make_weights(L, w, &d, wt, bias);
+    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -224,18 +156,15 @@ static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char
  * with dy in {0} -> ky 1 for py 0, dy in {0, 1} -> ky 2, 0 for py 1 (same in
  * x); inputs past the bottom/right edge are zero. Same work as the
  * transposed convolution, on oneDNN's fast forward convolutions. */
-static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, const char *wname, const char *bname,
-                       const char *bnp)
+static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
 {
     float *wt, *bias;
-    int rc = read_folded(L, c, wname, bname, bnp, 1, 1, &wt, &bias);
+    int rc = read_folded(L, c, &wt, &bias);
     if (rc)
         return rc;
     float *k = pm_malloc((size_t)c->oc * c->ic * 4 * sizeof *k);
-    if (!k) {
+    if (!k)
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-        goto release;
-    }
     static const int tap[2][2] = {{1, -1}, {2, 0}}; /* [parity][d] -> kernel index */
     for (int q = 0; q < 4 && !rc; q++) {
         int py = q >> 1, px = q & 1, kh = py + 1, kw = px + 1;
@@ -245,20 +174,12 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, cons
                     for (int dx = 0; dx < kw; dx++)
                         k[(((size_t)o * c->ic + i) * kh + dy) * kw + dx] =
                             wt[(((size_t)i * c->oc + o) * 3 + tap[py][dy]) * 3 + tap[px][dx]];
-        pm_nn_conv_desc d = {.ic = c->ic,
-                             .oc = c->oc,
-                             .kh = kh,
-                             .kw = kw,
-                             .stride = 1,
-                             .pad_b = py,
-                             .pad_r = px,
-                             .dt = L->dt,
-                             .ref_h = c->ref,
-                             .ref_w = c->ref};
+        pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = kh, .kw = kw, .stride = 1, .pad_b = py, .pad_r = px,
+                             .dt = L->dt, .ref_h = c->ref, .ref_w = c->ref};
         rc = make_weights(L, &sub[q], &d, k, bias);
     }
-release:
     pm_free(k);
+    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -275,39 +196,30 @@ static void free_ffc(lama_ffc *f)
 
 static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
 {
-    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf, ref = L->ref / 8;
-    char p[64], wn[128], bnn[128], bng[128];
-    snprintf(p, sizeof p, "model.%d.conv%d", block, which);
-    snprintf(bnn, sizeof bnn, "%s.bn_l", p);
-    snprintf(bng, sizeof bng, "%s.bn_g", p);
-    int rc;
-    conv_spec c = {.ic = cl, .oc = cl, .k = 3, .stride = 1, .ref = ref + 2, .winograd = wino};
-    snprintf(wn, sizeof wn, "%s.ffc.convl2l.weight", p);
-    if ((rc = make_conv(L, &f->l2l, &c, wn, NULL, bnn, 1, 1)))
-        return rc;
-    c.ic = cg;
-    snprintf(wn, sizeof wn, "%s.ffc.convg2l.weight", p);
-    if ((rc = make_conv(L, &f->g2l, &c, wn, NULL, bnn, 0, 0)))
-        return rc;
-    c.ic = cl;
-    c.oc = cg;
-    snprintf(wn, sizeof wn, "%s.ffc.convl2g.weight", p);
-    if ((rc = make_conv(L, &f->l2g, &c, wn, NULL, bng, 1, 1)))
-        return rc;
-    conv_spec s1 = {.ic = cg, .oc = hid, .k = 1, .stride = 1, .ref = ref};
-    char bns[128];
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv1.0.weight", p);
-    snprintf(bns, sizeof bns, "%s.ffc.convg2g.conv1.1", p);
-    if ((rc = make_conv(L, &f->st1, &s1, wn, NULL, bns, 1, 1)))
-        return rc;
-    conv_spec fu = {.ic = 2 * hid, .oc = 2 * hid, .k = 1, .stride = 1, .ref = ref};
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.fu.conv_layer.weight", p);
-    snprintf(bns, sizeof bns, "%s.ffc.convg2g.fu.bn", p);
-    if ((rc = make_conv(L, &f->fu, &fu, wn, NULL, bns, 1, 1)))
-        return rc;
-    conv_spec s2 = {.ic = hid, .oc = cg, .k = 1, .stride = 1, .ref = ref};
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv2.weight", p);
-    return make_conv(L, &f->st2, &s2, wn, NULL, bng, 0, 0);
+    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf;
+    const struct {
+        pm_nn_weights *w;
+        int ic, oc, k;
+        const char *w_name, *bn_name;
+        int shift;
+    } t[6] = {
+        {&f->l2l, cl, cl, 3, "ffc.convl2l.weight", "bn_l", 1},
+        {&f->g2l, cg, cl, 3, "ffc.convg2l.weight", "bn_l", 0},
+        {&f->l2g, cl, cg, 3, "ffc.convl2g.weight", "bn_g", 1},
+        {&f->st1, cg, hid, 1, "ffc.convg2g.conv1.0.weight", "ffc.convg2g.conv1.1", 1}, /* spectral in (+BN, ReLU) */
+        {&f->fu, 2 * hid, 2 * hid, 1, "ffc.convg2g.fu.conv_layer.weight", "ffc.convg2g.fu.bn", 1},
+        {&f->st2, hid, cg, 1, "ffc.convg2g.conv2.weight", "bn_g", 0},
+    };
+    int rc = 0;
+    for (int i = 0; i < 6 && !rc; i++) {
+        char wn[128], bn[128];
+        snprintf(wn, sizeof wn, "model.%d.conv%d.%s", block, which, t[i].w_name);
+        snprintf(bn, sizeof bn, "model.%d.conv%d.%s", block, which, t[i].bn_name);
+        conv_spec c = {.ic = t[i].ic, .oc = t[i].oc, .k = t[i].k, .stride = 1, .ref = REF / 8 + (t[i].k == 3 ? 2 : 0),
+                       .winograd = t[i].k == 3 && wino, .w = wn, .bn = bn, .shift = t[i].shift};
+        rc = make_conv(L, t[i].w, &c);
+    }
+    return rc;
 }
 
 static void free_state(lama_state *s)
@@ -387,7 +299,6 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
-    loader L = {.dt = s->dt, .ref = 512};
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
@@ -397,24 +308,25 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
         goto close_ckpt;
     int ngf = s->ngf, B = s->blocks;
-    L.ck = ck;
-    L.ctx = s->ctx;
+    loader L = {.ck = ck, .ctx = s->ctx, .dt = s->dt};
     pm_nn_set_threads(s->threads);
-    conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
-    if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d1 = {.ic = ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref + 2};
-    if ((rc = make_conv(&L, &s->down1, &d1, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d2 = {.ic = 2 * ngf, .oc = 4 * ngf, .k = 3, .stride = 2, .ref = L.ref / 2 + 2};
-    if ((rc = make_conv(&L, &s->down2, &d2, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d3 = {.ic = 4 * ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref / 4 + 2};
-    if ((rc = make_conv(&L, &s->down3l, &d3, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1, 1)))
-        goto close_ckpt;
-    d3.oc = 6 * ngf;
-    if ((rc = make_conv(&L, &s->down3g, &d3, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1, 1)))
-        goto close_ckpt;
+    const struct {
+        pm_nn_weights *w;
+        int ic, oc, k, stride, ref;
+        const char *w_name, *bn_name;
+    } head[5] = {
+        {&s->conv1, 4, ngf, 7, 1, REF + 6, "model.1.ffc.convl2l.weight", "model.1.bn_l"},
+        {&s->down1, ngf, 2 * ngf, 3, 2, REF + 2, "model.2.ffc.convl2l.weight", "model.2.bn_l"},
+        {&s->down2, 2 * ngf, 4 * ngf, 3, 2, REF / 2 + 2, "model.3.ffc.convl2l.weight", "model.3.bn_l"},
+        {&s->down3l, 4 * ngf, 2 * ngf, 3, 2, REF / 4 + 2, "model.4.ffc.convl2l.weight", "model.4.bn_l"},
+        {&s->down3g, 4 * ngf, 6 * ngf, 3, 2, REF / 4 + 2, "model.4.ffc.convl2g.weight", "model.4.bn_g"},
+    };
+    for (int i = 0; i < 5; i++) {
+        conv_spec c = {.ic = head[i].ic, .oc = head[i].oc, .k = head[i].k, .stride = head[i].stride,
+                       .ref = head[i].ref, .w = head[i].w_name, .bn = head[i].bn_name, .shift = 1};
+        if ((rc = make_conv(&L, head[i].w, &c)))
+            goto close_ckpt;
+    }
     s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
     if (!s->ffc) {
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
@@ -424,41 +336,35 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
         for (int k = 0; k < 2; k++)
             if ((rc = load_ffc(&L, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd)))
                 goto close_ckpt;
-    int ch = 8 * ngf;
-    for (int i = 0; i < 3; i++) {
+    char wn[32], bnm[32], bnp[32];
+    for (int i = 0, ch = 8 * ngf; i < 3; i++, ch /= 2) {
         int li = 6 + B + 3 * i;
-        char wn[64], bnm[64], bnp[64];
         snprintf(wn, sizeof wn, "model.%d.weight", li);
         snprintf(bnm, sizeof bnm, "model.%d.bias", li);
         snprintf(bnp, sizeof bnp, "model.%d", li + 1);
-        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = L.ref / (8 >> i)};
-        if ((rc = make_deconv(&L, s->up[i], &u, wn, bnm, bnp)))
+        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = REF / (8 >> i),
+                       .w = wn, .b = bnm, .bn = bnp, .shift = 1};
+        if ((rc = make_deconv(&L, s->up[i], &u)))
             goto close_ckpt;
-        ch /= 2;
     }
-    {
-        char wn[64], bnm[64];
-        snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
-        snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
-        conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .ref = L.ref + 6};
-        float *wt, *bias;
-        if ((rc = read_folded(&L, &oc, wn, bnm, NULL, 0, 1, &wt, &bias)))
-            goto close_ckpt;
-        rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
-        pm_free(bias);
-        if (rc)
-            goto close_ckpt;
-        L.bytes += (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
-    }
-    s->weight_bytes = L.bytes;
-    pm_free(L.scratch);
+    snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
+    snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
+    conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .w = wn, .b = bnm};
+    float *wt, *bias;
+    if ((rc = read_folded(&L, &oc, &wt, &bias)))
+        goto close_ckpt;
+    rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
+    pm_free(wt);
+    pm_free(bias);
+    if (rc)
+        goto close_ckpt;
+    s->weight_bytes = L.bytes + (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
     pm_ckpt_close(ck);
     /* loading freed many temporary buffers; hand the heap's free pages back */
     malloc_trim(0);
     *state = s;
     return 0;
 close_ckpt:
-    pm_free(L.scratch);
     pm_ckpt_close(ck);
 free_state:
     free_state(s);
