@@ -606,11 +606,11 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-/* dst is the caller's and must hold the tensor's element count. */
-int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst)
+/* *out points into ck's table. */
+int pm_ckpt_check(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, const pm_tensor_ref **out)
 {
-    if (!ck || !name || !dst || ndim < 0 || ndim > PM_MAX_DIMS || (ndim && !shape))
-        return pm_errorf(PM_EINVAL, "pm_ckpt_get_f32: bad arguments for tensor %s", name ? name : "(null)");
+    if (!ck || !name || ndim < 0 || ndim > PM_MAX_DIMS || (ndim && !shape))
+        return pm_errorf(PM_EINVAL, "pm_ckpt_check: bad arguments for tensor %s", name ? name : "(null)");
     const pm_tensor_ref *r = pm_ckpt_find(ck, name);
     if (!r)
         return missing(ck, name);
@@ -623,6 +623,17 @@ int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t
         fmt_shape(want, sizeof want, ndim, shape);
         return pm_errorf(PM_ECHECKPOINT, "%s: tensor %s has shape %s; expected %s", ck->what, name, found, want);
     }
+    *out = r;
+    return 0;
+}
+
+/* dst is the caller's and must hold the tensor's element count. */
+int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst)
+{
+    const pm_tensor_ref *r;
+    int rc = dst ? pm_ckpt_check(ck, name, ndim, shape, &r) : pm_errorf(PM_EINVAL, "pm_ckpt_get_f32: no buffer");
+    if (rc)
+        return rc;
     size_t n = r->nbytes / pm_dtype_size(r->dtype);
     const uint8_t *s = r->data;
     switch (r->dtype) {

@@ -62,6 +62,11 @@ const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i);
 /* NULL if absent. */
 const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name);
 
+/* Finds tensor `name` and checks that it has exactly `ndim` dims of `shape`;
+ * errors (PM_ECHECKPOINT) name the tensor and say what was expected and
+ * what was found. */
+int pm_ckpt_check(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, const pm_tensor_ref **out);
+
 /* Copies tensor `name` into dst as float32 (converting f16/bf16/f64), after
  * checking it has exactly `ndim` dims of `shape`. Errors (PM_ECHECKPOINT) name
  * the tensor and say what was expected and what was found. */

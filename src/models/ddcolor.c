@@ -5,16 +5,6 @@
 
 /* ----------------------------------------------------- weight access */
 
-static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, n - o, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
-}
-
 static int own(pm_ddcolor *m, void *p, size_t bytes)
 {
     if (m->nowned == m->cowned) {
@@ -44,35 +34,6 @@ static float *alloc_owned(pm_ddcolor *m, size_t nfloats)
     return p;
 }
 
-/* The checked tensor `name` (printf format, prefix prepended) of shape `shape`. */
-static int vfind(pm_ddcolor *m, const pm_tensor_ref **out, char *name, size_t nlen, int ndim,
-                 const int64_t *shape, const char *fmt, va_list ap)
-{
-    int o = snprintf(name, nlen, "%s", m->prefix);
-    vsnprintf(name + o, nlen - (size_t)o, fmt, ap);
-    const pm_tensor_ref *r = pm_ckpt_find(m->ck, name);
-    char want[128], found[128];
-    fmt_shape(want, sizeof want, ndim, shape);
-    if (!r)
-        return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s has no tensor %s (expected shape %s); give an official DDColor checkpoint "
-                         "(.pth with 'params', or pytorch_model.bin)", m->path, name, want);
-    int same = r->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = r->shape[d] == shape[d];
-    if (!same) {
-        fmt_shape(found, sizeof found, r->ndim, r->shape);
-        return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s: tensor %s has shape %s; expected %s for the configuration read from its "
-                         "other tensors (depths %d,%d,%d,%d, dims %d,%d,%d,%d, nf %d, hidden %d, queries %d)",
-                         m->path, name, found, want, m->cfg.depths[0], m->cfg.depths[1], m->cfg.depths[2],
-                         m->cfg.depths[3], m->cfg.dims[0], m->cfg.dims[1], m->cfg.dims[2], m->cfg.dims[3], m->cfg.nf,
-                         m->cfg.hidden, m->cfg.queries);
-    }
-    *out = r;
-    return 0;
-}
-
 /* A float pointer to the tensor: in place when it is float32, else a
  * converted copy owned by the model. */
 static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -81,10 +42,12 @@ static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape,
 {
     char name[256];
     const pm_tensor_ref *r = NULL;
+    int o = snprintf(name, sizeof name, "%s", m->prefix);
     va_list ap;
     va_start(ap, fmt);
-    int rc = vfind(m, &r, name, sizeof name, ndim, shape, fmt, ap);
+    vsnprintf(name + o, sizeof name - (size_t)o, fmt, ap);
     va_end(ap);
+    int rc = pm_ckpt_check(m->ck, name, ndim, shape, &r);
     if (rc)
         return rc;
     if (r->dtype == PM_DT_F32 && (uintptr_t)r->data % 4 == 0) {
@@ -239,12 +202,9 @@ static int need(pm_ddcolor *m, const char *name, int ndim, const pm_tensor_ref *
         return pm_errorf(PM_ECHECKPOINT,
                          "checkpoint %s has no tensor %s%s (it gives %s); give an official DDColor checkpoint "
                          "(.pth with 'params', or pytorch_model.bin)", m->path, m->prefix, name, what);
-    if (r->ndim != ndim) {
-        char found[128];
-        fmt_shape(found, sizeof found, r->ndim, r->shape);
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s%s has shape %s; expected %d dimensions (it gives %s)",
-                         m->path, m->prefix, name, found, ndim, what);
-    }
+    if (r->ndim != ndim)
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s%s has %d dimensions; expected %d (it gives %s)",
+                         m->path, m->prefix, name, r->ndim, ndim, what);
     *out = r;
     return 0;
 }
