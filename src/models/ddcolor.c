@@ -137,15 +137,10 @@ static int get_lin(pm_ddcolor *m, lin_w *out, int nout, int nin, const char *bas
 
 static int get_attn(pm_ddcolor *m, attn_w *a, int hid, const char *base)
 {
-    char n[200];
     const float *w, *b;
-    snprintf(n, sizeof n, "%s.in_proj_weight", base);
-    int rc = get(m, &w, 2, SH(3 * hid, hid), "%s", n);
-    if (!rc) {
-        snprintf(n, sizeof n, "%s.in_proj_bias", base);
-        rc = get(m, &b, 1, SH(3 * hid), "%s", n);
-    }
-    if (rc)
+    char ob[200];
+    int rc = get(m, &w, 2, SH(3 * hid, hid), "%s.in_proj_weight", base);
+    if (rc || (rc = get(m, &b, 1, SH(3 * hid), "%s.in_proj_bias", base)))
         return rc;
     lin_w *parts[3] = {&a->q, &a->k, &a->v};
     for (int i = 0; i < 3; i++) {
@@ -153,20 +148,23 @@ static int get_attn(pm_ddcolor *m, attn_w *a, int hid, const char *base)
         parts[i]->b = b + (size_t)i * hid;
         parts[i]->out = parts[i]->in = hid;
     }
-    char ob[200];
     snprintf(ob, sizeof ob, "%s.out_proj", base);
     return get_lin(m, &a->o, hid, hid, ob);
 }
 
-/* Convolution weights [oc][ic/groups][k][k] (f32 `w`, optional bias) in the
- * engine's format for type dt and a typical input of ref x ref. */
-static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, const float *b, int ic, int oc, int k, int stride,
-                  int pad, int groups, int ref, pm_nn_dt dt)
+/* Convolution weights [oc][ic/groups][k][k] with the bias, `base`.weight and
+ * `base`.bias (or, base NULL, the f32 `w` without a bias), in the engine's
+ * format for type dt and a typical input of ref x ref. */
+static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, int ic, int oc, int k, int stride, int pad,
+                  int groups, int ref, pm_nn_dt dt, const char *base)
 {
+    const float *b = NULL;
+    int rc = base ? get(m, &w, 4, SH(oc, ic / groups, k, k), "%s.weight", base) : 0;
+    if (!rc && base)
+        rc = get(m, &b, 1, SH(oc), "%s.bias", base);
     pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = k, .kw = k, .stride = stride, .pad_t = pad, .pad_l = pad,
                          .pad_b = pad, .pad_r = pad, .dt = dt, .ref_h = ref, .ref_w = ref, .groups = groups};
-    int rc = pm_nn_weights_init(m->ctx, out, &d, w, b);
-    if (!rc)
+    if (!rc && !(rc = pm_nn_weights_init(m->ctx, out, &d, w, b)))
         m->owned_bytes += out->bytes;
     return rc;
 }
@@ -280,10 +278,13 @@ static int detect_config(pm_ddcolor *m)
 
 /* ------------------------------------------------------------ load */
 
+/* The name `b` made by printf, for the calls below. */
+#define N(...) (snprintf(b, sizeof b, __VA_ARGS__), b)
+
 static int load_weights(pm_ddcolor *m)
 {
     const pm_ddcolor_config *c = &m->cfg;
-    int rc;
+    int rc, ref = PM_DDCOLOR_SIZE_DEFAULT;
     char b[200];
     const float *mean, *std;
     if ((rc = get(m, &mean, 4, SH(1, 3, 1, 1), "mean")) || (rc = get(m, &std, 4, SH(1, 3, 1, 1), "std")))
@@ -291,45 +292,29 @@ static int load_weights(pm_ddcolor *m)
     memcpy(m->mean, mean, sizeof m->mean);
     memcpy(m->std, std, sizeof m->std);
 
-    /* encoder */
-    const float *cw, *cb;
-    int ref = PM_DDCOLOR_SIZE_DEFAULT;
-    if ((rc = get(m, &cw, 4, SH(c->dims[0], 3, 4, 4), "encoder.arch.downsample_layers.0.0.weight")) ||
-        (rc = get(m, &cb, 1, SH(c->dims[0]), "encoder.arch.downsample_layers.0.0.bias")) ||
-        (rc = conv_w(m, &m->stem, cw, cb, 3, c->dims[0], 4, 4, 0, 1, ref, PM_NN_F32)) ||
-        (rc = get_ln(m, &m->stem_ln, c->dims[0], "encoder.arch.downsample_layers.0.1")))
+    /* encoder (the stem in f32: 3 input channels) */
+    const char *stem = "encoder.arch.downsample_layers.0";
+    if ((rc = conv_w(m, &m->stem, NULL, 3, c->dims[0], 4, 4, 0, 1, ref, PM_NN_F32, N("%s.0", stem))) ||
+        (rc = get_ln(m, &m->stem_ln, c->dims[0], N("%s.1", stem))))
         return rc;
     for (int i = 0; i < 4; i++) {
-        int d = c->dims[i];
-        if (i > 0) {
-            snprintf(b, sizeof b, "encoder.arch.downsample_layers.%d.0", i);
-            if ((rc = get_ln(m, &m->ds_ln[i], c->dims[i - 1], b)) ||
-                (rc = get(m, &cw, 4, SH(d, c->dims[i - 1], 2, 2), "encoder.arch.downsample_layers.%d.1.weight", i)) ||
-                (rc = get(m, &cb, 1, SH(d), "encoder.arch.downsample_layers.%d.1.bias", i)) ||
-                (rc = conv_w(m, &m->ds[i], cw, cb, c->dims[i - 1], d, 2, 2, 0, 1, ref >> (1 + i), m->dt)))
-                return rc;
-        }
-        snprintf(b, sizeof b, "encoder.arch.norm%d", i);
-        if ((rc = get_ln(m, &m->feat_ln[i], d, b)))
+        int d = c->dims[i], dp = i ? c->dims[i - 1] : 0;
+        if (i > 0 && ((rc = get_ln(m, &m->ds_ln[i], dp, N("encoder.arch.downsample_layers.%d.0", i))) ||
+                      (rc = conv_w(m, &m->ds[i], NULL, dp, d, 2, 2, 0, 1, ref >> (1 + i), m->dt,
+                                   N("encoder.arch.downsample_layers.%d.1", i)))))
             return rc;
-        m->blocks[i] = pm_calloc((size_t)c->depths[i], sizeof(block_w));
-        if (!m->blocks[i])
+        if ((rc = get_ln(m, &m->feat_ln[i], d, N("encoder.arch.norm%d", i))))
+            return rc;
+        if (!(m->blocks[i] = pm_calloc((size_t)c->depths[i], sizeof(block_w))))
             return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
         for (int j = 0; j < c->depths[i]; j++) {
             block_w *k = &m->blocks[i][j];
-            if ((rc = get(m, &cw, 4, SH(d, 1, 7, 7), "encoder.arch.stages.%d.%d.dwconv.weight", i, j)) ||
-                (rc = get(m, &cb, 1, SH(d), "encoder.arch.stages.%d.%d.dwconv.bias", i, j)) ||
-                (rc = conv_w(m, &k->dw, cw, cb, d, d, 7, 1, 3, d, ref >> (2 + i), m->dt)) ||
-                (rc = get(m, &k->gamma, 1, SH(d), "encoder.arch.stages.%d.%d.gamma", i, j)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.norm", i, j);
-            if ((rc = get_ln(m, &k->norm, d, b)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.pwconv1", i, j);
-            if ((rc = get_lin(m, &k->pw1, 4 * d, d, b)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.pwconv2", i, j);
-            if ((rc = get_lin(m, &k->pw2, d, 4 * d, b)))
+            if ((rc = conv_w(m, &k->dw, NULL, d, d, 7, 1, 3, d, ref >> (2 + i), m->dt,
+                             N("encoder.arch.stages.%d.%d.dwconv", i, j))) ||
+                (rc = get(m, &k->gamma, 1, SH(d), "encoder.arch.stages.%d.%d.gamma", i, j)) ||
+                (rc = get_ln(m, &k->norm, d, N("encoder.arch.stages.%d.%d.norm", i, j))) ||
+                (rc = get_lin(m, &k->pw1, 4 * d, d, N("encoder.arch.stages.%d.%d.pwconv1", i, j))) ||
+                (rc = get_lin(m, &k->pw2, d, 4 * d, N("encoder.arch.stages.%d.%d.pwconv2", i, j))))
                 return rc;
         }
     }
@@ -340,26 +325,19 @@ static int load_weights(pm_ddcolor *m)
         u->cin = k == 0 ? c->dims[3] : c->nf;
         u->cs = c->dims[2 - k];
         u->n = k < 2 ? c->nf : c->embed;
-        float sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.0", k);
-        if ((rc = get_sn(m, &u->shuf_w, &sigma, 4, SH(4 * u->n, u->cin, 1, 1), b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.1", k);
-        if ((rc = get_bn(m, &u->shuf_a, &u->shuf_b, 4 * u->n, b)))
+        float sigma, conv_sigma;
+        const float *cw;
+        if ((rc = get_sn(m, &u->shuf_w, &sigma, 4, SH(4 * u->n, u->cin, 1, 1),
+                         N("decoder.layers.%d.shuf.conv.0", k))) ||
+            (rc = get_bn(m, &u->shuf_a, &u->shuf_b, 4 * u->n, N("decoder.layers.%d.shuf.conv.1", k))) ||
+            (rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, N("decoder.layers.%d.bn", k))) ||
+            (rc = get_sn(m, &cw, &conv_sigma, 4, SH(u->n, u->n + u->cs, 3, 3), N("decoder.layers.%d.conv.0", k))) ||
+            (rc = conv_w(m, &u->conv, cw, u->n + u->cs, u->n, 3, 1, 1, 1, ref >> (4 - k), m->dt, NULL)) ||
+            (rc = get_bn(m, &u->bn_a, &u->bn_b, u->n, N("decoder.layers.%d.conv.2", k))))
             return rc;
         for (int o = 0; o < 4 * u->n; o++)
             u->shuf_a[o] /= sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.bn", k);
-        if ((rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.layers.%d.conv.0", k);
-        if ((rc = get_sn(m, &cw, &sigma, 4, SH(u->n, u->n + u->cs, 3, 3), b)) ||
-            (rc = conv_w(m, &u->conv, cw, NULL, u->n + u->cs, u->n, 3, 1, 1, 1, ref >> (4 - k), m->dt)))
-            return rc;
-        u->conv_inv_sigma = 1.0f / sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.conv.2", k);
-        if ((rc = get_bn(m, &u->bn_a, &u->bn_b, u->n, b)))
-            return rc;
+        u->conv_inv_sigma = 1.0f / conv_sigma;
     }
     int e = c->embed;
     float sigma;
@@ -382,37 +360,24 @@ static int load_weights(pm_ddcolor *m)
         (rc = get(m, &m->query_feat, 2, SH(q, hid), "decoder.color_decoder.query_feat.weight")) ||
         (rc = get(m, &m->query_embed, 2, SH(q, hid), "decoder.color_decoder.query_embed.weight")))
         return rc;
-    m->layers = pm_calloc((size_t)c->layers, sizeof(layer_w));
-    if (!m->layers)
+    if (!(m->layers = pm_calloc((size_t)c->layers, sizeof(layer_w))))
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
     for (int i = 0; i < c->layers; i++) {
         layer_w *L = &m->layers[i];
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_cross_attention_layers.%d.multihead_attn", i);
-        if ((rc = get_attn(m, &L->cross, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_cross_attention_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->cross.norm, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_self_attention_layers.%d.self_attn", i);
-        if ((rc = get_attn(m, &L->self, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_self_attention_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->self.norm, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.linear1", i);
-        if ((rc = get_lin(m, &L->ffn1, c->ffn, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.linear2", i);
-        if ((rc = get_lin(m, &L->ffn2, hid, c->ffn, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->ffn_norm, hid, b)))
+        const char *cd = "decoder.color_decoder.transformer";
+        if ((rc = get_attn(m, &L->cross, hid, N("%s_cross_attention_layers.%d.multihead_attn", cd, i))) ||
+            (rc = get_ln(m, &L->cross.norm, hid, N("%s_cross_attention_layers.%d.norm", cd, i))) ||
+            (rc = get_attn(m, &L->self, hid, N("%s_self_attention_layers.%d.self_attn", cd, i))) ||
+            (rc = get_ln(m, &L->self.norm, hid, N("%s_self_attention_layers.%d.norm", cd, i))) ||
+            (rc = get_lin(m, &L->ffn1, c->ffn, hid, N("%s_ffn_layers.%d.linear1", cd, i))) ||
+            (rc = get_lin(m, &L->ffn2, hid, c->ffn, N("%s_ffn_layers.%d.linear2", cd, i))) ||
+            (rc = get_ln(m, &L->ffn_norm, hid, N("%s_ffn_layers.%d.norm", cd, i))))
             return rc;
     }
-    if ((rc = get_ln(m, &m->dec_norm, hid, "decoder.color_decoder.decoder_norm")) ||
-        (rc = get_lin(m, &m->ce[0], hid, hid, "decoder.color_decoder.color_embed.layers.0")) ||
-        (rc = get_lin(m, &m->ce[1], hid, hid, "decoder.color_decoder.color_embed.layers.1")) ||
-        (rc = get_lin(m, &m->ce[2], e, hid, "decoder.color_decoder.color_embed.layers.2")))
+    for (int i = 0; i < 3; i++)
+        if ((rc = get_lin(m, &m->ce[i], i < 2 ? hid : e, hid, N("decoder.color_decoder.color_embed.layers.%d", i))))
+            return rc;
+    if ((rc = get_ln(m, &m->dec_norm, hid, "decoder.color_decoder.decoder_norm")))
         return rc;
 
     /* refine: a small folded copy (weight_orig / sigma, as PyTorch computes it) */
@@ -426,6 +391,7 @@ static int load_weights(pm_ddcolor *m)
         m->ref_w[i] = rw[i] / sigma;
     return 0;
 }
+#undef N
 
 void pm_ddcolor_free(pm_ddcolor *m)
 {
