@@ -606,6 +606,16 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+int pm_ckpt_count_run(const pm_ckpt *ck, const char *pre, int first, const char *post)
+{
+    char name[512];
+    int n = 0;
+    while (n < 1 << 20 && snprintf(name, sizeof name, "%s%d%s", pre, first + n, post) < (int)sizeof name &&
+           pm_ckpt_find(ck, name))
+        n++;
+    return n;
+}
+
 /* *out points into ck's table. */
 int pm_ckpt_check(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, const pm_tensor_ref **out)
 {

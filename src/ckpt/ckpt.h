@@ -62,6 +62,10 @@ const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i);
 /* NULL if absent. */
 const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name);
 
+/* How many of the names <pre><first><post>, <pre><first + 1><post>, ...
+ * the table holds in a row. */
+int pm_ckpt_count_run(const pm_ckpt *ck, const char *pre, int first, const char *post);
+
 /* Finds tensor `name` and checks that it has exactly `ndim` dims of `shape`;
  * errors (PM_ECHECKPOINT) name the tensor and say what was expected and
  * what was found. */

@@ -5,32 +5,25 @@
 
 /* ----------------------------------------------------- weight access */
 
-static int own(pm_ddcolor *m, void *p, size_t bytes)
+/* A buffer of n floats the model owns (freed with it); NULL after recording
+ * an error. */
+static float *alloc_owned(pm_ddcolor *m, size_t n)
 {
+    float *p = NULL;
     if (m->nowned == m->cowned) {
         int nc = m->cowned ? m->cowned * 2 : 64;
         void **np = pm_realloc(m->owned, (size_t)nc * sizeof *np);
-        if (!np) {
-            pm_free(p);
-            return pm_errorf(PM_ENOMEM, "out of memory loading DDColor weights");
+        if (np) {
+            m->owned = np;
+            m->cowned = nc;
         }
-        m->owned = np;
-        m->cowned = nc;
+    }
+    if (m->nowned == m->cowned || !(p = pm_malloc(n * sizeof(float) + 4))) {
+        pm_errorf(PM_ENOMEM, "out of memory (%zu bytes) loading DDColor weights", n * sizeof(float));
+        return NULL;
     }
     m->owned[m->nowned++] = p;
-    m->owned_bytes += bytes;
-    return 0;
-}
-
-static float *alloc_owned(pm_ddcolor *m, size_t nfloats)
-{
-    float *p = pm_malloc(nfloats * sizeof(float) + 4);
-    if (!p) {
-        pm_errorf(PM_ENOMEM, "out of memory (%zu bytes) loading DDColor weights", nfloats * sizeof(float));
-        return NULL;
-    }
-    if (own(m, p, nfloats * sizeof(float)))
-        return NULL;
+    m->owned_bytes += n * sizeof(float);
     return p;
 }
 
@@ -171,31 +164,19 @@ static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, int ic, int
 
 /* --------------------------------------------------- configuration */
 
-static int count_indexed(pm_ddcolor *m, const char *fmt_pre, int i, const char *suffix)
+/* The number of tensors <prefix><pre>0<post>, <prefix><pre>1<post>, ... */
+static int count_indexed(pm_ddcolor *m, const char *pre, const char *post)
 {
-    int n = 0;
-    char name[256];
-    for (;;) {
-        if (i >= 0)
-            snprintf(name, sizeof name, "%s%s%d.%d.%s", m->prefix, fmt_pre, i, n, suffix);
-        else
-            snprintf(name, sizeof name, "%s%s%d.%s", m->prefix, fmt_pre, n, suffix);
-        if (!pm_ckpt_find(m->ck, name))
-            return n;
-        n++;
-    }
-}
-
-static const pm_tensor_ref *find_p(pm_ddcolor *m, const char *name)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", m->prefix, name);
-    return pm_ckpt_find(m->ck, full);
+    char p[256];
+    snprintf(p, sizeof p, "%s%s", m->prefix, pre);
+    return pm_ckpt_count_run(m->ck, p, 0, post);
 }
 
 static int need(pm_ddcolor *m, const char *name, int ndim, const pm_tensor_ref **out, const char *what)
 {
-    const pm_tensor_ref *r = find_p(m, name);
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", m->prefix, name);
+    const pm_tensor_ref *r = pm_ckpt_find(m->ck, full);
     if (!r)
         return pm_errorf(PM_ECHECKPOINT,
                          "checkpoint %s has no tensor %s%s (it gives %s); give an official DDColor checkpoint "
@@ -240,7 +221,8 @@ static int detect_config(pm_ddcolor *m)
         if ((rc = need(m, n, 1, &r, "the encoder's stage widths")))
             return rc;
         c->dims[i] = (int)r->shape[0];
-        c->depths[i] = count_indexed(m, "encoder.arch.stages.", i, "gamma");
+        snprintf(n, sizeof n, "encoder.arch.stages.%d.", i);
+        c->depths[i] = count_indexed(m, n, ".gamma");
         if (c->depths[i] == 0)
             return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sencoder.arch.stages.%d.0.gamma: encoder "
                              "stage %d has no blocks", m->path, m->prefix, i, i);
@@ -266,7 +248,7 @@ static int detect_config(pm_ddcolor *m)
     if (c->scales < 1 || c->scales > 3)
         return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: level_embed has %d scales; the pixel decoder gives 1 to 3",
                          m->path, c->scales);
-    c->layers = count_indexed(m, "decoder.color_decoder.transformer_ffn_layers.", -1, "linear1.weight");
+    c->layers = count_indexed(m, "decoder.color_decoder.transformer_ffn_layers.", ".linear1.weight");
     if (c->layers == 0)
         return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sdecoder.color_decoder.transformer_ffn_layers."
                          "0.linear1.weight: the colour decoder has no layers", m->path, m->prefix);

@@ -91,13 +91,8 @@ static int is_lama(const pm_ckpt *ck, pm_found *f)
     const pm_tensor_ref *r = find_rooted(ck, "model.1.ffc.convl2l.weight", root, sizeof root);
     if (!r || r->ndim != 4 || r->shape[1] != 4 || r->shape[2] != 7 || r->shape[3] != 7)
         return 0;
-    int ngf = (int)r->shape[0], blocks = 0;
-    for (;;) {
-        snprintf(name, sizeof name, "%smodel.%d.conv1.ffc.convl2l.weight", root, 5 + blocks);
-        if (!pm_ckpt_find(ck, name) || blocks > 1000)
-            break;
-        blocks++;
-    }
+    snprintf(name, sizeof name, "%smodel.", root);
+    int ngf = (int)r->shape[0], blocks = pm_ckpt_count_run(ck, name, 5, ".conv1.ffc.convl2l.weight");
     if (blocks == 0)
         return 0;
     if (ngf == 64 && blocks == 18)
@@ -119,13 +114,8 @@ static int is_ddcolor(const pm_ckpt *ck, pm_found *f)
     snprintf(name, sizeof name, "%sdecoder.color_decoder.query_feat.weight", root);
     if (!pm_ckpt_find(ck, name))
         return 0;
-    int dim = (int)r->shape[0], depth = 0;
-    for (;;) {
-        snprintf(name, sizeof name, "%sencoder.arch.stages.2.%d.gamma", root, depth);
-        if (!pm_ckpt_find(ck, name) || depth > 1000)
-            break;
-        depth++;
-    }
+    snprintf(name, sizeof name, "%sencoder.arch.stages.2.", root);
+    int dim = (int)r->shape[0], depth = pm_ckpt_count_run(ck, name, 0, ".gamma");
     if (dim == 192 && depth == 27)
         snprintf(f->variant, sizeof f->variant, "large (ConvNeXt-L)");
     else if (dim == 96 && depth == 9)

@@ -263,14 +263,7 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
                          (long long)(r->ndim > 2 ? r->shape[2] : 0), (long long)(r->ndim > 3 ? r->shape[3] : 0),
                          r->ndim);
     *ngf = (int)r->shape[0];
-    int b = 0;
-    char name[128];
-    for (;;) {
-        snprintf(name, sizeof name, "generator.model.%d.conv1.ffc.convl2l.weight", 5 + b);
-        if (!pm_ckpt_find(ck, name))
-            break;
-        b++;
-    }
+    int b = pm_ckpt_count_run(ck, "generator.model.", 5, ".conv1.ffc.convl2l.weight");
     if (b == 0)
         return pm_errorf(PM_ECHECKPOINT,
                          "this checkpoint has no residual blocks (no generator.model.5.conv1.ffc.convl2l.weight); "
