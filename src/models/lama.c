@@ -378,6 +378,9 @@ void pm_lama_config(const void *state, int *ngf, int *blocks)
 
 /* ------------------------------------------------------------------ plans */
 
+/* The step name in `n` (a char array) made by printf, for the calls below. */
+#define NM(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
+
 /* One FFC on (l, g): returns the local and global outputs. When addl/addg
  * are given, l += addl and g += addg first (the previous block's residual). */
 static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char *tag, pm_nn_t l, pm_nn_t g,
@@ -387,21 +390,19 @@ static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char 
     unsigned wino = s->winograd ? PM_NN_WINOGRAD : 0;
     int c, h, w;
     pm_nn_shape(p, g, &c, &h, &w);
-#define NM(k) (snprintf(n, sizeof n, "%s@%s", tag, k), n)
-    pm_nn_t pl = pm_nn_pad_reflect(p, NM("pad_l"), l, 1, addl);
-    pm_nn_t pg = pm_nn_pad_reflect(p, NM("pad_g"), g, 1, addg);
-    *ol = pm_nn_conv(p, NM("conv_l2l"), pl, &f->l2l, wino, -1, s->dt, 1.0f);
-    pm_nn_conv(p, NM("conv_g2l"), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
-    *og = pm_nn_conv(p, NM("conv_l2g"), pl, &f->l2g, wino, -1, s->dt, 1.0f);
+    pm_nn_t pl = pm_nn_pad_reflect(p, NM("%s@pad_l", tag), l, 1, addl);
+    pm_nn_t pg = pm_nn_pad_reflect(p, NM("%s@pad_g", tag), g, 1, addg);
+    *ol = pm_nn_conv(p, NM("%s@conv_l2l", tag), pl, &f->l2l, wino, -1, s->dt, 1.0f);
+    pm_nn_conv(p, NM("%s@conv_g2l", tag), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
+    *og = pm_nn_conv(p, NM("%s@conv_l2g", tag), pl, &f->l2g, wino, -1, s->dt, 1.0f);
     /* spectral transform: x = relu(bn(conv1(g))); st2(x + FU(x)) */
-    pm_nn_t x = pm_nn_conv(p, NM("spec_in_1x1"), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
-    pm_nn_t fr = pm_nn_rfft2(p, NM("fft_r2c"), x);
+    pm_nn_t x = pm_nn_conv(p, NM("%s@spec_in_1x1", tag), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t fr = pm_nn_rfft2(p, NM("%s@fft_r2c", tag), x);
     /* ortho scaling folded in: relu(W F/sqrt(N) + b) = relu(W F + sqrt(N) b) / sqrt(N) */
     float n_px = (float)h * (float)w;
-    pm_nn_t fz = pm_nn_conv(p, NM("fu_1x1"), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
-    pm_nn_t xy = pm_nn_irfft2_add(p, NM("fft_c2r_add"), fz, w, 1.0f / n_px, x, s->dt);
-    pm_nn_conv(p, NM("spec_out_1x1"), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
-#undef NM
+    pm_nn_t fz = pm_nn_conv(p, NM("%s@fu_1x1", tag), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
+    pm_nn_t xy = pm_nn_irfft2_add(p, NM("%s@fft_c2r_add", tag), fz, w, 1.0f / n_px, x, s->dt);
+    pm_nn_conv(p, NM("%s@spec_out_1x1", tag), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
 }
 
 /* Rows per band so that one band of a `row_bytes`-per-row tensor is about
@@ -440,16 +441,13 @@ static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_
     char n[48];
     for (int a = 0, k = 0; a < h3; a += R, k++) {
         int b = a + R < h3 ? a + R : h3;
-        snprintf(n, sizeof n, "head@conv7x7~%d", k);
-        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
-        snprintf(n, sizeof n, "head@border1~%d", k);
-        pm_nn_reflect_border(p, n, c1, a == 0 ? 7 : 0, 0, 7, 7);
-        snprintf(n, sizeof n, "head@down1~%d", k);
-        pm_nn_t d1 = pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
-        snprintf(n, sizeof n, "head@border2~%d", k);
-        pm_nn_reflect_border(p, n, d1, a == 0 ? 3 : 0, 0, 3, 3);
-        snprintf(n, sizeof n, "head@down2~%d", k);
-        pm_nn_conv(p, n, d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
+        pm_nn_t c1 = pm_nn_conv(p, NM("head@conv7x7~%d", k), pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1,
+                                PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_reflect_border(p, NM("head@border1~%d", k), c1, a == 0 ? 7 : 0, 0, 7, 7);
+        pm_nn_t d1 = pm_nn_conv(p, NM("head@down1~%d", k), c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_reflect_border(p, NM("head@border2~%d", k), d1, a == 0 ? 3 : 0, 0, 3, 3);
+        pm_nn_conv(p, NM("head@down2~%d", k), d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt,
+                   1.0f);
     }
     pm_nn_reflect_border(p, "head@border3", p3, 1, 1, 1, 1);
     *l = pm_nn_conv(p, "head@down3_l", p3, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
@@ -475,11 +473,10 @@ static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0
         int pad_b = r1 + py > full_h ? 1 : 0;
         int v0 = r0 - x_row0, v1 = end - x_row0;
         pm_nn_t src = (v0 == 0 && v1 == xh) ? x : pm_nn_rows(p, x, v0, v1);
-        snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
-        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, out_dt, 0, pad_b);
+        q[k] = pm_nn_conv_pad(p, NM("tail@up%d_%d%d%s", i + 1, py, k & 1, band), src, &s->up[i][k], PM_NN_RELU, -1,
+                              out_dt, 0, pad_b);
     }
-    snprintf(n, sizeof n, "tail@up%d_shuffle%s", i + 1, band);
-    return pm_nn_interleave2(p, n, q, dst);
+    return pm_nn_interleave2(p, NM("tail@up%d_shuffle%s", i + 1, band), q, dst);
 }
 
 /* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid.
@@ -515,10 +512,9 @@ static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int 
         pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, s->dt, band);
         /* up3 gives f32 (in bf16 mode too) to the output layer's kernel */
         pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, PM_NN_F32, band);
-        snprintf(n, sizeof n, "tail@pad7%s", band);
-        pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
-        snprintf(n, sizeof n, "tail@conv7x7%s", band);
-        pm_nn_conv_small(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b));
+        pm_nn_t q = pm_nn_pad_window(p, NM("tail@pad7%s", band), u, u0, h, a - 3, b + 3, 3);
+        pm_nn_conv_small(p, NM("tail@conv7x7%s", band), q, &s->out, PM_NN_SIGMOID | PM_NN_INTO,
+                         pm_nn_rows(p, out, a, b));
     }
     return out;
 }
