@@ -22,29 +22,25 @@ int pm_discover_default_dirs(char dirs[][4096], int max)
         snprintf(cache, sizeof cache, "%.2000s", x);
     else
         snprintf(cache, sizeof cache, "%.2000s/.cache", home && *home ? home : "");
+    /* per cache: the variables that name it, first set wins (with the folder
+     * under it), else the folder under `cache` */
+    static const struct {
+        const char *env[3], *sub[3], *dflt;
+    } c[3] = {
+        {{"TORCH_HOME"}, {"/hub/checkpoints"}, "/torch/hub/checkpoints"},
+        {{"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"}, {"", "", "/hub"}, "/huggingface/hub"},
+        {{"MODELSCOPE_CACHE"}, {""}, "/modelscope/hub"},
+    };
     int n = 0;
-    const char *e;
-    if (n < max) {
-        if ((e = getenv("TORCH_HOME")) && *e)
-            snprintf(dirs[n++], 4096, "%.4000s/hub/checkpoints", e);
+    for (int i = 0; i < 3 && n < max; i++, n++) {
+        const char *e = NULL;
+        int j = 0;
+        while (j < 3 && c[i].env[j] && !((e = getenv(c[i].env[j])) && *e))
+            j++;
+        if (j < 3 && c[i].env[j])
+            snprintf(dirs[n], 4096, "%.4000s%s", e, c[i].sub[j]);
         else
-            snprintf(dirs[n++], 4096, "%.4000s/torch/hub/checkpoints", cache);
-    }
-    if (n < max) {
-        if ((e = getenv("HF_HUB_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else if ((e = getenv("HUGGINGFACE_HUB_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else if ((e = getenv("HF_HOME")) && *e)
-            snprintf(dirs[n++], 4096, "%.4000s/hub", e);
-        else
-            snprintf(dirs[n++], 4096, "%.4000s/huggingface/hub", cache);
-    }
-    if (n < max) {
-        if ((e = getenv("MODELSCOPE_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else
-            snprintf(dirs[n++], 4096, "%.4000s/modelscope/hub", cache);
+            snprintf(dirs[n], 4096, "%.4000s%s", cache, c[i].dflt);
     }
     return n;
 }
