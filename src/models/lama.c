@@ -55,6 +55,8 @@ typedef struct loader {
     pm_nn_ctx *ctx;
     pm_nn_dt dt;
     size_t bytes; /* weights made so far */
+    float *buf;   /* owned: the weight tensor being converted (one buffer, reused: */
+    size_t cap;   /* freeing one per tensor would leave holes between the weights) */
 } loader;
 
 /* Reads tensor generator.<name> of the given shape into dst (float32) and
@@ -103,14 +105,19 @@ typedef struct conv_spec {
     int shift; /* fold the BatchNorm's shift (else only its scale) and keep a bias */
 } conv_spec;
 
-/* Reads c's weight and bias and folds its BatchNorm: *wt and *bias are new
- * buffers the caller owns (pm_free); *bias is NULL when c has neither a
- * bias nor a shift. */
+/* Reads c's weight and bias and folds its BatchNorm: *wt is L->buf (valid
+ * until the next read), *bias a new buffer the caller owns (pm_free), NULL
+ * when c has neither a bias nor a shift. */
 static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
 {
     int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k}, bs[1] = {c->oc};
+    size_t n = (size_t)c->ic * c->oc * c->k * c->k;
     int has_bias = c->b || c->shift;
-    *wt = pm_malloc((size_t)c->ic * c->oc * c->k * c->k * sizeof **wt);
+    if (n > L->cap) {
+        pm_free(L->buf);
+        L->cap = (L->buf = pm_malloc(n * sizeof *L->buf)) ? n : 0;
+    }
+    *wt = L->buf;
     *bias = has_bias ? pm_calloc((size_t)c->oc, sizeof **bias) : NULL;
     int rc = !*wt || (has_bias && !*bias) ? pm_errorf(PM_ENOMEM, "out of memory loading LaMa")
                                           : read_tensor(L, *wt, 4, shape, c->w);
@@ -119,7 +126,6 @@ static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
     if (!rc && c->bn)
         rc = fold_bn(L, c->bn, *wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, c->shift);
     if (rc) {
-        pm_free(*wt);
         pm_free(*bias);
         *wt = *bias = NULL;
     }
@@ -144,7 +150,6 @@ static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c)
                          .ref_h = c->ref, .ref_w = c->ref, .winograd = c->winograd};
     if (!rc)
         rc = make_weights(L, w, &d, wt, bias);
-    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -179,7 +184,6 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
         rc = make_weights(L, &sub[q], &d, k, bias);
     }
     pm_free(k);
-    pm_free(wt);
     pm_free(bias);
     return rc;
 }
@@ -292,6 +296,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
+    loader L = {.dt = s->dt};
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
@@ -301,7 +306,8 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     if ((rc = infer_config(ck, &s->ngf, &s->blocks)))
         goto close_ckpt;
     int ngf = s->ngf, B = s->blocks;
-    loader L = {.ck = ck, .ctx = s->ctx, .dt = s->dt};
+    L.ck = ck;
+    L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
     const struct {
         pm_nn_weights *w;
@@ -347,17 +353,18 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     if ((rc = read_folded(&L, &oc, &wt, &bias)))
         goto close_ckpt;
     rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
-    pm_free(wt);
     pm_free(bias);
     if (rc)
         goto close_ckpt;
     s->weight_bytes = L.bytes + (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
+    pm_free(L.buf);
     pm_ckpt_close(ck);
     /* loading freed many temporary buffers; hand the heap's free pages back */
     malloc_trim(0);
     *state = s;
     return 0;
 close_ckpt:
+    pm_free(L.buf);
     pm_ckpt_close(ck);
 free_state:
     free_state(s);

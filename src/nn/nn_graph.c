@@ -61,24 +61,33 @@ void pm_nn_matmul(pm_nn_plan *p, const char *name, pm_nn_mat src, pm_nn_mat wei,
         o->post = *po;
 }
 
+/* A new op of `kind` from src to dst; dst < 0: a new tensor of src's shape
+ * and type dt (dt < 0: src's type). NULL after recording an error. */
+static nn_op *unary_op(pm_nn_plan *p, int kind, const char *name, pm_nn_t src, pm_nn_t dst, int dt)
+{
+    nn_op *o = pm_nn__new_op(p, kind, name);
+    if (!o || !pm_nn__valid(p, src, name))
+        return NULL;
+    dt = dt < 0 ? (int)p->t[src].dt : dt;
+    if (dst < 0 && (dst = pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w, (pm_nn_dt)dt)) < 0)
+        return NULL;
+    o = &p->ops[p->nops - 1]; /* new_tensor may have moved the ops */
+    o->src = src;
+    o->dst = dst;
+    o->out_dt = (pm_nn_dt)dt;
+    return o;
+}
+
 pm_nn_t pm_nn_layernorm(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst, const float *scale,
                         const float *shift, float eps)
 {
-    nn_op *o = pm_nn__new_op(p, OP_LNORM, name);
-    if (!o || !pm_nn__valid(p, src, name))
+    nn_op *o = unary_op(p, OP_LNORM, name, src, dst, -1);
+    if (!o)
         return -1;
-    if (dst < 0) {
-        nn_tensor s = p->t[src];
-        if ((dst = pm_nn__new_tensor(p, s.c, s.h, s.w, s.dt)) < 0)
-            return -1;
-        o = &p->ops[p->nops - 1];
-    }
-    o->src = src;
-    o->dst = dst;
     o->k0 = scale;
     o->k1 = shift;
     o->eps = eps;
-    return dst;
+    return o->dst;
 }
 
 void pm_nn_softmax(pm_nn_plan *p, const char *name, pm_nn_mat m)
@@ -90,18 +99,8 @@ void pm_nn_softmax(pm_nn_plan *p, const char *name, pm_nn_mat m)
 
 pm_nn_t pm_nn_cast(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_dt dt)
 {
-    nn_op *o = pm_nn__new_op(p, OP_CAST, name);
-    if (!o || !pm_nn__valid(p, src, name))
-        return -1;
-    nn_tensor s = p->t[src];
-    int d = pm_nn__new_tensor(p, s.c, s.h, s.w, dt);
-    if (d < 0)
-        return -1;
-    o = &p->ops[p->nops - 1];
-    o->src = src;
-    o->dst = d;
-    o->out_dt = dt;
-    return d;
+    nn_op *o = unary_op(p, OP_CAST, name, src, -1, dt);
+    return o ? o->dst : -1;
 }
 
 pm_nn_t pm_nn_channels(pm_nn_plan *p, pm_nn_t t, int c0, int c1)
