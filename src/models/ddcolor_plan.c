@@ -130,10 +130,8 @@ static void encoder(gb *g, pm_nn_t in, pm_nn_t feat[4])
     for (int i = 0; i < 4; i++) {
         int d = c->dims[i], ch, hw;
         char n[4][32];
-        snprintf(n[0], sizeof n[0], "s%d@dwconv", i);
-        snprintf(n[1], sizeof n[1], "s%d@norm", i);
-        snprintf(n[2], sizeof n[2], "s%d@pwconv1", i);
-        snprintf(n[3], sizeof n[3], "s%d@pwconv2", i);
+        for (int k = 0; k < 4; k++)
+            snprintf(n[k], sizeof n[k], "s%d@%s", i, (const char *const[]){"dwconv", "norm", "pwconv1", "pwconv2"}[k]);
         if (i > 0)
             x = pm_nn_conv_post(p, "down@conv", pm_nn_layernorm(p, "down@norm", x, -1, m->ds_ln[i].w, m->ds_ln[i].b, 1e-6f),
                                 &m->ds[i], NULL, m->dt);
@@ -414,9 +412,9 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         if (v > dec)
             dec = v;
     }
-    int64_t SP = 0, kvn = Q * hid, scn = 0;
+    int64_t SP = px[2] * hid, kvn = Q * hid, scn = 0; /* the memory, and one scale's sine positions */
     for (int l = 0; l < c->scales; l++) {
-        SP += 2 * px[2 - l] * hid;
+        SP += px[2 - l] * hid;
         int64_t ng = kv_heads(c, px[2 - l]), kv = px[2 - l] * ng * (hid / c->heads);
         kvn = kv > kvn ? kv : kvn;
         int64_t v = ng * Q * px[2 - l] <= SMALL_SCORES ? ng * Q * px[2 - l] : Q * px[2 - l];
