@@ -325,7 +325,8 @@ int pm_nn_plan_finish(pm_nn_plan *p);
 /* Bytes of the arena a run allocates (valid after finish). */
 size_t pm_nn_plan_arena_bytes(const pm_nn_plan *p);
 
-/* Bytes of constant weights the plan converted and holds (bf16 products). */
+/* Bytes of constant data the plan made and holds: weights converted for
+ * bf16 products, the tables of sine-position steps. */
 size_t pm_nn_plan_weight_bytes(const pm_nn_plan *p);
 
 /* Tensor shape (valid during building). */
