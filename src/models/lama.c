@@ -775,9 +775,12 @@ int pm_lama_forward(void *state, const float *in, int w, int h, float *out, cons
 
 /* ---------------------------------------------------------------- memory */
 
-uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
+/* The registry's estimate: one inpaint of a w x h image beyond the loaded
+ * state, a calibrated a + b * pixels law (input_size: colorization only). */
+static uint64_t lama_mem_estimate(const void *state, int w, int h, int input_size)
 {
     const lama_state *s = state;
+    (void)input_size;
     uint64_t hp = ((uint64_t)h + 7) / 8 * 8, wp = ((uint64_t)w + 7) / 8 * 8;
     double px = (double)(hp * wp);
     /* Calibrated with bench_lama on ngf 64 (2 threads, 4 MB bands): the peak
@@ -793,12 +796,6 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
     double per_px = (s->dt == PM_NN_BF16 ? 80.0 : 128.0) * (double)s->ngf / 64.0 + 40.0;
     double fixed = (s->dt == PM_NN_BF16 ? 22.0 : 20.0) * 1024 * 1024;
     return (uint64_t)(fixed + per_px * px);
-}
-
-static uint64_t lama_mem_estimate(const void *state, int w, int h, int input_size)
-{
-    (void)input_size;
-    return pm_lama_mem_estimate(state, w, h);
 }
 
 /* ----------------------------------------------------------------- bench */
