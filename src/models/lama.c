@@ -79,7 +79,7 @@ static int fold_bn(loader *L, const char *prefix, float *wt, float *bias, int oc
     static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
     int64_t s[1] = {oc};
     char name[128];
-    float *v = pm_malloc((size_t)4 * oc * sizeof *v), *var = v + (size_t)3 * oc;
+    float *v = pm_malloc((size_t)4 * oc * sizeof *v), *var = v ? v + (size_t)3 * oc : NULL;
     int rc = v ? 0 : pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
     for (int i = 0; i < 4 && !rc; i++) {
         snprintf(name, sizeof name, "%s.%s", prefix, part[i]);
