@@ -48,7 +48,8 @@ pm_zip_entry *pm_zip_find(pm_zip *z, const char *name, size_t len);
 pm_zip_entry *pm_zip_find_base(pm_zip *z, const char *base);
 /* Contents of an entry: stored entries are returned in place, deflated ones
  * are inflated once into a buffer the pm_zip owns. The CRC is checked the
- * first time (then, with z->release, the stored entry's pages are released). *data stays valid until pm_zip_close. */
+ * first time (then, with z->release, a stored entry's pages are released).
+ * *data stays valid until pm_zip_close. */
 int pm_zip_read(pm_zip *z, pm_zip_entry *e, const char *what, const uint8_t **data, size_t *len);
 
 /* Gives back the resident pages of [p, p + n), part of a private read-only
