@@ -281,14 +281,15 @@ static void drop(pm_ckpt *ck, int i)
  * pm_ckpt_wants would have. */
 static int reroot(pm_ckpt *ck)
 {
-    size_t pn = strlen(ck->prefix), an = strlen(ck->anchor);
+    const char *pre = ck->prefix ? ck->prefix : ""; /* no prefix: renamed to the rest alone */
+    size_t pn = strlen(pre), an = strlen(ck->anchor);
     const char *root = NULL;
     size_t rn = 0;
     int direct = 0;
     for (int i = 0; i < ck->count && !direct; i++) {
         const char *k = ck->t[i].ref.name;
         size_t kn = strlen(k);
-        if (kn == pn + an && strncmp(k, ck->prefix, pn) == 0 && strcmp(k + pn, ck->anchor) == 0)
+        if (kn == pn + an && strncmp(k, pre, pn) == 0 && strcmp(k + pn, ck->anchor) == 0)
             direct = 1;
         else if (kn >= an && strcmp(k + kn - an, ck->anchor) == 0 && (kn == an || k[kn - an - 1] == '.') &&
                  (!root || kn - an < rn)) {
@@ -307,14 +308,14 @@ static int reroot(pm_ckpt *ck)
     int k = 0, rc = 0;
     for (int i = 0; i < ck->count; i++) {
         const char *name = ck->t[i].ref.name;
-        int keep = rootcp ? strncmp(name, rootcp, rn) == 0 : strncmp(name, ck->prefix, pn) == 0;
+        int keep = rootcp ? strncmp(name, rootcp, rn) == 0 : strncmp(name, pre, pn) == 0;
         if (keep && rootcp && !rc) {
             size_t nn = strlen(name) - rn;
             char *renamed = pm_malloc(pn + nn + 1);
             if (!renamed) {
                 rc = pm_errorf(PM_ENOMEM, "%s: out of memory", ck->what);
             } else {
-                memcpy(renamed, ck->prefix, pn);
+                memcpy(renamed, pre, pn);
                 memcpy(renamed + pn, name + rn, nn + 1);
                 pm_free((void *)name);
                 ck->t[i].ref.name = renamed;
@@ -338,7 +339,7 @@ static int reroot(pm_ckpt *ck)
 static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 {
     int rc = load(ck);
-    if (!rc && ck->anchor && ck->prefix)
+    if (!rc && ck->anchor)
         rc = reroot(ck);
     if (!rc)
         rc = finish_table(ck);

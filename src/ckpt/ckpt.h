@@ -34,7 +34,8 @@ int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out);
  * "model.1.ffc.convl2l.weight") but one is named R+anchor (R empty or ending
  * in '.'), the tensors under R are renamed prefix+rest and the others
  * dropped. So a bare state dict, a TorchScript module of the network or of a
- * wrapper holding it read as the official layout. Caller owns *out. */
+ * wrapper holding it read as the official layout (prefix NULL or "": the
+ * tensors under R keep only the rest). Caller owns *out. */
 int pm_ckpt_open_rooted(const char *path, const char *prefix, const char *anchor, pm_ckpt **out);
 void pm_ckpt_close(pm_ckpt *ck);
 

@@ -3,6 +3,8 @@
  * registry entry. The graph is built on the engine in ddcolor_plan.c. */
 #include "models/ddcolor_internal.h"
 
+#define DDCOLOR_KEY0 "encoder.arch.norm0.weight" /* the tensor that roots the names */
+
 /* ----------------------------------------------------- weight access */
 
 /* A buffer of n floats the model owns (freed with it); NULL after recording
@@ -35,10 +37,9 @@ static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape,
 {
     char name[256];
     const pm_tensor_ref *r = NULL;
-    int o = snprintf(name, sizeof name, "%s", m->prefix);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name + o, sizeof name - (size_t)o, fmt, ap);
+    vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     int rc = pm_ckpt_check(m->ck, name, ndim, shape, &r);
     if (rc)
@@ -85,8 +86,8 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
     }
     float s = (float)sigma;
     if (!isfinite(s) || s == 0.0f)
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: spectral norm of %s%s is %g (u . W v); the file is damaged",
-                         m->path, m->prefix, base, (double)s);
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: spectral norm of %s is %g (u . W v); the file is damaged",
+                         m->path, base, (double)s);
     *w_out = w;
     *sigma_out = s;
     return 0;
@@ -164,53 +165,30 @@ static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, int ic, int
 
 /* --------------------------------------------------- configuration */
 
-/* The number of tensors <prefix><pre>0<post>, <prefix><pre>1<post>, ... */
-static int count_indexed(pm_ddcolor *m, const char *pre, const char *post)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s%s", m->prefix, pre);
-    return pm_ckpt_count_run(m->ck, p, 0, post);
-}
-
 static int need(pm_ddcolor *m, const char *name, int ndim, const pm_tensor_ref **out, const char *what)
 {
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", m->prefix, name);
-    const pm_tensor_ref *r = pm_ckpt_find(m->ck, full);
+    const pm_tensor_ref *r = pm_ckpt_find(m->ck, name);
     if (!r)
         return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s has no tensor %s%s (it gives %s); give an official DDColor checkpoint "
-                         "(.pth with 'params', or pytorch_model.bin)", m->path, m->prefix, name, what);
+                         "checkpoint %s has no tensor %s (it gives %s); give an official DDColor checkpoint "
+                         "(.pth with 'params', or pytorch_model.bin)", m->path, name, what);
     if (r->ndim != ndim)
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s%s has %d dimensions; expected %d (it gives %s)",
-                         m->path, m->prefix, name, r->ndim, ndim, what);
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s has %d dimensions; expected %d (it gives %s)",
+                         m->path, name, r->ndim, ndim, what);
     *out = r;
     return 0;
 }
 
-/* Reads the configuration from tensor names and shapes; also finds the key
- * prefix (none in the releases; "module." and the like are accepted). */
+/* Reads the configuration from tensor names and shapes (the checkpoint is
+ * opened rooted at DDCOLOR_KEY0: "module." and the like are taken off). */
 static int detect_config(pm_ddcolor *m)
 {
-    static const char key0[] = "encoder.arch.norm0.weight";
-    if (!pm_ckpt_find(m->ck, key0)) {
-        size_t kl = strlen(key0);
-        for (int i = 0; i < pm_ckpt_count(m->ck); i++) {
-            const char *k = pm_ckpt_at(m->ck, i)->name;
-            size_t l = strlen(k);
-            if (l > kl && strcmp(k + l - kl, key0) == 0 && l - kl < sizeof m->prefix) {
-                memcpy(m->prefix, k, l - kl);
-                m->prefix[l - kl] = 0;
-                break;
-            }
-        }
-        if (!m->prefix[0]) {
-            int n = pm_ckpt_count(m->ck);
-            return pm_errorf(PM_ECHECKPOINT,
-                             "%s is not a DDColor checkpoint: it has no tensor %s (it holds %d tensors%s%s); give "
-                             "ddcolor_paper.pth, ddcolor_paper_tiny.pth or a DDColor pytorch_model.bin",
-                             m->path, key0, n, n ? ", the first is " : "", n ? pm_ckpt_at(m->ck, 0)->name : "");
-        }
+    if (!pm_ckpt_find(m->ck, DDCOLOR_KEY0)) {
+        int n = pm_ckpt_count(m->ck);
+        return pm_errorf(PM_ECHECKPOINT,
+                         "%s is not a DDColor checkpoint: it has no tensor %s (it holds %d tensors%s%s); give "
+                         "ddcolor_paper.pth, ddcolor_paper_tiny.pth or a DDColor pytorch_model.bin",
+                         m->path, DDCOLOR_KEY0, n, n ? ", the first is " : "", n ? pm_ckpt_at(m->ck, 0)->name : "");
     }
     pm_ddcolor_config *c = &m->cfg;
     const pm_tensor_ref *r = NULL;
@@ -222,10 +200,10 @@ static int detect_config(pm_ddcolor *m)
             return rc;
         c->dims[i] = (int)r->shape[0];
         snprintf(n, sizeof n, "encoder.arch.stages.%d.", i);
-        c->depths[i] = count_indexed(m, n, ".gamma");
+        c->depths[i] = pm_ckpt_count_run(m->ck, n, 0, ".gamma");
         if (c->depths[i] == 0)
-            return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sencoder.arch.stages.%d.0.gamma: encoder "
-                             "stage %d has no blocks", m->path, m->prefix, i, i);
+            return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor encoder.arch.stages.%d.0.gamma: encoder "
+                             "stage %d has no blocks", m->path, i, i);
     }
     if ((rc = need(m, "decoder.layers.0.shuf.conv.0.weight_orig", 4, &r, "the pixel decoder width nf")))
         return rc;
@@ -248,10 +226,10 @@ static int detect_config(pm_ddcolor *m)
     if (c->scales < 1 || c->scales > 3)
         return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: level_embed has %d scales; the pixel decoder gives 1 to 3",
                          m->path, c->scales);
-    c->layers = count_indexed(m, "decoder.color_decoder.transformer_ffn_layers.", ".linear1.weight");
+    c->layers = pm_ckpt_count_run(m->ck, "decoder.color_decoder.transformer_ffn_layers.", 0, ".linear1.weight");
     if (c->layers == 0)
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sdecoder.color_decoder.transformer_ffn_layers."
-                         "0.linear1.weight: the colour decoder has no layers", m->path, m->prefix);
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor decoder.color_decoder.transformer_ffn_layers."
+                         "0.linear1.weight: the colour decoder has no layers", m->path);
     if ((rc = need(m, "decoder.color_decoder.transformer_ffn_layers.0.linear1.weight", 2, &r, "the FFN width")))
         return rc;
     c->ffn = (int)r->shape[0];
@@ -419,7 +397,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
         pm_ddcolor_free(m);
         return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
     }
-    int rc = pm_ckpt_open(path, NULL, &m->ck);
+    int rc = pm_ckpt_open_rooted(path, NULL, DDCOLOR_KEY0, &m->ck);
     if (rc)
         goto free_model;
     pm_ckpt_set_hint(m->ck, "DDColor");

@@ -57,7 +57,6 @@ typedef struct layer_w {
 struct pm_ddcolor {
     pm_ddcolor_config cfg;
     char path[512];
-    char prefix[128];
     pm_ckpt *ck;
     int threads;
     pm_nn_dt dt;  /* of the encoder and the pixel decoder (the colour decoder is f32) */
