@@ -604,23 +604,6 @@ static int check_size(int w, int h)
 
 /* --------------------------------------------------------------- running */
 
-static inline void put(const pm_nn_view *v, int c, int y, int x, float val)
-{
-    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
-    if (v->dt == PM_NN_BF16)
-        ((uint16_t *)v->data)[o] = pm_nn_f32_to_bf16(val);
-    else
-        ((float *)v->data)[o] = val;
-}
-
-static inline float getv(const pm_nn_view *v, int c, int y, int x)
-{
-    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
-    if (v->dt == PM_NN_BF16)
-        return pm_nn_bf16_to_f32(((const uint16_t *)v->data)[o]);
-    return ((const float *)v->data)[o];
-}
-
 static inline int reflect(int i, int n)
 {
     return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
@@ -651,8 +634,8 @@ static int fill_image(void *user, const pm_nn_view *v)
                 sx = w - 1;
             float m = mrow[sx] > 0 ? 1.0f : 0.0f;
             for (int c = 0; c < 3; c++)
-                put(v, c, y, x, (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
-            put(v, 3, y, x, m);
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
+            pm_nn_st(v, pm_nn_view_off(v, 3, y, x), m);
         }
     }
     return 0;
@@ -674,7 +657,7 @@ static int read_image(void *user, const pm_nn_view *v)
                 continue;
             }
             for (int c = 0; c < 3; c++) {
-                float t = getv(v, c, y, x) * 255.0f;
+                float t = pm_nn_ld(v, pm_nn_view_off(v, c, y, x)) * 255.0f;
                 t = t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t;
                 orow[3 * x + c] = (uint8_t)t;
             }
@@ -747,7 +730,7 @@ static int fill_raw(void *user, const pm_nn_view *v)
         for (int y = 0; y < v->h; y++) {
             const float *row = r->in + ((size_t)c * r->h + reflect(y - IN_BORDER, r->h)) * r->w;
             for (int x = 0; x < v->w; x++)
-                put(v, c, y, x, row[reflect(x - IN_BORDER, r->w)]);
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), row[reflect(x - IN_BORDER, r->w)]);
         }
     return 0;
 }
@@ -758,7 +741,7 @@ static int read_raw(void *user, const pm_nn_view *v)
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < r->h; y++)
             for (int x = 0; x < r->w; x++)
-                r->out[((size_t)c * r->h + y) * r->w + x] = getv(v, c, y, x);
+                r->out[((size_t)c * r->h + y) * r->w + x] = pm_nn_ld(v, pm_nn_view_off(v, c, y, x));
     return 0;
 }
 
@@ -810,7 +793,8 @@ static int fill_noise(void *user, const pm_nn_view *v)
                 r ^= r << 13;
                 r ^= r >> 17;
                 r ^= r << 5;
-                put(v, c, y, x, c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f);
+                float val = c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f;
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), val);
             }
     return 0;
 }

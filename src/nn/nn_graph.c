@@ -466,19 +466,6 @@ int pm_nn__lower_elt(pm_nn_plan *p, const nn_op *op)
 
 /* ---------------------------------------------------------------- runs */
 
-static inline float ld(const pm_nn_view *v, ptrdiff_t i)
-{
-    return v->dt == PM_NN_BF16 ? pm_nn_bf16_to_f32(((const uint16_t *)v->data)[i]) : ((const float *)v->data)[i];
-}
-
-static inline void st(const pm_nn_view *v, ptrdiff_t i, float x)
-{
-    if (v->dt == PM_NN_BF16)
-        ((uint16_t *)v->data)[i] = pm_nn_f32_to_bf16(x);
-    else
-        ((float *)v->data)[i] = x;
-}
-
 /* One output row y of an element-wise step. */
 static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd, int y)
 {
@@ -488,22 +475,22 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
         switch (s->elt) {
         case ELT_AFFINE:
             for (int c = 0; c < C; c++) {
-                float v = ld(vs, i + c * vs->sc) * s->k0[c] + s->k1[c];
-                st(vd, o + c * vd->sc, (s->flags & PM_NN_RELU) && v < 0.0f ? 0.0f : v);
+                float v = pm_nn_ld(vs, i + c * vs->sc) * s->k0[c] + s->k1[c];
+                pm_nn_st(vd, o + c * vd->sc, (s->flags & PM_NN_RELU) && v < 0.0f ? 0.0f : v);
             }
             break;
         case ELT_ADDCONST: {
             const float *k = s->k0 + ((size_t)y * W + x) * C;
             for (int c = 0; c < C; c++)
-                st(vd, o + c * vd->sc, (vs->data ? ld(vs, i + c * vs->sc) : 0.0f) + k[c]);
+                pm_nn_st(vd, o + c * vd->sc, (vs->data ? pm_nn_ld(vs, i + c * vs->sc) : 0.0f) + k[c]);
             break;
         }
         case ELT_SINEPOS: { /* k0: the terms of each row, then of each column */
             int npf = C / 2;
             const float *ty = s->k0 + (size_t)y * npf, *tx = s->k0 + (size_t)(vd->h + x) * npf;
             for (int k = 0; k < npf; k++) {
-                st(vd, o + k * vd->sc, ld(vs, i + k * vs->sc) + ty[k]);
-                st(vd, o + (npf + k) * vd->sc, ld(vs, i + (npf + k) * vs->sc) + tx[k]);
+                pm_nn_st(vd, o + k * vd->sc, pm_nn_ld(vs, i + k * vs->sc) + ty[k]);
+                pm_nn_st(vd, o + (npf + k) * vd->sc, pm_nn_ld(vs, i + (npf + k) * vs->sc) + tx[k]);
             }
             break;
         }
@@ -517,7 +504,8 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
                        (ptrdiff_t)((yy[j] % r) * r + xx[j] % r) * vs->sc;
             for (int c = 0; c < C; c++) {
                 ptrdiff_t k = (ptrdiff_t)c * r2 * vs->sc;
-                st(vd, o + c * vd->sc, (((ld(vs, q[0] + k) + ld(vs, q[1] + k)) + ld(vs, q[2] + k)) + ld(vs, q[3] + k)) * 0.25f);
+                float sum = ((pm_nn_ld(vs, q[0] + k) + pm_nn_ld(vs, q[1] + k)) + pm_nn_ld(vs, q[2] + k)) + pm_nn_ld(vs, q[3] + k);
+                pm_nn_st(vd, o + c * vd->sc, sum * 0.25f);
             }
             break;
         }
