@@ -15,12 +15,16 @@
 #define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
 #define BN_EPS 1e-5f
 
-/* One FFC of a residual block, BatchNorms folded. */
+/* The convolutions of one FFC of a residual block, BatchNorms folded. */
+enum { L2L, G2L,    /* local output: l2l carries bn_l's shift */
+       L2G,         /* global output (with ST2): l2g carries bn_g's shift */
+       ST1, FU,     /* spectral 1x1 in, Fourier unit 1x1 (each +BN, ReLU) */
+       ST2,         /* spectral 1x1 out */
+       FFC_CONVS };
+/* The head's convolutions. */
+enum { CONV1, DOWN1, DOWN2, DOWN3L, DOWN3G, HEAD_CONVS };
 typedef struct lama_ffc {
-    pm_nn_weights l2l, g2l; /* local output: l2l carries bn_l's shift */
-    pm_nn_weights l2g, st2; /* global output: l2g carries bn_g's shift */
-    pm_nn_weights st1;      /* spectral 1x1 in (+BN, ReLU) */
-    pm_nn_weights fu;       /* Fourier unit 1x1 (+BN, ReLU) */
+    pm_nn_weights w[FFC_CONVS];
 } lama_ffc;
 
 typedef struct lama_plan {
@@ -36,7 +40,7 @@ typedef struct lama_state {
     int winograd;
     size_t band_bytes;
     int ngf, blocks;
-    pm_nn_weights conv1, down1, down2, down3l, down3g;
+    pm_nn_weights head[HEAD_CONVS];
     lama_ffc *ffc; /* 2 per block */
     pm_nn_weights up[3][4]; /* transposed convolutions, as four sub-pixel convolutions each */
     pm_nn_small_weights out; /* the RGB output layer */
@@ -188,40 +192,29 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
     return rc;
 }
 
-static void free_ffc(lama_ffc *f)
-{
-    pm_nn_weights_free(&f->l2l);
-    pm_nn_weights_free(&f->g2l);
-    pm_nn_weights_free(&f->l2g);
-    pm_nn_weights_free(&f->st2);
-    pm_nn_weights_free(&f->st1);
-    pm_nn_weights_free(&f->fu);
-}
-
 static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
 {
     int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf;
     const struct {
-        pm_nn_weights *w;
         int ic, oc, k;
         const char *w_name, *bn_name;
         int shift;
-    } t[6] = {
-        {&f->l2l, cl, cl, 3, "ffc.convl2l.weight", "bn_l", 1},
-        {&f->g2l, cg, cl, 3, "ffc.convg2l.weight", "bn_l", 0},
-        {&f->l2g, cl, cg, 3, "ffc.convl2g.weight", "bn_g", 1},
-        {&f->st1, cg, hid, 1, "ffc.convg2g.conv1.0.weight", "ffc.convg2g.conv1.1", 1}, /* spectral in (+BN, ReLU) */
-        {&f->fu, 2 * hid, 2 * hid, 1, "ffc.convg2g.fu.conv_layer.weight", "ffc.convg2g.fu.bn", 1},
-        {&f->st2, hid, cg, 1, "ffc.convg2g.conv2.weight", "bn_g", 0},
+    } t[FFC_CONVS] = { /* in the order of the enum */
+        {cl, cl, 3, "ffc.convl2l.weight", "bn_l", 1},
+        {cg, cl, 3, "ffc.convg2l.weight", "bn_l", 0},
+        {cl, cg, 3, "ffc.convl2g.weight", "bn_g", 1},
+        {cg, hid, 1, "ffc.convg2g.conv1.0.weight", "ffc.convg2g.conv1.1", 1},
+        {2 * hid, 2 * hid, 1, "ffc.convg2g.fu.conv_layer.weight", "ffc.convg2g.fu.bn", 1},
+        {hid, cg, 1, "ffc.convg2g.conv2.weight", "bn_g", 0},
     };
     int rc = 0;
-    for (int i = 0; i < 6 && !rc; i++) {
+    for (int i = 0; i < FFC_CONVS && !rc; i++) {
         char wn[128], bn[128];
         snprintf(wn, sizeof wn, "model.%d.conv%d.%s", block, which, t[i].w_name);
         snprintf(bn, sizeof bn, "model.%d.conv%d.%s", block, which, t[i].bn_name);
         conv_spec c = {.ic = t[i].ic, .oc = t[i].oc, .k = t[i].k, .stride = 1, .ref = REF / 8 + (t[i].k == 3 ? 2 : 0),
                        .winograd = t[i].k == 3 && wino, .w = wn, .bn = bn, .shift = t[i].shift};
-        rc = make_conv(L, t[i].w, &c);
+        rc = make_conv(L, &f->w[i], &c);
     }
     return rc;
 }
@@ -232,14 +225,11 @@ static void free_state(lama_state *s)
         return;
     for (int i = 0; i < LAMA_PLANS; i++)
         pm_nn_plan_free(s->plans[i].plan);
-    pm_nn_weights_free(&s->conv1);
-    pm_nn_weights_free(&s->down1);
-    pm_nn_weights_free(&s->down2);
-    pm_nn_weights_free(&s->down3l);
-    pm_nn_weights_free(&s->down3g);
-    if (s->ffc)
-        for (int i = 0; i < 2 * s->blocks; i++)
-            free_ffc(&s->ffc[i]);
+    for (int k = 0; k < HEAD_CONVS; k++)
+        pm_nn_weights_free(&s->head[k]);
+    for (int i = 0; s->ffc && i < 2 * s->blocks; i++)
+        for (int k = 0; k < FFC_CONVS; k++)
+            pm_nn_weights_free(&s->ffc[i].w[k]);
     pm_free(s->ffc);
     for (int i = 0; i < 3; i++)
         for (int q = 0; q < 4; q++)
@@ -309,23 +299,16 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     L.ck = ck;
     L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
-    const struct {
-        pm_nn_weights *w;
-        int ic, oc, k, stride, ref;
-        const char *w_name, *bn_name;
-    } head[5] = {
-        {&s->conv1, 4, ngf, 7, 1, REF + 6, "model.1.ffc.convl2l.weight", "model.1.bn_l"},
-        {&s->down1, ngf, 2 * ngf, 3, 2, REF + 2, "model.2.ffc.convl2l.weight", "model.2.bn_l"},
-        {&s->down2, 2 * ngf, 4 * ngf, 3, 2, REF / 2 + 2, "model.3.ffc.convl2l.weight", "model.3.bn_l"},
-        {&s->down3l, 4 * ngf, 2 * ngf, 3, 2, REF / 4 + 2, "model.4.ffc.convl2l.weight", "model.4.bn_l"},
-        {&s->down3g, 4 * ngf, 6 * ngf, 3, 2, REF / 4 + 2, "model.4.ffc.convl2g.weight", "model.4.bn_g"},
+    const conv_spec t[HEAD_CONVS] = { /* in the order of the enum; BatchNorm shifts folded */
+        {4, ngf, 7, 1, 0, REF + 6, 0, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1},
+        {ngf, 2 * ngf, 3, 2, 0, REF + 2, 0, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1},
+        {2 * ngf, 4 * ngf, 3, 2, 0, REF / 2 + 2, 0, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1},
+        {4 * ngf, 2 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1},
+        {4 * ngf, 6 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1},
     };
-    for (int i = 0; i < 5; i++) {
-        conv_spec c = {.ic = head[i].ic, .oc = head[i].oc, .k = head[i].k, .stride = head[i].stride,
-                       .ref = head[i].ref, .w = head[i].w_name, .bn = head[i].bn_name, .shift = 1};
-        if ((rc = make_conv(&L, head[i].w, &c)))
+    for (int i = 0; i < HEAD_CONVS; i++)
+        if ((rc = make_conv(&L, &s->head[i], &t[i])))
             goto close_ckpt;
-    }
     s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
     if (!s->ffc) {
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
@@ -399,17 +382,17 @@ static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char 
     pm_nn_shape(p, g, &c, &h, &w);
     pm_nn_t pl = pm_nn_pad_reflect(p, NM("%s@pad_l", tag), l, 1, addl);
     pm_nn_t pg = pm_nn_pad_reflect(p, NM("%s@pad_g", tag), g, 1, addg);
-    *ol = pm_nn_conv(p, NM("%s@conv_l2l", tag), pl, &f->l2l, wino, -1, s->dt, 1.0f);
-    pm_nn_conv(p, NM("%s@conv_g2l", tag), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
-    *og = pm_nn_conv(p, NM("%s@conv_l2g", tag), pl, &f->l2g, wino, -1, s->dt, 1.0f);
+    *ol = pm_nn_conv(p, NM("%s@conv_l2l", tag), pl, &f->w[L2L], wino, -1, s->dt, 1.0f);
+    pm_nn_conv(p, NM("%s@conv_g2l", tag), pg, &f->w[G2L], wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
+    *og = pm_nn_conv(p, NM("%s@conv_l2g", tag), pl, &f->w[L2G], wino, -1, s->dt, 1.0f);
     /* spectral transform: x = relu(bn(conv1(g))); st2(x + FU(x)) */
-    pm_nn_t x = pm_nn_conv(p, NM("%s@spec_in_1x1", tag), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t x = pm_nn_conv(p, NM("%s@spec_in_1x1", tag), g, &f->w[ST1], PM_NN_RELU, -1, PM_NN_F32, 1.0f);
     pm_nn_t fr = pm_nn_rfft2(p, NM("%s@fft_r2c", tag), x);
     /* ortho scaling folded in: relu(W F/sqrt(N) + b) = relu(W F + sqrt(N) b) / sqrt(N) */
     float n_px = (float)h * (float)w;
-    pm_nn_t fz = pm_nn_conv(p, NM("%s@fu_1x1", tag), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
+    pm_nn_t fz = pm_nn_conv(p, NM("%s@fu_1x1", tag), fr, &f->w[FU], PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
     pm_nn_t xy = pm_nn_irfft2_add(p, NM("%s@fft_c2r_add", tag), fz, w, 1.0f / n_px, x, s->dt);
-    pm_nn_conv(p, NM("%s@spec_out_1x1", tag), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
+    pm_nn_conv(p, NM("%s@spec_out_1x1", tag), xy, &f->w[ST2], PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
 }
 
 /* Rows per band so that one band of a `row_bytes`-per-row tensor is about
@@ -448,17 +431,17 @@ static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_
     char n[48];
     for (int a = 0, k = 0; a < h3; a += R, k++) {
         int b = a + R < h3 ? a + R : h3;
-        pm_nn_t c1 = pm_nn_conv(p, NM("head@conv7x7~%d", k), pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1,
+        pm_nn_t c1 = pm_nn_conv(p, NM("head@conv7x7~%d", k), pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->head[CONV1],
                                 PM_NN_RELU, -1, s->dt, 1.0f);
         pm_nn_reflect_border(p, NM("head@border1~%d", k), c1, a == 0 ? 7 : 0, 0, 7, 7);
-        pm_nn_t d1 = pm_nn_conv(p, NM("head@down1~%d", k), c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_t d1 = pm_nn_conv(p, NM("head@down1~%d", k), c1, &s->head[DOWN1], PM_NN_RELU, -1, s->dt, 1.0f);
         pm_nn_reflect_border(p, NM("head@border2~%d", k), d1, a == 0 ? 3 : 0, 0, 3, 3);
-        pm_nn_conv(p, NM("head@down2~%d", k), d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt,
-                   1.0f);
+        pm_nn_conv(p, NM("head@down2~%d", k), d1, &s->head[DOWN2], PM_NN_RELU | PM_NN_INTO,
+                   pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
     }
     pm_nn_reflect_border(p, "head@border3", p3, 1, 1, 1, 1);
-    *l = pm_nn_conv(p, "head@down3_l", p3, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
-    *g = pm_nn_conv(p, "head@down3_g", p3, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+    *l = pm_nn_conv(p, "head@down3_l", p3, &s->head[DOWN3L], PM_NN_RELU, -1, s->dt, 1.0f);
+    *g = pm_nn_conv(p, "head@down3_g", p3, &s->head[DOWN3G], PM_NN_RELU, -1, s->dt, 1.0f);
 }
 
 /* The four sub-pixel convolutions of up-sampling `i` for rows [r0, r1) of
