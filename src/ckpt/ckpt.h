@@ -48,6 +48,8 @@ const char *pm_ckpt_format(const pm_ckpt *ck);
 /* What the first bytes of a file say it is. */
 enum { PM_CKPT_KIND_NONE = 0, PM_CKPT_KIND_ZIP, PM_CKPT_KIND_SAFETENSORS, PM_CKPT_KIND_LEGACY };
 int pm_ckpt_sniff(const uint8_t *b, size_t n);
+/* The same of the file `path` by its first 16 bytes; NONE when unreadable. */
+int pm_ckpt_sniff_file(const char *path);
 
 /* The weights file `path` stands for, into out[0, n): path itself unless it
  * is a directory; a directory with snapshots/ (a Hugging Face repository

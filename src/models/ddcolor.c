@@ -96,21 +96,18 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
 /* BatchNorm base.{weight,bias,running_mean,running_var} of n channels as x*a + b. */
 static int get_bn(pm_ddcolor *m, float **a, float **b, int n, const char *base)
 {
-    const float *w, *bi, *mu, *var;
-    int rc = get(m, &w, 1, SH(n), "%s.weight", base);
-    if (!rc)
-        rc = get(m, &bi, 1, SH(n), "%s.bias", base);
-    if (!rc)
-        rc = get(m, &mu, 1, SH(n), "%s.running_mean", base);
-    if (!rc)
-        rc = get(m, &var, 1, SH(n), "%s.running_var", base);
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    const float *v[4]; /* gamma, beta, mean, variance */
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = get(m, &v[i], 1, SH(n), "%s.%s", base, part[i]);
     if (rc)
         return rc;
     if (!(*a = alloc_owned(m, (size_t)n)) || !(*b = alloc_owned(m, (size_t)n)))
         return PM_ENOMEM;
     for (int c = 0; c < n; c++) { /* as PyTorch computes it, in float */
-        (*a)[c] = 1.0f / sqrtf(var[c] + 1e-5f) * w[c];
-        (*b)[c] = bi[c] - mu[c] * (*a)[c];
+        (*a)[c] = 1.0f / sqrtf(v[3][c] + 1e-5f) * v[0][c];
+        (*b)[c] = v[1][c] - v[2][c] * (*a)[c];
     }
     return 0;
 }

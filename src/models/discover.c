@@ -4,12 +4,10 @@
 #include "ckpt/ckpt.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_DEPTH 8
 #define MAX_VISITS 100000 /* directory entries looked at, in all */
@@ -123,8 +121,10 @@ static int is_ddcolor(const pm_ckpt *ck, pm_found *f)
     return 1;
 }
 
-/* *f is the caller's; nothing is kept open. */
-int pm_identify(const char *path, pm_found *f)
+/* Recognises one file: 0 and *f (the caller's) filled when it holds a LaMa
+ * generator or a DDColor model; PM_ENOENT when it is no model pixmend runs
+ * (the error detail says why). Nothing is kept open. */
+static int identify(const char *path, pm_found *f)
 {
     memset(f, 0, sizeof *f);
     struct stat st;
@@ -152,24 +152,12 @@ typedef struct scan {
     int visits;
 } scan;
 
-/* Does the file start like a checkpoint? (cheap: 16 bytes) */
-static int looks_like_weights(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return 0;
-    uint8_t b[16];
-    ssize_t n = read(fd, b, sizeof b);
-    close(fd);
-    return n > 0 && pm_ckpt_sniff(b, (size_t)n) != PM_CKPT_KIND_NONE;
-}
-
 static int add_file(scan *s, const char *path)
 {
-    if (!looks_like_weights(path))
+    if (pm_ckpt_sniff_file(path) == PM_CKPT_KIND_NONE) /* cheap: 16 bytes */
         return 0;
     pm_found f;
-    if (pm_identify(path, &f) != 0)
+    if (identify(path, &f) != 0)
         return 0; /* not a model pixmend runs: not listed */
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 16;
