@@ -219,8 +219,9 @@ static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int w
     return rc;
 }
 
-static void free_state(lama_state *s)
+void pm_lama_unload(void *state)
 {
+    lama_state *s = state;
     if (!s)
         return;
     for (int i = 0; i < LAMA_PLANS; i++)
@@ -350,13 +351,8 @@ close_ckpt:
     pm_free(L.buf);
     pm_ckpt_close(ck);
 free_state:
-    free_state(s);
+    pm_lama_unload(s);
     return rc;
-}
-
-void pm_lama_unload(void *state)
-{
-    free_state(state);
 }
 
 void pm_lama_config(const void *state, int *ngf, int *blocks)
