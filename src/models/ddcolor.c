@@ -70,12 +70,9 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
     for (int d = 1; d < ndim; d++)
         cols *= shape[d];
     const float *w, *u, *v;
-    int rc = get(m, &w, ndim, shape, "%s.weight_orig", base);
-    if (!rc)
-        rc = get(m, &u, 1, SH(rows), "%s.weight_u", base);
-    if (!rc)
-        rc = get(m, &v, 1, SH(cols), "%s.weight_v", base);
-    if (rc)
+    int rc;
+    if ((rc = get(m, &w, ndim, shape, "%s.weight_orig", base)) || (rc = get(m, &u, 1, SH(rows), "%s.weight_u", base)) ||
+        (rc = get(m, &v, 1, SH(cols), "%s.weight_v", base)))
         return rc;
     double sigma = 0;
     for (int64_t i = 0; i < rows; i++) {

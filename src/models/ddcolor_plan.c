@@ -45,8 +45,7 @@ static pm_nn_mat rows(pm_nn_mat m, int64_t r0, int64_t n)
 /* A strided (stack of) matrix over tensor t. */
 static pm_nn_mat sub(pm_nn_t t, int64_t off, int64_t r, int64_t c, int64_t rs, int64_t cs, int64_t nb, int64_t bs)
 {
-    pm_nn_mat m = {t, NULL, off, r, c, rs, cs, nb, bs};
-    return m;
+    return (pm_nn_mat){t, NULL, off, r, c, rs, cs, nb, bs};
 }
 
 /* y = post(x W^T + b) for a Linear. */
@@ -313,6 +312,18 @@ static int read_ab(void *user, const pm_nn_view *v)
     return 0;
 }
 
+/* Replaces the cached plan (called with m->lock held; p is then m's) and
+ * sets its size and bytes for pm_ddcolor_workspace_bytes. */
+static void set_plan(pm_ddcolor *m, pm_nn_plan *p, int size)
+{
+    pm_nn_plan_free(m->plan);
+    m->plan = p;
+    pthread_mutex_lock(&m->plan_lock);
+    m->plan_size = p ? size : 0;
+    m->plan_bytes = p ? pm_nn_plan_arena_bytes(p) + pm_nn_plan_weight_bytes(p) : 0;
+    pthread_mutex_unlock(&m->plan_lock);
+}
+
 int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, const pm_run_ctx *ctx)
 {
     if (size < 32 || size % 32)
@@ -321,18 +332,14 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
     pthread_mutex_lock(&m->lock);
     int rc = 0;
     if (!m->plan || m->plan_size != size) {
-        pm_nn_plan_free(m->plan);
-        m->plan = NULL;
-        m->plan_size = 0;
-        rc = plan_build(m, size, &m->plan);
+        pm_nn_plan *p = NULL;
+        set_plan(m, NULL, 0); /* the old plan's memory goes before the new one is built */
+        rc = plan_build(m, size, &p);
         /* a bf16 plan converted the weights it multiplies: the file's pages
          * are not needed any more */
         if (!rc && m->dt != PM_NN_F32)
             pm_ckpt_release(m->ck, NULL);
-        pthread_mutex_lock(&m->plan_lock);
-        m->plan_size = rc ? 0 : size;
-        m->plan_bytes = rc ? 0 : pm_nn_plan_arena_bytes(m->plan) + pm_nn_plan_weight_bytes(m->plan);
-        pthread_mutex_unlock(&m->plan_lock);
+        set_plan(m, p, size);
         if (rc)
             goto unlock;
     }
@@ -350,12 +357,7 @@ unlock:
 void pm_ddcolor_trim(pm_ddcolor *m)
 {
     pthread_mutex_lock(&m->lock);
-    pm_nn_plan_free(m->plan);
-    m->plan = NULL;
-    pthread_mutex_lock(&m->plan_lock);
-    m->plan_size = 0;
-    m->plan_bytes = 0;
-    pthread_mutex_unlock(&m->plan_lock);
+    set_plan(m, NULL, 0);
     pthread_mutex_unlock(&m->lock);
 }
 

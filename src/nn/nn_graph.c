@@ -22,14 +22,12 @@ pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t)
 {
     int c, h, w;
     pm_nn_shape(p, t, &c, &h, &w);
-    pm_nn_mat m = {t, NULL, 0, (int64_t)h * w, c, c, 1, 1, 0};
-    return m;
+    return (pm_nn_mat){t, NULL, 0, (int64_t)h * w, c, c, 1, 1, 0};
 }
 
 pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld)
 {
-    pm_nn_mat m = {-1, w, 0, k, n, 1, ld, 1, 0};
-    return m;
+    return (pm_nn_mat){-1, w, 0, k, n, 1, ld, 1, 0};
 }
 
 static int mat_ok(pm_nn_plan *p, const pm_nn_mat *m, const char *name)
@@ -504,7 +502,8 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
                        (ptrdiff_t)((yy[j] % r) * r + xx[j] % r) * vs->sc;
             for (int c = 0; c < C; c++) {
                 ptrdiff_t k = (ptrdiff_t)c * r2 * vs->sc;
-                float sum = ((pm_nn_ld(vs, q[0] + k) + pm_nn_ld(vs, q[1] + k)) + pm_nn_ld(vs, q[2] + k)) + pm_nn_ld(vs, q[3] + k);
+                float sum = ((pm_nn_ld(vs, q[0] + k) + pm_nn_ld(vs, q[1] + k)) + pm_nn_ld(vs, q[2] + k)) +
+                            pm_nn_ld(vs, q[3] + k);
                 pm_nn_st(vd, o + c * vd->sc, sum * 0.25f);
             }
             break;
