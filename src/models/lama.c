@@ -270,9 +270,7 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
 int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
 {
     *state = NULL;
-    pm_lama_opts o = {0};
-    if (opts)
-        o = *opts;
+    pm_lama_opts o = opts ? *opts : (pm_lama_opts){0};
     if (!path)
         return pm_errorf(PM_EINVAL, "LaMa needs a checkpoint file (big-lama/models/best.ckpt); none was given");
     if (o.precision == PM_PREC_BF16 && !pm_nn_cpu_has_bf16())
@@ -680,11 +678,8 @@ static int lama_inpaint(void *state, const pm_image *rgb, const pm_image *mask, 
     if (mask->width != rgb->width || mask->height != rgb->height)
         return pm_errorf(PM_EMISMATCH, "mask is %dx%d but the image is %dx%d; they must be the same size",
                          mask->width, mask->height, rgb->width, rgb->height);
-    int rc = check_size(rgb->width, rgb->height);
-    if (rc)
-        return rc;
-    rc = pm_image_alloc(out, rgb->width, rgb->height, 3);
-    if (rc)
+    int rc;
+    if ((rc = check_size(rgb->width, rgb->height)) || (rc = pm_image_alloc(out, rgb->width, rgb->height, 3)))
         return rc;
     int hp = (rgb->height + 7) / 8 * 8, wp = (rgb->width + 7) / 8 * 8;
     inpaint_io data = {.rgb = rgb, .mask = mask, .out = out};
@@ -836,11 +831,8 @@ unlock:
 
 static int lama_load(const char *path, const pm_model_opts *opts, void **state)
 {
-    pm_lama_opts o = {.winograd = -1};
-    if (opts) {
-        o.threads = opts->threads;
-        o.precision = opts->precision;
-    }
+    pm_lama_opts o = {.threads = opts ? opts->threads : 0, .precision = opts ? opts->precision : PM_PREC_FP32,
+                      .winograd = -1};
     return pm_lama_load(path, &o, state);
 }
 
