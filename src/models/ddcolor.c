@@ -379,6 +379,9 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     *out = NULL;
     if (!path || !*path)
         return pm_errorf(PM_EINVAL, "DDColor needs a weights file (--model ddcolor_paper.pth)");
+    int bf16 = opts && opts->precision == PM_PREC_BF16;
+    if (bf16 && !pm_nn_cpu_has_bf16())
+        return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
     pm_ddcolor *m = pm_calloc(1, sizeof *m);
     if (!m)
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
@@ -386,11 +389,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     pthread_mutex_init(&m->plan_lock, NULL);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->threads = opts && opts->threads > 0 ? opts->threads : pm_cpu_count();
-    m->dt = opts && opts->precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
-    if (m->dt == PM_NN_BF16 && !pm_nn_cpu_has_bf16()) {
-        pm_ddcolor_free(m);
-        return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
-    }
+    m->dt = bf16 ? PM_NN_BF16 : PM_NN_F32;
     int rc = pm_ckpt_open_rooted(path, NULL, DDCOLOR_KEY0, &m->ck);
     if (rc)
         goto free_model;
