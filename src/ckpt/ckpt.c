@@ -281,14 +281,15 @@ static void drop(pm_ckpt *ck, int i)
  * pm_ckpt_wants would have. */
 static int reroot(pm_ckpt *ck)
 {
-    size_t pn = strlen(ck->prefix), an = strlen(ck->anchor);
+    const char *pre = ck->prefix ? ck->prefix : ""; /* no prefix: renamed to the rest alone */
+    size_t pn = strlen(pre), an = strlen(ck->anchor);
     const char *root = NULL;
     size_t rn = 0;
     int direct = 0;
     for (int i = 0; i < ck->count && !direct; i++) {
         const char *k = ck->t[i].ref.name;
         size_t kn = strlen(k);
-        if (kn == pn + an && strncmp(k, ck->prefix, pn) == 0 && strcmp(k + pn, ck->anchor) == 0)
+        if (kn == pn + an && strncmp(k, pre, pn) == 0 && strcmp(k + pn, ck->anchor) == 0)
             direct = 1;
         else if (kn >= an && strcmp(k + kn - an, ck->anchor) == 0 && (kn == an || k[kn - an - 1] == '.') &&
                  (!root || kn - an < rn)) {
@@ -307,14 +308,14 @@ static int reroot(pm_ckpt *ck)
     int k = 0, rc = 0;
     for (int i = 0; i < ck->count; i++) {
         const char *name = ck->t[i].ref.name;
-        int keep = rootcp ? strncmp(name, rootcp, rn) == 0 : strncmp(name, ck->prefix, pn) == 0;
+        int keep = rootcp ? strncmp(name, rootcp, rn) == 0 : strncmp(name, pre, pn) == 0;
         if (keep && rootcp && !rc) {
             size_t nn = strlen(name) - rn;
             char *renamed = pm_malloc(pn + nn + 1);
             if (!renamed) {
                 rc = pm_errorf(PM_ENOMEM, "%s: out of memory", ck->what);
             } else {
-                memcpy(renamed, ck->prefix, pn);
+                memcpy(renamed, pre, pn);
                 memcpy(renamed + pn, name + rn, nn + 1);
                 pm_free((void *)name);
                 ck->t[i].ref.name = renamed;
@@ -338,7 +339,7 @@ static int reroot(pm_ckpt *ck)
 static int open_loaded(pm_ckpt *ck, pm_ckpt **out)
 {
     int rc = load(ck);
-    if (!rc && ck->anchor && ck->prefix)
+    if (!rc && ck->anchor)
         rc = reroot(ck);
     if (!rc)
         rc = finish_table(ck);
@@ -443,18 +444,23 @@ close_fd:
     return rc;
 }
 
+void pm_map_release(const void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (n)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
 {
-    if (!ck || !r || !ck->map || r->nbytes == 0)
+    if (!ck || !ck->map)
         return;
-    uintptr_t lo = (uintptr_t)r->data, hi = lo + r->nbytes;
     uintptr_t mlo = (uintptr_t)ck->map, mhi = mlo + ck->map_len;
-    if (lo < mlo || hi > mhi)
-        return; /* a copy the reader made, not the mapping */
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    lo &= ~(page - 1); /* mlo is page-aligned, so lo stays inside the mapping */
-    hi = (hi + page - 1) & ~(page - 1);
-    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (!r)
+        pm_map_release(ck->map, ck->map_len);
+    else if ((uintptr_t)r->data >= mlo && (uintptr_t)r->data + r->nbytes <= mhi)
+        pm_map_release(r->data, r->nbytes); /* not a copy the reader made */
 }
 
 /* Frees names, materialised and inflated tensors, the mapping; every
@@ -601,11 +607,21 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-/* dst is the caller's and must hold the tensor's element count. */
-int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst)
+int pm_ckpt_count_run(const pm_ckpt *ck, const char *pre, int first, const char *post)
 {
-    if (!ck || !name || !dst || ndim < 0 || ndim > PM_MAX_DIMS || (ndim && !shape))
-        return pm_errorf(PM_EINVAL, "pm_ckpt_get_f32: bad arguments for tensor %s", name ? name : "(null)");
+    char name[512];
+    int n = 0;
+    while (n < 1 << 20 && snprintf(name, sizeof name, "%s%d%s", pre, first + n, post) < (int)sizeof name &&
+           pm_ckpt_find(ck, name))
+        n++;
+    return n;
+}
+
+/* *out points into ck's table. */
+int pm_ckpt_check(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, const pm_tensor_ref **out)
+{
+    if (!ck || !name || ndim < 0 || ndim > PM_MAX_DIMS || (ndim && !shape))
+        return pm_errorf(PM_EINVAL, "pm_ckpt_check: bad arguments for tensor %s", name ? name : "(null)");
     const pm_tensor_ref *r = pm_ckpt_find(ck, name);
     if (!r)
         return missing(ck, name);
@@ -618,6 +634,17 @@ int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t
         fmt_shape(want, sizeof want, ndim, shape);
         return pm_errorf(PM_ECHECKPOINT, "%s: tensor %s has shape %s; expected %s", ck->what, name, found, want);
     }
+    *out = r;
+    return 0;
+}
+
+/* dst is the caller's and must hold the tensor's element count. */
+int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst)
+{
+    const pm_tensor_ref *r;
+    int rc = dst ? pm_ckpt_check(ck, name, ndim, shape, &r) : pm_errorf(PM_EINVAL, "pm_ckpt_get_f32: no buffer");
+    if (rc)
+        return rc;
     size_t n = r->nbytes / pm_dtype_size(r->dtype);
     const uint8_t *s = r->data;
     switch (r->dtype) {

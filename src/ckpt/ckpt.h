@@ -34,7 +34,8 @@ int pm_ckpt_open(const char *path, const char *prefix, pm_ckpt **out);
  * "model.1.ffc.convl2l.weight") but one is named R+anchor (R empty or ending
  * in '.'), the tensors under R are renamed prefix+rest and the others
  * dropped. So a bare state dict, a TorchScript module of the network or of a
- * wrapper holding it read as the official layout. Caller owns *out. */
+ * wrapper holding it read as the official layout (prefix NULL or "": the
+ * tensors under R keep only the rest). Caller owns *out. */
 int pm_ckpt_open_rooted(const char *path, const char *prefix, const char *anchor, pm_ckpt **out);
 void pm_ckpt_close(pm_ckpt *ck);
 
@@ -47,6 +48,8 @@ const char *pm_ckpt_format(const pm_ckpt *ck);
 /* What the first bytes of a file say it is. */
 enum { PM_CKPT_KIND_NONE = 0, PM_CKPT_KIND_ZIP, PM_CKPT_KIND_SAFETENSORS, PM_CKPT_KIND_LEGACY };
 int pm_ckpt_sniff(const uint8_t *b, size_t n);
+/* The same of the file `path` by its first 16 bytes; NONE when unreadable. */
+int pm_ckpt_sniff_file(const char *path);
 
 /* The weights file `path` stands for, into out[0, n): path itself unless it
  * is a directory; a directory with snapshots/ (a Hugging Face repository
@@ -62,18 +65,27 @@ const pm_tensor_ref *pm_ckpt_at(const pm_ckpt *ck, int i);
 /* NULL if absent. */
 const pm_tensor_ref *pm_ckpt_find(const pm_ckpt *ck, const char *name);
 
+/* How many of the names <pre><first><post>, <pre><first + 1><post>, ...
+ * the table holds in a row. */
+int pm_ckpt_count_run(const pm_ckpt *ck, const char *pre, int first, const char *post);
+
+/* Finds tensor `name` and checks that it has exactly `ndim` dims of `shape`;
+ * errors (PM_ECHECKPOINT) name the tensor and say what was expected and
+ * what was found. */
+int pm_ckpt_check(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, const pm_tensor_ref **out);
+
 /* Copies tensor `name` into dst as float32 (converting f16/bf16/f64), after
  * checking it has exactly `ndim` dims of `shape`. Errors (PM_ECHECKPOINT) name
  * the tensor and say what was expected and what was found. */
 int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t *shape, float *dst);
 
-/* Gives back the resident file pages behind tensor r, for a caller that has
- * read r once and will not read it again soon (e.g. after converting it to
- * its own layout): without this the whole file stays resident next to the
- * weights made from it until pm_ckpt_close. Only tensors in ck's own mapping
- * (pm_ckpt_open) are affected; copies the reader made and checkpoints opened
- * from memory are left alone. r stays valid: a page touched again is read
- * from the file again. NULL r is fine. */
+/* Gives back the resident file pages behind tensor r (NULL: the whole file),
+ * for a caller that has read r once and will not read it again soon (e.g.
+ * after converting it to its own layout): without this the whole file stays
+ * resident next to the weights made from it until pm_ckpt_close. Only ck's
+ * own mapping (pm_ckpt_open) is affected; copies the reader made and
+ * checkpoints opened from memory are left alone. r stays valid: a page
+ * touched again is read from the file again. */
 void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r);
 
 /* Like pm_ckpt_open on bytes already in memory; `name` (e.g. the file's

@@ -30,6 +30,10 @@ typedef struct pm_zip {
     size_t count;
     size_t *by_name;       /* entry indices sorted by name (pm_malloc) */
     int skip_crc;          /* PM_CKPT_NO_CRC: fuzzing only */
+    int release;           /* base is a private read-only file mapping: a stored
+                              entry's pages are given back once its CRC is
+                              checked (they are read from the file again when
+                              the tensor is used) */
 } pm_zip;
 
 /* Reads the central directory of the zip archive in base[0, size). `what`
@@ -44,8 +48,13 @@ pm_zip_entry *pm_zip_find(pm_zip *z, const char *name, size_t len);
 pm_zip_entry *pm_zip_find_base(pm_zip *z, const char *base);
 /* Contents of an entry: stored entries are returned in place, deflated ones
  * are inflated once into a buffer the pm_zip owns. The CRC is checked the
- * first time. *data stays valid until pm_zip_close. */
+ * first time (then, with z->release, a stored entry's pages are released).
+ * *data stays valid until pm_zip_close. */
 int pm_zip_read(pm_zip *z, pm_zip_entry *e, const char *what, const uint8_t **data, size_t *len);
+
+/* Gives back the resident pages of [p, p + n), part of a private read-only
+ * file mapping: touched again, they are read from the file again. */
+void pm_map_release(const void *p, size_t n);
 
 /* --------------------------------------------------------------- pickle */
 

@@ -14,10 +14,9 @@
 
 #define MAX_LISTED 4
 
-/* The kind of file `path` is by its first bytes (PM_CKPT_KIND_*). */
-static int sniff_file(const char *path)
+int pm_ckpt_sniff_file(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return PM_CKPT_KIND_NONE;
     uint8_t b[16];
@@ -84,7 +83,7 @@ static int pick_file(const char *dir, char *out, size_t n)
         if (e->d_name[0] == '.' || snprintf(q, sizeof q, "%s/%s", dir, e->d_name) >= (int)sizeof q ||
             stat(q, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        int kind = sniff_file(q);
+        int kind = pm_ckpt_sniff_file(q);
         if (kind == PM_CKPT_KIND_NONE)
             continue;
         if (count < MAX_LISTED)

@@ -41,6 +41,7 @@ int pm_torchzip_load(pm_ckpt *ck)
     if (rc)
         return rc;
     ck->zip.skip_crc = (ck->flags & PM_CKPT_NO_CRC) != 0;
+    ck->zip.release = ck->map != NULL; /* opening reads the whole file once */
     pm_zip_entry *pkl = pm_zip_find_base(&ck->zip, "data.pkl");
     if (!pkl)
         return pm_errorf(PM_EFORMAT, "%s is a zip archive without a data.pkl entry, so not a PyTorch checkpoint (torch.save writes <name>/data.pkl and <name>/data/<n>)",

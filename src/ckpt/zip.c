@@ -335,6 +335,8 @@ int pm_zip_read(pm_zip *z, pm_zip_entry *e, const char *what, const uint8_t **da
                              what, nl, (const char *)e->name);
         }
         e->verified = 1;
+        if (z->release && e->method == 0)
+            pm_map_release(e->data, (size_t)e->usize);
     }
     *data = e->data;
     *len = (size_t)e->usize;

@@ -3,82 +3,30 @@
  * registry entry. The graph is built on the engine in ddcolor_plan.c. */
 #include "models/ddcolor_internal.h"
 
-void pm_dd__release_pages(pm_ddcolor *m)
-{
-    /* MADV_DONTNEED on the mapping (the page cache keeps the file), nothing
-     * on copies the reader made */
-    for (int i = 0; i < pm_ckpt_count(m->ck); i++)
-        pm_ckpt_release(m->ck, pm_ckpt_at(m->ck, i));
-}
+#define DDCOLOR_KEY0 "encoder.arch.norm0.weight" /* the tensor that roots the names */
 
 /* ----------------------------------------------------- weight access */
 
-static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
+/* A buffer of n floats the model owns (freed with it); NULL after recording
+ * an error. */
+static float *alloc_owned(pm_ddcolor *m, size_t n)
 {
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, n - o, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
-}
-
-static int own(pm_ddcolor *m, void *p, size_t bytes)
-{
+    float *p = NULL;
     if (m->nowned == m->cowned) {
         int nc = m->cowned ? m->cowned * 2 : 64;
         void **np = pm_realloc(m->owned, (size_t)nc * sizeof *np);
-        if (!np) {
-            pm_free(p);
-            return pm_errorf(PM_ENOMEM, "out of memory loading DDColor weights");
+        if (np) {
+            m->owned = np;
+            m->cowned = nc;
         }
-        m->owned = np;
-        m->cowned = nc;
+    }
+    if (m->nowned == m->cowned || !(p = pm_malloc(n * sizeof(float) + 4))) {
+        pm_errorf(PM_ENOMEM, "out of memory (%zu bytes) loading DDColor weights", n * sizeof(float));
+        return NULL;
     }
     m->owned[m->nowned++] = p;
-    m->owned_bytes += bytes;
-    return 0;
-}
-
-static float *alloc_owned(pm_ddcolor *m, size_t nfloats)
-{
-    float *p = pm_malloc(nfloats * sizeof(float) + 4);
-    if (!p) {
-        pm_errorf(PM_ENOMEM, "out of memory (%zu bytes) loading DDColor weights", nfloats * sizeof(float));
-        return NULL;
-    }
-    if (own(m, p, nfloats * sizeof(float)))
-        return NULL;
+    m->owned_bytes += n * sizeof(float);
     return p;
-}
-
-/* The checked tensor `name` (printf format, prefix prepended) of shape `shape`. */
-static int vfind(pm_ddcolor *m, const pm_tensor_ref **out, char *name, size_t nlen, int ndim,
-                 const int64_t *shape, const char *fmt, va_list ap)
-{
-    int o = snprintf(name, nlen, "%s", m->prefix);
-    vsnprintf(name + o, nlen - (size_t)o, fmt, ap);
-    const pm_tensor_ref *r = pm_ckpt_find(m->ck, name);
-    char want[128], found[128];
-    fmt_shape(want, sizeof want, ndim, shape);
-    if (!r)
-        return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s has no tensor %s (expected shape %s); give an official DDColor checkpoint "
-                         "(.pth with 'params', or pytorch_model.bin)", m->path, name, want);
-    int same = r->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = r->shape[d] == shape[d];
-    if (!same) {
-        fmt_shape(found, sizeof found, r->ndim, r->shape);
-        return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s: tensor %s has shape %s; expected %s for the configuration read from its "
-                         "other tensors (depths %d,%d,%d,%d, dims %d,%d,%d,%d, nf %d, hidden %d, queries %d)",
-                         m->path, name, found, want, m->cfg.depths[0], m->cfg.depths[1], m->cfg.depths[2],
-                         m->cfg.depths[3], m->cfg.dims[0], m->cfg.dims[1], m->cfg.dims[2], m->cfg.dims[3], m->cfg.nf,
-                         m->cfg.hidden, m->cfg.queries);
-    }
-    *out = r;
-    return 0;
 }
 
 /* A float pointer to the tensor: in place when it is float32, else a
@@ -91,8 +39,9 @@ static int get(pm_ddcolor *m, const float **out, int ndim, const int64_t *shape,
     const pm_tensor_ref *r = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int rc = vfind(m, &r, name, sizeof name, ndim, shape, fmt, ap);
+    vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    int rc = pm_ckpt_check(m->ck, name, ndim, shape, &r);
     if (rc)
         return rc;
     if (r->dtype == PM_DT_F32 && (uintptr_t)r->data % 4 == 0) {
@@ -121,12 +70,9 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
     for (int d = 1; d < ndim; d++)
         cols *= shape[d];
     const float *w, *u, *v;
-    int rc = get(m, &w, ndim, shape, "%s.weight_orig", base);
-    if (!rc)
-        rc = get(m, &u, 1, SH(rows), "%s.weight_u", base);
-    if (!rc)
-        rc = get(m, &v, 1, SH(cols), "%s.weight_v", base);
-    if (rc)
+    int rc;
+    if ((rc = get(m, &w, ndim, shape, "%s.weight_orig", base)) || (rc = get(m, &u, 1, SH(rows), "%s.weight_u", base)) ||
+        (rc = get(m, &v, 1, SH(cols), "%s.weight_v", base)))
         return rc;
     double sigma = 0;
     for (int64_t i = 0; i < rows; i++) {
@@ -137,8 +83,8 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
     }
     float s = (float)sigma;
     if (!isfinite(s) || s == 0.0f)
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: spectral norm of %s%s is %g (u . W v); the file is damaged",
-                         m->path, m->prefix, base, (double)s);
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: spectral norm of %s is %g (u . W v); the file is damaged",
+                         m->path, base, (double)s);
     *w_out = w;
     *sigma_out = s;
     return 0;
@@ -147,21 +93,18 @@ static int get_sn(pm_ddcolor *m, const float **w_out, float *sigma_out, int ndim
 /* BatchNorm base.{weight,bias,running_mean,running_var} of n channels as x*a + b. */
 static int get_bn(pm_ddcolor *m, float **a, float **b, int n, const char *base)
 {
-    const float *w, *bi, *mu, *var;
-    int rc = get(m, &w, 1, SH(n), "%s.weight", base);
-    if (!rc)
-        rc = get(m, &bi, 1, SH(n), "%s.bias", base);
-    if (!rc)
-        rc = get(m, &mu, 1, SH(n), "%s.running_mean", base);
-    if (!rc)
-        rc = get(m, &var, 1, SH(n), "%s.running_var", base);
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    const float *v[4]; /* gamma, beta, mean, variance */
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = get(m, &v[i], 1, SH(n), "%s.%s", base, part[i]);
     if (rc)
         return rc;
     if (!(*a = alloc_owned(m, (size_t)n)) || !(*b = alloc_owned(m, (size_t)n)))
         return PM_ENOMEM;
     for (int c = 0; c < n; c++) { /* as PyTorch computes it, in float */
-        (*a)[c] = 1.0f / sqrtf(var[c] + 1e-5f) * w[c];
-        (*b)[c] = bi[c] - mu[c] * (*a)[c];
+        (*a)[c] = 1.0f / sqrtf(v[3][c] + 1e-5f) * v[0][c];
+        (*b)[c] = v[1][c] - v[2][c] * (*a)[c];
     }
     return 0;
 }
@@ -182,15 +125,10 @@ static int get_lin(pm_ddcolor *m, lin_w *out, int nout, int nin, const char *bas
 
 static int get_attn(pm_ddcolor *m, attn_w *a, int hid, const char *base)
 {
-    char n[200];
     const float *w, *b;
-    snprintf(n, sizeof n, "%s.in_proj_weight", base);
-    int rc = get(m, &w, 2, SH(3 * hid, hid), "%s", n);
-    if (!rc) {
-        snprintf(n, sizeof n, "%s.in_proj_bias", base);
-        rc = get(m, &b, 1, SH(3 * hid), "%s", n);
-    }
-    if (rc)
+    char ob[200];
+    int rc = get(m, &w, 2, SH(3 * hid, hid), "%s.in_proj_weight", base);
+    if (rc || (rc = get(m, &b, 1, SH(3 * hid), "%s.in_proj_bias", base)))
         return rc;
     lin_w *parts[3] = {&a->q, &a->k, &a->v};
     for (int i = 0; i < 3; i++) {
@@ -198,88 +136,53 @@ static int get_attn(pm_ddcolor *m, attn_w *a, int hid, const char *base)
         parts[i]->b = b + (size_t)i * hid;
         parts[i]->out = parts[i]->in = hid;
     }
-    char ob[200];
     snprintf(ob, sizeof ob, "%s.out_proj", base);
     return get_lin(m, &a->o, hid, hid, ob);
 }
 
-/* Convolution weights [oc][ic/groups][k][k] (f32 `w`, optional bias) in the
- * engine's format for type dt and a typical input of ref x ref. */
-static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, const float *b, int ic, int oc, int k, int stride,
-                  int pad, int groups, int ref, pm_nn_dt dt)
+/* Convolution weights [oc][ic/groups][k][k] with the bias, `base`.weight and
+ * `base`.bias (or, base NULL, the f32 `w` without a bias), in the engine's
+ * format for type dt and a typical input of ref x ref. */
+static int conv_w(pm_ddcolor *m, pm_nn_weights *out, const float *w, int ic, int oc, int k, int stride, int pad,
+                  int groups, int ref, pm_nn_dt dt, const char *base)
 {
+    const float *b = NULL;
+    int rc = base ? get(m, &w, 4, SH(oc, ic / groups, k, k), "%s.weight", base) : 0;
+    if (!rc && base)
+        rc = get(m, &b, 1, SH(oc), "%s.bias", base);
     pm_nn_conv_desc d = {.ic = ic, .oc = oc, .kh = k, .kw = k, .stride = stride, .pad_t = pad, .pad_l = pad,
                          .pad_b = pad, .pad_r = pad, .dt = dt, .ref_h = ref, .ref_w = ref, .groups = groups};
-    int rc = pm_nn_weights_init(m->ctx, out, &d, w, b);
-    if (!rc)
+    if (!rc && !(rc = pm_nn_weights_init(m->ctx, out, &d, w, b)))
         m->owned_bytes += out->bytes;
     return rc;
 }
 
 /* --------------------------------------------------- configuration */
 
-static int count_indexed(pm_ddcolor *m, const char *fmt_pre, int i, const char *suffix)
-{
-    int n = 0;
-    char name[256];
-    for (;;) {
-        if (i >= 0)
-            snprintf(name, sizeof name, "%s%s%d.%d.%s", m->prefix, fmt_pre, i, n, suffix);
-        else
-            snprintf(name, sizeof name, "%s%s%d.%s", m->prefix, fmt_pre, n, suffix);
-        if (!pm_ckpt_find(m->ck, name))
-            return n;
-        n++;
-    }
-}
-
-static const pm_tensor_ref *find_p(pm_ddcolor *m, const char *name)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", m->prefix, name);
-    return pm_ckpt_find(m->ck, full);
-}
-
 static int need(pm_ddcolor *m, const char *name, int ndim, const pm_tensor_ref **out, const char *what)
 {
-    const pm_tensor_ref *r = find_p(m, name);
+    const pm_tensor_ref *r = pm_ckpt_find(m->ck, name);
     if (!r)
         return pm_errorf(PM_ECHECKPOINT,
-                         "checkpoint %s has no tensor %s%s (it gives %s); give an official DDColor checkpoint "
-                         "(.pth with 'params', or pytorch_model.bin)", m->path, m->prefix, name, what);
-    if (r->ndim != ndim) {
-        char found[128];
-        fmt_shape(found, sizeof found, r->ndim, r->shape);
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s%s has shape %s; expected %d dimensions (it gives %s)",
-                         m->path, m->prefix, name, found, ndim, what);
-    }
+                         "checkpoint %s has no tensor %s (it gives %s); give an official DDColor checkpoint "
+                         "(.pth with 'params', or pytorch_model.bin)", m->path, name, what);
+    if (r->ndim != ndim)
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: tensor %s has %d dimensions; expected %d (it gives %s)",
+                         m->path, name, r->ndim, ndim, what);
     *out = r;
     return 0;
 }
 
-/* Reads the configuration from tensor names and shapes; also finds the key
- * prefix (none in the releases; "module." and the like are accepted). */
+/* Reads the configuration from tensor names and shapes (the checkpoint is
+ * opened rooted at DDCOLOR_KEY0: "module." and the like are taken off). */
 static int detect_config(pm_ddcolor *m)
 {
-    static const char key0[] = "encoder.arch.norm0.weight";
-    if (!pm_ckpt_find(m->ck, key0)) {
-        size_t kl = strlen(key0);
-        for (int i = 0; i < pm_ckpt_count(m->ck); i++) {
-            const char *k = pm_ckpt_at(m->ck, i)->name;
-            size_t l = strlen(k);
-            if (l > kl && strcmp(k + l - kl, key0) == 0 && l - kl < sizeof m->prefix) {
-                memcpy(m->prefix, k, l - kl);
-                m->prefix[l - kl] = 0;
-                break;
-            }
-        }
-        if (!m->prefix[0]) {
-            int n = pm_ckpt_count(m->ck);
-            return pm_errorf(PM_ECHECKPOINT,
-                             "%s is not a DDColor checkpoint: it has no tensor %s (it holds %d tensors%s%s); give "
-                             "ddcolor_paper.pth, ddcolor_paper_tiny.pth or a DDColor pytorch_model.bin",
-                             m->path, key0, n, n ? ", the first is " : "", n ? pm_ckpt_at(m->ck, 0)->name : "");
-        }
+    if (!pm_ckpt_find(m->ck, DDCOLOR_KEY0)) {
+        int n = pm_ckpt_count(m->ck);
+        return pm_errorf(PM_ECHECKPOINT,
+                         "%s is not a DDColor checkpoint: it has no tensor %s (it holds %d tensors%s%s); give "
+                         "ddcolor_paper.pth, ddcolor_paper_tiny.pth or a DDColor pytorch_model.bin",
+                         m->path, DDCOLOR_KEY0, n, n ? ", the first is " : "", n ? pm_ckpt_at(m->ck, 0)->name : "");
     }
     pm_ddcolor_config *c = &m->cfg;
     const pm_tensor_ref *r = NULL;
@@ -290,10 +193,11 @@ static int detect_config(pm_ddcolor *m)
         if ((rc = need(m, n, 1, &r, "the encoder's stage widths")))
             return rc;
         c->dims[i] = (int)r->shape[0];
-        c->depths[i] = count_indexed(m, "encoder.arch.stages.", i, "gamma");
+        snprintf(n, sizeof n, "encoder.arch.stages.%d.", i);
+        c->depths[i] = pm_ckpt_count_run(m->ck, n, 0, ".gamma");
         if (c->depths[i] == 0)
-            return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sencoder.arch.stages.%d.0.gamma: encoder "
-                             "stage %d has no blocks", m->path, m->prefix, i, i);
+            return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor encoder.arch.stages.%d.0.gamma: encoder "
+                             "stage %d has no blocks", m->path, i, i);
     }
     if ((rc = need(m, "decoder.layers.0.shuf.conv.0.weight_orig", 4, &r, "the pixel decoder width nf")))
         return rc;
@@ -316,10 +220,10 @@ static int detect_config(pm_ddcolor *m)
     if (c->scales < 1 || c->scales > 3)
         return pm_errorf(PM_ECHECKPOINT, "checkpoint %s: level_embed has %d scales; the pixel decoder gives 1 to 3",
                          m->path, c->scales);
-    c->layers = count_indexed(m, "decoder.color_decoder.transformer_ffn_layers.", -1, "linear1.weight");
+    c->layers = pm_ckpt_count_run(m->ck, "decoder.color_decoder.transformer_ffn_layers.", 0, ".linear1.weight");
     if (c->layers == 0)
-        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor %sdecoder.color_decoder.transformer_ffn_layers."
-                         "0.linear1.weight: the colour decoder has no layers", m->path, m->prefix);
+        return pm_errorf(PM_ECHECKPOINT, "checkpoint %s has no tensor decoder.color_decoder.transformer_ffn_layers."
+                         "0.linear1.weight: the colour decoder has no layers", m->path);
     if ((rc = need(m, "decoder.color_decoder.transformer_ffn_layers.0.linear1.weight", 2, &r, "the FFN width")))
         return rc;
     c->ffn = (int)r->shape[0];
@@ -328,10 +232,13 @@ static int detect_config(pm_ddcolor *m)
 
 /* ------------------------------------------------------------ load */
 
+/* The name `b` made by printf, for the calls below. */
+#define N(...) (snprintf(b, sizeof b, __VA_ARGS__), b)
+
 static int load_weights(pm_ddcolor *m)
 {
     const pm_ddcolor_config *c = &m->cfg;
-    int rc;
+    int rc, ref = PM_DDCOLOR_SIZE_DEFAULT;
     char b[200];
     const float *mean, *std;
     if ((rc = get(m, &mean, 4, SH(1, 3, 1, 1), "mean")) || (rc = get(m, &std, 4, SH(1, 3, 1, 1), "std")))
@@ -339,45 +246,29 @@ static int load_weights(pm_ddcolor *m)
     memcpy(m->mean, mean, sizeof m->mean);
     memcpy(m->std, std, sizeof m->std);
 
-    /* encoder */
-    const float *cw, *cb;
-    int ref = PM_DDCOLOR_SIZE_DEFAULT;
-    if ((rc = get(m, &cw, 4, SH(c->dims[0], 3, 4, 4), "encoder.arch.downsample_layers.0.0.weight")) ||
-        (rc = get(m, &cb, 1, SH(c->dims[0]), "encoder.arch.downsample_layers.0.0.bias")) ||
-        (rc = conv_w(m, &m->stem, cw, cb, 3, c->dims[0], 4, 4, 0, 1, ref, PM_NN_F32)) ||
-        (rc = get_ln(m, &m->stem_ln, c->dims[0], "encoder.arch.downsample_layers.0.1")))
+    /* encoder (the stem in f32: 3 input channels) */
+    const char *stem = "encoder.arch.downsample_layers.0";
+    if ((rc = conv_w(m, &m->stem, NULL, 3, c->dims[0], 4, 4, 0, 1, ref, PM_NN_F32, N("%s.0", stem))) ||
+        (rc = get_ln(m, &m->stem_ln, c->dims[0], N("%s.1", stem))))
         return rc;
     for (int i = 0; i < 4; i++) {
-        int d = c->dims[i];
-        if (i > 0) {
-            snprintf(b, sizeof b, "encoder.arch.downsample_layers.%d.0", i);
-            if ((rc = get_ln(m, &m->ds_ln[i], c->dims[i - 1], b)) ||
-                (rc = get(m, &cw, 4, SH(d, c->dims[i - 1], 2, 2), "encoder.arch.downsample_layers.%d.1.weight", i)) ||
-                (rc = get(m, &cb, 1, SH(d), "encoder.arch.downsample_layers.%d.1.bias", i)) ||
-                (rc = conv_w(m, &m->ds[i], cw, cb, c->dims[i - 1], d, 2, 2, 0, 1, ref >> (1 + i), m->dt)))
-                return rc;
-        }
-        snprintf(b, sizeof b, "encoder.arch.norm%d", i);
-        if ((rc = get_ln(m, &m->feat_ln[i], d, b)))
+        int d = c->dims[i], dp = i ? c->dims[i - 1] : 0;
+        if (i > 0 && ((rc = get_ln(m, &m->ds_ln[i], dp, N("encoder.arch.downsample_layers.%d.0", i))) ||
+                      (rc = conv_w(m, &m->ds[i], NULL, dp, d, 2, 2, 0, 1, ref >> (1 + i), m->dt,
+                                   N("encoder.arch.downsample_layers.%d.1", i)))))
             return rc;
-        m->blocks[i] = pm_calloc((size_t)c->depths[i], sizeof(block_w));
-        if (!m->blocks[i])
+        if ((rc = get_ln(m, &m->feat_ln[i], d, N("encoder.arch.norm%d", i))))
+            return rc;
+        if (!(m->blocks[i] = pm_calloc((size_t)c->depths[i], sizeof(block_w))))
             return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
         for (int j = 0; j < c->depths[i]; j++) {
             block_w *k = &m->blocks[i][j];
-            if ((rc = get(m, &cw, 4, SH(d, 1, 7, 7), "encoder.arch.stages.%d.%d.dwconv.weight", i, j)) ||
-                (rc = get(m, &cb, 1, SH(d), "encoder.arch.stages.%d.%d.dwconv.bias", i, j)) ||
-                (rc = conv_w(m, &k->dw, cw, cb, d, d, 7, 1, 3, d, ref >> (2 + i), m->dt)) ||
-                (rc = get(m, &k->gamma, 1, SH(d), "encoder.arch.stages.%d.%d.gamma", i, j)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.norm", i, j);
-            if ((rc = get_ln(m, &k->norm, d, b)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.pwconv1", i, j);
-            if ((rc = get_lin(m, &k->pw1, 4 * d, d, b)))
-                return rc;
-            snprintf(b, sizeof b, "encoder.arch.stages.%d.%d.pwconv2", i, j);
-            if ((rc = get_lin(m, &k->pw2, d, 4 * d, b)))
+            if ((rc = conv_w(m, &k->dw, NULL, d, d, 7, 1, 3, d, ref >> (2 + i), m->dt,
+                             N("encoder.arch.stages.%d.%d.dwconv", i, j))) ||
+                (rc = get(m, &k->gamma, 1, SH(d), "encoder.arch.stages.%d.%d.gamma", i, j)) ||
+                (rc = get_ln(m, &k->norm, d, N("encoder.arch.stages.%d.%d.norm", i, j))) ||
+                (rc = get_lin(m, &k->pw1, 4 * d, d, N("encoder.arch.stages.%d.%d.pwconv1", i, j))) ||
+                (rc = get_lin(m, &k->pw2, d, 4 * d, N("encoder.arch.stages.%d.%d.pwconv2", i, j))))
                 return rc;
         }
     }
@@ -388,26 +279,19 @@ static int load_weights(pm_ddcolor *m)
         u->cin = k == 0 ? c->dims[3] : c->nf;
         u->cs = c->dims[2 - k];
         u->n = k < 2 ? c->nf : c->embed;
-        float sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.0", k);
-        if ((rc = get_sn(m, &u->shuf_w, &sigma, 4, SH(4 * u->n, u->cin, 1, 1), b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.layers.%d.shuf.conv.1", k);
-        if ((rc = get_bn(m, &u->shuf_a, &u->shuf_b, 4 * u->n, b)))
+        float sigma, conv_sigma;
+        const float *cw;
+        if ((rc = get_sn(m, &u->shuf_w, &sigma, 4, SH(4 * u->n, u->cin, 1, 1),
+                         N("decoder.layers.%d.shuf.conv.0", k))) ||
+            (rc = get_bn(m, &u->shuf_a, &u->shuf_b, 4 * u->n, N("decoder.layers.%d.shuf.conv.1", k))) ||
+            (rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, N("decoder.layers.%d.bn", k))) ||
+            (rc = get_sn(m, &cw, &conv_sigma, 4, SH(u->n, u->n + u->cs, 3, 3), N("decoder.layers.%d.conv.0", k))) ||
+            (rc = conv_w(m, &u->conv, cw, u->n + u->cs, u->n, 3, 1, 1, 1, ref >> (4 - k), m->dt, NULL)) ||
+            (rc = get_bn(m, &u->bn_a, &u->bn_b, u->n, N("decoder.layers.%d.conv.2", k))))
             return rc;
         for (int o = 0; o < 4 * u->n; o++)
             u->shuf_a[o] /= sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.bn", k);
-        if ((rc = get_bn(m, &u->skip_a, &u->skip_b, u->cs, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.layers.%d.conv.0", k);
-        if ((rc = get_sn(m, &cw, &sigma, 4, SH(u->n, u->n + u->cs, 3, 3), b)) ||
-            (rc = conv_w(m, &u->conv, cw, NULL, u->n + u->cs, u->n, 3, 1, 1, 1, ref >> (4 - k), m->dt)))
-            return rc;
-        u->conv_inv_sigma = 1.0f / sigma;
-        snprintf(b, sizeof b, "decoder.layers.%d.conv.2", k);
-        if ((rc = get_bn(m, &u->bn_a, &u->bn_b, u->n, b)))
-            return rc;
+        u->conv_inv_sigma = 1.0f / conv_sigma;
     }
     int e = c->embed;
     float sigma;
@@ -430,37 +314,24 @@ static int load_weights(pm_ddcolor *m)
         (rc = get(m, &m->query_feat, 2, SH(q, hid), "decoder.color_decoder.query_feat.weight")) ||
         (rc = get(m, &m->query_embed, 2, SH(q, hid), "decoder.color_decoder.query_embed.weight")))
         return rc;
-    m->layers = pm_calloc((size_t)c->layers, sizeof(layer_w));
-    if (!m->layers)
+    if (!(m->layers = pm_calloc((size_t)c->layers, sizeof(layer_w))))
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
     for (int i = 0; i < c->layers; i++) {
         layer_w *L = &m->layers[i];
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_cross_attention_layers.%d.multihead_attn", i);
-        if ((rc = get_attn(m, &L->cross, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_cross_attention_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->cross.norm, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_self_attention_layers.%d.self_attn", i);
-        if ((rc = get_attn(m, &L->self, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_self_attention_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->self.norm, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.linear1", i);
-        if ((rc = get_lin(m, &L->ffn1, c->ffn, hid, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.linear2", i);
-        if ((rc = get_lin(m, &L->ffn2, hid, c->ffn, b)))
-            return rc;
-        snprintf(b, sizeof b, "decoder.color_decoder.transformer_ffn_layers.%d.norm", i);
-        if ((rc = get_ln(m, &L->ffn_norm, hid, b)))
+        const char *cd = "decoder.color_decoder.transformer";
+        if ((rc = get_attn(m, &L->cross, hid, N("%s_cross_attention_layers.%d.multihead_attn", cd, i))) ||
+            (rc = get_ln(m, &L->cross.norm, hid, N("%s_cross_attention_layers.%d.norm", cd, i))) ||
+            (rc = get_attn(m, &L->self, hid, N("%s_self_attention_layers.%d.self_attn", cd, i))) ||
+            (rc = get_ln(m, &L->self.norm, hid, N("%s_self_attention_layers.%d.norm", cd, i))) ||
+            (rc = get_lin(m, &L->ffn1, c->ffn, hid, N("%s_ffn_layers.%d.linear1", cd, i))) ||
+            (rc = get_lin(m, &L->ffn2, hid, c->ffn, N("%s_ffn_layers.%d.linear2", cd, i))) ||
+            (rc = get_ln(m, &L->ffn_norm, hid, N("%s_ffn_layers.%d.norm", cd, i))))
             return rc;
     }
-    if ((rc = get_ln(m, &m->dec_norm, hid, "decoder.color_decoder.decoder_norm")) ||
-        (rc = get_lin(m, &m->ce[0], hid, hid, "decoder.color_decoder.color_embed.layers.0")) ||
-        (rc = get_lin(m, &m->ce[1], hid, hid, "decoder.color_decoder.color_embed.layers.1")) ||
-        (rc = get_lin(m, &m->ce[2], e, hid, "decoder.color_decoder.color_embed.layers.2")))
+    for (int i = 0; i < 3; i++)
+        if ((rc = get_lin(m, &m->ce[i], i < 2 ? hid : e, hid, N("decoder.color_decoder.color_embed.layers.%d", i))))
+            return rc;
+    if ((rc = get_ln(m, &m->dec_norm, hid, "decoder.color_decoder.decoder_norm")))
         return rc;
 
     /* refine: a small folded copy (weight_orig / sigma, as PyTorch computes it) */
@@ -474,6 +345,7 @@ static int load_weights(pm_ddcolor *m)
         m->ref_w[i] = rw[i] / sigma;
     return 0;
 }
+#undef N
 
 void pm_ddcolor_free(pm_ddcolor *m)
 {
@@ -507,6 +379,9 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     *out = NULL;
     if (!path || !*path)
         return pm_errorf(PM_EINVAL, "DDColor needs a weights file (--model ddcolor_paper.pth)");
+    int bf16 = opts && opts->precision == PM_PREC_BF16;
+    if (bf16 && !pm_nn_cpu_has_bf16())
+        return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
     pm_ddcolor *m = pm_calloc(1, sizeof *m);
     if (!m)
         return pm_errorf(PM_ENOMEM, "out of memory loading DDColor");
@@ -514,12 +389,8 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     pthread_mutex_init(&m->plan_lock, NULL);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->threads = opts && opts->threads > 0 ? opts->threads : pm_cpu_count();
-    m->dt = opts && opts->precision == PM_PREC_BF16 ? PM_NN_BF16 : PM_NN_F32;
-    if (m->dt == PM_NN_BF16 && !pm_nn_cpu_has_bf16()) {
-        pm_ddcolor_free(m);
-        return pm_errorf(PM_EUNSUPPORTED, "this CPU has no native bf16 (avx512_bf16 or AMX); use --precision fp32");
-    }
-    int rc = pm_ckpt_open(path, NULL, &m->ck);
+    m->dt = bf16 ? PM_NN_BF16 : PM_NN_F32;
+    int rc = pm_ckpt_open_rooted(path, NULL, DDCOLOR_KEY0, &m->ck);
     if (rc)
         goto free_model;
     pm_ckpt_set_hint(m->ck, "DDColor");
@@ -528,7 +399,7 @@ int pm_ddcolor_load(const char *path, const pm_model_opts *opts, pm_ddcolor **ou
     /* Opening and folding read the whole file; let go of those pages: what a
      * run needs is faulted back in by its first use (from the page cache),
      * weights converted for a plan only while it is built, unused tensors never. */
-    pm_dd__release_pages(m);
+    pm_ckpt_release(m->ck, NULL);
     *out = m;
     return 0;
 free_model:

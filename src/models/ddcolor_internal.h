@@ -57,7 +57,6 @@ typedef struct layer_w {
 struct pm_ddcolor {
     pm_ddcolor_config cfg;
     char path[512];
-    char prefix[128];
     pm_ckpt *ck;
     int threads;
     pm_nn_dt dt;  /* of the encoder and the pixel decoder (the colour decoder is f32) */
@@ -92,9 +91,5 @@ struct pm_ddcolor {
     int plan_size;
     uint64_t plan_bytes;
 };
-
-/* ddcolor.c, for ddcolor_plan.c: gives the checkpoint's pages back to the
- * kernel (they fault back in when read). */
-void pm_dd__release_pages(pm_ddcolor *m);
 
 #endif

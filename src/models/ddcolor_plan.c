@@ -2,11 +2,15 @@
  * with the model's input and output callbacks (ddcolor_internal.h). */
 #include "models/ddcolor_internal.h"
 
-/* Attention scores of all heads are computed at once up to this many floats. */
+/* Attention scores of several heads are computed at once up to this many
+ * floats. */
 #define SMALL_SCORES (4 << 20)
-/* Above this many keys (beyond input size 512), keys and values are
- * projected one head at a time. */
-#define PER_HEAD_KEYS 16384
+/* Keys and values are projected a group of heads at a time, so that each
+ * projection holds at most this many floats (at input 512: 2 of the 8 heads
+ * for the 16384 keys of the largest scale, all 8 for the others). */
+#define KV_FLOATS (1 << 20)
+/* Pixels per tile of the last shuffle conv (16 x embed floats each). */
+#define LAST_TILE 1024
 
 /* The graph being built. */
 typedef struct gb {
@@ -41,8 +45,7 @@ static pm_nn_mat rows(pm_nn_mat m, int64_t r0, int64_t n)
 /* A strided (stack of) matrix over tensor t. */
 static pm_nn_mat sub(pm_nn_t t, int64_t off, int64_t r, int64_t c, int64_t rs, int64_t cs, int64_t nb, int64_t bs)
 {
-    pm_nn_mat m = {t, NULL, off, r, c, rs, cs, nb, bs};
-    return m;
+    return (pm_nn_mat){t, NULL, off, r, c, rs, cs, nb, bs};
 }
 
 /* y = post(x W^T + b) for a Linear. */
@@ -56,9 +59,20 @@ static void tick(gb *g)
     pm_nn_mark(g->p, ++g->tick);
 }
 
-/* out = LN(out + MHA(qsrc, ksrc, vsrc)) with nk keys. */
-static void attention(gb *g, const char *tag, const attn_w *a, pm_nn_t qsrc, pm_nn_t ksrc, pm_nn_t vsrc, int64_t nk,
-                      pm_nn_t out)
+/* Heads per key/value projection for nk keys (a divisor of the head count). */
+static int64_t kv_heads(const pm_ddcolor_config *c, int64_t nk)
+{
+    int64_t ng = c->heads;
+    while (ng > 1 && (ng * (c->hidden / c->heads) * nk > KV_FLOATS || c->heads % ng))
+        ng--;
+    return ng;
+}
+
+/* out = LN(out + MHA(qsrc, ksrc, vsrc)) with nk keys; with `sine`, the keys
+ * are ksrc + its sine positions (made again for each group of heads: never
+ * kept between layers). */
+static void attention(gb *g, const char *tag, const attn_w *a, pm_nn_t qsrc, pm_nn_t ksrc, int sine, pm_nn_t vsrc,
+                      int64_t nk, pm_nn_t out)
 {
     const pm_ddcolor_config *c = &g->m->cfg;
     pm_nn_plan *p = g->p;
@@ -76,33 +90,28 @@ static void attention(gb *g, const char *tag, const attn_w *a, pm_nn_t qsrc, pm_
     linear(g, n[0], &a->q, of(g, qsrc), of(g, qm), &qscale);
     if (dt != PM_NN_F32)
         qm = pm_nn_cast(p, n[0], qm, dt);
-    if (nk > PER_HEAD_KEYS) {
-        /* many keys: keys and values projected head by head (hd columns each) */
-        for (int64_t h = 0; h < c->heads; h++) {
-            lin_w kh = {a->k.w + h * hd * hid, a->k.b + h * hd, (int)hd, (int)hid};
-            lin_w vh = {a->v.w + h * hd * hid, a->v.b + h * hd, (int)hd, (int)hid};
-            pm_nn_t km = mat(g, nk, hd, dt), vm = mat(g, nk, hd, PM_NN_F32), sc = mat(g, Q, nk, PM_NN_F32);
-            linear(g, n[1], &kh, of(g, ksrc), of(g, km), NULL);
-            linear(g, n[1], &vh, of(g, vsrc), of(g, vm), NULL);
-            pm_nn_matmul(p, n[2], sub(qm, h * hd, Q, hd, hid, 1, 1, 0), sub(km, 0, hd, nk, 1, hd, 1, 0), NULL,
-                         of(g, sc), NULL);
-            pm_nn_softmax(p, n[3], of(g, sc));
-            pm_nn_matmul(p, n[4], of(g, sc), of(g, vm), NULL, sub(att, h * hd, Q, hd, hid, 1, 1, 0), NULL);
+    int64_t ng = kv_heads(c, nk), w = ng * hd;
+    for (int64_t h0 = 0; h0 < c->heads; h0 += ng) {
+        lin_w kh = {a->k.w + h0 * hd * hid, a->k.b + h0 * hd, (int)w, (int)hid};
+        lin_w vh = {a->v.w + h0 * hd * hid, a->v.b + h0 * hd, (int)w, (int)hid};
+        pm_nn_t km = mat(g, nk, w, dt), vm = mat(g, nk, w, PM_NN_F32), kin = ksrc;
+        if (sine) {
+            int ch, kh_, kw_;
+            pm_nn_shape(p, ksrc, &ch, &kh_, &kw_);
+            pm_nn_add_sine_pos(p, "cd@pos", ksrc, kin = pm_nn_new(p, ch, kh_, kw_, g->m->dt));
         }
-    } else {
-        pm_nn_t km = mat(g, nk, hid, dt), vm = mat(g, nk, hid, PM_NN_F32);
-        linear(g, n[1], &a->k, of(g, ksrc), of(g, km), NULL);
-        linear(g, n[1], &a->v, of(g, vsrc), of(g, vm), NULL);
-        /* all heads in one batched product when their scores fit SMALL_SCORES */
-        int64_t nb = c->heads * Q * nk <= SMALL_SCORES ? c->heads : 1;
-        for (int64_t h = 0; h < c->heads; h += nb) {
+        linear(g, n[1], &kh, of(g, kin), of(g, km), NULL);
+        linear(g, n[1], &vh, of(g, vsrc), of(g, vm), NULL);
+        /* the group's heads in one batched product when their scores fit SMALL_SCORES */
+        int64_t nb = ng * Q * nk <= SMALL_SCORES ? ng : 1;
+        for (int64_t h = 0; h < ng; h += nb) {
             pm_nn_t sc = mat(g, nb * Q, nk, PM_NN_F32);
             pm_nn_mat scm = sub(sc, 0, Q, nk, nk, 1, nb, Q * nk);
-            pm_nn_matmul(p, n[2], sub(qm, h * hd, Q, hd, hid, 1, nb, hd), sub(km, h * hd, hd, nk, 1, hid, nb, hd),
+            pm_nn_matmul(p, n[2], sub(qm, (h0 + h) * hd, Q, hd, hid, 1, nb, hd), sub(km, h * hd, hd, nk, 1, w, nb, hd),
                          NULL, scm, NULL);
             pm_nn_softmax(p, n[3], of(g, sc));
-            pm_nn_matmul(p, n[4], scm, sub(vm, h * hd, nk, hd, hid, 1, nb, hd), NULL,
-                         sub(att, h * hd, Q, hd, hid, 1, nb, hd), NULL);
+            pm_nn_matmul(p, n[4], scm, sub(vm, h * hd, nk, hd, w, 1, nb, hd), NULL,
+                         sub(att, (h0 + h) * hd, Q, hd, hid, 1, nb, hd), NULL);
         }
     }
     snprintf(n[0], sizeof n[0], "%s@out", tag);
@@ -126,10 +135,8 @@ static void encoder(gb *g, pm_nn_t in, pm_nn_t feat[4])
     for (int i = 0; i < 4; i++) {
         int d = c->dims[i], ch, hw;
         char n[4][32];
-        snprintf(n[0], sizeof n[0], "s%d@dwconv", i);
-        snprintf(n[1], sizeof n[1], "s%d@norm", i);
-        snprintf(n[2], sizeof n[2], "s%d@pwconv1", i);
-        snprintf(n[3], sizeof n[3], "s%d@pwconv2", i);
+        for (int k = 0; k < 4; k++)
+            snprintf(n[k], sizeof n[k], "s%d@%s", i, (const char *const[]){"dwconv", "norm", "pwconv1", "pwconv2"}[k]);
         if (i > 0)
             x = pm_nn_conv_post(p, "down@conv", pm_nn_layernorm(p, "down@norm", x, -1, m->ds_ln[i].w, m->ds_ln[i].b, 1e-6f),
                                 &m->ds[i], NULL, m->dt);
@@ -169,9 +176,10 @@ static void pixel_decoder(gb *g, const pm_nn_t feat[4], pm_nn_t dout[3])
         pm_nn_post po = {4, {{PM_NN_PO_SCALE, u->conv_inv_sigma, NULL}, {PM_NN_PO_RELU, 0, NULL},
                              {PM_NN_PO_MUL, 0, u->bn_a}, {PM_NN_PO_ADD, 0, u->bn_b}}};
         pm_nn_t t = pm_nn_new(p, 4 * u->n, h, w, m->dt), cat = pm_nn_new(p, u->n + u->cs, 2 * h, 2 * w, m->dt);
+        /* the skip input first: the encoder's feature is then freed */
+        pm_nn_affine(p, "dec@skip", feat[2 - k], u->skip_a, u->skip_b, 1, pm_nn_channels(p, cat, u->n, u->n + u->cs));
         linear(g, "dec@shuf", &sl, of(g, din), of(g, t), &pos);
         pm_nn_shuffle_blur(p, "dec@shuffle", t, 2, pm_nn_channels(p, cat, 0, u->n));
-        pm_nn_affine(p, "dec@skip", feat[2 - k], u->skip_a, u->skip_b, 1, pm_nn_channels(p, cat, u->n, u->n + u->cs));
         dout[k] = din = pm_nn_conv_post(p, "dec@conv", cat, &u->conv, &po, m->dt);
         tick(g);
     }
@@ -184,7 +192,7 @@ static pm_nn_t colour_decoder(gb *g, const pm_nn_t dout[3])
     const pm_ddcolor_config *c = &m->cfg;
     pm_nn_plan *p = g->p;
     int64_t Q = c->queries, hid = c->hidden;
-    pm_nn_t src[3], pos[3];
+    pm_nn_t src[3];
     int npx[3];
     for (int l = 0; l < c->scales; l++) {
         int ch, h, w;
@@ -194,9 +202,7 @@ static pm_nn_t colour_decoder(gb *g, const pm_nn_t dout[3])
         /* the memory in the model's type: its key and value projections
          * (the largest products of the decoder) then run in it too */
         src[l] = pm_nn_new(p, (int)hid, h, w, m->dt);
-        pos[l] = pm_nn_new(p, (int)hid, h, w, m->dt);
         linear(g, "cd@proj", &m->proj[l], of(g, dout[l]), of(g, src[l]), &le);
-        pm_nn_add_sine_pos(p, "cd@pos", src[l], pos[l]);
     }
     pm_nn_t out = mat(g, Q, hid, PM_NN_F32);
     pm_nn_add_const(p, "cd@query", -1, m->query_feat, out);
@@ -205,9 +211,9 @@ static pm_nn_t colour_decoder(gb *g, const pm_nn_t dout[3])
         int l = i % c->scales;
         pm_nn_t q1 = mat(g, Q, hid, PM_NN_F32), q2 = mat(g, Q, hid, PM_NN_F32), fh = mat(g, Q, c->ffn, PM_NN_F32);
         pm_nn_add_const(p, "cd@qpos", out, m->query_embed, q1);
-        attention(g, "cross", &L->cross, q1, pos[l], src[l], npx[l], out);
+        attention(g, "cross", &L->cross, q1, src[l], 1, src[l], npx[l], out);
         pm_nn_add_const(p, "cd@qpos", out, m->query_embed, q2);
-        attention(g, "self", &L->self, q2, q2, out, Q, out);
+        attention(g, "self", &L->self, q2, q2, 0, out, Q, out);
         linear(g, "ffn@1", &L->ffn1, of(g, out), of(g, fh), &PO_RELU);
         linear(g, "ffn@2", &L->ffn2, of(g, fh), of(g, out), &PO_SUM);
         pm_nn_layernorm(p, "ffn@norm", out, out, L->ffn_norm.w, L->ffn_norm.b, 1e-5f);
@@ -252,12 +258,12 @@ static int plan_build(pm_ddcolor *m, int S, pm_nn_plan **out)
     pm_nn_t mm2 = mat(&g, 2, e, PM_NN_F32);
     pm_nn_matmul(p, "refine@fold", (pm_nn_mat){-1, m->ref_w, 0, 2, Q, Q + 3, 1, 1, 0}, of(&g, ce), NULL, of(&g, mm2),
                  NULL);
-    /* the last shuffle conv by tiles of about 2048 pixels, each reduced to
+    /* the last shuffle conv by tiles of about LAST_TILE pixels, each reduced to
      * 2 x 16 values per pixel at once */
     lin_w ls = {m->ls_w, NULL, 16 * (int)e, (int)e};
     pm_nn_post lpo = {3, {{PM_NN_PO_SCALE, m->ls_inv_sigma, NULL}, {PM_NN_PO_ADD, 0, m->ls_b}, {PM_NN_PO_RELU, 0, NULL}}};
     pm_nn_t g32 = pm_nn_new(p, 32, (int)w2, (int)w2, PM_NN_F32), ab = pm_nn_new(p, 2, S, S, PM_NN_F32);
-    int trows = 2048 / w2 < 1 ? 1 : 2048 / w2 > w2 ? (int)w2 : (int)(2048 / w2);
+    int trows = LAST_TILE / w2 < 1 ? 1 : LAST_TILE / w2 > w2 ? (int)w2 : (int)(LAST_TILE / w2);
     for (int64_t r0 = 0; r0 < w2; r0 += trows) {
         int64_t np = (w2 - r0 < trows ? w2 - r0 : trows) * w2;
         pm_nn_t rt = mat(&g, np, 16 * e, PM_NN_F32);
@@ -312,6 +318,18 @@ static int read_ab(void *user, const pm_nn_view *v)
     return 0;
 }
 
+/* Replaces the cached plan (called with m->lock held; p is then m's) and
+ * sets its size and bytes for pm_ddcolor_workspace_bytes. */
+static void set_plan(pm_ddcolor *m, pm_nn_plan *p, int size)
+{
+    pm_nn_plan_free(m->plan);
+    m->plan = p;
+    pthread_mutex_lock(&m->plan_lock);
+    m->plan_size = p ? size : 0;
+    m->plan_bytes = p ? pm_nn_plan_arena_bytes(p) + pm_nn_plan_weight_bytes(p) : 0;
+    pthread_mutex_unlock(&m->plan_lock);
+}
+
 int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, const pm_run_ctx *ctx)
 {
     if (size < 32 || size % 32)
@@ -320,18 +338,14 @@ int pm_ddcolor_predict(pm_ddcolor *m, const float *rgb, int size, float *ab, con
     pthread_mutex_lock(&m->lock);
     int rc = 0;
     if (!m->plan || m->plan_size != size) {
-        pm_nn_plan_free(m->plan);
-        m->plan = NULL;
-        m->plan_size = 0;
-        rc = plan_build(m, size, &m->plan);
+        pm_nn_plan *p = NULL;
+        set_plan(m, NULL, 0); /* the old plan's memory goes before the new one is built */
+        rc = plan_build(m, size, &p);
         /* a bf16 plan converted the weights it multiplies: the file's pages
          * are not needed any more */
         if (!rc && m->dt != PM_NN_F32)
-            pm_dd__release_pages(m);
-        pthread_mutex_lock(&m->plan_lock);
-        m->plan_size = rc ? 0 : size;
-        m->plan_bytes = rc ? 0 : pm_nn_plan_arena_bytes(m->plan) + pm_nn_plan_weight_bytes(m->plan);
-        pthread_mutex_unlock(&m->plan_lock);
+            pm_ckpt_release(m->ck, NULL);
+        set_plan(m, p, size);
         if (rc)
             goto unlock;
     }
@@ -349,12 +363,7 @@ unlock:
 void pm_ddcolor_trim(pm_ddcolor *m)
 {
     pthread_mutex_lock(&m->lock);
-    pm_nn_plan_free(m->plan);
-    m->plan = NULL;
-    pthread_mutex_lock(&m->plan_lock);
-    m->plan_size = 0;
-    m->plan_bytes = 0;
-    pthread_mutex_unlock(&m->plan_lock);
+    set_plan(m, NULL, 0);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -411,12 +420,12 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         if (v > dec)
             dec = v;
     }
-    int64_t SP = 0, kvn = Q * hid, scn = 0;
+    int64_t SP = px[2] * hid, kvn = Q * hid, scn = 0; /* the memory, and one scale's sine positions */
     for (int l = 0; l < c->scales; l++) {
-        SP += 2 * px[2 - l] * hid;
-        int64_t kv = px[2 - l] > PER_HEAD_KEYS ? px[2 - l] * (hid / c->heads) : px[2 - l] * hid;
+        SP += px[2 - l] * hid;
+        int64_t ng = kv_heads(c, px[2 - l]), kv = px[2 - l] * ng * (hid / c->heads);
         kvn = kv > kvn ? kv : kvn;
-        int64_t v = c->heads * Q * px[2 - l] <= SMALL_SCORES ? c->heads * Q * px[2 - l] : Q * px[2 - l];
+        int64_t v = ng * Q * px[2 - l] <= SMALL_SCORES ? ng * Q * px[2 - l] : Q * px[2 - l];
         scn = v > scn ? v : scn;
     }
     int64_t scr = 2 * F + t + hb;
@@ -424,7 +433,7 @@ uint64_t pm_ddcolor_workspace_bytes(const pm_ddcolor *m, int size)
         scr = F + dec;
     if (SP + 2 * kvn + scn > scr)
         scr = SP + 2 * kvn + scn;
-    int64_t last = (int64_t)(2048 / (S / 4) < 1 ? 1 : 2048 / (S / 4)) * (S / 4) * 16 * c->embed;
+    int64_t last = (int64_t)(LAST_TILE / (S / 4) < 1 ? 1 : LAST_TILE / (S / 4)) * (S / 4) * 16 * c->embed;
     if (last > scr)
         scr = last;
     f += scr + px[0] * 32 + Q * (7 * hid + c->ffn + c->embed) + 2 * c->embed;

@@ -4,12 +4,10 @@
 #include "ckpt/ckpt.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_DEPTH 8
 #define MAX_VISITS 100000 /* directory entries looked at, in all */
@@ -22,29 +20,25 @@ int pm_discover_default_dirs(char dirs[][4096], int max)
         snprintf(cache, sizeof cache, "%.2000s", x);
     else
         snprintf(cache, sizeof cache, "%.2000s/.cache", home && *home ? home : "");
+    /* per cache: the variables that name it, first set wins (with the folder
+     * under it), else the folder under `cache` */
+    static const struct {
+        const char *env[3], *sub[3], *dflt;
+    } c[3] = {
+        {{"TORCH_HOME"}, {"/hub/checkpoints"}, "/torch/hub/checkpoints"},
+        {{"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"}, {"", "", "/hub"}, "/huggingface/hub"},
+        {{"MODELSCOPE_CACHE"}, {""}, "/modelscope/hub"},
+    };
     int n = 0;
-    const char *e;
-    if (n < max) {
-        if ((e = getenv("TORCH_HOME")) && *e)
-            snprintf(dirs[n++], 4096, "%.4000s/hub/checkpoints", e);
+    for (int i = 0; i < 3 && n < max; i++, n++) {
+        const char *e = NULL;
+        int j = 0;
+        while (j < 3 && c[i].env[j] && !((e = getenv(c[i].env[j])) && *e))
+            j++;
+        if (j < 3 && c[i].env[j])
+            snprintf(dirs[n], 4096, "%.4000s%s", e, c[i].sub[j]);
         else
-            snprintf(dirs[n++], 4096, "%.4000s/torch/hub/checkpoints", cache);
-    }
-    if (n < max) {
-        if ((e = getenv("HF_HUB_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else if ((e = getenv("HUGGINGFACE_HUB_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else if ((e = getenv("HF_HOME")) && *e)
-            snprintf(dirs[n++], 4096, "%.4000s/hub", e);
-        else
-            snprintf(dirs[n++], 4096, "%.4000s/huggingface/hub", cache);
-    }
-    if (n < max) {
-        if ((e = getenv("MODELSCOPE_CACHE")) && *e)
-            snprintf(dirs[n++], 4096, "%s", e);
-        else
-            snprintf(dirs[n++], 4096, "%.4000s/modelscope/hub", cache);
+            snprintf(dirs[n], 4096, "%.4000s%s", cache, c[i].dflt);
     }
     return n;
 }
@@ -91,13 +85,8 @@ static int is_lama(const pm_ckpt *ck, pm_found *f)
     const pm_tensor_ref *r = find_rooted(ck, "model.1.ffc.convl2l.weight", root, sizeof root);
     if (!r || r->ndim != 4 || r->shape[1] != 4 || r->shape[2] != 7 || r->shape[3] != 7)
         return 0;
-    int ngf = (int)r->shape[0], blocks = 0;
-    for (;;) {
-        snprintf(name, sizeof name, "%smodel.%d.conv1.ffc.convl2l.weight", root, 5 + blocks);
-        if (!pm_ckpt_find(ck, name) || blocks > 1000)
-            break;
-        blocks++;
-    }
+    snprintf(name, sizeof name, "%smodel.", root);
+    int ngf = (int)r->shape[0], blocks = pm_ckpt_count_run(ck, name, 5, ".conv1.ffc.convl2l.weight");
     if (blocks == 0)
         return 0;
     if (ngf == 64 && blocks == 18)
@@ -119,13 +108,8 @@ static int is_ddcolor(const pm_ckpt *ck, pm_found *f)
     snprintf(name, sizeof name, "%sdecoder.color_decoder.query_feat.weight", root);
     if (!pm_ckpt_find(ck, name))
         return 0;
-    int dim = (int)r->shape[0], depth = 0;
-    for (;;) {
-        snprintf(name, sizeof name, "%sencoder.arch.stages.2.%d.gamma", root, depth);
-        if (!pm_ckpt_find(ck, name) || depth > 1000)
-            break;
-        depth++;
-    }
+    snprintf(name, sizeof name, "%sencoder.arch.stages.2.", root);
+    int dim = (int)r->shape[0], depth = pm_ckpt_count_run(ck, name, 0, ".gamma");
     if (dim == 192 && depth == 27)
         snprintf(f->variant, sizeof f->variant, "large (ConvNeXt-L)");
     else if (dim == 96 && depth == 9)
@@ -137,8 +121,10 @@ static int is_ddcolor(const pm_ckpt *ck, pm_found *f)
     return 1;
 }
 
-/* *f is the caller's; nothing is kept open. */
-int pm_identify(const char *path, pm_found *f)
+/* Recognises one file: 0 and *f (the caller's) filled when it holds a LaMa
+ * generator or a DDColor model; PM_ENOENT when it is no model pixmend runs
+ * (the error detail says why). Nothing is kept open. */
+static int identify(const char *path, pm_found *f)
 {
     memset(f, 0, sizeof *f);
     struct stat st;
@@ -166,24 +152,12 @@ typedef struct scan {
     int visits;
 } scan;
 
-/* Does the file start like a checkpoint? (cheap: 16 bytes) */
-static int looks_like_weights(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return 0;
-    uint8_t b[16];
-    ssize_t n = read(fd, b, sizeof b);
-    close(fd);
-    return n > 0 && pm_ckpt_sniff(b, (size_t)n) != PM_CKPT_KIND_NONE;
-}
-
 static int add_file(scan *s, const char *path)
 {
-    if (!looks_like_weights(path))
+    if (pm_ckpt_sniff_file(path) == PM_CKPT_KIND_NONE) /* cheap: 16 bytes */
         return 0;
     pm_found f;
-    if (pm_identify(path, &f) != 0)
+    if (identify(path, &f) != 0)
         return 0; /* not a model pixmend runs: not listed */
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 16;

@@ -24,11 +24,6 @@ typedef struct pm_found {
  * $HF_HOME/hub), modelscope/hub (or $MODELSCOPE_CACHE). Returns the count. */
 int pm_discover_default_dirs(char dirs[][4096], int max);
 
-/* Recognises one file: 0 and *f filled when it holds a LaMa generator or a
- * DDColor model; PM_ENOENT when it is no model pixmend runs (the error
- * detail says why). */
-int pm_identify(const char *path, pm_found *f);
-
 /* Scans the folders (files given are identified directly): links to files
  * are followed, links to folders and hidden entries are not, Hugging Face
  * blobs/ are passed over (their snapshots link to them), depth at most 8.

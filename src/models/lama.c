@@ -6,24 +6,25 @@
 #include "ckpt/ckpt.h"
 #include "nn/nn.h"
 
-#include <errno.h>
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define LAMA_PLANS 3   /* cached plans (working sizes) per loaded state */
 #define BN_EPS 1e-5f
 
-/* One FFC of a residual block, BatchNorms folded. */
+/* The convolutions of one FFC of a residual block, BatchNorms folded. */
+enum { L2L, G2L,    /* local output: l2l carries bn_l's shift */
+       L2G,         /* global output (with ST2): l2g carries bn_g's shift */
+       ST1, FU,     /* spectral 1x1 in, Fourier unit 1x1 (each +BN, ReLU) */
+       ST2,         /* spectral 1x1 out */
+       FFC_CONVS };
+/* The head's convolutions. */
+enum { CONV1, DOWN1, DOWN2, DOWN3L, DOWN3G, HEAD_CONVS };
 typedef struct lama_ffc {
-    pm_nn_weights l2l, g2l; /* local output: l2l carries bn_l's shift */
-    pm_nn_weights l2g, st2; /* global output: l2g carries bn_g's shift */
-    pm_nn_weights st1;      /* spectral 1x1 in (+BN, ReLU) */
-    pm_nn_weights fu;       /* Fourier unit 1x1 (+BN, ReLU) */
+    pm_nn_weights w[FFC_CONVS];
 } lama_ffc;
 
 typedef struct lama_plan {
@@ -39,7 +40,7 @@ typedef struct lama_state {
     int winograd;
     size_t band_bytes;
     int ngf, blocks;
-    pm_nn_weights conv1, down1, down2, down3l, down3g;
+    pm_nn_weights head[HEAD_CONVS];
     lama_ffc *ffc; /* 2 per block */
     pm_nn_weights up[3][4]; /* transposed convolutions, as four sub-pixel convolutions each */
     pm_nn_small_weights out; /* the RGB output layer */
@@ -51,142 +52,91 @@ typedef struct lama_state {
 
 /* ---------------------------------------------------------------- loading */
 
+#define REF 512 /* reference input side for choosing weight formats */
+
 typedef struct loader {
     const pm_ckpt *ck;
-    float *scratch;      /* owned: the weight tensor being converted (reused) */
-    size_t scratch_cap;  /* floats */
     pm_nn_ctx *ctx;
     pm_nn_dt dt;
-    int ref;      /* reference input side for choosing weight formats */
-    size_t bytes; /* weights loaded so far */
+    size_t bytes; /* weights made so far */
+    float *buf;   /* owned: the weight tensor being converted (one buffer, reused: */
+    size_t cap;   /* freeing one per tensor would leave holes between the weights) */
 } loader;
 
-/* Reads tensor generator.<name> (printf-style) of the given shape into a new
- * buffer the caller owns (pm_free) -- or, when *out is L->scratch on entry,
- * into the loader's scratch buffer (grown as needed; owned by the loader,
- * valid until the next such read). */
-static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int read_tensor(loader *L, float **out, int ndim, const int64_t *shape, const char *fmt, ...)
+/* Reads tensor generator.<name> of the given shape into dst (float32) and
+ * gives its file pages back: it is read once. */
+static int read_tensor(loader *L, float *dst, int ndim, const int64_t *shape, const char *name)
 {
-    char name[160];
-    int n = snprintf(name, sizeof name, "generator.");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name + n, sizeof name - (size_t)n, fmt, ap);
-    va_end(ap);
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++)
-        count *= (size_t)shape[i];
-    int use_scratch = *out == L->scratch && L->scratch; /* caller asks for the scratch buffer */
-    if (use_scratch && count > L->scratch_cap) {
-        pm_free(L->scratch);
-        L->scratch = pm_malloc(count * sizeof(float));
-        L->scratch_cap = L->scratch ? count : 0;
-        if (!L->scratch)
-            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
-    }
-    if (!use_scratch) {
-        *out = pm_malloc(count * sizeof(float));
-        if (!*out)
-            return pm_errorf(PM_ENOMEM, "out of memory reading %s", name);
-    } else {
-        *out = L->scratch;
-    }
-    int rc = pm_ckpt_get_f32(L->ck, name, ndim, shape, *out);
-    if (rc) {
-        if (!use_scratch)
-            pm_free(*out);
-        *out = NULL;
-        return rc;
-    }
-    pm_ckpt_release(L->ck, pm_ckpt_find(L->ck, name)); /* read once: free its file pages */
-    return 0;
-}
-
-typedef struct bn {
-    float *g, *b, *m, *v;
-} bn;
-
-static void bn_free(bn *x)
-{
-    pm_free(x->g);
-    pm_free(x->b);
-    pm_free(x->m);
-    pm_free(x->v);
-    memset(x, 0, sizeof *x);
-}
-
-/* BatchNorm `prefix`.{weight,bias,running_mean,running_var} of c channels. */
-static int read_bn(loader *L, bn *x, int c, const char *prefix)
-{
-    memset(x, 0, sizeof *x);
-    int64_t s[1] = {c};
-    int rc;
-    if ((rc = read_tensor(L, &x->g, 1, s, "%s.weight", prefix)) ||
-        (rc = read_tensor(L, &x->b, 1, s, "%s.bias", prefix)) ||
-        (rc = read_tensor(L, &x->m, 1, s, "%s.running_mean", prefix)) ||
-        (rc = read_tensor(L, &x->v, 1, s, "%s.running_var", prefix))) {
-        bn_free(x);
-        return rc;
-    }
-    for (int i = 0; i < c; i++)
-        if (!(x->v[i] >= 0.0f) || !isfinite(x->v[i]))
-            return bn_free(x), pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be "
-                                                         "finite and non-negative: the checkpoint is damaged",
-                                         prefix, i, (double)x->v[i]);
-    return 0;
-}
-
-typedef struct conv_spec {
-    int ic, oc, k, stride, transposed;
-    int ref;       /* reference input side */
-    int winograd;
-} conv_spec;
-
-/* Reads conv tensor `wname` ([oc][ic][k][k], or [ic][oc][k][k] when
- * transposed), an optional conv bias `bname`, and folds an optional
- * BatchNorm `bnp` (shift folded when `bn_shift`). *wt is the loader's
- * scratch buffer (valid until the next read_folded); *bias is a new buffer
- * the caller owns (pm_free), NULL when there is neither a conv bias, nor a
- * folded shift, nor `want_bias`. */
-static int read_folded(loader *L, const conv_spec *c, const char *wname, const char *bname, const char *bnp,
-                       int bn_shift, int want_bias, float **wt, float **bias)
-{
-    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k};
-    int64_t bshape[1] = {c->oc};
-    bn b = {0};
-    *bias = NULL;
-    if (!L->scratch && !(L->scratch = pm_malloc(sizeof(float)))) /* a first, tiny scratch */
-        return pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-    L->scratch_cap = L->scratch_cap ? L->scratch_cap : 1;
-    *wt = L->scratch;
-    int rc = read_tensor(L, wt, 4, shape, "%s", wname);
-    if (rc)
-        goto fail;
-    if (bname) {
-        if ((rc = read_tensor(L, bias, 1, bshape, "%s", bname)))
-            goto fail;
-    } else if (want_bias || (bnp && bn_shift)) {
-        *bias = pm_calloc((size_t)c->oc, sizeof **bias);
-        if (!*bias) {
-            rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-            goto fail;
-        }
-    }
-    if (bnp) {
-        if ((rc = read_bn(L, &b, c->oc, bnp)))
-            goto fail;
-        pm_nn_fold_bn(*wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, b.g, b.b, b.m, b.v, BN_EPS, bn_shift);
-        bn_free(&b);
-    }
-    return 0;
-fail:
-    pm_free(*bias);
-    *wt = *bias = NULL;
+    char full[160];
+    snprintf(full, sizeof full, "generator.%s", name);
+    int rc = pm_ckpt_get_f32(L->ck, full, ndim, shape, dst);
+    if (!rc)
+        pm_ckpt_release(L->ck, pm_ckpt_find(L->ck, full));
     return rc;
 }
 
+/* Folds BatchNorm `prefix`.{weight,bias,running_mean,running_var} of oc
+ * channels into wt and bias, its shift only when `shift` (pm_nn_fold_bn). */
+static int fold_bn(loader *L, const char *prefix, float *wt, float *bias, int oc, int ic, int kk, int transposed,
+                   int shift)
+{
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    int64_t s[1] = {oc};
+    char name[128];
+    float *v = pm_malloc((size_t)4 * oc * sizeof *v), *var = v ? v + (size_t)3 * oc : NULL;
+    int rc = v ? 0 : pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
+    for (int i = 0; i < 4 && !rc; i++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, part[i]);
+        rc = read_tensor(L, v + (size_t)i * oc, 1, s, name);
+    }
+    for (int i = 0; i < oc && !rc; i++)
+        if (!(var[i] >= 0.0f) || !isfinite(var[i]))
+            rc = pm_errorf(PM_ECHECKPOINT, "generator.%s.running_var[%d] is %g; a variance must be finite and "
+                                           "non-negative: the checkpoint is damaged", prefix, i, (double)var[i]);
+    if (!rc)
+        pm_nn_fold_bn(wt, bias, oc, ic, kk, transposed, v, v + oc, v + 2 * oc, var, BN_EPS, shift);
+    pm_free(v);
+    return rc;
+}
+
+/* A convolution of the checkpoint: weight `w` ([oc][ic][k][k], or
+ * [ic][oc][k][k] when transposed), optional bias `b` and BatchNorm `bn`. */
+typedef struct conv_spec {
+    int ic, oc, k, stride, transposed;
+    int ref; /* reference input side */
+    int winograd;
+    const char *w, *b, *bn;
+    int shift; /* fold the BatchNorm's shift (else only its scale) and keep a bias */
+} conv_spec;
+
+/* Reads c's weight and bias and folds its BatchNorm: *wt is L->buf (valid
+ * until the next read), *bias a new buffer the caller owns (pm_free), NULL
+ * when c has neither a bias nor a shift. */
+static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
+{
+    int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k}, bs[1] = {c->oc};
+    size_t n = (size_t)c->ic * c->oc * c->k * c->k;
+    int has_bias = c->b || c->shift;
+    if (n > L->cap) {
+        pm_free(L->buf);
+        L->cap = (L->buf = pm_malloc(n * sizeof *L->buf)) ? n : 0;
+    }
+    *wt = L->buf;
+    *bias = has_bias ? pm_calloc((size_t)c->oc, sizeof **bias) : NULL;
+    int rc = !*wt || (has_bias && !*bias) ? pm_errorf(PM_ENOMEM, "out of memory loading LaMa")
+                                          : read_tensor(L, *wt, 4, shape, c->w);
+    if (!rc && c->b)
+        rc = read_tensor(L, *bias, 1, bs, c->b);
+    if (!rc && c->bn)
+        rc = fold_bn(L, c->bn, *wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, c->shift);
+    if (rc) {
+        pm_free(*bias);
+        *wt = *bias = NULL;
+    }
+    return rc;
+}
+
+/* The weights of d from plain wt and bias, counted in L->bytes. */
 static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, const float *wt, const float *bias)
 {
     int rc = pm_nn_weights_init(L->ctx, w, d, wt, bias);
@@ -196,23 +146,14 @@ static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, c
 }
 
 /* A convolution with its BatchNorm folded (see read_folded). */
-static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char *wname, const char *bname,
-                     const char *bnp, int bn_shift, int want_bias)
+static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c)
 {
     float *wt, *bias;
-    int rc = read_folded(L, c, wname, bname, bnp, bn_shift, want_bias, &wt, &bias);
-    if (rc)
-        return rc;
-    pm_nn_conv_desc d = {.ic = c->ic,
-                         .oc = c->oc,
-                         .kh = c->k,
-                         .kw = c->k,
-                         .stride = c->stride,
-                         .dt = L->dt,
-                         .ref_h = c->ref,
-                         .ref_w = c->ref,
-                         .winograd = c->winograd};
-    rc = make_weights(L, w, &d, wt, bias);
+    int rc = read_folded(L, c, &wt, &bias);
+    pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = c->k, .kw = c->k, .stride = c->stride, .dt = L->dt,
+                         .ref_h = c->ref, .ref_w = c->ref, .winograd = c->winograd};
+    if (!rc)
+        rc = make_weights(L, w, &d, wt, bias);
     pm_free(bias);
     return rc;
 }
@@ -224,18 +165,15 @@ static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c, const char
  * with dy in {0} -> ky 1 for py 0, dy in {0, 1} -> ky 2, 0 for py 1 (same in
  * x); inputs past the bottom/right edge are zero. Same work as the
  * transposed convolution, on oneDNN's fast forward convolutions. */
-static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, const char *wname, const char *bname,
-                       const char *bnp)
+static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
 {
     float *wt, *bias;
-    int rc = read_folded(L, c, wname, bname, bnp, 1, 1, &wt, &bias);
+    int rc = read_folded(L, c, &wt, &bias);
     if (rc)
         return rc;
     float *k = pm_malloc((size_t)c->oc * c->ic * 4 * sizeof *k);
-    if (!k) {
+    if (!k)
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
-        goto release;
-    }
     static const int tap[2][2] = {{1, -1}, {2, 0}}; /* [parity][d] -> kernel index */
     for (int q = 0; q < 4 && !rc; q++) {
         int py = q >> 1, px = q & 1, kh = py + 1, kw = px + 1;
@@ -245,85 +183,54 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c, cons
                     for (int dx = 0; dx < kw; dx++)
                         k[(((size_t)o * c->ic + i) * kh + dy) * kw + dx] =
                             wt[(((size_t)i * c->oc + o) * 3 + tap[py][dy]) * 3 + tap[px][dx]];
-        pm_nn_conv_desc d = {.ic = c->ic,
-                             .oc = c->oc,
-                             .kh = kh,
-                             .kw = kw,
-                             .stride = 1,
-                             .pad_b = py,
-                             .pad_r = px,
-                             .dt = L->dt,
-                             .ref_h = c->ref,
-                             .ref_w = c->ref};
+        pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = kh, .kw = kw, .stride = 1, .pad_b = py, .pad_r = px,
+                             .dt = L->dt, .ref_h = c->ref, .ref_w = c->ref};
         rc = make_weights(L, &sub[q], &d, k, bias);
     }
-release:
     pm_free(k);
     pm_free(bias);
     return rc;
 }
 
-static void free_ffc(lama_ffc *f)
-{
-    pm_nn_weights_free(&f->l2l);
-    pm_nn_weights_free(&f->g2l);
-    pm_nn_weights_free(&f->l2g);
-    pm_nn_weights_free(&f->st2);
-    pm_nn_weights_free(&f->st1);
-    pm_nn_weights_free(&f->fu);
-}
-
 static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
 {
-    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf, ref = L->ref / 8;
-    char p[64], wn[128], bnn[128], bng[128];
-    snprintf(p, sizeof p, "model.%d.conv%d", block, which);
-    snprintf(bnn, sizeof bnn, "%s.bn_l", p);
-    snprintf(bng, sizeof bng, "%s.bn_g", p);
-    int rc;
-    conv_spec c = {.ic = cl, .oc = cl, .k = 3, .stride = 1, .ref = ref + 2, .winograd = wino};
-    snprintf(wn, sizeof wn, "%s.ffc.convl2l.weight", p);
-    if ((rc = make_conv(L, &f->l2l, &c, wn, NULL, bnn, 1, 1)))
-        return rc;
-    c.ic = cg;
-    snprintf(wn, sizeof wn, "%s.ffc.convg2l.weight", p);
-    if ((rc = make_conv(L, &f->g2l, &c, wn, NULL, bnn, 0, 0)))
-        return rc;
-    c.ic = cl;
-    c.oc = cg;
-    snprintf(wn, sizeof wn, "%s.ffc.convl2g.weight", p);
-    if ((rc = make_conv(L, &f->l2g, &c, wn, NULL, bng, 1, 1)))
-        return rc;
-    conv_spec s1 = {.ic = cg, .oc = hid, .k = 1, .stride = 1, .ref = ref};
-    char bns[128];
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv1.0.weight", p);
-    snprintf(bns, sizeof bns, "%s.ffc.convg2g.conv1.1", p);
-    if ((rc = make_conv(L, &f->st1, &s1, wn, NULL, bns, 1, 1)))
-        return rc;
-    conv_spec fu = {.ic = 2 * hid, .oc = 2 * hid, .k = 1, .stride = 1, .ref = ref};
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.fu.conv_layer.weight", p);
-    snprintf(bns, sizeof bns, "%s.ffc.convg2g.fu.bn", p);
-    if ((rc = make_conv(L, &f->fu, &fu, wn, NULL, bns, 1, 1)))
-        return rc;
-    conv_spec s2 = {.ic = hid, .oc = cg, .k = 1, .stride = 1, .ref = ref};
-    snprintf(wn, sizeof wn, "%s.ffc.convg2g.conv2.weight", p);
-    return make_conv(L, &f->st2, &s2, wn, NULL, bng, 0, 0);
+    int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf;
+    const struct {
+        int ic, oc, k;
+        const char *w_name, *bn_name;
+        int shift;
+    } t[FFC_CONVS] = { /* in the order of the enum */
+        {cl, cl, 3, "ffc.convl2l.weight", "bn_l", 1},
+        {cg, cl, 3, "ffc.convg2l.weight", "bn_l", 0},
+        {cl, cg, 3, "ffc.convl2g.weight", "bn_g", 1},
+        {cg, hid, 1, "ffc.convg2g.conv1.0.weight", "ffc.convg2g.conv1.1", 1},
+        {2 * hid, 2 * hid, 1, "ffc.convg2g.fu.conv_layer.weight", "ffc.convg2g.fu.bn", 1},
+        {hid, cg, 1, "ffc.convg2g.conv2.weight", "bn_g", 0},
+    };
+    int rc = 0;
+    for (int i = 0; i < FFC_CONVS && !rc; i++) {
+        char wn[128], bn[128];
+        snprintf(wn, sizeof wn, "model.%d.conv%d.%s", block, which, t[i].w_name);
+        snprintf(bn, sizeof bn, "model.%d.conv%d.%s", block, which, t[i].bn_name);
+        conv_spec c = {.ic = t[i].ic, .oc = t[i].oc, .k = t[i].k, .stride = 1, .ref = REF / 8 + (t[i].k == 3 ? 2 : 0),
+                       .winograd = t[i].k == 3 && wino, .w = wn, .bn = bn, .shift = t[i].shift};
+        rc = make_conv(L, &f->w[i], &c);
+    }
+    return rc;
 }
 
-static void free_state(lama_state *s)
+void pm_lama_unload(void *state)
 {
+    lama_state *s = state;
     if (!s)
         return;
     for (int i = 0; i < LAMA_PLANS; i++)
         pm_nn_plan_free(s->plans[i].plan);
-    pm_nn_weights_free(&s->conv1);
-    pm_nn_weights_free(&s->down1);
-    pm_nn_weights_free(&s->down2);
-    pm_nn_weights_free(&s->down3l);
-    pm_nn_weights_free(&s->down3g);
-    if (s->ffc)
-        for (int i = 0; i < 2 * s->blocks; i++)
-            free_ffc(&s->ffc[i]);
+    for (int k = 0; k < HEAD_CONVS; k++)
+        pm_nn_weights_free(&s->head[k]);
+    for (int i = 0; s->ffc && i < 2 * s->blocks; i++)
+        for (int k = 0; k < FFC_CONVS; k++)
+            pm_nn_weights_free(&s->ffc[i].w[k]);
     pm_free(s->ffc);
     for (int i = 0; i < 3; i++)
         for (int q = 0; q < 4; q++)
@@ -351,14 +258,7 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
                          (long long)(r->ndim > 2 ? r->shape[2] : 0), (long long)(r->ndim > 3 ? r->shape[3] : 0),
                          r->ndim);
     *ngf = (int)r->shape[0];
-    int b = 0;
-    char name[128];
-    for (;;) {
-        snprintf(name, sizeof name, "generator.model.%d.conv1.ffc.convl2l.weight", 5 + b);
-        if (!pm_ckpt_find(ck, name))
-            break;
-        b++;
-    }
+    int b = pm_ckpt_count_run(ck, "generator.model.", 5, ".conv1.ffc.convl2l.weight");
     if (b == 0)
         return pm_errorf(PM_ECHECKPOINT,
                          "this checkpoint has no residual blocks (no generator.model.5.conv1.ffc.convl2l.weight); "
@@ -370,9 +270,7 @@ static int infer_config(const pm_ckpt *ck, int *ngf, int *blocks)
 int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
 {
     *state = NULL;
-    pm_lama_opts o = {0};
-    if (opts)
-        o = *opts;
+    pm_lama_opts o = opts ? *opts : (pm_lama_opts){0};
     if (!path)
         return pm_errorf(PM_EINVAL, "LaMa needs a checkpoint file (big-lama/models/best.ckpt); none was given");
     if (o.precision == PM_PREC_BF16 && !pm_nn_cpu_has_bf16())
@@ -387,7 +285,7 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     s->winograd = s->dt == PM_NN_F32 && o.winograd == 1;
     s->band_bytes = o.band_bytes ? o.band_bytes : (size_t)4 << 20;
     pm_ckpt *ck = NULL;
-    loader L = {.dt = s->dt, .ref = 512};
+    loader L = {.dt = s->dt};
     int rc = pm_nn_ctx_create(&s->ctx);
     if (rc)
         goto free_state;
@@ -400,21 +298,16 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     L.ck = ck;
     L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
-    conv_spec c1 = {.ic = 4, .oc = ngf, .k = 7, .stride = 1, .ref = L.ref + 6};
-    if ((rc = make_conv(&L, &s->conv1, &c1, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d1 = {.ic = ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref + 2};
-    if ((rc = make_conv(&L, &s->down1, &d1, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d2 = {.ic = 2 * ngf, .oc = 4 * ngf, .k = 3, .stride = 2, .ref = L.ref / 2 + 2};
-    if ((rc = make_conv(&L, &s->down2, &d2, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1, 1)))
-        goto close_ckpt;
-    conv_spec d3 = {.ic = 4 * ngf, .oc = 2 * ngf, .k = 3, .stride = 2, .ref = L.ref / 4 + 2};
-    if ((rc = make_conv(&L, &s->down3l, &d3, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1, 1)))
-        goto close_ckpt;
-    d3.oc = 6 * ngf;
-    if ((rc = make_conv(&L, &s->down3g, &d3, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1, 1)))
-        goto close_ckpt;
+    const conv_spec t[HEAD_CONVS] = { /* in the order of the enum; BatchNorm shifts folded */
+        {4, ngf, 7, 1, 0, REF + 6, 0, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1},
+        {ngf, 2 * ngf, 3, 2, 0, REF + 2, 0, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1},
+        {2 * ngf, 4 * ngf, 3, 2, 0, REF / 2 + 2, 0, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1},
+        {4 * ngf, 2 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1},
+        {4 * ngf, 6 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1},
+    };
+    for (int i = 0; i < HEAD_CONVS; i++)
+        if ((rc = make_conv(&L, &s->head[i], &t[i])))
+            goto close_ckpt;
     s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
     if (!s->ffc) {
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
@@ -424,50 +317,40 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
         for (int k = 0; k < 2; k++)
             if ((rc = load_ffc(&L, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd)))
                 goto close_ckpt;
-    int ch = 8 * ngf;
-    for (int i = 0; i < 3; i++) {
+    char wn[32], bnm[32], bnp[32];
+    for (int i = 0, ch = 8 * ngf; i < 3; i++, ch /= 2) {
         int li = 6 + B + 3 * i;
-        char wn[64], bnm[64], bnp[64];
         snprintf(wn, sizeof wn, "model.%d.weight", li);
         snprintf(bnm, sizeof bnm, "model.%d.bias", li);
         snprintf(bnp, sizeof bnp, "model.%d", li + 1);
-        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = L.ref / (8 >> i)};
-        if ((rc = make_deconv(&L, s->up[i], &u, wn, bnm, bnp)))
+        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = REF / (8 >> i),
+                       .w = wn, .b = bnm, .bn = bnp, .shift = 1};
+        if ((rc = make_deconv(&L, s->up[i], &u)))
             goto close_ckpt;
-        ch /= 2;
     }
-    {
-        char wn[64], bnm[64];
-        snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
-        snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
-        conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .ref = L.ref + 6};
-        float *wt, *bias;
-        if ((rc = read_folded(&L, &oc, wn, bnm, NULL, 0, 1, &wt, &bias)))
-            goto close_ckpt;
-        rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
-        pm_free(bias);
-        if (rc)
-            goto close_ckpt;
-        L.bytes += (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
-    }
-    s->weight_bytes = L.bytes;
-    pm_free(L.scratch);
+    snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
+    snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
+    conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .w = wn, .b = bnm};
+    float *wt, *bias;
+    if ((rc = read_folded(&L, &oc, &wt, &bias)))
+        goto close_ckpt;
+    rc = pm_nn_small_weights_init(&s->out, ngf, 3, 7, wt, bias);
+    pm_free(bias);
+    if (rc)
+        goto close_ckpt;
+    s->weight_bytes = L.bytes + (size_t)49 * ((ngf + 7) / 8) * 8 * 3 * sizeof(float);
+    pm_free(L.buf);
     pm_ckpt_close(ck);
     /* loading freed many temporary buffers; hand the heap's free pages back */
     malloc_trim(0);
     *state = s;
     return 0;
 close_ckpt:
-    pm_free(L.scratch);
+    pm_free(L.buf);
     pm_ckpt_close(ck);
 free_state:
-    free_state(s);
+    pm_lama_unload(s);
     return rc;
-}
-
-void pm_lama_unload(void *state)
-{
-    free_state(state);
 }
 
 void pm_lama_config(const void *state, int *ngf, int *blocks)
@@ -479,6 +362,9 @@ void pm_lama_config(const void *state, int *ngf, int *blocks)
 
 /* ------------------------------------------------------------------ plans */
 
+/* The step name in `n` (a char array) made by printf, for the calls below. */
+#define NM(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
+
 /* One FFC on (l, g): returns the local and global outputs. When addl/addg
  * are given, l += addl and g += addg first (the previous block's residual). */
 static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char *tag, pm_nn_t l, pm_nn_t g,
@@ -488,21 +374,19 @@ static void ffc_ops(lama_state *s, pm_nn_plan *p, const lama_ffc *f, const char 
     unsigned wino = s->winograd ? PM_NN_WINOGRAD : 0;
     int c, h, w;
     pm_nn_shape(p, g, &c, &h, &w);
-#define NM(k) (snprintf(n, sizeof n, "%s@%s", tag, k), n)
-    pm_nn_t pl = pm_nn_pad_reflect(p, NM("pad_l"), l, 1, addl);
-    pm_nn_t pg = pm_nn_pad_reflect(p, NM("pad_g"), g, 1, addg);
-    *ol = pm_nn_conv(p, NM("conv_l2l"), pl, &f->l2l, wino, -1, s->dt, 1.0f);
-    pm_nn_conv(p, NM("conv_g2l"), pg, &f->g2l, wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
-    *og = pm_nn_conv(p, NM("conv_l2g"), pl, &f->l2g, wino, -1, s->dt, 1.0f);
+    pm_nn_t pl = pm_nn_pad_reflect(p, NM("%s@pad_l", tag), l, 1, addl);
+    pm_nn_t pg = pm_nn_pad_reflect(p, NM("%s@pad_g", tag), g, 1, addg);
+    *ol = pm_nn_conv(p, NM("%s@conv_l2l", tag), pl, &f->w[L2L], wino, -1, s->dt, 1.0f);
+    pm_nn_conv(p, NM("%s@conv_g2l", tag), pg, &f->w[G2L], wino | PM_NN_SUM | PM_NN_RELU, *ol, s->dt, 1.0f);
+    *og = pm_nn_conv(p, NM("%s@conv_l2g", tag), pl, &f->w[L2G], wino, -1, s->dt, 1.0f);
     /* spectral transform: x = relu(bn(conv1(g))); st2(x + FU(x)) */
-    pm_nn_t x = pm_nn_conv(p, NM("spec_in_1x1"), g, &f->st1, PM_NN_RELU, -1, PM_NN_F32, 1.0f);
-    pm_nn_t fr = pm_nn_rfft2(p, NM("fft_r2c"), x);
+    pm_nn_t x = pm_nn_conv(p, NM("%s@spec_in_1x1", tag), g, &f->w[ST1], PM_NN_RELU, -1, PM_NN_F32, 1.0f);
+    pm_nn_t fr = pm_nn_rfft2(p, NM("%s@fft_r2c", tag), x);
     /* ortho scaling folded in: relu(W F/sqrt(N) + b) = relu(W F + sqrt(N) b) / sqrt(N) */
     float n_px = (float)h * (float)w;
-    pm_nn_t fz = pm_nn_conv(p, NM("fu_1x1"), fr, &f->fu, PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
-    pm_nn_t xy = pm_nn_irfft2_add(p, NM("fft_c2r_add"), fz, w, 1.0f / n_px, x, s->dt);
-    pm_nn_conv(p, NM("spec_out_1x1"), xy, &f->st2, PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
-#undef NM
+    pm_nn_t fz = pm_nn_conv(p, NM("%s@fu_1x1", tag), fr, &f->w[FU], PM_NN_RELU, -1, PM_NN_F32, sqrtf(n_px));
+    pm_nn_t xy = pm_nn_irfft2_add(p, NM("%s@fft_c2r_add", tag), fz, w, 1.0f / n_px, x, s->dt);
+    pm_nn_conv(p, NM("%s@spec_out_1x1", tag), xy, &f->w[ST2], PM_NN_SUM | PM_NN_RELU, *og, s->dt, 1.0f);
 }
 
 /* Rows per band so that one band of a `row_bytes`-per-row tensor is about
@@ -541,20 +425,17 @@ static void head_ops(lama_state *s, pm_nn_plan *p, pm_nn_t in, int h, int w, pm_
     char n[48];
     for (int a = 0, k = 0; a < h3; a += R, k++) {
         int b = a + R < h3 ? a + R : h3;
-        snprintf(n, sizeof n, "head@conv7x7~%d", k);
-        pm_nn_t c1 = pm_nn_conv(p, n, pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->conv1, PM_NN_RELU, -1, s->dt, 1.0f);
-        snprintf(n, sizeof n, "head@border1~%d", k);
-        pm_nn_reflect_border(p, n, c1, a == 0 ? 7 : 0, 0, 7, 7);
-        snprintf(n, sizeof n, "head@down1~%d", k);
-        pm_nn_t d1 = pm_nn_conv(p, n, c1, &s->down1, PM_NN_RELU, -1, s->dt, 1.0f);
-        snprintf(n, sizeof n, "head@border2~%d", k);
-        pm_nn_reflect_border(p, n, d1, a == 0 ? 3 : 0, 0, 3, 3);
-        snprintf(n, sizeof n, "head@down2~%d", k);
-        pm_nn_conv(p, n, d1, &s->down2, PM_NN_RELU | PM_NN_INTO, pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
+        pm_nn_t c1 = pm_nn_conv(p, NM("head@conv7x7~%d", k), pm_nn_rows(p, in, 4 * a, 4 * b + 9), &s->head[CONV1],
+                                PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_reflect_border(p, NM("head@border1~%d", k), c1, a == 0 ? 7 : 0, 0, 7, 7);
+        pm_nn_t d1 = pm_nn_conv(p, NM("head@down1~%d", k), c1, &s->head[DOWN1], PM_NN_RELU, -1, s->dt, 1.0f);
+        pm_nn_reflect_border(p, NM("head@border2~%d", k), d1, a == 0 ? 3 : 0, 0, 3, 3);
+        pm_nn_conv(p, NM("head@down2~%d", k), d1, &s->head[DOWN2], PM_NN_RELU | PM_NN_INTO,
+                   pm_nn_rows(p, p3, a, b), s->dt, 1.0f);
     }
     pm_nn_reflect_border(p, "head@border3", p3, 1, 1, 1, 1);
-    *l = pm_nn_conv(p, "head@down3_l", p3, &s->down3l, PM_NN_RELU, -1, s->dt, 1.0f);
-    *g = pm_nn_conv(p, "head@down3_g", p3, &s->down3g, PM_NN_RELU, -1, s->dt, 1.0f);
+    *l = pm_nn_conv(p, "head@down3_l", p3, &s->head[DOWN3L], PM_NN_RELU, -1, s->dt, 1.0f);
+    *g = pm_nn_conv(p, "head@down3_g", p3, &s->head[DOWN3G], PM_NN_RELU, -1, s->dt, 1.0f);
 }
 
 /* The four sub-pixel convolutions of up-sampling `i` for rows [r0, r1) of
@@ -576,11 +457,10 @@ static pm_nn_t up_ops(lama_state *s, pm_nn_plan *p, int i, pm_nn_t x, int x_row0
         int pad_b = r1 + py > full_h ? 1 : 0;
         int v0 = r0 - x_row0, v1 = end - x_row0;
         pm_nn_t src = (v0 == 0 && v1 == xh) ? x : pm_nn_rows(p, x, v0, v1);
-        snprintf(n, sizeof n, "tail@up%d_%d%d%s", i + 1, py, k & 1, band);
-        q[k] = pm_nn_conv_pad(p, n, src, &s->up[i][k], PM_NN_RELU, -1, out_dt, 0, pad_b);
+        q[k] = pm_nn_conv_pad(p, NM("tail@up%d_%d%d%s", i + 1, py, k & 1, band), src, &s->up[i][k], PM_NN_RELU, -1,
+                              out_dt, 0, pad_b);
     }
-    snprintf(n, sizeof n, "tail@up%d_shuffle%s", i + 1, band);
-    return pm_nn_interleave2(p, n, q, dst);
+    return pm_nn_interleave2(p, NM("tail@up%d_shuffle%s", i + 1, band), q, dst);
 }
 
 /* concat -> up1 -> up2 -> up3 -> reflect pad 3 -> conv 7x7 + sigmoid.
@@ -616,10 +496,9 @@ static pm_nn_t tail_ops(lama_state *s, pm_nn_plan *p, pm_nn_t l, pm_nn_t g, int 
         pm_nn_t i2 = up_ops(s, p, 1, i1, 0, h4, j0, j1, -1, s->dt, band);
         /* up3 gives f32 (in bf16 mode too) to the output layer's kernel */
         pm_nn_t u = up_ops(s, p, 2, i2, 2 * j0, h2, u0 / 2, u1 / 2, -1, PM_NN_F32, band);
-        snprintf(n, sizeof n, "tail@pad7%s", band);
-        pm_nn_t q = pm_nn_pad_window(p, n, u, u0, h, a - 3, b + 3, 3);
-        snprintf(n, sizeof n, "tail@conv7x7%s", band);
-        pm_nn_conv_small(p, n, q, &s->out, PM_NN_SIGMOID | PM_NN_INTO, pm_nn_rows(p, out, a, b));
+        pm_nn_t q = pm_nn_pad_window(p, NM("tail@pad7%s", band), u, u0, h, a - 3, b + 3, 3);
+        pm_nn_conv_small(p, NM("tail@conv7x7%s", band), q, &s->out, PM_NN_SIGMOID | PM_NN_INTO,
+                         pm_nn_rows(p, out, a, b));
     }
     return out;
 }
@@ -702,23 +581,6 @@ static int check_size(int w, int h)
 
 /* --------------------------------------------------------------- running */
 
-static inline void put(const pm_nn_view *v, int c, int y, int x, float val)
-{
-    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
-    if (v->dt == PM_NN_BF16)
-        ((uint16_t *)v->data)[o] = pm_nn_f32_to_bf16(val);
-    else
-        ((float *)v->data)[o] = val;
-}
-
-static inline float getv(const pm_nn_view *v, int c, int y, int x)
-{
-    ptrdiff_t o = pm_nn_view_off(v, c, y, x);
-    if (v->dt == PM_NN_BF16)
-        return pm_nn_bf16_to_f32(((const uint16_t *)v->data)[o]);
-    return ((const float *)v->data)[o];
-}
-
 static inline int reflect(int i, int n)
 {
     return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
@@ -749,8 +611,8 @@ static int fill_image(void *user, const pm_nn_view *v)
                 sx = w - 1;
             float m = mrow[sx] > 0 ? 1.0f : 0.0f;
             for (int c = 0; c < 3; c++)
-                put(v, c, y, x, (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
-            put(v, 3, y, x, m);
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), (float)rrow[3 * sx + c] / 255.0f * (1.0f - m));
+            pm_nn_st(v, pm_nn_view_off(v, 3, y, x), m);
         }
     }
     return 0;
@@ -772,7 +634,7 @@ static int read_image(void *user, const pm_nn_view *v)
                 continue;
             }
             for (int c = 0; c < 3; c++) {
-                float t = getv(v, c, y, x) * 255.0f;
+                float t = pm_nn_ld(v, pm_nn_view_off(v, c, y, x)) * 255.0f;
                 t = t < 0.0f ? 0.0f : t > 255.0f ? 255.0f : t;
                 orow[3 * x + c] = (uint8_t)t;
             }
@@ -816,11 +678,8 @@ static int lama_inpaint(void *state, const pm_image *rgb, const pm_image *mask, 
     if (mask->width != rgb->width || mask->height != rgb->height)
         return pm_errorf(PM_EMISMATCH, "mask is %dx%d but the image is %dx%d; they must be the same size",
                          mask->width, mask->height, rgb->width, rgb->height);
-    int rc = check_size(rgb->width, rgb->height);
-    if (rc)
-        return rc;
-    rc = pm_image_alloc(out, rgb->width, rgb->height, 3);
-    if (rc)
+    int rc;
+    if ((rc = check_size(rgb->width, rgb->height)) || (rc = pm_image_alloc(out, rgb->width, rgb->height, 3)))
         return rc;
     int hp = (rgb->height + 7) / 8 * 8, wp = (rgb->width + 7) / 8 * 8;
     inpaint_io data = {.rgb = rgb, .mask = mask, .out = out};
@@ -845,7 +704,7 @@ static int fill_raw(void *user, const pm_nn_view *v)
         for (int y = 0; y < v->h; y++) {
             const float *row = r->in + ((size_t)c * r->h + reflect(y - IN_BORDER, r->h)) * r->w;
             for (int x = 0; x < v->w; x++)
-                put(v, c, y, x, row[reflect(x - IN_BORDER, r->w)]);
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), row[reflect(x - IN_BORDER, r->w)]);
         }
     return 0;
 }
@@ -856,7 +715,7 @@ static int read_raw(void *user, const pm_nn_view *v)
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < r->h; y++)
             for (int x = 0; x < r->w; x++)
-                r->out[((size_t)c * r->h + y) * r->w + x] = getv(v, c, y, x);
+                r->out[((size_t)c * r->h + y) * r->w + x] = pm_nn_ld(v, pm_nn_view_off(v, c, y, x));
     return 0;
 }
 
@@ -873,9 +732,12 @@ int pm_lama_forward(void *state, const float *in, int w, int h, float *out, cons
 
 /* ---------------------------------------------------------------- memory */
 
-uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
+/* The registry's estimate: one inpaint of a w x h image beyond the loaded
+ * state, a calibrated a + b * pixels law (input_size: colorization only). */
+static uint64_t lama_mem_estimate(const void *state, int w, int h, int input_size)
 {
     const lama_state *s = state;
+    (void)input_size;
     uint64_t hp = ((uint64_t)h + 7) / 8 * 8, wp = ((uint64_t)w + 7) / 8 * 8;
     double px = (double)(hp * wp);
     /* Calibrated with bench_lama on ngf 64 (2 threads, 4 MB bands): the peak
@@ -893,12 +755,6 @@ uint64_t pm_lama_mem_estimate(const void *state, int w, int h)
     return (uint64_t)(fixed + per_px * px);
 }
 
-static uint64_t lama_mem_estimate(const void *state, int w, int h, int input_size)
-{
-    (void)input_size;
-    return pm_lama_mem_estimate(state, w, h);
-}
-
 /* ----------------------------------------------------------------- bench */
 
 static int fill_noise(void *user, const pm_nn_view *v)
@@ -911,7 +767,8 @@ static int fill_noise(void *user, const pm_nn_view *v)
                 r ^= r << 13;
                 r ^= r >> 17;
                 r ^= r << 5;
-                put(v, c, y, x, c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f);
+                float val = c == 3 ? (float)((x / 32 + y / 32) % 2) : (float)(r >> 8) / 16777216.0f;
+                pm_nn_st(v, pm_nn_view_off(v, c, y, x), val);
             }
     return 0;
 }
@@ -974,11 +831,8 @@ unlock:
 
 static int lama_load(const char *path, const pm_model_opts *opts, void **state)
 {
-    pm_lama_opts o = {.winograd = -1};
-    if (opts) {
-        o.threads = opts->threads;
-        o.precision = opts->precision;
-    }
+    pm_lama_opts o = {.threads = opts ? opts->threads : 0, .precision = opts ? opts->precision : PM_PREC_FP32,
+                      .winograd = -1};
     return pm_lama_load(path, &o, state);
 }
 

@@ -49,10 +49,6 @@ void pm_lama_config(const void *state, int *ngf, int *blocks);
  * 3 x h x w sigmoid output to `out` (planar). Caller owns both buffers. */
 int pm_lama_forward(void *state, const float *in, int w, int h, float *out, const pm_run_ctx *ctx);
 
-/* Predicted peak working memory (bytes) of one inpaint of a w x h image,
- * beyond the loaded state: a calibrated a + b * pixels law. */
-uint64_t pm_lama_mem_estimate(const void *state, int w, int h);
-
 typedef struct pm_lama_bench_result {
     double median_s, min_s, max_s; /* forward pass (plan already built) */
     double plan_s;                 /* building the plan for this size */

@@ -61,6 +61,20 @@ static inline float pm_nn_bf16_to_f32(uint16_t b)
     return x.f;
 }
 
+/* Element i (an offset, pm_nn_view_off) of a view's f32 or bf16 data, as a
+ * float; and storing one there (rounded to bf16 in a bf16 view). */
+static inline float pm_nn_ld(const pm_nn_view *v, ptrdiff_t i)
+{
+    return v->dt == PM_NN_BF16 ? pm_nn_bf16_to_f32(((const uint16_t *)v->data)[i]) : ((const float *)v->data)[i];
+}
+static inline void pm_nn_st(const pm_nn_view *v, ptrdiff_t i, float x)
+{
+    if (v->dt == PM_NN_BF16)
+        ((uint16_t *)v->data)[i] = pm_nn_f32_to_bf16(x);
+    else
+        ((float *)v->data)[i] = x;
+}
+
 /* ------------------------------------------------------------ context */
 
 /* A oneDNN CPU engine and stream. Caller owns *out (pm_nn_ctx_destroy). */
@@ -325,7 +339,8 @@ int pm_nn_plan_finish(pm_nn_plan *p);
 /* Bytes of the arena a run allocates (valid after finish). */
 size_t pm_nn_plan_arena_bytes(const pm_nn_plan *p);
 
-/* Bytes of constant weights the plan converted and holds (bf16 products). */
+/* Bytes of constant data the plan made and holds: weights converted for
+ * bf16 products, the tables of sine-position steps. */
 size_t pm_nn_plan_weight_bytes(const pm_nn_plan *p);
 
 /* Tensor shape (valid during building). */

@@ -22,14 +22,12 @@ pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t)
 {
     int c, h, w;
     pm_nn_shape(p, t, &c, &h, &w);
-    pm_nn_mat m = {t, NULL, 0, (int64_t)h * w, c, c, 1, 1, 0};
-    return m;
+    return (pm_nn_mat){t, NULL, 0, (int64_t)h * w, c, c, 1, 1, 0};
 }
 
 pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld)
 {
-    pm_nn_mat m = {-1, w, 0, k, n, 1, ld, 1, 0};
-    return m;
+    return (pm_nn_mat){-1, w, 0, k, n, 1, ld, 1, 0};
 }
 
 static int mat_ok(pm_nn_plan *p, const pm_nn_mat *m, const char *name)
@@ -61,24 +59,33 @@ void pm_nn_matmul(pm_nn_plan *p, const char *name, pm_nn_mat src, pm_nn_mat wei,
         o->post = *po;
 }
 
+/* A new op of `kind` from src to dst; dst < 0: a new tensor of src's shape
+ * and type dt (dt < 0: src's type). NULL after recording an error. */
+static nn_op *unary_op(pm_nn_plan *p, int kind, const char *name, pm_nn_t src, pm_nn_t dst, int dt)
+{
+    nn_op *o = pm_nn__new_op(p, kind, name);
+    if (!o || !pm_nn__valid(p, src, name))
+        return NULL;
+    dt = dt < 0 ? (int)p->t[src].dt : dt;
+    if (dst < 0 && (dst = pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w, (pm_nn_dt)dt)) < 0)
+        return NULL;
+    o = &p->ops[p->nops - 1]; /* new_tensor may have moved the ops */
+    o->src = src;
+    o->dst = dst;
+    o->out_dt = (pm_nn_dt)dt;
+    return o;
+}
+
 pm_nn_t pm_nn_layernorm(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst, const float *scale,
                         const float *shift, float eps)
 {
-    nn_op *o = pm_nn__new_op(p, OP_LNORM, name);
-    if (!o || !pm_nn__valid(p, src, name))
+    nn_op *o = unary_op(p, OP_LNORM, name, src, dst, -1);
+    if (!o)
         return -1;
-    if (dst < 0) {
-        nn_tensor s = p->t[src];
-        if ((dst = pm_nn__new_tensor(p, s.c, s.h, s.w, s.dt)) < 0)
-            return -1;
-        o = &p->ops[p->nops - 1];
-    }
-    o->src = src;
-    o->dst = dst;
     o->k0 = scale;
     o->k1 = shift;
     o->eps = eps;
-    return dst;
+    return o->dst;
 }
 
 void pm_nn_softmax(pm_nn_plan *p, const char *name, pm_nn_mat m)
@@ -90,18 +97,8 @@ void pm_nn_softmax(pm_nn_plan *p, const char *name, pm_nn_mat m)
 
 pm_nn_t pm_nn_cast(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_dt dt)
 {
-    nn_op *o = pm_nn__new_op(p, OP_CAST, name);
-    if (!o || !pm_nn__valid(p, src, name))
-        return -1;
-    nn_tensor s = p->t[src];
-    int d = pm_nn__new_tensor(p, s.c, s.h, s.w, dt);
-    if (d < 0)
-        return -1;
-    o = &p->ops[p->nops - 1];
-    o->src = src;
-    o->dst = d;
-    o->out_dt = dt;
-    return d;
+    nn_op *o = unary_op(p, OP_CAST, name, src, -1, dt);
+    return o ? o->dst : -1;
 }
 
 pm_nn_t pm_nn_channels(pm_nn_plan *p, pm_nn_t t, int c0, int c1)
@@ -174,8 +171,8 @@ void pm_nn_add_const(pm_nn_plan *p, const char *name, pm_nn_t src, const float *
 void pm_nn_add_sine_pos(pm_nn_plan *p, const char *name, pm_nn_t src, pm_nn_t dst)
 {
     nn_op *o = elt_op(p, name, ELT_SINEPOS, src, dst);
-    if (o && same_shape(p, src, dst, name) && (p->t[dst].c % 2 || p->t[dst].c / 2 > 1024))
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: %d channels (even, at most 2048)", name, p->t[dst].c));
+    if (o && same_shape(p, src, dst, name) && p->t[dst].c % 2)
+        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: %d channels (an even number)", name, p->t[dst].c));
 }
 
 /* ------------------------------------------------------------ lowering */
@@ -248,18 +245,24 @@ static int mat_arg(pm_nn_plan *p, const char *name, const pm_nn_mat *m, pm_nn_dt
     return 0;
 }
 
+/* A buffer of `bytes` the plan owns (freed with it); NULL when out of memory. */
+static void *plan_alloc(pm_nn_plan *p, size_t bytes)
+{
+    GROW(p->owned, p->nowned, p->cap_owned, return NULL);
+    float *buf = pm_malloc(bytes ? bytes : 4);
+    if (buf) {
+        p->owned[p->nowned++] = buf;
+        p->owned_bytes += bytes;
+    }
+    return buf;
+}
+
 /* A plan-owned copy of constant weights in the format the product wants. */
 static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, const float *data,
                                  const dnnl_memory_desc_t *want)
 {
-    size_t bytes = dnnl_memory_desc_get_size(want);
-    GROW(p->owned, p->nowned, p->cap_owned, return NULL);
-    float *buf = pm_malloc(bytes ? bytes : 4);
-    if (!buf)
-        return NULL;
-    p->owned[p->nowned++] = buf;
-    p->owned_bytes += bytes;
-    if (pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
+    void *buf = plan_alloc(p, dnnl_memory_desc_get_size(want));
+    if (!buf || pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
 #ifdef MADV_PAGEOUT
     long pg = sysconf(_SC_PAGESIZE);
@@ -440,26 +443,29 @@ int pm_nn__lower_elt(pm_nn_plan *p, const nn_op *op)
     s->k1 = op->k1;
     s->flags = op->flags;
     s->pad = op->pad;
+    if (op->elt == ELT_SINEPOS) { /* the terms of each row, then of each column */
+        const nn_tensor *d = &p->t[op->dst];
+        int npf = d->c / 2;
+        float *tab = plan_alloc(p, (size_t)(d->h + d->w) * npf * sizeof(float));
+        if (!tab)
+            return p->err = pm_errorf(PM_ENOMEM, "out of memory for %s", op->name);
+        for (int i = 0; i < d->h + d->w; i++) {
+            int n = i < d->h ? d->h : d->w, j = i < d->h ? i : i - d->h;
+            float pos = (float)(j + 1) / ((float)n + 1e-6f) * (float)(2.0 * M_PI);
+            for (int k = 0; k < npf; k++) {
+                float a = pos / powf(10000.0f, 2.0f * (float)(k / 2) / (float)npf);
+                tab[(size_t)i * npf + k] = k % 2 ? cosf(a) : sinf(a);
+            }
+        }
+        s->k0 = tab;
+    }
     return 0;
 }
 
 /* ---------------------------------------------------------------- runs */
 
-static inline float ld(const pm_nn_view *v, ptrdiff_t i)
-{
-    return v->dt == PM_NN_BF16 ? pm_nn_bf16_to_f32(((const uint16_t *)v->data)[i]) : ((const float *)v->data)[i];
-}
-
-static inline void st(const pm_nn_view *v, ptrdiff_t i, float x)
-{
-    if (v->dt == PM_NN_BF16)
-        ((uint16_t *)v->data)[i] = pm_nn_f32_to_bf16(x);
-    else
-        ((float *)v->data)[i] = x;
-}
-
 /* One output row y of an element-wise step. */
-static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd, int y, const float *dim_t)
+static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd, int y)
 {
     int C = vd->c, W = vd->w;
     for (int x = 0; x < W; x++) {
@@ -467,24 +473,22 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
         switch (s->elt) {
         case ELT_AFFINE:
             for (int c = 0; c < C; c++) {
-                float v = ld(vs, i + c * vs->sc) * s->k0[c] + s->k1[c];
-                st(vd, o + c * vd->sc, (s->flags & PM_NN_RELU) && v < 0.0f ? 0.0f : v);
+                float v = pm_nn_ld(vs, i + c * vs->sc) * s->k0[c] + s->k1[c];
+                pm_nn_st(vd, o + c * vd->sc, (s->flags & PM_NN_RELU) && v < 0.0f ? 0.0f : v);
             }
             break;
         case ELT_ADDCONST: {
             const float *k = s->k0 + ((size_t)y * W + x) * C;
             for (int c = 0; c < C; c++)
-                st(vd, o + c * vd->sc, (vs->data ? ld(vs, i + c * vs->sc) : 0.0f) + k[c]);
+                pm_nn_st(vd, o + c * vd->sc, (vs->data ? pm_nn_ld(vs, i + c * vs->sc) : 0.0f) + k[c]);
             break;
         }
-        case ELT_SINEPOS: {
+        case ELT_SINEPOS: { /* k0: the terms of each row, then of each column */
             int npf = C / 2;
-            const float scale = (float)(2.0 * M_PI);
-            float py = (float)(y + 1) / ((float)vd->h + 1e-6f) * scale, px = (float)(x + 1) / ((float)W + 1e-6f) * scale;
+            const float *ty = s->k0 + (size_t)y * npf, *tx = s->k0 + (size_t)(vd->h + x) * npf;
             for (int k = 0; k < npf; k++) {
-                float ay = py / dim_t[k], ax = px / dim_t[k];
-                st(vd, o + k * vd->sc, ld(vs, i + k * vs->sc) + (k % 2 ? cosf(ay) : sinf(ay)));
-                st(vd, o + (npf + k) * vd->sc, ld(vs, i + (npf + k) * vs->sc) + (k % 2 ? cosf(ax) : sinf(ax)));
+                pm_nn_st(vd, o + k * vd->sc, pm_nn_ld(vs, i + k * vs->sc) + ty[k]);
+                pm_nn_st(vd, o + (npf + k) * vd->sc, pm_nn_ld(vs, i + (npf + k) * vs->sc) + tx[k]);
             }
             break;
         }
@@ -498,7 +502,9 @@ static void elt_row(const nn_step *s, const pm_nn_view *vs, const pm_nn_view *vd
                        (ptrdiff_t)((yy[j] % r) * r + xx[j] % r) * vs->sc;
             for (int c = 0; c < C; c++) {
                 ptrdiff_t k = (ptrdiff_t)c * r2 * vs->sc;
-                st(vd, o + c * vd->sc, (((ld(vs, q[0] + k) + ld(vs, q[1] + k)) + ld(vs, q[2] + k)) + ld(vs, q[3] + k)) * 0.25f);
+                float sum = ((pm_nn_ld(vs, q[0] + k) + pm_nn_ld(vs, q[1] + k)) + pm_nn_ld(vs, q[2] + k)) +
+                            pm_nn_ld(vs, q[3] + k);
+                pm_nn_st(vd, o + c * vd->sc, sum * 0.25f);
             }
             break;
         }
@@ -517,13 +523,9 @@ int pm_nn__run_elt(pm_nn_plan *p, nn_step *s, uint8_t *arena)
     vd.data = arena + p->t[s->t_dst].off;
     if (s->t_src >= 0)
         vs.data = arena + p->t[s->t_src].off;
-    float dim_t[1024];
-    if (s->elt == ELT_SINEPOS)
-        for (int k = 0; k < vd.c / 2; k++)
-            dim_t[k] = powf(10000.0f, 2.0f * (float)(k / 2) / (float)(vd.c / 2));
     int H = vd.h, nt = (double)vd.c * vd.h * vd.w < NN_SMALL_WORK ? 1 : p->threads;
     PM_OMP_FOR(nt)
     for (int y = 0; y < H; y++)
-        elt_row(s, &vs, &vd, y, dim_t);
+        elt_row(s, &vs, &vd, y);
     return 0;
 }

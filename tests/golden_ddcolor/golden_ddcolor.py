@@ -163,7 +163,7 @@ def part_errors(drv, work):
     cases.append(("missing", bad, "decoder.color_decoder.transformer_ffn_layers.1.linear2.weight"))
     bad = dict(sd)
     bad["encoder.arch.stages.0.1.pwconv1.weight"] = torch.zeros(30, 8)
-    cases.append(("misshapen", bad, "encoder.arch.stages.0.1.pwconv1.weight has shape [30, 8]; expected [32, 8]"))
+    cases.append(("misshapen", bad, "encoder.arch.stages.0.1.pwconv1.weight has shape [30,8]; expected [32,8]"))
     bad = dict(sd)
     bad["decoder.layers.2.conv.0.weight_v"] = torch.zeros(5)
     cases.append(("spectral vector", bad, "decoder.layers.2.conv.0.weight_v"))
