@@ -283,10 +283,11 @@ void pm_nn_weights_free(pm_nn_weights *w)
 
 /* -------------------------------------------------------------- plans */
 
-void pm_nn__set_err(pm_nn_plan *p, int rc)
+int pm_nn__set_err(pm_nn_plan *p, int rc)
 {
     if (!p->err)
         p->err = rc;
+    return -1;
 }
 
 int pm_nn_plan_begin(pm_nn_ctx *ctx, int threads, pm_nn_plan **out)
@@ -403,10 +404,8 @@ pm_nn_t pm_nn_new(pm_nn_plan *p, int c, int h, int w, pm_nn_dt dt)
 {
     if (p->err)
         return -1;
-    if (c < 1 || h < 1 || w < 1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "tensor of %dx%dx%d", c, h, w));
-        return -1;
-    }
+    if (c < 1 || h < 1 || w < 1)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "tensor of %dx%dx%d", c, h, w));
     return pm_nn__new_tensor(p, c, h, w, dt);
 }
 
@@ -436,10 +435,9 @@ static pm_nn_t conv_op(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn
     if (!o || !pm_nn__valid(p, src, name))
         return -1;
     const nn_tensor *s = &p->t[src];
-    if (s->c != w->d.ic) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: input has %d channels, weights expect %d", name, s->c, w->d.ic));
-        return -1;
-    }
+    if (s->c != w->d.ic)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: input has %d channels, weights expect %d", name, s->c,
+                                           w->d.ic));
     pm_nn_conv_desc d = w->d;
     if (pad_over) {
         d.pad_t = pad_t;
@@ -447,24 +445,19 @@ static pm_nn_t conv_op(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_nn
     }
     int oh, ow;
     out_size(&d, s->h, s->w, &oh, &ow);
-    if (oh < 1 || ow < 1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: input %dx%d too small", name, s->w, s->h));
-        return -1;
-    }
+    if (oh < 1 || ow < 1)
+        return pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: input %dx%d too small", name, s->w, s->h));
     if (flags & (PM_NN_SUM | PM_NN_INTO)) {
         if (!pm_nn__valid(p, dst, name))
             return -1;
         const nn_tensor *t = &p->t[dst];
-        if (t->c != w->d.oc || t->h != oh || t->w != ow) {
-            pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target is %dx%dx%d, the convolution gives %dx%dx%d", name, t->c,
-                                 t->h, t->w, w->d.oc, oh, ow));
-            return -1;
-        }
+        if (t->c != w->d.oc || t->h != oh || t->w != ow)
+            return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target is %dx%dx%d, the convolution gives %dx%dx%d",
+                                               name, t->c, t->h, t->w, w->d.oc, oh, ow));
     } else {
         dst = pm_nn__new_tensor(p, w->d.oc, oh, ow, out_dt);
         if (dst < 0)
             return -1;
-        o = &p->ops[p->nops - 1];
     }
     o->src = src;
     o->w = w;
@@ -507,22 +500,18 @@ pm_nn_t pm_nn_conv_small(pm_nn_plan *p, const char *name, pm_nn_t src, const pm_
         return -1;
     const nn_tensor *s = &p->t[src];
     int oh = s->h - w->k + 1, ow = s->w - w->k + 1;
-    if (s->c != w->ic || oh < 1 || ow < 1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: input %dx%dx%d does not fit the weights", name, s->c, s->h, s->w));
-        return -1;
-    }
+    if (s->c != w->ic || oh < 1 || ow < 1)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: input %dx%dx%d does not fit the weights", name, s->c,
+                                           s->h, s->w));
     if (flags & PM_NN_INTO) {
         if (!pm_nn__valid(p, dst, name))
             return -1;
-        if (p->t[dst].c != w->oc || p->t[dst].h != oh || p->t[dst].w != ow || p->t[dst].dt != PM_NN_F32) {
-            pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
-            return -1;
-        }
+        if (p->t[dst].c != w->oc || p->t[dst].h != oh || p->t[dst].w != ow || p->t[dst].dt != PM_NN_F32)
+            return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
     } else {
         dst = pm_nn__new_tensor(p, w->oc, oh, ow, PM_NN_F32);
         if (dst < 0)
             return -1;
-        o = &p->ops[p->nops - 1];
     }
     o->src = src;
     o->dst = dst;
@@ -543,10 +532,8 @@ pm_nn_t pm_nn_rows(pm_nn_plan *p, pm_nn_t t, int r0, int r1)
     if (p->err || !pm_nn__valid(p, t, "a row view"))
         return -1;
     nn_tensor s = p->t[t];
-    if (r0 < 0 || r1 > s.h || r0 >= r1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "row view [%d, %d) of a tensor of %d rows", r0, r1, s.h));
-        return -1;
-    }
+    if (r0 < 0 || r1 > s.h || r0 >= r1)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "row view [%d, %d) of a tensor of %d rows", r0, r1, s.h));
     int v = pm_nn__new_tensor(p, s.c, r1 - r0, s.w, s.dt);
     if (v < 0)
         return -1;
@@ -586,22 +573,18 @@ pm_nn_t pm_nn_pad_window(pm_nn_plan *p, const char *name, pm_nn_t src, int src_r
     if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
-    if (pad_cols < 0 || pad_cols >= s.w || r1 <= r0 || -r0 >= full_h || r1 - 1 >= 2 * full_h - 1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: padding window does not fit a %dx%d image", name, s.w, full_h));
-        return -1;
-    }
+    if (pad_cols < 0 || pad_cols >= s.w || r1 <= r0 || -r0 >= full_h || r1 - 1 >= 2 * full_h - 1)
+        return pm_nn__set_err(p,
+                              pm_errorf(PM_EINVAL, "%s: padding window does not fit a %dx%d image", name, s.w, full_h));
     for (int r = r0; r < r1; r++) {
         int q = reflect_index(r, full_h) - src_row0;
-        if (q < 0 || q >= s.h) {
-            pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: row %d reflects to %d, outside the band [%d, %d)", name, r, q + src_row0,
-                                 src_row0, src_row0 + s.h));
-            return -1;
-        }
+        if (q < 0 || q >= s.h)
+            return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: row %d reflects to %d, outside the band [%d, %d)",
+                                               name, r, q + src_row0, src_row0, src_row0 + s.h));
     }
     int d = pm_nn__new_tensor(p, s.c, r1 - r0, s.w + 2 * pad_cols, s.dt);
     if (d < 0)
         return -1;
-    o = &p->ops[p->nops - 1];
     o->src = src;
     o->dst = d;
     o->pad = pad_cols;
@@ -617,18 +600,14 @@ pm_nn_t pm_nn_pad_reflect(pm_nn_plan *p, const char *name, pm_nn_t src, int pad,
     if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
-    if (pad < 0 || pad >= s.h || pad >= s.w) {
-        pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: reflect padding %d needs a tensor larger than %dx%d", name, pad, s.w, s.h));
-        return -1;
-    }
-    if (add >= 0 && (!pm_nn__valid(p, add, name) || p->t[add].c != s.c || p->t[add].h != s.h || p->t[add].w != s.w)) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: added tensor has the wrong shape", name));
-        return -1;
-    }
+    if (pad < 0 || pad >= s.h || pad >= s.w)
+        return pm_nn__set_err(p, pm_errorf(PM_EINVAL, "%s: reflect padding %d needs a tensor larger than %dx%d", name,
+                                           pad, s.w, s.h));
+    if (add >= 0 && (!pm_nn__valid(p, add, name) || p->t[add].c != s.c || p->t[add].h != s.h || p->t[add].w != s.w))
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: added tensor has the wrong shape", name));
     int d = pm_nn__new_tensor(p, s.c, s.h + 2 * pad, s.w + 2 * pad, s.dt);
     if (d < 0)
         return -1;
-    o = &p->ops[p->nops - 1];
     o->src = src;
     o->add = add;
     o->pad = pad;
@@ -658,14 +637,11 @@ pm_nn_t pm_nn_concat(pm_nn_plan *p, const char *name, pm_nn_t a, pm_nn_t b)
     if (!o || !pm_nn__valid(p, a, name) || !pm_nn__valid(p, b, name))
         return -1;
     nn_tensor ta = p->t[a], tb = p->t[b];
-    if (ta.h != tb.h || ta.w != tb.w || ta.dt != tb.dt) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: concatenated tensors differ in size or type", name));
-        return -1;
-    }
+    if (ta.h != tb.h || ta.w != tb.w || ta.dt != tb.dt)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: concatenated tensors differ in size or type", name));
     int d = pm_nn__new_tensor(p, ta.c + tb.c, ta.h, ta.w, ta.dt);
     if (d < 0)
         return -1;
-    o = &p->ops[p->nops - 1];
     o->src = a;
     o->b = b;
     o->dst = d;
@@ -678,14 +654,11 @@ pm_nn_t pm_nn_rfft2(pm_nn_plan *p, const char *name, pm_nn_t src)
     if (!o || !pm_nn__valid(p, src, name))
         return -1;
     nn_tensor s = p->t[src];
-    if (s.dt != PM_NN_F32) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: FFT input must be f32", name));
-        return -1;
-    }
+    if (s.dt != PM_NN_F32)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: FFT input must be f32", name));
     int d = pm_nn__new_tensor(p, 2 * s.c, s.h, s.w / 2 + 1, PM_NN_F32);
     if (d < 0)
         return -1;
-    o = &p->ops[p->nops - 1];
     o->src = src;
     o->dst = d;
     return d;
@@ -698,14 +671,11 @@ pm_nn_t pm_nn_irfft2_add(pm_nn_plan *p, const char *name, pm_nn_t freq, int w, f
     if (!o || !pm_nn__valid(p, freq, name) || !pm_nn__valid(p, add, name))
         return -1;
     nn_tensor f = p->t[freq], a = p->t[add];
-    if (f.dt != PM_NN_F32 || f.c != 2 * a.c || f.h != a.h || a.w != w || f.w != w / 2 + 1) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: spectrum and addend shapes disagree", name));
-        return -1;
-    }
+    if (f.dt != PM_NN_F32 || f.c != 2 * a.c || f.h != a.h || a.w != w || f.w != w / 2 + 1)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: spectrum and addend shapes disagree", name));
     int d = pm_nn__new_tensor(p, a.c, a.h, a.w, out_dt);
     if (d < 0)
         return -1;
-    o = &p->ops[p->nops - 1];
     o->src = freq;
     o->add = add;
     o->dst = d;
@@ -740,26 +710,21 @@ pm_nn_t pm_nn_interleave2(pm_nn_plan *p, const char *name, const pm_nn_t t[4], p
         if (!pm_nn__valid(p, t[i], name))
             return -1;
         if (p->t[t[i]].c != p->t[t[0]].c || p->t[t[i]].h != p->t[t[0]].h || p->t[t[i]].w != p->t[t[0]].w ||
-            p->t[t[i]].dt != p->t[t[0]].dt) {
-            pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: the four inputs differ in shape", name));
-            return -1;
-        }
+            p->t[t[i]].dt != p->t[t[0]].dt)
+            return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: the four inputs differ in shape", name));
     }
     nn_tensor a = p->t[t[0]];
     int d = dst;
     if (d >= 0) {
         if (!pm_nn__valid(p, d, name))
             return -1;
-        if (p->t[d].c != a.c || p->t[d].h != 2 * a.h || p->t[d].w != 2 * a.w || p->t[d].dt != a.dt) {
-            pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
-            return -1;
-        }
+        if (p->t[d].c != a.c || p->t[d].h != 2 * a.h || p->t[d].w != 2 * a.w || p->t[d].dt != a.dt)
+            return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "%s: target has the wrong shape", name));
     } else {
         d = pm_nn__new_tensor(p, a.c, 2 * a.h, 2 * a.w, a.dt);
         if (d < 0)
             return -1;
     }
-    o = &p->ops[p->nops - 1];
     for (int i = 0; i < 4; i++)
         o->quad[i] = t[i];
     o->dst = d;

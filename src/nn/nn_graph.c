@@ -69,7 +69,6 @@ static nn_op *unary_op(pm_nn_plan *p, int kind, const char *name, pm_nn_t src, p
     dt = dt < 0 ? (int)p->t[src].dt : dt;
     if (dst < 0 && (dst = pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w, (pm_nn_dt)dt)) < 0)
         return NULL;
-    o = &p->ops[p->nops - 1]; /* new_tensor may have moved the ops */
     o->src = src;
     o->dst = dst;
     o->out_dt = (pm_nn_dt)dt;
@@ -106,10 +105,9 @@ pm_nn_t pm_nn_channels(pm_nn_plan *p, pm_nn_t t, int c0, int c1)
     if (p->err || !pm_nn__valid(p, t, "a channel view"))
         return -1;
     nn_tensor s = p->t[t];
-    if (c0 < 0 || c1 > s.c || c0 >= c1 || s.parent >= 0) {
-        pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "channel view [%d, %d) of a tensor of %d channels", c0, c1, s.c));
-        return -1;
-    }
+    if (c0 < 0 || c1 > s.c || c0 >= c1 || s.parent >= 0)
+        return pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "channel view [%d, %d) of a tensor of %d channels", c0, c1,
+                                           s.c));
     int v = pm_nn__new_tensor(p, c1 - c0, s.h, s.w, s.dt);
     if (v < 0)
         return -1;
@@ -205,10 +203,8 @@ static int as_nhwc(pm_nn_plan *p, int t, int write, const char *name)
     }
     if (dense_nhwc(&x))
         return t;
-    if (write || x.parent >= 0) {
-        pm_nn__set_err(p, pm_errorf(PM_EUNSUPPORTED, "%s: a matrix needs a dense nhwc tensor", name));
-        return -1;
-    }
+    if (write || x.parent >= 0)
+        return pm_nn__set_err(p, pm_errorf(PM_EUNSUPPORTED, "%s: a matrix needs a dense nhwc tensor", name));
     char nm[64];
     snprintf(nm, sizeof nm, "%s#in", name);
     return pm_nn__add_reorder(p, nm, t, &md, -1);

@@ -188,7 +188,8 @@ int pm_nn__dnnl_err(dnnl_status_t s, const char *what, const char *name);
 dnnl_status_t pm_nn__conv_desc(dnnl_convolution_desc_t *cd, const pm_nn_conv_desc *d, dnnl_alg_kind_t alg,
                                const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
                                const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst);
-void pm_nn__set_err(pm_nn_plan *p, int rc);
+/* Records rc as the plan's first error; returns -1 (no tensor). */
+int pm_nn__set_err(pm_nn_plan *p, int rc);
 void pm_nn__wei_md(dnnl_memory_desc_t *md, const pm_nn_conv_desc *d, pm_nn_dt dt, int plain);
 
 #endif
