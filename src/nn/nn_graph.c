@@ -313,14 +313,6 @@ static int step_done(pm_nn_plan *p, dnnl_primitive_desc_t pd, int n)
     return p->err;
 }
 
-static void arg(pm_nn_plan *p, int *n, int kind, int tensor, dnnl_memory_t mem)
-{
-    nn_step *s = &p->steps[p->nsteps - 1];
-    s->arg_kind[*n] = kind;
-    s->arg_tensor[*n] = tensor;
-    s->arg_mem[(*n)++] = mem;
-}
-
 int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
 {
     const pm_nn_mat *a = &op->m[0], *b = &op->m[1], *c = &op->m[2];
@@ -349,11 +341,11 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
         pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "out of memory for the weights of %s", op->name));
     if (s && !p->err) {
         s->flops = flops;
-        arg(p, &n, DNNL_ARG_SRC, at, am);
-        arg(p, &n, DNNL_ARG_WEIGHTS, own ? -1 : bt, bm);
+        pm_nn__arg(p, &n, DNNL_ARG_SRC, at, am);
+        pm_nn__arg(p, &n, DNNL_ARG_WEIGHTS, own ? -1 : bt, bm);
         if (op->k0)
-            arg(p, &n, DNNL_ARG_BIAS, -1, pm_nn__fixed_mem(p, &bias_md, (void *)op->k0));
-        arg(p, &n, DNNL_ARG_DST, ct, cm);
+            pm_nn__arg(p, &n, DNNL_ARG_BIAS, -1, pm_nn__fixed_mem(p, &bias_md, (void *)op->k0));
+        pm_nn__arg(p, &n, DNNL_ARG_DST, ct, cm);
         if ((rc = pm_nn__post_args(p, &p->steps[p->nsteps - 1], &n, &op->post, &bias_md, 0)))
             pm_nn__set_err(p, rc);
     }
@@ -378,10 +370,10 @@ int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
                                                                   dnnl_use_scale | dnnl_use_shift);
     int n = 0;
     if (desc_step(p, op->name, &ld, st, NULL, NULL, (double)x.c * x.h * x.w, &pd)) {
-        arg(p, &n, DNNL_ARG_SRC, st_, sm);
-        arg(p, &n, DNNL_ARG_DST, dt_, dm);
-        arg(p, &n, DNNL_ARG_SCALE, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k0));
-        arg(p, &n, DNNL_ARG_SHIFT, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k1));
+        pm_nn__arg(p, &n, DNNL_ARG_SRC, st_, sm);
+        pm_nn__arg(p, &n, DNNL_ARG_DST, dt_, dm);
+        pm_nn__arg(p, &n, DNNL_ARG_SCALE, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k0));
+        pm_nn__arg(p, &n, DNNL_ARG_SHIFT, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k1));
     }
     return step_done(p, pd, n);
 }
@@ -398,8 +390,8 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
     dnnl_status_t st = dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &md, 1);
     int n = 0;
     if (desc_step(p, op->name, &sd, st, NULL, NULL, (double)op->m[0].rows * op->m[0].cols, &pd)) {
-        arg(p, &n, DNNL_ARG_SRC, t, NULL);
-        arg(p, &n, DNNL_ARG_DST, t, NULL);
+        pm_nn__arg(p, &n, DNNL_ARG_SRC, t, NULL);
+        pm_nn__arg(p, &n, DNNL_ARG_DST, t, NULL);
     }
     return step_done(p, pd, n);
 }

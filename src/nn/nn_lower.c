@@ -55,6 +55,16 @@ static int resolve_op(pm_nn_plan *p, const nn_op *op)
     return rc;
 }
 
+/* Appends argument `kind` to the last step as its argument *n (incremented):
+ * tensor `tensor`, or the fixed memory `mem` when tensor < 0. */
+void pm_nn__arg(pm_nn_plan *p, int *n, int kind, int tensor, dnnl_memory_t mem)
+{
+    nn_step *s = &p->steps[p->nsteps - 1];
+    s->arg_kind[*n] = kind;
+    s->arg_tensor[*n] = tensor;
+    s->arg_mem[(*n)++] = mem;
+}
+
 /* Gives the last step (the primitive of `pd`) a scratchpad tensor when the
  * primitive wants one, as argument `*n` (incremented). The tensor belongs to
  * the plan's arena. Returns 0, or p->err when the tensor cannot be made. */
@@ -67,10 +77,7 @@ int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
     if (st < 0)
         return p->err;
     pm_nn__fix(p, st, sp);
-    nn_step *s = &p->steps[p->nsteps - 1];
-    s->arg_kind[*n] = DNNL_ARG_SCRATCHPAD;
-    s->arg_tensor[*n] = st;
-    (*n)++;
+    pm_nn__arg(p, n, DNNL_ARG_SCRATCHPAD, st, NULL);
     return 0;
 }
 
@@ -100,11 +107,9 @@ int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memo
         goto release;
     }
     snprintf(s->impl, sizeof s->impl, "reorder");
-    s->arg_kind[0] = DNNL_ARG_FROM;
-    s->arg_tensor[0] = src;
-    s->arg_kind[1] = DNNL_ARG_TO;
-    s->arg_tensor[1] = d;
-    int nargs = 2;
+    int nargs = 0;
+    pm_nn__arg(p, &nargs, DNNL_ARG_FROM, src, NULL);
+    pm_nn__arg(p, &nargs, DNNL_ARG_TO, d, NULL);
     if (pm_nn__add_scratchpad(p, pd, &nargs)) {
         d = -1;
         goto release;
@@ -292,12 +297,8 @@ static int conv_weights(pm_nn_plan *p, const nn_op *op, const dnnl_memory_desc_t
     }
     dnnl_primitive_desc_destroy(rpd);
     snprintf(s->impl, sizeof s->impl, "weights reorder");
-    s->arg_kind[0] = DNNL_ARG_FROM;
-    s->arg_tensor[0] = -1;
-    s->arg_mem[0] = stored;
-    s->arg_kind[1] = DNNL_ARG_TO;
-    s->arg_tensor[1] = *wtensor;
-    s->nargs = 2;
+    pm_nn__arg(p, &s->nargs, DNNL_ARG_FROM, -1, stored);
+    pm_nn__arg(p, &s->nargs, DNNL_ARG_TO, *wtensor, NULL);
     *wm = NULL;
     return 0;
 }
@@ -365,24 +366,17 @@ static int lower_conv(pm_nn_plan *p, const nn_op *op)
     }
     pm_nn__set_impl(s, pd);
     int n = 0;
-    s->arg_kind[n] = DNNL_ARG_SRC;
-    s->arg_tensor[n++] = src;
-    s->arg_kind[n] = DNNL_ARG_WEIGHTS;
-    s->arg_tensor[n] = wtensor;
-    s->arg_mem[n++] = wm;
+    pm_nn__arg(p, &n, DNNL_ARG_SRC, src, NULL);
+    pm_nn__arg(p, &n, DNNL_ARG_WEIGHTS, wtensor, wm);
     if (w->bias) {
         dnnl_memory_t bm = conv_bias(p, op, &bias_md);
         if (!bm) {
             rc = pm_errorf(PM_ENOMEM, "out of memory");
             goto release;
         }
-        s = &p->steps[p->nsteps - 1];
-        s->arg_kind[n] = DNNL_ARG_BIAS;
-        s->arg_tensor[n] = -1;
-        s->arg_mem[n++] = bm;
+        pm_nn__arg(p, &n, DNNL_ARG_BIAS, -1, bm);
     }
-    s->arg_kind[n] = DNNL_ARG_DST;
-    s->arg_tensor[n++] = dst;
+    pm_nn__arg(p, &n, DNNL_ARG_DST, dst, NULL);
     if ((rc = pm_nn__add_scratchpad(p, pd, &n)))
         goto release;
     s = &p->steps[p->nsteps - 1];
@@ -539,13 +533,10 @@ static int lower_concat(pm_nn_plan *p, const nn_op *op)
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(s->impl, sizeof s->impl, "%s", impl ? impl : "concat");
-    s->arg_kind[0] = DNNL_ARG_MULTIPLE_SRC;
-    s->arg_tensor[0] = op->src;
-    s->arg_kind[1] = DNNL_ARG_MULTIPLE_SRC + 1;
-    s->arg_tensor[1] = op->b;
-    s->arg_kind[2] = DNNL_ARG_DST;
-    s->arg_tensor[2] = op->dst;
-    int nargs = 3;
+    int nargs = 0;
+    pm_nn__arg(p, &nargs, DNNL_ARG_MULTIPLE_SRC, op->src, NULL);
+    pm_nn__arg(p, &nargs, DNNL_ARG_MULTIPLE_SRC + 1, op->b, NULL);
+    pm_nn__arg(p, &nargs, DNNL_ARG_DST, op->dst, NULL);
     if ((rc = pm_nn__add_scratchpad(p, pd, &nargs)))
         goto release;
     p->steps[p->nsteps - 1].nargs = nargs;
@@ -654,6 +645,32 @@ release:
     return rc;
 }
 
+static int lower_cast(pm_nn_plan *p, const nn_op *op)
+{
+    pm_nn__fix_default(p, op->src);
+    dnnl_memory_desc_t md;
+    pm_nn__md_like(&md, &p->t[op->src].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, op->out_dt);
+    return pm_nn__add_reorder(p, op->name, op->src, &md, op->dst) < 0 ? p->err : 0;
+}
+
+static int lower_mark(pm_nn_plan *p, const nn_op *op)
+{
+    nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");
+    if (!s)
+        return p->err = pm_errorf(PM_ENOMEM, "out of memory");
+    s->value = op->value;
+    return 0;
+}
+
+/* The lowering of each op kind (nn_op_kind). */
+static int (*const lowerings[])(pm_nn_plan *p, const nn_op *op) = {
+    [OP_CONV] = lower_conv, [OP_PAD] = lower_pad, [OP_ADD] = lower_add, [OP_CONCAT] = lower_concat,
+    [OP_RFFT] = pm_nn__lower_fft, [OP_IRFFT] = pm_nn__lower_ifft, [OP_MARK] = lower_mark,
+    [OP_INTERLEAVE] = pm_nn__lower_interleave, [OP_BORDER] = pm_nn__lower_border,
+    [OP_SMALLCONV] = pm_nn__lower_smallconv, [OP_MATMUL] = pm_nn__lower_matmul, [OP_LNORM] = pm_nn__lower_lnorm,
+    [OP_SOFTMAX] = pm_nn__lower_softmax, [OP_CAST] = lower_cast, [OP_ELT] = pm_nn__lower_elt,
+};
+
 int pm_nn_plan_finish(pm_nn_plan *p)
 {
     if (p->err)
@@ -666,63 +683,7 @@ int pm_nn_plan_finish(pm_nn_plan *p)
         const nn_op *op = &p->ops[i];
         if (resolve_op(p, op))
             break;
-        switch (op->kind) {
-        case OP_CONV:
-            lower_conv(p, op);
-            break;
-        case OP_PAD:
-            lower_pad(p, op);
-            break;
-        case OP_ADD:
-            lower_add(p, op);
-            break;
-        case OP_CONCAT:
-            lower_concat(p, op);
-            break;
-        case OP_RFFT:
-            pm_nn__fix_default(p, op->src);
-            pm_nn__lower_fft(p, op);
-            break;
-        case OP_IRFFT:
-            pm_nn__lower_ifft(p, op);
-            break;
-        case OP_INTERLEAVE:
-            pm_nn__lower_interleave(p, op);
-            break;
-        case OP_BORDER:
-            pm_nn__lower_border(p, op);
-            break;
-        case OP_SMALLCONV:
-            pm_nn__lower_smallconv(p, op);
-            break;
-        case OP_MATMUL:
-            pm_nn__lower_matmul(p, op);
-            break;
-        case OP_LNORM:
-            pm_nn__lower_lnorm(p, op);
-            break;
-        case OP_SOFTMAX:
-            pm_nn__lower_softmax(p, op);
-            break;
-        case OP_CAST: {
-            pm_nn__fix_default(p, op->src);
-            dnnl_memory_desc_t md;
-            pm_nn__md_like(&md, &p->t[op->src].md, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w, op->out_dt);
-            pm_nn__add_reorder(p, op->name, op->src, &md, op->dst);
-            break;
-        }
-        case OP_ELT:
-            pm_nn__lower_elt(p, op);
-            break;
-        case OP_MARK: {
-            nn_step *s = pm_nn__new_step(p, ST_MARK, "mark");
-            if (!s)
-                pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "out of memory"));
-            else
-                s->value = op->value;
-            break;
-        }
-        }
+        lowerings[op->kind](p, op);
     }
     if (p->err)
         return p->err;

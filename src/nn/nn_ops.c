@@ -356,6 +356,7 @@ static fftwf_plan plan_fft(int H, int W, int G, const pm_nn_view *vo, size_t out
 int pm_nn__lower_fft(pm_nn_plan *p, const nn_op *op)
 {
     int src = op->src;
+    pm_nn__fix_default(p, src);
     pm_nn_view vi, vo;
     if (pm_nn_view_from_md(&vi, &p->t[src].md))
         return p->err = pm_errorf(PM_EUNSUPPORTED, "%s: FFT input layout not supported", op->name);

@@ -63,28 +63,8 @@ int pm_nn__lower_smallconv(pm_nn_plan *p, const nn_op *op)
     pm_nn_view v;
     if (pm_nn_view_from_md(&v, &p->t[src].md) || v.blk != 1 || v.sc != 1) {
         /* bring the input to nhwc */
-        pm_nn_t r = -1;
-        dnnl_primitive_desc_t pd = NULL;
-        if (dnnl_reorder_primitive_desc_create(&pd, &p->t[src].md, p->ctx->eng, &md, p->ctx->eng, NULL) ==
-            dnnl_success) {
-            r = pm_nn__new_tensor(p, p->t[src].c, p->t[src].h, p->t[src].w, p->t[src].dt);
-            nn_step *s = r >= 0 ? pm_nn__new_step(p, ST_PRIM, op->name) : NULL;
-            if (s && dnnl_primitive_create(&s->prim, pd) == dnnl_success) {
-                pm_nn__fix(p, r, &md);
-                snprintf(s->impl, sizeof s->impl, "reorder");
-                s->arg_kind[0] = DNNL_ARG_FROM;
-                s->arg_tensor[0] = src;
-                s->arg_kind[1] = DNNL_ARG_TO;
-                s->arg_tensor[1] = r;
-                s->nargs = 2;
-            } else {
-                r = -1;
-            }
-            dnnl_primitive_desc_destroy(pd);
-        }
-        if (r < 0)
-            return p->err = pm_errorf(PM_EINTERNAL, "%s: cannot bring the input to nhwc", op->name);
-        src = r;
+        if ((src = pm_nn__add_reorder(p, op->name, src, &md, -1)) < 0)
+            return p->err;
     }
     if (!p->t[op->dst].fixed) {
         dnnl_dims_t dd = {1, p->t[op->dst].c, p->t[op->dst].h, p->t[op->dst].w};
