@@ -302,17 +302,6 @@ static nn_step *desc_step(pm_nn_plan *p, const char *name, const void *desc, dnn
     return s;
 }
 
-/* Adds the scratchpad and fixes the argument count n of the last step;
- * destroys pd. Returns p->err. */
-static int step_done(pm_nn_plan *p, dnnl_primitive_desc_t pd, int n)
-{
-    if (pd && !p->err && !pm_nn__add_scratchpad(p, pd, &n))
-        p->steps[p->nsteps - 1].nargs = n;
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    return p->err;
-}
-
 int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
 {
     const pm_nn_mat *a = &op->m[0], *b = &op->m[1], *c = &op->m[2];
@@ -349,7 +338,7 @@ int pm_nn__lower_matmul(pm_nn_plan *p, const nn_op *op)
         if ((rc = pm_nn__post_args(p, &p->steps[p->nsteps - 1], &n, &op->post, &bias_md, 0)))
             pm_nn__set_err(p, rc);
     }
-    return step_done(p, pd, n);
+    return pm_nn__step_done(p, pd, n);
 }
 
 int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
@@ -375,7 +364,7 @@ int pm_nn__lower_lnorm(pm_nn_plan *p, const nn_op *op)
         pm_nn__arg(p, &n, DNNL_ARG_SCALE, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k0));
         pm_nn__arg(p, &n, DNNL_ARG_SHIFT, -1, pm_nn__fixed_mem(p, &cmd, (void *)op->k1));
     }
-    return step_done(p, pd, n);
+    return pm_nn__step_done(p, pd, n);
 }
 
 int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
@@ -393,7 +382,7 @@ int pm_nn__lower_softmax(pm_nn_plan *p, const nn_op *op)
         pm_nn__arg(p, &n, DNNL_ARG_SRC, t, NULL);
         pm_nn__arg(p, &n, DNNL_ARG_DST, t, NULL);
     }
-    return step_done(p, pd, n);
+    return pm_nn__step_done(p, pd, n);
 }
 
 /* Element-wise steps read and write non-blocked layouts (nhwc, nchw, views). */

@@ -163,6 +163,7 @@ void pm_nn__free_custom(nn_step *s);
 /* nn_lower.c, for nn_graph.c */
 int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md, int into);
 void pm_nn__arg(pm_nn_plan *p, int *n, int kind, int tensor, dnnl_memory_t mem);
+int pm_nn__step_done(pm_nn_plan *p, dnnl_primitive_desc_t pd, int n);
 int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n);
 dnnl_memory_t pm_nn__fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data);
 int pm_nn__resolve(pm_nn_plan *p, int t);

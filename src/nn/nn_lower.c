@@ -81,6 +81,17 @@ int pm_nn__add_scratchpad(pm_nn_plan *p, const_dnnl_primitive_desc_t pd, int *n)
     return 0;
 }
 
+/* Adds the scratchpad and fixes the argument count n of the last step;
+ * destroys pd. Returns p->err. */
+int pm_nn__step_done(pm_nn_plan *p, dnnl_primitive_desc_t pd, int n)
+{
+    if (pd && !p->err && !pm_nn__add_scratchpad(p, pd, &n))
+        p->steps[p->nsteps - 1].nargs = n;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return p->err;
+}
+
 /* A reorder of tensor `src` into tensor `into` (unfixed), or into a new
  * tensor when into < 0, of description `md`. Returns the tensor or -1. */
 int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memory_desc_t *md, int into)
@@ -93,34 +104,22 @@ int pm_nn__add_reorder(pm_nn_plan *p, const char *name, int src, const dnnl_memo
     if (d < 0)
         return -1;
     pm_nn__fix(p, d, md);
+    nn_step *s = NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
-        dnnl_reorder_primitive_desc_create(&pd, &p->t[src].md, p->ctx->eng, md, p->ctx->eng, attr) != dnnl_success) {
+        dnnl_reorder_primitive_desc_create(&pd, &p->t[src].md, p->ctx->eng, md, p->ctx->eng, attr) != dnnl_success)
         pm_nn__set_err(p, pm_errorf(PM_EINTERNAL, "oneDNN could not create a reorder for %s", name));
-        d = -1;
-        goto release;
-    }
-    nn_step *s = pm_nn__new_step(p, ST_PRIM, name);
-    if (!s || dnnl_primitive_create(&s->prim, pd) != dnnl_success) {
+    else if (!(s = pm_nn__new_step(p, ST_PRIM, name)) || dnnl_primitive_create(&s->prim, pd) != dnnl_success)
         pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "could not create a reorder for %s", name));
-        d = -1;
-        goto release;
+    int n = 0;
+    if (s && !p->err) {
+        snprintf(s->impl, sizeof s->impl, "reorder");
+        pm_nn__arg(p, &n, DNNL_ARG_FROM, src, NULL);
+        pm_nn__arg(p, &n, DNNL_ARG_TO, d, NULL);
     }
-    snprintf(s->impl, sizeof s->impl, "reorder");
-    int nargs = 0;
-    pm_nn__arg(p, &nargs, DNNL_ARG_FROM, src, NULL);
-    pm_nn__arg(p, &nargs, DNNL_ARG_TO, d, NULL);
-    if (pm_nn__add_scratchpad(p, pd, &nargs)) {
-        d = -1;
-        goto release;
-    }
-    p->steps[p->nsteps - 1].nargs = nargs;
-release:
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
-    return d;
+    return pm_nn__step_done(p, pd, n) ? -1 : d;
 }
 
 dnnl_memory_t pm_nn__fixed_mem(pm_nn_plan *p, const dnnl_memory_desc_t *md, void *data)
@@ -402,16 +401,11 @@ release:
  * reorder when it differs; returns the tensor id to use. */
 static int as_layout_of(pm_nn_plan *p, int t, int like, const char *name)
 {
-    if (!p->t[t].fixed) {
-        dnnl_memory_desc_t md;
-        if (pm_nn__md_like(&md, &p->t[like].md, p->t[t].c, p->t[t].h, p->t[t].w, p->t[t].dt))
-            return -1;
-        pm_nn__fix(p, t, &md);
-        return t;
-    }
     dnnl_memory_desc_t md;
     if (pm_nn__md_like(&md, &p->t[like].md, p->t[t].c, p->t[t].h, p->t[t].w, p->t[t].dt))
         return -1;
+    if (!p->t[t].fixed)
+        pm_nn__fix(p, t, &md);
     if (dnnl_memory_desc_equal(&md, &p->t[t].md))
         return t;
     char nm[64];
@@ -517,37 +511,24 @@ static int lower_concat(pm_nn_plan *p, const nn_op *op)
     dnnl_memory_desc_t mds[2] = {p->t[op->src].md, p->t[op->b].md};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    int rc = 0;
     dnnl_primitive_attr_create(&attr);
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (dnnl_concat_primitive_desc_create(&pd, NULL, 2, 1, mds, attr, p->ctx->eng) != dnnl_success) {
-        rc = pm_errorf(PM_EINTERNAL, "oneDNN could not create a concatenation for %s", op->name);
-        goto release;
-    }
+    dnnl_status_t st = dnnl_concat_primitive_desc_create(&pd, NULL, 2, 1, mds, attr, p->ctx->eng);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return p->err = pm_errorf(PM_EINTERNAL, "oneDNN could not create a concatenation for %s", op->name);
     pm_nn__fix(p, op->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
     nn_step *s = pm_nn__new_step(p, ST_PRIM, op->name);
+    int n = 0;
     if (!s || dnnl_primitive_create(&s->prim, pd) != dnnl_success) {
-        rc = pm_errorf(PM_ENOMEM, "could not create the concatenation for %s", op->name);
-        goto release;
+        pm_nn__set_err(p, pm_errorf(PM_ENOMEM, "could not create the concatenation for %s", op->name));
+    } else {
+        pm_nn__set_impl(s, pd);
+        pm_nn__arg(p, &n, DNNL_ARG_MULTIPLE_SRC, op->src, NULL);
+        pm_nn__arg(p, &n, DNNL_ARG_MULTIPLE_SRC + 1, op->b, NULL);
+        pm_nn__arg(p, &n, DNNL_ARG_DST, op->dst, NULL);
     }
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(s->impl, sizeof s->impl, "%s", impl ? impl : "concat");
-    int nargs = 0;
-    pm_nn__arg(p, &nargs, DNNL_ARG_MULTIPLE_SRC, op->src, NULL);
-    pm_nn__arg(p, &nargs, DNNL_ARG_MULTIPLE_SRC + 1, op->b, NULL);
-    pm_nn__arg(p, &nargs, DNNL_ARG_DST, op->dst, NULL);
-    if ((rc = pm_nn__add_scratchpad(p, pd, &nargs)))
-        goto release;
-    p->steps[p->nsteps - 1].nargs = nargs;
-release:
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    if (rc)
-        pm_nn__set_err(p, rc);
-    return rc;
+    return pm_nn__step_done(p, pd, n);
 }
 
 static void use(pm_nn_plan *p, int t, int step)
