@@ -42,10 +42,6 @@ static inline ptrdiff_t pm_nn_view_off(const pm_nn_view *v, int c, int h, int w)
     return (ptrdiff_t)(c / v->blk) * v->sc + c % v->blk + (ptrdiff_t)h * v->sh + (ptrdiff_t)w * v->sw;
 }
 
-/* Fills *v from a oneDNN memory description of a 4-D batch-1 tensor; data is
- * left NULL. Returns PM_EUNSUPPORTED for layouts it cannot express. */
-int pm_nn_view_from_md(pm_nn_view *v, const dnnl_memory_desc_t *md);
-
 /* bf16 <-> f32 (round to nearest even). */
 static inline uint16_t pm_nn_f32_to_bf16(float f)
 {

@@ -124,6 +124,9 @@ struct pm_nn_plan {
 };
 
 /* nn.c */
+/* Fills *v from a oneDNN memory description of a 4-D batch-1 tensor; data is
+ * left NULL. Returns PM_EUNSUPPORTED for layouts it cannot express. */
+int pm_nn_view_from_md(pm_nn_view *v, const dnnl_memory_desc_t *md);
 nn_op *pm_nn__new_op(pm_nn_plan *p, enum nn_op_kind kind, const char *name);
 int pm_nn__valid(pm_nn_plan *p, pm_nn_t t, const char *what);
 int pm_nn__exec_reorder(pm_nn_ctx *ctx, const dnnl_memory_desc_t *smd, void *src, const dnnl_memory_desc_t *dmd,
