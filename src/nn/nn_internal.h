@@ -22,7 +22,7 @@ struct pm_nn_ctx {
 };
 
 enum nn_op_kind { OP_CONV, OP_PAD, OP_ADD, OP_CONCAT, OP_RFFT, OP_IRFFT, OP_MARK, OP_INTERLEAVE, OP_BORDER, OP_SMALLCONV,
-                  OP_MATMUL, OP_LNORM, OP_SOFTMAX, OP_CAST, OP_ELT };
+                  OP_MATMUL, OP_LNORM, OP_SOFTMAX, OP_CAST, OP_ELT, OP_KINDS };
 /* element-wise ops (OP_ELT, ST_ELT) */
 enum nn_elt_kind { ELT_AFFINE, ELT_SHUFBLUR, ELT_ADDCONST, ELT_SINEPOS };
 

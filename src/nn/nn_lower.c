@@ -651,6 +651,7 @@ static int (*const lowerings[])(pm_nn_plan *p, const nn_op *op) = {
     [OP_SMALLCONV] = pm_nn__lower_smallconv, [OP_MATMUL] = pm_nn__lower_matmul, [OP_LNORM] = pm_nn__lower_lnorm,
     [OP_SOFTMAX] = pm_nn__lower_softmax, [OP_CAST] = lower_cast, [OP_ELT] = pm_nn__lower_elt,
 };
+_Static_assert(sizeof lowerings / sizeof *lowerings == OP_KINDS, "every op kind has a lowering");
 
 int pm_nn_plan_finish(pm_nn_plan *p)
 {
