@@ -97,6 +97,19 @@ static pm_patchmatch_params params_threads(int threads)
     return p;
 }
 
+/* Clears `img` under a box hole (x0,y0)-(x1,y1) of `mask`, fills it on two
+ * threads into *out (the caller frees it) and checks the pixels outside. */
+static void fill_box(pm_image *img, pm_image *mask, int x0, int y0, int x1, int y1, pm_image *out)
+{
+    mask_box(mask, x0, y0, x1, y1);
+    for (size_t i = 0; i < (size_t)img->width * img->height; i++)
+        if (mask->data[i])
+            memset(img->data + 3 * i, 0, 3);
+    pm_patchmatch_params p = params_threads(2);
+    assert_int_equal(pm_patchmatch_inpaint(img, mask, &p, out, NULL), 0);
+    assert_outside_exact(img, out, mask);
+}
+
 /* ------------------------------------------------------- building blocks */
 
 /* Independent reference for the patch distance: R, G, B and the texture
@@ -520,13 +533,7 @@ static void test_edge_continues(void **state)
                 double v = (y < edge ? top[c] : bot[c]) + (double)(lcg(&s) % 41) - 20;
                 img.data[3 * ((size_t)y * w + x) + c] = (uint8_t)v;
             }
-    mask_box(&mask, 70, 50, 130, 110);
-    for (size_t i = 0; i < (size_t)w * h; i++)
-        if (mask.data[i])
-            memset(img.data + 3 * i, 0, 3);
-    pm_patchmatch_params p = params_threads(2);
-    assert_int_equal(pm_patchmatch_inpaint(&img, &mask, &p, &out, NULL), 0);
-    assert_outside_exact(&img, &out, &mask);
+    fill_box(&img, &mask, 70, 50, 130, 110, &out);
     double span = 0;
     for (int c = 0; c < 3; c++)
         span += (top[c] - bot[c]) * (top[c] - bot[c]);
@@ -585,13 +592,7 @@ static void test_line_continues(void **state)
                 img.data[3 * ((size_t)y * w + x) + c] = (uint8_t)(v < 0 ? 0 : v);
             }
         }
-    mask_box(&mask, 122, 104, 170, 152);
-    for (size_t i = 0; i < (size_t)w * h; i++)
-        if (mask.data[i])
-            memset(img.data + 3 * i, 0, 3);
-    pm_patchmatch_params p = params_threads(2);
-    assert_int_equal(pm_patchmatch_inpaint(&img, &mask, &p, &out, NULL), 0);
-    assert_outside_exact(&img, &out, &mask);
+    fill_box(&img, &mask, 122, 104, 170, 152, &out);
     int good = 0, total = 0;
     for (int y = 106; y < 150; y++, total++) {
         double want = 128.0 + (y - vy) * 18.0 / (128.0 - vy), best = -1;
