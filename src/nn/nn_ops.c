@@ -323,8 +323,9 @@ static int scratch_tensor(pm_nn_plan *p, size_t floats)
     return t;
 }
 
-/* FFTW plans are made with FFTW_MEASURE on scratch arrays (once per shape;
- * FFTW keeps what it learnt for the process), under the planner lock:
+/* FFTW plans are made with FFTW_ESTIMATE (MEASURE took 0.08 s of a one-shot
+ * LaMa process for no faster transform; docs/benchmarks.md) on scratch
+ * arrays, under the planner lock:
  * r2c into a spectrum with the strides of *vo (out_bytes), or c2r when vo
  * is NULL. */
 static fftwf_plan plan_fft(int H, int W, int G, const pm_nn_view *vo, size_t out_bytes, unsigned extra)
@@ -338,10 +339,10 @@ static fftwf_plan plan_fft(int H, int W, int G, const pm_nn_view *vo, size_t out
         pthread_mutex_lock(&fftw_lock);
         if (vo) {
             fftwf_iodim dims[2] = {{H, W * G, (int)(vo->sh / 2)}, {W, G, (int)(vo->sw / 2)}};
-            pl = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, re, cx, FFTW_MEASURE | extra);
+            pl = fftwf_plan_guru_dft_r2c(2, dims, 1, &many, re, cx, FFTW_ESTIMATE | extra);
         } else {
             fftwf_iodim dims[2] = {{H, wf * G, W * G}, {W, G, G}};
-            pl = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, cx, re, FFTW_MEASURE | FFTW_DESTROY_INPUT);
+            pl = fftwf_plan_guru_dft_c2r(2, dims, 1, &many, cx, re, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
         }
         pthread_mutex_unlock(&fftw_lock);
     }
