@@ -397,6 +397,22 @@ def failures():
     data[start + 5] ^= 0x40
     open(path("flipped.pth"), "wb").write(data)
     bad("flipped.pth", "PM_ECORRUPT", "fails its CRC check")
+    # a tensor of 1.6 MB: its CRC is checked in pieces on several threads and
+    # combined; intact it must read back, with one byte flipped in its last
+    # piece (any piece) it must not
+    large = {"w": torch.randn(400003)}
+    torch.save(large, path("large.pth"))
+    expect("large.pth", large)
+    data = bytearray(open(path("large.pth"), "rb").read())
+    with zipfile.ZipFile(path("large.pth")) as z:
+        info = z.getinfo([n for n in z.namelist() if n.endswith("/data/0")][0])
+    lh = info.header_offset
+    start = lh + 30 + struct.unpack("<H", data[lh + 26:lh + 28])[0] + struct.unpack("<H", data[lh + 28:lh + 30])[0]
+    for name, at in (("large_flip_last.pth", info.file_size - 3), ("large_flip_mid.pth", info.file_size // 2 + 1)):
+        flipped = bytearray(data)
+        flipped[start + at] ^= 0x01
+        open(path(name), "wb").write(flipped)
+        bad(name, "PM_ECORRUPT", "fails its CRC check")
     big = bytearray(open(path("ddcolor.pth"), "rb").read())
     # a big-endian byteorder record (as a big-endian machine would write)
     with zipfile.ZipFile(path("ddcolor.pth")) as zi, zipfile.ZipFile(path("bigendian.pth"), "w") as zo:
