@@ -9,6 +9,8 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,8 +107,9 @@ typedef struct conv_spec {
     int ic, oc, k, stride, transposed;
     int ref; /* reference input side */
     int winograd;
-    const char *w, *b, *bn;
+    char w[64], b[64], bn[64]; /* tensor names under generator.; "": none */
     int shift; /* fold the BatchNorm's shift (else only its scale) and keep a bias */
+    pm_nn_weights *dst; /* what it becomes: four sub-pixel convolutions when transposed */
 } conv_spec;
 
 /* Reads c's weight and bias and folds its BatchNorm: *wt is L->buf (valid
@@ -116,7 +119,7 @@ static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
 {
     int64_t shape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->k, c->k}, bs[1] = {c->oc};
     size_t n = (size_t)c->ic * c->oc * c->k * c->k;
-    int has_bias = c->b || c->shift;
+    int has_bias = c->b[0] || c->shift;
     if (n > L->cap) {
         pm_free(L->buf);
         L->cap = (L->buf = pm_malloc(n * sizeof *L->buf)) ? n : 0;
@@ -125,9 +128,9 @@ static int read_folded(loader *L, const conv_spec *c, float **wt, float **bias)
     *bias = has_bias ? pm_calloc((size_t)c->oc, sizeof **bias) : NULL;
     int rc = !*wt || (has_bias && !*bias) ? pm_errorf(PM_ENOMEM, "out of memory loading LaMa")
                                           : read_tensor(L, *wt, 4, shape, c->w);
-    if (!rc && c->b)
+    if (!rc && c->b[0])
         rc = read_tensor(L, *bias, 1, bs, c->b);
-    if (!rc && c->bn)
+    if (!rc && c->bn[0])
         rc = fold_bn(L, c->bn, *wt, *bias, c->oc, c->ic, c->k * c->k, c->transposed, c->shift);
     if (rc) {
         pm_free(*bias);
@@ -145,15 +148,15 @@ static int make_weights(loader *L, pm_nn_weights *w, const pm_nn_conv_desc *d, c
     return rc;
 }
 
-/* A convolution with its BatchNorm folded (see read_folded). */
-static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c)
+/* A convolution with its BatchNorm folded (see read_folded), into c->dst. */
+static int make_conv(loader *L, const conv_spec *c)
 {
     float *wt, *bias;
     int rc = read_folded(L, c, &wt, &bias);
     pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = c->k, .kw = c->k, .stride = c->stride, .dt = L->dt,
                          .ref_h = c->ref, .ref_w = c->ref, .winograd = c->winograd};
     if (!rc)
-        rc = make_weights(L, w, &d, wt, bias);
+        rc = make_weights(L, c->dst, &d, wt, bias);
     pm_free(bias);
     return rc;
 }
@@ -165,7 +168,7 @@ static int make_conv(loader *L, pm_nn_weights *w, const conv_spec *c)
  * with dy in {0} -> ky 1 for py 0, dy in {0, 1} -> ky 2, 0 for py 1 (same in
  * x); inputs past the bottom/right edge are zero. Same work as the
  * transposed convolution, on oneDNN's fast forward convolutions. */
-static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
+static int make_deconv(loader *L, const conv_spec *c)
 {
     float *wt, *bias;
     int rc = read_folded(L, c, &wt, &bias);
@@ -185,14 +188,15 @@ static int make_deconv(loader *L, pm_nn_weights sub[4], const conv_spec *c)
                             wt[(((size_t)i * c->oc + o) * 3 + tap[py][dy]) * 3 + tap[px][dx]];
         pm_nn_conv_desc d = {.ic = c->ic, .oc = c->oc, .kh = kh, .kw = kw, .stride = 1, .pad_b = py, .pad_r = px,
                              .dt = L->dt, .ref_h = c->ref, .ref_w = c->ref};
-        rc = make_weights(L, &sub[q], &d, k, bias);
+        rc = make_weights(L, &c->dst[q], &d, k, bias);
     }
     pm_free(k);
     pm_free(bias);
     return rc;
 }
 
-static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int wino)
+/* Adds the convolutions of FFC `which` of residual block `block` to jobs. */
+static conv_spec *ffc_jobs(conv_spec *j, lama_ffc *f, int block, int which, int ngf, int wino)
 {
     int cl = 2 * ngf, cg = 6 * ngf, hid = 3 * ngf;
     const struct {
@@ -207,16 +211,39 @@ static int load_ffc(loader *L, lama_ffc *f, int block, int which, int ngf, int w
         {2 * hid, 2 * hid, 1, "ffc.convg2g.fu.conv_layer.weight", "ffc.convg2g.fu.bn", 1},
         {hid, cg, 1, "ffc.convg2g.conv2.weight", "bn_g", 0},
     };
-    int rc = 0;
-    for (int i = 0; i < FFC_CONVS && !rc; i++) {
-        char wn[128], bn[128];
-        snprintf(wn, sizeof wn, "model.%d.conv%d.%s", block, which, t[i].w_name);
-        snprintf(bn, sizeof bn, "model.%d.conv%d.%s", block, which, t[i].bn_name);
-        conv_spec c = {.ic = t[i].ic, .oc = t[i].oc, .k = t[i].k, .stride = 1, .ref = REF / 8 + (t[i].k == 3 ? 2 : 0),
-                       .winograd = t[i].k == 3 && wino, .w = wn, .bn = bn, .shift = t[i].shift};
-        rc = make_conv(L, &f->w[i], &c);
+    for (int i = 0; i < FFC_CONVS; i++, j++) {
+        *j = (conv_spec){.ic = t[i].ic, .oc = t[i].oc, .k = t[i].k, .stride = 1, .ref = REF / 8 + (t[i].k == 3 ? 2 : 0),
+                         .winograd = t[i].k == 3 && wino, .shift = t[i].shift, .dst = &f->w[i]};
+        snprintf(j->w, sizeof j->w, "model.%d.conv%d.%s", block, which, t[i].w_name);
+        snprintf(j->bn, sizeof j->bn, "model.%d.conv%d.%s", block, which, t[i].bn_name);
     }
-    return rc;
+    return j;
+}
+
+/* Converts the n weights of jobs on the OpenMP threads (each with its own
+ * buffer; the checkpoint is only read); the first failure is returned. */
+static int run_jobs(loader *L, const conv_spec *jobs, int n)
+{
+    atomic_int rc = 0;
+    char msg[512] = "";
+    size_t bytes = 0;
+#pragma omp parallel reduction(+ : bytes)
+    {
+        loader my = *L;
+        my.buf = NULL;
+        my.cap = my.bytes = 0;
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < n; i++) {
+            int r = atomic_load(&rc) ? 0 : jobs[i].transposed ? make_deconv(&my, &jobs[i]) : make_conv(&my, &jobs[i]);
+            int none = 0;
+            if (r && atomic_compare_exchange_strong(&rc, &none, r))
+                snprintf(msg, sizeof msg, "%s", pm_error_detail());
+        }
+        pm_free(my.buf);
+        bytes += my.bytes;
+    }
+    L->bytes += bytes;
+    return rc ? pm_errorf(rc, "%s", msg) : 0;
 }
 
 void pm_lama_unload(void *state)
@@ -298,39 +325,40 @@ int pm_lama_load(const char *path, const pm_lama_opts *opts, void **state)
     L.ck = ck;
     L.ctx = s->ctx;
     pm_nn_set_threads(s->threads);
-    const conv_spec t[HEAD_CONVS] = { /* in the order of the enum; BatchNorm shifts folded */
-        {4, ngf, 7, 1, 0, REF + 6, 0, "model.1.ffc.convl2l.weight", NULL, "model.1.bn_l", 1},
-        {ngf, 2 * ngf, 3, 2, 0, REF + 2, 0, "model.2.ffc.convl2l.weight", NULL, "model.2.bn_l", 1},
-        {2 * ngf, 4 * ngf, 3, 2, 0, REF / 2 + 2, 0, "model.3.ffc.convl2l.weight", NULL, "model.3.bn_l", 1},
-        {4 * ngf, 2 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2l.weight", NULL, "model.4.bn_l", 1},
-        {4 * ngf, 6 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2g.weight", NULL, "model.4.bn_g", 1},
-    };
-    for (int i = 0; i < HEAD_CONVS; i++)
-        if ((rc = make_conv(&L, &s->head[i], &t[i])))
-            goto close_ckpt;
     s->ffc = pm_calloc((size_t)2 * B, sizeof *s->ffc);
-    if (!s->ffc) {
+    conv_spec *jobs = pm_malloc((HEAD_CONVS + (size_t)2 * B * FFC_CONVS + 3) * sizeof *jobs), *j = jobs;
+    if (!s->ffc || !jobs) {
+        pm_free(jobs);
         rc = pm_errorf(PM_ENOMEM, "out of memory loading LaMa");
         goto close_ckpt;
     }
+    const conv_spec t[HEAD_CONVS] = { /* in the order of the enum; BatchNorm shifts folded */
+        {4, ngf, 7, 1, 0, REF + 6, 0, "model.1.ffc.convl2l.weight", "", "model.1.bn_l", 1, &s->head[CONV1]},
+        {ngf, 2 * ngf, 3, 2, 0, REF + 2, 0, "model.2.ffc.convl2l.weight", "", "model.2.bn_l", 1, &s->head[DOWN1]},
+        {2 * ngf, 4 * ngf, 3, 2, 0, REF / 2 + 2, 0, "model.3.ffc.convl2l.weight", "", "model.3.bn_l", 1, &s->head[DOWN2]},
+        {4 * ngf, 2 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2l.weight", "", "model.4.bn_l", 1, &s->head[DOWN3L]},
+        {4 * ngf, 6 * ngf, 3, 2, 0, REF / 4 + 2, 0, "model.4.ffc.convl2g.weight", "", "model.4.bn_g", 1, &s->head[DOWN3G]},
+    };
+    memcpy(j, t, sizeof t);
+    j += HEAD_CONVS;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < 2; k++)
-            if ((rc = load_ffc(&L, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd)))
-                goto close_ckpt;
-    char wn[32], bnm[32], bnp[32];
-    for (int i = 0, ch = 8 * ngf; i < 3; i++, ch /= 2) {
+            j = ffc_jobs(j, &s->ffc[2 * b + k], 5 + b, k + 1, ngf, s->winograd);
+    for (int i = 0, ch = 8 * ngf; i < 3; i++, ch /= 2, j++) {
         int li = 6 + B + 3 * i;
-        snprintf(wn, sizeof wn, "model.%d.weight", li);
-        snprintf(bnm, sizeof bnm, "model.%d.bias", li);
-        snprintf(bnp, sizeof bnp, "model.%d", li + 1);
-        conv_spec u = {.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = REF / (8 >> i),
-                       .w = wn, .b = bnm, .bn = bnp, .shift = 1};
-        if ((rc = make_deconv(&L, s->up[i], &u)))
-            goto close_ckpt;
+        *j = (conv_spec){.ic = ch, .oc = ch / 2, .k = 3, .stride = 2, .transposed = 1, .ref = REF / (8 >> i), .shift = 1,
+                         .dst = s->up[i]};
+        snprintf(j->w, sizeof j->w, "model.%d.weight", li);
+        snprintf(j->b, sizeof j->b, "model.%d.bias", li);
+        snprintf(j->bn, sizeof j->bn, "model.%d", li + 1);
     }
-    snprintf(wn, sizeof wn, "model.%d.weight", 16 + B);
-    snprintf(bnm, sizeof bnm, "model.%d.bias", 16 + B);
-    conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1, .w = wn, .b = bnm};
+    rc = run_jobs(&L, jobs, (int)(j - jobs));
+    pm_free(jobs);
+    if (rc)
+        goto close_ckpt;
+    conv_spec oc = {.ic = ngf, .oc = 3, .k = 7, .stride = 1};
+    snprintf(oc.w, sizeof oc.w, "model.%d.weight", 16 + B);
+    snprintf(oc.b, sizeof oc.b, "model.%d.bias", 16 + B);
     float *wt, *bias;
     if ((rc = read_folded(&L, &oc, &wt, &bias)))
         goto close_ckpt;
