@@ -463,6 +463,12 @@ void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
         pm_map_release(r->data, r->nbytes); /* not a copy the reader made */
 }
 
+const void *pm_ckpt_mapping(const pm_ckpt *ck, size_t *len)
+{
+    *len = ck && ck->map ? ck->map_len : 0;
+    return ck ? ck->map : NULL;
+}
+
 /* Frees names, materialised and inflated tensors, the mapping; every
  * pm_tensor_ref of ck is invalid afterwards. NULL is fine. */
 void pm_ckpt_close(pm_ckpt *ck)

@@ -248,7 +248,9 @@ static int plan_build(pm_ddcolor *m, int S, pm_nn_plan **out)
         return rc;
     pm_nn_plan *p = g.p;
     pm_nn_plan_set_layout(p, PM_NN_LAYOUT_NHWC);
-    pm_nn_plan_release_constants(p); /* the checkpoint is a read-only mapping */
+    size_t map_len;
+    const void *map = pm_ckpt_mapping(m->ck, &map_len);
+    pm_nn_plan_release_constants(p, map, map_len);
     pm_nn_t in = pm_nn_input(p, 3, S, S, PM_NN_F32), feat[4], dout[3];
     encoder(&g, in, feat);
     pixel_decoder(&g, feat, dout);

@@ -274,10 +274,10 @@ pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t);
 pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld);
 
 /* Constant weights a product converts at plan time (bf16) are read once
- * there: after converting, the plan gives their pages back to the kernel
- * (madvise MADV_PAGEOUT; for a read-only file mapping such as a checkpoint:
- * the content stays valid and faults back in if read again). */
-void pm_nn_plan_release_constants(pm_nn_plan *p);
+ * there: those that lie in [map, map + len), a read-only file mapping such as
+ * a checkpoint's, have their pages unmapped after converting (MADV_DONTNEED:
+ * they stay in the page cache and fault back in if read again). */
+void pm_nn_plan_release_constants(pm_nn_plan *p, const void *map, size_t len);
 
 /* dst = post(src x wei + bias): src M x K, wei K x N, dst M x N, bias N floats
  * or NULL (not owned); batched when a batch is > 1 (a batch of 1 broadcasts;

@@ -13,9 +13,10 @@
 
 /* ------------------------------------------------------------ building */
 
-void pm_nn_plan_release_constants(pm_nn_plan *p)
+void pm_nn_plan_release_constants(pm_nn_plan *p, const void *map, size_t len)
 {
-    p->release_consts = 1;
+    p->rel_lo = (uintptr_t)map;
+    p->rel_hi = map ? (uintptr_t)map + len : 0;
 }
 
 pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t)
@@ -260,13 +261,11 @@ static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, 
     void *buf = plan_alloc(p, dnnl_memory_desc_get_size(want));
     if (!buf || pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
-#ifdef MADV_PAGEOUT
     long pg = sysconf(_SC_PAGESIZE);
     uintptr_t b = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     uintptr_t e = ((uintptr_t)data + dnnl_memory_desc_get_size(from)) & ~((uintptr_t)pg - 1);
-    if (p->release_consts && pg > 0 && e > b)
-        (void)madvise((void *)b, e - b, MADV_PAGEOUT); /* read once: give the pages back */
-#endif
+    if ((uintptr_t)data >= p->rel_lo && (uintptr_t)data < p->rel_hi && pg > 0 && e > b)
+        (void)madvise((void *)b, e - b, MADV_DONTNEED); /* read once: give the pages back */
     return pm_nn__fixed_mem(p, want, buf);
 }
 

@@ -120,7 +120,7 @@ struct pm_nn_plan {
     float **owned;
     int nowned, cap_owned;
     size_t owned_bytes;  /* of weights converted at plan time */
-    int release_consts;  /* give converted constants' pages back */
+    uintptr_t rel_lo, rel_hi; /* constants read from here are given back once converted */
 };
 
 /* nn.c */
