@@ -295,9 +295,12 @@ static int run(int argc, char **argv)
     double cf, cb;
     if (ceiling(nthreads, &cf, &cb) == 0) {
         double c = o.precision == PM_PREC_BF16 ? cb : cf;
+        double once = load_s + r.plan_s + r.first_s;
         if (c > 0)
-            printf("efficiency %.2f of the %s ceiling (%.0f of %.0f GFLOP/s)\n", r.gflop / r.median_s / c,
-                   o.precision == PM_PREC_BF16 ? "bf16" : "fp32", r.gflop / r.median_s, c);
+            printf("efficiency %.2f of the %s ceiling (%.0f of %.0f GFLOP/s); one-shot (load %.2f + plan %.2f + "
+                   "first run %.2f = %.2f s) %.2f\n",
+                   r.gflop / r.median_s / c, o.precision == PM_PREC_BF16 ? "bf16" : "fp32", r.gflop / r.median_s, c,
+                   load_s, r.plan_s, r.first_s, once, r.gflop / once / c);
     }
     fflush(stdout);
     if (pm_cli_get(opts, &a, "no-torch"))
@@ -326,8 +329,10 @@ const pm_command pm_cmd_bench = {
     "both precisions side by side with --precision both (the PyTorch comparison of\n"
     "DDColor is bench/ddcolor/run_bench.py). Both print the machine's ceiling: one\n"
     "3x3 convolution 384->384 on 64x64 timed alone in fp32 and bf16, and each\n"
-    "model's speed as a share of it. DDColor's line also gives the set-up a\n"
-    "one-shot process pays over a planned run (load + first run - the median).\n\n"
+    "model's speed as a share of it. LaMa's line also gives a one-shot process's\n"
+    "share (load + plan + first run, what `pixmend inpaint` pays besides the image);\n"
+    "DDColor's the set-up a one-shot process pays over a planned run (load + first\n"
+    "run - the median).\n\n"
     "  -m, --model FILE      big-lama checkpoint (best.ckpt or safetensors), or DDColor's\n"
     "  -s, --size N          square input side, a multiple of 8 (DDColor: 32; default 512)\n"
     "  -t, --threads N       compute threads (default: all cores)\n"

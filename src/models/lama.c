@@ -828,8 +828,10 @@ int pm_lama_bench(void *state, int w, int h, int runs, FILE *profile, pm_lama_be
     if (rc)
         goto unlock;
     pm_nn_run_io io = {.fill = fill_noise};
+    t0 = pm_now();
     if ((rc = pm_nn_plan_run(p, &io)))
         goto unlock;
+    res->first_s = pm_now() - t0;
     pm_nn_plan_profile(p, profile != NULL);
     for (int i = 0; i < runs; i++) {
         t0 = pm_now();

@@ -51,7 +51,7 @@ int pm_lama_forward(void *state, const float *in, int w, int h, float *out, cons
 
 typedef struct pm_lama_bench_result {
     double median_s, min_s, max_s; /* forward pass (plan already built) */
-    double plan_s;                 /* building the plan for this size */
+    double plan_s, first_s;        /* building the plan for this size; its first (untimed) run */
     double gflop;                  /* convolution work of one forward (its plan's) */
     size_t arena_bytes;            /* activations + scratch of one run */
     size_t weight_bytes;           /* loaded weights */
