@@ -295,16 +295,15 @@ static int inflate_entry(const uint8_t *src, uint64_t csize, uint64_t usize, uin
 static uint32_t crc_of(const uint8_t *p, size_t n)
 {
     uLong part[CRC_PARTS], crc = crc32_z(0L, Z_NULL, 0);
-    size_t piece = (n + CRC_PARTS - 1) / CRC_PARTS;
+    size_t piece = (n + CRC_PARTS - 1) / CRC_PARTS, len[CRC_PARTS];
 #pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 20))
     for (int i = 0; i < CRC_PARTS; i++) {
-        size_t lo = (size_t)i * piece < n ? (size_t)i * piece : n, hi = n - lo > piece ? lo + piece : n;
-        part[i] = crc32_z(0L, p + lo, (z_size_t)(hi - lo));
+        size_t lo = (size_t)i * piece < n ? (size_t)i * piece : n;
+        len[i] = n - lo < piece ? n - lo : piece;
+        part[i] = crc32_z(0L, p + lo, (z_size_t)len[i]);
     }
-    for (int i = 0; i < CRC_PARTS; i++) {
-        size_t lo = (size_t)i * piece < n ? (size_t)i * piece : n, hi = n - lo > piece ? lo + piece : n;
-        crc = crc32_combine(crc, part[i], (z_off_t)(hi - lo));
-    }
+    for (int i = 0; i < CRC_PARTS; i++)
+        crc = crc32_combine(crc, part[i], (z_off_t)len[i]);
     return (uint32_t)crc;
 }
 
