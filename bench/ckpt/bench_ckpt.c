@@ -38,6 +38,8 @@ int main(int argc, char **argv)
         ntensors = pm_ckpt_count(ck);
         for (int i = 0; i < ntensors; i++) {
             const pm_tensor_ref *r = pm_ckpt_at(ck, i);
+            if (r->dtype != PM_DT_F32 && r->dtype != PM_DT_F16 && r->dtype != PM_DT_BF16 && r->dtype != PM_DT_F64)
+                continue; /* BatchNorm's num_batches_tracked (int64) */
             if (r->nbytes > dst_cap) {
                 free(dst);
                 dst_cap = r->nbytes;
