@@ -452,21 +452,21 @@ void pm_map_release(const void *p, size_t n)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
+void pm_ckpt_release_bytes(const pm_ckpt *ck, const void *p, size_t n)
 {
     if (!ck || !ck->map)
         return;
     uintptr_t mlo = (uintptr_t)ck->map, mhi = mlo + ck->map_len;
-    if (!r)
-        pm_map_release(ck->map, ck->map_len);
-    else if ((uintptr_t)r->data >= mlo && (uintptr_t)r->data + r->nbytes <= mhi)
-        pm_map_release(r->data, r->nbytes); /* not a copy the reader made */
+    if ((uintptr_t)p >= mlo && (uintptr_t)p + n <= mhi)
+        pm_map_release(p, n); /* not a copy the reader made */
 }
 
-const void *pm_ckpt_mapping(const pm_ckpt *ck, size_t *len)
+void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r)
 {
-    *len = ck && ck->map ? ck->map_len : 0;
-    return ck ? ck->map : NULL;
+    if (!r && ck && ck->map)
+        pm_map_release(ck->map, ck->map_len);
+    else if (r)
+        pm_ckpt_release_bytes(ck, r->data, r->nbytes);
 }
 
 /* Frees names, materialised and inflated tensors, the mapping; every

@@ -88,9 +88,10 @@ int pm_ckpt_get_f32(const pm_ckpt *ck, const char *name, int ndim, const int64_t
  * touched again is read from the file again. */
 void pm_ckpt_release(const pm_ckpt *ck, const pm_tensor_ref *r);
 
-/* ck's own read-only mapping of its file (*len bytes; ck owns it), or NULL
- * (and 0) for a checkpoint opened from memory. */
-const void *pm_ckpt_mapping(const pm_ckpt *ck, size_t *len);
+/* Like pm_ckpt_release for the n bytes at p, e.g. weights a caller has
+ * converted from a tensor: only pages of ck's own mapping are given back,
+ * anything else (a copy the reader made, the caller's memory) is left alone. */
+void pm_ckpt_release_bytes(const pm_ckpt *ck, const void *p, size_t n);
 
 /* Like pm_ckpt_open on bytes already in memory; `name` (e.g. the file's
  * name) is used in messages. The bytes are borrowed: they must stay valid

@@ -288,15 +288,17 @@ static int inflate_entry(const uint8_t *src, uint64_t csize, uint64_t usize, uin
     return 0;
 }
 
-/* The CRC-32 of n bytes; a large entry is split in CRC_PARTS pieces checked
- * on the OpenMP threads and combined (a weight tensor of a checkpoint is
- * megabytes: this halves a load's checking on two cores). */
+/* The CRC-32 of n bytes; an entry of 1 MiB or more is split in CRC_PARTS
+ * pieces checked on the OpenMP threads and combined (a weight tensor of a
+ * checkpoint is megabytes: this halves a load's checking on two cores). */
 #define CRC_PARTS 8
 static uint32_t crc_of(const uint8_t *p, size_t n)
 {
+    if (n < ((size_t)1 << 20))
+        return (uint32_t)crc32_z(0L, p, (z_size_t)n);
     uLong part[CRC_PARTS], crc = crc32_z(0L, Z_NULL, 0);
     size_t piece = (n + CRC_PARTS - 1) / CRC_PARTS, len[CRC_PARTS];
-#pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 20))
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < CRC_PARTS; i++) {
         size_t lo = (size_t)i * piece < n ? (size_t)i * piece : n;
         len[i] = n - lo < piece ? n - lo : piece;

@@ -227,6 +227,12 @@ static pm_nn_t colour_decoder(gb *g, const pm_nn_t dout[3])
     return ce;
 }
 
+/* A converted weight's pages go back when they are the checkpoint's. */
+static void release_weights(void *ck, const void *data, size_t n)
+{
+    pm_ckpt_release_bytes(ck, data, n);
+}
+
 /* The whole network on an S x S input.
  *
  * Two places compute the reference's result in another order, with the same
@@ -248,9 +254,7 @@ static int plan_build(pm_ddcolor *m, int S, pm_nn_plan **out)
         return rc;
     pm_nn_plan *p = g.p;
     pm_nn_plan_set_layout(p, PM_NN_LAYOUT_NHWC);
-    size_t map_len;
-    const void *map = pm_ckpt_mapping(m->ck, &map_len);
-    pm_nn_plan_release_constants(p, map, map_len);
+    pm_nn_plan_release_constants(p, release_weights, m->ck);
     pm_nn_t in = pm_nn_input(p, 3, S, S, PM_NN_F32), feat[4], dout[3];
     encoder(&g, in, feat);
     pixel_decoder(&g, feat, dout);

@@ -274,10 +274,9 @@ pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t);
 pm_nn_mat pm_nn_mat_linear(const float *w, int n, int k, int ld);
 
 /* Constant weights a product converts at plan time (bf16) are read once
- * there: those that lie in [map, map + len), a read-only file mapping such as
- * a checkpoint's, have their pages unmapped after converting (MADV_DONTNEED:
- * they stay in the page cache and fault back in if read again). */
-void pm_nn_plan_release_constants(pm_nn_plan *p, const void *map, size_t len);
+ * there: after converting, the plan calls release(user, data, bytes), so that
+ * their owner can give the pages back (a checkpoint: pm_ckpt_release_bytes). */
+void pm_nn_plan_release_constants(pm_nn_plan *p, void (*release)(void *user, const void *data, size_t n), void *user);
 
 /* dst = post(src x wei + bias): src M x K, wei K x N, dst M x N, bias N floats
  * or NULL (not owned); batched when a batch is > 1 (a batch of 1 broadcasts;

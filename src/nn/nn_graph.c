@@ -8,15 +8,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------ building */
 
-void pm_nn_plan_release_constants(pm_nn_plan *p, const void *map, size_t len)
+void pm_nn_plan_release_constants(pm_nn_plan *p, void (*release)(void *user, const void *data, size_t n), void *user)
 {
-    p->rel_lo = (uintptr_t)map;
-    p->rel_hi = map ? (uintptr_t)map + len : 0;
+    p->release = release;
+    p->release_user = user;
 }
 
 pm_nn_mat pm_nn_mat_of(const pm_nn_plan *p, pm_nn_t t)
@@ -261,11 +259,8 @@ static dnnl_memory_t own_weights(pm_nn_plan *p, const dnnl_memory_desc_t *from, 
     void *buf = plan_alloc(p, dnnl_memory_desc_get_size(want));
     if (!buf || pm_nn__exec_reorder(p->ctx, from, (void *)data, want, buf))
         return NULL;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-    uintptr_t e = ((uintptr_t)data + dnnl_memory_desc_get_size(from)) & ~((uintptr_t)pg - 1);
-    if ((uintptr_t)data >= p->rel_lo && (uintptr_t)data < p->rel_hi && pg > 0 && e > b)
-        (void)madvise((void *)b, e - b, MADV_DONTNEED); /* read once: give the pages back */
+    if (p->release) /* read once: its owner may give the pages back */
+        p->release(p->release_user, data, dnnl_memory_desc_get_size(from));
     return pm_nn__fixed_mem(p, want, buf);
 }
 

@@ -120,7 +120,8 @@ struct pm_nn_plan {
     float **owned;
     int nowned, cap_owned;
     size_t owned_bytes;  /* of weights converted at plan time */
-    uintptr_t rel_lo, rel_hi; /* constants read from here are given back once converted */
+    void (*release)(void *user, const void *data, size_t n); /* converted constants (not owned) */
+    void *release_user;
 };
 
 /* nn.c */
